@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "compressor",
+    products: [
+        .library(name: "Compress", targets: ["Compress"]),
+        .library(name: "Prune", targets: ["Prune"]),
+        .library(name: "LowRank", targets: ["LowRank"]),
+        .library(name: "Distill", targets: ["Distill"]),
+        .executable(name: "compressor", targets: ["compressor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries from Debian, found through pkg-config.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke",
+                       providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c",
+                       providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib"]),
+        .target(name: "Prune", dependencies: ["Compress"]),
+        .target(name: "LowRank", dependencies: ["Compress"]),
+        .target(name: "Distill", dependencies: ["Compress"]),
+        .executableTarget(name: "compressor", dependencies: [
+            "Compress", "Prune", "LowRank", "Distill",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "CompressTests", dependencies: ["Compress"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,50 @@
+/// Per-channel input normalization applied before the graph: `(x - mean) / std`.
+/// Pixels reach the model scaled to [0, 1]; the model owns its normalization.
+public struct Normalization: Sendable, Equatable {
+    public var mean: [Float]
+    public var std: [Float]
+    public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
+}
+
+/// One step of a model's history: what produced or transformed it, with
+/// deterministic numbers only (no dates, no latencies), so files are reproducible.
+public struct HistoryEntry: Sendable, Equatable {
+    public var pass: String
+    /// Parameters as given, by kebab-case name.
+    public var parameters: [String: String]
+    public var seed: UInt64?
+    /// Deterministic metrics, e.g. "params", "macs", "bytes", "test-accuracy".
+    public var metrics: [String: Double]
+
+    public init(pass: String, parameters: [String: String] = [:], seed: UInt64? = nil, metrics: [String: Double] = [:]) {
+        self.pass = pass; self.parameters = parameters; self.seed = seed; self.metrics = metrics
+    }
+}
+
+/// What a model carries besides its graph.
+public struct ModelMetadata: Sendable, Equatable {
+    /// Built-in architecture name, if it came from one.
+    public var architecture: String?
+    public var normalization: Normalization?
+    public var classNames: [String]
+    public var history: [HistoryEntry]
+
+    public init(architecture: String? = nil, normalization: Normalization? = nil,
+                classNames: [String] = [], history: [HistoryEntry] = []) {
+        self.architecture = architecture; self.normalization = normalization
+        self.classNames = classNames; self.history = history
+    }
+}
+
+/// A graph with its metadata: the unit passes transform and files store.
+public struct Model: Sendable, Equatable {
+    public var graph: Graph
+    public var metadata: ModelMetadata
+
+    public init(graph: Graph, metadata: ModelMetadata = ModelMetadata()) {
+        self.graph = graph; self.metadata = metadata
+    }
+
+    /// Shape of one input sample, e.g. `[1, 28, 28]`.
+    public var inputShape: [Int] { graph.inputs.first?.sampleShape ?? [] }
+}

@@ -1,0 +1,11 @@
+import Compress
+
+/// Knowledge distillation: training smaller students against a teacher's softened outputs.
+///
+/// Passes in this library conform to `Compress.Pass` and are registered with
+/// `PassRegistry` so the CLI and pipelines find them by name. The library
+/// depends on `Compress` only; nothing in `Compress` depends on it.
+public enum DistillLibrary {
+    /// The passes this library provides.
+    public static let passes: [any Pass.Type] = []
+}
