@@ -1,0 +1,68 @@
+/// The built-in CNN architectures, sized for 28x28 grayscale images such as
+/// Fashion-MNIST but built for any input shape by shape arithmetic.
+///
+/// Every architecture is a `Model` over the graph IR with readable node names
+/// (`conv1`, `bn1`, `relu1`, `pool1`, `fc1`; ResNet's `layer2.0.conv1`,
+/// `layer2.0.shortcut.conv`), weights named `<node>.weight` and `<node>.bias`,
+/// and batch-norm statistics `<node>.scale/.bias/.mean/.var`.
+///
+/// Initialization, fixed by `seed`: convolution and linear weights are He
+/// normal in fan-in mode, N(0, 2/fan_in) (He et al., "Delving Deep into
+/// Rectifiers", ICCV 2015); biases are zero; batch norm starts at scale 1,
+/// bias 0, mean 0, variance 1, epsilon 1e-5.
+public enum Architecture: String, CaseIterable, Sendable {
+    /// LeNet-300-100: three fully connected layers, 784-300-100-10 with ReLU.
+    case lenet300
+    /// Caffe's LeNet-5: two 5x5 convolutions with max pooling, then fc 500 and fc 10.
+    case lenet5
+    /// A small VGG: three pairs of 3x3 conv + BN + ReLU (32, 64, 128 wide) with max pooling.
+    case vggSmall = "vgg-small"
+    /// ResNet-20: three stages of three basic residual blocks, 16/32/64 channels.
+    case resnet20
+    /// A small MobileNet: depthwise-separable blocks up to 128 channels, ReLU6.
+    case mobilenetSmall = "mobilenet-small"
+
+    /// Fashion-MNIST's pixel mean over the training set, for pixels in [0, 1].
+    public static let fashionMNISTMean: Float = 0.2860
+    /// Fashion-MNIST's pixel standard deviation over the training set.
+    public static let fashionMNISTStd: Float = 0.3530
+
+    /// A one-line description for listings.
+    public var summary: String {
+        switch self {
+        case .lenet300: "LeNet-300-100, fully connected 300-100 with ReLU (LeCun et al. 1998)"
+        case .lenet5: "LeNet-5 as in Caffe: conv 20, conv 50, fc 500 (LeCun et al. 1998)"
+        case .vggSmall: "VGG-style 3x3 conv + BN + ReLU, 32-64-128 (Simonyan & Zisserman 2015)"
+        case .resnet20: "ResNet-20, basic blocks 16-32-64 (He et al. 2016)"
+        case .mobilenetSmall: "MobileNet-style depthwise-separable convs to 128 (Howard et al. 2017)"
+        }
+    }
+
+    /// Builds the architecture with freshly initialized weights.
+    ///
+    /// The model's metadata names the architecture, carries Fashion-MNIST's
+    /// normalization (mean 0.2860, std 0.3530, repeated per input channel),
+    /// class names (Fashion-MNIST's when `classes` is 10, else "0" to "K-1"),
+    /// and one `init` history entry with the seed and parameter and MAC counts.
+    ///
+    /// - Parameters:
+    ///   - seed: seeds every weight; the same seed gives the same model.
+    ///   - inputShape: one sample's shape `[C, H, W]`.
+    ///   - classes: number of outputs of the final layer.
+    /// - Precondition: `inputShape` is `[C, H, W]` and large enough for the
+    ///   architecture's pooling (16x16 for `lenet5`, 8x8 for the others with pooling).
+    public func build(seed: UInt64, inputShape: [Int] = [1, 28, 28], classes: Int = 10) -> Model {
+        precondition(inputShape.count == 3 && inputShape.allSatisfy { $0 > 0 },
+                     "input shape must be [C, H, W] with positive sizes, got \(inputShape)")
+        precondition(classes >= 1, "classes must be positive, got \(classes)")
+        var b = GraphBuilder(sampleShape: inputShape, seed: seed)
+        switch self {
+        case .lenet300: Self.buildLeNet300(&b, classes: classes)
+        case .lenet5: Self.buildLeNet5(&b, classes: classes)
+        case .vggSmall: Self.buildVGGSmall(&b, classes: classes)
+        case .resnet20: Self.buildResNet20(&b, classes: classes)
+        case .mobilenetSmall: Self.buildMobileNetSmall(&b, classes: classes)
+        }
+        return b.model(architecture: self, seed: seed, classes: classes)
+    }
+}
