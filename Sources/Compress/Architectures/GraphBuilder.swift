@@ -43,6 +43,7 @@ struct GraphBuilder {
         for (suffix, tensor) in weights {
             let key = "\(name).\(suffix)"
             initializers[key] = tensor
+            shapes[key] = tensor.shape
             nodeInputs.append(key)
         }
         let node = Node(name: name, op: op, inputs: nodeInputs, output: name)
