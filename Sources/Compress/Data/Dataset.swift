@@ -84,8 +84,8 @@ public struct DatasetSplits: Sendable, Equatable {
         self.train = train; self.validation = validation; self.test = test; self.classNames = classNames
     }
 
-    /// Shape of one image, `[C, H, W]`.
-    public var sampleShape: [Int] { test.count > 0 || train.count == 0 ? test.sampleShape : train.sampleShape }
+    /// Shape of one image, `[C, H, W]` (empty splits carry it too).
+    public var sampleShape: [Int] { test.sampleShape }
 
     /// The split named `split`.
     public subscript(split: DatasetSplit) -> LabeledImages {

@@ -51,20 +51,29 @@ public enum NPY {
         let unpadded = magic.count + 2 + 2 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
 
-        var out = magic + [1, 0]
-        let headerLength = UInt16(header.utf8.count)
-        out.append(UInt8(headerLength & 0xFF))
-        out.append(UInt8(headerLength >> 8))
-        out.append(contentsOf: header.utf8)
-        out.reserveCapacity(out.count + tensor.denseByteCount)
-        switch tensor.storage {
-        case .float32(let v): appendLittleEndian(v.lazy.map(\.bitPattern), to: &out)
-        case .float16(let v): appendLittleEndian(v, to: &out)
-        case .int8(let v): out.append(contentsOf: v.lazy.map { UInt8(bitPattern: $0) })
-        case .uint8(let v): out.append(contentsOf: v)
-        case .int64(let v): appendLittleEndian(v, to: &out)
+        let prefix = magic + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
+        let total = prefix.count + tensor.denseByteCount
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            _ = buffer.initialize(from: prefix)
+            let body = UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[prefix.count...]))
+            switch tensor.storage {
+            case .float32(let v):
+                v.withUnsafeBufferPointer { $0.withMemoryRebound(to: UInt32.self) { storeLittleEndian($0, into: body) } }
+            case .float16(let v): v.withUnsafeBufferPointer { storeLittleEndian($0, into: body) }
+            case .int8(let v): v.withUnsafeBufferPointer { storeLittleEndian($0, into: body) }
+            case .uint8(let v): v.withUnsafeBufferPointer { storeLittleEndian($0, into: body) }
+            case .int64(let v): v.withUnsafeBufferPointer { storeLittleEndian($0, into: body) }
+            }
+            initialized = total
         }
-        return out
+    }
+
+    private static func storeLittleEndian<T: FixedWidthInteger>(_ values: UnsafeBufferPointer<T>,
+                                                                into body: UnsafeMutableRawBufferPointer) {
+        let width = MemoryLayout<T>.size
+        for i in 0..<values.count {
+            body.storeBytes(of: values[i].littleEndian, toByteOffset: i &* width, as: T.self)
+        }
     }
 
     /// Decodes the bytes of a `.npy` file. `source` names the file in errors.
@@ -124,10 +133,6 @@ public enum NPY {
         return try! Tensor(shape: header.shape, storage: storage)
     }
 
-    private static func appendLittleEndian<S: Sequence>(_ values: S, to out: inout [UInt8])
-    where S.Element: FixedWidthInteger {
-        for x in values { withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) } }
-    }
 }
 
 /// The element types `.npy` decoding accepts.
@@ -163,10 +168,12 @@ enum NPYElement {
     }
 
     func decode(_ body: UnsafeRawBufferPointer, count: Int) -> TensorStorage {
-        func load<T: FixedWidthInteger>(_: T.Type) -> [T] {
-            [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        /// Reads `count` little-endian `T`s, each converted by `convert`, in one pass.
+        func load<T: FixedWidthInteger, U>(_: T.Type, _ convert: (T) -> U) -> [U] {
+            [U](unsafeUninitializedCapacity: count) { buffer, initialized in
+                let width = MemoryLayout<T>.size
                 for i in 0..<count {
-                    buffer[i] = T(littleEndian: body.loadUnaligned(fromByteOffset: i &* MemoryLayout<T>.size, as: T.self))
+                    buffer[i] = convert(T(littleEndian: body.loadUnaligned(fromByteOffset: i &* width, as: T.self)))
                 }
                 initialized = count
             }
@@ -174,14 +181,14 @@ enum NPYElement {
         switch self {
         case .u1: return .uint8(Array(body))
         case .i1: return .int8(body.map { Int8(bitPattern: $0) })
-        case .f2: return .float16(load(UInt16.self))
-        case .f4: return .float32(load(UInt32.self).map { Float(bitPattern: $0) })
-        case .f8: return .float32(load(UInt64.self).map { Float(Double(bitPattern: $0)) })
-        case .i2: return .int64(load(Int16.self).map { Int64($0) })
-        case .i4: return .int64(load(Int32.self).map { Int64($0) })
-        case .i8: return .int64(load(Int64.self))
-        case .u2: return .int64(load(UInt16.self).map { Int64($0) })
-        case .u4: return .int64(load(UInt32.self).map { Int64($0) })
+        case .f2: return .float16(load(UInt16.self) { $0 })
+        case .f4: return .float32(load(UInt32.self) { Float(bitPattern: $0) })
+        case .f8: return .float32(load(UInt64.self) { Float(Double(bitPattern: $0)) })
+        case .i2: return .int64(load(Int16.self) { Int64($0) })
+        case .i4: return .int64(load(Int32.self) { Int64($0) })
+        case .i8: return .int64(load(Int64.self) { $0 })
+        case .u2: return .int64(load(UInt16.self) { Int64($0) })
+        case .u4: return .int64(load(UInt32.self) { Int64($0) })
         }
     }
 }
