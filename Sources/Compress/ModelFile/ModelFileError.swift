@@ -71,7 +71,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
         case .trailingBytes(let count):
             "the file has \(count) unexpected bytes after its payload: it is corrupt"
         case .checksumMismatch(let expected, let actual):
-            "the file is corrupt: payload CRC-32 is \(hex(actual)), the header says \(hex(expected))"
+            "the file is corrupt: payload CRC-32 is \(crcHex(actual)), the header says \(crcHex(expected))"
         case .malformedPayload:
             "the file's payload is not a valid model message (corrupt, or written by an incompatible program)"
         case .missingField(let field):
@@ -96,7 +96,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-private func hex(_ v: UInt32) -> String {
+private func crcHex(_ v: UInt32) -> String {
     let digits = String(v, radix: 16)
     return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
 }
