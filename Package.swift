@@ -23,7 +23,9 @@ let package = Package(
                        providers: [.apt(["libprotobuf-c-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib"]),
+        // C code generated from proto/model.proto by scripts/gen-proto.sh.
+        .target(name: "CModelProto", dependencies: ["CProtobufC"]),
+        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto"]),
         .target(name: "Prune", dependencies: ["Compress"]),
         .target(name: "LowRank", dependencies: ["Compress"]),
         .target(name: "Distill", dependencies: ["Compress"]),

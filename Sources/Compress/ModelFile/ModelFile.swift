@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The native model file (`.bin`): a 24-byte header (magic "CMPRSSR\0",
+/// format version, payload length, CRC-32) followed by a protobuf
+/// `compressor.Model` message, whose schema is `proto/model.proto`.
+///
+/// Files are deterministic: the same model always encodes to the same bytes
+/// (tensors sorted by name, history keys sorted, no dates). Decoding is exact:
+/// `decode(encode(m)) == m`, float bit patterns included. Decoding never traps
+/// on bad input; it throws a `ModelFileError` that says what is wrong.
+public enum ModelFile {
+    /// The format version this build writes, and the newest it reads.
+    public static let formatVersion: UInt32 = FileHeader.currentVersion
+
+    /// The file bytes of `model`.
+    ///
+    /// - Throws: `ModelFileError.unencodable` when a name contains a NUL
+    ///   character or the model exceeds the format's 4 GiB limit.
+    public static func encode(_ model: Model) throws -> [UInt8] {
+        let payload = try ProtoEncoder.payload(of: model)
+        return FileHeader(payload: payload).bytes + payload
+    }
+
+    /// The model in file bytes, after checking the header, length and
+    /// checksum, then the content.
+    public static func decode(_ bytes: [UInt8]) throws(ModelFileError) -> Model {
+        let payload = try FileHeader.payload(of: bytes)
+        return try ProtoDecoder.model(fromPayload: payload)
+    }
+
+    /// Reads and decodes the model file at `path`.
+    public static func read(path: String) throws(ModelFileError) -> Model {
+        try decode(try readFile(path))
+    }
+
+    /// Encodes `model` and writes it to `path` atomically (see `writeFileAtomically`).
+    ///
+    /// - Throws: `ModelFileError` when the model cannot be encoded,
+    ///   `FileWriteError` when the file cannot be written.
+    public static func write(_ model: Model, to path: String) throws {
+        try writeFileAtomically(try encode(model), to: path)
+    }
+
+    /// Bytes each initializer occupies in the file, by name, with the name of
+    /// its encoding ("dense-float32", ...): the tensor's record including its
+    /// name, shape and framing, so the sizes add up to the file's tensor bytes.
+    /// Computed from the schema without serializing any data.
+    public static func encodedTensorSizes(_ model: Model) -> [String: EncodedTensorSize] {
+        var sizes: [String: EncodedTensorSize] = [:]
+        for (name, tensor) in model.graph.initializers {
+            sizes[name] = EncodedTensorSize(encoding: encodingName(of: tensor),
+                                            bytes: encodedTensorRecordSize(tensor, named: name))
+        }
+        return sizes
+    }
+
+    /// The file's name for how `tensor` is stored: "dense-" and its dtype.
+    public static func encodingName(of tensor: Tensor) -> String {
+        "dense-\(tensor.dtype.rawValue)"
+    }
+}
+
+/// How one initializer is stored in a model file and how many bytes it takes.
+public struct EncodedTensorSize: Sendable, Hashable {
+    /// The encoding's name, e.g. "dense-float32".
+    public var encoding: String
+    /// Bytes of the tensor's record in the file: data plus name, shape and framing.
+    public var bytes: Int
+
+    public init(encoding: String, bytes: Int) { self.encoding = encoding; self.bytes = bytes }
+}
+
+/// Size of the `Graph.tensors` entry protobuf-c writes for `tensor`
+/// (checked against the packed size in the tests).
+func encodedTensorRecordSize(_ tensor: Tensor, named name: String) -> Int {
+    func lengthDelimited(_ n: Int) -> Int { 1 + varintSize(UInt64(n)) + n }
+    var message = lengthDelimited(name.utf8.count)
+    if !tensor.shape.isEmpty {
+        // int64 varints: negative values would take 10 bytes, shapes have none.
+        message += lengthDelimited(tensor.shape.reduce(0) { $0 + varintSize(UInt64(bitPattern: Int64($1))) })
+    }
+    message += lengthDelimited(lengthDelimited(tensor.denseByteCount))
+    return lengthDelimited(message)
+}
+
+/// The whole content of the file at `path`.
+private func readFile(_ path: String) throws(ModelFileError) -> [UInt8] {
+    func failure(_ code: Int32 = errno) -> ModelFileError {
+        code == ENOENT ? .fileNotFound(path: path) : .unreadable(path: path, reason: String(cString: strerror(code)))
+    }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw failure() }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw failure() }
+    guard (info.st_mode & S_IFMT) != S_IFDIR else { throw failure(EISDIR) }
+
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(Int(max(info.st_size, 0)))
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw failure()
+        }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[..<n])
+    }
+    return bytes
+}

@@ -1,0 +1,307 @@
+import CModelProto
+import CProtobufC
+
+/// Turns a serialized `compressor.Model` message into a `Model`, checking
+/// what protobuf cannot: required fields present, ops and encodings known,
+/// shapes non-negative, data lengths matching shapes.
+///
+/// The unpacked C tree is owned by protobuf-c and released with
+/// `__free_unpacked`; everything kept is copied into Swift values first.
+enum ProtoDecoder {
+    static func model(fromPayload payload: ArraySlice<UInt8>) throws(ModelFileError) -> Model {
+        let unpacked = payload.withUnsafeBufferPointer { buffer in
+            compressor__model__unpack(nil, buffer.count, buffer.baseAddress)
+        }
+        guard let unpacked else { throw .malformedPayload }
+        defer { compressor__model__free_unpacked(unpacked, nil) }
+        return try model(unpacked.pointee)
+    }
+
+    // MARK: Messages
+
+    static func model(_ m: Compressor__Model) throws(ModelFileError) -> Model {
+        guard let format = m.format else { throw .missingField("format") }
+        guard format.pointee.has_version != 0 else { throw .missingField("format: version") }
+        let version = format.pointee.version
+        guard version != 0 else { throw .invalidFormatVersion(0) }
+        guard version <= FileHeader.currentVersion else {
+            throw .newerFormat(version: version, supported: FileHeader.currentVersion)
+        }
+        guard let g = m.graph else { throw .missingField("graph") }
+        let metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
+        return Model(graph: try graph(g.pointee), metadata: metadata)
+    }
+
+    static func graph(_ g: Compressor__Graph) throws(ModelFileError) -> Graph {
+        var inputs: [GraphInput] = []
+        for (i, p) in messages(g.inputs, g.n_inputs).enumerated() {
+            guard let name = p.pointee.name else { throw .missingField("graph input \(i): name") }
+            let n = String(cString: name)
+            let shape = try dimensions(p.pointee.sample_shape, p.pointee.n_sample_shape, context: "graph input '\(n)'")
+            inputs.append(GraphInput(name: n, sampleShape: shape))
+        }
+        var outputs: [String] = []
+        for (i, s) in cStrings(g.outputs, g.n_outputs).enumerated() {
+            guard let s else { throw .missingField("graph output \(i)") }
+            outputs.append(s)
+        }
+        var nodes: [Node] = []
+        nodes.reserveCapacity(g.n_nodes)
+        for (i, p) in messages(g.nodes, g.n_nodes).enumerated() {
+            nodes.append(try node(p.pointee, index: i))
+        }
+        var initializers: [String: Tensor] = [:]
+        for (i, p) in messages(g.tensors, g.n_tensors).enumerated() {
+            guard let name = p.pointee.name else { throw .missingField("tensor \(i): name") }
+            let n = String(cString: name)
+            guard initializers[n] == nil else { throw .duplicateName(n) }
+            initializers[n] = try tensor(p.pointee, name: n)
+        }
+        return Graph(inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+    }
+
+    static func node(_ n: Compressor__Node, index: Int) throws(ModelFileError) -> Node {
+        guard let cName = n.name else { throw .missingField("node \(index): name") }
+        let name = String(cString: cName)
+        guard let cOutput = n.output else { throw .missingField("node '\(name)': output") }
+        var inputs: [String] = []
+        for (i, s) in cStrings(n.inputs, n.n_inputs).enumerated() {
+            guard let s else { throw .missingField("node '\(name)': input \(i)") }
+            inputs.append(s)
+        }
+        let reader = AttributeReader(node: name)
+        let op: Op
+        switch n.op_case {
+        case COMPRESSOR__NODE__OP_CONV2D:
+            let a = try reader.message(n.conv2d, "conv2d attributes")
+            op = .conv2d(Conv2d(stride: try reader.size2(a.stride, "stride"),
+                                padding: try reader.padding2(a.padding, "padding"),
+                                dilation: try reader.size2(a.dilation, "dilation"),
+                                groups: try reader.int(a.has_groups, a.groups, "groups")))
+        case COMPRESSOR__NODE__OP_LINEAR: op = .linear
+        case COMPRESSOR__NODE__OP_BATCH_NORM:
+            let a = try reader.message(n.batch_norm, "batch norm attributes")
+            op = .batchNorm(epsilon: try reader.value(a.has_epsilon, a.epsilon, "epsilon"))
+        case COMPRESSOR__NODE__OP_RELU: op = .relu
+        case COMPRESSOR__NODE__OP_RELU6: op = .relu6
+        case COMPRESSOR__NODE__OP_LEAKY_RELU:
+            let a = try reader.message(n.leaky_relu, "leaky relu attributes")
+            op = .leakyRelu(alpha: try reader.value(a.has_alpha, a.alpha, "alpha"))
+        case COMPRESSOR__NODE__OP_SIGMOID: op = .sigmoid
+        case COMPRESSOR__NODE__OP_TANH: op = .tanh
+        case COMPRESSOR__NODE__OP_MAX_POOL:
+            op = .maxPool(try reader.pool2d(n.max_pool, "max pool attributes"))
+        case COMPRESSOR__NODE__OP_AVG_POOL:
+            let a = try reader.message(n.avg_pool, "avg pool attributes")
+            op = .avgPool(try reader.pool2d(a.pool, "pool"),
+                          countIncludePad: try reader.value(a.has_count_include_pad, a.count_include_pad,
+                                                            "count_include_pad") != 0)
+        case COMPRESSOR__NODE__OP_GLOBAL_AVG_POOL: op = .globalAvgPool
+        case COMPRESSOR__NODE__OP_FLATTEN:
+            op = .flatten(axis: try reader.axis(n.flatten, "flatten attributes"))
+        case COMPRESSOR__NODE__OP_RESHAPE:
+            let a = try reader.message(n.reshape, "reshape attributes")
+            var shape: [Int] = []
+            for d in buffer(a.shape, a.n_shape) { shape.append(try reader.int(1, d, "shape")) }
+            op = .reshape(shape: shape)
+        case COMPRESSOR__NODE__OP_ADD: op = .add
+        case COMPRESSOR__NODE__OP_SUB: op = .sub
+        case COMPRESSOR__NODE__OP_MUL: op = .mul
+        case COMPRESSOR__NODE__OP_DIV: op = .div
+        case COMPRESSOR__NODE__OP_CONCAT:
+            op = .concat(axis: try reader.axis(n.concat, "concat attributes"))
+        case COMPRESSOR__NODE__OP_SOFTMAX:
+            op = .softmax(axis: try reader.axis(n.softmax, "softmax attributes"))
+        case COMPRESSOR__NODE__OP_DROPOUT:
+            let a = try reader.message(n.dropout, "dropout attributes")
+            op = .dropout(ratio: try reader.value(a.has_ratio, a.ratio, "ratio"))
+        default:
+            throw .unknownOp(node: name)
+        }
+        return Node(name: name, op: op, inputs: inputs, output: String(cString: cOutput))
+    }
+
+    static func tensor(_ t: Compressor__Tensor, name: String) throws(ModelFileError) -> Tensor {
+        let shape = try dimensions(t.shape, t.n_shape, context: "tensor '\(name)'")
+        let rawShape = Array(buffer(t.shape, t.n_shape))
+        // dimensions() checked the product fits in Int.
+        let count = shape.elementCount
+
+        /// The encoding's bytes, checked against the shape.
+        func data(_ has: protobuf_c_boolean, _ d: ProtobufCBinaryData, _ dtype: DType) throws(ModelFileError)
+            -> UnsafeRawBufferPointer {
+            let bytes = has != 0 ? UnsafeRawBufferPointer(start: d.data, count: d.len) : UnsafeRawBufferPointer(start: nil, count: 0)
+            let (expected, overflow) = count.multipliedReportingOverflow(by: dtype.byteWidth)
+            guard !overflow, expected == bytes.count else {
+                throw .tensorSizeMismatch(tensor: name, shape: rawShape, dtype: dtype,
+                                          expectedBytes: overflow ? nil : expected, actualBytes: bytes.count)
+            }
+            return bytes
+        }
+        func missing() -> ModelFileError { .missingField("tensor '\(name)': encoding message") }
+
+        let storage: TensorStorage
+        switch t.encoding_case {
+        case COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT32:
+            guard let d = t.dense_float32 else { throw missing() }
+            storage = .float32(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .float32), count: count))
+        case COMPRESSOR__TENSOR__ENCODING_DENSE_INT64:
+            guard let d = t.dense_int64 else { throw missing() }
+            storage = .int64(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .int64), count: count))
+        case COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT16:
+            guard let d = t.dense_float16 else { throw missing() }
+            storage = .float16(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .float16), count: count))
+        case COMPRESSOR__TENSOR__ENCODING_DENSE_INT8:
+            guard let d = t.dense_int8 else { throw missing() }
+            storage = .int8(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .int8), count: count))
+        case COMPRESSOR__TENSOR__ENCODING_DENSE_UINT8:
+            guard let d = t.dense_uint8 else { throw missing() }
+            storage = .uint8(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .uint8), count: count))
+        default:
+            throw .unknownEncoding(tensor: name)
+        }
+        do {
+            return try Tensor(shape: shape, storage: storage)
+        } catch {
+            // Unreachable: shape and count were checked above.
+            throw .invalidShape(context: "tensor '\(name)'", shape: rawShape)
+        }
+    }
+
+    static func metadata(_ m: Compressor__Metadata) throws(ModelFileError) -> ModelMetadata {
+        var metadata = ModelMetadata()
+        metadata.architecture = m.architecture.map { String(cString: $0) }
+        if let n = m.normalization {
+            metadata.normalization = Normalization(mean: Array(buffer(n.pointee.mean, n.pointee.n_mean)),
+                                                   std: Array(buffer(n.pointee.std, n.pointee.n_std)))
+        }
+        for (i, s) in cStrings(m.class_names, m.n_class_names).enumerated() {
+            guard let s else { throw .missingField("class name \(i)") }
+            metadata.classNames.append(s)
+        }
+        for (i, p) in messages(m.history, m.n_history).enumerated() {
+            let h = p.pointee
+            guard let pass = h.pass else { throw .missingField("history entry \(i): pass") }
+            var entry = HistoryEntry(pass: String(cString: pass))
+            for q in messages(h.parameters, h.n_parameters) {
+                guard let k = q.pointee.key else { throw .missingField("history entry \(i): parameter name") }
+                let key = String(cString: k)
+                guard let v = q.pointee.value else { throw .missingField("history entry \(i): parameter '\(key)'") }
+                guard entry.parameters[key] == nil else { throw .duplicateName("history entry \(i) parameter '\(key)'") }
+                entry.parameters[key] = String(cString: v)
+            }
+            if h.has_seed != 0 { entry.seed = h.seed }
+            for q in messages(h.metrics, h.n_metrics) {
+                guard let k = q.pointee.key else { throw .missingField("history entry \(i): metric name") }
+                let key = String(cString: k)
+                guard q.pointee.has_value != 0 else { throw .missingField("history entry \(i): metric '\(key)'") }
+                guard entry.metrics[key] == nil else { throw .duplicateName("history entry \(i) metric '\(key)'") }
+                entry.metrics[key] = q.pointee.value
+            }
+            metadata.history.append(entry)
+        }
+        return metadata
+    }
+
+    // MARK: Pieces
+
+    /// A shape whose dimensions are all non-negative and whose element count fits in Int.
+    static func dimensions(_ p: UnsafeMutablePointer<Int64>?, _ n: Int, context: String) throws(ModelFileError) -> [Int] {
+        let raw = buffer(p, n)
+        var shape: [Int] = []
+        shape.reserveCapacity(n)
+        var count = 1
+        for d in raw {
+            guard d >= 0, let dim = Int(exactly: d) else { throw .invalidShape(context: context, shape: Array(raw)) }
+            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+            guard !overflow else { throw .invalidShape(context: context, shape: Array(raw)) }
+            count = product
+            shape.append(dim)
+        }
+        return shape
+    }
+}
+
+/// Reads one node's attribute messages, naming the node and field when one is absent.
+private struct AttributeReader {
+    let node: String
+
+    func missing(_ field: String) -> ModelFileError { .missingField("node '\(node)': \(field)") }
+
+    func message<T>(_ p: UnsafeMutablePointer<T>?, _ field: String) throws(ModelFileError) -> T {
+        guard let p else { throw missing(field) }
+        return p.pointee
+    }
+
+    func value<T>(_ has: protobuf_c_boolean, _ v: T, _ field: String) throws(ModelFileError) -> T {
+        guard has != 0 else { throw missing(field) }
+        return v
+    }
+
+    func int(_ has: protobuf_c_boolean, _ v: Int64, _ field: String) throws(ModelFileError) -> Int {
+        guard has != 0 else { throw missing(field) }
+        guard let i = Int(exactly: v) else { throw .invalidAttribute(node: node, detail: "\(field) \(v) does not fit in Int") }
+        return i
+    }
+
+    func size2(_ p: UnsafeMutablePointer<Compressor__Size2>?, _ field: String) throws(ModelFileError) -> Size2 {
+        let s = try message(p, field)
+        return Size2(try int(s.has_h, s.h, "\(field).h"), try int(s.has_w, s.w, "\(field).w"))
+    }
+
+    func padding2(_ p: UnsafeMutablePointer<Compressor__Padding2>?, _ field: String) throws(ModelFileError) -> Padding2 {
+        let s = try message(p, field)
+        return Padding2(top: try int(s.has_top, s.top, "\(field).top"), left: try int(s.has_left, s.left, "\(field).left"),
+                        bottom: try int(s.has_bottom, s.bottom, "\(field).bottom"),
+                        right: try int(s.has_right, s.right, "\(field).right"))
+    }
+
+    func pool2d(_ p: UnsafeMutablePointer<Compressor__Pool2dAttributes>?, _ field: String) throws(ModelFileError) -> Pool2d {
+        let a = try message(p, field)
+        return Pool2d(kernel: try size2(a.kernel, "\(field).kernel"), stride: try size2(a.stride, "\(field).stride"),
+                      padding: try padding2(a.padding, "\(field).padding"),
+                      dilation: try size2(a.dilation, "\(field).dilation"),
+                      ceilMode: try value(a.has_ceil_mode, a.ceil_mode, "\(field).ceil_mode") != 0)
+    }
+
+    func axis(_ p: UnsafeMutablePointer<Compressor__AxisAttributes>?, _ field: String) throws(ModelFileError) -> Int {
+        let a = try message(p, field)
+        return try int(a.has_axis, a.axis, "\(field).axis")
+    }
+}
+
+/// The `n` elements at `p` (protobuf-c leaves `p` null when `n` is 0).
+private func buffer<T>(_ p: UnsafeMutablePointer<T>?, _ n: Int) -> UnsafeBufferPointer<T> {
+    UnsafeBufferPointer(start: n > 0 ? p : nil, count: p == nil ? 0 : n)
+}
+
+/// The messages of a repeated message field.
+private func messages<T>(_ p: UnsafeMutablePointer<UnsafeMutablePointer<T>?>?, _ n: Int) -> [UnsafeMutablePointer<T>] {
+    buffer(p, n).compactMap { $0 }
+}
+
+/// The strings of a repeated string field; nil for a null entry.
+private func cStrings(_ p: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ n: Int) -> [String?] {
+    buffer(p, n).map { $0.map { String(cString: $0) } }
+}
+
+/// `count` values decoded from little-endian bytes (whose length the caller checked).
+private func littleEndianValues<T>(_ bytes: UnsafeRawBufferPointer, count: Int) -> [T] {
+    let width = MemoryLayout<T>.size
+    precondition(bytes.count == count * width)
+    return [T](unsafeUninitializedCapacity: count) { out, initialized in
+        if count > 0 {
+            UnsafeMutableRawBufferPointer(out).copyMemory(from: bytes)
+            #if _endian(big)
+            let raw = UnsafeMutableRawBufferPointer(out)
+            if width > 1 {
+                for start in stride(from: 0, to: raw.count, by: width) {
+                    var lo = start, hi = start + width - 1
+                    while lo < hi { raw.swapAt(lo, hi); lo += 1; hi -= 1 }
+                }
+            }
+            #endif
+        }
+        initialized = count
+    }
+}
