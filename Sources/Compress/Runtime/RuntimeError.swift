@@ -21,7 +21,7 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
         case .missingInput(let n, let s):
             "graph input '\(n)' was not supplied (supplied: \(s.sorted().joined(separator: ", ")))"
         case .wrongInputShape(let n, let e, let g):
-            "input '\(n)' must have shape \(["N"] + e.map(String.init)) (a batch of \(e)), got \(g)"
+            "input '\(n)' must have shape [\((["N"] + e.map(String.init)).joined(separator: ", "))] (a batch of \(e)), got \(g)"
         case .notFloat(let n, let d): "input '\(n)' must be float32 or float16, got \(d.rawValue)"
         case .inconsistentBatch(let n, let e, let g): "input '\(n)' has batch size \(g), other inputs have \(e)"
         case .normalizationMismatch(let c, let m, let s):
