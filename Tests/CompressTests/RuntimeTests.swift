@@ -80,6 +80,8 @@ struct ConvCase: Sendable, CustomTestStringConvertible {
 
     static let poolCases: [Op] = [
         .maxPool(Pool2d(kernel: .square(2))),
+        .maxPool(Pool2d(kernel: .square(2), ceilMode: true)),
+        .maxPool(Pool2d(kernel: .square(2), padding: Padding2(top: 1, left: 0, bottom: 0, right: 1))),
         .maxPool(Pool2d(kernel: .square(3), stride: .square(2), padding: .same(1))),
         .maxPool(Pool2d(kernel: .square(3), stride: .square(2), ceilMode: true)),
         .maxPool(Pool2d(kernel: Size2(2, 3), stride: Size2(1, 2), padding: Padding2(top: 1, left: 0, bottom: 0, right: 1),
@@ -198,6 +200,22 @@ struct ConvCase: Sendable, CustomTestStringConvertible {
             let reference = try ReferenceEvaluator.run(model: model, input: pixels)
             #expect(fast.shape == [batch, 10])
             #expect(F.isClose(fast, reference))
+        }
+    }
+
+    /// Two workers: images, output channels (batch 1), linear rows and features, and pool planes are split.
+    @Test func twoWorkersGiveTheSameResults() throws {
+        var graph = Self.lenetGraph()
+        graph.nodes.insert(Node(name: "dw", op: .conv2d(Conv2d(padding: .same(2), groups: 20)),
+                                inputs: ["c1", "dw.w"], output: "c1dw"), at: 1)
+        graph.nodes[2].inputs = ["c1dw"]
+        graph.initializers["dw.w"] = F.weights([20, 1, 5, 5], seed: 9, std: 0.2)
+        let parallel = try Session(model: Model(graph: graph), threads: 2)
+        var rng = SeededGenerator(seed: 6)
+        for batch in [1, 3, 8] {
+            let x = rng.gaussianTensor([batch, 1, 28, 28])
+            let reference = try ReferenceEvaluator.run(graph, inputs: ["x": x])["logits"]!
+            #expect(F.isClose(try parallel.run(x), reference), "batch \(batch)")
         }
     }
 

@@ -10,9 +10,11 @@ final class BatchPlan {
     let pointers: [UnsafeMutablePointer<Float>]
     let bindings: [StepBinding]
     let arena: FloatBuffer
+    /// `threads` regions of `scratchPerWorker` floats.
     let scratch: FloatBuffer
+    let scratchPerWorker: Int
 
-    init(_ plan: ExecutionPlan, batch: Int) throws {
+    init(_ plan: ExecutionPlan, batch: Int, threads: Int) throws {
         let byName = try plan.graph.inferShapes(batch: batch)
         shapes = plan.valueNames.map { byName[$0]! }
         let (offsets, arenaCount) = BatchPlan.assignSlots(plan, shapes: shapes)
@@ -26,10 +28,10 @@ final class BatchPlan {
             StepBinding(inputs: step.inputs.map { pointers[$0] }, inputShapes: step.inputs.map { shapes[$0] },
                         output: pointers[step.output], outputShape: shapes[step.output])
         }
-        let scratchCount = zip(plan.steps, bindings).map { step, b in
+        scratchPerWorker = zip(plan.steps, bindings).map { step, b in
             step.kernel.scratchCount(inputShapes: b.inputShapes, outputShape: b.outputShape)
         }.max() ?? 0
-        scratch = FloatBuffer(count: scratchCount)
+        scratch = FloatBuffer(count: scratchPerWorker * threads)
     }
 
     /// Arena offsets (in floats, 64-byte aligned) of every root value that

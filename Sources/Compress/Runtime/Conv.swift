@@ -38,37 +38,75 @@ struct ConvKernel: Kernel {
         strategy == .im2col ? patchLength * outputShape[2] * outputShape[3] : 0
     }
 
+    /// Images go to workers when there are enough of them; a single image
+    /// (ungrouped) splits its output channels over the workers instead.
     func run(_ b: StepBinding, _ context: KernelContext) {
         let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
         let (oh, ow) = (b.outputShape[2], b.outputShape[3])
         let (inImage, outImage) = (c * h * w, outChannels * oh * ow)
+        let work = n * outImage * patchLength
+        // Splitting one image's channels pays off only for large layers.
+        let workers = context.workers(forWork: work, threshold: n >= context.threads ? 1_000_000 : 8_000_000)
         weight.withUnsafeBufferPointer { wp in
             let wBase = wp.baseAddress!
-            if strategy == .depthwise {
-                forEachIndex(n, threads: context.threads) { i in
-                    depthwise(b.inputs[0] + i &* inImage, h: h, w: w, wBase, b.output + i &* outImage, oh: oh, ow: ow)
+            if n >= workers || strategy == .depthwise || attributes.groups > 1 {
+                forEachIndex(n, workers: workers) { i, worker in
+                    convolve(b.inputs[0] + i &* inImage, h: h, w: w, wBase, b.output + i &* outImage, oh: oh, ow: ow,
+                             col: context.scratch(forWorker: worker))
                 }
                 return
             }
             for i in 0..<n {
-                let x = b.inputs[0] + i &* inImage, y = b.output + i &* outImage
-                if strategy == .pointwise {
-                    pointwise(x, spatial: h * w, wBase, y)
-                } else {
-                    im2colGEMM(x, h: h, w: w, wBase, y, oh: oh, ow: ow, col: context.scratch)
-                }
-                epilogue(y, spatial: oh * ow)
+                convolveSplittingChannels(b.inputs[0] + i &* inImage, h: h, w: w, wBase, b.output + i &* outImage,
+                                          oh: oh, ow: ow, col: context.scratch, workers: workers)
             }
         }
     }
 
-    private func epilogue(_ y: UnsafeMutablePointer<Float>, spatial: Int) {
+    /// One image, bias and activation included.
+    private func convolve(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ wp: UnsafePointer<Float>,
+                          _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int, col: UnsafeMutablePointer<Float>) {
+        switch strategy {
+        case .depthwise: depthwise(x, h: h, w: w, wp, y, oh: oh, ow: ow)
+        case .pointwise:
+            pointwise(x, spatial: h * w, wp, y)
+            epilogue(y, channels: 0..<outChannels, spatial: oh * ow)
+        case .im2col:
+            im2colGEMM(x, h: h, w: w, wp, y, oh: oh, ow: ow, col: col)
+            epilogue(y, channels: 0..<outChannels, spatial: oh * ow)
+        }
+    }
+
+    /// One image of an ungrouped conv, each worker computing a block of output channels.
+    private func convolveSplittingChannels(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ wp: UnsafePointer<Float>,
+                                           _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
+                                           col: UnsafeMutablePointer<Float>, workers: Int) {
+        let spatial = oh * ow
+        let operand: UnsafeMutablePointer<Float>
+        if strategy == .im2col {
+            im2col(x, h: h, w: w, oh: oh, ow: ow, col: col)
+            operand = col
+        } else {
+            operand = x
+        }
+        forEachIndex(workers, workers: workers) { part, _ in
+            let rows = chunk(outChannels, parts: workers, part)
+            gemm(m: rows.count, n: spatial, k: patchLength, wp + rows.lowerBound &* patchLength, operand,
+                 y + rows.lowerBound &* spatial)
+            epilogue(y, channels: rows, spatial: spatial)
+        }
+    }
+
+    /// Bias and activation over output channels `channels` of one image.
+    private func epilogue(_ y: UnsafeMutablePointer<Float>, channels: Range<Int>, spatial: Int) {
+        let start = y + channels.lowerBound &* spatial
         guard let bias else {
-            applyChannelBiasAndActivation(y, channels: outChannels, length: spatial, bias: nil, activation)
+            applyChannelBiasAndActivation(start, channels: channels.count, length: spatial, bias: nil, activation)
             return
         }
         bias.withUnsafeBufferPointer {
-            applyChannelBiasAndActivation(y, channels: outChannels, length: spatial, bias: $0.baseAddress, activation)
+            applyChannelBiasAndActivation(start, channels: channels.count, length: spatial,
+                                          bias: $0.baseAddress! + channels.lowerBound, activation)
         }
     }
 

@@ -16,23 +16,45 @@ struct LinearKernel: Kernel {
         self.activation = activation
     }
 
+    /// Workers take blocks of rows (a batch) or of output features (one row).
     func run(_ b: StepBinding, _ context: KernelContext) {
         let rows = b.inputShapes[0][0]
-        let (m, n, k) = (Int32(rows), Int32(outFeatures), Int32(inFeatures))
+        let workers = context.workers(forWork: rows * outFeatures * inFeatures)
         weight.withUnsafeBufferPointer { w in
-            if rows == 1 {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1, w.baseAddress, k, b.inputs[0], 1, 0, b.output, 1)
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, b.inputs[0], k,
-                            w.baseAddress, k, 0, b.output, n)
+            forEachIndex(workers, workers: workers) { part, _ in
+                if rows == 1 {
+                    let features = chunk(outFeatures, parts: workers, part)
+                    multiply(b.inputs[0], rows: 0..<1, w.baseAddress!, features: features, b.output)
+                } else {
+                    multiply(b.inputs[0], rows: chunk(rows, parts: workers, part), w.baseAddress!,
+                             features: 0..<outFeatures, b.output)
+                }
             }
         }
-        guard let bias else {
-            applyColumnBiasAndActivation(b.output, rows: rows, columns: outFeatures, bias: nil, activation)
-            return
+    }
+
+    /// Output block `rows x features`, bias and activation included.
+    private func multiply(_ x: UnsafePointer<Float>, rows: Range<Int>, _ w: UnsafePointer<Float>, features: Range<Int>,
+                          _ y: UnsafeMutablePointer<Float>) {
+        let (k, ldy) = (Int32(inFeatures), Int32(outFeatures))
+        let (xs, ws) = (x + rows.lowerBound &* inFeatures, w + features.lowerBound &* inFeatures)
+        let ys = y + (rows.lowerBound &* outFeatures &+ features.lowerBound)
+        if rows.count == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(features.count), k, 1, ws, k, xs, 1, 0, ys, 1)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows.count), Int32(features.count), k, 1,
+                        xs, k, ws, k, 0, ys, ldy)
         }
-        bias.withUnsafeBufferPointer {
-            applyColumnBiasAndActivation(b.output, rows: rows, columns: outFeatures, bias: $0.baseAddress, activation)
+        for r in 0..<rows.count {
+            let row = ys + r &* outFeatures
+            guard let bias else {
+                applyColumnBiasAndActivation(row, rows: 1, columns: features.count, bias: nil, activation)
+                continue
+            }
+            bias.withUnsafeBufferPointer {
+                applyColumnBiasAndActivation(row, rows: 1, columns: features.count,
+                                             bias: $0.baseAddress! + features.lowerBound, activation)
+            }
         }
     }
 }

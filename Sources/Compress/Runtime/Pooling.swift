@@ -19,7 +19,8 @@ struct PoolKernel: Kernel {
                                            limit: w &+ pool.padding.right).hi
                 (cols[3 &* ox], cols[3 &* ox &+ 1], cols[3 &* ox &+ 2]) = (lo, hi, padded)
             }
-            forEachIndex(n * c, threads: context.threads) { plane in
+            let work = n &* c &* oh &* ow &* pool.kernel.h &* pool.kernel.w
+            forEachIndex(n * c, workers: context.workers(forWork: work)) { plane, _ in
                 poolPlane(b.inputs[0] + plane &* h &* w, h: h, w: w, b.output + plane &* oh &* ow, oh: oh, ow: ow, cols)
             }
         }
@@ -27,32 +28,74 @@ struct PoolKernel: Kernel {
 
     private func poolPlane(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ y: UnsafeMutablePointer<Float>,
                            oh: Int, ow: Int, _ cols: UnsafePointer<Int>) {
-        let (dh, dw) = (pool.dilation.h, pool.dilation.w)
         for oy in 0..<oh {
             let yStart = oy &* pool.stride.h &- pool.padding.top
-            let (kyLo, kyHi) = validTapRange(start: yStart, step: dh, taps: pool.kernel.h, limit: h)
-            let kyPadded = validTapRange(start: yStart, step: dh, taps: pool.kernel.h, limit: h &+ pool.padding.bottom).hi
-            for ox in 0..<ow {
-                let (kxLo, kxHi) = (cols[3 &* ox], cols[3 &* ox &+ 1])
-                let origin = x + (yStart &* w &+ ox &* pool.stride.w &- pool.padding.left)
-                switch reduction {
-                case .max:
-                    var best = -Float.infinity
-                    for ky in kyLo..<kyHi {
-                        let row = origin + ky &* dh &* w
-                        for kx in kxLo..<kxHi { let v = row[kx &* dw]; if v > best { best = v } }
-                    }
-                    y[oy &* ow &+ ox] = best
-                case .average(let countIncludePad):
-                    var sum: Float = 0
-                    for ky in kyLo..<kyHi {
-                        let row = origin + ky &* dh &* w
-                        for kx in kxLo..<kxHi { sum += row[kx &* dw] }
-                    }
-                    let count = countIncludePad ? kyPadded &* cols[3 &* ox &+ 2] : (kyHi &- kyLo) &* (kxHi &- kxLo)
-                    y[oy &* ow &+ ox] = count == 0 ? 0 : sum / Float(count)
-                }
+            let rows = validTapRange(start: yStart, step: pool.dilation.h, taps: pool.kernel.h, limit: h)
+            let origin = x + (yStart &* w &- pool.padding.left)
+            switch reduction {
+            case .max where isPlain2x2 && rows.lo == 0 && rows.hi == 2:
+                max2x2Row(origin, w: w, y + oy &* ow, ow: ow, cols)
+            case .max:
+                maxRow(origin, w: w, rows: rows, y + oy &* ow, ow: ow, cols)
+            case .average(let countIncludePad):
+                let paddedRows = countIncludePad
+                    ? validTapRange(start: yStart, step: pool.dilation.h, taps: pool.kernel.h, limit: h &+ pool.padding.bottom).hi
+                    : nil
+                averageRow(origin, w: w, rows: rows, paddedRows: paddedRows, y + oy &* ow, ow: ow, cols)
             }
+        }
+    }
+
+    /// Kernel 2x2, stride 2, no dilation: the LeNet/VGG pool, worth a loop without bounds.
+    private var isPlain2x2: Bool {
+        pool.kernel == .square(2) && pool.stride == .square(2) && pool.dilation == .square(1)
+    }
+
+    /// `max2x2Row` keeps to columns whose window lies inside the input; `maxRow` finishes the rest.
+    private func max2x2Row(_ origin: UnsafeMutablePointer<Float>, w: Int, _ y: UnsafeMutablePointer<Float>, ow: Int,
+                           _ cols: UnsafePointer<Int>) {
+        var full = 0
+        while full < ow && cols[3 &* full] == 0 && cols[3 &* full &+ 1] == 2 { full &+= 1 }
+        let (top, bottom) = (origin, origin + w)
+        for ox in 0..<full {
+            let i = 2 &* ox
+            let a = top[i] > top[i &+ 1] ? top[i] : top[i &+ 1]
+            let b = bottom[i] > bottom[i &+ 1] ? bottom[i] : bottom[i &+ 1]
+            y[ox] = a > b ? a : b
+        }
+        if full < ow { maxRow(origin + 2 &* full, w: w, rows: (0, 2), y + full, ow: ow &- full, cols + 3 &* full) }
+    }
+
+    /// One output row of max pooling; `origin` is where the window of output column 0 starts.
+    private func maxRow(_ origin: UnsafeMutablePointer<Float>, w: Int, rows: (lo: Int, hi: Int),
+                        _ y: UnsafeMutablePointer<Float>, ow: Int, _ cols: UnsafePointer<Int>) {
+        let (dh, dw, sw) = (pool.dilation.h &* w, pool.dilation.w, pool.stride.w)
+        for ox in 0..<ow {
+            let (lo, hi) = (cols[3 &* ox], cols[3 &* ox &+ 1])
+            let start = origin + ox &* sw
+            var best = -Float.infinity
+            for ky in rows.lo..<rows.hi {
+                let row = start + ky &* dh
+                for kx in lo..<hi { let v = row[kx &* dw]; best = v > best ? v : best }
+            }
+            y[ox] = best
+        }
+    }
+
+    /// One output row of average pooling; `paddedRows` is set when the divisor counts padding.
+    private func averageRow(_ origin: UnsafeMutablePointer<Float>, w: Int, rows: (lo: Int, hi: Int), paddedRows: Int?,
+                            _ y: UnsafeMutablePointer<Float>, ow: Int, _ cols: UnsafePointer<Int>) {
+        let (dh, dw, sw) = (pool.dilation.h &* w, pool.dilation.w, pool.stride.w)
+        for ox in 0..<ow {
+            let (lo, hi) = (cols[3 &* ox], cols[3 &* ox &+ 1])
+            let start = origin + ox &* sw
+            var sum: Float = 0
+            for ky in rows.lo..<rows.hi {
+                let row = start + ky &* dh
+                for kx in lo..<hi { sum += row[kx &* dw] }
+            }
+            let count = paddedRows.map { $0 &* cols[3 &* ox &+ 2] } ?? (rows.hi &- rows.lo) &* (hi &- lo)
+            y[ox] = count == 0 ? 0 : sum / Float(count)
         }
     }
 }

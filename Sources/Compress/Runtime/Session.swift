@@ -11,15 +11,19 @@ import CBLAS
 ///
 /// Feature maps are dense NCHW inside the runtime; the IR does not depend on it.
 ///
-/// Threads: `threads` is handed to OpenBLAS through `openblas_set_num_threads`,
-/// which is **process-global**: sessions with different thread counts in one
-/// process reset it before each run, and must not run concurrently. The
-/// runtime's own loops (depthwise conv, pooling) split images or planes over
-/// `threads` workers. A session is not safe to use from several threads at once.
+/// Threads: the runtime splits work itself over `threads` workers (images,
+/// or output channels / features of a single image; pooling planes), each
+/// calling OpenBLAS single-threaded. So the session sets OpenBLAS to one
+/// thread with `openblas_set_num_threads(1)`, which is **process-global**
+/// (it is checked again before each run). Measured on LeNet-5 at batch 64,
+/// letting OpenBLAS thread its per-image GEMMs gave no speed-up, and its
+/// spinning workers made the runtime's own parallel loops 3x slower.
+/// Work below about 200k multiply-adds per step stays on the calling thread.
+/// A session is not safe to use from several threads at once.
 public final class Session {
     /// The model as given (before folding and fusion).
     public let model: Model
-    /// Threads for OpenBLAS and the runtime's own parallel loops.
+    /// Workers each step may be split over (at least 1).
     public let threads: Int
     private let plan: ExecutionPlan
     private var batchPlans: [Int: BatchPlan] = [:]
@@ -40,7 +44,7 @@ public final class Session {
         } else {
             inputAffine = nil
         }
-        openblas_set_num_threads(Int32(self.threads))
+        openblas_set_num_threads(1)
     }
 
     /// Names of the BatchNorm nodes folded into the layer before them.
@@ -80,14 +84,15 @@ public final class Session {
 
     private func plan(for batch: Int) throws -> BatchPlan {
         if let cached = batchPlans[batch] { return cached }
-        let batchPlan = try BatchPlan(plan, batch: batch)
+        let batchPlan = try BatchPlan(plan, batch: batch, threads: threads)
         batchPlans[batch] = batchPlan
         return batchPlan
     }
 
     private func execute(_ batchPlan: BatchPlan) {
-        if openblas_get_num_threads() != Int32(threads) { openblas_set_num_threads(Int32(threads)) }
-        let context = KernelContext(scratch: batchPlan.scratch.pointer, threads: threads)
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+        let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
+                                    threads: threads)
         for (step, binding) in zip(plan.steps, batchPlan.bindings) { step.kernel.run(binding, context) }
     }
 
