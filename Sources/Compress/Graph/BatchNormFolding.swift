@@ -1,0 +1,105 @@
+/// Folds inference-time batch normalization into the convolution or linear
+/// layer that feeds it.
+///
+/// A BatchNorm `y = (x - mean) / sqrt(var + eps) * scale + bias` whose input
+/// `x = W * in + b` comes from a `conv2d` or `linear` with no other consumer is
+/// the same layer with `W' = W * s` (row by output channel) and
+/// `b' = (b - mean) * s + bias`, where `s = scale / sqrt(var + eps)`. The layer
+/// gets a bias if it had none, takes over the BatchNorm's output name, and the
+/// BatchNorm node is removed, so consumers and graph outputs are untouched.
+/// BatchNorm parameters no other node reads are dropped.
+///
+/// A BatchNorm is left alone when its layer's output is also read elsewhere
+/// (or is a graph output), when any parameter is not an initializer, or when
+/// the layer's weight or bias initializer is shared with another node.
+///
+/// Ioffe & Szegedy, "Batch Normalization", 2015 (inference form, section 3.1).
+///
+/// - Returns: the new graph and the names of the BatchNorm nodes folded, in graph order.
+public func foldingBatchNorm(_ graph: Graph) -> (graph: Graph, folded: [String]) {
+    var g = graph
+    var folded: [String] = []
+    for bn in graph.nodes {
+        guard case .batchNorm(let epsilon) = bn.op, g.foldBatchNorm(bn, epsilon: epsilon) else { continue }
+        folded.append(bn.name)
+    }
+    return (g, folded)
+}
+
+extension Graph {
+    /// Folds `bn` into its producer in place; false (graph untouched) when not foldable.
+    fileprivate mutating func foldBatchNorm(_ bn: Node, epsilon: Float) -> Bool {
+        guard bn.inputs.count == 5,
+              let layerIndex = nodes.firstIndex(where: { $0.output == bn.inputs[0] }),
+              let plan = batchNormFoldPlan(layer: nodes[layerIndex], bn: bn) else { return false }
+        var layer = nodes[layerIndex]
+        let (weight, bias) = foldedParameters(plan.weight, plan.bias, bn: bn, epsilon: epsilon)
+        let biasName = plan.biasName ?? unusedName(base: layer.name + ".bias")
+        initializers[layer.inputs[1]] = weight
+        initializers[biasName] = bias
+        layer.inputs = [layer.inputs[0], layer.inputs[1], biasName]
+        layer.output = bn.output
+        nodes[layerIndex] = layer
+        nodes.removeAll { $0.name == bn.name }
+        for name in bn.inputs[1...] where readerCount(of: name) == 0 && !outputs.contains(name) {
+            initializers[name] = nil
+        }
+        return true
+    }
+
+    /// What folding `bn` into `layer` needs, or nil when it must not be folded.
+    private func batchNormFoldPlan(layer: Node, bn: Node) -> (weight: Tensor, bias: Tensor?, biasName: String?)? {
+        switch layer.op {
+        case .conv2d, .linear: break
+        default: return nil
+        }
+        guard readerCount(of: layer.output) == 1, !outputs.contains(layer.output),
+              bn.inputs[1...].allSatisfy({ initializers[$0] != nil }),
+              let weight = initializers[layer.inputs[1]], isPrivate(layer.inputs[1]) else { return nil }
+        let channels = weight.shape[0]
+        guard bn.inputs[1...].allSatisfy({ initializers[$0]!.count == channels }) else { return nil }
+        guard layer.inputs.count == 3, !layer.inputs[2].isEmpty else { return (weight, nil, nil) }
+        let biasName = layer.inputs[2]
+        guard let bias = initializers[biasName], isPrivate(biasName), bias.count == channels else { return nil }
+        return (weight, bias, biasName)
+    }
+
+    /// `W * s` row by row and `(b - mean) * s + beta`, computed in Double.
+    private func foldedParameters(_ weight: Tensor, _ bias: Tensor?, bn: Node, epsilon: Float) -> (Tensor, Tensor) {
+        let (scale, beta, mean, variance) = (initializers[bn.inputs[1]]!.floats, initializers[bn.inputs[2]]!.floats,
+                                             initializers[bn.inputs[3]]!.floats, initializers[bn.inputs[4]]!.floats)
+        let channels = weight.shape[0]
+        let rowLength = weight.count / max(channels, 1)
+        let oldBias = bias?.floats ?? [Float](repeating: 0, count: channels)
+        var w = weight.floats
+        var b = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let s = Double(scale[c]) / (Double(variance[c]) + Double(epsilon)).squareRoot()
+            for i in (c * rowLength)..<((c + 1) * rowLength) { w[i] = Float(Double(w[i]) * s) }
+            b[c] = Float((Double(oldBias[c]) - Double(mean[c])) * s + Double(beta[c]))
+        }
+        return (Tensor(shape: weight.shape, floats: w), Tensor(shape: [channels], floats: b))
+    }
+
+    /// Number of node inputs that read `value`.
+    private func readerCount(of value: String) -> Int {
+        nodes.reduce(0) { $0 + $1.inputs.filter { $0 == value }.count }
+    }
+
+    /// True when exactly one node input reads the initializer and it is no graph output.
+    private func isPrivate(_ initializer: String) -> Bool {
+        readerCount(of: initializer) == 1 && !outputs.contains(initializer)
+    }
+
+    /// `base`, or `base.1`, `base.2`, ... : the first name no value in the graph uses.
+    private func unusedName(base: String) -> String {
+        let taken = Set(initializers.keys).union(nodes.map(\.output)).union(inputs.map(\.name))
+        var name = base
+        var suffix = 1
+        while taken.contains(name) {
+            name = "\(base).\(suffix)"
+            suffix += 1
+        }
+        return name
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+
+/// An activation applied element by element.
+struct UnaryKernel: Kernel {
+    let op: Op
+
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let count = b.outputShape.elementCount
+        let x = b.inputs[0], y = b.output
+        switch op {
+        case .relu: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? v : 0 }
+        case .relu6: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
+        case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
+        case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + exp(-x[i])) }
+        case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
+        default: y.update(from: x, count: count)
+        }
+    }
+}
+
+/// Inference batch normalization that could not be folded: `x * scale[c] + shift[c]`.
+struct BatchNormKernel: Kernel {
+    let scale: [Float]
+    let shift: [Float]
+
+    init(scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) {
+        let (g, beta, m, v) = (scale.floats, bias.floats, mean.floats, variance.floats)
+        let s = (0..<g.count).map { Double(g[$0]) / (Double(v[$0]) + Double(epsilon)).squareRoot() }
+        self.scale = s.map { Float($0) }
+        shift = (0..<g.count).map { Float(Double(beta[$0]) - Double(m[$0]) * s[$0]) }
+    }
+
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let shape = b.inputShapes[0]
+        let (channels, inner) = (shape[1], shape[2...].reduce(1, *))
+        let planes = shape[0] * channels
+        scale.withUnsafeBufferPointer { sp in
+            shift.withUnsafeBufferPointer { tp in
+                for p in 0..<planes {
+                    let c = p % channels
+                    let (s, t) = (sp[c], tp[c])
+                    let x = b.inputs[0] + p &* inner, y = b.output + p &* inner
+                    for i in 0..<inner { y[i] = x[i] * s + t }
+                }
+            }
+        }
+    }
+}
+
+/// Add, Sub, Mul or Div with numpy broadcasting. Both operands are viewed
+/// with the output's rank (stride 0 along broadcast axes), adjacent axes that
+/// stay contiguous for both are merged, and the last axis runs a tight loop.
+struct BinaryKernel: Kernel {
+    let op: Op
+
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let (dims, aStrides, bStrides) = mergedBroadcastAxes(b.outputShape, b.inputShapes[0], b.inputShapes[1])
+        let inner = dims.last!, (sa, sb) = (aStrides.last!, bStrides.last!)
+        let outerCount = dims.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: dims.count - 1)
+        var (offsetA, offsetB) = (0, 0)
+        for o in 0..<outerCount {
+            combine(inner, b.inputs[0] + offsetA, sa, b.inputs[1] + offsetB, sb, b.output + o &* inner)
+            // Odometer step over the outer axes.
+            var axis = dims.count - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offsetA &+= aStrides[axis]
+                offsetB &+= bStrides[axis]
+                if index[axis] < dims[axis] { break }
+                offsetA &-= aStrides[axis] &* dims[axis]
+                offsetB &-= bStrides[axis] &* dims[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+
+    private func combine(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
+                         _ y: UnsafeMutablePointer<Float>) {
+        switch op {
+        case .add: combineLoop(n, a, sa, b, sb, y, +)
+        case .sub: combineLoop(n, a, sa, b, sb, y, -)
+        case .mul: combineLoop(n, a, sa, b, sb, y, *)
+        default: combineLoop(n, a, sa, b, sb, y, /)
+        }
+    }
+}
+
+/// `y[i] = f(a[i * sa], b[i * sb])`, with the common stride patterns split out
+/// so each loop vectorizes.
+@inline(__always)
+private func combineLoop(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
+                         _ y: UnsafeMutablePointer<Float>, _ f: (Float, Float) -> Float) {
+    if sa == 1 && sb == 1 {
+        for i in 0..<n { y[i] = f(a[i], b[i]) }
+    } else if sa == 1 && sb == 0 {
+        let bv = b[0]
+        for i in 0..<n { y[i] = f(a[i], bv) }
+    } else if sa == 0 && sb == 1 {
+        let av = a[0]
+        for i in 0..<n { y[i] = f(av, b[i]) }
+    } else {
+        for i in 0..<n { y[i] = f(a[i &* sa], b[i &* sb]) }
+    }
+}
+
+/// The output's axes with each operand's strides (0 where it broadcasts),
+/// after merging adjacent axes that both operands traverse contiguously.
+/// Always returns at least one axis.
+func mergedBroadcastAxes(_ out: [Int], _ a: [Int], _ b: [Int]) -> (dims: [Int], a: [Int], b: [Int]) {
+    func strides(_ shape: [Int]) -> [Int] {
+        let padded = [Int](repeating: 1, count: out.count - shape.count) + shape
+        let dense = contiguousStrides(padded)
+        return padded.indices.map { padded[$0] == 1 ? 0 : dense[$0] }
+    }
+    var (dims, sa, sb) = ([1], [0], [0])
+    for (d, (x, y)) in zip(out, zip(strides(a), strides(b))) where d != 1 {
+        let last = dims.count - 1
+        if sa[last] == x * d && sb[last] == y * d {
+            dims[last] *= d
+            (sa[last], sb[last]) = (x, y)
+        } else {
+            dims.append(d); sa.append(x); sb.append(y)
+        }
+    }
+    return (dims, sa, sb)
+}

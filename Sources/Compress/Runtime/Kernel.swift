@@ -1,0 +1,127 @@
+import Dispatch
+
+/// The pointers and concrete shapes one planned step reads and writes, fixed
+/// for one batch size. Layout is dense row-major (NCHW for feature maps).
+struct StepBinding {
+    var inputs: [UnsafeMutablePointer<Float>]
+    var inputShapes: [[Int]]
+    var output: UnsafeMutablePointer<Float>
+    var outputShape: [Int]
+}
+
+/// Scratch memory and the parallelism a kernel may use while it runs.
+struct KernelContext {
+    /// `threads` regions of `scratchPerWorker` floats, shared by every step (steps run one at a time).
+    var scratch: UnsafeMutablePointer<Float>
+    var scratchPerWorker: Int
+    var threads: Int
+
+    /// Worker `worker`'s own scratch region.
+    func scratch(forWorker worker: Int) -> UnsafeMutablePointer<Float> { scratch + worker &* scratchPerWorker }
+
+    /// How many workers `work` multiply-adds (or comparisons) are worth: one
+    /// below `threshold`, where waking a second thread cost more than it saved
+    /// (measured on LeNet-5 layers: 1.6M-MAC convs of one image still lost).
+    func workers(forWork work: Int, threshold: Int = 1_000_000) -> Int { work >= threshold ? threads : 1 }
+}
+
+/// One op compiled for the runtime: attributes and prepared weights, with no
+/// batch size baked in.
+protocol Kernel {
+    /// Floats of scratch memory one worker of `run` needs for these shapes.
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int
+    /// Computes the output from the inputs; never writes an input.
+    func run(_ binding: StepBinding, _ context: KernelContext)
+}
+
+extension Kernel {
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int { 0 }
+}
+
+/// An activation fused into a convolution's or linear layer's epilogue.
+enum FusedActivation: Sendable {
+    case none, relu, relu6
+}
+
+/// Adds `bias[c]` (if any) to each of `channels` runs of `length` floats and
+/// applies `activation`, in one pass: the epilogue of a conv image.
+func applyChannelBiasAndActivation(_ y: UnsafeMutablePointer<Float>, channels: Int, length: Int,
+                                   bias: UnsafePointer<Float>?, _ activation: FusedActivation) {
+    if bias == nil && activation == .none { return }
+    for c in 0..<channels {
+        let row = y + c &* length
+        let b = bias?[c] ?? 0
+        switch activation {
+        case .none: for i in 0..<length { row[i] += b }
+        case .relu:
+            for i in 0..<length { let v = row[i] + b; row[i] = v > 0 ? v : 0 }
+        case .relu6:
+            for i in 0..<length { let v = row[i] + b; row[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
+        }
+    }
+}
+
+/// Adds `bias[j]` (if any) to column `j` of a `rows x columns` matrix and
+/// applies `activation`: the epilogue of a linear layer.
+func applyColumnBiasAndActivation(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                  bias: UnsafePointer<Float>?, _ activation: FusedActivation) {
+    if bias == nil && activation == .none { return }
+    for r in 0..<rows {
+        let row = y + r &* columns
+        if let bias {
+            for j in 0..<columns { row[j] += bias[j] }
+        }
+        switch activation {
+        case .none: break
+        case .relu: for j in 0..<columns { row[j] = row[j] > 0 ? row[j] : 0 }
+        case .relu6: for j in 0..<columns { let v = row[j]; row[j] = v > 0 ? (v < 6 ? v : 6) : 0 }
+        }
+    }
+}
+
+/// Runs `body(i, worker)` for `i` in `0..<count`, split over `workers`
+/// threads when `workers > 1`; worker `w` takes `i = w, w + workers, ...`.
+/// `body` must only write memory owned by index `i` or by its worker.
+func forEachIndex(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+    let workers = min(workers, count)
+    guard workers > 1 else {
+        for i in 0..<count { body(i, 0) }
+        return
+    }
+    // Workers touch disjoint memory (the caller's contract), which the
+    // compiler cannot see through the raw pointers `body` captures.
+    withoutActuallyEscaping(body) { body in
+        nonisolated(unsafe) let work = body
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for i in stride(from: worker, to: count, by: workers) { work(i, worker) }
+        }
+    }
+}
+
+/// Part `part` of `0..<count` cut into `parts` contiguous, nearly equal ranges.
+func chunk(_ count: Int, parts: Int, _ part: Int) -> Range<Int> {
+    (count * part / parts)..<(count * (part + 1) / parts)
+}
+
+/// The valid range `lo..<hi` of `k` in `0..<taps` with `0 <= start + k * step < limit`.
+@inline(__always)
+func validTapRange(start: Int, step: Int, taps: Int, limit: Int) -> (lo: Int, hi: Int) {
+    let lo = start >= 0 ? 0 : (-start &+ step &- 1) / step
+    let room = limit &- start
+    let hi = room <= 0 ? 0 : min(taps, (room &+ step &- 1) / step)
+    return (min(lo, taps), max(hi, min(lo, taps)))
+}
+
+/// A buffer of floats aligned to 64 bytes, freed with its owner.
+final class FloatBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 16) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 16))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}

@@ -1,0 +1,121 @@
+import CBLAS
+
+/// A model planned for fast CPU inference.
+///
+/// Planning happens once, in `init`: BatchNorm is folded into the conv or
+/// linear layer before it (`foldingBatchNorm`), a ReLU/ReLU6 that is a layer's
+/// only reader is fused into its epilogue with the bias, nodes no output
+/// depends on are dropped, and every remaining node is compiled into a kernel
+/// with its weights prepared. Buffers are planned per batch size on first use
+/// and cached: a run allocates only the tensors it returns.
+///
+/// Feature maps are dense NCHW inside the runtime; the IR does not depend on it.
+///
+/// Threads: the runtime splits work itself over `threads` workers (images,
+/// or output channels / features of a single image; pooling planes), each
+/// calling OpenBLAS single-threaded. So the session sets OpenBLAS to one
+/// thread with `openblas_set_num_threads(1)`, which is **process-global**
+/// (it is checked again before each run). Measured on LeNet-5 at batch 64,
+/// letting OpenBLAS thread its per-image GEMMs gave no speed-up, and its
+/// spinning workers made the runtime's own parallel loops 3x slower.
+/// Work below about 200k multiply-adds per step stays on the calling thread.
+/// A session is not safe to use from several threads at once.
+public final class Session {
+    /// The model as given (before folding and fusion).
+    public let model: Model
+    /// Workers each step may be split over (at least 1).
+    public let threads: Int
+    private let plan: ExecutionPlan
+    private var batchPlans: [Int: BatchPlan] = [:]
+    /// Per-channel `x * scale + shift` equal to the model's normalization.
+    private let inputAffine: (scale: [Float], shift: [Float])?
+
+    /// Plans `model` for inference with `threads` threads.
+    ///
+    /// - Throws: `GraphError` when the graph is invalid, `RuntimeError` when a
+    ///   conv, linear or BatchNorm parameter is not an initializer or the
+    ///   normalization does not match the input's channels.
+    public init(model: Model, threads: Int = 1) throws {
+        self.model = model
+        self.threads = max(1, threads)
+        plan = try ExecutionPlan(graph: model.graph)
+        if let normalization = model.metadata.normalization {
+            inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
+        } else {
+            inputAffine = nil
+        }
+        openblas_set_num_threads(1)
+    }
+
+    /// Names of the BatchNorm nodes folded into the layer before them.
+    public var foldedBatchNorms: [String] { plan.foldedBatchNorms }
+
+    /// Names of the activation nodes fused into the layer before them.
+    public var fusedActivations: [String] { plan.fusedActivations }
+
+    /// Classifies a batch of images.
+    ///
+    /// - Parameter input: `[N] + model.inputShape` float pixels in [0, 1]; the
+    ///   model's normalization is applied here.
+    /// - Returns: the graph's first output, e.g. logits `[N, classes]`.
+    public func run(_ input: Tensor) throws -> Tensor {
+        let name = try model.firstInputName()
+        let batch = try plan.graph.validatedBatchSize(of: [name: input])
+        let batchPlan = try plan(for: batch)
+        copy(input, to: batchPlan.pointers[plan.inputIDs[0]], affine: inputAffine)
+        execute(batchPlan)
+        return tensor(plan.outputIDs[0], in: batchPlan)
+    }
+
+    /// Evaluates the graph on named inputs (each `[N] + sampleShape`) and
+    /// returns every graph output by name. Values go to the graph as given:
+    /// no normalization is applied.
+    public func run(inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let batch = try plan.graph.validatedBatchSize(of: inputs)
+        let batchPlan = try plan(for: batch)
+        for (id, input) in zip(plan.inputIDs, plan.graph.inputs) {
+            copy(inputs[input.name]!, to: batchPlan.pointers[id], affine: nil)
+        }
+        execute(batchPlan)
+        var outputs: [String: Tensor] = [:]
+        for (id, name) in zip(plan.outputIDs, plan.graph.outputs) { outputs[name] = tensor(id, in: batchPlan) }
+        return outputs
+    }
+
+    private func plan(for batch: Int) throws -> BatchPlan {
+        if let cached = batchPlans[batch] { return cached }
+        let batchPlan = try BatchPlan(plan, batch: batch, threads: threads)
+        batchPlans[batch] = batchPlan
+        return batchPlan
+    }
+
+    private func execute(_ batchPlan: BatchPlan) {
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+        let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
+                                    threads: threads)
+        for (step, binding) in zip(plan.steps, batchPlan.bindings) { step.kernel.run(binding, context) }
+    }
+
+    /// Copies `input` into runtime storage, applying `x * scale[c] + shift[c]` per channel (axis 1) if given.
+    private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, affine: (scale: [Float], shift: [Float])?) {
+        let values = input.floats
+        guard let affine else {
+            destination.update(from: values, count: values.count)
+            return
+        }
+        let channels = affine.scale.count
+        let inner = input.rank >= 2 ? input.shape[2...].reduce(1, *) : 1
+        values.withUnsafeBufferPointer { src in
+            for plane in 0..<(values.count / max(inner, 1)) {
+                let (s, t) = (affine.scale[plane % channels], affine.shift[plane % channels])
+                let x = src.baseAddress! + plane &* inner, y = destination + plane &* inner
+                for i in 0..<inner { y[i] = x[i] * s + t }
+            }
+        }
+    }
+
+    private func tensor(_ id: Int, in batchPlan: BatchPlan) -> Tensor {
+        let shape = batchPlan.shapes[id]
+        return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: batchPlan.pointers[id], count: shape.elementCount)))
+    }
+}
