@@ -34,6 +34,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CompressTests", dependencies: ["Compress"]),
+        .testTarget(name: "CLITests", dependencies: ["Compress", "compressor"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,79 @@
+import Synchronization
+
+/// Everything a pass may need besides the model and its parameters, plumbed
+/// once here so pass families do not each re-plumb it.
+public final class PassContext: Sendable {
+    /// The seed every random choice of this run derives from.
+    public let seed: UInt64
+    /// Loads the data splits on first use (passes that need no data never load it).
+    public let data: DataProvider
+    /// Reports progress of long work (a bar on a terminal, nothing otherwise).
+    public let progress: any ProgressReporting
+    /// Set from a signal handler or another thread; long passes poll it.
+    public let cancellation: CancellationFlag
+    /// Training hook for passes that fine-tune (wired in by the training engine).
+    public let trainer: (any Trainer)?
+    /// Threads for the runtime and BLAS.
+    public let threads: Int
+
+    public init(seed: UInt64 = 0, data: DataProvider = DataProvider { nil },
+                progress: any ProgressReporting = SilentProgress(), cancellation: CancellationFlag = CancellationFlag(),
+                trainer: (any Trainer)? = nil, threads: Int = 1) {
+        self.seed = seed; self.data = data; self.progress = progress
+        self.cancellation = cancellation; self.trainer = trainer; self.threads = threads
+    }
+
+    /// A fresh generator for a named purpose: the same seed and purpose always
+    /// give the same stream, independent of what other code drew before.
+    public func generator(for purpose: String) -> SeededGenerator {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in purpose.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return SeededGenerator(seed: seed ^ h)
+    }
+
+    /// Throws ``CancellationError`` when the user asked to stop.
+    public func checkCancellation() throws(PassCancelled) {
+        if cancellation.isCancelled { throw PassCancelled() }
+    }
+}
+
+/// Thrown by long work when the user cancels it (Ctrl-C).
+public struct PassCancelled: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "cancelled" }
+}
+
+/// A thread-safe flag raised to ask long work to stop.
+public final class CancellationFlag: Sendable {
+    private let raised = Atomic<Bool>(false)
+    public init() {}
+    public var isCancelled: Bool { raised.load(ordering: .relaxed) }
+    public func cancel() { raised.store(true, ordering: .relaxed) }
+}
+
+/// Loads data lazily and at most once.
+public final class DataProvider: Sendable {
+    private let load: @Sendable () throws -> DatasetSplits?
+    private let cache = Mutex<DatasetSplits?>(nil)
+
+    public init(_ load: @escaping @Sendable () throws -> DatasetSplits?) { self.load = load }
+
+    /// The splits, or an error when the pass needs data and none was given.
+    public func splits() throws -> DatasetSplits {
+        if let d = cache.withLock({ $0 }) { return d }
+        guard let d = try load() else { throw DataUnavailable() }
+        cache.withLock { $0 = d }
+        return d
+    }
+}
+
+/// Thrown when a pass needs data but the run has none.
+public struct DataUnavailable: Error, CustomStringConvertible {
+    public var description: String { "this pass needs data, but none was given (use --data DIR)" }
+}
+
+/// Trains or fine-tunes a model; the training engine provides the implementation.
+public protocol Trainer: Sendable {
+    /// Fine-tunes `model` on `data`, returning the model with the best validation accuracy.
+    func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, context: PassContext) throws -> Model
+}

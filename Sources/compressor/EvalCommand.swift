@@ -1,0 +1,59 @@
+import ArgumentParser
+import Compress
+import Foundation
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Top-1 and top-5 accuracy on the test split.",
+        discussion: "The default data is Fashion-MNIST from Debian's dataset-fashion-mnist package.")
+
+    @Argument(help: ArgumentHelp("Model file.", valueName: "model"))
+    var model: String
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(name: .long, help: "Evaluate only the first N test images.")
+    var limit: Int?
+
+    @Option(name: .long, help: "Images per batch.")
+    var batch = 256
+
+    @Option(name: .long, help: "Threads for the runtime.")
+    var threads = 1
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let m = try loadModel(model)
+        let test = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount, splits: [.test]).test
+        guard Array(test.images.shape.dropFirst()) == m.inputShape else {
+            throw CLIError("the data's images are \(test.images.shape.dropFirst().map(String.init).joined(separator: "x")) but the model takes \(m.inputShape.map(String.init).joined(separator: "x"))")
+        }
+        let start = Date()
+        let result = try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threads,
+                                             progress: TerminalProgress())
+        let seconds = Date().timeIntervalSince(start)
+        if outputOptions.json {
+            try printJSON(EvalReport(model: model, images: result.images, top1: result.top1, top5: result.top5,
+                                     seconds: seconds))
+        } else {
+            print(String(format: "%@: top-1 %.2f%%  top-5 %.2f%%  (%d test images, %.1f s)",
+                         model, result.top1 * 100, result.top5 * 100, result.images, seconds))
+        }
+    }
+
+    struct EvalReport: Encodable {
+        var model: String
+        var images: Int
+        var top1: Double
+        var top5: Double
+        var seconds: Double
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Compress
+import Foundation
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show a model's layers: op, output shape, parameters, MACs and bytes by encoding.")
+
+    @Argument(help: ArgumentHelp("Model file.", valueName: "model"))
+    var model: String
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func run() throws {
+        let m = try loadModel(model)
+        let report = try InfoReport(model: m, path: model)
+        if outputOptions.json { try printJSON(report) } else { print(report.text) }
+    }
+}
+
+/// What `info` shows, also as JSON.
+struct InfoReport: Encodable {
+    struct Layer: Encodable {
+        var name: String
+        var op: String
+        var outputShape: [Int]
+        var parameters: Int
+        var nonZeros: Int
+        var macs: Int
+        /// Bytes the layer's tensors take in the file, by encoding name.
+        var bytes: [String: Int]
+    }
+    struct HistoryItem: Encodable {
+        var pass: String
+        var parameters: [String: String]
+        var seed: UInt64?
+        var metrics: [String: Double]
+    }
+    var file: String
+    var fileBytes: Int
+    var architecture: String?
+    var inputShape: [Int]
+    var classes: [String]
+    var parameters: Int
+    var nonZeros: Int
+    var macs: Int
+    var weightBytes: Int
+    var layers: [Layer]
+    var history: [HistoryItem]
+
+    init(model: Model, path: String) throws {
+        let g = model.graph
+        let shapes = try g.inferShapes(batch: 1)
+        let macsByNode = try g.costReport().macsByNode
+        let sizes = ModelFile.encodedTensorSizes(model)
+        file = path
+        fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        architecture = model.metadata.architecture
+        inputShape = model.inputShape
+        classes = model.metadata.classNames
+        layers = g.nodes.map { node in
+            let weights = node.inputs.filter { g.initializers[$0] != nil }
+            var bytes: [String: Int] = [:]
+            for w in weights { if let s = sizes[w] { bytes[s.encoding, default: 0] += s.bytes } }
+            let tensors = weights.compactMap { g.initializers[$0] }
+            return Layer(name: node.name, op: node.op.kind, outputShape: Array((shapes[node.output] ?? []).dropFirst()),
+                         parameters: tensors.reduce(0) { $0 + $1.count },
+                         nonZeros: tensors.reduce(0) { acc, t in acc + t.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } },
+                         macs: macsByNode[node.name] ?? 0, bytes: bytes)
+        }
+        let summary = try ModelSummary(model)
+        parameters = summary.parameters
+        nonZeros = summary.nonZeroParameters
+        macs = summary.macs
+        weightBytes = sizes.values.reduce(0) { $0 + $1.bytes }
+        history = model.metadata.history.map {
+            HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
+        }
+    }
+
+    var text: String {
+        let rows = layers.map { l in
+            [l.name, l.op, l.outputShape.map(String.init).joined(separator: "x"),
+             l.parameters == 0 ? "" : grouped(l.parameters), l.macs == 0 ? "" : grouped(l.macs),
+             l.bytes.keys.sorted().map { "\($0) \(grouped(l.bytes[$0]!))" }.joined(separator: ", ")]
+        }
+        var out = "\(file): \(architecture ?? "model"), input \(inputShape.map(String.init).joined(separator: "x")), \(classes.count) classes\n\n"
+        out += formatTable(["layer", "op", "output", "params", "MACs", "bytes"], rows)
+        out += "\n\nparameters  \(grouped(parameters)) (\(grouped(nonZeros)) non-zero)"
+        out += "\nMACs/image  \(grouped(macs))"
+        out += "\nweights     \(humanBytes(weightBytes)) in tensors, file \(humanBytes(fileBytes)) (\(grouped(fileBytes)) bytes)"
+        if !history.isEmpty {
+            out += "\n\nhistory:"
+            for h in history {
+                let params = h.parameters.keys.sorted().map { "\($0)=\(h.parameters[$0]!)" }.joined(separator: " ")
+                out += "\n  \(h.pass) \(params)\(h.seed.map { " seed=\($0)" } ?? "")"
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Compress
+
+/// `--json`, shared by every command.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
+    var json = false
+}
+
+/// `--data`, for commands that read a dataset.
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Dataset directory: IDX files (MNIST layout, raw or .gz) or .npy arrays.",
+                                            valueName: "dir"))
+    var data: String?
+
+    @Option(name: .long, help: "Training images held out for validation (the last N of the training split).")
+    var validationCount = 5000
+}
+
+/// Reads a model file, detecting its format by content.
+func loadModel(_ path: String) throws -> Model {
+    try ModelFile.read(path: path)
+}
+
+/// Writes `model` atomically to `path`, refusing to overwrite the input unless asked.
+func saveModel(_ model: Model, to path: String) throws {
+    try ModelFile.write(model, to: path)
+}
