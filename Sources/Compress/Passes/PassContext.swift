@@ -15,12 +15,16 @@ public final class PassContext: Sendable {
     public let trainer: (any Trainer)?
     /// Threads for the runtime and BLAS.
     public let threads: Int
+    /// How latency is measured, the same way `bench` and reports measure it.
+    public let latency: LatencyBenchmark
 
     public init(seed: UInt64 = 0, data: DataProvider = DataProvider { nil },
                 progress: any ProgressReporting = SilentProgress(), cancellation: CancellationFlag = CancellationFlag(),
-                trainer: (any Trainer)? = nil, threads: Int = 1) {
+                trainer: (any Trainer)? = nil, threads: Int = 1,
+                latency: LatencyBenchmark = LatencyBenchmark()) {
         self.seed = seed; self.data = data; self.progress = progress
         self.cancellation = cancellation; self.trainer = trainer; self.threads = threads
+        self.latency = latency
     }
 
     /// A fresh generator for a named purpose: the same seed and purpose always
@@ -31,7 +35,7 @@ public final class PassContext: Sendable {
         return SeededGenerator(seed: seed ^ h)
     }
 
-    /// Throws ``CancellationError`` when the user asked to stop.
+    /// Throws ``PassCancelled`` when the user asked to stop.
     public func checkCancellation() throws(PassCancelled) {
         if cancellation.isCancelled { throw PassCancelled() }
     }

@@ -19,7 +19,12 @@ struct DataOptions: ParsableArguments {
 
 /// Reads a model file, detecting its format by content.
 func loadModel(_ path: String) throws -> Model {
-    try ModelFile.read(path: path)
+    do {
+        return try ModelFile.read(path: path)
+    } catch {
+        let message = error.description
+        throw CLIError(message.contains(path) ? message : "\(path): \(message)")
+    }
 }
 
 /// Writes `model` atomically to `path`, refusing to overwrite the input unless asked.

@@ -12,7 +12,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
 func formatTable(_ header: [String], _ rows: [[String]]) -> String {
     let all = [header] + rows
     let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
-    let numeric = header.indices.map { c in rows.allSatisfy { isNumeric($0[c]) } && !rows.isEmpty }
+    let numeric = header.indices.map { c in rows.allSatisfy { $0[c].isEmpty || isNumeric($0[c]) } && rows.contains { !$0[c].isEmpty } }
     func line(_ r: [String]) -> String {
         r.indices.map { c in
             let pad = String(repeating: " ", count: widths[c] - r[c].count)
