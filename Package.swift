@@ -25,7 +25,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         // C code generated from proto/model.proto by scripts/gen-proto.sh.
         .target(name: "CModelProto", dependencies: ["CProtobufC"]),
-        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto"]),
+        .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
+        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto"]),
         .target(name: "Prune", dependencies: ["Compress"]),
         .target(name: "LowRank", dependencies: ["Compress"]),
         .target(name: "Distill", dependencies: ["Compress"]),
