@@ -2,7 +2,7 @@
 # Installs the Debian packages compressor builds against and the Fashion-MNIST data.
 # Safe to run repeatedly: it only installs what is missing.
 set -euo pipefail
-pkgs=(pkg-config libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev dataset-fashion-mnist)
+pkgs=(pkg-config python3-venv libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Checks compressor against the outside world: ONNX export vs onnxruntime for every
+# built-in architecture, import of foreign ONNX models, and ONNX's backend node tests.
+# Usage: scripts/onnx-checks.sh [path/to/compressor]   (default: .build/debug/compressor)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-.build/debug/compressor}
+venv=${VENV:-.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null \
+  || "$venv/bin/pip" install -q --disable-pip-version-check numpy onnx onnxruntime
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+status=0
+for check in Tests/onnx/check_architectures.py Tests/onnx/check_imports.py; do
+  if [ -f "$check" ]; then
+    mkdir -p "$work/$(basename "$check" .py)"
+    "$venv/bin/python" "$check" --compressor "$bin" --work "$work/$(basename "$check" .py)" || status=1
+  fi
+done
+exit $status
