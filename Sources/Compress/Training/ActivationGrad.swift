@@ -1,0 +1,37 @@
+import Foundation
+
+/// ReLU, ReLU6, LeakyReLU, sigmoid and tanh, forward and backward.
+/// Derivatives at the kinks follow PyTorch: ReLU and ReLU6 pass no gradient
+/// at 0 (and 6); LeakyReLU treats 0 as the positive side, as its forward does.
+final class ActivationTrainingKernel: TrainingKernel {
+    let op: Op
+
+    init(op: Op) { self.op = op }
+
+    func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
+        let count = b.outputShape.elementCount
+        let (x, y) = (b.inputs[0], b.output)
+        switch op {
+        case .relu: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? v : 0 }
+        case .relu6: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
+        case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
+        case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + exp(-x[i])) }
+        case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
+        default: preconditionFailure("\(op.kind) is not an activation")
+        }
+    }
+
+    func backward(_ b: TrainingBinding, _ context: KernelContext) {
+        guard let dX = b.inputGradients[0] else { return }
+        let count = b.outputShape.elementCount
+        let (x, y, dY) = (b.inputs[0], b.output, b.outputGradient)
+        switch op {
+        case .relu: for i in 0..<count where x[i] > 0 { dX[i] += dY[i] }
+        case .relu6: for i in 0..<count where x[i] > 0 && x[i] < 6 { dX[i] += dY[i] }
+        case .leakyRelu(let alpha): for i in 0..<count { dX[i] += x[i] >= 0 ? dY[i] : alpha * dY[i] }
+        case .sigmoid: for i in 0..<count { dX[i] += dY[i] * y[i] * (1 - y[i]) }
+        case .tanh: for i in 0..<count { dX[i] += dY[i] * (1 - y[i] * y[i]) }
+        default: preconditionFailure("\(op.kind) is not an activation")
+        }
+    }
+}

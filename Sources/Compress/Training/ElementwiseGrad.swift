@@ -1,0 +1,74 @@
+/// Add, Sub, Mul and Div with numpy broadcasting, forward and backward.
+///
+/// Both operands are walked with the output's shape (stride 0 along the axes
+/// an operand broadcasts over, `mergedBroadcastAxes`). The backward adds each
+/// output element's contribution at the operand offset it was read from, so
+/// gradients of a broadcast operand are summed over its broadcast axes:
+/// `d(a+b)`: `(dy, dy)`, `d(a-b)`: `(dy, -dy)`, `d(ab)`: `(dy·b, dy·a)`,
+/// `d(a/b)`: `(dy/b, -dy·a/b²)`.
+final class BinaryTrainingKernel: TrainingKernel {
+    let op: Op
+
+    init(op: Op) { self.op = op }
+
+    func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
+        let (x, y, out) = (b.inputs[0], b.inputs[1], b.output)
+        forEachBroadcastElement(b) { o, i, j in
+            switch op {
+            case .add: out[o] = x[i] + y[j]
+            case .sub: out[o] = x[i] - y[j]
+            case .mul: out[o] = x[i] * y[j]
+            default: out[o] = x[i] / y[j]
+            }
+        }
+    }
+
+    func backward(_ b: TrainingBinding, _ context: KernelContext) {
+        let (x, y, dY) = (b.inputs[0], b.inputs[1], b.outputGradient)
+        let (dA, dB) = (b.inputGradients[0], b.inputGradients[1])
+        guard dA != nil || dB != nil else { return }
+        forEachBroadcastElement(b) { o, i, j in
+            let g = dY[o]
+            switch op {
+            case .add:
+                dA?[i] += g
+                dB?[j] += g
+            case .sub:
+                dA?[i] += g
+                dB?[j] -= g
+            case .mul:
+                dA?[i] += g * y[j]
+                dB?[j] += g * x[i]
+            default:
+                let inverse = 1 / y[j]
+                dA?[i] += g * inverse
+                dB?[j] -= g * x[i] * inverse * inverse
+            }
+        }
+    }
+
+    /// Calls `body(outputOffset, firstOperandOffset, secondOperandOffset)` for every output element in order.
+    @inline(__always)
+    private func forEachBroadcastElement(_ b: TrainingBinding, _ body: (Int, Int, Int) -> Void) {
+        let (dims, aStrides, bStrides) = mergedBroadcastAxes(b.outputShape, b.inputShapes[0], b.inputShapes[1])
+        let inner = dims.last!, (sa, sb) = (aStrides.last!, bStrides.last!)
+        let outerCount = dims.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: dims.count - 1)
+        var (offsetA, offsetB) = (0, 0)
+        for o in 0..<outerCount {
+            let base = o &* inner
+            for k in 0..<inner { body(base &+ k, offsetA &+ k &* sa, offsetB &+ k &* sb) }
+            var axis = dims.count - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offsetA &+= aStrides[axis]
+                offsetB &+= bStrides[axis]
+                if index[axis] < dims[axis] { break }
+                offsetA &-= aStrides[axis] &* dims[axis]
+                offsetB &-= bStrides[axis] &* dims[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+}

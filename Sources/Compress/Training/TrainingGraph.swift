@@ -1,0 +1,201 @@
+import CBLAS
+
+/// A model planned for training on the CPU: forward in training or eval mode,
+/// backward into every trainable parameter, over the same graph IR the
+/// inference `Session` runs.
+///
+/// Nothing is folded or fused: BatchNorm trains with batch statistics (eval
+/// mode uses its running statistics), dropout draws seeded masks. Trainable
+/// parameters are the float initializers that conv and linear layers read as
+/// weight and bias and BatchNorm reads as scale and bias; each lives in a
+/// ``ParameterBuffer`` that optimizers update in place. Initializers read as
+/// data (a constant operand of Add or Mul) are constants without gradient.
+///
+/// Buffers for every value and its gradient are planned once per batch size
+/// and reused; activations are kept from the forward for the backward.
+/// Flatten and Reshape alias their input's storage. Kernels split images,
+/// channels or rows over `threads` workers, each calling OpenBLAS with one
+/// thread (set process-wide with `openblas_set_num_threads(1)`, as `Session` does).
+///
+/// Not safe to use from several threads at once.
+public final class TrainingGraph {
+    /// The model as given; `exportModel()` returns it with the current parameters.
+    public let model: Model
+    /// Workers each step may be split over (at least 1).
+    public let threads: Int
+    /// Whether `backward` also computes the gradient with respect to the graph input.
+    public let computesInputGradient: Bool
+    /// Trainable parameters by initializer name.
+    public let parameters: [String: ParameterBuffer]
+    /// BatchNorm running means and variances by initializer name (no gradient).
+    public let statistics: [String: ParameterBuffer]
+
+    let graph: Graph
+    private let plan: TrainingPlan
+    private let inputAffine: (scale: [Float], shift: [Float])?
+    private let randomness: DropoutRandomness
+    private var batchStates: [Int: TrainingBatchState] = [:]
+    private var lastForward: TrainingBatchState?
+
+    /// Plans `model` for training.
+    ///
+    /// - Parameters:
+    ///   - seed: seeds the dropout masks.
+    ///   - threads: workers per step.
+    ///   - computesInputGradient: also compute `inputGradient` (for gradient checks, adversarial inputs).
+    /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
+    ///   parameter is not an initializer or the normalization does not fit the input.
+    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false) throws {
+        self.model = model
+        self.threads = max(1, threads)
+        self.computesInputGradient = computesInputGradient
+        graph = try model.graph.topologicallySorted()
+        _ = try graph.inferShapes(batch: 1)
+        _ = try model.firstInputName()
+        randomness = DropoutRandomness(seed: seed)
+        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness)
+        plan = try builder.build(inputNeedsGradient: computesInputGradient)
+        parameters = builder.parameters
+        statistics = builder.statistics
+        if let normalization = model.metadata.normalization {
+            inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
+        } else {
+            inputAffine = nil
+        }
+        openblas_set_num_threads(1)
+    }
+
+    /// Parameter names in a stable (sorted) order.
+    public var parameterNames: [String] { parameters.keys.sorted() }
+
+    /// When true, dropout layers reuse the mask of their last training forward
+    /// instead of drawing a new one (for gradient checks).
+    public var freezesDropoutMasks: Bool {
+        get { randomness.freezesMasks }
+        set { randomness.freezesMasks = newValue }
+    }
+
+    /// Runs the graph on a batch of images and keeps what `backward` needs.
+    ///
+    /// - Parameters:
+    ///   - input: `[N] + model.inputShape` pixels in [0, 1]; the model's normalization is applied here, as `Session.run` does.
+    ///   - training: batch statistics and dropout (true), or running statistics and identity dropout (false).
+    /// - Returns: the graph's first output, e.g. logits `[N, classes]`.
+    public func forward(_ input: Tensor, training: Bool) throws -> Tensor {
+        let name = try model.firstInputName()
+        let batch = try graph.validatedBatchSize(of: [name: input])
+        let state = try batchState(for: batch)
+        copy(input, to: state.values[plan.inputID])
+        let context = state.context(threads: threads)
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+        for (step, binding) in zip(plan.steps, state.bindings) { step.kernel.forward(binding, training: training, context) }
+        lastForward = state
+        return state.tensor(plan.outputIDs[0])
+    }
+
+    /// Backpropagates `gradOutput` (the loss gradient with respect to the
+    /// first graph output) through the last forward, adding into every
+    /// parameter's gradient.
+    public func backward(_ gradOutput: Tensor) throws {
+        try backward(seeds: [graph.outputs[0]: gradOutput])
+    }
+
+    /// Backpropagates loss gradients given for any values of the last forward
+    /// (graph outputs or intermediate feature maps, e.g. for hint losses).
+    /// Parameter gradients accumulate until `zeroGradients()`.
+    public func backward(seeds: [String: Tensor]) throws {
+        guard let state = lastForward else { throw TrainingError.backwardBeforeForward }
+        state.zeroValueGradients()
+        for (name, gradient) in seeds {
+            guard let id = plan.ids[name], let destination = state.gradients[id] else {
+                throw TrainingError.noGradient(value: name)
+            }
+            guard gradient.shape == state.shapes[id] else {
+                throw TrainingError.gradientShape(value: name, expected: state.shapes[id], got: gradient.shape)
+            }
+            gradient.floats.withUnsafeBufferPointer { accumulate($0.baseAddress!, into: destination, count: $0.count) }
+        }
+        let context = state.context(threads: threads)
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+        for (step, binding) in zip(plan.steps, state.bindings).reversed() { step.kernel.backward(binding, context) }
+    }
+
+    /// Sets every parameter's accumulated gradient to zero.
+    public func zeroGradients() {
+        for p in parameters.values { p.zeroGradient() }
+    }
+
+    /// The accumulated gradients by parameter name (copies; optimizers use the buffers).
+    public var gradients: [String: Tensor] { parameters.mapValues(\.gradientTensor) }
+
+    /// The gradient with respect to the graph input after `backward`
+    /// (before normalization is undone: with respect to the normalized input),
+    /// when `computesInputGradient`.
+    public var inputGradient: Tensor? {
+        guard let state = lastForward, let pointer = state.gradients[plan.inputID] else { return nil }
+        let shape = state.shapes[plan.inputID]
+        return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: pointer, count: shape.elementCount)))
+    }
+
+    /// A value of the last forward by name (a feature map, an output), or nil.
+    public func value(named name: String) -> Tensor? {
+        guard let state = lastForward, let id = plan.ids[name] else { return nil }
+        return state.tensor(id)
+    }
+
+    /// The model with the current parameters and running statistics written
+    /// back into its initializers; graph and metadata are unchanged.
+    public func exportModel() -> Model {
+        var exported = model
+        for (name, buffer) in parameters.merging(statistics, uniquingKeysWith: { a, _ in a }) {
+            exported.graph.initializers[name] = buffer.tensor
+        }
+        return exported
+    }
+
+    /// Frees the buffers planned for every batch size (they are rebuilt on demand).
+    public func releaseBatchBuffers() {
+        batchStates.removeAll()
+        lastForward = nil
+    }
+
+    private func batchState(for batch: Int) throws -> TrainingBatchState {
+        if let cached = batchStates[batch] { return cached }
+        let state = try TrainingBatchState(plan, graph: graph, batch: batch, threads: threads)
+        batchStates[batch] = state
+        return state
+    }
+
+    /// Copies `input` into the graph input buffer, applying the normalization per channel.
+    private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>) {
+        let values = input.floats
+        guard let affine = inputAffine else {
+            destination.update(from: values, count: values.count)
+            return
+        }
+        let channels = affine.scale.count
+        let inner = input.rank >= 2 ? input.shape[2...].reduce(1, *) : 1
+        values.withUnsafeBufferPointer { source in
+            for plane in 0..<(values.count / max(inner, 1)) {
+                let (s, t) = (affine.scale[plane % channels], affine.shift[plane % channels])
+                let (x, y) = (source.baseAddress! + plane &* inner, destination + plane &* inner)
+                for i in 0..<inner { y[i] = x[i] * s + t }
+            }
+        }
+    }
+}
+
+/// A misuse of a `TrainingGraph`, naming the value at fault.
+public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    case backwardBeforeForward
+    case noGradient(value: String)
+    case gradientShape(value: String, expected: [Int], got: [Int])
+
+    public var description: String {
+        switch self {
+        case .backwardBeforeForward: "backward needs a forward first"
+        case .noGradient(let v): "value '\(v)' has no gradient (unknown, a constant, or the input without computesInputGradient)"
+        case .gradientShape(let v, let e, let g): "gradient for '\(v)' must have shape \(e), got \(g)"
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// The pointers and shapes one training step reads and writes, fixed for one
+/// batch size. Data inputs only: weights live in the kernel as `ParameterBuffer`s.
+struct TrainingBinding {
+    var inputs: [UnsafeMutablePointer<Float>]
+    var inputShapes: [[Int]]
+    /// Where each input's gradient accumulates; nil when nothing needs it
+    /// (graph inputs by default, constants).
+    var inputGradients: [UnsafeMutablePointer<Float>?]
+    var output: UnsafeMutablePointer<Float>
+    var outputShape: [Int]
+    /// The gradient of the loss with respect to the output, complete when `backward` runs.
+    var outputGradient: UnsafeMutablePointer<Float>
+}
+
+/// One op compiled for training: a forward that caches what its backward
+/// needs (argmax indices, batch statistics, dropout masks) and a backward
+/// that *adds* into input and parameter gradients, so values read by several
+/// nodes (residual blocks) sum their gradients.
+protocol TrainingKernel: AnyObject {
+    /// Floats of scratch memory one worker needs for these shapes.
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int
+    func forward(_ binding: TrainingBinding, training: Bool, _ context: KernelContext)
+    func backward(_ binding: TrainingBinding, _ context: KernelContext)
+}
+
+extension TrainingKernel {
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int { 0 }
+}
+
+/// `y[i] += x[i]` for `count` elements.
+@inline(__always)
+func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { y[i] += x[i] }
+}

@@ -1,0 +1,200 @@
+/// One node compiled for training: its kernel and the value ids it reads and writes.
+struct TrainingStep {
+    var node: String
+    var kernel: any TrainingKernel
+    var inputs: [Int]
+    var output: Int
+}
+
+/// The batch-independent part of a `TrainingGraph`: values numbered in graph
+/// order, where each one's storage comes from, and the compiled steps.
+struct TrainingPlan {
+    var ids: [String: Int]
+    var names: [String]
+    var sources: [ValueSource]
+    var needsGradient: [Bool]
+    var constants: [FloatBuffer]
+    var steps: [TrainingStep]
+    var inputID: Int
+    var outputIDs: [Int]
+
+    /// The value whose storage `id` shares, following aliases.
+    func root(_ id: Int) -> Int {
+        if case .alias(let of) = sources[id] { return root(of) }
+        return id
+    }
+}
+
+/// Numbers values, creates parameter buffers and compiles nodes into training kernels.
+struct TrainingPlanBuilder {
+    let graph: Graph
+    let randomness: DropoutRandomness
+    var parameters: [String: ParameterBuffer] = [:]
+    var statistics: [String: ParameterBuffer] = [:]
+    private var plan = TrainingPlan(ids: [:], names: [], sources: [], needsGradient: [], constants: [], steps: [],
+                                    inputID: 0, outputIDs: [])
+
+    init(graph: Graph, randomness: DropoutRandomness) {
+        self.graph = graph
+        self.randomness = randomness
+    }
+
+    mutating func build(inputNeedsGradient: Bool) throws -> TrainingPlan {
+        for (k, input) in graph.inputs.enumerated() {
+            _ = add(input.name, .graphInput, needsGradient: k == 0 && inputNeedsGradient)
+        }
+        plan.inputID = plan.ids[graph.inputs[0].name]!
+        for node in graph.nodes {
+            switch node.op {
+            case .flatten, .reshape:
+                let source = id(of: node.inputs[0])
+                _ = add(node.output, .alias(of: source), needsGradient: plan.needsGradient[source])
+            default:
+                let kernel = try makeKernel(node)
+                let dataInputs = node.op.readsWeights ? [node.inputs[0]] : node.inputs
+                let inputs = dataInputs.map { id(of: $0) }
+                let output = add(node.output, .computed, needsGradient: true)
+                plan.steps.append(TrainingStep(node: node.name, kernel: kernel, inputs: inputs, output: output))
+            }
+        }
+        plan.outputIDs = graph.outputs.map { id(of: $0) }
+        return plan
+    }
+
+    private mutating func add(_ name: String, _ source: ValueSource, needsGradient: Bool) -> Int {
+        plan.ids[name] = plan.names.count
+        plan.names.append(name)
+        plan.sources.append(source)
+        plan.needsGradient.append(needsGradient)
+        return plan.names.count - 1
+    }
+
+    /// The id of a value already met, or of an initializer read as data (a constant, copied once).
+    private mutating func id(of name: String) -> Int {
+        if let id = plan.ids[name] { return id }
+        let values = graph.initializers[name]!.floats
+        let buffer = FloatBuffer(count: values.count)
+        buffer.pointer.update(from: values, count: values.count)
+        plan.constants.append(buffer)
+        return add(name, .constant(index: plan.constants.count - 1), needsGradient: false)
+    }
+
+    private mutating func makeKernel(_ node: Node) throws(RuntimeError) -> any TrainingKernel {
+        func input(_ k: Int) -> String? { k < node.inputs.count && !node.inputs[k].isEmpty ? node.inputs[k] : nil }
+        switch node.op {
+        case .conv2d(let a):
+            return ConvTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
+                                      bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
+        case .linear:
+            return LinearTrainingKernel(weight: try parameter(input(1)!, .weight, node),
+                                        bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
+        case .batchNorm(let epsilon):
+            return BatchNormTrainingKernel(
+                scale: try parameter(input(1)!, .normScale, node), bias: try parameter(input(2)!, .normBias, node),
+                runningMean: try statistic(input(3)!, .runningMean, node),
+                runningVariance: try statistic(input(4)!, .runningVariance, node), epsilon: epsilon)
+        case .relu, .relu6, .leakyRelu, .sigmoid, .tanh: return ActivationTrainingKernel(op: node.op)
+        case .dropout(let ratio): return DropoutTrainingKernel(ratio: ratio, randomness: randomness)
+        case .maxPool(let p): return PoolTrainingKernel(pool: p, isMax: true)
+        case .avgPool(let p, let countIncludePad): return PoolTrainingKernel(pool: p, isMax: false, countIncludePad: countIncludePad)
+        case .globalAvgPool: return GlobalAveragePoolTrainingKernel()
+        case .add, .sub, .mul, .div: return BinaryTrainingKernel(op: node.op)
+        case .concat(let axis): return ConcatTrainingKernel(axis: axis)
+        case .softmax(let axis): return SoftmaxTrainingKernel(axis: axis)
+        case .flatten, .reshape: preconditionFailure("\(node.op.kind) is planned as an alias")
+        }
+    }
+
+    /// The trainable buffer of initializer `name` (shared when several nodes read it).
+    private mutating func parameter(_ name: String, _ role: ParameterRole, _ node: Node) throws(RuntimeError) -> ParameterBuffer {
+        if let existing = parameters[name] { return existing }
+        let buffer = ParameterBuffer(name: name, role: role, tensor: try initializer(name, node))
+        parameters[name] = buffer
+        return buffer
+    }
+
+    /// The running-statistic buffer of initializer `name`.
+    private mutating func statistic(_ name: String, _ role: ParameterRole, _ node: Node) throws(RuntimeError) -> ParameterBuffer {
+        if let existing = statistics[name] { return existing }
+        let buffer = ParameterBuffer(name: name, role: role, tensor: try initializer(name, node))
+        statistics[name] = buffer
+        return buffer
+    }
+
+    private func initializer(_ name: String, _ node: Node) throws(RuntimeError) -> Tensor {
+        guard let t = graph.initializers[name], t.dtype != .int64 else {
+            throw .unsupported(node: node.name, detail: "\(node.op.kind) parameter '\(name)' must be a float initializer to train")
+        }
+        return t
+    }
+}
+
+/// The memory of a `TrainingPlan` for one batch size: every value and every
+/// gradient (one arena, gradients contiguous so one fill zeroes them),
+/// step bindings and per-worker scratch. Built once per batch size.
+final class TrainingBatchState {
+    let shapes: [[Int]]
+    let values: [UnsafeMutablePointer<Float>]
+    let gradients: [UnsafeMutablePointer<Float>?]
+    let bindings: [TrainingBinding]
+    private let arena: FloatBuffer
+    private let gradientRegion: Range<Int>
+    private let scratch: FloatBuffer
+    private let scratchPerWorker: Int
+
+    init(_ plan: TrainingPlan, graph: Graph, batch: Int, threads: Int) throws {
+        let byName = try graph.inferShapes(batch: batch)
+        let shapes = plan.names.map { byName[$0]! }
+        self.shapes = shapes
+        var valueOffsets = [Int](repeating: -1, count: shapes.count)
+        var gradientOffsets = [Int](repeating: -1, count: shapes.count)
+        var next = 0
+        func reserve(_ count: Int) -> Int {
+            defer { next += (count + 15) / 16 * 16 }
+            return next
+        }
+        for id in shapes.indices where plan.root(id) == id {
+            if case .constant = plan.sources[id] { continue }
+            valueOffsets[id] = reserve(shapes[id].elementCount)
+        }
+        let gradientStart = next
+        for id in shapes.indices where plan.root(id) == id && plan.needsGradient[id] {
+            gradientOffsets[id] = reserve(shapes[id].elementCount)
+        }
+        gradientRegion = gradientStart..<next
+        let arena = FloatBuffer(count: next)
+        self.arena = arena
+        values = shapes.indices.map { id in
+            let root = plan.root(id)
+            if case .constant(let index) = plan.sources[root] { return plan.constants[index].pointer }
+            return arena.pointer + valueOffsets[root]
+        }
+        gradients = shapes.indices.map { id in
+            let offset = gradientOffsets[plan.root(id)]
+            return offset >= 0 ? arena.pointer + offset : nil
+        }
+        bindings = plan.steps.map { [values, gradients] step in
+            TrainingBinding(inputs: step.inputs.map { values[$0] }, inputShapes: step.inputs.map { shapes[$0] },
+                            inputGradients: step.inputs.map { gradients[$0] }, output: values[step.output],
+                            outputShape: shapes[step.output], outputGradient: gradients[step.output]!)
+        }
+        scratchPerWorker = zip(plan.steps, bindings).map { step, b in
+            step.kernel.scratchCount(inputShapes: b.inputShapes, outputShape: b.outputShape)
+        }.max() ?? 0
+        scratch = FloatBuffer(count: scratchPerWorker * threads)
+    }
+
+    func context(threads: Int) -> KernelContext {
+        KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, threads: threads)
+    }
+
+    /// Zeroes the gradients of all values (not of parameters).
+    func zeroValueGradients() {
+        (arena.pointer + gradientRegion.lowerBound).update(repeating: 0, count: gradientRegion.count)
+    }
+
+    func tensor(_ id: Int) -> Tensor {
+        let shape = shapes[id]
+        return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: values[id], count: shape.elementCount)))
+    }
+}
