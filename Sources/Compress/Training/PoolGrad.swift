@@ -2,7 +2,8 @@
 /// remembers, per output, the input pixel it took (the first maximum in
 /// window order) and routes the gradient there; average pooling spreads each
 /// output's gradient evenly over the taps it averaged (the divisor counts the
-/// padding taps with `countIncludePad`). Planes are split over workers.
+/// padding taps with `countIncludePad`). Window bounds are computed once per
+/// output row and column; planes are split over workers.
 final class PoolTrainingKernel: TrainingKernel {
     let pool: Pool2d
     let isMax: Bool
@@ -16,104 +17,107 @@ final class PoolTrainingKernel: TrainingKernel {
         self.countIncludePad = countIncludePad
     }
 
-    /// The input taps of output `(oy, ox)`: valid row and column ranges, and the number
-    /// of taps the average divides by.
-    private struct Window {
-        var rows: Range<Int>, columns: Range<Int>
-        var divisor: Int
+    /// The windows along one axis: per output index, the first input index the
+    /// window reads (`start`, may be in the padding), its valid taps `lo..<hi`,
+    /// and the number of taps inside the padded input.
+    private struct AxisWindows {
+        var start: [Int] = [], lo: [Int] = [], hi: [Int] = [], padded: [Int] = []
+
+        init(outputs: Int, input: Int, kernel: Int, stride: Int, padBefore: Int, padAfter: Int, dilation: Int) {
+            for o in 0..<outputs {
+                let s = o &* stride &- padBefore
+                let (l, h) = validTapRange(start: s, step: dilation, taps: kernel, limit: input)
+                start.append(s); lo.append(l); hi.append(h)
+                padded.append(validTapRange(start: s, step: dilation, taps: kernel, limit: input &+ padAfter).hi)
+            }
+        }
     }
 
-    private func window(oy: Int, ox: Int, h: Int, w: Int) -> (Window, rowStart: Int, columnStart: Int) {
-        let (ys, xs) = (oy &* pool.stride.h &- pool.padding.top, ox &* pool.stride.w &- pool.padding.left)
-        let rows = validTapRange(start: ys, step: pool.dilation.h, taps: pool.kernel.h, limit: h)
-        let columns = validTapRange(start: xs, step: pool.dilation.w, taps: pool.kernel.w, limit: w)
-        let divisor: Int
-        if countIncludePad {
-            let paddedRows = validTapRange(start: ys, step: pool.dilation.h, taps: pool.kernel.h, limit: h &+ pool.padding.bottom).hi
-            let paddedColumns = validTapRange(start: xs, step: pool.dilation.w, taps: pool.kernel.w, limit: w &+ pool.padding.right).hi
-            divisor = paddedRows &* paddedColumns
-        } else {
-            divisor = (rows.hi &- rows.lo) &* (columns.hi &- columns.lo)
+    private struct Geometry {
+        let h: Int, w: Int, oh: Int, ow: Int, planes: Int
+        let rows: AxisWindows, columns: AxisWindows
+    }
+
+    private func geometry(_ b: TrainingBinding) -> Geometry {
+        let (h, w, oh, ow) = (b.inputShapes[0][2], b.inputShapes[0][3], b.outputShape[2], b.outputShape[3])
+        return Geometry(h: h, w: w, oh: oh, ow: ow, planes: b.inputShapes[0][0] &* b.inputShapes[0][1],
+                        rows: AxisWindows(outputs: oh, input: h, kernel: pool.kernel.h, stride: pool.stride.h,
+                                          padBefore: pool.padding.top, padAfter: pool.padding.bottom, dilation: pool.dilation.h),
+                        columns: AxisWindows(outputs: ow, input: w, kernel: pool.kernel.w, stride: pool.stride.w,
+                                             padBefore: pool.padding.left, padAfter: pool.padding.right, dilation: pool.dilation.w))
+    }
+
+    /// Calls `body(output, firstTapOffset, rowTaps, columnTaps, divisor)` for every output of a plane;
+    /// tap `(ky, kx)` is at `firstTapOffset + ky * dilation.h * w + kx * dilation.w`.
+    @inline(__always)
+    private func forEachWindow(_ g: Geometry, _ body: (Int, Int, Int, Int, Int) -> Void) {
+        for oy in 0..<g.oh {
+            let (rLo, rHi) = (g.rows.lo[oy], g.rows.hi[oy])
+            let rowStart = (g.rows.start[oy] &+ rLo &* pool.dilation.h) &* g.w
+            for ox in 0..<g.ow {
+                let (cLo, cHi) = (g.columns.lo[ox], g.columns.hi[ox])
+                let divisor = countIncludePad ? g.rows.padded[oy] &* g.columns.padded[ox] : (rHi &- rLo) &* (cHi &- cLo)
+                body(oy &* g.ow &+ ox, rowStart &+ g.columns.start[ox] &+ cLo &* pool.dilation.w, rHi &- rLo, cHi &- cLo, divisor)
+            }
         }
-        return (Window(rows: rows.lo..<rows.hi, columns: columns.lo..<columns.hi, divisor: divisor), ys, xs)
+    }
+
+    private func workers(_ b: TrainingBinding, _ context: KernelContext) -> Int {
+        context.workers(forWork: b.outputShape.elementCount &* pool.kernel.h &* pool.kernel.w)
     }
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
-        let (planes, h, w) = (b.inputShapes[0][0] &* b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
-        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
+        let g = geometry(b)
         if isMax && argmax.count != b.outputShape.elementCount {
             argmax = [Int32](repeating: -1, count: b.outputShape.elementCount)
         }
-        let workers = context.workers(forWork: b.outputShape.elementCount &* pool.kernel.h &* pool.kernel.w)
+        let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
         argmax.withUnsafeMutableBufferPointer { indices in
-            let winners = indices.baseAddress
-            forEachIndex(planes, workers: workers) { plane, _ in
-                let x = b.inputs[0] + plane &* h &* w, y = b.output + plane &* oh &* ow
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let (win, ys, xs) = window(oy: oy, ox: ox, h: h, w: w)
-                        let out = oy &* ow &+ ox
-                        if isMax {
-                            let (value, index) = maximum(x, win, ys: ys, xs: xs, w: w)
-                            y[out] = value
-                            winners![plane &* oh &* ow &+ out] = index
-                        } else {
-                            y[out] = average(x, win, ys: ys, xs: xs, w: w)
+            let winners = isMax ? indices.baseAddress : nil
+            forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
+                let x = b.inputs[0] + plane &* g.h &* g.w, y = b.output + plane &* g.oh &* g.ow
+                let planeWinners = winners.map { $0 + plane &* g.oh &* g.ow }
+                forEachWindow(g) { out, first, rows, columns, divisor in
+                    if let planeWinners {
+                        var best = -Float.infinity, index = -1
+                        for ky in 0..<rows {
+                            for kx in 0..<columns {
+                                let offset = first &+ ky &* rowStep &+ kx &* columnStep
+                                if x[offset] > best || index < 0 { best = x[offset]; index = offset }
+                            }
                         }
+                        y[out] = best
+                        planeWinners[out] = Int32(truncatingIfNeeded: index)
+                    } else {
+                        var sum: Float = 0
+                        for ky in 0..<rows {
+                            for kx in 0..<columns { sum += x[first &+ ky &* rowStep &+ kx &* columnStep] }
+                        }
+                        y[out] = divisor > 0 ? sum / Float(divisor) : 0
                     }
                 }
             }
         }
     }
 
-    @inline(__always)
-    private func maximum(_ x: UnsafePointer<Float>, _ win: Window, ys: Int, xs: Int, w: Int) -> (Float, Int32) {
-        var best = -Float.infinity, index: Int32 = -1
-        for ky in win.rows {
-            let iy = ys &+ ky &* pool.dilation.h
-            for kx in win.columns {
-                let offset = iy &* w &+ xs &+ kx &* pool.dilation.w
-                if x[offset] > best || index < 0 { best = x[offset]; index = Int32(truncatingIfNeeded: offset) }
-            }
-        }
-        return (best, index)
-    }
-
-    @inline(__always)
-    private func average(_ x: UnsafePointer<Float>, _ win: Window, ys: Int, xs: Int, w: Int) -> Float {
-        guard win.divisor > 0 else { return 0 }
-        var sum: Float = 0
-        for ky in win.rows {
-            let iy = ys &+ ky &* pool.dilation.h
-            for kx in win.columns { sum += x[iy &* w &+ xs &+ kx &* pool.dilation.w] }
-        }
-        return sum / Float(win.divisor)
-    }
-
     func backward(_ b: TrainingBinding, _ context: KernelContext) {
         guard let dXBase = b.inputGradients[0] else { return }
-        let (planes, h, w) = (b.inputShapes[0][0] &* b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
-        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
-        let workers = context.workers(forWork: b.outputShape.elementCount &* pool.kernel.h &* pool.kernel.w)
+        let g = geometry(b)
+        let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
         argmax.withUnsafeBufferPointer { indices in
-            let winners = indices.baseAddress
-            forEachIndex(planes, workers: workers) { plane, _ in
-                let dX = dXBase + plane &* h &* w, dY = b.outputGradient + plane &* oh &* ow
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let out = oy &* ow &+ ox
-                        if isMax {
-                            let index = Int(winners![plane &* oh &* ow &+ out])
-                            if index >= 0 { dX[index] += dY[out] }
-                            continue
-                        }
-                        let (win, ys, xs) = window(oy: oy, ox: ox, h: h, w: w)
-                        guard win.divisor > 0 else { continue }
-                        let share = dY[out] / Float(win.divisor)
-                        for ky in win.rows {
-                            let iy = ys &+ ky &* pool.dilation.h
-                            for kx in win.columns { dX[iy &* w &+ xs &+ kx &* pool.dilation.w] += share }
-                        }
+            let winners = isMax ? indices.baseAddress : nil
+            forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
+                let dX = dXBase + plane &* g.h &* g.w, dY = b.outputGradient + plane &* g.oh &* g.ow
+                if let winners {
+                    let planeWinners = winners + plane &* g.oh &* g.ow
+                    for out in 0..<(g.oh &* g.ow) where planeWinners[out] >= 0 { dX[Int(planeWinners[out])] += dY[out] }
+                    return
+                }
+                forEachWindow(g) { out, first, rows, columns, divisor in
+                    guard divisor > 0 else { return }
+                    let share = dY[out] / Float(divisor)
+                    for ky in 0..<rows {
+                        for kx in 0..<columns { dX[first &+ ky &* rowStep &+ kx &* columnStep] += share }
                     }
                 }
             }
