@@ -26,8 +26,8 @@ final class ActivationTrainingKernel: TrainingKernel {
         let count = b.outputShape.elementCount
         let (x, y, dY) = (b.inputs[0], b.output, b.outputGradient)
         switch op {
-        case .relu: for i in 0..<count { dX[i] += x[i] > 0 ? dY[i] : 0 }
-        case .relu6: for i in 0..<count { let v = x[i]; dX[i] += v > 0 && v < 6 ? dY[i] : 0 }
+        case .relu: accumulateWhere(count, x, dY, dX, lower: 0, upper: .infinity)
+        case .relu6: accumulateWhere(count, x, dY, dX, lower: 0, upper: 6)
         case .leakyRelu(let alpha): for i in 0..<count { dX[i] += x[i] >= 0 ? dY[i] : alpha * dY[i] }
         case .sigmoid: for i in 0..<count { dX[i] += dY[i] * y[i] * (1 - y[i]) }
         case .tanh: for i in 0..<count { dX[i] += dY[i] * (1 - y[i] * y[i]) }

@@ -60,19 +60,12 @@ final class BatchNormTrainingKernel: TrainingKernel {
     private func measure(_ x: UnsafePointer<Float>, channel c: Int, n: Int, inner: Int,
                          _ means: UnsafeMutablePointer<Float>, _ inverseStds: UnsafeMutablePointer<Float>) {
         var sum = 0.0
-        forEachPlane(c, n: n, inner: inner) { offset in
-            var s: Float = 0
-            for i in 0..<inner { s += x[offset &+ i] }
-            sum += Double(s)
-        }
+        forEachPlane(c, n: n, inner: inner) { offset in sum += Double(sumAndSquares(x + offset, count: inner, shift: 0).sum) }
         let count = Double(n &* inner)
         let mu = sum / count
         var squares = 0.0
         forEachPlane(c, n: n, inner: inner) { offset in
-            var s: Float = 0
-            let m = Float(mu)
-            for i in 0..<inner { let d = x[offset &+ i] - m; s += d * d }
-            squares += Double(s)
+            squares += Double(sumAndSquares(x + offset, count: inner, shift: Float(mu)).squares)
         }
         let variance = squares / count
         means[c] = Float(mu)
@@ -117,14 +110,9 @@ final class BatchNormTrainingKernel: TrainingKernel {
         let (mu, inverse) = (mean[c], inverseStd[c])
         var sumDy = 0.0, sumDyXhat = 0.0
         forEachPlane(c, n: n, inner: inner) { offset in
-            var s: Float = 0, sx: Float = 0
-            for i in 0..<inner {
-                let g = dY[offset &+ i]
-                s += g
-                sx += g * (x[offset &+ i] - mu)
-            }
+            let (s, dot) = sumAndDot(dY + offset, x + offset, count: inner, shift: mu)
             sumDy += Double(s)
-            sumDyXhat += Double(sx) * Double(inverse)
+            sumDyXhat += Double(dot) * Double(inverse)
         }
         bias.gradient[c] += Float(sumDy)
         scale.gradient[c] += Float(sumDyXhat)

@@ -1,0 +1,72 @@
+/// Eight-lane loads and stores for the element-wise loops the compiler does
+/// not vectorize on its own (it cannot prove the buffers do not overlap, and
+/// a data-dependent branch per element costs a misprediction half the time).
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// `dX[i] += keep(x[i]) ? dY[i] : 0`, eight at a time: the backward of a clipping activation.
+@inline(__always)
+func accumulateWhere(_ count: Int, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
+                     _ dX: UnsafeMutablePointer<Float>, lower: Float, upper: Float) {
+    var i = 0
+    let (lo, hi) = (SIMD8<Float>(repeating: lower), SIMD8<Float>(repeating: upper))
+    while i &+ 8 <= count {
+        let v = load8(x + i)
+        let passed = load8(dY + i).replacing(with: 0, where: (v .<= lo) .| (v .>= hi))
+        store8(load8(dX + i) + passed, dX + i)
+        i &+= 8
+    }
+    while i < count {
+        if x[i] > lower && x[i] < upper { dX[i] += dY[i] }
+        i &+= 1
+    }
+}
+
+/// `Σ x[i]` and `Σ (x[i] - shift)²` with eight-lane accumulators.
+@inline(__always)
+func sumAndSquares(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> (sum: Float, squares: Float) {
+    var (s, q) = (SIMD8<Float>(), SIMD8<Float>())
+    let m = SIMD8<Float>(repeating: shift)
+    var i = 0
+    while i &+ 8 <= count {
+        let v = load8(x + i)
+        s += v
+        q += (v - m) * (v - m)
+        i &+= 8
+    }
+    var (sum, squares) = (s.sum(), q.sum())
+    while i < count {
+        sum += x[i]
+        squares += (x[i] - shift) * (x[i] - shift)
+        i &+= 1
+    }
+    return (sum, squares)
+}
+
+/// `Σ dY[i]` and `Σ dY[i] (x[i] - shift)` with eight-lane accumulators.
+@inline(__always)
+func sumAndDot(_ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int, shift: Float) -> (sum: Float, dot: Float) {
+    var (s, d) = (SIMD8<Float>(), SIMD8<Float>())
+    let m = SIMD8<Float>(repeating: shift)
+    var i = 0
+    while i &+ 8 <= count {
+        let g = load8(dY + i)
+        s += g
+        d += g * (load8(x + i) - m)
+        i &+= 8
+    }
+    var (sum, dot) = (s.sum(), d.sum())
+    while i < count {
+        sum += dY[i]
+        dot += dY[i] * (x[i] - shift)
+        i &+= 1
+    }
+    return (sum, dot)
+}
