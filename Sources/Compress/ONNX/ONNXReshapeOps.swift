@@ -41,6 +41,10 @@ extension ImportContext {
             case .fixed: shape.append(i == 0 && batchAxis && v == x.shape[0] ? 0 : v)
             }
         }
+        let probe = Node(name: current, op: .reshape(shape: shape), inputs: [x.name], output: n.outputs[0])
+        if batchAxis, let resolved = try? probe.outputShape(inputShapes: [x.shape]), resolved.first != x.shape[0] {
+            throw UnsupportedFeature("target \(values) does not keep dimension 0 of \(x.shape) as the batch")
+        }
         define(n.outputs[0], .dynamic(try emit(.reshape(shape: shape), [x], output: n.outputs[0])))
     }
 
