@@ -13,7 +13,10 @@ public enum ModelLoader {
     /// The model in `bytes`, native or ONNX.
     public static func decode(_ bytes: [UInt8]) throws -> Model {
         if bytes.starts(with: FileHeader.magic.prefix(4)) { return try ModelFile.decode(bytes) }
-        if ONNXImporter.looksLikeONNX(bytes) { return try ONNXImporter.decode(bytes) }
+        // A damaged ONNX file (cut off, say) still gets the ONNX importer's message.
+        if ONNXImporter.looksLikeONNX(bytes) || sniffFormat(bytes)?.contains("ONNX") == true {
+            return try ONNXImporter.decode(bytes)
+        }
         return try ModelFile.decode(bytes)
     }
 }

@@ -30,7 +30,7 @@ public enum ONNXImporter {
     public static func looksLikeONNX(_ bytes: [UInt8]) -> Bool {
         var scanner = ProtobufWireScanner(bytes: bytes)
         var sawGraph = false
-        let varintFields: Set<UInt64> = [1, 5], lengthFields: Set<UInt64> = [2, 3, 4, 6, 7, 8, 14, 20, 25]
+        let varintFields: Set<UInt64> = [1, 5], lengthFields: Set<UInt64> = [2, 3, 4, 6, 7, 8, 14, 20, 25, 26]
         while !scanner.atEnd {
             guard let (field, wireType) = scanner.tag() else { return false }
             switch wireType {
