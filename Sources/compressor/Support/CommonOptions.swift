@@ -17,12 +17,12 @@ struct DataOptions: ParsableArguments {
     var validationCount = 5000
 }
 
-/// Reads a model file, detecting its format by content.
+/// Reads a model file, native or ONNX, detecting its format by content.
 func loadModel(_ path: String) throws -> Model {
     do {
-        return try ModelFile.read(path: path)
+        return try ModelLoader.read(path: path)
     } catch {
-        let message = error.description
+        let message = String(describing: error)
         throw CLIError(message.contains(path) ? message : "\(path): \(message)")
     }
 }
