@@ -13,7 +13,8 @@ struct PredictCommand: ParsableCommand {
         normalization, and the output is its first output (logits), [N, classes].
 
         With --raw, arrays go to the graph inputs as they are (converted to float32, no \
-        scaling, no normalization), and every graph output can be written. Name inputs \
+        uint8 scaling; a normalization stored in the model still applies, as it is part \
+        of the model), and every graph output can be written. Name inputs \
         with --input NAME=FILE (repeatable; the positional input feeds the first graph \
         input). Write outputs with -o once per output, in graph order, or all of them \
         with --output-dir DIR as DIR/<output name>.npy.
@@ -39,7 +40,7 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write every graph output to DIR/<name>.npy.", valueName: "dir"))
     var outputDir: String?
 
-    @Flag(name: .long, help: "Feed arrays to the graph inputs as they are: no uint8 scaling, no normalization.")
+    @Flag(name: .long, help: "Feed arrays to the graph inputs as they are: no uint8 scaling (the model's own normalization, part of the model, still applies).")
     var raw = false
 
     @Flag(name: .long, help: "Write softmax probabilities (over the last axis) instead of logits.")
@@ -59,16 +60,8 @@ struct PredictCommand: ParsableCommand {
         let m = try loadModel(model)
         let feeds = try inputFeeds(m)
         let session = try Session(model: m, threads: threads)
-        var results: [(name: String, value: Tensor)]
-        if !raw, m.metadata.normalization != nil {
-            guard feeds.count == 1, m.graph.inputs.count == 1 else {
-                throw CLIError("the model normalizes its one input; use --raw to feed several graph inputs")
-            }
-            results = [(m.graph.outputs[0], try session.run(feeds[m.graph.inputs[0].name]!))]
-        } else {
-            let values = try session.run(inputs: feeds)
-            results = m.graph.outputs.map { ($0, values[$0]!) }
-        }
+        let values = try session.run(inputs: feeds, normalizing: true)
+        var results = m.graph.outputs.map { (name: $0, value: values[$0]!) }
         if probabilities { results = results.map { ($0.name, softmaxRows($0.value)) } }
         let written = try write(results)
         report(written, inputShape: feeds[m.graph.inputs.first?.name ?? ""]?.shape ?? [])

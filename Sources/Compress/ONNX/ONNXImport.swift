@@ -22,7 +22,7 @@ public enum ONNXImporter {
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
         var converter = try ONNXGraphConverter(graph: graph, opset: opset)
         let (imported, outputShape) = try converter.convert()
-        return Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape))
+        return liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
     }
 
     /// True when `bytes` parse as the top level of an ONNX `ModelProto` with a graph:

@@ -27,7 +27,8 @@ func loadModel(_ path: String) throws -> Model {
     }
 }
 
-/// Writes `model` atomically to `path`, refusing to overwrite the input unless asked.
+/// Writes `model` atomically to `path`: ONNX when the path ends in `.onnx`,
+/// the native format otherwise.
 func saveModel(_ model: Model, to path: String) throws {
-    try ModelFile.write(model, to: path)
+    try ModelWriter.write(model, to: path, format: ModelFormat.forOutputPath(path))
 }
