@@ -34,7 +34,7 @@ let package = Package(
             "Compress", "Prune", "LowRank", "Distill",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CompressTests", dependencies: ["Compress"]),
+        .testTarget(name: "CompressTests", dependencies: ["Compress", "COnnxProto"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["Compress", "compressor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -88,7 +88,7 @@ func encodedTensorRecordSize(_ tensor: Tensor, named name: String) -> Int {
 }
 
 /// The whole content of the file at `path`.
-private func readFile(_ path: String) throws(ModelFileError) -> [UInt8] {
+func readFile(_ path: String) throws(ModelFileError) -> [UInt8] {
     func failure(_ code: Int32 = errno) -> ModelFileError {
         code == ENOENT ? .fileNotFound(path: path) : .unreadable(path: path, reason: String(cString: strerror(code)))
     }

@@ -68,13 +68,13 @@ public final class Session {
     }
 
     /// Evaluates the graph on named inputs (each `[N] + sampleShape`) and
-    /// returns every graph output by name. Values go to the graph as given:
-    /// no normalization is applied.
-    public func run(inputs: [String: Tensor]) throws -> [String: Tensor] {
+    /// returns every graph output by name. Values go to the graph as given,
+    /// unless `normalizing` asks for the model's normalization on the first input.
+    public func run(inputs: [String: Tensor], normalizing: Bool = false) throws -> [String: Tensor] {
         let batch = try plan.graph.validatedBatchSize(of: inputs)
         let batchPlan = try plan(for: batch)
-        for (id, input) in zip(plan.inputIDs, plan.graph.inputs) {
-            copy(inputs[input.name]!, to: batchPlan.pointers[id], affine: nil)
+        for (k, (id, input)) in zip(plan.inputIDs, plan.graph.inputs).enumerated() {
+            copy(inputs[input.name]!, to: batchPlan.pointers[id], affine: normalizing && k == 0 ? inputAffine : nil)
         }
         execute(batchPlan)
         var outputs: [String: Tensor] = [:]

@@ -17,17 +17,18 @@ struct DataOptions: ParsableArguments {
     var validationCount = 5000
 }
 
-/// Reads a model file, detecting its format by content.
+/// Reads a model file, native or ONNX, detecting its format by content.
 func loadModel(_ path: String) throws -> Model {
     do {
-        return try ModelFile.read(path: path)
+        return try ModelLoader.read(path: path)
     } catch {
-        let message = error.description
+        let message = String(describing: error)
         throw CLIError(message.contains(path) ? message : "\(path): \(message)")
     }
 }
 
-/// Writes `model` atomically to `path`, refusing to overwrite the input unless asked.
+/// Writes `model` atomically to `path`: ONNX when the path ends in `.onnx`,
+/// the native format otherwise.
 func saveModel(_ model: Model, to path: String) throws {
-    try ModelFile.write(model, to: path)
+    try ModelWriter.write(model, to: path, format: ModelFormat.forOutputPath(path))
 }

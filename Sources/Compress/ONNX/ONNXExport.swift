@@ -1,0 +1,97 @@
+/// Writes models as ONNX (`ModelProto`, https://onnx.ai), so any ONNX runtime
+/// can run what compressor produced.
+///
+/// Every op of the IR has an ONNX counterpart in the default domain:
+///
+/// | IR | ONNX |
+/// | --- | --- |
+/// | `conv2d` | `Conv` (kernel_shape, strides, pads [top, left, bottom, right], dilations, group) |
+/// | `linear` | `Gemm` with `transB = 1` |
+/// | `batchNorm` | `BatchNormalization` (epsilon) |
+/// | `relu6` | `Clip` with scalar min 0 and max 6 as constant inputs |
+/// | `maxPool`, `avgPool` | `MaxPool`, `AveragePool` (ceil_mode, count_include_pad; a dilated average pool needs opset 19) |
+/// | `globalAvgPool` | `GlobalAveragePool` |
+/// | `reshape` | `Reshape` with the target as an INT64 initializer |
+/// | `dropout` | `Identity` |
+/// | others | the op of the same meaning (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Flatten`, `Add`, `Sub`, `Mul`, `Div`, `Concat`, `Softmax`) |
+///
+/// The model's input normalization becomes part of the graph: a `Sub` node
+/// (`compressor.normalize.sub`, constant `compressor.normalization.mean`) and
+/// a `Div` node (`compressor.normalize.div`, constant
+/// `compressor.normalization.std`), both `[C, 1, 1]`, come first, so the file
+/// takes pixels in [0, 1] exactly like `Session.run(_:)` and `compressor eval`.
+///
+/// Graph inputs and outputs are float32 with a symbolic batch dimension `N`.
+/// Initializers are little-endian `raw_data`: float32 for every weight
+/// (float16, int8 and uint8 storage is widened), INT64 for shape tensors.
+/// The architecture and class names go into `metadata_props`
+/// (`compressor.architecture`, `compressor.class_names`, newline-separated).
+///
+/// The bytes are a function of the model and opset alone: nodes keep the
+/// graph's order, initializers are sorted by name, and nothing depends on
+/// time or the host.
+public enum ONNXExporter {
+    /// The opsets the export can target. 13 is the first whose `Softmax` has
+    /// a single-axis meaning like the IR's.
+    public static let supportedOpsets: ClosedRange<Int> = 13...22
+
+    /// The default opset.
+    public static let defaultOpset = 13
+
+    /// `metadata_props` key of the model's architecture name.
+    public static let architectureKey = "compressor.architecture"
+    /// `metadata_props` key of the model's class names, newline-separated.
+    public static let classNamesKey = "compressor.class_names"
+
+    /// The IR version that comes with `opset` in ONNX's releases (the oldest
+    /// that can carry it, so older runtimes load the file).
+    public static func irVersion(forOpset opset: Int) -> Int {
+        switch opset {
+        case ...14: 7
+        case 15...18: 8
+        case 19...20: 9
+        default: 10
+        }
+    }
+
+    /// The ONNX `ModelProto` bytes of `model` for `opset`.
+    ///
+    /// - Throws: `ONNXExportError` when the opset is unsupported, the graph is
+    ///   invalid, an op needs a newer opset, the normalization does not fit
+    ///   the input, or a name cannot be encoded.
+    public static func encode(_ model: Model, opset: Int = defaultOpset) throws -> [UInt8] {
+        let spec = try ONNXModelSpec(model, opset: opset)
+        return try ONNXProtoEncoder.bytes(of: spec)
+    }
+
+    /// Encodes `model` and writes it to `path` atomically (see `writeFileAtomically`).
+    public static func write(_ model: Model, to path: String, opset: Int = defaultOpset) throws {
+        try writeFileAtomically(try encode(model, opset: opset), to: path)
+    }
+}
+
+/// Why a model could not be exported to ONNX; one line for the command line.
+public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
+    /// The requested opset is outside `ONNXExporter.supportedOpsets`.
+    case unsupportedOpset(Int)
+    /// A node needs a newer opset than the one requested.
+    case requiresNewerOpset(node: String, minimum: Int, reason: String)
+    /// The graph does not validate.
+    case invalidGraph(GraphError)
+    /// The normalization's length does not match the input's channels.
+    case normalizationMismatch(channels: Int, mean: Int, std: Int)
+    /// A name or string cannot be written (it contains a NUL character).
+    case unencodable(String)
+
+    public var description: String {
+        let range = ONNXExporter.supportedOpsets
+        return switch self {
+        case .unsupportedOpset(let o): "ONNX opset \(o) is not supported; use \(range.lowerBound) to \(range.upperBound)"
+        case .requiresNewerOpset(let n, let m, let r): "node '\(n)' needs ONNX opset \(m) or newer (--opset \(m)): \(r)"
+        case .invalidGraph(let e): "cannot export an invalid graph: \(e)"
+        case .normalizationMismatch(let c, let m, let s):
+            "normalization has \(m) means and \(s) stds for an input with \(c) channels"
+        case .unencodable(let what): "cannot write \(what) to ONNX: it contains a NUL character"
+        }
+    }
+}

@@ -1,0 +1,142 @@
+/// One ONNX node attribute. Only the kinds the export writes.
+enum ONNXAttributeValue: Sendable, Equatable {
+    case int(Int)
+    case ints([Int])
+    case float(Float)
+}
+
+/// An ONNX node before encoding: op type, value names and attributes in a
+/// fixed order (so the bytes are deterministic).
+struct ONNXNodeSpec: Sendable {
+    var name: String
+    var opType: String
+    var inputs: [String]
+    var outputs: [String]
+    var attributes: [(name: String, value: ONNXAttributeValue)]
+
+    init(name: String, opType: String, inputs: [String], outputs: [String],
+         attributes: [(name: String, value: ONNXAttributeValue)] = []) {
+        self.name = name; self.opType = opType; self.inputs = inputs; self.outputs = outputs
+        self.attributes = attributes
+    }
+}
+
+/// Hands out names no value or node of the graph uses yet, for the constants
+/// and nodes the export adds (`Reshape` targets, `Clip` bounds, normalization).
+struct UniqueNamer {
+    private var taken: Set<String>
+
+    init(taken: Set<String>) { self.taken = taken }
+
+    /// `base` if it is free, else `base_1`, `base_2`, ...; the name is then taken.
+    mutating func fresh(_ base: String) -> String {
+        var candidate = base
+        var k = 0
+        while taken.contains(candidate) {
+            k += 1
+            candidate = "\(base)_\(k)"
+        }
+        taken.insert(candidate)
+        return candidate
+    }
+}
+
+/// Translates IR nodes into ONNX nodes for one opset, collecting the constant
+/// initializers the translation needs.
+struct ONNXNodeLowering {
+    let opset: Int
+    /// Shapes of every value at batch 1 (weights give `Conv`'s kernel_shape).
+    let shapes: [String: [Int]]
+    var namer: UniqueNamer
+    /// Constants the translation added, by name.
+    private(set) var constants: [String: ONNXTensorData] = [:]
+    private var clipBounds: (min: String, max: String)?
+
+    init(opset: Int, shapes: [String: [Int]], namer: UniqueNamer) {
+        self.opset = opset; self.shapes = shapes; self.namer = namer
+    }
+
+    /// The ONNX node for `node`, reading `inputs` (the node's inputs after
+    /// renaming, trailing absent optional inputs dropped).
+    mutating func lower(_ node: Node, inputs: [String]) throws(ONNXExportError) -> ONNXNodeSpec {
+        func make(_ opType: String, _ attributes: [(name: String, value: ONNXAttributeValue)] = [],
+                  extraInputs: [String] = []) -> ONNXNodeSpec {
+            ONNXNodeSpec(name: node.name, opType: opType, inputs: inputs + extraInputs, outputs: [node.output],
+                         attributes: attributes)
+        }
+        switch node.op {
+        case .conv2d(let c): return make("Conv", convAttributes(c, weight: shapes[node.inputs[1]] ?? []))
+        case .linear: return make("Gemm", [("transB", .int(1))])
+        case .batchNorm(let epsilon): return make("BatchNormalization", [("epsilon", .float(epsilon))])
+        case .relu: return make("Relu")
+        case .relu6: return make("Clip", extraInputs: clipBoundNames())
+        case .leakyRelu(let alpha): return make("LeakyRelu", [("alpha", .float(alpha))])
+        case .sigmoid: return make("Sigmoid")
+        case .tanh: return make("Tanh")
+        case .maxPool(let p):
+            return make("MaxPool", [("ceil_mode", .int(p.ceilMode ? 1 : 0)), ("dilations", .ints([p.dilation.h, p.dilation.w]))]
+                        + windowAttributes(p))
+        case .avgPool(let p, let countIncludePad):
+            return make("AveragePool", try averagePoolAttributes(p, countIncludePad: countIncludePad, node: node))
+        case .globalAvgPool: return make("GlobalAveragePool")
+        case .flatten(let axis): return make("Flatten", [("axis", .int(axis))])
+        case .reshape(let shape): return make("Reshape", extraInputs: [reshapeTarget(shape, node: node)])
+        case .add: return make("Add")
+        case .sub: return make("Sub")
+        case .mul: return make("Mul")
+        case .div: return make("Div")
+        case .concat(let axis): return make("Concat", [("axis", .int(axis))])
+        case .softmax(let axis): return make("Softmax", [("axis", .int(axis))])
+        case .dropout: return make("Identity")
+        }
+    }
+
+    private func convAttributes(_ c: Conv2d, weight: [Int]) -> [(name: String, value: ONNXAttributeValue)] {
+        [("dilations", .ints([c.dilation.h, c.dilation.w])), ("group", .int(c.groups)),
+         ("kernel_shape", .ints(Array(weight.suffix(2)))), ("pads", .ints(pads(c.padding))),
+         ("strides", .ints([c.stride.h, c.stride.w]))]
+    }
+
+    /// kernel_shape, pads and strides of a pooling window.
+    private func windowAttributes(_ p: Pool2d) -> [(name: String, value: ONNXAttributeValue)] {
+        [("kernel_shape", .ints([p.kernel.h, p.kernel.w])), ("pads", .ints(pads(p.padding))),
+         ("strides", .ints([p.stride.h, p.stride.w]))]
+    }
+
+    /// `AveragePool` has `dilations` only from opset 19: a dilated window
+    /// needs that opset, an undilated one omits the attribute.
+    private func averagePoolAttributes(_ p: Pool2d, countIncludePad: Bool, node: Node) throws(ONNXExportError)
+        -> [(name: String, value: ONNXAttributeValue)] {
+        var attributes: [(name: String, value: ONNXAttributeValue)] = [
+            ("ceil_mode", .int(p.ceilMode ? 1 : 0)), ("count_include_pad", .int(countIncludePad ? 1 : 0)),
+        ]
+        if p.dilation != .square(1) {
+            guard opset >= 19 else {
+                throw .requiresNewerOpset(node: node.name, minimum: 19,
+                                          reason: "AveragePool has dilations (\(p.dilation)) only from opset 19")
+            }
+            attributes.append(("dilations", .ints([p.dilation.h, p.dilation.w])))
+        }
+        return attributes + windowAttributes(p)
+    }
+
+    /// ONNX's pads order for two spatial axes: [x1_begin, x2_begin, x1_end, x2_end].
+    private func pads(_ p: Padding2) -> [Int] { [p.top, p.left, p.bottom, p.right] }
+
+    /// The scalar `Clip` bounds 0 and 6, one pair shared by every ReLU6.
+    private mutating func clipBoundNames() -> [String] {
+        if let b = clipBounds { return [b.min, b.max] }
+        let b = (min: namer.fresh("relu6.min"), max: namer.fresh("relu6.max"))
+        constants[b.min] = .scalar(0)
+        constants[b.max] = .scalar(6)
+        clipBounds = b
+        return [b.min, b.max]
+    }
+
+    /// An INT64 initializer holding `shape`, named after the node.
+    private mutating func reshapeTarget(_ shape: [Int], node: Node) -> String {
+        let name = namer.fresh("\(node.name).shape")
+        constants[name] = ONNXTensorData(shape: [shape.count], values: .int64(shape.map { Int64($0) }))
+        return name
+    }
+}

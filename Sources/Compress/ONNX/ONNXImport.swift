@@ -1,0 +1,92 @@
+/// Imports ONNX models (opsets 9 through 28) into the graph IR.
+///
+/// Supported: Conv, Gemm, MatMul (+ Add of a bias), BatchNormalization,
+/// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), MaxPool,
+/// AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Sub, Mul, Div,
+/// Concat, Pad (zero padding absorbed by the Conv or AveragePool after it),
+/// ReduceMean over H and W, Softmax, and Dropout, Identity and Constant, which
+/// disappear. Shape computations around Reshape (Shape, Gather, Unsqueeze,
+/// Squeeze, Slice, Concat, Cast, arithmetic) are folded to constants.
+///
+/// Dimension 0 of every graph input is the batch (symbolic or not); the other
+/// dimensions must be static. Unsupported nodes fail the import with one
+/// `ONNXImportError.unsupported` that lists every one of them.
+public enum ONNXImporter {
+    /// Opsets of the default ONNX domain the importer understands.
+    public static let supportedOpsets = 9...28
+
+    /// Parses and converts an ONNX `ModelProto`.
+    public static func decode(_ bytes: [UInt8]) throws(ONNXImportError) -> Model {
+        let proto = try ONNXProtoReader.model(bytes)
+        guard let graph = proto.graph else { throw .missingGraph }
+        guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
+        var converter = try ONNXGraphConverter(graph: graph, opset: opset)
+        let (imported, outputShape) = try converter.convert()
+        return liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
+    }
+
+    /// True when `bytes` parse as the top level of an ONNX `ModelProto` with a graph:
+    /// known field numbers with the right wire types, framing consistent to the end.
+    public static func looksLikeONNX(_ bytes: [UInt8]) -> Bool {
+        var scanner = ProtobufWireScanner(bytes: bytes)
+        var sawGraph = false
+        let varintFields: Set<UInt64> = [1, 5], lengthFields: Set<UInt64> = [2, 3, 4, 6, 7, 8, 14, 20, 25, 26]
+        while !scanner.atEnd {
+            guard let (field, wireType) = scanner.tag() else { return false }
+            switch wireType {
+            case 0 where varintFields.contains(field): guard scanner.varint() != nil else { return false }
+            case 2 where lengthFields.contains(field): guard scanner.skipLengthDelimited() else { return false }
+            default: return false
+            }
+            if field == 7 { sawGraph = true }
+        }
+        return sawGraph
+    }
+
+    /// Metadata keys the compressor's exporter writes.
+    static let architectureKey = "compressor.architecture"
+    static let classNamesKey = "compressor.class_names"
+
+    /// Model metadata from the exporter's keys, else class names "0"…"K-1" from a 2-D output's width.
+    static func metadata(_ props: [String: String], outputShape: [Int]?) -> ModelMetadata {
+        var metadata = ModelMetadata(architecture: props[architectureKey])
+        if let names = props[classNamesKey] {
+            metadata.classNames = names.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        } else if let shape = outputShape, shape.count == 2 {
+            metadata.classNames = (0..<shape[1]).map(String.init)
+        }
+        return metadata
+    }
+}
+
+/// Reads protobuf wire-format framing without a schema.
+struct ProtobufWireScanner {
+    let bytes: [UInt8]
+    var offset = 0
+
+    var atEnd: Bool { offset >= bytes.count }
+
+    mutating func varint() -> UInt64? {
+        var value: UInt64 = 0
+        for shift in stride(from: 0, to: 64, by: 7) {
+            guard offset < bytes.count else { return nil }
+            let b = bytes[offset]
+            offset += 1
+            value |= UInt64(b & 0x7F) << UInt64(shift)
+            if b < 0x80 { return value }
+        }
+        return nil
+    }
+
+    /// The next field number and wire type.
+    mutating func tag() -> (UInt64, UInt64)? {
+        guard let t = varint(), t >> 3 > 0 else { return nil }
+        return (t >> 3, t & 7)
+    }
+
+    mutating func skipLengthDelimited() -> Bool {
+        guard let n = varint(), n <= UInt64(bytes.count - offset) else { return false }
+        offset += Int(n)
+        return true
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""ONNX export check: every built-in architecture, exported by `compressor convert`,
+is valid ONNX and computes what compressor computes.
+
+For each architecture (and again after `compressor fold-bn`):
+  1. `compressor init --arch A --seed S`, then `compressor convert A.bin -o A.onnx`;
+  2. onnx.checker.check_model(full_check=True) and strict onnx shape inference, which must
+     give the output [N, classes]; Sub and Div (the normalization) come first; the metadata
+     names the architecture and the class names;
+  3. the same seeded random batch of pixels in [0, 1] goes through onnxruntime and
+     `compressor predict A.bin x.npy -o y.npy`, at batch 5 and, for the dynamic batch
+     dimension, at batch 1 and 7; outputs must agree to float32 tolerance:
+     max |ort - compressor| <= 1e-4 + 1e-4 * max |compressor|.
+
+Freshly initialized BatchNorm layers are near identity (scale 1, bias 0, mean 0, var 1);
+compressor's runtime tests check BatchNorm with random statistics against the reference
+evaluator, and this check covers the BatchNormalization export's wiring and epsilon.
+
+Needs numpy, onnx and onnxruntime (e.g. /tmp/peer/bin/python). Usage:
+    python Tests/onnx/check_architectures.py --compressor .build/debug/compressor --work /tmp/onnx-check
+Prints one line per model and `onnx export check: N passed, M failed`; exits 1 on any failure.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+ARCHITECTURES = ["lenet300", "lenet5", "vgg-small", "resnet20", "mobilenet-small"]
+BATCHES = [5, 1, 7]
+ABS_TOL = 1e-4
+REL_TOL = 1e-4
+
+
+def run(cmd):
+    """Runs a command, raising with its stderr on failure."""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip() or r.stdout.strip()}")
+    return r.stdout
+
+
+def check_onnx_file(path, arch):
+    """Checker, strict shape inference, normalization nodes and metadata. Returns the class count."""
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    out = inferred.graph.output[0].type.tensor_type.shape.dim
+    assert len(out) == 2 and out[0].dim_param == "N", f"output shape is {out}, expected [N, classes]"
+    ops = [n.op_type for n in model.graph.node]
+    assert ops[:2] == ["Sub", "Div"], f"graph starts with {ops[:2]}, expected the normalization Sub, Div"
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props.get("compressor.architecture") == arch, f"metadata architecture is {props.get('compressor.architecture')}"
+    classes = out[1].dim_value
+    names = props.get("compressor.class_names", "").split("\n")
+    assert len(names) == classes, f"{len(names)} class names for {classes} outputs"
+    return classes
+
+
+def compare(compressor, model_bin, session, x, work):
+    """Runs x through compressor predict and onnxruntime; returns (max abs, max rel) error."""
+    x_path, y_path = os.path.join(work, "x.npy"), os.path.join(work, "y.npy")
+    np.save(x_path, x)
+    run([compressor, "predict", model_bin, x_path, "-o", y_path])
+    ref = np.load(y_path)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert got.shape == ref.shape, f"onnxruntime output {got.shape}, compressor {ref.shape}"
+    err = float(np.max(np.abs(got.astype(np.float64) - ref)))
+    scale = float(np.max(np.abs(ref)))
+    if err > ABS_TOL + REL_TOL * scale:
+        raise AssertionError(f"batch {x.shape[0]}: max abs error {err:.3g} beyond tolerance (max |ref| {scale:.3g})")
+    return err, err / max(scale, 1e-30)
+
+
+def check_model(compressor, model_bin, arch, work, rng):
+    """Exports model_bin and checks it; returns the worst (abs, rel) error over the batches."""
+    model_onnx = model_bin[:-4] + ".onnx"
+    run([compressor, "convert", model_bin, "-o", model_onnx])
+    check_onnx_file(model_onnx, arch)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model_onnx, options, providers=["CPUExecutionProvider"])
+    sample = [d for d in session.get_inputs()[0].shape[1:]]
+    worst = (0.0, 0.0)
+    for batch in BATCHES:
+        x = rng.random([batch] + sample, dtype=np.float32)
+        err = compare(compressor, model_bin, session, x, work)
+        worst = (max(worst[0], err[0]), max(worst[1], err[1]))
+    return worst
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compressor", required=True, help="path of the compressor binary")
+    ap.add_argument("--work", required=True, help="directory for models and arrays (created)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    passed = failed = 0
+    print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}")
+    for arch in ARCHITECTURES:
+        plain = os.path.join(args.work, f"{arch}.bin")
+        folded = os.path.join(args.work, f"{arch}.folded.bin")
+        for label, path in [(arch, plain), (f"{arch} + fold-bn", folded)]:
+            try:
+                if path == plain:
+                    run([args.compressor, "init", "--arch", arch, "--seed", str(args.seed), "-o", plain])
+                else:
+                    run([args.compressor, "fold-bn", plain, "-o", folded])
+                err_abs, err_rel = check_model(args.compressor, path, arch, args.work, rng)
+                print(f"ok    {label:<26} max abs {err_abs:.2e}  max rel {err_rel:.2e}")
+                passed += 1
+            except Exception as e:  # one line per failure, then go on with the next model
+                print(f"FAIL  {label:<26} {type(e).__name__}: {e}")
+                failed += 1
+    print(f"onnx export check: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
