@@ -41,8 +41,9 @@ public enum Evaluation {
         for (i, label) in labels.enumerated() {
             let row = values[(i * classes)..<((i + 1) * classes)]
             let target = row[row.startIndex + Int(label)]
-            // Rank = number of classes scoring strictly higher (ties count in the label's favour).
-            let higher = row.reduce(0) { $0 + ($1 > target ? 1 : 0) }
+            // Rank = number of classes scoring strictly higher (ties count in the label's favour);
+            // a non-finite score for the label is never correct.
+            let higher = target.isFinite ? row.reduce(0) { $0 + ($1 > target || $1.isNaN ? 1 : 0) } : Int.max
             if higher == 0 { result.top1Correct += 1 }
             if higher < 5 { result.top5Correct += 1 }
         }

@@ -93,7 +93,7 @@ public final class SGD: Optimizer {
     public let nesterov: Bool
     public let weightDecay: Float
     public let decaysBiasesAndNormParameters: Bool
-    private var velocities: [String: OptimizerSlot] = [:]
+    var velocities: [String: OptimizerSlot] = [:]
 
     public init(momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0,
                 decaysBiasesAndNormParameters: Bool = false) {
@@ -132,8 +132,8 @@ public final class Adam: Optimizer {
     public let weightDecay: Float
     public let decoupledWeightDecay: Bool
     public let decaysBiasesAndNormParameters: Bool
-    private var moments: [String: OptimizerSlot] = [:]
-    private var squaredMoments: [String: OptimizerSlot] = [:]
+    var moments: [String: OptimizerSlot] = [:]
+    var squaredMoments: [String: OptimizerSlot] = [:]
 
     public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0,
                 decoupledWeightDecay: Bool = false, decaysBiasesAndNormParameters: Bool = false) {

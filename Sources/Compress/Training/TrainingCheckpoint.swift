@@ -1,0 +1,80 @@
+import Foundation
+
+/// What one finished epoch measured. Only deterministic numbers go into model
+/// files; `seconds` and `imagesPerSecond` are for progress output.
+public struct EpochSummary: Sendable, Equatable, Codable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var validationAccuracy: Double
+    public var learningRate: Double
+    public var seconds: Double
+    public var imagesPerSecond: Double
+}
+
+/// The per-epoch checkpoint of a training run: a directory holding the model
+/// after the last finished epoch, the best model so far, the optimizer state
+/// and `state.json`, which is written last and names the others, so a run
+/// stopped at any moment resumes from the last finished epoch.
+struct TrainingCheckpoint {
+    struct State: Codable {
+        var formatVersion = 1
+        var completedEpochs: Int
+        var bestEpoch: Int
+        var bestValidationAccuracy: Double
+        var settings: [String: String]
+        var epochs: [EpochSummary]
+        var currentFile: String
+        var optimizerFile: String
+        var bestFile: String
+    }
+
+    let directory: String
+
+    var statePath: String { directory + "/state.json" }
+
+    func exists() -> Bool { FileManager.default.fileExists(atPath: statePath) }
+
+    func loadState() throws -> State {
+        guard let data = FileManager.default.contents(atPath: statePath) else {
+            throw CheckpointError("no checkpoint to resume in \(directory)")
+        }
+        do {
+            let state = try JSONDecoder().decode(State.self, from: data)
+            guard state.formatVersion == 1 else { throw CheckpointError("checkpoint \(statePath) has unknown format \(state.formatVersion)") }
+            return state
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError("checkpoint \(statePath) is unreadable: \(error)")
+        }
+    }
+
+    func loadModel(_ file: String) throws -> Model { try ModelFile.read(path: directory + "/" + file) }
+
+    func loadOptimizerState(_ file: String) throws -> [String: Tensor] {
+        try ModelFile.read(path: directory + "/" + file).graph.initializers
+    }
+
+    /// Writes the epoch's files, then the state that points at them, then removes older epoch files.
+    func save(state: State, current: Model, best: Model?, optimizer: [String: Tensor]) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try ModelFile.write(current, to: directory + "/" + state.currentFile)
+        let optimizerModel = Model(graph: Graph(inputs: [], outputs: [], nodes: [], initializers: optimizer))
+        try ModelFile.write(optimizerModel, to: directory + "/" + state.optimizerFile)
+        if let best { try ModelFile.write(best, to: directory + "/" + state.bestFile) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(Array(try encoder.encode(state)), to: statePath)
+        let keep: Set = [state.currentFile, state.optimizerFile, state.bestFile, "state.json"]
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !keep.contains(file) {
+            if file.hasPrefix("epoch-") || file.hasPrefix("optimizer-") { try? FileManager.default.removeItem(atPath: directory + "/" + file) }
+        }
+    }
+}
+
+/// A checkpoint that cannot be resumed.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}

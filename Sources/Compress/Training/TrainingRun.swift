@@ -1,0 +1,230 @@
+import Foundation
+
+/// The result of a training run.
+public struct TrainingOutcome: Sendable {
+    /// The model of the epoch with the best validation accuracy, its history extended.
+    public var model: Model
+    public var bestEpoch: Int
+    public var bestValidationAccuracy: Double
+    /// Top-1 accuracy of `model` on the test split (reported, never used for choices).
+    public var testAccuracy: Double?
+    public var epochs: [EpochSummary]
+    /// The epoch the run resumed after, when it resumed.
+    public var resumedAfterEpoch: Int?
+}
+
+/// Trains a model with softmax cross-entropy on the training split, picks the
+/// epoch with the best validation accuracy, and checkpoints after every epoch
+/// so an interrupted run resumes where it stopped.
+///
+/// Batches are shuffled from the settings' seed and the epoch number alone and
+/// every epoch's dropout stream is seeded the same way, so a resumed run
+/// writes the same bytes as one that was never interrupted.
+public final class TrainingRun {
+    public let settings: TrainingSettings
+    /// Name recorded in the model history ("train", "finetune").
+    public let passName: String
+    /// Extra history parameters (e.g. the architecture).
+    public var historyParameters: [String: String] = [:]
+    /// Called with each epoch's fresh `TrainingGraph` before it trains (to set parameter policies).
+    public var configure: ((TrainingGraph) throws -> Void)?
+    /// Called after every epoch with the best model so far (to write it out).
+    public var onBestModel: ((Model) throws -> Void)?
+    /// Called with one line per finished epoch.
+    public var log: (String) -> Void = { _ in }
+
+    private let initialModel: Model
+    private let data: DatasetSplits
+    private let checkpoint: TrainingCheckpoint?
+    private let progress: any ProgressReporting
+    private let cancellation: CancellationFlag
+
+    public init(model: Model, data: DatasetSplits, settings: TrainingSettings, passName: String,
+                checkpointDirectory: String?, progress: any ProgressReporting = SilentProgress(),
+                cancellation: CancellationFlag = CancellationFlag()) throws {
+        let problems = settings.problems
+        guard problems.isEmpty else { throw ParameterError(pass: passName, problems: problems) }
+        guard data.train.count >= settings.batchSize else {
+            throw ParameterError(pass: passName, problems: ["the training split has \(data.train.count) images, fewer than one batch of \(settings.batchSize)"])
+        }
+        guard data.validation.count > 0 else {
+            throw ParameterError(pass: passName, problems: ["the validation split is empty: the best epoch is chosen on validation data"])
+        }
+        guard data.sampleShape == model.inputShape else {
+            throw ParameterError(pass: passName, problems: ["the data's images are \(data.sampleShape) but the model takes \(model.inputShape)"])
+        }
+        initialModel = model
+        self.data = data
+        self.settings = settings
+        self.passName = passName
+        checkpoint = checkpointDirectory.map(TrainingCheckpoint.init(directory:))
+        self.progress = progress
+        self.cancellation = cancellation
+    }
+
+    /// Runs the remaining epochs (all of them, unless `resume` finds a checkpoint).
+    public func run(resume: Bool) throws -> TrainingOutcome {
+        var progressState = try startingState(resume: resume)
+        let optimizer = settings.makeOptimizer()
+        if let file = progressState.optimizerFile, let checkpoint {
+            try optimizer.loadState(try checkpoint.loadOptimizerState(file))
+        }
+        let stepsPerEpoch = data.train.count / settings.batchSize
+        let schedule = settings.makeSchedule(stepsPerEpoch: stepsPerEpoch)
+        for epoch in progressState.completedEpochs..<settings.epochs {
+            let summary = try trainEpoch(epoch, state: &progressState, optimizer: optimizer, schedule: schedule)
+            progressState.summaries.append(summary)
+            log(Self.describe(summary, of: settings.epochs, best: summary.epoch == progressState.bestEpoch))
+            try save(progressState, optimizer: optimizer)
+            if let best = progressState.best { try onBestModel?(withHistory(best, state: progressState, testAccuracy: nil)) }
+        }
+        let best = progressState.best ?? progressState.current
+        let test = data.test.count > 0
+            ? try Evaluation.accuracy(of: best, on: data.test, threads: settings.threads).top1 : nil
+        return TrainingOutcome(model: withHistory(best, state: progressState, testAccuracy: test),
+                               bestEpoch: progressState.bestEpoch, bestValidationAccuracy: progressState.bestAccuracy,
+                               testAccuracy: test, epochs: progressState.summaries,
+                               resumedAfterEpoch: progressState.resumedAfter)
+    }
+
+    /// Where the run stands: the model to continue from, the best so far, finished epochs.
+    struct RunState {
+        var current: Model
+        var best: Model?
+        var bestEpoch = 0
+        var bestAccuracy = -1.0
+        var completedEpochs = 0
+        var summaries: [EpochSummary] = []
+        var optimizerFile: String?
+        var resumedAfter: Int?
+    }
+
+    private func startingState(resume: Bool) throws -> RunState {
+        guard resume, let checkpoint, checkpoint.exists() else { return RunState(current: initialModel) }
+        let saved = try checkpoint.loadState()
+        let differing = Set(saved.settings.keys).union(settings.descriptions.keys)
+            .filter { saved.settings[$0] != settings.descriptions[$0] }.sorted()
+        guard differing.isEmpty else {
+            let detail = differing.map { "\($0): \(saved.settings[$0] ?? "unset") then, \(settings.descriptions[$0] ?? "unset") now" }
+            throw CheckpointError("cannot resume from \(checkpoint.directory): the settings differ (\(detail.joined(separator: "; ")))")
+        }
+        return RunState(current: try checkpoint.loadModel(saved.currentFile), best: try checkpoint.loadModel(saved.bestFile),
+                        bestEpoch: saved.bestEpoch, bestAccuracy: saved.bestValidationAccuracy,
+                        completedEpochs: saved.completedEpochs, summaries: saved.epochs,
+                        optimizerFile: saved.optimizerFile, resumedAfter: saved.completedEpochs)
+    }
+
+    private func trainEpoch(_ epoch: Int, state: inout RunState, optimizer: any StatefulOptimizer,
+                            schedule: LRSchedule) throws -> EpochSummary {
+        let started = Date()
+        let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
+                                      threads: settings.threads)
+        try configure?(graph)
+        let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
+                                  dropLast: true, augmentation: settings.augmentation)
+        progress.begin("epoch \(epoch + 1)/\(settings.epochs)", total: batches.count)
+        var (lossSum, correct, seen) = (0.0, 0, 0)
+        var learningRate: Float = 0
+        for i in 0..<batches.count {
+            if cancellation.isCancelled { progress.end(); throw PassCancelled() }
+            let batch = batches.batch(i)
+            graph.zeroGradients()
+            let logits = try graph.forward(batch.images, training: true)
+            let (loss, gradient) = Loss.softmaxCrossEntropy(logits: logits, labels: batch.labels,
+                                                           labelSmoothing: settings.labelSmoothing)
+            guard loss.isFinite else {
+                progress.end()
+                throw TrainingDiverged(epoch: epoch + 1, batch: i + 1, learningRate: learningRate)
+            }
+            try graph.backward(gradient)
+            learningRate = schedule.learningRate(atStep: epoch * batches.count + i)
+            optimizer.step(graph, learningRate: learningRate)
+            lossSum += Double(loss) * Double(batch.count)
+            correct += Self.correctPredictions(logits, batch.labels)
+            seen += batch.count
+            let rate = Double(seen) / max(Date().timeIntervalSince(started), 1e-9)
+            progress.update(completed: i + 1, detail: String(format: "loss %.4f acc %.2f%% %.0f img/s",
+                                                              lossSum / Double(seen), 100 * Double(correct) / Double(seen), rate))
+        }
+        progress.end()
+        let trainSeconds = Date().timeIntervalSince(started)
+        state.current = graph.exportModel()
+        state.completedEpochs = epoch + 1
+        let validation = try Evaluation.accuracy(of: state.current, on: data.validation, threads: settings.threads).top1
+        if validation > state.bestAccuracy {
+            (state.best, state.bestAccuracy, state.bestEpoch) = (state.current, validation, epoch + 1)
+        }
+        return EpochSummary(epoch: epoch + 1, trainLoss: lossSum / Double(max(seen, 1)),
+                            trainAccuracy: Double(correct) / Double(max(seen, 1)), validationAccuracy: validation,
+                            learningRate: Double(learningRate), seconds: Date().timeIntervalSince(started),
+                            imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9))
+    }
+
+    private func save(_ state: RunState, optimizer: any StatefulOptimizer) throws {
+        guard let checkpoint else { return }
+        let e = state.completedEpochs
+        let saved = TrainingCheckpoint.State(completedEpochs: e, bestEpoch: state.bestEpoch,
+                                             bestValidationAccuracy: state.bestAccuracy, settings: settings.descriptions,
+                                             epochs: state.summaries, currentFile: "epoch-\(e).bin",
+                                             optimizerFile: "optimizer-\(e).bin", bestFile: "best.bin")
+        try checkpoint.save(state: saved, current: state.current, best: state.best, optimizer: optimizer.stateTensors())
+    }
+
+    /// `model` with this run's history entry appended (deterministic numbers only).
+    private func withHistory(_ model: Model, state: RunState, testAccuracy: Double?) -> Model {
+        var m = model
+        var metrics: [String: Double] = [
+            "epochs": Double(state.completedEpochs), "best-epoch": Double(state.bestEpoch),
+            "validation-accuracy": state.bestAccuracy, "params": Double(model.graph.parameterCount),
+        ]
+        if let testAccuracy { metrics["test-accuracy"] = testAccuracy }
+        m.metadata.history.append(HistoryEntry(pass: passName, parameters: settings.descriptions.merging(historyParameters) { $1 },
+                                               seed: settings.seed, metrics: metrics))
+        return m
+    }
+
+    static func correctPredictions(_ logits: Tensor, _ labels: [Int32]) -> Int {
+        let k = logits.shape[1]
+        let v = logits.floats
+        var correct = 0
+        for (i, label) in labels.enumerated() {
+            var best = 0
+            for j in 1..<k where v[i * k + j] > v[i * k + best] { best = j }
+            if best == Int(label) { correct += 1 }
+        }
+        return correct
+    }
+
+    static func describe(_ s: EpochSummary, of total: Int, best: Bool) -> String {
+        String(format: "epoch %d/%d  loss %.4f  train %.2f%%  validation %.2f%%%@  lr %.4g  %.0f img/s  %.0f s",
+               s.epoch, total, s.trainLoss, s.trainAccuracy * 100, s.validationAccuracy * 100, best ? " (best)" : "",
+               s.learningRate, s.imagesPerSecond, s.seconds)
+    }
+}
+
+/// The loss stopped being a finite number.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public var epoch: Int
+    public var batch: Int
+    public var learningRate: Float
+    public var description: String {
+        "training diverged (loss is not finite) in epoch \(epoch), batch \(batch); try a lower learning rate (last: \(learningRate))"
+    }
+}
+
+/// Fine-tunes models for passes through `PassContext.trainer`.
+public struct FineTuner: Trainer {
+    public var settings: TrainingSettings
+
+    public init(settings: TrainingSettings) { self.settings = settings }
+
+    public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, context: PassContext) throws -> Model {
+        var s = settings
+        s.epochs = epochs
+        s.seed = context.seed
+        s.threads = context.threads
+        let run = try TrainingRun(model: model, data: data, settings: s, passName: "finetune", checkpointDirectory: nil,
+                                  progress: context.progress, cancellation: context.cancellation)
+        return try run.run(resume: false).model
+    }
+}

@@ -1,0 +1,95 @@
+/// Which optimizer a training run uses.
+public enum OptimizerKind: String, CaseIterable, Sendable, Codable {
+    case sgd
+    case adam
+    case adamw
+}
+
+/// Which learning-rate schedule a training run uses.
+public enum ScheduleKind: String, CaseIterable, Sendable, Codable {
+    case constant
+    /// Multiply by `gamma` every `stepEpochs` epochs.
+    case step
+    /// Cosine annealing to zero over the run.
+    case cosine
+    /// Linear warm-up then cosine annealing (one-cycle).
+    case onecycle
+}
+
+/// Everything that determines a training run: same settings and data, same bytes.
+public struct TrainingSettings: Sendable, Equatable {
+    public var epochs = 10
+    public var batchSize = 64
+    /// Base (peak, for one-cycle) learning rate.
+    public var learningRate: Float = 0.01
+    public var optimizer = OptimizerKind.sgd
+    /// SGD momentum (ignored by Adam).
+    public var momentum: Float = 0.9
+    public var nesterov = true
+    /// L2 (SGD, Adam) or decoupled (AdamW) weight decay on weights; biases and BatchNorm parameters are not decayed.
+    public var weightDecay: Float = 5e-4
+    public var schedule = ScheduleKind.cosine
+    /// For `.step`: epochs between decays, and the factor.
+    public var stepEpochs = 10
+    public var gamma: Float = 0.1
+    /// For `.onecycle`: fraction of the run spent warming up.
+    public var warmupFraction: Float = 0.3
+    public var labelSmoothing: Float = 0
+    public var augmentation = Augmentation.none
+    public var seed: UInt64 = 0
+    public var threads = 1
+
+    public init() {}
+
+    /// Every problem with these settings, empty when they are usable.
+    public var problems: [String] {
+        var p: [String] = []
+        if epochs < 1 { p.append("epochs must be at least 1, got \(epochs)") }
+        if batchSize < 2 { p.append("batch size must be at least 2 (BatchNorm needs batch statistics), got \(batchSize)") }
+        if !(learningRate > 0 && learningRate.isFinite) { p.append("learning rate must be positive, got \(learningRate)") }
+        if !(0..<1).contains(momentum) { p.append("momentum must be in [0, 1), got \(momentum)") }
+        if nesterov && momentum == 0 && optimizer == .sgd { p.append("Nesterov momentum needs momentum > 0") }
+        if !(weightDecay >= 0) { p.append("weight decay must be >= 0, got \(weightDecay)") }
+        if stepEpochs < 1 { p.append("step epochs must be at least 1, got \(stepEpochs)") }
+        if !(gamma > 0 && gamma <= 1) { p.append("gamma must be in (0, 1], got \(gamma)") }
+        if !(warmupFraction > 0 && warmupFraction < 1) { p.append("warm-up fraction must be in (0, 1), got \(warmupFraction)") }
+        if !(0..<1).contains(labelSmoothing) { p.append("label smoothing must be in [0, 1), got \(labelSmoothing)") }
+        if augmentation.cropPadding < 0 { p.append("crop padding must be >= 0, got \(augmentation.cropPadding)") }
+        if threads < 1 { p.append("threads must be at least 1, got \(threads)") }
+        return p
+    }
+
+    /// A fresh optimizer for these settings.
+    public func makeOptimizer() -> any StatefulOptimizer {
+        switch optimizer {
+        case .sgd: SGD(momentum: momentum, nesterov: nesterov && momentum > 0, weightDecay: weightDecay)
+        case .adam: Adam(weightDecay: weightDecay)
+        case .adamw: Adam.adamW(weightDecay: weightDecay)
+        }
+    }
+
+    /// The learning-rate schedule over a run of `stepsPerEpoch × epochs` steps.
+    public func makeSchedule(stepsPerEpoch: Int) -> LRSchedule {
+        let total = max(1, stepsPerEpoch * epochs)
+        switch schedule {
+        case .constant: return .constant(learningRate)
+        case .step: return .step(base: learningRate, stepSize: max(1, stepsPerEpoch * stepEpochs), gamma: gamma)
+        case .cosine: return .cosine(base: learningRate, floor: 0, totalSteps: total)
+        case .onecycle: return .oneCycle(peak: learningRate, totalSteps: total, warmupFraction: warmupFraction)
+        }
+    }
+
+    /// The settings as text, for the model history and checkpoint checks.
+    public var descriptions: [String: String] {
+        var d: [String: String] = [
+            "epochs": String(epochs), "batch": String(batchSize), "lr": String(learningRate),
+            "optimizer": optimizer.rawValue, "weight-decay": String(weightDecay), "schedule": schedule.rawValue,
+            "label-smoothing": String(labelSmoothing), "crop-padding": String(augmentation.cropPadding),
+            "flip": String(augmentation.horizontalFlip), "seed": String(seed),
+        ]
+        if optimizer == .sgd { d["momentum"] = String(momentum); d["nesterov"] = String(nesterov) }
+        if schedule == .step { d["step-epochs"] = String(stepEpochs); d["gamma"] = String(gamma) }
+        if schedule == .onecycle { d["warmup"] = String(warmupFraction) }
+        return d
+    }
+}
