@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+@testable import Compress
+
+@Suite struct TrainingRunTests {
+    /// Images whose class is which quadrant of a 1x8x8 image is bright: learnable in a few epochs.
+    func quadrants(_ n: Int, seed: UInt64) -> LabeledImages {
+        var rng = SeededGenerator(seed: seed)
+        var pixels = [Float](repeating: 0, count: n * 64)
+        var labels: [Int32] = []
+        for i in 0..<n {
+            let q = Int(rng.next() % 4)
+            labels.append(Int32(q))
+            for y in 0..<8 {
+                for x in 0..<8 {
+                    let inside = (y / 4) * 2 + (x / 4) == q
+                    pixels[i * 64 + y * 8 + x] = (inside ? 0.7 : 0.1) + 0.2 * rng.nextUniform()
+                }
+            }
+        }
+        return LabeledImages(images: Tensor(shape: [n, 1, 8, 8], floats: pixels), labels: labels)
+    }
+
+    func data() -> DatasetSplits {
+        DatasetSplits(train: quadrants(256, seed: 1), validation: quadrants(64, seed: 2), test: quadrants(64, seed: 3),
+                      classNames: ["0", "1", "2", "3"])
+    }
+
+    func settings(epochs: Int = 3) -> TrainingSettings {
+        var s = TrainingSettings()
+        s.epochs = epochs
+        s.batchSize = 32
+        s.learningRate = 0.05
+        s.seed = 4
+        return s
+    }
+
+    func model() -> Model { Architecture.lenet300.build(seed: 2, inputShape: [1, 8, 8], classes: 4) }
+
+    func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test func learnsAndRecordsHistory() throws {
+        let outcome = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                      checkpointDirectory: nil).run(resume: false)
+        #expect(outcome.epochs.count == 3)
+        #expect(outcome.epochs.last!.trainLoss < outcome.epochs.first!.trainLoss)
+        #expect(outcome.bestValidationAccuracy > 0.9)
+        #expect(outcome.bestValidationAccuracy == outcome.epochs.map(\.validationAccuracy).max())
+        #expect(outcome.epochs[outcome.bestEpoch - 1].validationAccuracy == outcome.bestValidationAccuracy)
+        let entry = try #require(outcome.model.metadata.history.last)
+        #expect(entry.pass == "train")
+        #expect(entry.metrics["test-accuracy"] == outcome.testAccuracy)
+        #expect(entry.parameters["lr"] == "0.05")
+        // The written model is the best epoch's, and its test accuracy is what eval measures.
+        let measured = try Evaluation.accuracy(of: outcome.model, on: data().test).top1
+        #expect(measured == outcome.testAccuracy)
+    }
+
+    @Test func resumedRunWritesTheSameModel() throws {
+        let straight = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                       checkpointDirectory: nil).run(resume: false).model
+        let dir = try tempDir()
+        // Stop after the first epoch by cancelling from the epoch callback.
+        let flag = CancellationFlag()
+        let first = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                    checkpointDirectory: dir, cancellation: flag)
+        first.onBestModel = { _ in flag.cancel() }
+        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+        let state = try TrainingCheckpoint(directory: dir).loadState()
+        #expect(state.completedEpochs == 1)
+        let resumed = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                      checkpointDirectory: dir).run(resume: true)
+        #expect(resumed.resumedAfterEpoch == 1)
+        #expect(try ModelFile.encode(resumed.model) == ModelFile.encode(straight))
+    }
+
+    @Test func resumeRefusesOtherSettings() throws {
+        let dir = try tempDir()
+        _ = try TrainingRun(model: model(), data: data(), settings: settings(epochs: 1), passName: "train",
+                            checkpointDirectory: dir).run(resume: false)
+        var other = settings(epochs: 1)
+        other.learningRate = 0.1
+        #expect(throws: CheckpointError.self) {
+            try TrainingRun(model: model(), data: data(), settings: other, passName: "train", checkpointDirectory: dir).run(resume: true)
+        }
+    }
+
+    @Test func divergenceIsReported() throws {
+        var s = settings(epochs: 1)
+        s.learningRate = 1e6
+        #expect(throws: TrainingDiverged.self) {
+            try TrainingRun(model: model(), data: data(), settings: s, passName: "train", checkpointDirectory: nil).run(resume: false)
+        }
+    }
+
+    @Test func badSettingsListEveryProblem() {
+        var s = settings()
+        s.epochs = 0
+        s.batchSize = 1
+        s.momentum = 2
+        do {
+            _ = try TrainingRun(model: model(), data: data(), settings: s, passName: "train", checkpointDirectory: nil)
+            Issue.record("expected an error")
+        } catch let error as ParameterError {
+            #expect(error.problems.count == 3)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func optimizerStateRoundTrips() throws {
+        let p = ParameterBuffer(name: "w", role: .weight, tensor: Tensor(shape: [3], floats: [1, 2, 3]))
+        _ = p.gradient.update(fromContentsOf: [0.5, -1, 2] as [Float])
+        let a = SGD(momentum: 0.9), b = SGD(momentum: 0.9)
+        a.step([p], learningRate: 0.1)
+        try b.loadState(a.stateTensors())
+        let q = ParameterBuffer(name: "w", role: .weight, tensor: Tensor(shape: [3], floats: Array(p.values)))
+        _ = q.gradient.update(fromContentsOf: [0.5, -1, 2] as [Float])
+        a.step([p], learningRate: 0.1)
+        b.step([q], learningRate: 0.1)
+        #expect(Array(p.values) == Array(q.values))
+        let adam = Adam(), adam2 = Adam()
+        adam.step([p], learningRate: 0.01)
+        try adam2.loadState(adam.stateTensors())
+        #expect(adam2.stateTensors() == adam.stateTensors())
+    }
+}
