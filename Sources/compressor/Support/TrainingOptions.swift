@@ -96,7 +96,7 @@ func runTraining(model: Model, passName: String, settings: TrainingSettings, opt
                               checkpointDirectory: checkpointDirectory, progress: TerminalProgress(),
                               cancellation: cancellation)
     run.historyParameters = historyParameters
-    run.log = { line in if !json { print(line); fflush(stdout) } }
+    run.log = { line in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
     run.onBestModel = { try saveModel($0, to: output) }
     let outcome: TrainingOutcome
     do {
