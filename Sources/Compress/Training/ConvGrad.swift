@@ -305,22 +305,23 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, col: UnsafeMutablePoin
     forEachColumnRow(g, rowStride: rowStride) { plane, row, xOffset, lo, hi, iy, oy in
         let dst = col + (row &+ oy &* g.outW)
         guard let iy else {
-            dst.update(repeating: 0, count: g.outW)
+            for ox in 0..<g.outW { dst[ox] = 0 }
             return
         }
         let src = x + (plane &+ iy &* g.width &+ xOffset)
         let sw = g.attributes.stride.w
-        dst.update(repeating: 0, count: lo)
+        for ox in 0..<lo { dst[ox] = 0 }
         if sw == 1 {
             copyShortRow(src + lo, dst + lo, count: hi &- lo)
         } else {
             for ox in lo..<hi { dst[ox] = src[ox &* sw] }
         }
-        (dst + hi).update(repeating: 0, count: g.outW &- hi)
+        for ox in hi..<g.outW { dst[ox] = 0 }
     }
 }
 
-/// `dst[i] = src[i]` for a short row (tens of floats), inline: a `memmove` call per row cost more than the copy.
+/// `dst[i] = src[i]` for a short row (tens of floats), inline: a `memmove` or `memset` call per row costs more
+/// than the work (the zero fills beside it are plain loops for the same reason).
 @inline(__always)
 private func copyShortRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
     var i = 0
