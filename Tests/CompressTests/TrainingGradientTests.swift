@@ -112,6 +112,18 @@ enum GradientCheck {
         #expect(result.worst < Self.tolerance, "\(result)")
     }
 
+    /// Batch 3 over maps big enough that the GEMM chunks hold 2, 1 or 1 image(s) (`chunkColumns` 1024):
+    /// a mixed chunking, one image per chunk, and a 1x1 conv reading the image directly.
+    @Test(arguments: [([2, 20, 20], [3, 2, 3, 3], Conv2d(padding: .same(1))),
+                      ([1, 35, 35], [2, 1, 3, 3], Conv2d()),
+                      ([2, 33, 33], [3, 2, 1, 1], Conv2d())])
+    func convChunking(sample: [Int], weight: [Int], attributes: Conv2d) throws {
+        let graph = F.singleOp(.conv2d(attributes), sample: sample,
+                               parameters: [("w", F.weights(weight, seed: 3)), ("b", F.weights([weight[0]], seed: 4))])
+        let result = try G.run(graph, input: G.gaussian([3] + sample, seed: 1), samples: 30)
+        #expect(result.worst < Self.tolerance, "\(result)")
+    }
+
     @Test func linear() throws {
         let graph = F.singleOp(.linear, sample: [7], parameters: [("w", F.weights([5, 7], seed: 3)), ("b", F.weights([5], seed: 4))])
         let result = try G.run(graph, input: G.gaussian([4, 7], seed: 1))

@@ -14,7 +14,7 @@ struct ConvGeometry {
 }
 
 /// A trainable 2-D convolution over NCHW maps (weight `[O, C/groups, kh, kw]`,
-/// optional bias `[O]`), by im2col + `cblas_sgemm` per image, as Caffe does
+/// optional bias `[O]`), by im2col + `cblas_sgemm`, as Caffe does
 /// (Jia et al., "Caffe", 2014; Chellapilla et al., "High Performance
 /// Convolutional Neural Networks for Document Processing", 2006):
 ///
@@ -22,9 +22,12 @@ struct ConvGeometry {
 /// - backward: `dW_g += dY_g · col(X_g)ᵀ` and `dX_g += col2im(W_gᵀ · dY_g)`,
 ///   recomputing `col` instead of keeping it from the forward.
 ///
-/// 1x1 stride-1 unpadded convs use the image itself as the GEMM operand;
-/// depthwise convs (one channel per group) run direct loops. Images are split
-/// over workers, each with its own weight-gradient accumulator, reduced at the end.
+/// Images go through the GEMMs in chunks whose columns sit side by side
+/// (`[patch, chunk · OH·OW]`), so small late-layer feature maps still make
+/// wide GEMMs. A 1x1 stride-1 unpadded conv of one image per chunk uses the
+/// image itself as the operand; depthwise convs (one channel per group) run
+/// direct loops. Chunks are split over workers, each with its own weight- and
+/// bias-gradient accumulators, summed at the end.
 final class ConvTrainingKernel: TrainingKernel {
     let attributes: Conv2d
     let weight: ParameterBuffer
@@ -32,6 +35,8 @@ final class ConvTrainingKernel: TrainingKernel {
     let outChannels: Int, groupChannels: Int, kernelH: Int, kernelW: Int
     let isDepthwise: Bool
     let isPointwise: Bool
+    /// GEMM width (images times output pixels) a chunk aims for.
+    static let chunkColumns = 1024
 
     init(attributes: Conv2d, weight: ParameterBuffer, bias: ParameterBuffer?) {
         self.attributes = attributes
@@ -44,48 +49,113 @@ final class ConvTrainingKernel: TrainingKernel {
 
     private var groupOut: Int { outChannels / attributes.groups }
 
+    private func geometry(inputShape: [Int], outputShape: [Int]) -> ConvGeometry {
+        ConvGeometry(attributes: attributes, groupChannels: groupChannels, height: inputShape[2], width: inputShape[3],
+                     kernelH: kernelH, kernelW: kernelW, outH: outputShape[2], outW: outputShape[3])
+    }
+
     private func geometry(_ b: TrainingBinding) -> ConvGeometry {
-        ConvGeometry(attributes: attributes, groupChannels: groupChannels, height: b.inputShapes[0][2],
-                     width: b.inputShapes[0][3], kernelH: kernelH, kernelW: kernelW,
-                     outH: b.outputShape[2], outW: b.outputShape[3])
+        geometry(inputShape: b.inputShapes[0], outputShape: b.outputShape)
     }
 
-    /// Per worker: `col` and `dCol` (`patchLength x OH*OW` each), then weight and bias gradient accumulators.
+    /// Images per chunk for a batch of `batch`.
+    private func chunkSize(_ g: ConvGeometry, batch: Int) -> Int {
+        isDepthwise ? 1 : max(1, min(batch, Self.chunkColumns / max(g.outSpatial, 1)))
+    }
+
+    /// Whether an image is its own GEMM operand (no im2col copy).
+    private func readsImageDirectly(chunk: Int) -> Bool { isPointwise && chunk == 1 }
+
+    /// Offsets (in floats) of one worker's scratch regions: `col` and `dCol`
+    /// (`patch x chunk·OH·OW` each), the staging block for chunked outputs and
+    /// output gradients (`O/groups x chunk·OH·OW`), then weight and bias gradient accumulators.
+    private struct ScratchLayout {
+        var dCol: Int, staging: Int, weightGradient: Int, biasGradient: Int, total: Int
+    }
+
+    private func scratchLayout(_ g: ConvGeometry, chunk: Int) -> ScratchLayout {
+        let columns = chunk &* g.outSpatial
+        let colCount = isDepthwise || readsImageDirectly(chunk: chunk) ? 0 : g.patchLength &* columns
+        let stagingCount = chunk > 1 ? groupOut &* columns : 0
+        let weightGradient = 2 &* colCount &+ stagingCount
+        return ScratchLayout(dCol: colCount, staging: 2 &* colCount, weightGradient: weightGradient,
+                             biasGradient: weightGradient &+ weight.count,
+                             total: weightGradient &+ weight.count &+ outChannels)
+    }
+
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
-        let columns = isDepthwise || isPointwise ? 0 : 2 * groupChannels * kernelH * kernelW * outputShape[2] * outputShape[3]
-        return columns + weight.count + outChannels
+        let g = geometry(inputShape: inputShapes[0], outputShape: outputShape)
+        return scratchLayout(g, chunk: chunkSize(g, batch: inputShapes[0][0])).total
     }
 
-    private func workers(_ b: TrainingBinding, _ context: KernelContext) -> Int {
+    private func workers(_ b: TrainingBinding, _ context: KernelContext, chunks: Int) -> Int {
         let g = geometry(b)
-        return context.workers(forWork: b.inputShapes[0][0] &* outChannels &* g.outSpatial &* g.patchLength)
+        return min(chunks, context.workers(forWork: b.inputShapes[0][0] &* outChannels &* g.outSpatial &* g.patchLength))
+    }
+
+    /// The sizes one forward or backward call works with.
+    private struct Pass {
+        let g: ConvGeometry
+        let batch: Int, chunk: Int, chunks: Int
+        let inImage: Int, outImage: Int
+        let layout: ScratchLayout
+
+        func images(_ k: Int) -> Range<Int> { (k &* chunk)..<min(batch, (k &+ 1) &* chunk) }
+    }
+
+    private func pass(_ b: TrainingBinding) -> Pass {
+        let g = geometry(b)
+        let n = b.inputShapes[0][0]
+        let chunk = chunkSize(g, batch: n)
+        return Pass(g: g, batch: n, chunk: chunk, chunks: (n + chunk - 1) / chunk,
+                     inImage: b.inputShapes[0][1] &* g.height &* g.width, outImage: outChannels &* g.outSpatial,
+                     layout: scratchLayout(g, chunk: chunk))
     }
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
-        let g = geometry(b)
-        let n = b.inputShapes[0][0]
-        let (inImage, outImage) = (b.inputShapes[0][1] &* g.height &* g.width, outChannels &* g.outSpatial)
-        forEachIndex(n, workers: workers(b, context)) { i, worker in
-            let x = b.inputs[0] + i &* inImage, y = b.output + i &* outImage
+        let p = pass(b)
+        forEachIndex(p.chunks, workers: workers(b, context, chunks: p.chunks)) { k, worker in
+            let images = p.images(k)
             if isDepthwise {
-                depthwiseForward(x, y, g)
+                for i in images { depthwiseForward(b.inputs[0] + i &* p.inImage, b.output + i &* p.outImage, p.g) }
             } else {
-                convolve(x, y, g, col: context.scratch(forWorker: worker))
+                convolve(images, b, p, scratch: context.scratch(forWorker: worker))
             }
-            addBias(y, spatial: g.outSpatial)
+            for i in images { addBias(b.output + i &* p.outImage, spatial: p.g.outSpatial) }
         }
     }
 
-    private func convolve(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
-                          col: UnsafeMutablePointer<Float>) {
-        let (spatial, patch, planes) = (g.outSpatial, g.patchLength, g.height &* g.width)
+    /// Forward of a chunk of images: per group, im2col of every image side by
+    /// side, one GEMM, and the result moved into each image's output planes.
+    private func convolve(_ images: Range<Int>, _ b: TrainingBinding, _ p: Pass, scratch: UnsafeMutablePointer<Float>) {
+        let (g, spatial) = (p.g, p.g.outSpatial)
+        let columns = images.count &* spatial
         for group in 0..<attributes.groups {
-            let xg = x + group &* groupChannels &* planes
-            let operand = isPointwise ? xg : col
-            if !isPointwise { im2col(xg, g, col: col) }
-            gemm(m: groupOut, n: spatial, k: patch, weight.values.baseAddress! + group &* groupOut &* patch,
-                 operand, y + group &* groupOut &* spatial)
+            let operand = groupOperand(images, b.inputs[0], p, group: group, col: scratch)
+            let w = weight.values.baseAddress! + group &* groupOut &* g.patchLength
+            let firstOutput = b.output + images.lowerBound &* p.outImage + group &* groupOut &* spatial
+            let target = images.count == 1 ? firstOutput : scratch + p.layout.staging
+            gemm(m: groupOut, n: columns, k: g.patchLength, w, operand, target)
+            guard images.count > 1 else { continue }
+            for (j, i) in images.enumerated() {
+                let y = b.output + i &* p.outImage + group &* groupOut &* spatial
+                for o in 0..<groupOut { (y + o &* spatial).update(from: target + (o &* columns &+ j &* spatial), count: spatial) }
+            }
         }
+    }
+
+    /// The `[patch, images · OH·OW]` GEMM operand of one group: the image itself
+    /// for a direct 1x1 conv, else the images unfolded side by side into `col`.
+    private func groupOperand(_ images: Range<Int>, _ x: UnsafeMutablePointer<Float>, _ p: Pass, group: Int,
+                              col: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let planes = p.g.height &* p.g.width
+        let groupOffset = group &* groupChannels &* planes
+        if readsImageDirectly(chunk: images.count) { return x + images.lowerBound &* p.inImage + groupOffset }
+        let rowStride = images.count &* p.g.outSpatial
+        for (j, i) in images.enumerated() {
+            im2col(x + i &* p.inImage + groupOffset, p.g, col: col + j &* p.g.outSpatial, rowStride: rowStride)
+        }
+        return col
     }
 
     private func addBias(_ y: UnsafeMutablePointer<Float>, spatial: Int) {
@@ -97,60 +167,77 @@ final class ConvTrainingKernel: TrainingKernel {
     }
 
     func backward(_ b: TrainingBinding, _ context: KernelContext) {
-        let g = geometry(b)
-        let n = b.inputShapes[0][0]
-        let workers = min(workers(b, context), n)
-        let accumulatorOffset = isDepthwise || isPointwise ? 0 : 2 * g.patchLength * g.outSpatial
+        let p = pass(b)
+        let workers = workers(b, context, chunks: p.chunks)
         for worker in 1..<max(workers, 1) {
-            (context.scratch(forWorker: worker) + accumulatorOffset).update(repeating: 0, count: weight.count + outChannels)
+            (context.scratch(forWorker: worker) + p.layout.weightGradient).update(repeating: 0, count: weight.count + outChannels)
         }
-        let (inImage, outImage) = (b.inputShapes[0][1] &* g.height &* g.width, outChannels &* g.outSpatial)
-        forEachIndex(n, workers: workers) { i, worker in
+        forEachIndex(p.chunks, workers: workers) { k, worker in
             let scratch = context.scratch(forWorker: worker)
-            let dW = worker == 0 ? weight.gradient.baseAddress! : scratch + accumulatorOffset
-            let dB = worker == 0 ? bias?.gradient.baseAddress : scratch + accumulatorOffset + weight.count
-            let x = b.inputs[0] + i &* inImage, dY = b.outputGradient + i &* outImage
-            let dX = b.inputGradients[0].map { $0 + i &* inImage }
+            let dW = worker == 0 ? weight.gradient.baseAddress! : scratch + p.layout.weightGradient
+            let dB = worker == 0 ? bias?.gradient.baseAddress : scratch + p.layout.biasGradient
+            let images = p.images(k)
             if isDepthwise {
-                depthwiseBackward(x, dY, dX, dW: dW, g)
+                for i in images {
+                    depthwiseBackward(b.inputs[0] + i &* p.inImage, b.outputGradient + i &* p.outImage,
+                                      b.inputGradients[0].map { $0 + i &* p.inImage }, dW: dW, p.g)
+                }
             } else {
-                convolveBackward(x, dY, dX, dW: dW, g, scratch: scratch)
+                convolveBackward(images, b, p, dW: dW, scratch: scratch)
             }
-            if let dB { sumPlanes(dY, into: dB, spatial: g.outSpatial) }
+            if let dB {
+                for i in images { sumPlanes(b.outputGradient + i &* p.outImage, into: dB, spatial: p.g.outSpatial) }
+            }
         }
         for worker in 1..<max(workers, 1) {
-            let partial = context.scratch(forWorker: worker) + accumulatorOffset
+            let partial = context.scratch(forWorker: worker) + p.layout.weightGradient
             accumulate(partial, into: weight.gradient.baseAddress!, count: weight.count)
             if let bias { accumulate(partial + weight.count, into: bias.gradient.baseAddress!, count: outChannels) }
         }
     }
 
-    /// One image: `dW_g += dY_g colᵀ`, and when the input needs it `dX_g += col2im(W_gᵀ dY_g)`.
-    private func convolveBackward(_ x: UnsafeMutablePointer<Float>, _ dY: UnsafeMutablePointer<Float>,
-                                  _ dX: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>,
-                                  _ g: ConvGeometry, scratch: UnsafeMutablePointer<Float>) {
-        let (spatial, patch, planes) = (Int32(g.outSpatial), Int32(g.patchLength), g.height &* g.width)
-        let (m, col, dCol) = (Int32(groupOut), scratch, scratch + g.patchLength &* g.outSpatial)
+    /// A chunk of images, per group: `dW_g += dY_g colᵀ`, and when the input
+    /// needs it `dX_g += col2im(W_gᵀ dY_g)`, with the chunk's output gradients
+    /// gathered side by side like its columns.
+    private func convolveBackward(_ images: Range<Int>, _ b: TrainingBinding, _ p: Pass, dW: UnsafeMutablePointer<Float>,
+                                  scratch: UnsafeMutablePointer<Float>) {
+        let (g, spatial, planes) = (p.g, p.g.outSpatial, p.g.height &* p.g.width)
+        let columns = images.count &* spatial
+        let (ld, patch, m) = (Int32(columns), Int32(g.patchLength), Int32(groupOut))
         for group in 0..<attributes.groups {
-            let xg = x + group &* groupChannels &* planes
-            let dYg = dY + group &* groupOut &* g.outSpatial
+            let dYg = gatheredOutputGradient(images, b.outputGradient, p, group: group, staging: scratch + p.layout.staging)
+            let operand = groupOperand(images, b.inputs[0], p, group: group, col: scratch)
             let wOffset = group &* groupOut &* g.patchLength
-            let operand = isPointwise ? xg : col
-            if !isPointwise { im2col(xg, g, col: col) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, patch, spatial, 1, dYg, spatial,
-                        operand, spatial, 1, dW + wOffset, patch)
-            guard let dX else { continue }
-            let dXg = dX + group &* groupChannels &* planes
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, patch, ld, 1, dYg, ld, operand, ld, 1, dW + wOffset, patch)
+            guard let dX = b.inputGradients[0] else { continue }
             let w = weight.values.baseAddress! + wOffset
-            if isPointwise {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, spatial, m, 1, w, patch, dYg, spatial,
-                            1, dXg, spatial)
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, spatial, m, 1, w, patch, dYg, spatial,
-                            0, dCol, spatial)
-                col2im(dCol, g, into: dXg)
+            let groupOffset = group &* groupChannels &* planes
+            if readsImageDirectly(chunk: images.count) {
+                let dXg = dX + images.lowerBound &* p.inImage + groupOffset
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, ld, m, 1, w, patch, dYg, ld, 1, dXg, ld)
+                continue
+            }
+            let dCol = scratch + p.layout.dCol
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, ld, m, 1, w, patch, dYg, ld, 0, dCol, ld)
+            for (j, i) in images.enumerated() {
+                col2im(dCol + j &* spatial, g, rowStride: columns, into: dX + i &* p.inImage + groupOffset)
             }
         }
+    }
+
+    /// Group `group`'s output gradient of a chunk as one `[O/groups, images · OH·OW]` matrix
+    /// (in place for a single image, else copied into `staging`).
+    private func gatheredOutputGradient(_ images: Range<Int>, _ dY: UnsafeMutablePointer<Float>, _ p: Pass, group: Int,
+                                        staging: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let spatial = p.g.outSpatial
+        let groupOffset = group &* groupOut &* spatial
+        if images.count == 1 { return dY + images.lowerBound &* p.outImage + groupOffset }
+        let columns = images.count &* spatial
+        for (j, i) in images.enumerated() {
+            let source = dY + i &* p.outImage + groupOffset
+            for o in 0..<groupOut { (staging + (o &* columns &+ j &* spatial)).update(from: source + o &* spatial, count: spatial) }
+        }
+        return staging
     }
 
     /// `dB[c] += sum of plane c of dY`.
@@ -211,30 +298,46 @@ final class ConvTrainingKernel: TrainingKernel {
     }
 }
 
-/// Unfolds one group of an image into `col` `[C/groups * kh * kw, OH * OW]`:
-/// row `(c, ky, kx)` holds, per output position, the pixel that tap reads (0 in padding).
-func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, col: UnsafeMutablePointer<Float>) {
-    forEachColumnRow(g) { plane, row, xOffset, lo, hi, iy, oy in
+/// Unfolds one group of an image into `col` `[C/groups * kh * kw, OH * OW]`
+/// (rows `rowStride` floats apart): row `(c, ky, kx)` holds, per output
+/// position, the pixel that tap reads (0 in padding).
+func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, col: UnsafeMutablePointer<Float>, rowStride: Int) {
+    forEachColumnRow(g, rowStride: rowStride) { plane, row, xOffset, lo, hi, iy, oy in
         let dst = col + (row &+ oy &* g.outW)
         guard let iy else {
-            dst.update(repeating: 0, count: g.outW)
+            for ox in 0..<g.outW { dst[ox] = 0 }
             return
         }
         let src = x + (plane &+ iy &* g.width &+ xOffset)
         let sw = g.attributes.stride.w
-        dst.update(repeating: 0, count: lo)
+        for ox in 0..<lo { dst[ox] = 0 }
         if sw == 1 {
-            (dst + lo).update(from: src + lo, count: hi &- lo)
+            copyShortRow(src + lo, dst + lo, count: hi &- lo)
         } else {
             for ox in lo..<hi { dst[ox] = src[ox &* sw] }
         }
-        (dst + hi).update(repeating: 0, count: g.outW &- hi)
+        for ox in hi..<g.outW { dst[ox] = 0 }
+    }
+}
+
+/// `dst[i] = src[i]` for a short row (tens of floats), inline: a `memmove` or `memset` call per row costs more
+/// than the work (the zero fills beside it are plain loops for the same reason).
+@inline(__always)
+private func copyShortRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i &+ 8 <= count {
+        store8(load8(src + i), dst + i)
+        i &+= 8
+    }
+    while i < count {
+        dst[i] = src[i]
+        i &+= 1
     }
 }
 
 /// The adjoint of `im2col`: adds every entry of `col` into the input pixel it was read from.
-func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, into dX: UnsafeMutablePointer<Float>) {
-    forEachColumnRow(g) { plane, row, xOffset, lo, hi, iy, oy in
+func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, rowStride: Int, into dX: UnsafeMutablePointer<Float>) {
+    forEachColumnRow(g, rowStride: rowStride) { plane, row, xOffset, lo, hi, iy, oy in
         guard let iy else { return }
         let src = col + (row &+ oy &* g.outW)
         let dst = dX + (plane &+ iy &* g.width &+ xOffset)
@@ -251,7 +354,7 @@ func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, into dX: UnsafeMutab
 /// `col`, the tap's column offset, the valid output columns `lo..<hi`, the input
 /// row (nil in padding) and the output row.
 @inline(__always)
-private func forEachColumnRow(_ g: ConvGeometry, _ body: (Int, Int, Int, Int, Int, Int?, Int) -> Void) {
+private func forEachColumnRow(_ g: ConvGeometry, rowStride: Int, _ body: (Int, Int, Int, Int, Int, Int?, Int) -> Void) {
     let a = g.attributes
     var row = 0
     for c in 0..<g.groupChannels {
@@ -264,7 +367,7 @@ private func forEachColumnRow(_ g: ConvGeometry, _ body: (Int, Int, Int, Int, In
                     let iy = oy &* a.stride.h &- a.padding.top &+ ky &* a.dilation.h
                     body(plane, row, xOffset, lo, hi, iy >= 0 && iy < g.height ? iy : nil, oy)
                 }
-                row &+= g.outSpatial
+                row &+= rowStride
             }
         }
     }

@@ -36,7 +36,8 @@ public final class ParameterBuffer {
     /// Hooks the optimizer applies to this parameter (freeze, mask, codebook, rate).
     public var policy = ParameterPolicy()
 
-    init(name: String, role: ParameterRole, tensor: Tensor) {
+    /// A parameter holding a copy of `tensor` (widened to float32) with a zero gradient.
+    public init(name: String, role: ParameterRole, tensor: Tensor) {
         self.name = name
         self.role = role
         shape = tensor.shape

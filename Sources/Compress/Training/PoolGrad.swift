@@ -77,6 +77,10 @@ final class PoolTrainingKernel: TrainingKernel {
             forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
                 let x = b.inputs[0] + plane &* g.h &* g.w, y = b.output + plane &* g.oh &* g.ow
                 let planeWinners = winners.map { $0 + plane &* g.oh &* g.ow }
+                if let planeWinners, isPlainHalving(g) {
+                    maxPoolHalving(x, y, planeWinners, g)
+                    return
+                }
                 forEachWindow(g) { out, first, rows, columns, divisor in
                     if let planeWinners {
                         var best = -Float.infinity, index = -1
@@ -96,6 +100,29 @@ final class PoolTrainingKernel: TrainingKernel {
                         y[out] = divisor > 0 ? sum / Float(divisor) : 0
                     }
                 }
+            }
+        }
+    }
+
+    /// A 2x2 window with stride 2, no padding or dilation, every window inside the input: the common case.
+    private func isPlainHalving(_ g: Geometry) -> Bool {
+        pool.kernel == .square(2) && pool.stride == .square(2) && pool.padding.isZero && pool.dilation == .square(1)
+            && 2 &* g.oh <= g.h && 2 &* g.ow <= g.w
+    }
+
+    /// Max pooling of one plane over 2x2 windows with stride 2, with the winners' offsets.
+    private func maxPoolHalving(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                _ winners: UnsafeMutablePointer<Int32>, _ g: Geometry) {
+        for oy in 0..<g.oh {
+            let top = 2 &* oy &* g.w
+            for ox in 0..<g.ow {
+                let first = top &+ 2 &* ox
+                var (index, best) = (first, x[first])
+                if x[first &+ 1] > best { (index, best) = (first &+ 1, x[first &+ 1]) }
+                if x[first &+ g.w] > best { (index, best) = (first &+ g.w, x[first &+ g.w]) }
+                if x[first &+ g.w &+ 1] > best { (index, best) = (first &+ g.w &+ 1, x[first &+ g.w &+ 1]) }
+                y[oy &* g.ow &+ ox] = best
+                winners[oy &* g.ow &+ ox] = Int32(truncatingIfNeeded: index)
             }
         }
     }
