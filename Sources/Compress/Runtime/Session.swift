@@ -9,7 +9,13 @@ import CBLAS
 /// with its weights prepared. Buffers are planned per batch size on first use
 /// and cached: a run allocates only the tensors it returns.
 ///
-/// Feature maps are dense NCHW inside the runtime; the IR does not depend on it.
+/// Layout: on a CPU with AVX2 and FMA, dense convolutions run as direct
+/// kernels over channel-blocked NCHW8c feature maps (`BlockedConvKernel`),
+/// and pools, ReLUs and Adds reading them stay in that layout; an Add of a
+/// conv output and another feature map, with the ReLU after it, is fused into
+/// the conv's epilogue. Other ops read plain NCHW, and the plan inserts a
+/// layout conversion where a value crosses between the two. Inputs and outputs
+/// are always plain; the IR and the model file do not know about layouts.
 ///
 /// Threads: the runtime splits work itself over `threads` workers (images,
 /// or output channels / features of a single image; pooling planes), each
@@ -35,10 +41,16 @@ public final class Session {
     /// - Throws: `GraphError` when the graph is invalid, `RuntimeError` when a
     ///   conv, linear or BatchNorm parameter is not an initializer or the
     ///   normalization does not match the input's channels.
-    public init(model: Model, threads: Int = 1) throws {
+    public convenience init(model: Model, threads: Int = 1) throws {
+        try self.init(model: model, threads: threads, blockedKernels: true)
+    }
+
+    /// `blockedKernels: false` keeps every feature map in plain NCHW (im2col +
+    /// GEMM convolutions), as on a CPU without AVX2 and FMA.
+    init(model: Model, threads: Int, blockedKernels: Bool) throws {
         self.model = model
         self.threads = max(1, threads)
-        plan = try ExecutionPlan(graph: model.graph)
+        plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels)
         if let normalization = model.metadata.normalization {
             inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
         } else {
@@ -52,6 +64,9 @@ public final class Session {
 
     /// Names of the activation nodes fused into the layer before them.
     public var fusedActivations: [String] { plan.fusedActivations }
+
+    /// Names of the Add nodes fused into a convolution as its residual.
+    public var fusedResidualAdds: [String] { plan.fusedResidualAdds }
 
     /// Classifies a batch of images.
     ///
