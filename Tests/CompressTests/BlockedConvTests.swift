@@ -27,14 +27,19 @@ import Kernels
                  attributes: Conv2d(padding: .same(1))),
     ]
 
-    /// Session outputs (blocked kernels, `threads` workers) against the reference.
+    /// Session outputs (blocked kernels, `threads` workers, batches run image
+    /// by image and layer by layer) against the reference.
     static func matchesReference(_ graph: Graph, batch: Int, threads: Int = 1, seed: UInt64 = 1) throws -> Bool {
         var rng = SeededGenerator(seed: seed)
         var inputs: [String: Tensor] = [:]
         for input in graph.inputs { inputs[input.name] = rng.gaussianTensor([batch] + input.sampleShape) }
-        let fast = try Session(model: Model(graph: graph), threads: threads).run(inputs: inputs)
         let reference = try ReferenceEvaluator.run(graph, inputs: inputs)
-        return graph.outputs.allSatisfy { F.isClose(fast[$0]!, reference[$0]!) }
+        for imageWise in [true, false] {
+            let session = try Session(model: Model(graph: graph), threads: threads, blockedKernels: true, imageWise: imageWise)
+            let fast = try session.run(inputs: inputs)
+            guard graph.outputs.allSatisfy({ F.isClose(fast[$0]!, reference[$0]!) }) else { return false }
+        }
+        return true
     }
 
     @Test func cpuSupportsTheKernelsHere() {
@@ -132,6 +137,18 @@ import Kernels
         for (batch, threads) in [(1, 1), (3, 2)] {
             #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
         }
+    }
+
+    /// Softmax or Concat over the batch axis keeps a batch together; a
+    /// classifier runs image by image.
+    @Test func imageWiseOnlyWhenImagesDoNotInteract() throws {
+        #expect(try ExecutionPlan(graph: Architecture.resnet20.build(seed: 1).graph).isImageWise)
+        let mixing = F.singleOp(.softmax(axis: 0), sample: [4])
+        #expect(try !ExecutionPlan(graph: mixing).isImageWise)
+        #expect(try Self.matchesReference(mixing, batch: 3, threads: 2))
+        let perImage = F.singleOp(.softmax(axis: -1), sample: [4])
+        #expect(try ExecutionPlan(graph: perImage).isImageWise)
+        #expect(try Self.matchesReference(perImage, batch: 3, threads: 2))
     }
 
     /// The built-in CNNs give the same logits with blocked kernels, without them, and in the reference.

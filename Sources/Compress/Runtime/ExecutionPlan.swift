@@ -39,6 +39,8 @@ struct ExecutionPlan {
     let fusedActivations: [String]
     /// Add nodes fused into a convolution's epilogue as a residual.
     let fusedResidualAdds: [String]
+    /// Images never interact, so a batch may run image by image (`ImageWisePlan`).
+    private(set) var isImageWise = false
 
     /// - Parameter blockedKernels: plan dense convolutions as NCHW8c direct
     ///   kernels (and pools, ReLUs and Adds on their outputs in that layout);
@@ -71,6 +73,7 @@ struct ExecutionPlan {
         (valueNames, shapeNames, layouts, sources, constants) =
             (builder.names, builder.shapeNames, builder.layouts, builder.sources, builder.constants)
         steps = builder.steps
+        isImageWise = computesIsImageWise()
     }
 
     /// The value whose storage `id` shares, following aliases.
