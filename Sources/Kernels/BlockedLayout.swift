@@ -34,17 +34,21 @@ public func padImage(_ x: UnsafePointer<Float>, blocked: Bool, channels: Int, h:
                      _ y: UnsafeMutablePointer<Float>) {
     let (hp, wp) = (h &+ top &+ bottom, w &+ left &+ right)
     let blocks = (channels + cs - 1) / cs
-    y.update(repeating: 0, count: blocks &* hp &* wp &* cs)
     if blocked {
+        // Every float is written once: halo zeros around copied rows.
         for cb in 0..<blocks {
+            let plane = y + cb &* hp &* wp &* 8
+            plane.update(repeating: 0, count: (top &* wp &+ left) &* 8)
             for row in 0..<h {
-                let src = x + (cb &* h &+ row) &* w &* 8
-                let dst = y + ((cb &* hp &+ row &+ top) &* wp &+ left) &* 8
-                dst.update(from: src, count: w &* 8)
+                let dst = plane + ((row &+ top) &* wp &+ left) &* 8
+                dst.update(from: x + (cb &* h &+ row) &* w &* 8, count: w &* 8)
+                let gap = row &+ 1 < h ? right &+ left : right &+ bottom &* wp
+                (dst + w &* 8).update(repeating: 0, count: gap &* 8)
             }
         }
         return
     }
+    y.update(repeating: 0, count: blocks &* hp &* wp &* cs)
     for c in 0..<channels {
         let (cb, ci) = (c / cs, c % cs)
         for row in 0..<h {
