@@ -50,11 +50,16 @@ final class ImageWisePlan {
 }
 
 extension ExecutionPlan {
-    /// Whether every image's outputs depend on that image's inputs alone, so
-    /// a batch can run image by image: every value keeps the batch as its
-    /// leading axis (checked on the inferred shapes at batch 1 and 2), and no
-    /// op reduces or concatenates along it.
+    /// Whether a batch should run image by image: every image's outputs depend
+    /// on that image's inputs alone (every value keeps the batch as its
+    /// leading axis, checked on the inferred shapes at batch 1 and 2, and no
+    /// op reduces or concatenates along it), and no linear layer is so large
+    /// (over 64K weights) that reading its weights once per image would cost
+    /// more than the batch GEMM that reads them once (LeNet-5's 800x500 layer).
     func computesIsImageWise() -> Bool {
+        for node in graph.nodes where node.op == .linear {
+            if (graph.initializers[node.inputs[1]]?.shape.elementCount ?? 0) > 65_536 { return false }
+        }
         guard let one = try? graph.inferShapes(batch: 1), let two = try? graph.inferShapes(batch: 2) else { return false }
         for (name, shape) in one {
             guard let other = two[name] else { return false }
