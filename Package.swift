@@ -26,7 +26,17 @@ let package = Package(
         // C code generated from proto/model.proto by scripts/gen-proto.sh.
         .target(name: "CModelProto", dependencies: ["CProtobufC"]),
         .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
-        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto"]),
+        // CPU feature detection for choosing kernels at plan time.
+        .target(name: "CCPUFeatures"),
+        // SIMD kernels (NCHW8c direct convolution and friends), compiled for
+        // AVX2 + FMA so `SIMD8<Float>` maps to ymm registers and vfmadd; only
+        // called after `cpuSupportsBlockedKernels`. unsafeFlags are accepted
+        // for root packages only: a package depending on this one would need
+        // these kernels moved behind a C target with target attributes.
+        .target(name: "Kernels", dependencies: ["CCPUFeatures"],
+                swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]),
+        .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto",
+                                                 "Kernels"]),
         .target(name: "Prune", dependencies: ["Compress"]),
         .target(name: "LowRank", dependencies: ["Compress"]),
         .target(name: "Distill", dependencies: ["Compress"]),

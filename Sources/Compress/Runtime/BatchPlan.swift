@@ -16,7 +16,7 @@ final class BatchPlan {
 
     init(_ plan: ExecutionPlan, batch: Int, threads: Int) throws {
         let byName = try plan.graph.inferShapes(batch: batch)
-        shapes = plan.valueNames.map { byName[$0]! }
+        shapes = plan.shapeNames.map { byName[$0]! }
         let (offsets, arenaCount) = BatchPlan.assignSlots(plan, shapes: shapes)
         arena = FloatBuffer(count: arenaCount)
         pointers = plan.valueNames.indices.map { [arena] id in
@@ -42,9 +42,10 @@ final class BatchPlan {
         for v in plan.outputIDs { lastRead[plan.root(v)] = Int.max }
         var slots = SlotAllocator()
         var slotOf = [Int](repeating: -1, count: shapes.count)
-        for v in plan.inputIDs { slotOf[v] = slots.take(shapes[v].elementCount) }
+        let storage = shapes.indices.map { plan.layouts[$0].storageCount(shapes[$0]) }
+        for v in plan.inputIDs { slotOf[v] = slots.take(storage[v]) }
         for (i, step) in plan.steps.enumerated() {
-            slotOf[step.output] = slots.take(shapes[step.output].elementCount)
+            slotOf[step.output] = slots.take(storage[step.output])
             for v in Set(step.inputs.map(plan.root) + [step.output]) where lastRead[v] <= i && slotOf[v] >= 0 {
                 slots.give(slotOf[v])
             }

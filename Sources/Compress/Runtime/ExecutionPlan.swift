@@ -1,3 +1,5 @@
+import Kernels
+
 /// Where a planned value's elements live.
 enum ValueSource {
     /// Copied in from the caller before each run.
@@ -25,6 +27,9 @@ struct ExecutionPlan {
     /// The rewritten graph; per-batch shapes are inferred from it.
     let graph: Graph
     let valueNames: [String]
+    /// The graph value whose shape each value has (a layout copy has its original's).
+    let shapeNames: [String]
+    let layouts: [ValueLayout]
     let sources: [ValueSource]
     let steps: [PlannedStep]
     let constants: [FloatBuffer]
@@ -32,24 +37,43 @@ struct ExecutionPlan {
     let outputIDs: [Int]
     let foldedBatchNorms: [String]
     let fusedActivations: [String]
+    /// Add nodes fused into a convolution's epilogue as a residual.
+    let fusedResidualAdds: [String]
+    /// Images never interact, so a batch may run image by image (`ImageWisePlan`).
+    private(set) var isImageWise = false
 
-    init(graph original: Graph) throws {
+    /// - Parameter blockedKernels: plan dense convolutions as NCHW8c direct
+    ///   kernels (and pools, ReLUs and Adds on their outputs in that layout);
+    ///   only honoured when the CPU supports them. Otherwise everything is plain NCHW.
+    init(graph original: Graph, blockedKernels: Bool = true) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
-        graph = fused.removingUnusedNodes()
-        _ = try graph.inferShapes(batch: 1)
+        var rewritten = fused.removingUnusedNodes()
+        let blocked = blockedKernels && cpuSupportsBlockedKernels
+        var (allActivations, residuals, addNames, moreActivations) = (activations, [String: String](), [String](), [String]())
+        if blocked {
+            (rewritten, allActivations, residuals, addNames, moreActivations) =
+                try rewritten.fusingResidualAdds(activations) { node in
+                    guard case .conv2d(let a) = node.op, let weight = rewritten.initializers[node.inputs[1]] else { return false }
+                    return BlockedConvKernel.supports(a, weightShape: weight.shape)
+                }
+        }
+        graph = rewritten
+        let shapes = try graph.inferShapes(batch: 1)
         foldedBatchNorms = foldedNames
-        fusedActivations = fusedNames
-        var builder = ValueTable(graph: graph)
-        var steps: [PlannedStep] = []
+        fusedActivations = fusedNames + moreActivations
+        fusedResidualAdds = addNames
+        var builder = ValueTable(graph: graph, shapes: shapes, blocked: blocked, residuals: residuals)
         for input in graph.inputs { _ = builder.add(input.name, .graphInput) }
         for node in graph.nodes {
-            if let step = try builder.add(node, activation: activations[node.name] ?? .none) { steps.append(step) }
+            try builder.add(node, activation: allActivations[node.name] ?? .none)
         }
         inputIDs = graph.inputs.map { builder.ids[$0.name]! }
-        outputIDs = graph.outputs.map { builder.id(of: $0) }
-        (valueNames, sources, constants) = (builder.names, builder.sources, builder.constants)
-        self.steps = steps
+        outputIDs = graph.outputs.map { builder.plain(builder.id(of: $0)) }
+        (valueNames, shapeNames, layouts, sources, constants) =
+            (builder.names, builder.shapeNames, builder.layouts, builder.sources, builder.constants)
+        steps = builder.steps
+        isImageWise = computesIsImageWise()
     }
 
     /// The value whose storage `id` shares, following aliases.
@@ -59,19 +83,38 @@ struct ExecutionPlan {
     }
 }
 
-/// Numbers values as they are met and compiles nodes into steps.
+/// Numbers values as they are met, chooses their layouts and compiles nodes
+/// into steps, adding layout conversions where a reader needs the other layout.
 private struct ValueTable {
     let graph: Graph
+    /// Batch-1 shapes by value name.
+    let shapes: [String: [Int]]
+    let blocked: Bool
+    /// Conv node name -> the value its epilogue adds.
+    let residuals: [String: String]
     var ids: [String: Int] = [:]
     var names: [String] = []
+    var shapeNames: [String] = []
+    var layouts: [ValueLayout] = []
     var sources: [ValueSource] = []
     var constants: [FloatBuffer] = []
+    var steps: [PlannedStep] = []
+    /// Value id -> id of its copy in the other layout.
+    var copies: [Int: Int] = [:]
 
-    init(graph: Graph) { self.graph = graph }
+    init(graph: Graph, shapes: [String: [Int]], blocked: Bool, residuals: [String: String]) {
+        (self.graph, self.shapes, self.blocked, self.residuals) = (graph, shapes, blocked, residuals)
+    }
 
-    mutating func add(_ name: String, _ source: ValueSource) -> Int {
+    mutating func add(_ name: String, _ source: ValueSource, layout: ValueLayout = .plain) -> Int {
         ids[name] = names.count
+        return append(name, source, layout: layout, shapeName: name)
+    }
+
+    private mutating func append(_ name: String, _ source: ValueSource, layout: ValueLayout, shapeName: String) -> Int {
         names.append(name)
+        shapeNames.append(shapeName)
+        layouts.append(layout)
         sources.append(source)
         return names.count - 1
     }
@@ -86,18 +129,63 @@ private struct ValueTable {
         return add(name, .constant(index: constants.count - 1))
     }
 
-    /// Registers `node`'s output; returns its step unless it only renames its input.
-    mutating func add(_ node: Node, activation: FusedActivation) throws(RuntimeError) -> PlannedStep? {
+    /// `id` in plain layout: itself, or a copy converted once.
+    mutating func plain(_ id: Int) -> Int { converted(id, to: .plain) }
+
+    /// `id` in blocked layout: itself, or a copy converted once.
+    mutating func blockedValue(_ id: Int) -> Int { converted(id, to: .blocked) }
+
+    private mutating func converted(_ id: Int, to layout: ValueLayout) -> Int {
+        if layouts[id] == layout { return id }
+        if let copy = copies[id] { return copy }
+        let name = names[id] + (layout == .blocked ? "#nchw8c" : "#nchw")
+        let copy = append(name, .computed, layout: layout, shapeName: shapeNames[id])
+        steps.append(PlannedStep(node: name, kernel: ReorderKernel(toBlocked: layout == .blocked), inputs: [id], output: copy))
+        copies[id] = copy
+        return copy
+    }
+
+    private func isBlocked(_ name: String) -> Bool { ids[name].map { layouts[$0] == .blocked } ?? false }
+
+    /// Registers `node`'s output and appends its step (after any layout conversions
+    /// it needs), unless it only renames its input.
+    mutating func add(_ node: Node, activation: FusedActivation) throws(RuntimeError) {
+        let x = node.inputs.first ?? ""
         switch node.op {
         case .flatten, .reshape, .dropout:
-            _ = add(node.output, .alias(of: id(of: node.inputs[0])))
-            return nil
+            _ = add(node.output, .alias(of: plain(id(of: x))))
+        case .conv2d(let a) where blocked && shapes[x]?.count == 4
+            && graph.initializers[node.inputs[1]].map({ BlockedConvKernel.supports(a, weightShape: $0.shape) }) == true:
+            let parameters = try constantParameters(of: node)
+            let input = id(of: x)
+            var inputs = [input]
+            if let residual = residuals[node.name] { inputs.append(blockedValue(id(of: residual))) }
+            let kernel = BlockedConvKernel(attributes: a, weight: parameters[0]!, bias: parameters[1], activation: activation,
+                                           inputBlocked: layouts[input] == .blocked, hasResidual: inputs.count == 2)
+            append(node, kernel, inputs, .blocked)
+        case .maxPool(let p) where isBlocked(x):
+            append(node, BlockedPoolKernel(pool: p, reduction: .max), [id(of: x)], .blocked)
+        case .avgPool(let p, let countIncludePad) where isBlocked(x):
+            append(node, BlockedPoolKernel(pool: p, reduction: .average(countIncludePad: countIncludePad)), [id(of: x)], .blocked)
+        case .globalAvgPool where isBlocked(x):
+            append(node, BlockedGlobalAveragePoolKernel(), [id(of: x)], .plain)
+        case .relu where isBlocked(x):
+            append(node, BlockedActivationKernel(activation: .relu), [id(of: x)], .blocked)
+        case .relu6 where isBlocked(x):
+            append(node, BlockedActivationKernel(activation: .relu6), [id(of: x)], .blocked)
+        case .add where node.inputs.contains(where: isBlocked) && shapes[node.inputs[0]] == shapes[node.inputs[1]]:
+            let inputs = node.inputs.map { blockedValue(id(of: $0)) }
+            append(node, BlockedAddKernel(), inputs, .blocked)
         default:
             let kernel = try makeKernel(node, activation: activation)
-            let dataInputs = node.op.readsWeights ? [node.inputs[0]] : node.inputs
-            let inputs = dataInputs.map { id(of: $0) }
-            return PlannedStep(node: node.name, kernel: kernel, inputs: inputs, output: add(node.output, .computed))
+            let dataInputs = node.op.readsWeights ? [x] : node.inputs
+            append(node, kernel, dataInputs.map { plain(id(of: $0)) }, .plain)
         }
+    }
+
+    private mutating func append(_ node: Node, _ kernel: any Kernel, _ inputs: [Int], _ layout: ValueLayout) {
+        let output = add(node.output, .computed, layout: layout)
+        steps.append(PlannedStep(node: node.name, kernel: kernel, inputs: inputs, output: output))
     }
 
     private func makeKernel(_ node: Node, activation: FusedActivation) throws(RuntimeError) -> any Kernel {
@@ -192,6 +280,69 @@ extension Graph {
         var g = self
         g.nodes = kept.reversed()
         return g
+    }
+}
+
+extension Graph {
+    /// Moves each Add of two equally shaped feature maps, one of which is the
+    /// only reader of a convolution that `fusable` accepts, into that
+    /// convolution's epilogue as a residual (the conv then writes the Add's
+    /// output), and a ReLU/ReLU6 that is then the Add's only reader with it.
+    /// When both inputs qualify, the conv later in the (topological) node order
+    /// takes the Add, so the residual it reads is computed before it runs.
+    ///
+    /// Returns the graph, activations by layer name (`activations` updated),
+    /// the residual each conv adds by conv name, and the removed Add and
+    /// activation nodes' names. The residual is no input of the conv node:
+    /// the graph serves shape inference only from here on.
+    func fusingResidualAdds(_ activations: [String: FusedActivation], fusable: (Node) -> Bool) throws
+        -> (Graph, [String: FusedActivation], [String: String], [String], [String]) {
+        let shapes = try inferShapes(batch: 1)
+        var readers: [String: Int] = [:]
+        for node in nodes { for v in node.inputs { readers[v, default: 0] += 1 } }
+        for v in outputs { readers[v, default: 0] += 1 }
+        let inputNames = Set(inputs.map(\.name))
+        var nodes = self.nodes
+        var activations = activations
+        var residuals: [String: String] = [:]
+        var removed: Set<String> = []
+        var (addNames, activationNames): ([String], [String]) = ([], [])
+        func producer(_ value: String) -> Int? { nodes.indices.first { !removed.contains(nodes[$0].name) && nodes[$0].output == value } }
+        for addIndex in nodes.indices {
+            let add = nodes[addIndex]
+            guard add.op == .add, add.inputs.count == 2, let shape = shapes[add.inputs[0]], shape.count == 4,
+                  shapes[add.inputs[1]] == shape else { continue }
+            // (conv index, residual value) for each input a conv could take, the latest conv first.
+            let candidates = [(0, 1), (1, 0)].compactMap { (k, other) -> (Int, String)? in
+                guard let p = producer(add.inputs[k]), case .conv2d = nodes[p].op, fusable(nodes[p]),
+                      activations[nodes[p].name] == nil, residuals[nodes[p].name] == nil,
+                      readers[add.inputs[k]] == 1, !outputs.contains(add.inputs[k]) else { return nil }
+                let residual = add.inputs[other]
+                let ready = inputNames.contains(residual) || (producer(residual).map { $0 < p } ?? false)
+                return ready ? (p, residual) : nil
+            }.sorted { $0.0 > $1.0 }
+            guard let (conv, residual) = candidates.first else { continue }
+            residuals[nodes[conv].name] = residual
+            nodes[conv].output = add.output
+            removed.insert(add.name)
+            addNames.append(add.name)
+            guard readers[add.output] == 1, !outputs.contains(add.output),
+                  let next = nodes.indices.first(where: { !removed.contains(nodes[$0].name) && nodes[$0].inputs.contains(add.output) })
+            else { continue }
+            let activation: FusedActivation
+            switch nodes[next].op {
+            case .relu: activation = .relu
+            case .relu6: activation = .relu6
+            default: continue
+            }
+            activations[nodes[conv].name] = activation
+            nodes[conv].output = nodes[next].output
+            removed.insert(nodes[next].name)
+            activationNames.append(nodes[next].name)
+        }
+        var g = self
+        g.nodes = nodes.filter { !removed.contains($0.name) }
+        return (g, activations, residuals, addNames, activationNames)
     }
 }
 

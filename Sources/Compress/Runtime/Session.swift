@@ -9,7 +9,13 @@ import CBLAS
 /// with its weights prepared. Buffers are planned per batch size on first use
 /// and cached: a run allocates only the tensors it returns.
 ///
-/// Feature maps are dense NCHW inside the runtime; the IR does not depend on it.
+/// Layout: on a CPU with AVX2 and FMA, dense convolutions run as direct
+/// kernels over channel-blocked NCHW8c feature maps (`BlockedConvKernel`),
+/// and pools, ReLUs and Adds reading them stay in that layout; an Add of a
+/// conv output and another feature map, with the ReLU after it, is fused into
+/// the conv's epilogue. Other ops read plain NCHW, and the plan inserts a
+/// layout conversion where a value crosses between the two. Inputs and outputs
+/// are always plain; the IR and the model file do not know about layouts.
 ///
 /// Threads: the runtime splits work itself over `threads` workers (images,
 /// or output channels / features of a single image; pooling planes), each
@@ -26,7 +32,9 @@ public final class Session {
     /// Workers each step may be split over (at least 1).
     public let threads: Int
     private let plan: ExecutionPlan
-    private var batchPlans: [Int: BatchPlan] = [:]
+    private var batchPlans: [Int: PreparedBatch] = [:]
+    /// Run batches above 1 image by image (`ImageWisePlan`) when the graph allows it.
+    private let imageWise: Bool
     /// Per-channel `x * scale + shift` equal to the model's normalization.
     private let inputAffine: (scale: [Float], shift: [Float])?
 
@@ -35,10 +43,18 @@ public final class Session {
     /// - Throws: `GraphError` when the graph is invalid, `RuntimeError` when a
     ///   conv, linear or BatchNorm parameter is not an initializer or the
     ///   normalization does not match the input's channels.
-    public init(model: Model, threads: Int = 1) throws {
+    public convenience init(model: Model, threads: Int = 1) throws {
+        try self.init(model: model, threads: threads, blockedKernels: true, imageWise: true)
+    }
+
+    /// `blockedKernels: false` keeps every feature map in plain NCHW (im2col +
+    /// GEMM convolutions), as on a CPU without AVX2 and FMA.
+    /// `imageWise: false` runs every batch layer by layer over all images.
+    init(model: Model, threads: Int, blockedKernels: Bool, imageWise: Bool = true) throws {
         self.model = model
         self.threads = max(1, threads)
-        plan = try ExecutionPlan(graph: model.graph)
+        plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels)
+        self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
             inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
         } else {
@@ -53,6 +69,9 @@ public final class Session {
     /// Names of the activation nodes fused into the layer before them.
     public var fusedActivations: [String] { plan.fusedActivations }
 
+    /// Names of the Add nodes fused into a convolution as its residual.
+    public var fusedResidualAdds: [String] { plan.fusedResidualAdds }
+
     /// Classifies a batch of images.
     ///
     /// - Parameter input: `[N] + model.inputShape` float pixels in [0, 1]; the
@@ -62,7 +81,7 @@ public final class Session {
         let name = try model.firstInputName()
         let batch = try plan.graph.validatedBatchSize(of: [name: input])
         let batchPlan = try plan(for: batch)
-        copy(input, to: batchPlan.pointers[plan.inputIDs[0]], affine: inputAffine)
+        copy(input, to: batchPlan.pointer(plan.inputIDs[0]), affine: inputAffine)
         execute(batchPlan)
         return tensor(plan.outputIDs[0], in: batchPlan)
     }
@@ -74,7 +93,7 @@ public final class Session {
         let batch = try plan.graph.validatedBatchSize(of: inputs)
         let batchPlan = try plan(for: batch)
         for (k, (id, input)) in zip(plan.inputIDs, plan.graph.inputs).enumerated() {
-            copy(inputs[input.name]!, to: batchPlan.pointers[id], affine: normalizing && k == 0 ? inputAffine : nil)
+            copy(inputs[input.name]!, to: batchPlan.pointer(id), affine: normalizing && k == 0 ? inputAffine : nil)
         }
         execute(batchPlan)
         var outputs: [String: Tensor] = [:]
@@ -82,18 +101,24 @@ public final class Session {
         return outputs
     }
 
-    private func plan(for batch: Int) throws -> BatchPlan {
+    private func plan(for batch: Int) throws -> PreparedBatch {
         if let cached = batchPlans[batch] { return cached }
-        let batchPlan = try BatchPlan(plan, batch: batch, threads: threads)
-        batchPlans[batch] = batchPlan
-        return batchPlan
+        let prepared: PreparedBatch = imageWise && batch > 1 && plan.isImageWise
+            ? .imageWise(try ImageWisePlan(plan, batch: batch, threads: threads))
+            : .layerWise(try BatchPlan(plan, batch: batch, threads: threads))
+        batchPlans[batch] = prepared
+        return prepared
     }
 
-    private func execute(_ batchPlan: BatchPlan) {
+    private func execute(_ prepared: PreparedBatch) {
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
-        let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
-                                    threads: threads)
-        for (step, binding) in zip(plan.steps, batchPlan.bindings) { step.kernel.run(binding, context) }
+        switch prepared {
+        case .imageWise(let p): p.execute(plan)
+        case .layerWise(let batchPlan):
+            let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
+                                        threads: threads)
+            for (step, binding) in zip(plan.steps, batchPlan.bindings) { step.kernel.run(binding, context) }
+        }
     }
 
     /// Copies `input` into runtime storage, applying `x * scale[c] + shift[c]` per channel (axis 1) if given.
@@ -114,8 +139,29 @@ public final class Session {
         }
     }
 
-    private func tensor(_ id: Int, in batchPlan: BatchPlan) -> Tensor {
-        let shape = batchPlan.shapes[id]
-        return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: batchPlan.pointers[id], count: shape.elementCount)))
+    private func tensor(_ id: Int, in prepared: PreparedBatch) -> Tensor {
+        let shape = prepared.shape(id)
+        return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: prepared.pointer(id), count: shape.elementCount)))
+    }
+}
+
+/// A batch size's buffers: all images layer by layer, or image by image.
+private enum PreparedBatch {
+    case layerWise(BatchPlan)
+    case imageWise(ImageWisePlan)
+
+    /// Storage of a graph input or output for the whole batch.
+    func pointer(_ id: Int) -> UnsafeMutablePointer<Float> {
+        switch self {
+        case .layerWise(let p): p.pointers[id]
+        case .imageWise(let p): p.pointer(id)
+        }
+    }
+
+    func shape(_ id: Int) -> [Int] {
+        switch self {
+        case .layerWise(let p): p.shapes[id]
+        case .imageWise(let p): p.shapes[id]
+        }
     }
 }

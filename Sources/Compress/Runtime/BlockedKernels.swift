@@ -1,0 +1,221 @@
+import Kernels
+
+/// How a planned feature map is stored. The plan chooses it per value; the
+/// graph IR and the model file know nothing of it.
+enum ValueLayout: Sendable {
+    /// Dense row-major (NCHW for feature maps).
+    case plain
+    /// NCHW8c: `[N][ceil(C/8)][H][W][8]`, channels padded with zeros to whole blocks.
+    case blocked
+}
+
+extension ValueLayout {
+    /// Floats a value of `shape` occupies in this layout.
+    func storageCount(_ shape: [Int]) -> Int {
+        switch self {
+        case .plain: return shape.elementCount
+        case .blocked: return shape[0] * blockedChannels(shape[1]) * shape[2...].reduce(1, *)
+        }
+    }
+}
+
+/// `channels` rounded up to whole blocks of 8.
+func blockedChannels(_ channels: Int) -> Int { (channels + 7) / 8 * 8 }
+
+extension FusedActivation {
+    var clamp: BlockedClamp {
+        switch self {
+        case .none: .none
+        case .relu: .relu
+        case .relu6: .relu6
+        }
+    }
+}
+
+/// A dense convolution as a direct NCHW8c kernel (`Kernels.blockedConvolve`):
+/// filters packed at plan time, each image copied into a zero-padded blocked
+/// scratch image, then output tiles of 6 pixels x 16 channels accumulated in
+/// registers with bias, an optional residual (a fused Add) and the activation
+/// in the epilogue. Reads a plain or blocked input, writes a blocked output.
+struct BlockedConvKernel: Kernel {
+    let attributes: Conv2d
+    let filter: [Float]
+    /// `outputBlocks * 8` floats, zero in padded channels.
+    let bias: [Float]
+    let inChannels: Int, outChannels: Int, kernelH: Int, kernelW: Int
+    let inputBlocked: Bool
+    let hasResidual: Bool
+    let activation: FusedActivation
+    /// Channels per block of the padded input: 8, or C for a plain input with fewer than 8 channels.
+    let channelsPerBlock: Int
+
+    /// Whether a conv with these attributes and weight shape runs as a blocked kernel on this CPU.
+    static func supports(_ a: Conv2d, weightShape: [Int]) -> Bool {
+        cpuSupportsBlockedKernels && weightShape.count == 4 && a.groups == 1 && a.dilation == .square(1)
+    }
+
+    init(attributes a: Conv2d, weight: Tensor, bias: Tensor?, activation: FusedActivation,
+         inputBlocked: Bool, hasResidual: Bool) {
+        attributes = a
+        (outChannels, inChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        self.activation = activation
+        self.inputBlocked = inputBlocked
+        self.hasResidual = hasResidual
+        channelsPerBlock = inputBlocked || inChannels >= 8 ? 8 : inChannels
+        let (o, c, kh, kw, cs) = (outChannels, inChannels, kernelH, kernelW, channelsPerBlock)
+        filter = weight.floats.withUnsafeBufferPointer {
+            packBlockedFilter($0.baseAddress!, outChannels: o, inChannels: c, kernelHeight: kh, kernelWidth: kw,
+                              channelsPerBlock: cs)
+        }
+        var padded = [Float](repeating: 0, count: blockedChannels(outChannels))
+        if let bias { padded.replaceSubrange(0..<outChannels, with: bias.floats) }
+        self.bias = padded
+    }
+
+    /// A blocked input without padding is read in place.
+    private var readsInputInPlace: Bool { inputBlocked && attributes.padding.isZero }
+
+    private func shape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
+        let p = attributes.padding
+        return BlockedConvShape(
+            inputBlocks: (inChannels + channelsPerBlock - 1) / channelsPerBlock, channelsPerBlock: channelsPerBlock,
+            paddedHeight: h + p.top + p.bottom, paddedWidth: w + p.left + p.right,
+            kernelHeight: kernelH, kernelWidth: kernelW, strideHeight: attributes.stride.h, strideWidth: attributes.stride.w,
+            outputBlocks: blockedChannels(outChannels) / 8, outputHeight: oh, outputWidth: ow)
+    }
+
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
+        readsInputInPlace ? 0
+            : shape(h: inputShapes[0][2], w: inputShapes[0][3], oh: outputShape[2], ow: outputShape[3]).paddedInputCount
+    }
+
+    /// Images go to workers when there are at least as many as workers; otherwise
+    /// each image's output blocks (or, with fewer than two block pairs per worker, pixels) are split.
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
+        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
+        let s = shape(h: h, w: w, oh: oh, ow: ow)
+        let inImage = (inputBlocked ? blockedChannels(c) : c) * h * w
+        let outImage = s.outputBlocks * 8 * oh * ow
+        let imageWork = outChannels * c * kernelH * kernelW * oh * ow
+        let residual = hasResidual ? UnsafePointer(b.inputs[1]) : nil
+        filter.withUnsafeBufferPointer { fp in
+            bias.withUnsafeBufferPointer { bp in
+                let (f, bias) = (fp.baseAddress!, bp.baseAddress!)
+                let image = { (i: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> in
+                    self.padded(b.inputs[0] + i &* inImage, c: c, h: h, w: w, scratch)
+                }
+                if n >= context.threads {
+                    forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
+                        let x = image(i, context.scratch(forWorker: worker))
+                        blockedConvolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
+                                        output: b.output + i &* outImage, clamp: activation.clamp,
+                                        blocks: 0..<s.outputBlocks, pixels: 0..<oh &* ow)
+                    }
+                    return
+                }
+                let workers = context.workers(forWork: imageWork, threshold: 400_000)
+                let pairs = (s.outputBlocks + 1) / 2
+                for i in 0..<n {
+                    let x = image(i, context.scratch)
+                    forEachIndex(workers, workers: workers) { part, _ in
+                        var blocks = 0..<s.outputBlocks, pixels = 0..<oh &* ow
+                        if pairs >= 2 * workers {
+                            let p = chunk(pairs, parts: workers, part)
+                            blocks = 2 * p.lowerBound..<min(2 * p.upperBound, s.outputBlocks)
+                        } else {
+                            pixels = chunk(oh * ow, parts: workers, part)
+                        }
+                        blockedConvolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
+                                        output: b.output + i &* outImage, clamp: activation.clamp,
+                                        blocks: blocks, pixels: pixels)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The image as `blockedConvolve` reads it: in place, or copied into `scratch` with its padding.
+    private func padded(_ x: UnsafeMutablePointer<Float>, c: Int, h: Int, w: Int,
+                        _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if readsInputInPlace { return UnsafePointer(x) }
+        let p = attributes.padding
+        padImage(x, blocked: inputBlocked, channels: c, h: h, w: w, top: p.top, left: p.left, bottom: p.bottom,
+                 right: p.right, channelsPerBlock: channelsPerBlock, scratch)
+        return UnsafePointer(scratch)
+    }
+}
+
+/// Converts a feature map between the plain and the blocked layout (at plan
+/// boundaries, where an op without a blocked kernel reads a blocked value or the reverse).
+struct ReorderKernel: Kernel {
+    let toBlocked: Bool
+
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let shape = b.inputShapes[0]
+        let (n, c, plane) = (shape[0], shape[1], shape[2...].reduce(1, *))
+        let blockedImage = blockedChannels(c) * plane
+        for i in 0..<n {
+            if toBlocked {
+                plainToBlocked(b.inputs[0] + i &* c &* plane, channels: c, plane: plane, b.output + i &* blockedImage)
+            } else {
+                blockedToPlain(b.inputs[0] + i &* blockedImage, channels: c, plane: plane, b.output + i &* c &* plane)
+            }
+        }
+    }
+}
+
+/// Max or average pooling of a blocked feature map, written blocked.
+struct BlockedPoolKernel: Kernel {
+    let pool: Pool2d
+    let reduction: PoolKernel.Reduction
+
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
+        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
+        let planes = n * blockedChannels(c) / 8
+        let (average, countIncludePad): (Bool, Bool)
+        switch reduction {
+        case .max: (average, countIncludePad) = (false, false)
+        case .average(let include): (average, countIncludePad) = (true, include)
+        }
+        let p = pool
+        let work = planes * 8 * oh * ow * p.kernel.h * p.kernel.w
+        forEachIndex(planes, workers: context.workers(forWork: work)) { plane, _ in
+            blockedPool(b.inputs[0] + plane &* h &* w &* 8, blocks: 1, h: h, w: w, b.output + plane &* oh &* ow &* 8,
+                        oh: oh, ow: ow, kernel: (p.kernel.h, p.kernel.w), stride: (p.stride.h, p.stride.w),
+                        padding: (p.padding.top, p.padding.left, p.padding.bottom, p.padding.right),
+                        dilation: (p.dilation.h, p.dilation.w), average: average, countIncludePad: countIncludePad)
+        }
+    }
+}
+
+/// Global average pooling of a blocked feature map, written plain `[N, C, 1, 1]`.
+struct BlockedGlobalAveragePoolKernel: Kernel {
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let shape = b.inputShapes[0]
+        let (n, c, plane) = (shape[0], shape[1], shape[2...].reduce(1, *))
+        for i in 0..<n {
+            blockedGlobalAveragePool(b.inputs[0] + i &* blockedChannels(c) &* plane, channels: c, plane: plane,
+                                     b.output + i &* c)
+        }
+    }
+}
+
+/// ReLU or ReLU6 on a blocked value.
+struct BlockedActivationKernel: Kernel {
+    let activation: FusedActivation
+
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        blockedClamp(b.inputs[0], b.output, count: ValueLayout.blocked.storageCount(b.outputShape),
+                     clamp: activation.clamp)
+    }
+}
+
+/// Elementwise Add of two equally shaped blocked values (padded channels stay 0).
+struct BlockedAddKernel: Kernel {
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        blockedAdd(b.inputs[0], b.inputs[1], b.output, count: ValueLayout.blocked.storageCount(b.outputShape),
+                   clamp: .none)
+    }
+}

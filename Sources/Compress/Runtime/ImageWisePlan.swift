@@ -1,0 +1,79 @@
+/// A batch run one image at a time: each worker owns a batch-1 `BatchPlan`
+/// and pushes its share of the images through the whole graph, so every
+/// feature map stays in the core's cache (a batch-64 feature map of a 28x28
+/// CNN is megabytes; one image's is tens of kilobytes) and workers never
+/// wait for each other between layers. Inputs are staged and outputs
+/// collected in batch-sized buffers.
+///
+/// Only for graphs where images do not interact (`ExecutionPlan.isImageWise`).
+final class ImageWisePlan {
+    let batch: Int
+    /// Batch-`batch` shapes of every value.
+    let shapes: [[Int]]
+    /// Batch-sized storage of the graph inputs and outputs, by value id.
+    let buffers: [Int: FloatBuffer]
+    let workers: [BatchPlan]
+
+    init(_ plan: ExecutionPlan, batch: Int, threads: Int) throws {
+        self.batch = batch
+        let byName = try plan.graph.inferShapes(batch: batch)
+        shapes = plan.shapeNames.map { byName[$0]! }
+        var buffers: [Int: FloatBuffer] = [:]
+        for id in plan.inputIDs + plan.outputIDs where buffers[id] == nil {
+            buffers[id] = FloatBuffer(count: shapes[id].elementCount)
+        }
+        self.buffers = buffers
+        workers = try (0..<max(1, min(threads, batch))).map { _ in try BatchPlan(plan, batch: 1, threads: 1) }
+    }
+
+    /// Where value `id` (a graph input or output) lives for the whole batch.
+    func pointer(_ id: Int) -> UnsafeMutablePointer<Float> { buffers[id]!.pointer }
+
+    /// Runs every image: copy its inputs in, run the steps, copy its outputs out.
+    func execute(_ plan: ExecutionPlan) {
+        let ids = Array(buffers.keys)
+        let sampleCounts = Dictionary(uniqueKeysWithValues: ids.map { ($0, shapes[$0].elementCount / batch) })
+        forEachIndex(batch, workers: workers.count) { image, worker in
+            let local = self.workers[worker]
+            for id in plan.inputIDs {
+                let n = sampleCounts[id]!
+                local.pointers[id].update(from: self.buffers[id]!.pointer + image &* n, count: n)
+            }
+            let context = KernelContext(scratch: local.scratch.pointer, scratchPerWorker: local.scratchPerWorker, threads: 1)
+            for (step, binding) in zip(plan.steps, local.bindings) { step.kernel.run(binding, context) }
+            for id in plan.outputIDs {
+                let n = sampleCounts[id]!
+                (self.buffers[id]!.pointer + image &* n).update(from: local.pointers[id], count: n)
+            }
+        }
+    }
+}
+
+extension ExecutionPlan {
+    /// Whether a batch should run image by image: every image's outputs depend
+    /// on that image's inputs alone (every value keeps the batch as its
+    /// leading axis, checked on the inferred shapes at batch 1 and 2, and no
+    /// op reduces or concatenates along it), and no linear layer is so large
+    /// (over 64K weights) that reading its weights once per image would cost
+    /// more than the batch GEMM that reads them once (LeNet-5's 800x500 layer).
+    func computesIsImageWise() -> Bool {
+        for node in graph.nodes where node.op == .linear {
+            if (graph.initializers[node.inputs[1]]?.shape.elementCount ?? 0) > 65_536 { return false }
+        }
+        guard let one = try? graph.inferShapes(batch: 1), let two = try? graph.inferShapes(batch: 2) else { return false }
+        for (name, shape) in one {
+            guard let other = two[name] else { return false }
+            if graph.initializers[name] != nil { continue }
+            guard shape.first == 1, other == [2] + shape.dropFirst() else { return false }
+        }
+        for node in graph.nodes {
+            let rank = one[node.output]?.count ?? 0
+            switch node.op {
+            case .softmax(let axis), .concat(let axis):
+                if (axis < 0 ? axis + rank : axis) == 0 { return false }
+            default: break
+            }
+        }
+        return true
+    }
+}

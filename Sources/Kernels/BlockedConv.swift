@@ -1,0 +1,251 @@
+// Direct convolution over channel-blocked feature maps (NCHW8c), after the
+// NCHWc design of onnxruntime's MLAS: 8 channels of one pixel are one
+// `SIMD8<Float>`; filters are packed once so the 8 output channels of one
+// (input channel, tap) are one vector; an output tile of 6 pixels x 16 output
+// channels lives in 12 registers while every input channel and tap is
+// accumulated into it.
+//
+// This target is compiled with AVX2 and FMA (see Package.swift): callers must
+// check `cpuSupportsBlockedKernels` first.
+
+import CCPUFeatures
+
+/// Whether this CPU can run the kernels of this module (AVX2 and FMA).
+public let cpuSupportsBlockedKernels: Bool = compressor_cpu_supports_avx2_fma() != 0
+
+/// Channels per block of the NCHW8c layout.
+public let channelBlock = 8
+
+/// The shape of one image's blocked direct convolution.
+///
+/// The input is already padded: `[inputBlocks][paddedHeight][paddedWidth][channelsPerBlock]`
+/// (zeros in the halo and in padded channels). The output is NCHW8c,
+/// `[outputBlocks][outputHeight * outputWidth][8]`. Dilation is 1.
+public struct BlockedConvShape: Sendable {
+    public var inputBlocks: Int
+    /// 8, or the channel count when an image has fewer than 8 channels.
+    public var channelsPerBlock: Int
+    public var paddedHeight: Int, paddedWidth: Int
+    public var kernelHeight: Int, kernelWidth: Int
+    public var strideHeight: Int, strideWidth: Int
+    public var outputBlocks: Int
+    public var outputHeight: Int, outputWidth: Int
+
+    public init(inputBlocks: Int, channelsPerBlock: Int, paddedHeight: Int, paddedWidth: Int,
+                kernelHeight: Int, kernelWidth: Int, strideHeight: Int, strideWidth: Int,
+                outputBlocks: Int, outputHeight: Int, outputWidth: Int) {
+        self.inputBlocks = inputBlocks; self.channelsPerBlock = channelsPerBlock
+        self.paddedHeight = paddedHeight; self.paddedWidth = paddedWidth
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.strideHeight = strideHeight; self.strideWidth = strideWidth
+        self.outputBlocks = outputBlocks; self.outputHeight = outputHeight; self.outputWidth = outputWidth
+    }
+
+    /// Floats of packed filter per output block.
+    public var filterBlockCount: Int { inputBlocks &* kernelHeight &* kernelWidth &* channelsPerBlock &* 8 }
+    /// Floats of one padded input image.
+    public var paddedInputCount: Int { inputBlocks &* paddedHeight &* paddedWidth &* channelsPerBlock }
+}
+
+/// Packs `[O, C, kh, kw]` weights as `[O/8][C/cs][kh][kw][cs][8]`, zero where
+/// `O` or `C` is padded up to whole blocks.
+public func packBlockedFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int,
+                              kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int) -> [Float] {
+    let outBlocks = (outChannels + 7) / 8, inBlocks = (inChannels + cs - 1) / cs
+    var packed = [Float](repeating: 0, count: outBlocks * inBlocks * kh * kw * cs * 8)
+    var i = 0
+    for ob in 0..<outBlocks {
+        for cb in 0..<inBlocks {
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    for ci in 0..<cs {
+                        for oi in 0..<8 {
+                            let (o, c) = (ob * 8 + oi, cb * cs + ci)
+                            if o < outChannels && c < inChannels {
+                                packed[i] = weight[((o * inChannels + c) * kh + ky) * kw + kx]
+                            }
+                            i += 1
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return packed
+}
+
+/// The activation applied last in the epilogue, as a clamp to `[lower, upper]`.
+public struct BlockedClamp: Sendable {
+    public var lower: Float, upper: Float
+    public init(lower: Float, upper: Float) { self.lower = lower; self.upper = upper }
+    public static let none = BlockedClamp(lower: -.infinity, upper: .infinity)
+    public static let relu = BlockedClamp(lower: 0, upper: .infinity)
+    public static let relu6 = BlockedClamp(lower: 0, upper: 6)
+}
+
+/// Computes output blocks `blocks` and output pixels `pixels` (row-major
+/// indices into `outputHeight * outputWidth`) of one image:
+/// `y = clamp(conv(x) + bias + residual)`.
+///
+/// - Parameters:
+///   - input: the padded image (see `BlockedConvShape`).
+///   - filter: from `packBlockedFilter`.
+///   - bias: `outputBlocks * 8` floats.
+///   - residual: an NCHW8c image shaped like the output, or nil.
+public func blockedConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                            bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+                            output: UnsafeMutablePointer<Float>, clamp: BlockedClamp,
+                            blocks: Range<Int>, pixels: Range<Int>) {
+    guard !pixels.isEmpty else { return }
+    var ob = blocks.lowerBound
+    while ob < blocks.upperBound {
+        let pair = ob &+ 1 < blocks.upperBound
+        switch (s.channelsPerBlock, pair) {
+        case (8, true):
+            pairTiles(s, cs: 8, input, filter, bias, residual, output, clamp, ob, pixels)
+        case (_, true):
+            pairTiles(s, cs: s.channelsPerBlock, input, filter, bias, residual, output, clamp, ob, pixels)
+        case (8, false):
+            singleTiles(s, cs: 8, input, filter, bias, residual, output, clamp, ob, pixels)
+        default:
+            singleTiles(s, cs: s.channelsPerBlock, input, filter, bias, residual, output, clamp, ob, pixels)
+        }
+        ob &+= pair ? 2 : 1
+    }
+}
+
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// Offset in the padded input of the window of output pixel `q`.
+@inline(__always)
+private func windowOffset(_ q: Int, _ s: BlockedConvShape, cs: Int) -> Int {
+    let (oy, ox) = q.quotientAndRemainder(dividingBy: s.outputWidth)
+    return (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
+}
+
+/// Bias, residual and clamp for one output vector, then the store.
+@inline(__always)
+private func finish(_ acc: SIMD8<Float>, _ bias: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
+                    _ y: UnsafeMutablePointer<Float>, _ at: Int, _ clamp: BlockedClamp) {
+    var v = acc + bias
+    if let residual { v += load8(residual + at) }
+    v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
+    v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
+    store8(v, y + at)
+}
+
+/// Output blocks `ob` and `ob + 1`, 6 pixels at a time (the last tile repeats
+/// its final pixel, writing the same values twice).
+@inline(__always)
+private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                       _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                       _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    let filterBlock = s.filterBlockCount
+    let f0Start = filter + ob &* filterBlock, f1Start = f0Start + filterBlock
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let plane = s.outputHeight &* s.outputWidth
+    let (y0, y1) = (ob &* plane &* 8, (ob &+ 1) &* plane &* 8)
+    let (b0, b1) = (load8(bias + ob &* 8), load8(bias + (ob &+ 1) &* 8))
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    while q <= last {
+        let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last), q3 = min(q &+ 3, last)
+        let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
+        let o0 = windowOffset(q, s, cs: cs), o1 = windowOffset(q1, s, cs: cs), o2 = windowOffset(q2, s, cs: cs)
+        let o3 = windowOffset(q3, s, cs: cs), o4 = windowOffset(q4, s, cs: cs), o5 = windowOffset(q5, s, cs: cs)
+        var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+        var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
+        var a40 = SIMD8<Float>(), a41 = SIMD8<Float>(), a50 = SIMD8<Float>(), a51 = SIMD8<Float>()
+        var f0 = f0Start, f1 = f1Start
+        var block = x
+        for _ in 0..<s.inputBlocks {
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    let p0 = t + o0, p1 = t + o1, p2 = t + o2, p3 = t + o3, p4 = t + o4, p5 = t + o5
+                    for ci in 0..<cs {
+                        let w0 = load8(f0), w1 = load8(f1)
+                        f0 += 8; f1 += 8
+                        var v = SIMD8<Float>(repeating: p0[ci])
+                        a00 = a00.addingProduct(v, w0); a01 = a01.addingProduct(v, w1)
+                        v = SIMD8<Float>(repeating: p1[ci])
+                        a10 = a10.addingProduct(v, w0); a11 = a11.addingProduct(v, w1)
+                        v = SIMD8<Float>(repeating: p2[ci])
+                        a20 = a20.addingProduct(v, w0); a21 = a21.addingProduct(v, w1)
+                        v = SIMD8<Float>(repeating: p3[ci])
+                        a30 = a30.addingProduct(v, w0); a31 = a31.addingProduct(v, w1)
+                        v = SIMD8<Float>(repeating: p4[ci])
+                        a40 = a40.addingProduct(v, w0); a41 = a41.addingProduct(v, w1)
+                        v = SIMD8<Float>(repeating: p5[ci])
+                        a50 = a50.addingProduct(v, w0); a51 = a51.addingProduct(v, w1)
+                    }
+                }
+            }
+            block += blockStride
+        }
+        finish(a00, b0, residual, y, y0 &+ q &* 8, clamp); finish(a01, b1, residual, y, y1 &+ q &* 8, clamp)
+        finish(a10, b0, residual, y, y0 &+ q1 &* 8, clamp); finish(a11, b1, residual, y, y1 &+ q1 &* 8, clamp)
+        finish(a20, b0, residual, y, y0 &+ q2 &* 8, clamp); finish(a21, b1, residual, y, y1 &+ q2 &* 8, clamp)
+        finish(a30, b0, residual, y, y0 &+ q3 &* 8, clamp); finish(a31, b1, residual, y, y1 &+ q3 &* 8, clamp)
+        finish(a40, b0, residual, y, y0 &+ q4 &* 8, clamp); finish(a41, b1, residual, y, y1 &+ q4 &* 8, clamp)
+        finish(a50, b0, residual, y, y0 &+ q5 &* 8, clamp); finish(a51, b1, residual, y, y1 &+ q5 &* 8, clamp)
+        q &+= 6
+    }
+}
+
+/// One output block `ob`, 6 pixels at a time (for an odd number of blocks).
+@inline(__always)
+private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                         _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    let f0Start = filter + ob &* s.filterBlockCount
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let y0 = ob &* s.outputHeight &* s.outputWidth &* 8
+    let b0 = load8(bias + ob &* 8)
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    while q <= last {
+        let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last), q3 = min(q &+ 3, last)
+        let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
+        let o0 = windowOffset(q, s, cs: cs), o1 = windowOffset(q1, s, cs: cs), o2 = windowOffset(q2, s, cs: cs)
+        let o3 = windowOffset(q3, s, cs: cs), o4 = windowOffset(q4, s, cs: cs), o5 = windowOffset(q5, s, cs: cs)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
+        var a3 = SIMD8<Float>(), a4 = SIMD8<Float>(), a5 = SIMD8<Float>()
+        var f0 = f0Start
+        var block = x
+        for _ in 0..<s.inputBlocks {
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    let p0 = t + o0, p1 = t + o1, p2 = t + o2, p3 = t + o3, p4 = t + o4, p5 = t + o5
+                    for ci in 0..<cs {
+                        let w0 = load8(f0)
+                        f0 += 8
+                        a0 = a0.addingProduct(SIMD8<Float>(repeating: p0[ci]), w0)
+                        a1 = a1.addingProduct(SIMD8<Float>(repeating: p1[ci]), w0)
+                        a2 = a2.addingProduct(SIMD8<Float>(repeating: p2[ci]), w0)
+                        a3 = a3.addingProduct(SIMD8<Float>(repeating: p3[ci]), w0)
+                        a4 = a4.addingProduct(SIMD8<Float>(repeating: p4[ci]), w0)
+                        a5 = a5.addingProduct(SIMD8<Float>(repeating: p5[ci]), w0)
+                    }
+                }
+            }
+            block += blockStride
+        }
+        finish(a0, b0, residual, y, y0 &+ q &* 8, clamp)
+        finish(a1, b0, residual, y, y0 &+ q1 &* 8, clamp)
+        finish(a2, b0, residual, y, y0 &+ q2 &* 8, clamp)
+        finish(a3, b0, residual, y, y0 &+ q3 &* 8, clamp)
+        finish(a4, b0, residual, y, y0 &+ q4 &* 8, clamp)
+        finish(a5, b0, residual, y, y0 &+ q5 &* 8, clamp)
+        q &+= 6
+    }
+}

@@ -1,0 +1,154 @@
+// Layout conversions and the cheap ops that work on NCHW8c directly. One
+// image at a time: plain images are `[C][H*W]`, blocked ones
+// `[ceil(C/8)][H*W][8]` with padded channels 0.
+
+/// Plain `[C][plane]` to blocked `[ceil(C/8)][plane][8]`, padded channels set to 0.
+public func plainToBlocked(_ x: UnsafePointer<Float>, channels: Int, plane: Int, _ y: UnsafeMutablePointer<Float>) {
+    let blocks = (channels + 7) / 8
+    for cb in 0..<blocks {
+        let dst = y + cb &* plane &* 8
+        let live = min(8, channels &- cb &* 8)
+        if live < 8 { dst.update(repeating: 0, count: plane &* 8) }
+        for ci in 0..<live {
+            let src = x + (cb &* 8 &+ ci) &* plane
+            for i in 0..<plane { dst[i &* 8 &+ ci] = src[i] }
+        }
+    }
+}
+
+/// Blocked `[ceil(C/8)][plane][8]` to plain `[C][plane]`.
+public func blockedToPlain(_ x: UnsafePointer<Float>, channels: Int, plane: Int, _ y: UnsafeMutablePointer<Float>) {
+    for c in 0..<channels {
+        let offset: Int = (c / 8) &* plane &* 8 &+ c % 8
+        let src = x + offset
+        let dst = y + c &* plane
+        for i in 0..<plane { dst[i] = src[i &* 8] }
+    }
+}
+
+/// Copies one image into the zero-padded input of `blockedConvolve`:
+/// `[blocks][h + top + bottom][w + left + right][cs]`.
+/// `blocked` says whether `x` is NCHW8c (then `cs` is 8) or plain NCHW.
+public func padImage(_ x: UnsafePointer<Float>, blocked: Bool, channels: Int, h: Int, w: Int,
+                     top: Int, left: Int, bottom: Int, right: Int, channelsPerBlock cs: Int,
+                     _ y: UnsafeMutablePointer<Float>) {
+    let (hp, wp) = (h &+ top &+ bottom, w &+ left &+ right)
+    let blocks = (channels + cs - 1) / cs
+    if blocked {
+        // Every float is written once: halo zeros around copied rows.
+        for cb in 0..<blocks {
+            let plane = y + cb &* hp &* wp &* 8
+            plane.update(repeating: 0, count: (top &* wp &+ left) &* 8)
+            for row in 0..<h {
+                let dst = plane + ((row &+ top) &* wp &+ left) &* 8
+                dst.update(from: x + (cb &* h &+ row) &* w &* 8, count: w &* 8)
+                let gap = row &+ 1 < h ? right &+ left : right &+ bottom &* wp
+                (dst + w &* 8).update(repeating: 0, count: gap &* 8)
+            }
+        }
+        return
+    }
+    y.update(repeating: 0, count: blocks &* hp &* wp &* cs)
+    for c in 0..<channels {
+        let (cb, ci) = (c / cs, c % cs)
+        for row in 0..<h {
+            let src = x + (c &* h &+ row) &* w
+            let offset: Int = ((cb &* hp &+ row &+ top) &* wp &+ left) &* cs &+ ci
+            let dst = y + offset
+            for i in 0..<w { dst[i &* cs] = src[i] }
+        }
+    }
+}
+
+/// Max or average pooling of one blocked image, 8 channels per vector.
+/// Window geometry as in the reference: `kernel`, `stride`, `padding`
+/// (top, left, bottom, right), `dilation`; an average divides by the valid
+/// taps, or by the taps inside the padded input when `countIncludePad`.
+public func blockedPool(_ x: UnsafePointer<Float>, blocks: Int, h: Int, w: Int,
+                        _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
+                        kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int, Int, Int), dilation: (Int, Int),
+                        average: Bool, countIncludePad: Bool) {
+    for cb in 0..<blocks {
+        let src = x + cb &* h &* w &* 8
+        var dst = y + cb &* oh &* ow &* 8
+        for oy in 0..<oh {
+            let ys = oy &* stride.0 &- padding.0
+            let (rlo, rhi) = tapRange(ys, dilation.0, kernel.0, h)
+            let rowsInPad = tapRange(ys, dilation.0, kernel.0, h &+ padding.2).hi
+            for ox in 0..<ow {
+                let xs = ox &* stride.1 &- padding.1
+                let (clo, chi) = tapRange(xs, dilation.1, kernel.1, w)
+                var acc = SIMD8<Float>(repeating: average ? 0 : -.infinity)
+                for ky in rlo..<rhi {
+                    let row = src + (ys &+ ky &* dilation.0) &* w &* 8
+                    for kx in clo..<chi {
+                        let v = UnsafeRawPointer(row + (xs &+ kx &* dilation.1) &* 8).loadUnaligned(as: SIMD8<Float>.self)
+                        if average { acc += v } else { acc = acc.replacing(with: v, where: v .> acc) }
+                    }
+                }
+                if average {
+                    let count = countIncludePad
+                        ? rowsInPad &* tapRange(xs, dilation.1, kernel.1, w &+ padding.3).hi
+                        : (rhi &- rlo) &* (chi &- clo)
+                    acc = count == 0 ? SIMD8<Float>() : acc / Float(count)
+                }
+                UnsafeMutableRawPointer(dst).storeBytes(of: acc, as: SIMD8<Float>.self)
+                dst += 8
+            }
+        }
+    }
+}
+
+/// Taps `k` in `0..<taps` with `0 <= start + k * step < limit`, as `lo..<hi`.
+@inline(__always)
+private func tapRange(_ start: Int, _ step: Int, _ taps: Int, _ limit: Int) -> (lo: Int, hi: Int) {
+    let lo = start >= 0 ? 0 : (-start &+ step &- 1) / step
+    let room = limit &- start
+    let hi = room <= 0 ? 0 : min(taps, (room &+ step &- 1) / step)
+    return (min(lo, taps), max(hi, min(lo, taps)))
+}
+
+/// Mean over the plane of each channel of one blocked image, written plain (`channels` floats).
+public func blockedGlobalAveragePool(_ x: UnsafePointer<Float>, channels: Int, plane: Int,
+                                     _ y: UnsafeMutablePointer<Float>) {
+    let scale = 1 / Float(plane)
+    for cb in 0..<(channels + 7) / 8 {
+        var p = x + cb &* plane &* 8
+        var (s0, s1) = (SIMD8<Float>(), SIMD8<Float>())
+        var i = 0
+        while i &+ 1 < plane {
+            s0 += UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+            s1 += UnsafeRawPointer(p + 8).loadUnaligned(as: SIMD8<Float>.self)
+            p += 16; i &+= 2
+        }
+        if i < plane { s0 += UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        let mean = (s0 + s1) * scale
+        for ci in 0..<min(8, channels &- cb &* 8) { y[cb &* 8 &+ ci] = mean[ci] }
+    }
+}
+
+/// `y = clamp(a + b)` over `count` floats (a multiple of 8).
+public func blockedAdd(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                       count: Int, clamp: BlockedClamp) {
+    var i = 0
+    while i < count {
+        let u = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+        var v = u + UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
+        v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        i &+= 8
+    }
+}
+
+/// `y = clamp(x)` over `count` floats (a multiple of 8): ReLU or ReLU6 on a blocked value.
+public func blockedClamp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, clamp: BlockedClamp) {
+    var i = 0
+    while i < count {
+        var v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
+        v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        i &+= 8
+    }
+}

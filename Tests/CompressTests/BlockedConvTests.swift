@@ -1,0 +1,167 @@
+import Testing
+@testable import Compress
+import Kernels
+
+/// The NCHW8c direct convolution and the plan around it (layout choice,
+/// conversions, fused residual Add + ReLU), each checked against the reference
+/// evaluator on seeded random inputs within `1e-4 * (1 + max|expected|)`.
+@Suite struct BlockedConvTests {
+    typealias F = RuntimeFixtures
+
+    static let convCases: [ConvCase] = [
+        ConvCase(label: "3x3 pad 1, 16 -> 16", sample: [16, 9, 9], weight: [16, 16, 3, 3], attributes: Conv2d(padding: .same(1))),
+        ConvCase(label: "3x3 pad 1, 1 -> 16 (first layer)", sample: [1, 12, 12], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1))),
+        ConvCase(label: "3x3 pad 1, 3 -> 5", sample: [3, 7, 7], weight: [5, 3, 3, 3], attributes: Conv2d(padding: .same(1))),
+        ConvCase(label: "3x3 stride 2 pad 1, 12 -> 20", sample: [12, 9, 10], weight: [20, 12, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1))),
+        ConvCase(label: "3x3 stride 2 pad 1, 16 -> 32", sample: [16, 14, 14], weight: [32, 16, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1))),
+        ConvCase(label: "1x1 stride 2, 16 -> 32, no bias", sample: [16, 14, 14], weight: [32, 16, 1, 1],
+                 attributes: Conv2d(stride: .square(2)), hasBias: false),
+        ConvCase(label: "1x1, 9 -> 24", sample: [9, 5, 5], weight: [24, 9, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "5x5 no padding, 20 -> 50", sample: [20, 12, 12], weight: [50, 20, 5, 5], attributes: Conv2d()),
+        ConvCase(label: "asymmetric padding, 3x2 kernel, stride (1, 2)", sample: [8, 7, 9], weight: [8, 8, 3, 2],
+                 attributes: Conv2d(stride: Size2(1, 2), padding: Padding2(top: 1, left: 0, bottom: 2, right: 1))),
+        ConvCase(label: "7x7 map, 64 -> 64 (6-pixel tiles leave a remainder)", sample: [64, 7, 7], weight: [64, 64, 3, 3],
+                 attributes: Conv2d(padding: .same(1))),
+    ]
+
+    /// Session outputs (blocked kernels, `threads` workers, batches run image
+    /// by image and layer by layer) against the reference.
+    static func matchesReference(_ graph: Graph, batch: Int, threads: Int = 1, seed: UInt64 = 1) throws -> Bool {
+        var rng = SeededGenerator(seed: seed)
+        var inputs: [String: Tensor] = [:]
+        for input in graph.inputs { inputs[input.name] = rng.gaussianTensor([batch] + input.sampleShape) }
+        let reference = try ReferenceEvaluator.run(graph, inputs: inputs)
+        for imageWise in [true, false] {
+            let session = try Session(model: Model(graph: graph), threads: threads, blockedKernels: true, imageWise: imageWise)
+            let fast = try session.run(inputs: inputs)
+            guard graph.outputs.allSatisfy({ F.isClose(fast[$0]!, reference[$0]!) }) else { return false }
+        }
+        return true
+    }
+
+    @Test func cpuSupportsTheKernelsHere() {
+        // The benchmark machine has AVX2 + FMA; elsewhere the plain path runs and these tests still hold.
+        if !cpuSupportsBlockedKernels { print("note: no AVX2+FMA, blocked kernels are not exercised") }
+    }
+
+    @Test(arguments: convCases, [FusedActivation.none, .relu, .relu6])
+    func convMatchesReference(_ c: ConvCase, _ activation: FusedActivation) throws {
+        var parameters = [("w", F.weights(c.weight, seed: 7, std: 0.3))]
+        if c.hasBias { parameters.append(("b", F.weights([c.weight[0]], seed: 8))) }
+        var graph = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
+        if activation != .none {
+            graph.nodes[0].output = "c"
+            graph.nodes.append(Node(name: "act", op: activation == .relu ? .relu : .relu6, inputs: ["c"], output: "y"))
+        }
+        let plan = try ExecutionPlan(graph: graph)
+        #expect(plan.steps.contains { $0.kernel is BlockedConvKernel } == cpuSupportsBlockedKernels)
+        for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
+            #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
+        }
+    }
+
+    /// conv -> conv -> Add(identity) -> ReLU and a projection shortcut: both Adds
+    /// and their ReLUs go into a conv's epilogue.
+    static func residualGraph(channels: Int, stride: Int) -> Graph {
+        let c = channels, s = stride
+        var nodes = [
+            Node(name: "stem", op: .conv2d(Conv2d(padding: .same(1))), inputs: ["x", "stem.w", "stem.b"], output: "h0"),
+            Node(name: "stem.relu", op: .relu, inputs: ["h0"], output: "a0"),
+            Node(name: "c1", op: .conv2d(Conv2d(stride: .square(s), padding: .same(1))), inputs: ["a0", "c1.w"], output: "h1"),
+            Node(name: "r1", op: .relu6, inputs: ["h1"], output: "a1"),
+            Node(name: "c2", op: .conv2d(Conv2d(padding: .same(1))), inputs: ["a1", "c2.w", "c2.b"], output: "h2"),
+        ]
+        var initializers: [String: Tensor] = [
+            "stem.w": F.weights([c, 3, 3, 3], seed: 1, std: 0.3), "stem.b": F.weights([c], seed: 2),
+            "c1.w": F.weights([2 * c, c, 3, 3], seed: 3, std: 0.2),
+            "c2.w": F.weights([2 * c, 2 * c, 3, 3], seed: 4, std: 0.2), "c2.b": F.weights([2 * c], seed: 5),
+        ]
+        nodes.append(Node(name: "proj", op: .conv2d(Conv2d(stride: .square(s))), inputs: ["a0", "proj.w"], output: "p"))
+        initializers["proj.w"] = F.weights([2 * c, c, 1, 1], seed: 6, std: 0.3)
+        nodes += [
+            Node(name: "add1", op: .add, inputs: ["h2", "p"], output: "s1"),
+            Node(name: "relu1", op: .relu, inputs: ["s1"], output: "a2"),
+            Node(name: "c3", op: .conv2d(Conv2d(padding: .same(1))), inputs: ["a2", "c3.w"], output: "h3"),
+            Node(name: "add2", op: .add, inputs: ["a2", "h3"], output: "s2"),
+            Node(name: "relu2", op: .relu, inputs: ["s2"], output: "a3"),
+            Node(name: "pool", op: .maxPool(Pool2d(kernel: .square(2))), inputs: ["a3"], output: "m"),
+            Node(name: "gap", op: .globalAvgPool, inputs: ["m"], output: "g"),
+            Node(name: "flatten", op: .flatten(axis: 1), inputs: ["g"], output: "f"),
+            Node(name: "fc", op: .linear, inputs: ["f", "fc.w", "fc.b"], output: "y"),
+        ]
+        initializers["c3.w"] = F.weights([2 * c, 2 * c, 3, 3], seed: 7, std: 0.2)
+        initializers["fc.w"] = F.weights([10, 2 * c], seed: 8)
+        initializers["fc.b"] = F.weights([10], seed: 9)
+        return Graph(inputs: [GraphInput(name: "x", sampleShape: [3, 12, 12])], outputs: ["y"], nodes: nodes,
+                     initializers: initializers)
+    }
+
+    @Test(arguments: [(8, 1), (8, 2), (6, 2), (16, 1)])
+    func residualAddAndReLUAreFused(_ channels: Int, _ stride: Int) throws {
+        let graph = Self.residualGraph(channels: channels, stride: stride)
+        let session = try Session(model: Model(graph: graph))
+        if cpuSupportsBlockedKernels {
+            #expect(session.fusedResidualAdds.sorted() == ["add1", "add2"])
+            #expect(Set(session.fusedActivations).isSuperset(of: ["relu1", "relu2", "stem.relu", "r1"]))
+        }
+        for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
+            #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
+        }
+    }
+
+    /// Blocked values read by ops without a blocked kernel (flatten, sigmoid,
+    /// concat, a graph output) get converted; pools with padding, an unfused Add
+    /// of two blocked values and a standalone ReLU6 run blocked.
+    @Test func layoutBoundaries() throws {
+        let graph = Graph(
+            inputs: [GraphInput(name: "x", sampleShape: [5, 10, 10])], outputs: ["y", "c", "z"],
+            nodes: [
+                Node(name: "a", op: .conv2d(Conv2d(padding: .same(1))), inputs: ["x", "a.w"], output: "c"),
+                Node(name: "b", op: .conv2d(Conv2d(padding: .same(1))), inputs: ["x", "b.w"], output: "d"),
+                Node(name: "sum", op: .add, inputs: ["c", "d"], output: "e"),
+                Node(name: "r6", op: .relu6, inputs: ["e"], output: "e6"),
+                Node(name: "avg", op: .avgPool(Pool2d(kernel: .square(3), stride: .square(2), padding: .same(1)),
+                                               countIncludePad: true), inputs: ["e6"], output: "p"),
+                Node(name: "max", op: .maxPool(Pool2d(kernel: .square(3), stride: .square(2), padding: .same(1))),
+                     inputs: ["d"], output: "q"),
+                Node(name: "cat", op: .concat(axis: 1), inputs: ["p", "q"], output: "z"),
+                Node(name: "sig", op: .sigmoid, inputs: ["z"], output: "s"),
+                Node(name: "flatten", op: .flatten(axis: 1), inputs: ["s"], output: "f"),
+                Node(name: "fc", op: .linear, inputs: ["f", "fc.w"], output: "y"),
+            ],
+            initializers: ["a.w": F.weights([11, 5, 3, 3], seed: 1, std: 0.3), "b.w": F.weights([11, 5, 3, 3], seed: 2, std: 0.3),
+                           "fc.w": F.weights([4, 22 * 25], seed: 3, std: 0.1)])
+        for (batch, threads) in [(1, 1), (3, 2)] {
+            #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
+        }
+    }
+
+    /// Softmax or Concat over the batch axis keeps a batch together; a
+    /// classifier runs image by image.
+    @Test func imageWiseOnlyWhenImagesDoNotInteract() throws {
+        #expect(try ExecutionPlan(graph: Architecture.resnet20.build(seed: 1).graph).isImageWise)
+        let mixing = F.singleOp(.softmax(axis: 0), sample: [4])
+        #expect(try !ExecutionPlan(graph: mixing).isImageWise)
+        #expect(try Self.matchesReference(mixing, batch: 3, threads: 2))
+        let perImage = F.singleOp(.softmax(axis: -1), sample: [4])
+        #expect(try ExecutionPlan(graph: perImage).isImageWise)
+        #expect(try Self.matchesReference(perImage, batch: 3, threads: 2))
+    }
+
+    /// The built-in CNNs give the same logits with blocked kernels, without them, and in the reference.
+    @Test(arguments: [Architecture.vggSmall, .resnet20, .lenet5, .mobilenetSmall])
+    func architecturesMatchReference(_ arch: Architecture) throws {
+        let model = arch.build(seed: 3)
+        var rng = SeededGenerator(seed: 4)
+        let x = rng.uniformTensor([2, 1, 28, 28])
+        let reference = try ReferenceEvaluator.run(model: model, input: x)
+        for threads in [1, 2] {
+            #expect(F.isClose(try Session(model: model, threads: threads).run(x), reference, relative: 1e-3))
+            #expect(F.isClose(try Session(model: model, threads: threads, blockedKernels: false).run(x), reference,
+                              relative: 1e-3))
+        }
+    }
+}
