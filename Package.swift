@@ -33,8 +33,9 @@ let package = Package(
         // called after `cpuSupportsBlockedKernels`. unsafeFlags are accepted
         // for root packages only: a package depending on this one would need
         // these kernels moved behind a C target with target attributes.
+        // "-O" keeps the kernels optimized in debug builds too, so tests run them at speed.
         .target(name: "Kernels", dependencies: ["CCPUFeatures"],
-                swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]),
+                swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-O"])]),
         .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto",
                                                  "Kernels"]),
         .target(name: "Prune", dependencies: ["Compress"]),

@@ -1,0 +1,30 @@
+import Foundation
+import Testing
+@testable import Compress
+
+/// The shipped reference models: `compressor eval` reproduces the test accuracy
+/// that each model's history and models/README.md state.
+@Suite struct ReferenceModelTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let dataInstalled = FileManager.default.fileExists(atPath: DatasetLoader.defaultDirectory)
+
+    /// Small enough to evaluate on all 10,000 test images in a debug build.
+    static let quickModels = ["lenet300", "lenet5"]
+
+    @Test(.enabled(if: dataInstalled), arguments: quickModels)
+    func evalReproducesStatedAccuracy(_ name: String) throws {
+        let path = Self.root.appendingPathComponent("models/\(name).bin").path
+        let model = try ModelFile.read(path: path)
+        let training = try #require(model.metadata.history.last { $0.pass == "train" })
+        let stated = try #require(training.metrics["test-accuracy"])
+        let test = try DatasetLoader.load(splits: [.test]).test
+        let measured = try Evaluation.accuracy(of: model, on: test, threads: 2).top1
+        #expect(measured == stated)
+        // The README's table states the same number, as a percentage with two decimals.
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("models/README.md"), encoding: .utf8)
+        let row = try #require(readme.split(separator: "\n").first { $0.hasPrefix("| `\(name).bin`") })
+        #expect(row.contains(String(format: "%.2f%%", stated * 100)))
+        #expect(training.parameters["arch"] == name)
+    }
+}
