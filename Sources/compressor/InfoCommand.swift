@@ -93,8 +93,11 @@ struct InfoReport: Encodable {
         if !history.isEmpty {
             out += "\n\nhistory:"
             for h in history {
-                let params = h.parameters.keys.sorted().map { "\($0)=\(h.parameters[$0]!)" }.joined(separator: " ")
+                let shown = h.parameters.filter { !($0.key == "seed" && h.seed != nil) }
+                let params = shown.keys.sorted().map { "\($0)=\(shown[$0]!)" }.joined(separator: " ")
+                let metrics = h.metrics.keys.sorted().map { "\($0)=\(formatMetric(h.metrics[$0]!))" }.joined(separator: " ")
                 out += "\n  \(h.pass) \(params)\(h.seed.map { " seed=\($0)" } ?? "")"
+                if !metrics.isEmpty { out += "\n    -> \(metrics)" }
             }
         }
         return out

@@ -55,7 +55,7 @@ func runPass<P: Pass>(_ pass: P.Type, options io: PassIOOptions, given: [String:
 }
 
 func formatMetric(_ v: Double) -> String {
-    v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(format: "%.3g", v)
+    v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(format: "%.6g", v)
 }
 
 struct PassReport: Encodable {
