@@ -27,6 +27,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Minimum timed seconds per configuration.")
     var seconds = 1.0
 
+    @Flag(name: .long, help: "Time a full training step (forward, backward, SGD update) instead of inference.")
+    var train = false
+
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
@@ -37,22 +40,26 @@ struct BenchCommand: ParsableCommand {
         let bench = LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds)
         var results: [LatencyMeasurement] = []
         for t in threadCounts {
-            for b in batches { results.append(try bench.measure(m, batch: b, threads: t)) }
+            for b in batches {
+                results.append(train ? try bench.measureTrainingStep(m, batch: b, threads: t)
+                                     : try bench.measure(m, batch: b, threads: t))
+            }
         }
         if outputOptions.json {
-            try printJSON(BenchReport(model: model, results: results))
+            try printJSON(BenchReport(model: model, mode: train ? "training-step" : "inference", results: results))
             return
         }
         let rows = results.map { r in
             [String(r.batch), String(r.threads), String(format: "%.3f", r.medianMs), String(format: "%.3f", r.p90Ms),
              String(format: "%.3f", r.minMs), String(format: "%.0f", r.imagesPerSecond), String(r.repetitions)]
         }
-        print("\(model)\n")
+        print("\(model)\(train ? " (training step: forward + backward + SGD update)" : "")\n")
         print(formatTable(["batch", "threads", "median ms", "p90 ms", "min ms", "images/s", "runs"], rows))
     }
 
     struct BenchReport: Encodable {
         var model: String
+        var mode: String
         var results: [LatencyMeasurement]
     }
 }

@@ -188,6 +188,11 @@ import Testing
         let results = try #require(try json(r.stdout)["results"] as? [[String: Any]])
         #expect(results.map { $0["batch"] as? Int } == [1, 4])
         #expect(results.allSatisfy { ($0["medianMs"] as? Double ?? 0) > 0 && ($0["repetitions"] as? Int ?? 0) >= 3 })
+        let training = try run(["bench", m, "--train", "--batch", "4", "--repetitions", "2", "--seconds", "0", "--json"])
+        #expect(training.status == 0, "\(training.stderr)")
+        let trainingJSON = try json(training.stdout)
+        #expect(trainingJSON["mode"] as? String == "training-step")
+        #expect((trainingJSON["results"] as? [[String: Any]])?.first?["batch"] as? Int == 4)
         let bad = try run(["bench", m, "--batch", "0"])
         #expect(bad.status != 0)
     }

@@ -33,12 +33,18 @@ public struct LatencyBenchmark: Sendable {
         let session = try Session(model: model, threads: threads)
         var rng = SeededGenerator(seed: seed)
         let input = rng.uniformTensor([batch] + model.inputShape, in: 0...1)
-        for _ in 0..<warmupRuns { _ = try session.run(input) }
+        return try time(batch: batch, threads: threads) { _ = try session.run(input) }
+    }
+
+    /// Times `run` (one batch of `batch` images): warm-up, then timed runs until
+    /// both `minRepetitions` and `minSeconds` are reached.
+    public func time(batch: Int, threads: Int, _ run: () throws -> Void) throws -> LatencyMeasurement {
+        for _ in 0..<warmupRuns { try run() }
         var times: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds
         while times.count < maxRepetitions {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try session.run(input)
+            try run()
             let t1 = DispatchTime.now().uptimeNanoseconds
             times.append(Double(t1 - t0) / 1e6)
             let elapsed = Double(t1 - start) / 1e9
