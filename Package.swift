@@ -12,6 +12,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // YAML for pipeline files (Sources/Compress/Pipelines); pure Swift plus a vendored libyaml.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian, found through pkg-config.
@@ -37,7 +39,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CCPUFeatures"],
                 swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-O"])]),
         .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto",
-                                                 "Kernels"]),
+                                                 "Kernels", .product(name: "Yams", package: "Yams")]),
         .target(name: "Prune", dependencies: ["Compress"]),
         .target(name: "LowRank", dependencies: ["Compress"]),
         .target(name: "Distill", dependencies: ["Compress"]),

@@ -1,0 +1,213 @@
+import Foundation
+
+/// What a pipeline run did: every step's result and where the model went.
+public struct PipelineSummary: Sendable, Codable {
+    public var input: String
+    public var output: String
+    /// Where each step's model and the resume manifest are kept.
+    public var stepsDirectory: String
+    public var steps: [PipelineStepResult]
+    /// The accuracy measured by the last eval step, if any.
+    public var finalAccuracy: AccuracyResult?
+    /// Parameters of the final model.
+    public var parameters: Int
+    /// Bytes of the final model file.
+    public var bytes: Int
+    /// The report directory, when a report was written.
+    public var reportDirectory: String?
+}
+
+/// Runs a validated pipeline's steps in order.
+///
+/// Each step's model is written to `<output-stem>.steps/NN-name.bin` and the
+/// step recorded in `state.json` there, so `run(resume: true)` skips finished
+/// steps (after checking the pipeline and its inputs are unchanged); a
+/// `finetune` step checkpoints every epoch in `NN-finetune.ckpt`, so an
+/// interrupted fine-tune resumes mid-step. Every step's seed derives from the
+/// pipeline seed and the step number alone: the same pipeline on the same
+/// inputs writes the same bytes, resumed or not.
+public final class PipelineRunner {
+    public let plan: PipelinePlan
+    /// Progress of long work (a bar on a terminal).
+    public var progress: any ProgressReporting = SilentProgress()
+    /// Raised (by Ctrl-C) to stop after the current batch; finished steps are kept.
+    public var cancellation = CancellationFlag()
+    /// Free-form lines during a step (fine-tuning epochs).
+    public var log: (String) -> Void = { _ in }
+    /// Called after every step, including those skipped by resume.
+    public var onStep: (PipelineStepResult) -> Void = { _ in }
+    /// Writes the comparison report of `models` (the input, then every step's
+    /// model) into `reportDirectory`. Injected by the CLI; nil writes none.
+    public var writeReport: ((_ models: [(label: String, path: String)], _ reportDirectory: String) throws -> Void)?
+
+    private let data: DataProvider
+
+    public init(plan: PipelinePlan) {
+        self.plan = plan
+        let directory = plan.pipeline.data, validationCount = plan.pipeline.validationCount
+        data = DataProvider { try DatasetLoader.load(directory: directory, validationCount: validationCount) }
+    }
+
+    /// The directory holding each step's model and the manifest: the output
+    /// path without its extension, plus `.steps`.
+    public var stepsDirectory: String { Self.stepsDirectory(for: plan.output) }
+
+    public static func stepsDirectory(for output: String) -> String {
+        let url = URL(fileURLWithPath: output)
+        return url.deletingPathExtension().path + ".steps"
+    }
+
+    /// Runs every step not finished yet (all, unless `resume` finds a matching
+    /// manifest), writes the final model atomically and, when asked, the report.
+    public func run(resume: Bool) throws -> PipelineSummary {
+        let fingerprint = try self.fingerprint()
+        var manifest = try prepareStepsDirectory(resume: resume, fingerprint: fingerprint)
+        let finished = manifest.steps
+        manifest.steps = []
+        var model = plan.model
+        for step in plan.steps {
+            var result: PipelineStepResult
+            if step.number <= finished.count {
+                result = finished[step.number - 1]
+                result.resumed = true
+                if let file = result.file { model = try ModelFile.read(path: file) }
+            } else {
+                try checkCancellation()
+                (model, result) = try runStep(step, on: model, resume: resume)
+            }
+            manifest.steps.append(result)
+            if !result.resumed { try manifest.save(to: stepsDirectory) }
+            onStep(result)
+        }
+        try ModelWriter.write(model, to: plan.output, format: ModelFormat.forOutputPath(plan.output))
+        let reportDirectory = try writeReportIfAsked(manifest.steps)
+        return try summary(manifest.steps, model: model, reportDirectory: reportDirectory)
+    }
+
+    // MARK: Steps
+
+    private func runStep(_ step: PipelinePlanStep, on model: Model, resume: Bool) throws -> (Model, PipelineStepResult) {
+        let started = Date()
+        let seed = Self.seed(pipelineSeed: plan.pipeline.seed, step: step.number)
+        var result = PipelineStepResult(number: step.number, name: step.name, parameters: step.parameters, seed: seed,
+                                        file: nil, changes: [], metrics: [:], accuracy: nil, seconds: 0)
+        var output = model
+        switch step.action {
+        case .pass(let pass, let parameters):
+            let (m, record) = try pass.run(on: model, context: context(seed: seed), parameters: parameters)
+            (output, result.changes, result.metrics) = (m, record.changes, record.metrics)
+        case .finetune(let settings):
+            output = try fineTune(model, settings: settings, step: step, seed: seed, resume: resume, into: &result)
+        case .eval(let limit):
+            let accuracy = try evaluate(model, limit: limit)
+            result.accuracy = accuracy
+            result.metrics = ["top1": accuracy.top1, "top5": accuracy.top5, "images": Double(accuracy.images)]
+        }
+        if step.action.changesModel {
+            let file = stepsDirectory + "/" + step.label + ".bin"
+            try ModelFile.write(output, to: file)
+            result.file = file
+        }
+        result.seconds = Date().timeIntervalSince(started)
+        return (output, result)
+    }
+
+    private func context(seed: UInt64) -> PassContext {
+        var trainer = TrainingSettings.fineTuneDefaults
+        trainer.threads = plan.pipeline.threads
+        return PassContext(seed: seed, data: data, progress: progress, cancellation: cancellation,
+                           trainer: FineTuner(settings: trainer), threads: plan.pipeline.threads)
+    }
+
+    private func fineTune(_ model: Model, settings: TrainingSettings, step: PipelinePlanStep, seed: UInt64, resume: Bool,
+                          into result: inout PipelineStepResult) throws -> Model {
+        var s = settings
+        s.seed = seed
+        s.threads = plan.pipeline.threads
+        let checkpoint = stepsDirectory + "/" + step.label + ".ckpt"
+        let run = try TrainingRun(model: model, data: try data.splits(), settings: s, passName: step.name,
+                                  checkpointDirectory: checkpoint, progress: progress, cancellation: cancellation)
+        run.log = log
+        let outcome = try run.run(resume: resume)
+        try? FileManager.default.removeItem(atPath: checkpoint)
+        result.changes = [String(format: "fine-tuned %d epochs; best epoch %d (validation %.2f%%)",
+                                 s.epochs, outcome.bestEpoch, outcome.bestValidationAccuracy * 100)]
+        if let after = outcome.resumedAfterEpoch { result.changes.append("resumed after epoch \(after)") }
+        result.metrics = ["best-epoch": Double(outcome.bestEpoch), "validation-accuracy": outcome.bestValidationAccuracy]
+        if let test = outcome.testAccuracy { result.metrics["test-accuracy"] = test }
+        return outcome.model
+    }
+
+    private func evaluate(_ model: Model, limit: Int?) throws -> AccuracyResult {
+        let test = try data.splits().test
+        guard test.sampleShape == model.inputShape else {
+            throw ParameterError(pass: PipelineStep.eval,
+                                 problems: ["the data's images are \(test.sampleShape) but the model takes \(model.inputShape)"])
+        }
+        return try Evaluation.accuracy(of: model, on: test, limit: limit, threads: plan.pipeline.threads,
+                                       progress: progress, cancellation: cancellation)
+    }
+
+    /// The seed of step `step`: a SplitMix64-style mix of the pipeline seed
+    /// and the step number, so inserting a step changes only later seeds'
+    /// positions, never how a seed is derived.
+    public static func seed(pipelineSeed: UInt64, step: Int) -> UInt64 {
+        var z = pipelineSeed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    private func checkCancellation() throws {
+        if cancellation.isCancelled { throw PassCancelled() }
+    }
+
+    // MARK: Manifest, report, summary
+
+    /// Everything that determines the result, one line each.
+    func fingerprint() throws -> [String] {
+        let p = plan.pipeline
+        var lines = [
+            "input \(String(fnv1a(try readFile(plan.modelPath)), radix: 16))",
+            "data \(p.data ?? DatasetLoader.defaultDirectory) validation-count \(p.validationCount)",
+            "seed \(p.seed) threads \(p.threads)",
+        ]
+        lines += plan.steps.map { step in
+            let parameters = step.parameters.keys.sorted().map { "\($0)=\(step.parameters[$0]!)" }
+            return (["step \(step.number) \(step.name)"] + parameters).joined(separator: " ")
+        }
+        return lines
+    }
+
+    private func prepareStepsDirectory(resume: Bool, fingerprint: [String]) throws -> PipelineManifest {
+        let directory = stepsDirectory
+        let fresh = PipelineManifest(hash: String(fnv1a(Array(fingerprint.joined(separator: "\n").utf8)), radix: 16),
+                                     fingerprint: fingerprint, steps: [])
+        if resume, let saved = try PipelineManifest.load(from: directory) {
+            try saved.check(against: fingerprint, directory: directory)
+            return saved
+        }
+        if resume { log("nothing to resume in \(directory); starting from the first step") }
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try fresh.save(to: directory)
+        return fresh
+    }
+
+    /// REPORT: the single place the comparison report is written.
+    private func writeReportIfAsked(_ steps: [PipelineStepResult]) throws -> String? {
+        guard let directory = plan.pipeline.report?.directory, let writeReport else { return nil }
+        let models = [(label: "input", path: plan.modelPath)]
+            + steps.compactMap { step in step.file.map { (label: String(format: "%02d-%@", step.number, step.name), path: $0) } }
+        try writeReport(models, directory)
+        return directory
+    }
+
+    private func summary(_ steps: [PipelineStepResult], model: Model, reportDirectory: String?) throws -> PipelineSummary {
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: plan.output)[.size] as? Int) ?? 0
+        return PipelineSummary(input: plan.modelPath, output: plan.output, stepsDirectory: stepsDirectory, steps: steps,
+                               finalAccuracy: steps.last { $0.accuracy != nil }?.accuracy,
+                               parameters: model.graph.parameterCount, bytes: bytes, reportDirectory: reportDirectory)
+    }
+}

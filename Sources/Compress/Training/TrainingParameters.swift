@@ -1,0 +1,77 @@
+/// Training settings as parameters: the one declaration that `train`,
+/// `finetune` and the `finetune` pipeline step are all validated against.
+extension TrainingSettings {
+    /// Defaults for fine-tuning an already trained model: fewer epochs than
+    /// training from scratch.
+    public static var fineTuneDefaults: TrainingSettings {
+        var s = TrainingSettings()
+        s.epochs = 3
+        s.learningRate = 0.01
+        return s
+    }
+
+    /// Every training parameter (kebab-case, as on the command line and in
+    /// pipelines) with the values of `TrainingSettings()` as defaults.
+    public static var parameterSpecs: [ParameterSpec] { parameterSpecs(defaults: TrainingSettings()) }
+
+    /// Every training parameter, with `defaults` supplying the default values.
+    public static func parameterSpecs(defaults d: TrainingSettings) -> [ParameterSpec] {
+        [
+            ParameterSpec("epochs", .int, default: .int(d.epochs), help: "Epochs to train."),
+            ParameterSpec("batch", .int, default: .int(d.batchSize), help: "Images per mini-batch."),
+            ParameterSpec("lr", .double, default: decimal(d.learningRate),
+                          help: "Base learning rate (peak for one-cycle)."),
+            ParameterSpec("optimizer", .choice(OptimizerKind.allCases.map(\.rawValue)),
+                          default: .string(d.optimizer.rawValue), help: "Optimizer."),
+            ParameterSpec("momentum", .double, default: decimal(d.momentum), help: "SGD momentum."),
+            ParameterSpec("nesterov", .bool, default: .bool(d.nesterov), help: "Nesterov momentum for SGD."),
+            ParameterSpec("weight-decay", .double, default: decimal(d.weightDecay),
+                          help: "Weight decay on weights (L2 for sgd/adam, decoupled for adamw)."),
+            ParameterSpec("schedule", .choice(ScheduleKind.allCases.map(\.rawValue)),
+                          default: .string(d.schedule.rawValue), help: "Learning-rate schedule."),
+            ParameterSpec("step-epochs", .int, default: .int(d.stepEpochs),
+                          help: "For schedule step: epochs between decays."),
+            ParameterSpec("gamma", .double, default: decimal(d.gamma), help: "For schedule step: decay factor."),
+            ParameterSpec("label-smoothing", .double, default: decimal(d.labelSmoothing),
+                          help: "Label smoothing for the cross-entropy loss."),
+            ParameterSpec("crop-padding", .int, default: .int(d.augmentation.cropPadding),
+                          help: "Augmentation: pad by N pixels and crop back at a random offset (0: off)."),
+            ParameterSpec("flip", .bool, default: .bool(d.augmentation.horizontalFlip),
+                          help: "Augmentation: random horizontal flips."),
+        ]
+    }
+
+    /// Settings from validated parameters (see ``parameterSpecs(defaults:)``);
+    /// seed and threads are kept from `defaults`.
+    public init(parameters p: PassParameters, defaults: TrainingSettings) {
+        self = defaults
+        epochs = p.int("epochs")
+        batchSize = p.int("batch")
+        learningRate = Float(p.double("lr"))
+        optimizer = OptimizerKind(rawValue: p.string("optimizer")) ?? defaults.optimizer
+        momentum = Float(p.double("momentum"))
+        nesterov = p.bool("nesterov")
+        weightDecay = Float(p.double("weight-decay"))
+        schedule = ScheduleKind(rawValue: p.string("schedule")) ?? defaults.schedule
+        stepEpochs = p.int("step-epochs")
+        gamma = Float(p.double("gamma"))
+        labelSmoothing = Float(p.double("label-smoothing"))
+        augmentation.cropPadding = p.int("crop-padding")
+        augmentation.horizontalFlip = p.bool("flip")
+    }
+
+    /// Validates textual values against the training parameters and the
+    /// settings' own range checks, collecting every problem into one error.
+    public init(validating raw: [String: String], defaults: TrainingSettings,
+                name: String = "finetune") throws(ParameterError) {
+        let parameters = try PassParameters(validating: raw, against: Self.parameterSpecs(defaults: defaults), pass: name)
+        self.init(parameters: parameters, defaults: defaults)
+        let problems = self.problems
+        guard problems.isEmpty else { throw ParameterError(pass: name, problems: problems) }
+    }
+}
+
+/// `value` as the decimal it prints as (0.01, not 0.009999999776482582).
+private func decimal(_ value: Float) -> ParameterValue {
+    .double(Double(String(value)) ?? Double(value))
+}
