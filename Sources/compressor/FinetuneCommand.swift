@@ -21,12 +21,7 @@ struct FinetuneCommand: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var outputOptions: OutputOptions
 
-    static var defaults: TrainingSettings {
-        var s = TrainingSettings()
-        s.epochs = 3
-        s.learningRate = 0.01
-        return s
-    }
+    static var defaults: TrainingSettings { .fineTuneDefaults }
 
     func run() throws {
         let settings = try training.settings(defaults: Self.defaults)

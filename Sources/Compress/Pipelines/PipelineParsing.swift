@@ -25,14 +25,35 @@ extension Pipeline {
     /// every problem (and its line) in one error. Step parameters stay text:
     /// they are checked against each pass's declaration by ``validate(registry:)``.
     public static func parse(yaml: String, baseDirectory: String, file: String? = nil) throws(PipelineError) -> Pipeline {
+        let (pipeline, problems) = try parseCollecting(yaml: yaml, baseDirectory: baseDirectory, file: file)
+        guard problems.isEmpty else { throw PipelineError(file: file, problems: problems) }
+        return pipeline
+    }
+
+    /// Reads, parses, applies `overrides` and validates in one go, so a file
+    /// with both malformed entries and bad parameters gets one error listing all of them.
+    public static func plan(file path: String, overrides: PipelineOverrides = PipelineOverrides(),
+                            registry: PassRegistry) throws(PipelineError) -> PipelinePlan {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw PipelineError(file: path, problems: ["cannot read the pipeline file: \(error.localizedDescription)"])
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let (pipeline, problems) = try parseCollecting(yaml: text, baseDirectory: directory, file: path)
+        return try pipeline.applying(overrides).validate(registry: registry, file: path, earlierProblems: problems)
+    }
+
+    /// The pipeline (with what could be parsed) and the problems found; throws
+    /// only when the text is not YAML at all.
+    static func parseCollecting(yaml: String, baseDirectory: String,
+                                file: String?) throws(PipelineError) -> (Pipeline, [String]) {
         let root: YAMLNode?
         do { root = try Yams.compose(yaml: yaml) } catch {
             throw PipelineError(file: file, problems: ["not valid YAML: \(error)"])
         }
         var parser = PipelineParser(baseDirectory: baseDirectory)
         let pipeline = parser.pipeline(from: root)
-        guard parser.problems.isEmpty else { throw PipelineError(file: file, problems: parser.problems) }
-        return pipeline
+        return (pipeline, parser.problems)
     }
 }
 

@@ -56,11 +56,18 @@ extension Pipeline {
     /// output path, data directory, every step's name and parameters. All
     /// problems are reported in one error, with step numbers; nothing is run.
     public func validate(registry: PassRegistry, file: String? = nil) throws(PipelineError) -> PipelinePlan {
-        var problems: [String] = []
+        try validate(registry: registry, file: file, earlierProblems: [])
+    }
+
+    /// ``validate(registry:file:)``, reporting `earlierProblems` (from parsing) first.
+    func validate(registry: PassRegistry, file: String?, earlierProblems: [String]) throws(PipelineError) -> PipelinePlan {
+        var problems = earlierProblems
         let model = checkModel(&problems)
         checkOutput(&problems)
         checkData(&problems)
-        if steps.isEmpty { problems.append("no steps: a pipeline needs at least one") }
+        if steps.isEmpty && !problems.contains(where: { $0.contains("'steps'") }) {
+            problems.append("no steps: a pipeline needs at least one")
+        }
         let planned = steps.enumerated().compactMap { i, step in
             Self.plan(step, number: i + 1, registry: registry, problems: &problems)
         }

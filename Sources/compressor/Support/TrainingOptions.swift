@@ -5,46 +5,64 @@ import Foundation
 extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 
+/// Help for a training option from its one declaration
+/// (`TrainingSettings.parameterSpecs`, shared with pipeline `finetune` steps),
+/// with its default for `train` and, where that differs, for `finetune`.
+func trainingOptionHelp(_ name: String) -> ArgumentHelp {
+    func spec(_ defaults: TrainingSettings) -> ParameterSpec {
+        guard let s = TrainingSettings.parameterSpecs(defaults: defaults).first(where: { $0.name == name }) else {
+            preconditionFailure("no training parameter \(name)")
+        }
+        return s
+    }
+    let train = spec(TrainingSettings()), fineTune = spec(.fineTuneDefaults)
+    let trainDefault = train.defaultValue.map(String.init(describing:)) ?? "none"
+    let fineTuneDefault = fineTune.defaultValue.map(String.init(describing:)) ?? "none"
+    let defaults = trainDefault == fineTuneDefault ? "(default: \(trainDefault))"
+        : "(default: \(trainDefault) for train, \(fineTuneDefault) for finetune)"
+    return ArgumentHelp("\(train.help) \(defaults)", valueName: train.type == .bool ? "true/false" : nil)
+}
+
 /// Training options shared by `train` and `finetune`. Options left out take
 /// the command's defaults (a fresh model trains longer and faster than a fine-tune).
 struct TrainingOptions: ParsableArguments {
-    @Option(name: .long, help: "Epochs to train.")
+    @Option(name: .long, help: trainingOptionHelp("epochs"))
     var epochs: Int?
 
-    @Option(name: .long, help: "Images per mini-batch. (default: 64)")
+    @Option(name: .long, help: trainingOptionHelp("batch"))
     var batch: Int?
 
-    @Option(name: .long, help: "Base learning rate (peak for one-cycle).")
+    @Option(name: .long, help: trainingOptionHelp("lr"))
     var lr: Float?
 
-    @Option(name: .long, help: "Optimizer: sgd, adam or adamw. (default: sgd)")
+    @Option(name: .long, help: trainingOptionHelp("optimizer"))
     var optimizer: OptimizerKind?
 
-    @Option(name: .long, help: "SGD momentum. (default: 0.9)")
+    @Option(name: .long, help: trainingOptionHelp("momentum"))
     var momentum: Float?
 
-    @Option(name: .long, help: ArgumentHelp("Nesterov momentum for SGD. (default: true)", valueName: "true/false"))
+    @Option(name: .long, help: trainingOptionHelp("nesterov"))
     var nesterov: Bool?
 
-    @Option(name: .long, help: "Weight decay on weights (L2 for sgd/adam, decoupled for adamw). (default: 5e-4)")
+    @Option(name: .long, help: trainingOptionHelp("weight-decay"))
     var weightDecay: Float?
 
-    @Option(name: .long, help: "Learning-rate schedule: constant, step, cosine or onecycle. (default: cosine)")
+    @Option(name: .long, help: trainingOptionHelp("schedule"))
     var schedule: ScheduleKind?
 
-    @Option(name: .long, help: "For --schedule step: epochs between decays. (default: 10)")
+    @Option(name: .long, help: trainingOptionHelp("step-epochs"))
     var stepEpochs: Int?
 
-    @Option(name: .long, help: "For --schedule step: decay factor. (default: 0.1)")
+    @Option(name: .long, help: trainingOptionHelp("gamma"))
     var gamma: Float?
 
-    @Option(name: .long, help: "Label smoothing for the cross-entropy loss. (default: 0)")
+    @Option(name: .long, help: trainingOptionHelp("label-smoothing"))
     var labelSmoothing: Float?
 
-    @Option(name: .long, help: "Augmentation: pad by N pixels and crop back at a random offset. (default: 0, off)")
+    @Option(name: .long, help: trainingOptionHelp("crop-padding"))
     var cropPadding: Int?
 
-    @Flag(name: .long, help: "Augmentation: random horizontal flips.")
+    @Flag(name: .long, help: trainingOptionHelp("flip"))
     var flip = false
 
     @Option(name: .long, help: "Seed for initialization, shuffling, augmentation and dropout.")

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Compress
+import Foundation
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline file: passes, fine-tuning and evaluation in order, then the report.",
+        discussion: """
+        A pipeline file (YAML) names the input model, the data, the steps and the \
+        output; see pipelines/ for examples. Every step is checked before the first \
+        one runs: all problems are reported at once and nothing is run. Each step's \
+        model is kept in OUTPUT-STEM.steps/ with a state.json, so after Ctrl-C or a \
+        failure --resume continues from the last finished step (a fine-tune from its \
+        last finished epoch). Paths in the file are relative to the file; paths on the \
+        command line are relative to the working directory and override the file's.
+        """)
+
+    @Argument(help: ArgumentHelp("Pipeline file (YAML).", valueName: "pipeline.yaml"))
+    var pipeline: String
+
+    @Option(name: .long, help: ArgumentHelp("Input model file, instead of the file's 'model:'.", valueName: "file"))
+    var model: String?
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Final model file, instead of the file's 'output:'.", valueName: "file"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("Report directory, instead of the file's 'report.directory'.", valueName: "dir"))
+    var report: String?
+
+    @Flag(name: .long, help: "Skip the steps a previous, interrupted run of the same pipeline finished.")
+    var resume = false
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func run() throws {
+        let plan = try makePlan()
+        let runner = PipelineRunner(plan: plan)
+        let json = outputOptions.json
+        runner.progress = TerminalProgress()
+        runner.log = { line in if !json { printLine("  " + line) } }
+        runner.onStep = { step in if !json { printLine(Self.describe(step, of: plan.steps.count)) } }
+        runner.writeReport = pipelineReportWriter(plan)
+        let interrupt = installInterruptHandler(runner.cancellation)
+        defer { interrupt.cancel() }
+        let summary: PipelineSummary
+        do {
+            summary = try runner.run(resume: resume)
+        } catch is PassCancelled {
+            throw CLIError("interrupted: finished steps are kept in \(runner.stepsDirectory); continue with --resume")
+        }
+        if json { try printJSON(summary) } else { print(Self.describe(summary, reportRequested: plan.pipeline.report?.directory)) }
+    }
+
+    /// The pipeline file with the command line's values applied, validated.
+    private func makePlan() throws -> PipelinePlan {
+        let cwd = FileManager.default.currentDirectoryPath
+        let overrides = PipelineOverrides(model: model.map { resolvePath($0, against: cwd) },
+                                          output: output.map { resolvePath($0, against: cwd) },
+                                          reportDirectory: report.map { resolvePath($0, against: cwd) })
+        return try Pipeline.plan(file: pipeline, overrides: overrides, registry: Compressor.registry)
+    }
+
+    /// One line per step: what it did and what it measured.
+    static func describe(_ step: PipelineStepResult, of total: Int) -> String {
+        let head = "step \(step.number)/\(total) \(step.name):"
+        if step.resumed { return "\(head) finished in an earlier run" + (step.file.map { " (\($0))" } ?? "") }
+        if let a = step.accuracy {
+            return head + String(format: " top-1 %.2f%%  top-5 %.2f%%  (%d test images, %.1f s)",
+                                 a.top1 * 100, a.top5 * 100, a.images, step.seconds)
+        }
+        var measures: [String] = []
+        if let before = step.metrics["params-before"], let after = step.metrics["params-after"] {
+            measures.append("params \(grouped(Int(before))) -> \(grouped(Int(after)))")
+        }
+        for key in ["validation-accuracy", "test-accuracy"] {
+            if let v = step.metrics[key] { measures.append(String(format: "%@ %.2f%%", key, v * 100)) }
+        }
+        for key in step.metrics.keys.sorted() where !key.hasPrefix("params-") && !key.hasPrefix("macs-")
+            && !key.hasSuffix("accuracy") && key != "best-epoch" {
+            measures.append("\(key) \(formatMetric(step.metrics[key]!))")
+        }
+        measures.append(String(format: "%.1f s", step.seconds))
+        return "\(head) \(step.changes.joined(separator: "; ")) (\(measures.joined(separator: ", ")))"
+    }
+
+    /// The closing lines: where the model went, its size and accuracy.
+    static func describe(_ s: PipelineSummary, reportRequested: String?) -> String {
+        var line = "wrote \(s.output): \(grouped(s.parameters)) parameters, \(humanBytes(s.bytes))"
+        if let a = s.finalAccuracy { line += String(format: ", test top-1 %.2f%%", a.top1 * 100) }
+        line += "\nstep models and state in \(s.stepsDirectory)"
+        if let r = s.reportDirectory { line += "\nreport in \(r)" } else if let r = reportRequested {
+            line += "\nreport not written to \(r): this build has no report writer"
+        }
+        return line
+    }
+}
+
+/// REPORT HOOK: the one place `compressor run` gets its report writer. It
+/// returns nil until the reports library is merged; then it builds
+/// `ReportSettings` from `plan.pipeline.report` (batches, threads, limit),
+/// loads the test split of `plan.pipeline.data`, and calls
+/// `ReportBuilder.build(models:test:settings:progress:)` and `ReportWriter.write(_:to:)`.
+func pipelineReportWriter(_ plan: PipelinePlan) -> ((_ models: [(label: String, path: String)], _ directory: String) throws -> Void)? {
+    nil
+}
+
+/// Writes `line` to standard output at once (progress bars share the terminal).
+private func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
