@@ -88,7 +88,7 @@ struct RunCommand: ParsableCommand {
     static func describe(_ s: PipelineSummary, reportRequested: String?) -> String {
         var line = "wrote \(s.output): \(grouped(s.parameters)) parameters, \(humanBytes(s.bytes))"
         if let a = s.finalAccuracy { line += String(format: ", test top-1 %.2f%%", a.top1 * 100) }
-        line += "\nstep models and state in \(s.stepsDirectory)"
+        line += "\nintermediate models and resume state in \(s.stepsDirectory)"
         if let r = s.reportDirectory { line += "\nreport in \(r)" } else if let r = reportRequested {
             line += "\nreport not written to \(r): this build has no report writer"
         }

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+@testable import Compress
+
+/// End-to-end tests of `compressor run` on a tiny model and dataset.
+@Suite struct RunCLITests {
+    let cli = CLITests()
+
+    /// A directory with `model.bin` (LeNet-300 on 1x8x8 images, 4 classes),
+    /// `data/` (.npy, 96 training and 32 test images) and `pipeline.yaml`.
+    func fixture(steps: String = Self.steps) throws -> String {
+        let dir = try cli.tempDir().path
+        try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+        try ModelFile.write(Architecture.lenet300.build(seed: 1, inputShape: [1, 8, 8], classes: 4), to: dir + "/model.bin")
+        for (split, n) in [("train", 96), ("test", 32)] {
+            var rng = SeededGenerator(seed: UInt64(n))
+            let labels = (0..<n).map { _ in Int64(rng.next() % 4) }
+            let pixels = (0..<(n * 64)).map { i in Float(Int(labels[i / 64]) == (i % 64) / 16 ? 0.9 : 0.1) }
+            try NPY.write(Tensor(shape: [n, 1, 8, 8], floats: pixels), path: "\(dir)/data/\(split)_images.npy")
+            try NPY.write(Tensor(shape: [n], int64s: labels), path: "\(dir)/data/\(split)_labels.npy")
+        }
+        let text = "model: model.bin\ndata: data\noutput: out/final.bin\nseed: 5\nvalidation-count: 32\n" + steps
+        try text.write(toFile: dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    static let steps = """
+        steps:
+          - fold-bn
+          - finetune: {epochs: 1, batch: 16, lr: 0.05}
+          - eval: {limit: 20}
+
+        """
+
+    func run(_ args: [String], in directory: String) throws -> CLITests.Result {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                               stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func finetuneHelpListsEveryTrainingParameter() throws {
+        let help = try cli.run(["finetune", "--help"]).stdout
+        for spec in TrainingSettings.parameterSpecs {
+            #expect(help.contains("--\(spec.name) ") || help.contains("--\(spec.name)\n"), "missing --\(spec.name)")
+        }
+    }
+
+    @Test func runsAPipelineAndPrintsOneLinePerStep() throws {
+        let dir = try fixture()
+        let r = try run(["run", "pipeline.yaml"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("step ") }.map { $0.split(separator: ":")[0] }
+                == ["step 1/3 fold-bn", "step 2/3 finetune", "step 3/3 eval"])
+        #expect(lines.contains { $0.hasPrefix("step 3/3 eval: top-1 ") && $0.contains("(20 test images") })
+        #expect(lines.contains { $0.hasPrefix("wrote \(dir)/out/final.bin: ") })
+        let eval = try cli.run(["eval", dir + "/out/final.bin", "--data", dir + "/data", "--validation-count", "32",
+                                "--limit", "20", "--json"])
+        let top1 = try #require(try cli.json(eval.stdout)["top1"] as? Double)
+        #expect(lines.contains { $0.contains(String(format: "top-1 %.2f%%", top1 * 100)) })
+    }
+
+    @Test func commandLineOverridesAndJSON() throws {
+        let dir = try fixture()
+        let sub = dir + "/sub"
+        try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir + "/model.bin", toPath: sub + "/other.bin")
+        let r = try run(["run", "../pipeline.yaml", "--model", "other.bin", "-o", "mine.bin", "--json"], in: sub)
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try cli.json(r.stdout)
+        #expect(j["input"] as? String == sub + "/other.bin")
+        #expect(j["output"] as? String == sub + "/mine.bin")
+        #expect(j["stepsDirectory"] as? String == sub + "/mine.steps")
+        #expect((j["steps"] as? [[String: Any]])?.count == 3)
+        #expect(FileManager.default.fileExists(atPath: sub + "/mine.bin"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
+    }
+
+    @Test func badPipelineFailsWithEveryProblemAndWritesNothing() throws {
+        let dir = try fixture(steps: "steps:\n  - fold-bn: {verify: perhaps}\n  - squash\n  - finetune: {lr: -1}\n")
+        let r = try run(["run", "pipeline.yaml", "--model", "gone.bin"], in: dir)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("4 problems"))
+        for text in ["input model \(dir)/gone.bin does not exist", "step 1 (fold-bn, line 7): parameter 'verify'",
+                     "step 2 (line 8): unknown step 'squash'", "step 3 (finetune, line 9): learning rate must be positive"] {
+            #expect(r.stderr.contains(text), "\(text)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
+    }
+
+    @Test func resumeRunsOnlyTheUnfinishedStepsAndWritesTheSameBytes() throws {
+        let dir = try fixture()
+        #expect(try run(["run", "pipeline.yaml"], in: dir).status == 0)
+        let output = dir + "/out/final.bin", state = dir + "/out/final.steps/state.json"
+        let straight = try #require(FileManager.default.contents(atPath: output))
+        // Make it look as if the run stopped after step 1: the manifest lists one step, no output.
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any])
+        manifest["steps"] = Array(try #require(manifest["steps"] as? [Any]).prefix(1))
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: state))
+        try FileManager.default.removeItem(atPath: output)
+        let r = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("step 1/3 fold-bn: finished in an earlier run"))
+        #expect(r.stdout.contains("step 2/3 finetune: fine-tuned 1 epochs"))
+        #expect(FileManager.default.contents(atPath: output) == straight)
+    }
+
+    @Test func resumeRefusesAChangedPipeline() throws {
+        let dir = try fixture()
+        #expect(try run(["run", "pipeline.yaml"], in: dir).status == 0)
+        let changed = try String(contentsOfFile: dir + "/pipeline.yaml", encoding: .utf8).replacingOccurrences(of: "seed: 5", with: "seed: 6")
+        try changed.write(toFile: dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
+        let r = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("the pipeline or its inputs changed") && r.stderr.contains("was 'seed 5 threads 1', now 'seed 6 threads 1'"))
+    }
+}
