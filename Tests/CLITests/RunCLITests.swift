@@ -123,4 +123,17 @@ import Testing
         #expect(r.status != 0)
         #expect(r.stderr.contains("the pipeline or its inputs changed") && r.stderr.contains("was 'seed 5 threads 1', now 'seed 6 threads 1'"))
     }
+
+    /// Every shipped example parses and validates (its model and data exist, its steps and parameters are known).
+    @Test func examplePipelinesValidate() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let directory = root.appendingPathComponent("pipelines").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.contains("fold-bn-finetune.yaml"))
+        for file in files {
+            let plan = try Pipeline.plan(file: directory + "/" + file, registry: PassRegistry(PassRegistry.corePasses))
+            #expect(!plan.steps.isEmpty)
+            #expect(plan.output.hasPrefix(root.path + "/out/"))
+        }
+    }
 }

@@ -69,7 +69,8 @@ struct PipelineManifest: Codable {
     }
 }
 
-/// `--resume` cannot continue: the manifest is damaged or belongs to another run.
+/// The steps directory cannot be used: its manifest is damaged or belongs to
+/// another run (`--resume`), or it is not a steps directory at all.
 public struct PipelineResumeError: Error, CustomStringConvertible {
     public var description: String
     init(_ message: String) { description = message }

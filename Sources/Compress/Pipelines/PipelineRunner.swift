@@ -75,7 +75,9 @@ public final class PipelineRunner {
                 try checkCancellation()
                 (model, result) = try runStep(step, on: model, resume: resume)
             }
-            manifest.steps.append(result)
+            var recorded = result
+            recorded.resumed = false
+            manifest.steps.append(recorded)
             if !result.resumed { try manifest.save(to: stepsDirectory) }
             onStep(result)
         }
@@ -189,7 +191,14 @@ public final class PipelineRunner {
         }
         if resume { log("nothing to resume in \(directory); starting from the first step") }
         let fm = FileManager.default
-        if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }
+        if fm.fileExists(atPath: directory) {
+            // Only ever delete a directory a pipeline run made.
+            let contents = (try? fm.contentsOfDirectory(atPath: directory)) ?? []
+            guard contents.isEmpty || contents.contains(PipelineManifest.fileName) else {
+                throw PipelineResumeError("\(directory) exists and is not a pipeline's steps directory; move it or choose another output")
+            }
+            try fm.removeItem(atPath: directory)
+        }
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try fresh.save(to: directory)
         return fresh
