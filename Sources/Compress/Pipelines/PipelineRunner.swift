@@ -65,6 +65,7 @@ public final class PipelineRunner {
         let finished = manifest.steps
         manifest.steps = []
         var model = plan.model
+        var results: [PipelineStepResult] = []
         for step in plan.steps {
             var result: PipelineStepResult
             if step.number <= finished.count {
@@ -79,11 +80,12 @@ public final class PipelineRunner {
             recorded.resumed = false
             manifest.steps.append(recorded)
             if !result.resumed { try manifest.save(to: stepsDirectory) }
+            results.append(result)
             onStep(result)
         }
         try ModelWriter.write(model, to: plan.output, format: ModelFormat.forOutputPath(plan.output))
-        let reportDirectory = try writeReportIfAsked(manifest.steps)
-        return try summary(manifest.steps, model: model, reportDirectory: reportDirectory)
+        let reportDirectory = try writeReportIfAsked(results)
+        return try summary(results, model: model, reportDirectory: reportDirectory)
     }
 
     // MARK: Steps
