@@ -73,7 +73,7 @@ struct RunCommand: ParsableCommand {
         if let before = step.metrics["params-before"], let after = step.metrics["params-after"] {
             measures.append("params \(grouped(Int(before))) -> \(grouped(Int(after)))")
         }
-        for key in ["validation-accuracy", "test-accuracy"] {
+        for key in ["test-accuracy"] {
             if let v = step.metrics[key] { measures.append(String(format: "%@ %.2f%%", key, v * 100)) }
         }
         for key in step.metrics.keys.sorted() where !key.hasPrefix("params-") && !key.hasPrefix("macs-")

@@ -110,7 +110,7 @@ import Testing
         let r = try run(["run", "pipeline.yaml", "--resume"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("step 1/3 fold-bn: finished in an earlier run"))
-        #expect(r.stdout.contains("step 2/3 finetune: fine-tuned 1 epochs"))
+        #expect(r.stdout.contains("step 2/3 finetune: fine-tuned 1 epoch;"))
         #expect(FileManager.default.contents(atPath: output) == straight)
     }
 

@@ -134,8 +134,8 @@ public final class PipelineRunner {
         run.log = log
         let outcome = try run.run(resume: resume)
         try? FileManager.default.removeItem(atPath: checkpoint)
-        result.changes = [String(format: "fine-tuned %d epochs; best epoch %d (validation %.2f%%)",
-                                 s.epochs, outcome.bestEpoch, outcome.bestValidationAccuracy * 100)]
+        result.changes = [String(format: "fine-tuned %d epoch%@; best epoch %d (validation %.2f%%)", s.epochs,
+                                 s.epochs == 1 ? "" : "s", outcome.bestEpoch, outcome.bestValidationAccuracy * 100)]
         if let after = outcome.resumedAfterEpoch { result.changes.append("resumed after epoch \(after)") }
         result.metrics = ["best-epoch": Double(outcome.bestEpoch), "validation-accuracy": outcome.bestValidationAccuracy]
         if let test = outcome.testAccuracy { result.metrics["test-accuracy"] = test }
