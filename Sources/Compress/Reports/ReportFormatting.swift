@@ -56,7 +56,7 @@ enum ReportFormat {
 enum ReportTables {
     /// Summary header: one row per model.
     static let summaryHeader = ["model", "file bytes", "ratio", "params", "non-zeros", "bits/weight",
-                                "MACs/image", "latency ms (median / p90)", "images/s", "top-1", "Δ top-1", "top-5"]
+                                "MACs/image", "ms per batch (median / p90)", "images/s", "top-1", "Δ top-1", "top-5"]
 
     /// One summary row for `m`, latency at the chart batch and threads.
     static func summaryRow(_ m: ModelReport, settings: ReportMeasurementSettings) -> [String] {
@@ -108,7 +108,7 @@ enum ReportTables {
             ("cores", String(m.cores)),
             ("CPU", m.cpu ?? "unknown"),
             ("AVX2+FMA kernels", m.simdKernels ? "yes" : "no"),
-            ("memory", ReportFormat.bytes(m.memoryBytes)),
+            ("memory", String(format: "%.1f GB", Double(m.memoryBytes) / 1e9)),
             ("OS", m.operatingSystem),
         ]
     }
