@@ -213,3 +213,31 @@ import Testing
         #expect(ys == [50, 65, 50])
     }
 }
+
+/// docs/report-schema.md documents every field the JSON has.
+@Suite struct ReportSchemaDocTests {
+    /// Every key of every object in `value`, recursively.
+    func keys(of value: Any) -> Set<String> {
+        if let object = value as? [String: Any] {
+            return object.reduce(into: Set(object.keys)) { acc, entry in
+                // The definitions' keys are metric names, documented as a list.
+                if entry.key != "definitions" { acc.formUnion(keys(of: entry.value)) }
+            }
+        }
+        if let array = value as? [Any] { return array.reduce(into: Set()) { $0.formUnion(keys(of: $1)) } }
+        return []
+    }
+
+    @Test func schemaDocumentNamesEveryField() throws {
+        let (report, _, _) = try ReportTests().buildReport()
+        let json = try JSONSerialization.jsonObject(with: Data(try ReportWriter.json(report).utf8))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/report-schema.md"), encoding: .utf8)
+        #expect(doc.contains("schemaVersion \(ComparisonReport.currentSchemaVersion)"))
+        for key in keys(of: json).sorted() {
+            #expect(doc.contains("`\(key)`") || doc.contains("`machine.\(key)`"), "docs/report-schema.md lacks `\(key)`")
+        }
+        for d in ReportDefinitions.all { #expect(doc.contains("`\(d.field)`")) }
+    }
+}
