@@ -74,24 +74,31 @@ public enum HTMLReport {
         return figure(size) + figure(latency)
     }
 
-    /// Per-layer bytes and sparsity, one bar per model in each layer's group.
+    /// Per-layer bytes and sparsity of the Conv and Linear layers (the tables
+    /// list the rest), one bar per model in each layer's group; layers are
+    /// matched across models by name.
     static func layerCharts(_ report: ComparisonReport) -> String {
         var names: [String] = []
-        for m in report.models { for l in m.layers where !names.contains(l.name) { names.append(l.name) } }
+        for m in report.models {
+            for l in m.layers where chartedOps.contains(l.op) && !names.contains(l.name) { names.append(l.name) }
+        }
         func series(_ value: @escaping (LayerReport) -> Double) -> [BarSeries] {
             report.models.enumerated().map { i, m in
                 BarSeries(label: m.label, color: SVGCharts.color(i),
-                          values: names.map { n in m.layers.first { $0.name == n }.map(value) })
+                          values: names.map { n in m.layers.first { $0.name == n && chartedOps.contains($0.op) }.map(value) })
             }
         }
-        let bytes = SVGCharts.groupedBars(title: "Bytes per layer", categories: names,
+        let bytes = SVGCharts.groupedBars(title: "Bytes per Conv/Linear layer", categories: names,
                                           series: series { Double($0.bytes) },
                                           format: { ReportFormat.bytes(Int($0)) })
-        let sparsity = SVGCharts.groupedBars(title: "Weight sparsity per layer", categories: names,
+        let sparsity = SVGCharts.groupedBars(title: "Weight sparsity per Conv/Linear layer", categories: names,
                                              series: series(\.sparsity), maxValue: 1,
                                              format: { ReportFormat.sparsity($0) })
         return figure(bytes) + figure(sparsity)
     }
+
+    /// The ops the layer charts show.
+    static let chartedOps: Set<String> = ["Conv2d", "Linear"]
 
     static func figure(_ svg: String) -> String { "<figure>\(svg)</figure>" }
 
@@ -146,6 +153,7 @@ public enum HTMLReport {
     svg .chart-title { font-size: 15px; font-weight: 600; fill: #222; }
     svg .tick { font-size: 11px; fill: #555; }
     svg .value { font-size: 10px; fill: #444; }
+    svg .value-small { font-size: 8px; fill: #444; }
     svg .axis-label { font-size: 12px; fill: #333; }
     svg .point-label { font-size: 12px; fill: #111; font-weight: 600; }
     svg .legend { font-size: 12px; fill: #333; }

@@ -40,7 +40,7 @@ enum SVGCharts {
             return svg(frame, title: title, body: body)
         }
         let xs = Axis(values: points.map(\.x), log: logX, padding: 0.08)
-        let ys = Axis(values: points.map { $0.y * 100 }, log: false, padding: 0.15, minimumSpan: 1)
+        let ys = Axis(values: points.map { $0.y * 100 }, log: false, padding: 0.15, minimumSpan: 1, bounds: 0...100)
         body += xAxis(xs, frame: frame, label: xLabel, format: formatX)
         body += yAxis(ys, frame: frame, label: yLabel, format: { String(format: "%.1f%%", $0) })
         let placed = points.map { p in (p, frame.x(xs.unit(p.x)), frame.y(ys.unit(p.y * 100))) }
@@ -90,7 +90,8 @@ enum SVGCharts {
     /// Horizontal grouped bars: one group per category (layer), one bar per series (model).
     static func groupedBars(title: String, categories: [String], series: [BarSeries], maxValue: Double? = nil,
                             format: (Double) -> String) -> String {
-        let bar = 12.0, gap = 2.0, groupGap = 10.0
+        let crowded = categories.count * series.count > 48
+        let bar = crowded ? 8.0 : 12.0, gap = crowded ? 1.0 : 2.0, groupGap = crowded ? 6.0 : 10.0
         let labelWidth = min(220, 16 + 6.8 * Double(categories.map(\.count).max() ?? 4))
         let groupHeight = Double(series.count) * (bar + gap) - gap
         let columns = legendColumns(series, width: 560)
@@ -109,7 +110,8 @@ enum SVGCharts {
                 body.append("<rect x=\"\(fmt(frame.left))\" y=\"\(fmt(y))\" width=\"\(fmt(max(w, 0.5)))\" height=\"\(fmt(bar))\" "
                             + "fill=\"\(line.color)\"><title>\(escape(line.label)) \(escape(category)): "
                             + "\(escape(format(value)))</title></rect>")
-                body.append(text(format(value), x: frame.left + w + 4, y: y + bar - 2, anchor: "start", cls: "value"))
+                body.append(text(format(value), x: frame.left + w + 4, y: y + bar - 2, anchor: "start",
+                                 cls: crowded ? "value-small" : "value"))
             }
         }
         body.append("<line x1=\"\(fmt(frame.left))\" y1=\"\(fmt(frame.top - 4))\" x2=\"\(fmt(frame.left))\" "
@@ -210,7 +212,7 @@ struct Axis {
 
     /// An axis covering `values` with `padding` (a fraction of the span) on
     /// each side and at least `minimumSpan` wide. Log axes need positive values.
-    init(values: [Double], log: Bool, padding: Double, minimumSpan: Double = 0) {
+    init(values: [Double], log: Bool, padding: Double, minimumSpan: Double = 0, bounds: ClosedRange<Double>? = nil) {
         let useLog = log && values.allSatisfy { $0 > 0 }
         let mapped = values.map { useLog ? Foundation.log10($0) : $0 }
         var lo = mapped.min() ?? 0, hi = mapped.max() ?? 1
@@ -218,6 +220,11 @@ struct Axis {
         let center = (lo + hi) / 2
         lo = center - span / 2 - span * padding
         hi = center + span / 2 + span * padding
+        if let bounds, !useLog {
+            // Shift a range that pokes out of the bounds back in, then clip it.
+            if lo < bounds.lowerBound { hi = min(hi + bounds.lowerBound - lo, bounds.upperBound); lo = bounds.lowerBound }
+            if hi > bounds.upperBound { lo = max(lo - (hi - bounds.upperBound), bounds.lowerBound); hi = bounds.upperBound }
+        }
         self.lo = lo; self.hi = hi; self.log = useLog
     }
 
@@ -233,7 +240,7 @@ struct Axis {
         var t = (lo / step).rounded(.up) * step
         var out: [Double] = []
         while t <= hi + step * 1e-9 {
-            out.append(log ? pow(10, t) : t)
+            out.append(log ? pow(10, t) : (t == 0 ? 0 : t))  // no "-0"
             t += step
         }
         return out
