@@ -128,11 +128,18 @@ public enum HTMLReport {
 
     static func definitions() -> String {
         "<dl>" + ReportDefinitions.all.map { d in
-            "<dt>\(e(d.title)) <code>\(e(d.field))</code></dt><dd>\(e(d.text))</dd>"
+            "<dt>\(e(d.title)) <code>\(e(d.field))</code></dt><dd>\(withCode(d.text))</dd>"
         }.joined(separator: "\n") + "</dl>"
     }
 
     static func e(_ s: String) -> String { SVGCharts.escape(s) }
+
+    /// Escaped text with `backtick spans` (as the definitions write commands) set as code.
+    static func withCode(_ s: String) -> String {
+        s.split(separator: "`", omittingEmptySubsequences: false).enumerated().map { i, part in
+            i % 2 == 1 ? "<code>\(e(String(part)))</code>" : e(String(part))
+        }.joined()
+    }
 
     static let style = """
     body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0 auto;
