@@ -162,7 +162,8 @@ public enum HTMLReport {
     svg .value { font-size: 10px; fill: #444; }
     svg .value-small { font-size: 8px; fill: #444; }
     svg .axis-label { font-size: 12px; fill: #333; }
-    svg .point-label { font-size: 12px; fill: #111; font-weight: 600; }
+    svg .point-label { font-size: 12px; fill: #111; font-weight: 600; paint-order: stroke; stroke: #fff;
+                       stroke-width: 3px; stroke-linejoin: round; }
     svg .legend { font-size: 12px; fill: #333; }
     svg .note { font-size: 13px; fill: #777; }
     svg .grid { stroke: #eee; }
