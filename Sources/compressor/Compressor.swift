@@ -17,7 +17,7 @@ struct Compressor: ParsableCommand {
         version: "0.1.0",
         subcommands: [InitCommand.self, InfoCommand.self, EvalCommand.self, BenchCommand.self,
                       PredictCommand.self, TrainCommand.self, FinetuneCommand.self, FoldBNCommand.self, ConvertCommand.self,
-                      RunCommand.self]
+                      RunCommand.self, ReportCommand.self]
     )
 
     /// Every pass the CLI and pipelines know, from every pass library.

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Compress
+import Foundation
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Compare models in size, counts, latency and accuracy; write report.json, .md and .html.",
+        discussion: """
+        The first model is the baseline for compression ratios and accuracy changes. \
+        Latency is measured for all models in this one process by the code `bench` uses; \
+        accuracy by the code `eval` uses, on the test split. The HTML page is self-contained \
+        (inline CSS and SVG charts); docs/report-schema.md describes the JSON.
+        """)
+
+    @Argument(help: ArgumentHelp("Model files (native or ONNX); the first is the baseline.", valueName: "model"))
+    var models: [String]
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Directory to write the report into (created if missing).",
+                                                    valueName: "dir"))
+    var output: String
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(name: .long, help: "Evaluate only the first N test images.")
+    var limit: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Batch sizes to time, comma-separated.", valueName: "list"))
+    var batch = "1,64"
+
+    @Option(name: .long, help: ArgumentHelp("Thread counts to time, comma-separated.", valueName: "list"))
+    var threads = "1"
+
+    @Option(name: .long, help: "Minimum timed runs per configuration.")
+    var repetitions = 20
+
+    @Option(name: .long, help: "Minimum timed seconds per configuration.")
+    var seconds = 1.0
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func validate() throws {
+        guard !models.isEmpty else { throw ValidationError("give at least one model") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        guard repetitions >= 1, seconds >= 0 else { throw ValidationError("--repetitions must be >= 1 and --seconds >= 0") }
+    }
+
+    func run() throws {
+        let settings = ReportSettings(batches: try parsePositiveList(batch, name: "batch"),
+                                      threads: try parsePositiveList(threads, name: "threads"), testLimit: limit,
+                                      latency: LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds))
+        for path in models where !FileManager.default.fileExists(atPath: path) {
+            throw CLIError("\(path): no such file")
+        }
+        let test = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount,
+                                          splits: [.test]).test
+        let report: ComparisonReport
+        do {
+            report = try ReportBuilder.build(models: Self.labeled(models), test: test, settings: settings,
+                                             progress: TerminalProgress())
+        } catch let error as ReportError {
+            throw CLIError(error.description)
+        }
+        try ReportWriter.write(report, to: output)
+        if outputOptions.json {
+            print(try ReportWriter.json(report), terminator: "")
+        } else {
+            print(Self.summary(report, directory: output))
+        }
+    }
+
+    /// Labels from file names without extension; with the extension where
+    /// those repeat, and the path as given where file names repeat too.
+    static func labeled(_ paths: [String]) -> [(label: String, path: String)] {
+        let files = paths.map { ($0 as NSString).lastPathComponent }
+        let stems = files.map { ($0 as NSString).deletingPathExtension }
+        return paths.indices.map { i in
+            let label = stems.filter { $0 == stems[i] }.count == 1 ? stems[i]
+                : files.filter { $0 == files[i] }.count == 1 ? files[i] : paths[i]
+            return (label: label, path: paths[i])
+        }
+    }
+
+    /// The short table printed after writing.
+    static func summary(_ report: ComparisonReport, directory: String) -> String {
+        let s = report.settings
+        let rows = report.models.map { m -> [String] in
+            let l = m.latency(batch: s.chartBatch, threads: s.chartThreads)
+            return [m.label, humanBytes(m.fileBytes), String(format: "%.2fx", m.compressionRatio),
+                    m.bitsPerWeight.map { String(format: "%.2f", $0) } ?? "-",
+                    l.map { String(format: "%.3f", $0.medianMs) } ?? "-",
+                    m.accuracy.map { String(format: "%.2f%%", $0.top1 * 100) } ?? "-",
+                    m.accuracy?.top1Change.map { String(format: "%+.2f", $0 * 100) } ?? "-"]
+        }
+        let header = ["model", "file", "ratio", "bits/weight", "ms (batch \(s.chartBatch), \(s.chartThreads)t)",
+                      "top-1", "change pp"]
+        let files = [ReportWriter.jsonName, ReportWriter.markdownName, ReportWriter.htmlName]
+            .map { (directory as NSString).appendingPathComponent($0) }
+        return formatTable(header, rows) + "\n\nwrote " + files.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+@testable import Compress
+
+/// `compressor report` end to end: its numbers equal what `info --json` and
+/// `eval --json` print for the same models.
+@Suite struct ReportCLITests {
+    let cli = CLITests()
+
+    /// A temp directory with vgg-small (has BatchNorm), its fold-bn'ed variant,
+    /// and a 40-image `.npy` dataset.
+    func fixture() throws -> (dir: URL, models: [String], data: String) {
+        let dir = try cli.tempDir()
+        let a = dir.appendingPathComponent("vgg.bin").path, b = dir.appendingPathComponent("vgg-folded.bin").path
+        #expect(try cli.run(["init", "--arch", "vgg-small", "--seed", "4", "-o", a]).status == 0)
+        #expect(try cli.run(["fold-bn", a, "-o", b]).status == 0)
+        var rng = SeededGenerator(seed: 9)
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        let labels = Tensor(shape: [40], int64s: (0..<40).map { Int64($0 % 10) })
+        for (name, t) in [("train_images", rng.uniformTensor([10, 1, 28, 28])), ("test_images", rng.uniformTensor([40, 1, 28, 28])),
+                          ("train_labels", Tensor(shape: [10], int64s: [Int64](repeating: 0, count: 10))),
+                          ("test_labels", labels)] {
+            try cli.put(data.appendingPathComponent("\(name).npy").path, Data(NPY.encode(t)))
+        }
+        return (dir, [a, b], data.path)
+    }
+
+    @Test func reportNumbersEqualInfoAndEval() throws {
+        let (dir, models, data) = try fixture()
+        let out = dir.appendingPathComponent("report").path
+        let r = try cli.run(["report"] + models + ["-o", out, "--data", data, "--validation-count", "0",
+                                                   "--batch", "1,2", "--repetitions", "2", "--seconds", "0", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try ReportWriter.decode(json: Data(r.stdout.utf8))
+        #expect(report.models.map(\.label) == ["vgg", "vgg-folded"])
+        for (m, path) in zip(report.models, models) {
+            let info = try cli.json(try cli.run(["info", path, "--json"]).stdout)
+            #expect(m.fileBytes == info["fileBytes"] as? Int)
+            #expect(m.parameters == info["parameters"] as? Int)
+            #expect(m.nonZeroParameters == info["nonZeros"] as? Int)
+            #expect(m.macsPerImage == info["macs"] as? Int)
+            #expect(m.tensorBytes == info["weightBytes"] as? Int)
+            try expectLayersMatch(m.layers, info: info)
+
+            let eval = try cli.json(try cli.run(["eval", path, "--data", data, "--validation-count", "0", "--json"]).stdout)
+            #expect(m.accuracy?.images == eval["images"] as? Int)
+            #expect(m.accuracy?.top1 == eval["top1"] as? Double)
+            #expect(m.accuracy?.top5 == eval["top5"] as? Double)
+        }
+        // Folding removes the BatchNorm tensors, so the folded file is smaller.
+        #expect(report.models[1].compressionRatio == Double(report.models[0].fileBytes) / Double(report.models[1].fileBytes))
+        #expect(report.models[1].compressionRatio > 1)
+        #expect(report.models[0].layers.contains { $0.op == "BatchNorm" })
+        #expect(!report.models[1].layers.contains { $0.op == "BatchNorm" })
+        for name in ["report.json", "report.md", "report.html"] {
+            #expect(FileManager.default.fileExists(atPath: (out as NSString).appendingPathComponent(name)))
+        }
+        let html = try String(contentsOfFile: (out as NSString).appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(!html.contains("http"))
+    }
+
+    /// Each report layer has the parameters, non-zeros and MACs `info` lists, and its bytes sum `info`'s by encoding.
+    func expectLayersMatch(_ layers: [LayerReport], info: [String: Any]) throws {
+        let infoLayers = try #require(info["layers"] as? [[String: Any]])
+        let withTensors = infoLayers.filter { ($0["parameters"] as? Int ?? 0) > 0 }
+        #expect(layers.map(\.name) == withTensors.map { $0["name"] as? String })
+        for (l, i) in zip(layers, withTensors) {
+            #expect(l.parameters == i["parameters"] as? Int)
+            #expect(l.nonZeros == i["nonZeros"] as? Int)
+            #expect(l.macs == i["macs"] as? Int)
+            #expect(l.bytes == (i["bytes"] as? [String: Int])?.values.reduce(0, +))
+        }
+    }
+
+    @Test func textSummaryAndClearErrors() throws {
+        let (dir, models, data) = try fixture()
+        let out = dir.appendingPathComponent("r").path
+        let ok = try cli.run(["report", models[0], "-o", out, "--data", data, "--limit", "8", "--batch", "1",
+                              "--repetitions", "2", "--seconds", "0"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains("vgg") && ok.stdout.contains("wrote"))
+
+        let missing = dir.appendingPathComponent("missing.bin").path
+        let noModel = try cli.run(["report", models[0], missing, "-o", out, "--data", data])
+        #expect(noModel.status != 0)
+        #expect(noModel.stderr.contains(missing))
+
+        let noData = try cli.run(["report", models[0], "-o", out, "--data", dir.appendingPathComponent("nodata").path])
+        #expect(noData.status != 0)
+        #expect(noData.stderr.contains("nodata"))
+
+        let badBatch = try cli.run(["report", models[0], "-o", out, "--data", data, "--batch", "0"])
+        #expect(badBatch.status != 0)
+        #expect(badBatch.stderr.contains("--batch"))
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+@testable import Compress
+
+/// Reports: Pareto fronts, measured values against the functions `info` and
+/// `eval` use, and the three documents.
+@Suite struct ReportTests {
+    /// A quick benchmark: the numbers are not under test here, only that they are there.
+    static let quickSettings = ReportSettings(
+        batches: [1, 4], threads: [1],
+        latency: LatencyBenchmark(warmupRuns: 1, minRepetitions: 2, minSeconds: 0))
+
+    func temporaryDirectory() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// 24 seeded random test images with seeded random labels.
+    func testImages() -> LabeledImages {
+        var rng = SeededGenerator(seed: 5)
+        let images = rng.uniformTensor([24, 1, 28, 28])
+        return LabeledImages(images: images, labels: (0..<24).map { Int32(($0 * 7) % 10) })
+    }
+
+    /// lenet300 (baseline), the same with half of fc1's weights zeroed, and lenet5, as files.
+    func writeModels(in dir: String) throws -> [(label: String, path: String)] {
+        let base = Architecture.lenet300.build(seed: 1)
+        var sparse = base
+        let fc1 = try #require(sparse.graph.nodes.first { $0.name == "fc1" }).inputs[1]
+        var w = sparse.graph.initializers[fc1]!.floats
+        for i in 0..<(w.count / 2) { w[i] = 0 }
+        sparse.graph.initializers[fc1] = Tensor(shape: sparse.graph.initializers[fc1]!.shape, floats: w)
+        let models = [("lenet300", base), ("sparse", sparse), ("lenet5", Architecture.lenet5.build(seed: 2))]
+        return try models.map { label, model in
+            let path = (dir as NSString).appendingPathComponent("\(label).bin")
+            try ModelFile.write(model, to: path)
+            return (label: label, path: path)
+        }
+    }
+
+    func buildReport() throws -> (ComparisonReport, [(label: String, path: String)], LabeledImages) {
+        let models = try writeModels(in: try temporaryDirectory())
+        let test = testImages()
+        let report = try ReportBuilder.build(models: models, test: test, settings: Self.quickSettings,
+                                             progress: SilentProgress())
+        return (report, models, test)
+    }
+
+    // MARK: - Pareto front
+
+    @Test func paretoFrontOfHandMadePoints() {
+        // (cost, value): b dominates c (cheaper and better) and e (as good, cheaper);
+        // a is cheapest, d most accurate, so a, b and d remain, sorted by cost.
+        let costs = [1.0, 2.0, 3.0, 4.0, 2.5]
+        let values = [0.5, 0.7, 0.6, 0.9, 0.7]
+        #expect(ParetoFront.indices(costs: costs, values: values) == [0, 1, 3])
+        // Equal points do not dominate each other.
+        #expect(ParetoFront.indices(costs: [1, 1], values: [0.5, 0.5]) == [0, 1])
+        #expect(ParetoFront.indices(costs: [], values: []) == [])
+    }
+
+    // MARK: - Measured values
+
+    @Test func sizesAndCountsMatchInfosFunctions() throws {
+        let (report, paths, _) = try buildReport()
+        #expect(report.models.map(\.label) == ["lenet300", "sparse", "lenet5"])
+        for (m, file) in zip(report.models, paths) {
+            let model = try ModelFile.read(path: file.path)
+            let summary = try ModelSummary(model)
+            let sizes = ModelFile.encodedTensorSizes(model)
+            #expect(m.fileBytes == (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int))
+            #expect(m.parameters == summary.parameters)
+            #expect(m.nonZeroParameters == summary.nonZeroParameters)
+            #expect(m.macsPerImage == summary.macs)
+            #expect(m.tensorBytes == sizes.values.reduce(0) { $0 + $1.bytes })
+            #expect(m.format == "native")
+            #expect(m.layers.allSatisfy { $0.rank == nil && $0.encoding == "dense-float32" })
+        }
+        // 784·300 + 300·100 + 100·10 multiply-accumulates, and as many weights.
+        #expect(report.models[0].macsPerImage == 266_200)
+        #expect(report.models[0].weights == 266_200)
+        // Biases start at zero; the sparse variant zeroes 117,600 of fc1's weights on top.
+        #expect(report.models[1].nonZeroParameters == report.models[0].nonZeroParameters - 117_600)
+    }
+
+    @Test func compressionRatioAndBitsPerWeightByHand() throws {
+        let (report, paths, _) = try buildReport()
+        let bytes = try paths.map { try #require(FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int) }
+        #expect(report.models[0].compressionRatio == 1)
+        #expect(report.models[1].compressionRatio == 1)  // zeros stored dense take as many bytes
+        #expect(report.models[2].compressionRatio == Double(bytes[0]) / Double(bytes[2]))
+        // fc1 [300, 784]: 940,800 data bytes in a bytes field (1 tag + 3 length bytes), that in a
+        // dense message (1 + 3), plus the name "fc1.weight" (1 + 1 + 10) and the shape (1 + 1 + 2 + 2),
+        // all in one record (1 + 3): 940,800 + 4 + 4 + 12 + 6 + 4 = 940,830 bytes.
+        let model = try ModelFile.read(path: paths[0].path)
+        let sizes = ModelFile.encodedTensorSizes(model)
+        let fc1 = model.graph.nodes.first { $0.name == "fc1" }!.inputs[1]
+        #expect(fc1 == "fc1.weight")
+        #expect(sizes[fc1]?.bytes == 940_830)
+        let storage = ["fc1", "fc2", "fc3"].map { n in sizes[model.graph.nodes.first { $0.name == n }!.inputs[1]]!.bytes }
+        #expect(report.models[0].weightStorageBytes == storage.reduce(0, +))
+        let bits = try #require(report.models[0].bitsPerWeight)
+        #expect(bits == 8 * Double(storage.reduce(0, +)) / 266_200)
+        #expect(bits > 32 && bits < 32.01)  // dense float32 plus a few bytes of framing per tensor
+    }
+
+    @Test func layerSparsityCountsZerosInTheWeight() throws {
+        let (report, _, _) = try buildReport()
+        let fc1 = try #require(report.models[1].layers.first { $0.name == "fc1" })
+        #expect(fc1.weightShape == [300, 784])
+        #expect(fc1.sparsity == 0.5)
+        #expect(fc1.nonZeros == 235_200 - 117_600)  // the 300 biases start at zero
+        #expect(report.models[0].layers.allSatisfy { $0.sparsity == 0 })
+        #expect(report.models[2].layers.map(\.name) == ["conv1", "conv2", "fc1", "fc2"])
+    }
+
+    @Test func accuracyIsEvaluationsAndChangeIsAgainstTheBaseline() throws {
+        let (report, paths, test) = try buildReport()
+        for (m, file) in zip(report.models, paths) {
+            let expected = try Evaluation.accuracy(of: try ModelFile.read(path: file.path), on: test)
+            let a = try #require(m.accuracy)
+            #expect(a.images == 24 && a.top1 == expected.top1 && a.top5 == expected.top5)
+            #expect(a.top1Change == a.top1 - report.models[0].accuracy!.top1)
+        }
+        #expect(report.settings.testImages == 24)
+    }
+
+    @Test func latencyCoversEveryConfigurationAndFrontsAreConsistent() throws {
+        let (report, _, _) = try buildReport()
+        for m in report.models {
+            #expect(m.latency.map(\.batch) == [1, 4])
+            #expect(m.latency.allSatisfy { $0.threads == 1 && $0.repetitions >= 2 && $0.medianMs > 0 })
+        }
+        let costs = report.models.map { Double($0.fileBytes) }, values = report.models.map { $0.accuracy!.top1 }
+        #expect(report.paretoFronts.sizeVsAccuracy
+                == ParetoFront.indices(costs: costs, values: values).map { report.models[$0].label })
+        #expect(!report.paretoFronts.latencyVsAccuracy.isEmpty)
+    }
+
+    @Test func withoutTestDataAccuracyIsNull() throws {
+        let models = try writeModels(in: try temporaryDirectory())
+        let report = try ReportBuilder.build(models: Array(models.prefix(1)), test: nil, settings: Self.quickSettings,
+                                             progress: SilentProgress())
+        #expect(report.models[0].accuracy == nil)
+        #expect(report.paretoFronts.sizeVsAccuracy.isEmpty)
+        #expect(HTMLReport.render(report).contains("No accuracy measured"))
+    }
+
+    @Test func badInputsFailWithTheirName() throws {
+        let dir = try temporaryDirectory()
+        let missing = (dir as NSString).appendingPathComponent("missing.bin")
+        #expect { try ReportBuilder.build(models: [("m", missing)], test: nil, settings: Self.quickSettings,
+                                          progress: SilentProgress()) } throws: { error in
+            String(describing: error).contains(missing)
+        }
+        let models = try writeModels(in: dir)
+        let wrongShape = LabeledImages(images: .zeros([2, 1, 14, 14]), labels: [0, 1])
+        #expect(throws: ReportError.inputShapeMismatch(label: "lenet300", modelShape: [1, 28, 28], dataShape: [1, 14, 14])) {
+            try ReportBuilder.build(models: models, test: wrongShape, settings: Self.quickSettings,
+                                    progress: SilentProgress())
+        }
+        #expect(throws: ReportError.noModels) {
+            try ReportBuilder.build(models: [], test: nil, settings: Self.quickSettings, progress: SilentProgress())
+        }
+    }
+
+    // MARK: - Documents
+
+    @Test func writerWritesThreeDocumentsThatExplainThemselves() throws {
+        let (report, _, _) = try buildReport()
+        let dir = (try temporaryDirectory() as NSString).appendingPathComponent("nested/out")
+        try ReportWriter.write(report, to: dir)
+        func read(_ name: String) throws -> String {
+            try String(contentsOfFile: (dir as NSString).appendingPathComponent(name), encoding: .utf8)
+        }
+        let json = try read("report.json"), markdown = try read("report.md"), html = try read("report.html")
+
+        let decoded = try ReportWriter.decode(json: Data(json.utf8))
+        #expect(decoded == report)
+        #expect(decoded.schemaVersion == ComparisonReport.currentSchemaVersion)
+        #expect(ComparisonReport.currentSchemaVersion == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let definitions = try #require(object["definitions"] as? [String: String])
+        #expect(Set(definitions.keys) == Set(ReportDefinitions.all.map(\.field)))
+        let layer = try #require(((object["models"] as? [[String: Any]])?.first?["layers"] as? [[String: Any]])?.first)
+        #expect(layer["rank"] is NSNull)  // present as null, not left out
+
+        #expect(markdown.contains("## Definitions"))
+        #expect(markdown.contains("## Measurement settings"))
+        for d in ReportDefinitions.all { #expect(markdown.contains("**\(d.title)**")) }
+        #expect(markdown.contains("| lenet300 | "))
+
+        // Four charts, each an inline <svg>: size and latency vs accuracy, layer bytes, layer sparsity.
+        #expect(html.components(separatedBy: "<svg").count - 1 == 4)
+        #expect(!html.contains("http"))
+        #expect(!html.contains("<script"))
+        #expect(html.contains("Pareto front"))
+        for d in ReportDefinitions.all { #expect(html.contains(HTMLReport.withCode(d.text))) }
+        #expect(html.contains("<code>compressor bench</code>"))
+    }
+
+    @Test func axisTicksAreRoundAndInsideTheRange() {
+        let axis = Axis(values: [0.81, 0.93], log: false, padding: 0.1)
+        let ticks = axis.ticks()
+        #expect(ticks.count >= 3 && ticks.count <= 11)
+        #expect(ticks.allSatisfy { axis.unit($0) >= -1e-9 && axis.unit($0) <= 1 + 1e-9 })
+        #expect(Axis.niceStep(0.023) == 0.02)
+        #expect(Axis.niceStep(4.2) == 5)
+    }
+
+    @Test func labelsThatWouldOverlapAreMovedApart() {
+        let ys = SVGCharts.labelPositions([(100, 50), (102, 50), (400, 50)])
+        #expect(ys == [50, 65, 50])
+    }
+}
+
+/// docs/report-schema.md documents every field the JSON has.
+@Suite struct ReportSchemaDocTests {
+    /// Every key of every object in `value`, recursively.
+    func keys(of value: Any) -> Set<String> {
+        if let object = value as? [String: Any] {
+            return object.reduce(into: Set(object.keys)) { acc, entry in
+                // The definitions' keys are metric names, documented as a list.
+                if entry.key != "definitions" { acc.formUnion(keys(of: entry.value)) }
+            }
+        }
+        if let array = value as? [Any] { return array.reduce(into: Set()) { $0.formUnion(keys(of: $1)) } }
+        return []
+    }
+
+    @Test func schemaDocumentNamesEveryField() throws {
+        let (report, _, _) = try ReportTests().buildReport()
+        let json = try JSONSerialization.jsonObject(with: Data(try ReportWriter.json(report).utf8))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/report-schema.md"), encoding: .utf8)
+        #expect(doc.contains("schemaVersion \(ComparisonReport.currentSchemaVersion)"))
+        for key in keys(of: json).sorted() {
+            #expect(doc.contains("`\(key)`") || doc.contains("`machine.\(key)`"), "docs/report-schema.md lacks `\(key)`")
+        }
+        for d in ReportDefinitions.all { #expect(doc.contains("`\(d.field)`")) }
+    }
+}
