@@ -49,7 +49,7 @@ struct RunCommand: ParsableCommand {
         } catch is PassCancelled {
             throw CLIError("interrupted: finished steps are kept in \(runner.stepsDirectory); continue with --resume")
         }
-        if json { try printJSON(summary) } else { print(Self.describe(summary, reportRequested: plan.pipeline.report?.directory)) }
+        if json { try printJSON(summary) } else { print(Self.describe(summary)) }
     }
 
     /// The pipeline file with the command line's values applied, validated.
@@ -85,24 +85,32 @@ struct RunCommand: ParsableCommand {
     }
 
     /// The closing lines: where the model went, its size and accuracy.
-    static func describe(_ s: PipelineSummary, reportRequested: String?) -> String {
+    static func describe(_ s: PipelineSummary) -> String {
         var line = "wrote \(s.output): \(grouped(s.parameters)) parameters, \(humanBytes(s.bytes))"
         if let a = s.finalAccuracy { line += String(format: ", test top-1 %.2f%%", a.top1 * 100) }
         line += "\nintermediate models and resume state in \(s.stepsDirectory)"
-        if let r = s.reportDirectory { line += "\nreport in \(r)" } else if let r = reportRequested {
-            line += "\nreport not written to \(r): this build has no report writer"
-        }
+        if let r = s.reportDirectory { line += "\nreport in \(r)/report.html (.md, .json)" }
         return line
     }
 }
 
-/// REPORT HOOK: the one place `compressor run` gets its report writer. It
-/// returns nil until the reports library is merged; then it builds
-/// `ReportSettings` from `plan.pipeline.report` (batches, threads, limit),
-/// loads the test split of `plan.pipeline.data`, and calls
-/// `ReportBuilder.build(models:test:settings:progress:)` and `ReportWriter.write(_:to:)`.
+/// The report writer `compressor run` hands its runner: measures the input and
+/// every step's model with `ReportBuilder` (the code behind `compressor report`)
+/// on the pipeline's test split and writes report.json, .md and .html.
 func pipelineReportWriter(_ plan: PipelinePlan) -> ((_ models: [(label: String, path: String)], _ directory: String) throws -> Void)? {
-    nil
+    let pipeline = plan.pipeline
+    return { models, directory in
+        var settings = ReportSettings()
+        if let report = pipeline.report {
+            settings.batches = report.batches
+            settings.threads = [report.threads]
+            settings.testLimit = report.limit
+        }
+        let test = try DatasetLoader.load(directory: pipeline.data, validationCount: pipeline.validationCount,
+                                          splits: [.test]).test
+        let report = try ReportBuilder.build(models: models, test: test, settings: settings, progress: TerminalProgress())
+        try ReportWriter.write(report, to: directory)
+    }
 }
 
 /// Writes `line` to standard output at once (progress bars share the terminal).

@@ -69,6 +69,22 @@ import Testing
         #expect(lines.contains { $0.contains(String(format: "top-1 %.2f%%", top1 * 100)) })
     }
 
+    @Test func runWritesTheReportWithTheSameNumbersAsEval() throws {
+        let dir = try fixture()
+        let r = try run(["run", "pipeline.yaml", "--report", "rep"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        for file in ["report.json", "report.md", "report.html"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/rep/\(file)"))
+        }
+        let report = try cli.json(String(contentsOfFile: dir + "/rep/report.json", encoding: .utf8))
+        let models = try #require(report["models"] as? [[String: Any]])
+        #expect(models.map { $0["label"] as? String } == ["input", "01-fold-bn", "02-finetune"])
+        let eval = try cli.run(["eval", dir + "/out/final.bin", "--data", dir + "/data", "--validation-count", "32", "--json"])
+        let top1 = try #require(try cli.json(eval.stdout)["top1"] as? Double)
+        let last = try #require(models.last)
+        #expect((last["accuracy"] as? [String: Any])?["top1"] as? Double == top1)
+    }
+
     @Test func commandLineOverridesAndJSON() throws {
         let dir = try fixture()
         let sub = dir + "/sub"

@@ -206,7 +206,7 @@ public final class PipelineRunner {
         return fresh
     }
 
-    /// REPORT: the single place the comparison report is written.
+    /// Writes the comparison report of the input and every step's model, when the pipeline asks for one.
     private func writeReportIfAsked(_ steps: [PipelineStepResult]) throws -> String? {
         guard let directory = plan.pipeline.report?.directory, let writeReport else { return nil }
         let models = [(label: "input", path: plan.modelPath)]
