@@ -147,7 +147,19 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }.sorted()
         #expect(files.contains("fold-bn-finetune.yaml"))
         for file in files {
-            let plan = try Pipeline.plan(file: directory + "/" + file, registry: PassRegistry(PassRegistry.corePasses))
+            let path = directory + "/" + file
+            // A reference model still training (see models/README.md) is stood in for by an
+            // untrained model of the same architecture, so the steps are still validated.
+            var overrides = PipelineOverrides()
+            let pipeline = try Pipeline.read(path: path)
+            if let model = pipeline.model, !FileManager.default.fileExists(atPath: model) {
+                let name = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+                let arch = try #require(Architecture(rawValue: name), "\(file) names a missing model that is no architecture")
+                let standIn = try cli.tempDir().appendingPathComponent("\(name).bin").path
+                try ModelFile.write(arch.build(seed: 0), to: standIn)
+                overrides.model = standIn
+            }
+            let plan = try Pipeline.plan(file: path, overrides: overrides, registry: PassRegistry(PassRegistry.corePasses))
             #expect(!plan.steps.isEmpty)
             #expect(plan.output.hasPrefix(root.path + "/out/"))
         }
