@@ -1,9 +1,9 @@
 import Foundation
 
-/// Number formats the Markdown and HTML reports share, so both show the same text.
-enum ReportFormat {
+/// Number formats the reports and the CLI share, so all show the same text.
+public enum ReportFormat {
     /// 1234567 → "1,234,567".
-    static func grouped(_ n: Int) -> String {
+    public static func grouped(_ n: Int) -> String {
         let digits = String(n.magnitude)
         var out = ""
         for (i, ch) in digits.enumerated() {
@@ -14,7 +14,7 @@ enum ReportFormat {
     }
 
     /// Bytes in a human unit, as `compressor info` prints them: "1.64 MB".
-    static func bytes(_ n: Int) -> String {
+    public static func bytes(_ n: Int) -> String {
         if n < 1000 { return "\(n) B" }
         if n < 1_000_000 { return String(format: "%.1f kB", Double(n) / 1e3) }
         return String(format: "%.2f MB", Double(n) / 1e6)

@@ -121,22 +121,8 @@ public final class Session {
         }
     }
 
-    /// Copies `input` into runtime storage, applying `x * scale[c] + shift[c]` per channel (axis 1) if given.
     private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, affine: (scale: [Float], shift: [Float])?) {
-        let values = input.floats
-        guard let affine else {
-            destination.update(from: values, count: values.count)
-            return
-        }
-        let channels = affine.scale.count
-        let inner = input.rank >= 2 ? input.shape[2...].reduce(1, *) : 1
-        values.withUnsafeBufferPointer { src in
-            for plane in 0..<(values.count / max(inner, 1)) {
-                let (s, t) = (affine.scale[plane % channels], affine.shift[plane % channels])
-                let x = src.baseAddress! + plane &* inner, y = destination + plane &* inner
-                for i in 0..<inner { y[i] = x[i] * s + t }
-            }
-        }
+        copyNormalizing(input, to: destination, affine: affine)
     }
 
     private func tensor(_ id: Int, in prepared: PreparedBatch) -> Tensor {
@@ -162,6 +148,26 @@ private enum PreparedBatch {
         switch self {
         case .layerWise(let p): p.shapes[id]
         case .imageWise(let p): p.shapes[id]
+        }
+    }
+}
+
+/// Copies `input` into runtime storage, applying `x * scale[c] + shift[c]` per
+/// channel (axis 1) if given: the model's input normalization, shared by the
+/// inference session and the training graph.
+func copyNormalizing(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, affine: (scale: [Float], shift: [Float])?) {
+    let values = input.floats
+    guard let affine else {
+        destination.update(from: values, count: values.count)
+        return
+    }
+    let channels = affine.scale.count
+    let inner = input.rank >= 2 ? input.shape[2...].reduce(1, *) : 1
+    values.withUnsafeBufferPointer { src in
+        for plane in 0..<(values.count / max(inner, 1)) {
+            let (s, t) = (affine.scale[plane % channels], affine.shift[plane % channels])
+            let x = src.baseAddress! + plane &* inner, y = destination + plane &* inner
+            for i in 0..<inner { y[i] = x[i] * s + t }
         }
     }
 }

@@ -168,20 +168,7 @@ public final class TrainingGraph {
 
     /// Copies `input` into the graph input buffer, applying the normalization per channel.
     private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>) {
-        let values = input.floats
-        guard let affine = inputAffine else {
-            destination.update(from: values, count: values.count)
-            return
-        }
-        let channels = affine.scale.count
-        let inner = input.rank >= 2 ? input.shape[2...].reduce(1, *) : 1
-        values.withUnsafeBufferPointer { source in
-            for plane in 0..<(values.count / max(inner, 1)) {
-                let (s, t) = (affine.scale[plane % channels], affine.shift[plane % channels])
-                let (x, y) = (source.baseAddress! + plane &* inner, destination + plane &* inner)
-                for i in 0..<inner { y[i] = x[i] * s + t }
-            }
-        }
+        copyNormalizing(input, to: destination, affine: inputAffine)
     }
 }
 

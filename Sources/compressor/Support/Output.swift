@@ -1,3 +1,4 @@
+import Compress
 import Foundation
 
 /// Prints `value` as pretty JSON with sorted keys on standard output.
@@ -28,22 +29,10 @@ private func isNumeric(_ s: String) -> Bool {
 }
 
 /// 1234567 → "1,234,567".
-func grouped(_ n: Int) -> String {
-    let s = String(n.magnitude)
-    var out = ""
-    for (i, ch) in s.enumerated() {
-        if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
-        out.append(ch)
-    }
-    return (n < 0 ? "-" : "") + out
-}
+func grouped(_ n: Int) -> String { ReportFormat.grouped(n) }
 
 /// Bytes in a human unit: "1.64 MB".
-func humanBytes(_ n: Int) -> String {
-    if n < 1000 { return "\(n) B" }
-    if n < 1_000_000 { return String(format: "%.1f kB", Double(n) / 1e3) }
-    return String(format: "%.2f MB", Double(n) / 1e6)
-}
+func humanBytes(_ n: Int) -> String { ReportFormat.bytes(n) }
 
 /// Parses "1,64" into [1, 64], rejecting non-positive values.
 func parsePositiveList(_ text: String, name: String) throws -> [Int] {
