@@ -63,6 +63,8 @@ import Testing
                 == ["step 1/3 fold-bn", "step 2/3 finetune", "step 3/3 eval"])
         #expect(lines.contains { $0.hasPrefix("step 3/3 eval: top-1 ") && $0.contains("(20 test images") })
         #expect(lines.contains { $0.hasPrefix("wrote \(dir)/out/final.bin: ") })
+        // Without a report directory in the file, the report goes beside the output.
+        #expect(FileManager.default.fileExists(atPath: dir + "/out/final-report/report.html"))
         let eval = try cli.run(["eval", dir + "/out/final.bin", "--data", dir + "/data", "--validation-count", "32",
                                 "--limit", "20", "--json"])
         let top1 = try #require(try cli.json(eval.stdout)["top1"] as? Double)

@@ -19,7 +19,7 @@ public struct Pipeline: Sendable, Equatable {
     public var validationCount = 5000
     /// The steps, in the order they run.
     public var steps: [PipelineStep] = []
-    /// Where and how the comparison report is written; nil writes none.
+    /// Where and how the comparison report is written; nil uses the defaults (beside the output).
     public var report: PipelineReportSettings?
 
     public init() {}
@@ -47,7 +47,7 @@ public struct PipelineStep: Sendable, Equatable {
 
 /// The `report:` section of a pipeline file.
 public struct PipelineReportSettings: Sendable, Equatable {
-    /// The directory the report is written to; nil writes no report.
+    /// The directory the report is written to; nil means `<output without extension>-report`.
     public var directory: String?
     /// Batch sizes latency is measured at.
     public var batches: [Int] = [1, 64]

@@ -57,6 +57,12 @@ public final class PipelineRunner {
         return url.deletingPathExtension().path + ".steps"
     }
 
+    /// Where the report goes when the pipeline names no directory: beside the
+    /// output, its path without the extension plus `-report`.
+    public static func defaultReportDirectory(for output: String) -> String {
+        URL(fileURLWithPath: output).deletingPathExtension().path + "-report"
+    }
+
     /// Runs every step not finished yet (all, unless `resume` finds a matching
     /// manifest), writes the final model atomically and, when asked, the report.
     public func run(resume: Bool) throws -> PipelineSummary {
@@ -206,9 +212,11 @@ public final class PipelineRunner {
         return fresh
     }
 
-    /// Writes the comparison report of the input and every step's model, when the pipeline asks for one.
+    /// Writes the comparison report of the input and every step's model (to the
+    /// pipeline's report directory, else beside the output).
     private func writeReportIfAsked(_ steps: [PipelineStepResult]) throws -> String? {
-        guard let directory = plan.pipeline.report?.directory, let writeReport else { return nil }
+        guard let writeReport else { return nil }
+        let directory = plan.pipeline.report?.directory ?? Self.defaultReportDirectory(for: plan.output)
         let models = [(label: "input", path: plan.modelPath)]
             + steps.compactMap { step in step.file.map { (label: String(format: "%02d-%@", step.number, step.name), path: $0) } }
         try writeReport(models, directory)

@@ -77,10 +77,9 @@ extension Pipeline {
         return PipelinePlan(pipeline: self, modelPath: modelPath, model: model, output: output, steps: planned)
     }
 
-    /// Whether any step or the report reads the dataset.
-    var needsData: Bool {
-        report?.directory != nil || steps.contains { $0.name == PipelineStep.finetune || $0.name == PipelineStep.eval }
-    }
+    /// Whether the run reads the dataset: always, since the report that ends
+    /// every run measures test accuracy.
+    var needsData: Bool { true }
 
     private func checkModel(_ problems: inout [String]) -> Model? {
         guard let path = model else {
