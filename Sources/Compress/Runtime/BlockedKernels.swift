@@ -114,7 +114,10 @@ struct BlockedConvKernel: Kernel {
                     }
                     return
                 }
-                let workers = context.workers(forWork: imageWork, threshold: 400_000)
+                // Splitting one image's conv over workers cost more than it saved on every
+                // layer of the built-in models (DispatchQueue.concurrentPerform per layer,
+                // measured at batch 1 on 2 cores); only very large layers are split.
+                let workers = context.workers(forWork: imageWork, threshold: 50_000_000)
                 let pairs = (s.outputBlocks + 1) / 2
                 for i in 0..<n {
                     let x = image(i, context.scratch)
