@@ -57,22 +57,8 @@ struct BinaryKernel: Kernel {
         let (dims, aStrides, bStrides) = mergedBroadcastAxes(b.outputShape, b.inputShapes[0], b.inputShapes[1])
         let inner = dims.last!, (sa, sb) = (aStrides.last!, bStrides.last!)
         let outerCount = dims.dropLast().reduce(1, *)
-        var index = [Int](repeating: 0, count: dims.count - 1)
-        var (offsetA, offsetB) = (0, 0)
-        for o in 0..<outerCount {
+        forEachBroadcastRow(dims: dims, aStrides: aStrides, bStrides: bStrides, outerCount: outerCount) { o, offsetA, offsetB in
             combine(inner, b.inputs[0] + offsetA, sa, b.inputs[1] + offsetB, sb, b.output + o &* inner)
-            // Odometer step over the outer axes.
-            var axis = dims.count - 2
-            while axis >= 0 {
-                index[axis] += 1
-                offsetA &+= aStrides[axis]
-                offsetB &+= bStrides[axis]
-                if index[axis] < dims[axis] { break }
-                offsetA &-= aStrides[axis] &* dims[axis]
-                offsetB &-= bStrides[axis] &* dims[axis]
-                index[axis] = 0
-                axis -= 1
-            }
         }
     }
 
@@ -125,4 +111,28 @@ func mergedBroadcastAxes(_ out: [Int], _ a: [Int], _ b: [Int]) -> (dims: [Int], 
         }
     }
     return (dims, sa, sb)
+}
+
+/// Walks the outer axes of a broadcast binary op like an odometer, calling
+/// `row(o, offsetA, offsetB)` for each output row `o` with the offsets of the
+/// matching rows of both inputs. Shared by the inference and training kernels.
+@inline(__always)
+func forEachBroadcastRow(dims: [Int], aStrides: [Int], bStrides: [Int], outerCount: Int,
+                         _ row: (_ o: Int, _ offsetA: Int, _ offsetB: Int) -> Void) {
+    var index = [Int](repeating: 0, count: dims.count - 1)
+    var (offsetA, offsetB) = (0, 0)
+    for o in 0..<outerCount {
+        row(o, offsetA, offsetB)
+        var axis = dims.count - 2
+        while axis >= 0 {
+            index[axis] += 1
+            offsetA &+= aStrides[axis]
+            offsetB &+= bStrides[axis]
+            if index[axis] < dims[axis] { break }
+            offsetA &-= aStrides[axis] &* dims[axis]
+            offsetB &-= bStrides[axis] &* dims[axis]
+            index[axis] = 0
+            axis -= 1
+        }
+    }
 }

@@ -53,22 +53,9 @@ final class BinaryTrainingKernel: TrainingKernel {
         let (dims, aStrides, bStrides) = mergedBroadcastAxes(b.outputShape, b.inputShapes[0], b.inputShapes[1])
         let inner = dims.last!, (sa, sb) = (aStrides.last!, bStrides.last!)
         let outerCount = dims.dropLast().reduce(1, *)
-        var index = [Int](repeating: 0, count: dims.count - 1)
-        var (offsetA, offsetB) = (0, 0)
-        for o in 0..<outerCount {
+        forEachBroadcastRow(dims: dims, aStrides: aStrides, bStrides: bStrides, outerCount: outerCount) { o, offsetA, offsetB in
             let base = o &* inner
             for k in 0..<inner { body(base &+ k, offsetA &+ k &* sa, offsetB &+ k &* sb) }
-            var axis = dims.count - 2
-            while axis >= 0 {
-                index[axis] += 1
-                offsetA &+= aStrides[axis]
-                offsetB &+= bStrides[axis]
-                if index[axis] < dims[axis] { break }
-                offsetA &-= aStrides[axis] &* dims[axis]
-                offsetB &-= bStrides[axis] &* dims[axis]
-                index[axis] = 0
-                axis -= 1
-            }
         }
     }
 }
