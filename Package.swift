@@ -48,6 +48,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CompressTests", dependencies: ["Compress", "COnnxProto"], exclude: ["Fixtures"]),
+        .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
         .testTarget(name: "CLITests", dependencies: ["Compress", "compressor"]),
     ],
     swiftLanguageModes: [.v6]
