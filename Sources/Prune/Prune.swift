@@ -7,5 +7,5 @@ import Compress
 /// depends on `Compress` only; nothing in `Compress` depends on it.
 public enum PruneLibrary {
     /// The passes this library provides.
-    public static let passes: [any Pass.Type] = []
+    public static let passes: [any Pass.Type] = [PrunePass.self]
 }

@@ -37,6 +37,10 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "Minimum timed seconds per configuration.")
     var seconds = 1.0
 
+    @Option(name: .long, help: ArgumentHelp("A sensitivity.json from `compressor sensitivity` to include (table and chart).",
+                                            valueName: "file"))
+    var sensitivity: String?
+
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -54,13 +58,17 @@ struct ReportCommand: ParsableCommand {
         }
         let test = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount,
                                           splits: [.test]).test
-        let report: ComparisonReport
+        let sensitivityReport = try sensitivity.map { path in
+            do { return try SensitivityReport.read(path: path) } catch { throw CLIError(String(describing: error)) }
+        }
+        var report: ComparisonReport
         do {
             report = try ReportBuilder.build(models: Self.labeled(models), test: test, settings: settings,
                                              progress: TerminalProgress())
         } catch let error as ReportError {
             throw CLIError(error.description)
         }
+        report.sensitivity = sensitivityReport
         try ReportWriter.write(report, to: output)
         if outputOptions.json {
             print(try ReportWriter.json(report), terminator: "")

@@ -129,3 +129,36 @@ import Testing
         #expect(adam2.stateTensors() == adam.stateTensors())
     }
 }
+
+@Suite struct KeepZeroWeightsTests {
+    /// fc1 of `model` with every third weight zeroed.
+    func prunedModel() -> Model {
+        var m = TrainingRunTests().model()
+        let w = m.graph.initializers["fc1.weight"]!
+        m.graph.initializers["fc1.weight"] = Tensor(shape: w.shape, floats: w.floats.enumerated().map { $0.offset % 3 == 0 ? 0 : $0.element })
+        return m
+    }
+
+    func trained(keepZeros: Bool) throws -> [Float] {
+        var s = TrainingRunTests().settings(epochs: 2)
+        s.keepsZeroWeights = keepZeros
+        let outcome = try TrainingRun(model: prunedModel(), data: TrainingRunTests().data(), settings: s,
+                                      passName: "finetune", checkpointDirectory: nil).run(resume: false)
+        #expect(outcome.model.metadata.history.last?.parameters["keep-zeros"] == (keepZeros ? "true" : nil))
+        return outcome.model.graph.initializers["fc1.weight"]!.floats
+    }
+
+    @Test func zeroWeightsStayZeroOnlyWhenAsked() throws {
+        let kept = try trained(keepZeros: true)
+        let zeroed = kept.indices.filter { $0 % 3 == 0 }
+        #expect(zeroed.allSatisfy { kept[$0] == 0 })
+        #expect(kept.indices.filter { $0 % 3 != 0 }.contains { kept[$0] != 0 })
+        let free = try trained(keepZeros: false)
+        #expect(zeroed.filter { free[$0] != 0 }.count > zeroed.count / 2)
+    }
+
+    @Test func fineTuneDefaultsKeepZeros() {
+        #expect(TrainingSettings.fineTuneDefaults.keepsZeroWeights)
+        #expect(!TrainingSettings().keepsZeroWeights)
+    }
+}

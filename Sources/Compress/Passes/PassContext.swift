@@ -78,6 +78,17 @@ public struct DataUnavailable: Error, CustomStringConvertible {
 
 /// Trains or fine-tunes a model; the training engine provides the implementation.
 public protocol Trainer: Sendable {
-    /// Fine-tunes `model` on `data`, returning the model with the best validation accuracy.
-    func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, context: PassContext) throws -> Model
+    /// Fine-tunes `model` on `data`, returning the model with the best
+    /// validation accuracy (its history records that accuracy). Conv and
+    /// linear weights that are exactly zero stay zero, so pruned models keep
+    /// their sparsity. `learningRate` overrides the trainer's own when given.
+    func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, learningRate: Float?,
+                  context: PassContext) throws -> Model
+}
+
+extension Trainer {
+    /// Fine-tunes with the trainer's own learning rate.
+    public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, context: PassContext) throws -> Model {
+        try fineTune(model, data: data, epochs: epochs, learningRate: nil, context: context)
+    }
 }

@@ -40,12 +40,23 @@ public enum ParameterValue: Sendable, Equatable, CustomStringConvertible {
 public struct ParameterSpec: Sendable, Equatable {
     public var name: String
     public var type: ParameterType
-    /// nil means the parameter is required.
+    /// nil means the parameter is required, unless it is optional.
     public var defaultValue: ParameterValue?
+    /// An optional parameter may be absent and has no default (the pass
+    /// decides what its absence means, e.g. one of several alternatives).
+    public var isOptional: Bool
     public var help: String
 
     public init(_ name: String, _ type: ParameterType, default defaultValue: ParameterValue?, help: String) {
         self.name = name; self.type = type; self.defaultValue = defaultValue; self.help = help
+        isOptional = false
+    }
+
+    /// A parameter that may be left out and has no default.
+    public static func optional(_ name: String, _ type: ParameterType, help: String) -> ParameterSpec {
+        var spec = ParameterSpec(name, type, default: nil, help: help)
+        spec.isOptional = true
+        return spec
     }
 
     /// Parses a textual value (command line or YAML scalar) as this parameter's type.
@@ -86,13 +97,25 @@ public struct PassParameters: Sendable, Equatable {
                 }
             } else if let d = spec.defaultValue {
                 values[spec.name] = d
-            } else {
+            } else if !spec.isOptional {
                 problems.append("missing required parameter '\(spec.name)'")
             }
         }
         guard problems.isEmpty else { throw ParameterError(pass: pass, problems: problems) }
         self.values = values
     }
+
+    /// Whether `name` has a value (given, or defaulted).
+    public func has(_ name: String) -> Bool { values[name] != nil }
+
+    /// The value of an optional numeric parameter, nil when absent.
+    public func optionalDouble(_ name: String) -> Double? { has(name) ? double(name) : nil }
+
+    /// The value of an optional integer parameter, nil when absent.
+    public func optionalInt(_ name: String) -> Int? { has(name) ? int(name) : nil }
+
+    /// The value of an optional string parameter, nil when absent.
+    public func optionalString(_ name: String) -> String? { has(name) ? string(name) : nil }
 
     public func int(_ name: String) -> Int {
         guard case .int(let v) = values[name] else { preconditionFailure("no int parameter \(name)") }
@@ -125,6 +148,7 @@ public struct PassParameters: Sendable, Equatable {
 public struct ParameterError: Error, Equatable, CustomStringConvertible {
     public var pass: String
     public var problems: [String]
+    public init(pass: String, problems: [String]) { self.pass = pass; self.problems = problems }
     public var description: String {
         problems.count == 1 ? "\(pass): \(problems[0])"
             : "\(pass): \(problems.count) problems:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")

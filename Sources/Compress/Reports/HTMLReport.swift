@@ -12,6 +12,7 @@ public enum HTMLReport {
             section("Size, speed and accuracy", "<div class=\"charts\">\(tradeOffCharts(report))</div>"),
             section("Latency", table(ReportTables.latencyHeader, report.models.flatMap(ReportTables.latencyRows))),
             section("Layers", "<div class=\"charts\">\(layerCharts(report))</div>" + layerTables(report)),
+            report.sensitivity?.htmlSection() ?? "",
             section("Measurement settings", table(["setting", "value"],
                                                   ReportTables.settingsRows(report.settings).map { [$0.0, $0.1] },
                                                   alignNumbers: false)),
@@ -27,7 +28,7 @@ public enum HTMLReport {
         <style>\(style)</style>
         </head>
         <body>
-        \(sections.joined(separator: "\n"))
+        \(sections.filter { !$0.isEmpty }.joined(separator: "\n"))
         </body>
         </html>
 

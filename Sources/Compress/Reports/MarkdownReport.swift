@@ -11,6 +11,7 @@ public enum MarkdownReport {
         parts.append(paretoSection(report))
         parts.append("## Latency\n\n" + table(ReportTables.latencyHeader, report.models.flatMap(ReportTables.latencyRows)))
         parts.append("## Layers\n\n" + report.models.map(layerSection).joined(separator: "\n\n"))
+        if let s = report.sensitivity { parts.append(s.markdown()) }
         parts.append(settingsSection(report.settings))
         parts.append(definitionsSection())
         return parts.joined(separator: "\n\n") + "\n"

@@ -23,6 +23,8 @@ public struct ComparisonReport: Sendable, Equatable, Codable {
     public var models: [ModelReport]
     /// Labels of the models on each Pareto front.
     public var paretoFronts: ParetoFronts
+    /// A per-layer sensitivity analysis shown with the comparison, when one was given.
+    public var sensitivity: SensitivityReport?
 
     public init(schemaVersion: Int = ComparisonReport.currentSchemaVersion, generator: String, generatedAt: String,
                 settings: ReportMeasurementSettings, definitions: [String: String] = ReportDefinitions.dictionary,

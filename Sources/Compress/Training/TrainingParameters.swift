@@ -7,6 +7,7 @@ extension TrainingSettings {
         var s = TrainingSettings()
         s.epochs = 3
         s.learningRate = 0.01
+        s.keepsZeroWeights = true
         return s
     }
 
@@ -38,6 +39,8 @@ extension TrainingSettings {
                           help: "Augmentation: pad by N pixels and crop back at a random offset (0: off)."),
             ParameterSpec("flip", .bool, default: .bool(d.augmentation.horizontalFlip),
                           help: "Augmentation: random horizontal flips."),
+            ParameterSpec("keep-zeros", .bool, default: .bool(d.keepsZeroWeights),
+                          help: "Keep conv and linear weights that are exactly zero at zero (pruned weights stay pruned)."),
         ]
     }
 
@@ -58,6 +61,7 @@ extension TrainingSettings {
         labelSmoothing = Float(p.double("label-smoothing"))
         augmentation.cropPadding = p.int("crop-padding")
         augmentation.horizontalFlip = p.bool("flip")
+        keepsZeroWeights = p.bool("keep-zeros")
     }
 
     /// Validates textual values against the training parameters and the

@@ -119,6 +119,7 @@ public final class TrainingRun {
         let started = Date()
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
+        if settings.keepsZeroWeights { graph.maskZeroWeights() }
         try configure?(graph)
         let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
                                   dropLast: true, augmentation: settings.augmentation)
@@ -218,9 +219,12 @@ public struct FineTuner: Trainer {
 
     public init(settings: TrainingSettings) { self.settings = settings }
 
-    public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, context: PassContext) throws -> Model {
+    public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, learningRate: Float?,
+                         context: PassContext) throws -> Model {
         var s = settings
         s.epochs = epochs
+        s.keepsZeroWeights = true
+        if let learningRate { s.learningRate = learningRate }
         s.seed = context.seed
         s.threads = context.threads
         let run = try TrainingRun(model: model, data: data, settings: s, passName: "finetune", checkpointDirectory: nil,

@@ -36,6 +36,10 @@ public struct TrainingSettings: Sendable, Equatable {
     public var warmupFraction: Float = 0.3
     public var labelSmoothing: Float = 0
     public var augmentation = Augmentation.none
+    /// Conv and linear weights that are exactly zero stay zero (a mask per
+    /// weight tensor, taken from the model each epoch starts from), so
+    /// fine-tuning a pruned model keeps its sparsity.
+    public var keepsZeroWeights = false
     public var seed: UInt64 = 0
     public var threads = 1
 
@@ -90,6 +94,7 @@ public struct TrainingSettings: Sendable, Equatable {
         if optimizer == .sgd { d["momentum"] = String(momentum); d["nesterov"] = String(nesterov) }
         if schedule == .step { d["step-epochs"] = String(stepEpochs); d["gamma"] = String(gamma) }
         if schedule == .onecycle { d["warmup"] = String(warmupFraction) }
+        if keepsZeroWeights { d["keep-zeros"] = "true" }
         return d
     }
 }

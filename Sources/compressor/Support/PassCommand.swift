@@ -39,10 +39,21 @@ func runPass<P: Pass>(_ pass: P.Type, options io: PassIOOptions, given: [String:
     let instance = try P(parameters: parameters)
     let model = try loadModel(io.input)
     let dataDirectory = io.dataOptions.data, validationCount = io.dataOptions.validationCount
+    var fineTuneSettings = TrainingSettings.fineTuneDefaults
+    fineTuneSettings.threads = io.threads
+    let cancellation = CancellationFlag()
+    let interrupt = installInterruptHandler(cancellation)
+    defer { interrupt.cancel() }
     let context = PassContext(seed: io.seed,
                               data: DataProvider { try DatasetLoader.load(directory: dataDirectory, validationCount: validationCount) },
-                              progress: TerminalProgress(), threads: io.threads)
-    let (result, record) = try instance.run(on: model, context: context, parameters: parameters)
+                              progress: TerminalProgress(), cancellation: cancellation,
+                              trainer: FineTuner(settings: fineTuneSettings), threads: io.threads)
+    let (result, record): (Model, PassRecord)
+    do {
+        (result, record) = try instance.run(on: model, context: context, parameters: parameters)
+    } catch is PassCancelled {
+        throw CLIError("interrupted: nothing was written")
+    }
     try saveModel(result, to: io.output)
     if io.outputOptions.json {
         try printJSON(PassReport(pass: record.pass, input: io.input, output: io.output, parameters: record.parameters,

@@ -65,6 +65,9 @@ struct TrainingOptions: ParsableArguments {
     @Flag(name: .long, help: trainingOptionHelp("flip"))
     var flip = false
 
+    @Option(name: .long, help: trainingOptionHelp("keep-zeros"))
+    var keepZeros: Bool?
+
     @Option(name: .long, help: "Seed for initialization, shuffling, augmentation and dropout.")
     var seed: UInt64 = 0
 
@@ -93,6 +96,7 @@ struct TrainingOptions: ParsableArguments {
         if let labelSmoothing { s.labelSmoothing = labelSmoothing }
         if let cropPadding { s.augmentation.cropPadding = cropPadding }
         s.augmentation.horizontalFlip = flip
+        if let keepZeros { s.keepsZeroWeights = keepZeros }
         s.seed = seed
         s.threads = threads
         if !s.problems.isEmpty { throw CLIError(s.problems.joined(separator: "; ")) }
