@@ -47,7 +47,7 @@ let package = Package(
             "Compress", "Prune", "LowRank", "Distill",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CompressTests", dependencies: ["Compress", "COnnxProto"], exclude: ["Fixtures"]),
+        .testTarget(name: "CompressTests", dependencies: ["Compress", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
         .testTarget(name: "CLITests", dependencies: ["Compress", "compressor"]),
     ],

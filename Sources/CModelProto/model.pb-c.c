@@ -997,6 +997,51 @@ void   compressor__dense_uint8__free_unpacked
   assert(message->base.descriptor == &compressor__dense_uint8__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__sparse_float32__init
+                     (Compressor__SparseFloat32         *message)
+{
+  static const Compressor__SparseFloat32 init_value = COMPRESSOR__SPARSE_FLOAT32__INIT;
+  *message = init_value;
+}
+size_t compressor__sparse_float32__get_packed_size
+                     (const Compressor__SparseFloat32 *message)
+{
+  assert(message->base.descriptor == &compressor__sparse_float32__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__sparse_float32__pack
+                     (const Compressor__SparseFloat32 *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__sparse_float32__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__sparse_float32__pack_to_buffer
+                     (const Compressor__SparseFloat32 *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__sparse_float32__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__SparseFloat32 *
+       compressor__sparse_float32__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__SparseFloat32 *)
+     protobuf_c_message_unpack (&compressor__sparse_float32__descriptor,
+                                allocator, len, data);
+}
+void   compressor__sparse_float32__free_unpacked
+                     (Compressor__SparseFloat32 *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__sparse_float32__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__metadata__init
                      (Compressor__Metadata         *message)
 {
@@ -2344,7 +2389,7 @@ const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor =
   (ProtobufCMessageInit) compressor__dropout_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[7] =
+static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[8] =
 {
   {
     "name",
@@ -2430,6 +2475,18 @@ static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[7] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sparse_float32",
+    20,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Tensor, encoding_case),
+    offsetof(Compressor__Tensor, sparse_float32),
+    &compressor__sparse_float32__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__tensor__field_indices_by_name[] = {
   4,   /* field[4] = dense_float16 */
@@ -2439,12 +2496,14 @@ static const unsigned compressor__tensor__field_indices_by_name[] = {
   6,   /* field[6] = dense_uint8 */
   0,   /* field[0] = name */
   1,   /* field[1] = shape */
+  7,   /* field[7] = sparse_float32 */
 };
-static const ProtobufCIntRange compressor__tensor__number_ranges[2 + 1] =
+static const ProtobufCIntRange compressor__tensor__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 7 }
+  { 20, 7 },
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor compressor__tensor__descriptor =
 {
@@ -2454,10 +2513,10 @@ const ProtobufCMessageDescriptor compressor__tensor__descriptor =
   "Compressor__Tensor",
   "compressor",
   sizeof(Compressor__Tensor),
-  7,
+  8,
   compressor__tensor__field_descriptors,
   compressor__tensor__field_indices_by_name,
-  2,  compressor__tensor__number_ranges,
+  3,  compressor__tensor__number_ranges,
   (ProtobufCMessageInit) compressor__tensor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2649,6 +2708,84 @@ const ProtobufCMessageDescriptor compressor__dense_uint8__descriptor =
   compressor__dense_uint8__field_indices_by_name,
   1,  compressor__dense_uint8__number_ranges,
   (ProtobufCMessageInit) compressor__dense_uint8__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descriptors[4] =
+{
+  {
+    "index_bits",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Compressor__SparseFloat32, has_index_bits),
+    offsetof(Compressor__SparseFloat32, index_bits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entry_count",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Compressor__SparseFloat32, has_entry_count),
+    offsetof(Compressor__SparseFloat32, entry_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gaps",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Compressor__SparseFloat32, has_gaps),
+    offsetof(Compressor__SparseFloat32, gaps),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "values_float32",
+    10,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__SparseFloat32, values_case),
+    offsetof(Compressor__SparseFloat32, values_float32),
+    &compressor__dense_float32__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__sparse_float32__field_indices_by_name[] = {
+  1,   /* field[1] = entry_count */
+  2,   /* field[2] = gaps */
+  0,   /* field[0] = index_bits */
+  3,   /* field[3] = values_float32 */
+};
+static const ProtobufCIntRange compressor__sparse_float32__number_ranges[2 + 1] =
+{
+  { 1, 0 },
+  { 10, 3 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.SparseFloat32",
+  "SparseFloat32",
+  "Compressor__SparseFloat32",
+  "compressor",
+  sizeof(Compressor__SparseFloat32),
+  4,
+  compressor__sparse_float32__field_descriptors,
+  compressor__sparse_float32__field_indices_by_name,
+  2,  compressor__sparse_float32__number_ranges,
+  (ProtobufCMessageInit) compressor__sparse_float32__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__metadata__field_descriptors[4] =

@@ -37,6 +37,7 @@ typedef struct Compressor__DenseInt64 Compressor__DenseInt64;
 typedef struct Compressor__DenseFloat16 Compressor__DenseFloat16;
 typedef struct Compressor__DenseInt8 Compressor__DenseInt8;
 typedef struct Compressor__DenseUInt8 Compressor__DenseUInt8;
+typedef struct Compressor__SparseFloat32 Compressor__SparseFloat32;
 typedef struct Compressor__Metadata Compressor__Metadata;
 typedef struct Compressor__Normalization Compressor__Normalization;
 typedef struct Compressor__HistoryEntry Compressor__HistoryEntry;
@@ -342,7 +343,8 @@ typedef enum {
   COMPRESSOR__TENSOR__ENCODING_DENSE_INT64 = 11,
   COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT16 = 12,
   COMPRESSOR__TENSOR__ENCODING_DENSE_INT8 = 13,
-  COMPRESSOR__TENSOR__ENCODING_DENSE_UINT8 = 14
+  COMPRESSOR__TENSOR__ENCODING_DENSE_UINT8 = 14,
+  COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32 = 20
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__TENSOR__ENCODING__CASE)
 } Compressor__Tensor__EncodingCase;
 
@@ -362,6 +364,7 @@ struct  Compressor__Tensor
     Compressor__DenseFloat16 *dense_float16;
     Compressor__DenseInt8 *dense_int8;
     Compressor__DenseUInt8 *dense_uint8;
+    Compressor__SparseFloat32 *sparse_float32;
   };
 };
 #define COMPRESSOR__TENSOR__INIT \
@@ -439,6 +442,68 @@ struct  Compressor__DenseUInt8
 #define COMPRESSOR__DENSE_UINT8__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__dense_uint8__descriptor) \
     , 0, {0,NULL} }
+
+
+typedef enum {
+  COMPRESSOR__SPARSE_FLOAT32__VALUES__NOT_SET = 0,
+  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32 = 10
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__SPARSE_FLOAT32__VALUES__CASE)
+} Compressor__SparseFloat32__ValuesCase;
+
+/*
+ * A float32 tensor most of whose elements are zero, stored as its non-zero
+ * elements and the distance from each to the previous one: the relative-index
+ * encoding of Han et al., "Deep Compression" (ICLR 2016).
+ * The elements are the tensor flattened row-major (the shape stays in
+ * `Tensor.shape`). Only elements whose bit pattern is all zeros (+0.0) count
+ * as zero: -0.0, denormals and NaNs are stored like any other value, so the
+ * round trip is bit-exact.
+ * The tensor is a list of `entry_count` entries, each a position and a value.
+ * An entry's gap is the number of positions skipped since the previous entry:
+ * the first entry is at position `gap`, each later one at previous position
+ * + 1 + gap. Positions not covered by an entry hold +0.0, as do trailing
+ * positions after the last entry (an all-zero tensor has no entries).
+ * A gap is `index_bits` wide, so at most 2^index_bits - 1. A longer run of
+ * zeros is bridged by filler entries: an entry with the maximum gap and the
+ * value +0.0, repeated until the rest of the run fits.
+ * Writers pick, per tensor, whichever of DenseFloat32 and this encoding (with
+ * the index width that minimizes the record) takes fewer bytes, dense on a tie
+ * and the narrowest width among equal sparse sizes, so the choice is a function
+ * of the tensor alone.
+ */
+struct  Compressor__SparseFloat32
+{
+  ProtobufCMessage base;
+  /*
+   * Width of each gap, 1..16.
+   */
+  protobuf_c_boolean has_index_bits;
+  uint32_t index_bits;
+  /*
+   * Number of entries, filler entries included; at most product(shape).
+   */
+  protobuf_c_boolean has_entry_count;
+  uint64_t entry_count;
+  /*
+   * The `entry_count` gaps, in order, each `index_bits` wide, packed into bytes
+   * least significant bit first: gap i occupies bits [i * index_bits,
+   * (i + 1) * index_bits) of the stream, bit k of the stream being bit k % 8 of
+   * byte k / 8. Exactly ceil(entry_count * index_bits / 8) bytes; the unused
+   * high bits of the last byte are zero.
+   */
+  protobuf_c_boolean has_gaps;
+  ProtobufCBinaryData gaps;
+  Compressor__SparseFloat32__ValuesCase values_case;
+  union {
+    /*
+     * Exactly 4 * entry_count bytes, laid out as in DenseFloat32.
+     */
+    Compressor__DenseFloat32 *values_float32;
+  };
+};
+#define COMPRESSOR__SPARSE_FLOAT32__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__sparse_float32__descriptor) \
+    , 0, 0, 0, 0, 0, {0,NULL}, COMPRESSOR__SPARSE_FLOAT32__VALUES__NOT_SET, {0} }
 
 
 struct  Compressor__Metadata
@@ -944,6 +1009,25 @@ Compressor__DenseUInt8 *
 void   compressor__dense_uint8__free_unpacked
                      (Compressor__DenseUInt8 *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__SparseFloat32 methods */
+void   compressor__sparse_float32__init
+                     (Compressor__SparseFloat32         *message);
+size_t compressor__sparse_float32__get_packed_size
+                     (const Compressor__SparseFloat32   *message);
+size_t compressor__sparse_float32__pack
+                     (const Compressor__SparseFloat32   *message,
+                      uint8_t             *out);
+size_t compressor__sparse_float32__pack_to_buffer
+                     (const Compressor__SparseFloat32   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__SparseFloat32 *
+       compressor__sparse_float32__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__sparse_float32__free_unpacked
+                     (Compressor__SparseFloat32 *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Metadata methods */
 void   compressor__metadata__init
                      (Compressor__Metadata         *message);
@@ -1107,6 +1191,9 @@ typedef void (*Compressor__DenseInt8_Closure)
 typedef void (*Compressor__DenseUInt8_Closure)
                  (const Compressor__DenseUInt8 *message,
                   void *closure_data);
+typedef void (*Compressor__SparseFloat32_Closure)
+                 (const Compressor__SparseFloat32 *message,
+                  void *closure_data);
 typedef void (*Compressor__Metadata_Closure)
                  (const Compressor__Metadata *message,
                   void *closure_data);
@@ -1150,6 +1237,7 @@ extern const ProtobufCMessageDescriptor compressor__dense_int64__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_float16__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_int8__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_uint8__descriptor;
+extern const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metadata__descriptor;
 extern const ProtobufCMessageDescriptor compressor__normalization__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_entry__descriptor;

@@ -12,6 +12,10 @@ import Darwin
 /// (tensors sorted by name, history keys sorted, no dates). Decoding is exact:
 /// `decode(encode(m)) == m`, float bit patterns included. Decoding never traps
 /// on bad input; it throws a `ModelFileError` that says what is wrong.
+///
+/// A float32 tensor is stored sparse when that is smaller, so a pruned model's
+/// file shrinks with its sparsity (see `encodingName(of:)`); in memory every
+/// tensor is dense.
 public enum ModelFile {
     /// The format version this build writes, and the newest it reads.
     public static let formatVersion: UInt32 = FileHeader.currentVersion
@@ -46,27 +50,33 @@ public enum ModelFile {
     }
 
     /// Bytes each initializer occupies in the file, by name, with the name of
-    /// its encoding ("dense-float32", ...): the tensor's record including its
-    /// name, shape and framing, so the sizes add up to the file's tensor bytes.
-    /// Computed from the schema without serializing any data.
+    /// its encoding (see `encodingName(of:)`): the tensor's record including
+    /// its name, shape and framing, so the sizes add up to the file's tensor
+    /// bytes. Computed from the schema without serializing any data.
     public static func encodedTensorSizes(_ model: Model) -> [String: EncodedTensorSize] {
         var sizes: [String: EncodedTensorSize] = [:]
         for (name, tensor) in model.graph.initializers {
-            sizes[name] = EncodedTensorSize(encoding: encodingName(of: tensor),
-                                            bytes: encodedTensorRecordSize(tensor, named: name))
+            let encoding = TensorFileEncoding(choosingFor: tensor)
+            sizes[name] = EncodedTensorSize(encoding: encoding.name(dtype: tensor.dtype),
+                                            bytes: encodedTensorRecordSize(tensor, named: name, encoding: encoding))
         }
         return sizes
     }
 
-    /// The file's name for how `tensor` is stored: "dense-" and its dtype.
+    /// The file's name for how `tensor` is stored: "dense-" and its dtype
+    /// ("dense-float32", ...), or for a float32 tensor with few enough
+    /// non-zeros "sparse-float32/" and the gap width ("sparse-float32/5-bit"):
+    /// the relative-index encoding of Han et al., "Deep Compression" (ICLR
+    /// 2016), which stores the non-zero elements with the distance from each
+    /// to the previous one. The writer picks whichever is smaller.
     public static func encodingName(of tensor: Tensor) -> String {
-        "dense-\(tensor.dtype.rawValue)"
+        TensorFileEncoding(choosingFor: tensor).name(dtype: tensor.dtype)
     }
 }
 
 /// How one initializer is stored in a model file and how many bytes it takes.
 public struct EncodedTensorSize: Sendable, Hashable {
-    /// The encoding's name, e.g. "dense-float32".
+    /// The encoding's name, e.g. "dense-float32" or "sparse-float32/5-bit".
     public var encoding: String
     /// Bytes of the tensor's record in the file: data plus name, shape and framing.
     public var bytes: Int
@@ -74,17 +84,30 @@ public struct EncodedTensorSize: Sendable, Hashable {
     public init(encoding: String, bytes: Int) { self.encoding = encoding; self.bytes = bytes }
 }
 
-/// Size of the `Graph.tensors` entry protobuf-c writes for `tensor`
-/// (checked against the packed size in the tests).
-func encodedTensorRecordSize(_ tensor: Tensor, named name: String) -> Int {
-    func lengthDelimited(_ n: Int) -> Int { 1 + varintSize(UInt64(n)) + n }
-    var message = lengthDelimited(name.utf8.count)
+extension TensorFileEncoding {
+    /// The name `ModelFile.encodingName(of:)` reports.
+    func name(dtype: DType) -> String {
+        switch self {
+        case .dense: "dense-\(dtype.rawValue)"
+        case .sparseFloat32(let layout): "sparse-float32/\(layout.indexBits)-bit"
+        }
+    }
+}
+
+/// Size of the `Graph.tensors` entry protobuf-c writes for `tensor` in
+/// `encoding`, by default the writer's choice (checked against the packed
+/// size in the tests).
+func encodedTensorRecordSize(_ tensor: Tensor, named name: String,
+                             encoding: TensorFileEncoding? = nil) -> Int {
+    var message = lengthDelimitedFieldSize(fieldNumber: 1, contentSize: name.utf8.count)
     if !tensor.shape.isEmpty {
         // int64 varints: negative values would take 10 bytes, shapes have none.
-        message += lengthDelimited(tensor.shape.reduce(0) { $0 + varintSize(UInt64(bitPattern: Int64($1))) })
+        let shapeBytes = tensor.shape.reduce(0) { $0 + varintSize(UInt64(bitPattern: Int64($1))) }
+        message += lengthDelimitedFieldSize(fieldNumber: 2, contentSize: shapeBytes)
     }
-    message += lengthDelimited(lengthDelimited(tensor.denseByteCount))
-    return lengthDelimited(message)
+    let encoding = encoding ?? TensorFileEncoding(choosingFor: tensor)
+    message += encoding.fieldSize(denseByteCount: tensor.denseByteCount)
+    return lengthDelimitedFieldSize(fieldNumber: 4, contentSize: message)
 }
 
 /// The whole content of the file at `path`.

@@ -36,6 +36,9 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     case unknownEncoding(tensor: String)
     /// A tensor's data length does not match its shape and element type.
     case tensorSizeMismatch(tensor: String, shape: [Int64], dtype: DType, expectedBytes: Int?, actualBytes: Int)
+    /// A sparse tensor's record is inconsistent: an index width out of range,
+    /// byte lengths that do not match the entry count, an entry past the end.
+    case invalidSparseTensor(tensor: String, detail: String)
     /// A shape has a negative dimension, or a dimension too large for this machine.
     case invalidShape(context: String, shape: [Int64])
     /// An attribute value is out of range (a non-positive stride, an axis beyond Int).
@@ -84,6 +87,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
             "tensor '\(tensor)' has \(actual) bytes of \(dtype) data, its shape \(shape) needs \(expected)"
         case .tensorSizeMismatch(let tensor, let shape, let dtype, nil, let actual):
             "tensor '\(tensor)' has \(actual) bytes of \(dtype) data, its shape \(shape) is too large"
+        case .invalidSparseTensor(let tensor, let detail):
+            "tensor '\(tensor)' has an invalid sparse encoding: \(detail)"
         case .invalidShape(let context, let shape):
             "\(context) has an invalid shape \(shape): dimensions must be non-negative and fit in memory"
         case .invalidAttribute(let node, let detail):

@@ -130,13 +130,13 @@ enum ProtoDecoder {
         /// The encoding's bytes, checked against the shape.
         func data(_ has: protobuf_c_boolean, _ d: ProtobufCBinaryData, _ dtype: DType) throws(ModelFileError)
             -> UnsafeRawBufferPointer {
-            let bytes = has != 0 ? UnsafeRawBufferPointer(start: d.data, count: d.len) : UnsafeRawBufferPointer(start: nil, count: 0)
+            let stored = bytes(has, d)
             let (expected, overflow) = count.multipliedReportingOverflow(by: dtype.byteWidth)
-            guard !overflow, expected == bytes.count else {
+            guard !overflow, expected == stored.count else {
                 throw .tensorSizeMismatch(tensor: name, shape: rawShape, dtype: dtype,
-                                          expectedBytes: overflow ? nil : expected, actualBytes: bytes.count)
+                                          expectedBytes: overflow ? nil : expected, actualBytes: stored.count)
             }
-            return bytes
+            return stored
         }
         func missing() -> ModelFileError { .missingField("tensor '\(name)': encoding message") }
 
@@ -157,6 +157,9 @@ enum ProtoDecoder {
         case COMPRESSOR__TENSOR__ENCODING_DENSE_UINT8:
             guard let d = t.dense_uint8 else { throw missing() }
             storage = .uint8(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .uint8), count: count))
+        case COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32:
+            guard let s = t.sparse_float32 else { throw missing() }
+            storage = .float32(try sparseFloat32(s.pointee, elementCount: count, tensor: name))
         default:
             throw .unknownEncoding(tensor: name)
         }
@@ -166,6 +169,24 @@ enum ProtoDecoder {
             // Unreachable: shape and count were checked above.
             throw .invalidShape(context: "tensor '\(name)'", shape: rawShape)
         }
+    }
+
+    /// The elements of a `SparseFloat32` message, after checking it against
+    /// the tensor's element count.
+    static func sparseFloat32(_ s: Compressor__SparseFloat32, elementCount: Int,
+                              tensor name: String) throws(ModelFileError) -> [Float] {
+        func missing(_ field: String) -> ModelFileError { .missingField("tensor '\(name)': sparse \(field)") }
+        guard s.has_index_bits != 0 else { throw missing("index_bits") }
+        guard s.has_entry_count != 0 else { throw missing("entry_count") }
+        // A values encoding added after this build leaves the oneof unset.
+        guard s.values_case == COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32 else {
+            throw .unknownEncoding(tensor: name)
+        }
+        guard let values = s.values_float32 else { throw missing("values") }
+        let reader = try SparseFloat32Reader(
+            tensor: name, elementCount: elementCount, indexBits: s.index_bits, entryCount: s.entry_count,
+            gaps: bytes(s.has_gaps, s.gaps), values: bytes(values.pointee.has_data, values.pointee.data))
+        return try reader.elements()
     }
 
     static func metadata(_ m: Compressor__Metadata) throws(ModelFileError) -> ModelMetadata {
@@ -273,6 +294,11 @@ private struct AttributeReader {
 /// The `n` elements at `p` (protobuf-c leaves `p` null when `n` is 0).
 private func buffer<T>(_ p: UnsafeMutablePointer<T>?, _ n: Int) -> UnsafeBufferPointer<T> {
     UnsafeBufferPointer(start: n > 0 ? p : nil, count: p == nil ? 0 : n)
+}
+
+/// The bytes of an optional bytes field; empty when absent.
+private func bytes(_ has: protobuf_c_boolean, _ d: ProtobufCBinaryData) -> UnsafeRawBufferPointer {
+    has != 0 ? UnsafeRawBufferPointer(start: d.data, count: d.len) : UnsafeRawBufferPointer(start: nil, count: 0)
 }
 
 /// The messages of a repeated message field.

@@ -28,9 +28,10 @@ struct ProtoEncoder {
 
     /// Bytes the tensor `name` occupies in the payload: its `Tensor` message
     /// with the field key and length prefix that introduce it in `Graph`.
-    static func encodedSize(ofTensor tensor: Tensor, named name: String) throws(ModelFileError) -> Int {
+    static func encodedSize(ofTensor tensor: Tensor, named name: String,
+                            encoding: TensorFileEncoding? = nil) throws(ModelFileError) -> Int {
         let encoder = ProtoEncoder()
-        let message = try encoder.tensor(tensor, named: name)
+        let message = try encoder.tensor(tensor, named: name, encoding: encoding)
         let size = compressor__tensor__get_packed_size(message)
         withExtendedLifetime(encoder) {}
         return 1 + varintSize(UInt64(size)) + size
@@ -172,7 +173,10 @@ struct ProtoEncoder {
         return n
     }
 
-    func tensor(_ tensor: Tensor, named name: String) throws(ModelFileError) -> UnsafeMutablePointer<Compressor__Tensor> {
+    /// The `Tensor` message of `tensor`, in `encoding` or else the one the
+    /// writer chooses (`TensorFileEncoding(choosingFor:)`).
+    func tensor(_ tensor: Tensor, named name: String,
+                encoding: TensorFileEncoding? = nil) throws(ModelFileError) -> UnsafeMutablePointer<Compressor__Tensor> {
         guard tensor.denseByteCount < Int(UInt32.max) else {
             throw .unencodable("tensor '\(name)' has \(tensor.denseByteCount) bytes, more than the format's 4 GiB limit")
         }
@@ -182,6 +186,11 @@ struct ProtoEncoder {
         t.pointee.shape = int64s(tensor.shape)
         switch tensor.storage {
         case .float32(let values):
+            if case .sparseFloat32(let layout) = encoding ?? TensorFileEncoding(choosingFor: tensor) {
+                t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32
+                t.pointee.sparse_float32 = sparseFloat32(values, layout)
+                break
+            }
             let d = arena.message(compressor__dense_float32__init)
             d.pointee.has_data = 1
             d.pointee.data = littleEndianBytes(values)
@@ -213,6 +222,30 @@ struct ProtoEncoder {
             t.pointee.dense_uint8 = d
         }
         return t
+    }
+
+    /// The `SparseFloat32` message of `values` in `layout`.
+    func sparseFloat32(_ values: [Float], _ layout: SparseFloat32Layout)
+        -> UnsafeMutablePointer<Compressor__SparseFloat32> {
+        let s = arena.message(compressor__sparse_float32__init)
+        s.pointee.has_index_bits = 1
+        s.pointee.index_bits = UInt32(layout.indexBits)
+        s.pointee.has_entry_count = 1
+        s.pointee.entry_count = UInt64(layout.entryCount)
+        let gaps = arena.bytes(count: layout.gapByteCount) { _ in }
+        let storedValues = arena.bytes(count: layout.valueByteCount) { _ in }
+        values.withUnsafeBufferPointer { values in
+            layout.write(values, gaps: UnsafeMutableRawBufferPointer(start: gaps.data, count: gaps.len),
+                         storedValues: UnsafeMutableRawBufferPointer(start: storedValues.data, count: storedValues.len))
+        }
+        s.pointee.has_gaps = 1
+        s.pointee.gaps = gaps
+        let d = arena.message(compressor__dense_float32__init)
+        d.pointee.has_data = 1
+        d.pointee.data = storedValues
+        s.pointee.values_case = COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32
+        s.pointee.values_float32 = d
+        return s
     }
 
     func metadata(_ metadata: ModelMetadata) throws(ModelFileError) -> UnsafeMutablePointer<Compressor__Metadata> {
