@@ -56,6 +56,8 @@ public struct PrunePass: Pass {
         .optional("finetune-epochs", .int,
                   help: "Fine-tuning epochs after each step, pruned weights held at zero (default: 0 for one-shot, 1 otherwise)."),
         .optional("finetune-lr", .double, help: "Learning rate of the fine-tuning (default: the fine-tune default, 0.01)."),
+        ParameterSpec("finetune-settings", .string, default: .string(""),
+                      help: "More fine-tuning settings as NAME=VALUE pairs with `compressor finetune`'s option names, e.g. 'crop-padding=2,flip=true,weight-decay=0.0001'."),
         ParameterSpec("layers", .string, default: .string(""),
                       help: "Comma-separated node-name patterns of the conv/linear layers to prune (default: all)."),
         ParameterSpec("exclude", .string, default: .string(""),
@@ -73,7 +75,8 @@ public struct PrunePass: Pass {
     public let schedule: PruningSchedule
     public let steps: Int
     public let fineTuneEpochs: Int
-    public let fineTuneLearningRate: Float?
+    /// Fine-tuning settings by training parameter name (`lr`, `flip`, ...).
+    public let fineTuneOverrides: [String: String]
     public let selection: LayerSelection
     public let roundTo: Int
     public let calibrationImages: Int
@@ -87,7 +90,9 @@ public struct PrunePass: Pass {
         schedule = PruningSchedule(rawValue: p.string("schedule"))!
         steps = p.optionalInt("steps") ?? schedule.defaultSteps
         fineTuneEpochs = p.optionalInt("finetune-epochs") ?? (schedule == .oneShot ? 0 : 1)
-        fineTuneLearningRate = p.optionalDouble("finetune-lr").map(Float.init)
+        var overrides = Self.parseSettings(p.string("finetune-settings"), problems: &problems)
+        if let lr = p.optionalDouble("finetune-lr") { overrides["lr"] = String(lr) }
+        fineTuneOverrides = overrides
         selection = LayerSelection(include: p.string("layers"), exclude: p.string("exclude"))
         roundTo = p.int("round-to")
         calibrationImages = p.int("calibration-images")
@@ -102,12 +107,19 @@ public struct PrunePass: Pass {
         if steps < 1 { problems.append("steps must be at least 1, got \(steps)") }
         if schedule == .oneShot && steps != 1 { problems.append("a one-shot schedule has 1 step; use iterative or agp for \(steps)") }
         if fineTuneEpochs < 0 { problems.append("finetune-epochs must be >= 0, got \(fineTuneEpochs)") }
-        if let lr = fineTuneLearningRate, !(lr > 0) { problems.append("finetune-lr must be positive, got \(lr)") }
+        do {
+            _ = try TrainingSettings(validating: overrides, defaults: .fineTuneDefaults, name: "finetune-settings")
+        } catch {
+            problems += error.problems
+        }
         if roundTo < 1 { problems.append("round-to must be at least 1, got \(roundTo)") }
         if roundTo > 1 && granularity == .weight { problems.append("round-to applies to channel granularity only") }
         if calibrationImages < 1 { problems.append("calibration-images must be at least 1, got \(calibrationImages)") }
         if schedule == .agp, case .thresholdStd = amount {
             problems.append("agp ramps a sparsity; use --sparsity (or the iterative schedule with --threshold-std)")
+        }
+        if case .targetLatency = amount, steps > 1 {
+            problems.append("target-latency is met in one step (it measures candidates); use the one-shot schedule")
         }
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
     }
@@ -126,7 +138,22 @@ public struct PrunePass: Pass {
             throw ParameterError(pass: Self.name, problems: ["fine-tuning needs a trainer, which this run does not provide"])
         }
         return try trainer.fineTune(model, data: try context.data.splits(), epochs: fineTuneEpochs,
-                                    learningRate: fineTuneLearningRate, context: context)
+                                    overrides: fineTuneOverrides, context: context)
+    }
+
+    /// `name=value,name=value` as a dictionary; `epochs` is refused (finetune-epochs sets it).
+    static func parseSettings(_ text: String, problems: inout [String]) -> [String: String] {
+        var settings: [String: String] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                problems.append("finetune-settings entry '\(item)' must be NAME=VALUE")
+                continue
+            }
+            if parts[0] == "epochs" { problems.append("finetune-settings: set epochs with finetune-epochs") }
+            settings[parts[0]] = parts[1]
+        }
+        return settings
     }
 }
 

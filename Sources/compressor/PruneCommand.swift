@@ -54,6 +54,8 @@ struct PruneCommand: ParsableCommand {
     var finetuneEpochs: String?
     @Option(name: .customLong("finetune-lr"), help: passOptionHelp(PrunePass.self, "finetune-lr"))
     var finetuneLR: String?
+    @Option(name: .customLong("finetune-settings"), help: passOptionHelp(PrunePass.self, "finetune-settings"))
+    var finetuneSettings: String?
     @Option(name: .customLong("layers"), help: passOptionHelp(PrunePass.self, "layers"))
     var layers: String?
     @Option(name: .customLong("exclude"), help: passOptionHelp(PrunePass.self, "exclude"))
@@ -69,6 +71,7 @@ struct PruneCommand: ParsableCommand {
             "threshold-std": thresholdStd, "layer-sparsity": layerSparsity, "sensitivity": sensitivity,
             "max-accuracy-drop": maxAccuracyDrop, "target-macs": targetMACs, "target-latency": targetLatency,
             "schedule": schedule, "steps": steps, "finetune-epochs": finetuneEpochs, "finetune-lr": finetuneLR,
+            "finetune-settings": finetuneSettings,
             "layers": layers, "exclude": exclude, "round-to": roundTo, "calibration-images": calibrationImages,
         ])
     }

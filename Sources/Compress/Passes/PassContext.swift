@@ -81,14 +81,15 @@ public protocol Trainer: Sendable {
     /// Fine-tunes `model` on `data`, returning the model with the best
     /// validation accuracy (its history records that accuracy). Conv and
     /// linear weights that are exactly zero stay zero, so pruned models keep
-    /// their sparsity. `learningRate` overrides the trainer's own when given.
-    func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, learningRate: Float?,
+    /// their sparsity. `overrides` replace the trainer's own settings, by
+    /// training parameter name (`lr`, `crop-padding`, ...: `TrainingSettings.parameterSpecs`).
+    func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, overrides: [String: String],
                   context: PassContext) throws -> Model
 }
 
 extension Trainer {
-    /// Fine-tunes with the trainer's own learning rate.
+    /// Fine-tunes with the trainer's own settings.
     public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, context: PassContext) throws -> Model {
-        try fineTune(model, data: data, epochs: epochs, learningRate: nil, context: context)
+        try fineTune(model, data: data, epochs: epochs, overrides: [:], context: context)
     }
 }

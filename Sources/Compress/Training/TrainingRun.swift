@@ -219,12 +219,11 @@ public struct FineTuner: Trainer {
 
     public init(settings: TrainingSettings) { self.settings = settings }
 
-    public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, learningRate: Float?,
+    public func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, overrides: [String: String],
                          context: PassContext) throws -> Model {
-        var s = settings
+        var s = try TrainingSettings(validating: overrides, defaults: settings)
         s.epochs = epochs
         s.keepsZeroWeights = true
-        if let learningRate { s.learningRate = learningRate }
         s.seed = context.seed
         s.threads = context.threads
         let run = try TrainingRun(model: model, data: data, settings: s, passName: "finetune", checkpointDirectory: nil,

@@ -1,7 +1,7 @@
 import Compress
 
 /// How many channels structured pruning removes.
-public enum PruningAmount: Sendable, Equatable {
+public enum ChannelPruningAmount: Sendable, Equatable {
     /// A fraction of channels to remove per source layer name, in [0, 1].
     /// A fraction applies to the layer's whole group (layers sharing a group
     /// must agree); `⌊fraction · channels⌋` channels go. Removing every
@@ -36,7 +36,7 @@ public enum PruningAmount: Sendable, Equatable {
 ///   conflicting or invalid ratios, a group that would be emptied, missing
 ///   scores, or a MAC target the prunable groups cannot reach.
 public func selectChannelsToRemove(in graph: Graph, groups: [ChannelGroup], importance: [Int: [Float]],
-                                   amount: PruningAmount, channelMultiple: Int? = nil) throws -> [Int: [Int]] {
+                                   amount: ChannelPruningAmount, channelMultiple: Int? = nil) throws -> [Int: [Int]] {
     if let m = channelMultiple, m < 1 { throw StructuredPruningError.invalidChannelMultiple(m) }
     let candidates = groups.filter(\.isPrunable)
     let counts: [Int: Int]

@@ -12,7 +12,7 @@ import Compress
 ///
 /// With `.perLayer`, only the named layers' groups are scored, so a
 /// criterion need not apply to the others.
-public func pruneChannels(_ model: Model, criterion: ImportanceCriterion, amount: PruningAmount,
+public func pruneChannels(_ model: Model, criterion: ImportanceCriterion, amount: ChannelPruningAmount,
                           channelMultiple: Int? = nil, threads: Int = 1) throws -> ChannelPruningResult {
     let groups = try channelDependencyGroups(in: model.graph)
     var scored = groups
