@@ -137,3 +137,56 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(throws: ParameterError.self) { try pass.run(on: model, context: PassContext(), parameters: parameters) }
     }
 }
+
+@Suite struct ChannelPrunePassTests {
+    let model = Architecture.resnet20.build(seed: 3, inputShape: [1, 8, 8], classes: 4)
+
+    @Test func targetMACsWithRoundingAndFineTuningGivesASmallerValidModel() throws {
+        let (pass, parameters) = try prunePass(["granularity": "channel", "target-macs": "0.5", "round-to": "8",
+                                                "finetune-epochs": "1", "finetune-settings": "batch=32,flip=true"])
+        let (out, record) = try pass.run(on: model, context: pruneContext(), parameters: parameters)
+        let (before, after) = (try ModelSummary(model), try ModelSummary(out))
+        #expect(Double(after.macs) <= 0.5 * Double(before.macs))
+        #expect(record.metrics["macs-after"] == Double(after.macs))
+        for node in out.graph.nodes {
+            guard case .conv2d = node.op else { continue }
+            #expect(out.graph.initializers[node.inputs[1]]!.shape[0] % 8 == 0, "\(node.name)")
+        }
+        #expect(out.metadata.history.map(\.pass).suffix(2) == ["finetune", "prune"])
+        #expect(out.metadata.history.last(where: { $0.pass == "finetune" })?.parameters["flip"] == "true")
+        #expect(record.changes.contains { $0.hasPrefix("MACs \(before.macs) -> \(after.macs)") })
+        let x = SeededGenerator(seed: 1).uniformTensorCopy([2, 1, 8, 8])
+        #expect(try Session(model: out).run(x).shape == [2, 4])
+    }
+
+    @Test func iterativeStepsCompoundToTheGlobalRatio() throws {
+        let (pass, parameters) = try prunePass(["granularity": "channel", "criterion": "l2", "scope": "global",
+                                                "sparsity": "0.5", "schedule": "iterative", "steps": "2"])
+        let (out, record) = try pass.run(on: model, context: pruneContext(), parameters: parameters)
+        let groups = try channelDependencyGroups(in: model.graph).filter(\.isPrunable)
+        let total = groups.reduce(0) { $0 + $1.channels }
+        let left = try channelDependencyGroups(in: out.graph).filter(\.isPrunable).reduce(0) { $0 + $1.channels }
+        // Two steps of 1 - sqrt(0.5) each remove half of the prunable channels, up to rounding per step.
+        #expect(abs(Double(left) / Double(total) - 0.5) < 0.03)
+        #expect(record.changes.filter { $0.hasPrefix("step ") }.count == 2)
+    }
+
+    @Test func channelAmountsAreChecked() {
+        func problems(_ raw: [String: String]) -> [String] {
+            do { _ = try prunePass(raw); return [] } catch let e as ParameterError { return e.problems } catch { return ["\(error)"] }
+        }
+        #expect(problems(["granularity": "channel", "threshold-std": "1"]).contains("threshold-std applies to weight granularity"))
+        #expect(problems(["granularity": "channel", "target-latency": "0.5", "schedule": "iterative"]).count == 1)
+        #expect(problems(["granularity": "channel", "criterion": "magnitude", "sparsity": "0.5"]).count == 1)
+        #expect(problems(["sparsity": "0.5", "finetune-settings": "lr=fast"]).count == 1)
+        #expect(problems(["sparsity": "0.5", "finetune-settings": "epochs=3"]).count == 1)
+    }
+}
+
+extension SeededGenerator {
+    /// Uniform [0, 1) images from a copy of the generator.
+    func uniformTensorCopy(_ shape: [Int]) -> Tensor {
+        var g = self
+        return g.uniformTensor(shape, in: 0...1)
+    }
+}
