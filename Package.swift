@@ -49,7 +49,7 @@ let package = Package(
         ]),
         .testTarget(name: "CompressTests", dependencies: ["Compress", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
-        .testTarget(name: "CLITests", dependencies: ["Compress", "compressor"]),
+        .testTarget(name: "CLITests", dependencies: ["Compress", "Prune", "compressor"]),
     ],
     swiftLanguageModes: [.v6]
 )
