@@ -39,6 +39,7 @@ struct RunCommand: ParsableCommand {
         let json = outputOptions.json
         runner.progress = TerminalProgress()
         runner.log = { line in if !json { printLine("  " + line) } }
+        runner.passLog = { line in if !json { printLine("  " + line) } }
         runner.onStep = { step in if !json { printLine(Self.describe(step, of: plan.steps.count)) } }
         runner.writeReport = pipelineReportWriter(plan)
         let interrupt = installInterruptHandler(runner.cancellation)

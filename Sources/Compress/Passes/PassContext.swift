@@ -17,14 +17,17 @@ public final class PassContext: Sendable {
     public let threads: Int
     /// How latency is measured, the same way `bench` and reports measure it.
     public let latency: LatencyBenchmark
+    /// Receives one line per finished unit of long work (e.g. a fine-tuning epoch).
+    public let log: @Sendable (String) -> Void
 
     public init(seed: UInt64 = 0, data: DataProvider = DataProvider { nil },
                 progress: any ProgressReporting = SilentProgress(), cancellation: CancellationFlag = CancellationFlag(),
                 trainer: (any Trainer)? = nil, threads: Int = 1,
-                latency: LatencyBenchmark = LatencyBenchmark()) {
+                latency: LatencyBenchmark = LatencyBenchmark(), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.seed = seed; self.data = data; self.progress = progress
         self.cancellation = cancellation; self.trainer = trainer; self.threads = threads
         self.latency = latency
+        self.log = log
     }
 
     /// A fresh generator for a named purpose: the same seed and purpose always

@@ -34,6 +34,8 @@ public final class PipelineRunner {
     public var cancellation = CancellationFlag()
     /// Free-form lines during a step (fine-tuning epochs).
     public var log: (String) -> Void = { _ in }
+    /// Receives the lines passes log while they run (fine-tuning epochs); nothing by default.
+    public var passLog: @Sendable (String) -> Void = { _ in }
     /// Called after every step, including those skipped by resume.
     public var onStep: (PipelineStepResult) -> Void = { _ in }
     /// Writes the comparison report of `models` (the input, then every step's
@@ -126,7 +128,7 @@ public final class PipelineRunner {
         var trainer = TrainingSettings.fineTuneDefaults
         trainer.threads = plan.pipeline.threads
         return PassContext(seed: seed, data: data, progress: progress, cancellation: cancellation,
-                           trainer: FineTuner(settings: trainer), threads: plan.pipeline.threads)
+                           trainer: FineTuner(settings: trainer), threads: plan.pipeline.threads, log: passLog)
     }
 
     private func fineTune(_ model: Model, settings: TrainingSettings, step: PipelinePlanStep, seed: UInt64, resume: Bool,

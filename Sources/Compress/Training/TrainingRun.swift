@@ -228,6 +228,7 @@ public struct FineTuner: Trainer {
         s.threads = context.threads
         let run = try TrainingRun(model: model, data: data, settings: s, passName: "finetune", checkpointDirectory: nil,
                                   progress: context.progress, cancellation: context.cancellation)
+        run.log = { context.log("  fine-tune " + $0) }
         return try run.run(resume: false).model
     }
 }

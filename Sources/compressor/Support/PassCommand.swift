@@ -47,7 +47,8 @@ func runPass<P: Pass>(_ pass: P.Type, options io: PassIOOptions, given: [String:
     let context = PassContext(seed: io.seed,
                               data: DataProvider { try DatasetLoader.load(directory: dataDirectory, validationCount: validationCount) },
                               progress: TerminalProgress(), cancellation: cancellation,
-                              trainer: FineTuner(settings: fineTuneSettings), threads: io.threads)
+                              trainer: FineTuner(settings: fineTuneSettings), threads: io.threads,
+                              log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
     let (result, record): (Model, PassRecord)
     do {
         (result, record) = try instance.run(on: model, context: context, parameters: parameters)
