@@ -10,6 +10,11 @@ struct BenchCommand: ParsableCommand {
         Each configuration runs a few warm-up batches, then timed batches until at \
         least --repetitions runs and --seconds have passed. Inputs are seeded random \
         pixels. BLAS threads are process-wide, so configurations run one after another.
+
+        Pruned conv and linear layers may run sparse kernels: --sparse auto (the default) \
+        times both kernels of each layer with at most 50% non-zero weights and keeps the \
+        faster; dense and sparse force one kind. --layers adds each planned step's \
+        kernel, weight density and median time, every step timed on its own.
         """)
 
     @Argument(help: ArgumentHelp("Model file.", valueName: "model"))
@@ -30,36 +35,122 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Time a full training step (forward, backward, SGD update) instead of inference.")
     var train = false
 
+    @Option(name: .long, help: ArgumentHelp("Sparse-kernel policies to compare, comma-separated: auto, dense, sparse.",
+                                            valueName: "list"))
+    var sparse: String?
+
+    @Flag(name: .long, help: "Also time every planned step on its own: kernel, weight density, median ms.")
+    var layers = false
+
+    /// Benchmarking aid until the prune pass lands: zeroes the smallest-magnitude
+    /// fraction of the named layers' weights in memory before timing ("fc1=0.92,fc2=0.92").
+    @Option(name: .customLong("magnitude-zero"), help: ArgumentHelp(visibility: .hidden))
+    var magnitudeZero: String?
+
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
         let batches = try parsePositiveList(batch, name: "batch")
         let threadCounts = try parsePositiveList(threads, name: "threads")
         guard repetitions >= 1, seconds >= 0 else { throw CLIError("--repetitions must be >= 1 and --seconds >= 0") }
-        let m = try loadModel(model)
+        let policies = try parsePolicies()
+        guard !train || (sparse == nil && !layers) else { throw CLIError("--sparse and --layers time inference only") }
+        var m = try loadModel(model)
+        if let magnitudeZero { m = try zeroingSmallestWeights(m, magnitudeZero) }
         let bench = LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds)
+        // Steps are timed on their own: a tenth of the time per step keeps --layers affordable.
+        let stepBench = LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds / 10)
         var results: [LatencyMeasurement] = []
-        for t in threadCounts {
-            for b in batches {
-                results.append(train ? try bench.measureTrainingStep(m, batch: b, threads: t)
-                                     : try bench.measure(m, batch: b, threads: t))
+        var details: [BenchReport.Detail] = []
+        for policy in policies {
+            for t in threadCounts {
+                let session = train ? nil : try Session(model: m, threads: t, sparseKernels: policy)
+                for b in batches {
+                    guard let session else {
+                        results.append(try bench.measureTrainingStep(m, batch: b, threads: t))
+                        continue
+                    }
+                    results.append(try bench.measure(session, batch: b))
+                    details.append(BenchReport.Detail(sparseKernels: policy.rawValue, layerKernels: session.layerKernels,
+                                                      layers: layers ? try stepBench.measureSteps(session, batch: b) : nil))
+                }
             }
         }
         if outputOptions.json {
-            try printJSON(BenchReport(model: model, mode: train ? "training-step" : "inference", results: results))
+            try printJSON(BenchReport(model: model, mode: train ? "training-step" : "inference", results: results,
+                                      details: train ? nil : details))
             return
         }
-        let rows = results.map { r in
-            [String(r.batch), String(r.threads), String(format: "%.3f", r.medianMs), String(format: "%.3f", r.p90Ms),
-             String(format: "%.3f", r.minMs), String(format: "%.0f", r.imagesPerSecond), String(r.repetitions)]
+        let showPolicy = sparse != nil
+        let rows = results.enumerated().map { i, r in
+            [String(r.batch), String(r.threads)] + (showPolicy ? [details[i].sparseKernels] : [])
+                + [String(format: "%.3f", r.medianMs), String(format: "%.3f", r.p90Ms),
+                   String(format: "%.3f", r.minMs), String(format: "%.0f", r.imagesPerSecond), String(r.repetitions)]
         }
         print("\(model)\(train ? " (training step: forward + backward + SGD update)" : "")\n")
-        print(formatTable(["batch", "threads", "median ms", "p90 ms", "min ms", "images/s", "runs"], rows))
+        print(formatTable(["batch", "threads"] + (showPolicy ? ["sparse"] : [])
+                          + ["median ms", "p90 ms", "min ms", "images/s", "runs"], rows))
+        if layers { for d in details { print("\n" + layerTable(d)) } }
+    }
+
+    private func parsePolicies() throws -> [SparseKernelPolicy] {
+        let text = sparse ?? "auto"
+        let policies = text.split(separator: ",").map { SparseKernelPolicy(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        guard !policies.isEmpty, policies.allSatisfy({ $0 != nil }) else {
+            throw CLIError("--sparse takes a comma-separated list of auto, dense, sparse; got '\(text)'")
+        }
+        return policies.compactMap { $0 }
+    }
+
+    /// One configuration's steps, then the timings behind `.auto`'s choices.
+    private func layerTable(_ d: BenchReport.Detail) -> String {
+        guard let profile = d.layers else { return "" }
+        let (total, totalMin) = profile.steps.reduce((0.0, 0.0)) { ($0.0 + $1.medianMs, $0.1 + $1.minMs) }
+        let rows = profile.steps.map { s in
+            [s.node, s.kernel, s.weightDensity.map { String(format: "%.1f%%", $0 * 100) } ?? "",
+             String(format: "%.4f", s.medianMs), String(format: "%.4f", s.minMs),
+             String(format: "%.1f%%", total > 0 ? s.medianMs / total * 100 : 0)]
+        } + [["total", "", "", String(format: "%.4f", total), String(format: "%.4f", totalMin), ""]]
+        var text = "batch \(profile.batch), \(profile.threads) thread\(profile.threads == 1 ? "" : "s"), "
+            + "sparse \(d.sparseKernels), \(profile.execution):\n"
+            + formatTable(["step", "kernel", "density", "median ms", "min ms", "share"], rows)
+        for c in d.layerKernels {
+            guard let dense = c.denseMicroseconds, let sparse = c.sparseMicroseconds else { continue }
+            text += String(format: "\nauto: %@ %@ (dense %.1f us, sparse %.1f us at batch 1)", c.node,
+                           c.sparse ? "sparse" : "dense", dense, sparse)
+        }
+        return text
+    }
+
+    /// `model` with, for each `layer=fraction` of `spec`, that fraction of the
+    /// layer's weights (its second input) with the smallest magnitudes set to 0.
+    private func zeroingSmallestWeights(_ model: Model, _ spec: String) throws -> Model {
+        var m = model
+        for item in spec.split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let fraction = Double(parts[1]), (0...1).contains(fraction),
+                  let node = m.graph.nodes.first(where: { $0.name == parts[0] }), node.inputs.count > 1,
+                  let weight = m.graph.initializers[node.inputs[1]] else {
+                throw CLIError("--magnitude-zero takes layer=fraction pairs of weight layers, got '\(item)'")
+            }
+            var values = weight.floats
+            let order = values.indices.sorted { abs(values[$0]) < abs(values[$1]) }
+            for i in order.prefix(Int((fraction * Double(values.count)).rounded())) { values[i] = 0 }
+            m.graph.initializers[node.inputs[1]] = Tensor(shape: weight.shape, floats: values)
+        }
+        return m
     }
 
     struct BenchReport: Encodable {
+        /// What each inference result ran, in the same order as `results`.
+        struct Detail: Encodable {
+            var sparseKernels: String
+            var layerKernels: [LayerKernelChoice]
+            var layers: StepProfile?
+        }
         var model: String
         var mode: String
         var results: [LatencyMeasurement]
+        var details: [Detail]?
     }
 }

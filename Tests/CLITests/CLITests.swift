@@ -196,4 +196,40 @@ import Testing
         let bad = try run(["bench", m, "--batch", "0"])
         #expect(bad.status != 0)
     }
+
+    /// --sparse compares kernel policies in one run and --layers times every step;
+    /// the hidden --magnitude-zero prunes in memory for the measurement.
+    @Test func benchComparesSparseKernelsPerLayer() throws {
+        let dir = try tempDir()
+        let m = dir.appendingPathComponent("m.bin").path
+        try run(["init", "--arch", "lenet5", "-o", m])
+        let args = ["bench", m, "--magnitude-zero", "fc1=0.9,fc2=0.9", "--sparse", "dense,sparse", "--layers",
+                    "--batch", "1,3", "--repetitions", "2", "--seconds", "0"]
+        let r = try run(args + ["--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try json(r.stdout)
+        #expect((j["results"] as? [[String: Any]])?.count == 4)
+        let details = try #require(j["details"] as? [[String: Any]])
+        #expect(details.map { $0["sparseKernels"] as? String } == ["dense", "dense", "sparse", "sparse"])
+        let choices = try #require(details[2]["layerKernels"] as? [[String: Any]])
+        #expect(choices.map { $0["node"] as? String } == ["conv1", "conv2", "fc1", "fc2"])
+        #expect(choices.allSatisfy { $0["sparse"] as? Bool == true })
+        let fc1Density = choices[2]["weightDensity"] as? Double ?? 0
+        #expect(abs(fc1Density - 0.1) < 1e-3)
+        let steps = try #require((details[2]["layers"] as? [String: Any])?["steps"] as? [[String: Any]])
+        let fc1 = try #require(steps.first { $0["node"] as? String == "fc1" })
+        #expect((fc1["kernel"] as? String)?.hasPrefix("sparse-") == true)
+        #expect((fc1["medianMs"] as? Double ?? -1) >= 0)
+        let denseSteps = (details[0]["layers"] as? [String: Any])?["steps"] as? [[String: Any]] ?? []
+        #expect(denseSteps.first { $0["node"] as? String == "fc1" }?["kernel"] as? String == "dense-gemv")
+
+        let text = try run(args)
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("sparse  median ms"))
+        #expect(text.stdout.contains("batch 3, 1 thread, sparse sparse"))
+        #expect(text.stdout.contains("sparse-csr-gemm"))
+        #expect(try run(["bench", m, "--sparse", "fast"]).status != 0)
+        #expect(try run(["bench", m, "--train", "--layers"]).status != 0)
+        #expect(try run(["bench", m, "--magnitude-zero", "pool1=0.5"]).status != 0)
+    }
 }

@@ -89,6 +89,8 @@ struct BlockedConvKernel: Kernel {
             : shape(h: inputShapes[0][2], w: inputShapes[0][3], oh: outputShape[2], ow: outputShape[3]).paddedInputCount
     }
 
+    func label(inputShapes: [[Int]], outputShape: [Int]) -> String { "dense-blocked" }
+
     /// Images go to workers when there are at least as many as workers; otherwise
     /// each image's output blocks (or, with fewer than two block pairs per worker, pixels) are split.
     func run(_ b: StepBinding, _ context: KernelContext) {

@@ -18,6 +18,8 @@ struct PlannedStep {
     var kernel: any Kernel
     var inputs: [Int]
     var output: Int
+    /// Non-zero weights over all weights, for conv and linear layers.
+    var weightDensity: Double? = nil
 }
 
 /// The batch-independent part of a session's plan: the graph after BatchNorm
@@ -39,13 +41,21 @@ struct ExecutionPlan {
     let fusedActivations: [String]
     /// Add nodes fused into a convolution's epilogue as a residual.
     let fusedResidualAdds: [String]
+    /// The kernel chosen for each conv and linear layer, in plan order.
+    let layerKernels: [LayerKernelChoice]
     /// Images never interact, so a batch may run image by image (`ImageWisePlan`).
     private(set) var isImageWise = false
 
-    /// - Parameter blockedKernels: plan dense convolutions as NCHW8c direct
-    ///   kernels (and pools, ReLUs and Adds on their outputs in that layout);
-    ///   only honoured when the CPU supports them. Otherwise everything is plain NCHW.
-    init(graph original: Graph, blockedKernels: Bool = true) throws {
+    /// - Parameters:
+    ///   - blockedKernels: plan dense convolutions as NCHW8c direct kernels
+    ///     (and pools, ReLUs and Adds on their outputs in that layout), and
+    ///     sparse kernels with AVX2; only honoured when the CPU supports them.
+    ///     Otherwise everything is plain NCHW and plain Swift or BLAS.
+    ///   - sparseKernels: which conv and linear layers run sparse kernels
+    ///     (`SparseKernelSelector`); `threads` is what timed choices may use.
+    ///   - sparseNodes: with `.sparse`, only these layers go sparse.
+    init(graph original: Graph, blockedKernels: Bool = true, sparseKernels: SparseKernelPolicy = .auto,
+         threads: Int = 1, sparseNodes: Set<String>? = nil) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
         var rewritten = fused.removingUnusedNodes()
@@ -63,7 +73,8 @@ struct ExecutionPlan {
         foldedBatchNorms = foldedNames
         fusedActivations = fusedNames + moreActivations
         fusedResidualAdds = addNames
-        var builder = ValueTable(graph: graph, shapes: shapes, blocked: blocked, residuals: residuals)
+        let selector = SparseKernelSelector(policy: sparseKernels, threads: threads, onlyNodes: sparseNodes)
+        var builder = ValueTable(graph: graph, shapes: shapes, blocked: blocked, residuals: residuals, selector: selector)
         for input in graph.inputs { _ = builder.add(input.name, .graphInput) }
         for node in graph.nodes {
             try builder.add(node, activation: allActivations[node.name] ?? .none)
@@ -73,6 +84,7 @@ struct ExecutionPlan {
         (valueNames, shapeNames, layouts, sources, constants) =
             (builder.names, builder.shapeNames, builder.layouts, builder.sources, builder.constants)
         steps = builder.steps
+        layerKernels = builder.layerKernels
         isImageWise = computesIsImageWise()
     }
 
@@ -92,6 +104,7 @@ private struct ValueTable {
     let blocked: Bool
     /// Conv node name -> the value its epilogue adds.
     let residuals: [String: String]
+    let selector: SparseKernelSelector
     var ids: [String: Int] = [:]
     var names: [String] = []
     var shapeNames: [String] = []
@@ -101,9 +114,10 @@ private struct ValueTable {
     var steps: [PlannedStep] = []
     /// Value id -> id of its copy in the other layout.
     var copies: [Int: Int] = [:]
+    var layerKernels: [LayerKernelChoice] = []
 
-    init(graph: Graph, shapes: [String: [Int]], blocked: Bool, residuals: [String: String]) {
-        (self.graph, self.shapes, self.blocked, self.residuals) = (graph, shapes, blocked, residuals)
+    init(graph: Graph, shapes: [String: [Int]], blocked: Bool, residuals: [String: String], selector: SparseKernelSelector) {
+        (self.graph, self.shapes, self.blocked, self.residuals, self.selector) = (graph, shapes, blocked, residuals, selector)
     }
 
     mutating func add(_ name: String, _ source: ValueSource, layout: ValueLayout = .plain) -> Int {
@@ -158,11 +172,18 @@ private struct ValueTable {
             && graph.initializers[node.inputs[1]].map({ BlockedConvKernel.supports(a, weightShape: $0.shape) }) == true:
             let parameters = try constantParameters(of: node)
             let input = id(of: x)
-            var inputs = [input]
-            if let residual = residuals[node.name] { inputs.append(blockedValue(id(of: residual))) }
+            let residual = residuals[node.name]
             let kernel = BlockedConvKernel(attributes: a, weight: parameters[0]!, bias: parameters[1], activation: activation,
-                                           inputBlocked: layouts[input] == .blocked, hasResidual: inputs.count == 2)
-            append(node, kernel, inputs, .blocked)
+                                           inputBlocked: layouts[input] == .blocked, hasResidual: residual != nil)
+            let density = parameters[0]!.density
+            if let sparse = sparseReplacement(node, dense: kernel, parameters, density: density, activation: activation) {
+                append(node, sparse, ([x] + (residual.map { [$0] } ?? [])).map { plain(id(of: $0)) }, .plain,
+                       density: density)
+                return
+            }
+            var inputs = [input]
+            if let residual { inputs.append(blockedValue(id(of: residual))) }
+            append(node, kernel, inputs, .blocked, density: density)
         case .maxPool(let p) where isBlocked(x):
             append(node, BlockedPoolKernel(pool: p, reduction: .max), [id(of: x)], .blocked)
         case .avgPool(let p, let countIncludePad) where isBlocked(x):
@@ -177,15 +198,57 @@ private struct ValueTable {
             let inputs = node.inputs.map { blockedValue(id(of: $0)) }
             append(node, BlockedAddKernel(), inputs, .blocked)
         default:
-            let kernel = try makeKernel(node, activation: activation)
+            var kernel = try makeKernel(node, activation: activation)
+            var density: Double?
+            switch node.op {
+            case .conv2d, .linear:
+                let parameters = try constantParameters(of: node)
+                let weightDensity = parameters[0]!.density
+                density = weightDensity
+                if let sparse = sparseReplacement(node, dense: kernel, parameters, density: weightDensity,
+                                                  activation: activation) {
+                    kernel = sparse
+                }
+            default: break
+            }
             let dataInputs = node.op.readsWeights ? [x] : node.inputs
-            append(node, kernel, dataInputs.map { plain(id(of: $0)) }, .plain)
+            append(node, kernel, dataInputs.map { plain(id(of: $0)) }, .plain, density: density)
         }
     }
 
-    private mutating func append(_ node: Node, _ kernel: any Kernel, _ inputs: [Int], _ layout: ValueLayout) {
+    private mutating func append(_ node: Node, _ kernel: any Kernel, _ inputs: [Int], _ layout: ValueLayout,
+                                 density: Double? = nil) {
         let output = add(node.output, .computed, layout: layout)
-        steps.append(PlannedStep(node: node.name, kernel: kernel, inputs: inputs, output: output))
+        steps.append(PlannedStep(node: node.name, kernel: kernel, inputs: inputs, output: output, weightDensity: density))
+    }
+
+    /// The sparse kernel to run conv or linear `node` instead of `dense`, if the
+    /// selector prefers it, with the choice recorded either way. A sparse kernel
+    /// reads and writes plain values (and the residual a blocked conv would have added).
+    private mutating func sparseReplacement(_ node: Node, dense: any Kernel, _ parameters: [Tensor?], density: Double,
+                                            activation: FusedActivation) -> (any Kernel)? {
+        let weight = parameters[0]!
+        let inputShapes = [shapes[node.inputs[0]]!] + (residuals[node.name].map { [shapes[$0]!] } ?? [])
+        let outputShape = shapes[node.output]!
+        var choice = LayerKernelChoice(node: node.name, op: node.op.kind, sparse: false,
+                                       kernel: dense.label(inputShapes: inputShapes, outputShape: outputShape),
+                                       weightDensity: density)
+        defer { layerKernels.append(choice) }
+        guard selector.considers(node.name, density: density) else { return nil }
+        let sparse: any Kernel
+        switch node.op {
+        case .conv2d(let a):
+            sparse = SparseConvKernel(attributes: a, weight: weight, bias: parameters[1], activation: activation,
+                                      hasResidual: residuals[node.name] != nil, vectorized: blocked)
+        default:
+            sparse = SparseLinearKernel(weight: weight, bias: parameters[1], activation: activation, vectorized: blocked)
+        }
+        let decision = selector.choose(dense: dense, sparse: sparse, inputShapes: inputShapes, outputShape: outputShape)
+        (choice.denseMicroseconds, choice.sparseMicroseconds) = (decision.denseMicroseconds, decision.sparseMicroseconds)
+        guard decision.sparse else { return nil }
+        choice.sparse = true
+        choice.kernel = sparse.label(inputShapes: inputShapes, outputShape: outputShape)
+        return sparse
     }
 
     private func makeKernel(_ node: Node, activation: FusedActivation) throws(RuntimeError) -> any Kernel {

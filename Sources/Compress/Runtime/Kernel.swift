@@ -32,10 +32,24 @@ protocol Kernel {
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int
     /// Computes the output from the inputs; never writes an input.
     func run(_ binding: StepBinding, _ context: KernelContext)
+    /// What runs for these shapes, for reports: "dense-gemv", "sparse-csr-gemm", "blocked-pool", ...
+    func label(inputShapes: [[Int]], outputShape: [Int]) -> String
 }
 
 extension Kernel {
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int { 0 }
+
+    /// The type's name without "Kernel", in lower case with dashes: `BlockedPoolKernel` is "blocked-pool".
+    func label(inputShapes: [[Int]], outputShape: [Int]) -> String {
+        var name = String(describing: Self.self)
+        if name.hasSuffix("Kernel") { name.removeLast("Kernel".count) }
+        var words = ""
+        for ch in name {
+            if ch.isUppercase && !words.isEmpty { words.append("-") }
+            words.append(Character(ch.lowercased()))
+        }
+        return words
+    }
 }
 
 /// An activation fused into a convolution's or linear layer's epilogue.

@@ -14,6 +14,30 @@ public struct LatencyMeasurement: Sendable, Equatable, Codable {
     public var imagesPerSecond: Double
 }
 
+/// One planned step timed on its own (`LatencyBenchmark.measureSteps`).
+public struct StepTiming: Sendable, Equatable, Codable {
+    /// The node, or a layout conversion named after the value it converts ("x#nchw8c").
+    public var node: String
+    /// What ran: "dense-blocked", "dense-gemv", "sparse-csr-gemm", "pool", "reorder", ...
+    public var kernel: String
+    /// Non-zero weights over all weights, for conv and linear layers.
+    public var weightDensity: Double?
+    /// Median milliseconds of the step per batch.
+    public var medianMs: Double
+    /// Fastest run, in milliseconds per batch (steadier than the median on a busy machine).
+    public var minMs: Double
+}
+
+/// Every planned step's latency at one batch size and thread count.
+public struct StepProfile: Sendable, Equatable, Codable {
+    public var batch: Int
+    public var threads: Int
+    /// "layer-wise" (each step over the whole batch) or "image-wise" (each worker
+    /// runs its images through all steps; a step's time is one image's times the images per worker).
+    public var execution: String
+    public var steps: [StepTiming]
+}
+
 /// Measures inference latency the same way everywhere (`bench`, reports,
 /// latency-targeted passes): warm-up runs, then timed runs until both a minimum
 /// count and a minimum time are reached, reporting median, p90 and spread.
@@ -29,11 +53,26 @@ public struct LatencyBenchmark: Sendable {
     }
 
     /// Times `model` on a seeded random batch of `batch` images with `threads` threads.
-    public func measure(_ model: Model, batch: Int, threads: Int, seed: UInt64 = 0) throws -> LatencyMeasurement {
-        let session = try Session(model: model, threads: threads)
+    public func measure(_ model: Model, batch: Int, threads: Int, seed: UInt64 = 0,
+                        sparseKernels: SparseKernelPolicy = .auto) throws -> LatencyMeasurement {
+        try measure(Session(model: model, threads: threads, sparseKernels: sparseKernels), batch: batch, seed: seed)
+    }
+
+    /// Times `session` on a seeded random batch of `batch` images.
+    public func measure(_ session: Session, batch: Int, seed: UInt64 = 0) throws -> LatencyMeasurement {
+        let input = Self.input(session.model, batch: batch, seed: seed)
+        return try time(batch: batch, threads: session.threads) { _ = try session.run(input) }
+    }
+
+    /// Times every planned step of `session` on its own at `batch` (`Session.profileSteps`),
+    /// each the way `time` times a whole run.
+    public func measureSteps(_ session: Session, batch: Int, seed: UInt64 = 0) throws -> StepProfile {
+        try session.profileSteps(Self.input(session.model, batch: batch, seed: seed), benchmark: self)
+    }
+
+    private static func input(_ model: Model, batch: Int, seed: UInt64) -> Tensor {
         var rng = SeededGenerator(seed: seed)
-        let input = rng.uniformTensor([batch] + model.inputShape, in: 0...1)
-        return try time(batch: batch, threads: threads) { _ = try session.run(input) }
+        return rng.uniformTensor([batch] + model.inputShape, in: 0...1)
     }
 
     /// Times `run` (one batch of `batch` images): warm-up, then timed runs until

@@ -16,6 +16,8 @@ struct LinearKernel: Kernel {
         self.activation = activation
     }
 
+    func label(inputShapes: [[Int]], outputShape: [Int]) -> String { inputShapes[0][0] == 1 ? "dense-gemv" : "dense-gemm" }
+
     /// Workers take blocks of rows (a batch) or of output features (one row).
     func run(_ b: StepBinding, _ context: KernelContext) {
         let rows = b.inputShapes[0][0]

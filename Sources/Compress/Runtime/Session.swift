@@ -26,6 +26,11 @@ import CBLAS
 /// spinning workers made the runtime's own parallel loops 3x slower.
 /// Work below about 200k multiply-adds per step stays on the calling thread.
 /// A session is not safe to use from several threads at once.
+///
+/// Pruned layers: a conv or linear layer whose weights are mostly zero can run
+/// a sparse kernel (`SparseLinearKernel`, `SparseConvKernel`) instead; with the
+/// default `SparseKernelPolicy.auto` the plan times both on the layer's batch-1
+/// shapes and keeps the faster. `layerKernels` says what each layer runs.
 public final class Session {
     /// The model as given (before folding and fusion).
     public let model: Model
@@ -38,29 +43,34 @@ public final class Session {
     /// Per-channel `x * scale + shift` equal to the model's normalization.
     private let inputAffine: (scale: [Float], shift: [Float])?
 
-    /// Plans `model` for inference with `threads` threads.
+    /// Plans `model` for inference with `threads` threads; `sparseKernels`
+    /// says which conv and linear layers run sparse kernels.
     ///
     /// - Throws: `GraphError` when the graph is invalid, `RuntimeError` when a
     ///   conv, linear or BatchNorm parameter is not an initializer or the
     ///   normalization does not match the input's channels.
-    public convenience init(model: Model, threads: Int = 1) throws {
-        try self.init(model: model, threads: threads, blockedKernels: true, imageWise: true)
+    public convenience init(model: Model, threads: Int = 1, sparseKernels: SparseKernelPolicy = .auto) throws {
+        try self.init(model: model, threads: threads, blockedKernels: true, imageWise: true, sparseKernels: sparseKernels)
     }
 
     /// `blockedKernels: false` keeps every feature map in plain NCHW (im2col +
-    /// GEMM convolutions), as on a CPU without AVX2 and FMA.
-    /// `imageWise: false` runs every batch layer by layer over all images.
-    init(model: Model, threads: Int, blockedKernels: Bool, imageWise: Bool = true) throws {
+    /// GEMM convolutions) and runs sparse kernels in plain Swift, as on a CPU
+    /// without AVX2 and FMA. `imageWise: false` runs every batch layer by layer over all images.
+    /// `sparseNodes` limits `.sparse` to these layers.
+    init(model: Model, threads: Int, blockedKernels: Bool, imageWise: Bool = true,
+         sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil) throws {
         self.model = model
         self.threads = max(1, threads)
-        plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels)
+        // Before planning: `.auto` times BLAS-backed kernels.
+        openblas_set_num_threads(1)
+        plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels, sparseKernels: sparseKernels,
+                                 threads: self.threads, sparseNodes: sparseNodes)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
             inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
         } else {
             inputAffine = nil
         }
-        openblas_set_num_threads(1)
     }
 
     /// Names of the BatchNorm nodes folded into the layer before them.
@@ -71,6 +81,10 @@ public final class Session {
 
     /// Names of the Add nodes fused into a convolution as its residual.
     public var fusedResidualAdds: [String] { plan.fusedResidualAdds }
+
+    /// The kernel each conv and linear layer runs (dense or sparse), its weight
+    /// density and, for choices timed by `.auto`, both candidates' times.
+    public var layerKernels: [LayerKernelChoice] { plan.layerKernels }
 
     /// Classifies a batch of images.
     ///
@@ -99,6 +113,35 @@ public final class Session {
         var outputs: [String: Tensor] = [:]
         for (id, name) in zip(plan.outputIDs, plan.graph.outputs) { outputs[name] = tensor(id, in: batchPlan) }
         return outputs
+    }
+
+    /// Times each planned step on its own at `input`'s batch size, after one
+    /// full run on `input` has filled every value. A batch that runs image by
+    /// image is timed on one worker's single-image steps, scaled to the images
+    /// each worker runs.
+    public func profileSteps(_ input: Tensor, benchmark: LatencyBenchmark) throws -> StepProfile {
+        _ = try run(input)
+        let batch = input.shape[0]
+        let prepared = try plan(for: batch)
+        let (batchPlan, threads, scale, execution): (BatchPlan, Int, Double, String)
+        switch prepared {
+        case .layerWise(let p): (batchPlan, threads, scale, execution) = (p, self.threads, 1, "layer-wise")
+        case .imageWise(let p):
+            let perWorker = (batch + p.workers.count - 1) / p.workers.count
+            (batchPlan, threads, scale, execution) = (p.workers[0], 1, Double(perWorker), "image-wise")
+        }
+        let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
+                                    threads: threads)
+        var steps: [StepTiming] = []
+        for (step, binding) in zip(plan.steps, batchPlan.bindings) {
+            if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+            let time = try benchmark.time(batch: batch, threads: self.threads) { step.kernel.run(binding, context) }
+            steps.append(StepTiming(node: step.node,
+                                    kernel: step.kernel.label(inputShapes: binding.inputShapes, outputShape: binding.outputShape),
+                                    weightDensity: step.weightDensity, medianMs: time.medianMs * scale,
+                                    minMs: time.minMs * scale))
+        }
+        return StepProfile(batch: batch, threads: self.threads, execution: execution, steps: steps)
     }
 
     private func plan(for batch: Int) throws -> PreparedBatch {

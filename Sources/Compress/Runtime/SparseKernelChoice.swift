@@ -1,0 +1,110 @@
+import Dispatch
+
+/// Which kernels run the conv and linear layers of a pruned model.
+public enum SparseKernelPolicy: String, Sendable, CaseIterable, Codable {
+    /// For each layer whose weight density is at most `SparseKernelSelector.densityLimit`,
+    /// time the dense and the sparse kernel on the layer's batch-1 shapes and keep
+    /// the faster. Denser layers (every layer of an unpruned model) stay dense
+    /// without being timed.
+    case auto
+    /// Dense kernels for every layer.
+    case dense
+    /// Sparse kernels for every conv and linear layer, whatever its density.
+    case sparse
+}
+
+/// The kernel a plan chose for one conv or linear layer, and why.
+public struct LayerKernelChoice: Sendable, Equatable, Codable {
+    /// The node name.
+    public var node: String
+    /// "Conv2d" or "Linear".
+    public var op: String
+    /// Whether the layer runs a sparse kernel.
+    public var sparse: Bool
+    /// The kernel at batch 1: "dense-blocked", "dense-gemv", "sparse-sliced-gemv", "sparse-csr-gemm", ...
+    public var kernel: String
+    /// Non-zero weights over all weights (the bias not counted).
+    public var weightDensity: Double
+    /// With `.auto`, the fastest of a few batch-1 runs of each candidate, in microseconds.
+    public var denseMicroseconds: Double?
+    public var sparseMicroseconds: Double?
+}
+
+/// Decides, per conv or linear layer, between its dense and its sparse kernel:
+/// the plan asks `considers(density:)` first, so dense layers cost nothing,
+/// then `choose` for the candidates.
+struct SparseKernelSelector {
+    /// Above this weight density `.auto` does not try the sparse kernel: a
+    /// sparse product does several times the work per multiply-add of a dense one.
+    static let densityLimit = 0.5
+
+    let policy: SparseKernelPolicy
+    /// Threads the timed runs may use (the session's).
+    let threads: Int
+    /// With `.sparse`, only these layers go sparse (tests mixing dense and sparse layers).
+    var onlyNodes: Set<String>? = nil
+
+    func considers(_ node: String, density: Double) -> Bool {
+        switch policy {
+        case .dense: false
+        case .sparse: onlyNodes?.contains(node) ?? true
+        case .auto: density <= Self.densityLimit
+        }
+    }
+
+    /// Whether `sparse` should replace `dense` (both computing one step with these
+    /// batch-1 shapes), and the times measured: with `.auto`, the fastest of up
+    /// to 7 runs after 2 warm-up runs each, on seeded data.
+    func choose(dense: any Kernel, sparse: any Kernel, inputShapes: [[Int]], outputShape: [Int])
+        -> (sparse: Bool, denseMicroseconds: Double?, sparseMicroseconds: Double?) {
+        guard policy == .auto else { return (policy == .sparse, nil, nil) }
+        let bench = StepBench(inputShapes: inputShapes, outputShape: outputShape, threads: threads)
+        let denseTime = bench.fastestRun(dense), sparseTime = bench.fastestRun(sparse)
+        return (sparseTime < denseTime, denseTime * 1e6, sparseTime * 1e6)
+    }
+}
+
+/// Buffers for running one step's kernel on its own, filled with seeded values.
+private struct StepBench {
+    let inputShapes: [[Int]]
+    let outputShape: [Int]
+    let threads: Int
+
+    /// The fastest of up to 7 timed runs (fewer once they add up to 20 ms), in seconds.
+    func fastestRun(_ kernel: any Kernel) -> Double {
+        // Room for either layout: a blocked value pads its channels to whole blocks.
+        func storage(_ shape: [Int]) -> Int {
+            max(shape.elementCount, shape.count == 4 ? ValueLayout.blocked.storageCount(shape) : 0)
+        }
+        var rng = SeededGenerator(seed: 1)
+        let inputs = inputShapes.map { shape in
+            let buffer = FloatBuffer(count: storage(shape))
+            for i in 0..<buffer.count { buffer.pointer[i] = Float.random(in: -1...1, using: &rng) }
+            return buffer
+        }
+        let output = FloatBuffer(count: storage(outputShape))
+        let perWorker = kernel.scratchCount(inputShapes: inputShapes, outputShape: outputShape)
+        let scratch = FloatBuffer(count: perWorker * threads)
+        let binding = StepBinding(inputs: inputs.map(\.pointer), inputShapes: inputShapes, output: output.pointer,
+                                  outputShape: outputShape)
+        let context = KernelContext(scratch: scratch.pointer, scratchPerWorker: perWorker, threads: threads)
+        for _ in 0..<2 { kernel.run(binding, context) }
+        var (fastest, total) = (Double.infinity, 0.0)
+        for _ in 0..<7 where total < 0.02 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            kernel.run(binding, context)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            (fastest, total) = (min(fastest, seconds), total + seconds)
+        }
+        return withExtendedLifetime((inputs, output, scratch)) { fastest }
+    }
+}
+
+extension Tensor {
+    /// Non-zero elements over all elements (1 for an empty tensor).
+    var density: Double {
+        let values = floats
+        guard !values.isEmpty else { return 1 }
+        return Double(values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }) / Double(values.count)
+    }
+}
