@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Compress
+import Prune
 
 /// End-to-end tests of `compressor run` on a tiny model and dataset.
 @Suite struct RunCLITests {
@@ -161,7 +162,7 @@ import Testing
                 try ModelFile.write(arch.build(seed: 0), to: standIn)
                 overrides.model = standIn
             }
-            let plan = try Pipeline.plan(file: path, overrides: overrides, registry: PassRegistry(PassRegistry.corePasses))
+            let plan = try Pipeline.plan(file: path, overrides: overrides, registry: PassRegistry(PassRegistry.corePasses + PruneLibrary.passes))
             #expect(!plan.steps.isEmpty)
             #expect(plan.output.hasPrefix(root.path + "/out/"))
         }
