@@ -66,7 +66,7 @@ struct SensitivityCommand: ParsableCommand {
         do {
             report = try SensitivityAnalysis.run(model: m, modelName: (model as NSString).lastPathComponent, layers: chosen,
                                                  sparsities: values, images: images,
-                                                 description: "validation split, \(images.count) images",
+                                                 description: "validation split (\(images.count) images)",
                                                  threads: threads, progress: TerminalProgress(), cancellation: cancellation)
         } catch is PassCancelled {
             throw CLIError("interrupted: nothing was written")

@@ -52,7 +52,7 @@ import Prune
         let report = try SensitivityReport.read(path: dir + "/sens/sensitivity.json")
         #expect(report.layers.map(\.layer) == ["fc1", "fc2", "fc3"])
         #expect(report.sparsities == [0, 0.5, 0.9])
-        #expect(report.measuredOn == "validation split, 32 images")
+        #expect(report.measuredOn == "validation split (32 images)")
         let html = try String(contentsOfFile: dir + "/sens/sensitivity.html", encoding: .utf8)
         #expect(html.contains("<svg") && html.contains("fc2"))
         let p = try runs.run(["prune", "model.bin", "-o", "p.bin", "--sensitivity", "sens/sensitivity.json",
