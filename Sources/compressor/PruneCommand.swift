@@ -17,11 +17,14 @@ struct PruneCommand: ParsableCommand {
         Adds, Concat, Flatten and depthwise convs handled), giving a smaller dense model \
         that is faster in any runtime.
 
-        Examples:
-          compressor prune models/lenet300.bin -o pruned.bin --sparsity 0.92 --scope global \\
-              --schedule iterative --steps 4 --finetune-epochs 2
-          compressor prune models/vgg-small.bin -o slim.bin --granularity channel \\
-              --criterion l1 --target-macs 0.5 --round-to 8 --finetune-epochs 8
+        Examples (the recipes measured in docs/pruning.md):
+          compressor prune models/lenet300.bin -o sparse.bin \\
+              --sparsity 0.92 --scope global --schedule agp --steps 6 \\
+              --finetune-epochs 3 --finetune-lr 0.1
+          compressor prune models/vgg-small.bin -o slim.bin \\
+              --granularity channel --target-macs 0.4 --round-to 8 \\
+              --finetune-epochs 10 --finetune-lr 0.02 \\
+              --finetune-settings crop-padding=2,flip=true
         """)
 
     @OptionGroup var io: PassIOOptions
