@@ -9,10 +9,10 @@ import Testing
         .deletingLastPathComponent()
     static let dataInstalled = FileManager.default.fileExists(atPath: DatasetLoader.defaultDirectory)
 
-    /// Small enough to evaluate on all 10,000 test images in a debug build.
-    static let quickModels = ["lenet300", "lenet5"]
+    /// Every shipped model; each evaluates all 10,000 test images in a few seconds, debug build included.
+    static let models = ["lenet300", "lenet5", "vgg-small", "resnet20"]
 
-    @Test(.enabled(if: dataInstalled), arguments: quickModels)
+    @Test(.enabled(if: dataInstalled), arguments: models)
     func evalReproducesStatedAccuracy(_ name: String) throws {
         let path = Self.root.appendingPathComponent("models/\(name).bin").path
         let model = try ModelFile.read(path: path)
