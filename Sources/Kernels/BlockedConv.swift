@@ -114,16 +114,6 @@ public func blockedConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, 
     }
 }
 
-@inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
 /// Offset in the padded input of the window of output pixel `q`.
 @inline(__always)
 private func windowOffset(_ q: Int, _ s: BlockedConvShape, cs: Int) -> Int {

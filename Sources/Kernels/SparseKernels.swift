@@ -17,16 +17,6 @@
 // the sparse format in the Compress target.
 
 @inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
-@inline(__always)
 private func clamped(_ v: SIMD8<Float>, _ clamp: BlockedClamp) -> SIMD8<Float> {
     var v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
     v = v.replacing(with: clamp.upper, where: v .> clamp.upper)

@@ -10,7 +10,7 @@ extension PrunePass {
         var current = model
         var changes: [String] = []
         var validation: Double?
-        var removedFraction = 0.0  // of the input's channels (ratio amounts) or MACs (MAC target), reached so far
+        let criterion = try importanceCriterion(context: context)
         for step in 1...steps {
             try context.checkCancellation()
             let groups = try channelDependencyGroups(in: current.graph).filter { g in
@@ -19,12 +19,9 @@ extension PrunePass {
             guard !groups.isEmpty else {
                 throw ParameterError(pass: Self.name, problems: ["no prunable channel group lies entirely in the selected layers"])
             }
-            let criterion = try importanceCriterion(context: context)
             let importance = try channelImportance(of: groups, in: current, criterion: criterion, threads: context.threads)
-            let reach = stepFraction(step)
-            let amount = try channelAmount(groups: groups, stepRatio: 1 - (1 - reach) / (1 - removedFraction),
-                                           model: current, importance: importance, context: context, changes: &changes)
-            removedFraction = reach
+            let amount = try channelAmount(groups: groups, step: step, model: current, importance: importance,
+                                           context: context, changes: &changes)
             let removal = try selectChannelsToRemove(in: current.graph, groups: groups, importance: importance,
                                                      amount: amount, channelMultiple: roundTo > 1 ? roundTo : nil)
             let result = try applyChannelPruning(current, removing: removal)
@@ -45,15 +42,12 @@ extension PrunePass {
         return PassOutcome(model: current, changes: changes, metrics: metrics)
     }
 
-    /// The fraction of the final amount reached after `step` (1 for one-shot).
-    func stepFraction(_ step: Int) -> Double {
-        let target: Double
-        switch amount {
-        case .sparsity(let s): target = s
-        case .targetMACs(let r), .targetLatency(let r): target = 1 - r
-        default: target = 1 - 1e-9  // per-layer ratios: ramped per layer below
-        }
-        return schedule.sparsity(afterStep: step, of: steps, start: 0, target: target)
+    /// The fraction of what is left that step `step` removes, so that the
+    /// steps compound to the schedule's point on the way to removing `target`
+    /// of the input's channels (or MACs).
+    func stepRatio(_ step: Int, target: Double) -> Double {
+        func reached(_ k: Int) -> Double { k == 0 ? 0 : schedule.sparsity(afterStep: k, of: steps, start: 0, target: target) }
+        return 1 - (1 - reached(step)) / (1 - reached(step - 1))
     }
 
     /// The criterion with its calibration images (the first validation images) when it needs data.
@@ -72,15 +66,15 @@ extension PrunePass {
         }
     }
 
-    /// This step's amount for the structured selection. `stepRatio` is the
-    /// fraction of what is left that this step removes.
-    func channelAmount(groups: [ChannelGroup], stepRatio: Double, model: Model, importance: [Int: [Float]],
+    /// Step `step`'s amount for the structured selection.
+    func channelAmount(groups: [ChannelGroup], step: Int, model: Model, importance: [Int: [Float]],
                        context: PassContext, changes: inout [String]) throws -> ChannelPruningAmount {
         let layers = groups.flatMap(\.sourceLayers)
         switch amount {
-        case .sparsity:
-            return scope == .global ? .global(ratio: stepRatio)
-                : .perLayer(Dictionary(uniqueKeysWithValues: layers.map { ($0, stepRatio) }))
+        case .sparsity(let s):
+            let ratio = stepRatio(step, target: s)
+            return scope == .global ? .global(ratio: ratio)
+                : .perLayer(Dictionary(uniqueKeysWithValues: layers.map { ($0, ratio) }))
         case .layerSparsity(let entries):
             var ratios: [String: Double] = [:]
             for group in groups {
@@ -91,8 +85,8 @@ extension PrunePass {
                 for layer in group.sourceLayers { ratios[layer] = perStep }
             }
             return .perLayer(ratios)
-        case .targetMACs:
-            return .targetMACs(1 - stepRatio)
+        case .targetMACs(let r):
+            return .targetMACs(1 - stepRatio(step, target: 1 - r))
         case .targetLatency(let r):
             return .targetMACs(try macFractionMeeting(latency: r, model: model, groups: groups, importance: importance,
                                                       context: context, changes: &changes))

@@ -39,13 +39,7 @@ public struct LayerSelection: Sendable, Equatable {
     /// error naming every pattern that matches no such layer (a typo would
     /// otherwise silently prune nothing).
     public func layers(in graph: Graph, pass: String) throws(ParameterError) -> [PrunableLayer] {
-        let all = graph.nodes.compactMap { node -> PrunableLayer? in
-            switch node.op {
-            case .conv2d: PrunableLayer(node: node.name, weight: node.inputs[1], isConv: true)
-            case .linear: PrunableLayer(node: node.name, weight: node.inputs[1], isConv: false)
-            default: nil
-            }
-        }.filter { graph.initializers[$0.weight] != nil }
+        let all = prunableLayers(in: graph)
         let unmatched = (include + exclude).filter { p in !all.contains { globMatches(p, $0.node) } }
         guard unmatched.isEmpty else {
             throw ParameterError(pass: pass, problems: unmatched.map {
@@ -56,6 +50,17 @@ public struct LayerSelection: Sendable, Equatable {
         guard !chosen.isEmpty else { throw ParameterError(pass: pass, problems: ["no conv or linear layer is selected"]) }
         return chosen
     }
+}
+
+/// Every conv and linear layer of `graph` whose weight is an initializer, in node order.
+func prunableLayers(in graph: Graph) -> [PrunableLayer] {
+    graph.nodes.compactMap { node -> PrunableLayer? in
+        switch node.op {
+        case .conv2d: PrunableLayer(node: node.name, weight: node.inputs[1], isConv: true)
+        case .linear: PrunableLayer(node: node.name, weight: node.inputs[1], isConv: false)
+        default: nil
+        }
+    }.filter { graph.initializers[$0.weight] != nil }
 }
 
 /// Shell-style matching of `name` against `pattern` (`*` and `?` only).

@@ -79,7 +79,7 @@ extension PrunePass {
         case .sparsity(let s):
             return .perLayer(Dictionary(uniqueKeysWithValues: layers.map { ($0.node, ramp(s, from: layerStart($0.node))) }))
         case .perLayer(let byLayer):
-            return .perLayer(byLayer.mapValues { $0 }.reduce(into: [:]) { $0[$1.key] = ramp($1.value, from: layerStart($1.key)) })
+            return .perLayer(Dictionary(uniqueKeysWithValues: byLayer.map { ($0.key, ramp($0.value, from: layerStart($0.key))) }))
         case .thresholds(let byLayer):
             return .thresholds(byLayer.mapValues { Float(schedule.thresholdMultiple(afterStep: step, of: steps, target: Double($0))) })
         case .thresholdStd:
@@ -91,9 +91,8 @@ extension PrunePass {
 /// Counts of non-zero conv and linear weights and the file size, before and after.
 func sparsityMetrics(before: Model, after: Model) throws -> [String: Double] {
     func weights(_ g: Graph) -> (total: Int, nonZero: Int) {
-        g.nodes.reduce(into: (0, 0)) { acc, node in
-            guard node.op == .linear || { if case .conv2d = node.op { true } else { false } }(),
-                  let w = g.initializers[node.inputs[1]] else { return }
+        prunableLayers(in: g).reduce(into: (0, 0)) { acc, layer in
+            let w = g.initializers[layer.weight]!
             acc.0 += w.count
             acc.1 += w.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
         }
