@@ -53,11 +53,6 @@ public struct PrunePass: Pass {
         ParameterSpec("schedule", .choice(PruningSchedule.allCases.map(\.rawValue)), default: .string("one-shot"),
                       help: "one-shot; iterative (prune + fine-tune rounds, Han et al.); agp (cubic sparsity ramp, Zhu & Gupta 2017)."),
         .optional("steps", .int, help: "Pruning steps (default: 1 for one-shot, 4 for iterative, 8 for agp)."),
-        .optional("finetune-epochs", .int,
-                  help: "Fine-tuning epochs after each step, pruned weights held at zero (default: 0 for one-shot, 1 otherwise)."),
-        .optional("finetune-lr", .double, help: "Learning rate of the fine-tuning (default: the fine-tune default, 0.01)."),
-        ParameterSpec("finetune-settings", .string, default: .string(""),
-                      help: "More fine-tuning settings as NAME=VALUE pairs with `compressor finetune`'s option names, e.g. 'crop-padding=2,flip=true,weight-decay=0.0001'."),
         ParameterSpec("layers", .string, default: .string(""),
                       help: "Comma-separated node-name patterns of the conv/linear layers to prune (default: all)."),
         ParameterSpec("exclude", .string, default: .string(""),
@@ -66,7 +61,8 @@ public struct PrunePass: Pass {
                       help: "Channel granularity: keep a multiple of this many channels per group (8 suits the blocked kernels)."),
         ParameterSpec("calibration-images", .int, default: .int(512),
                       help: "Validation images the data-driven criteria (taylor, apoz) look at."),
-    ]
+    ] + FineTuneParameters.specs(epochsHelp:
+        "Fine-tuning epochs after each step, pruned weights held at zero (default: 0 for one-shot, 1 otherwise).")
 
     public let granularity: PruningGranularity
     public let criterion: PruningCriterion
@@ -89,10 +85,9 @@ public struct PrunePass: Pass {
         scope = PruningScope(rawValue: p.string("scope"))!
         schedule = PruningSchedule(rawValue: p.string("schedule"))!
         steps = p.optionalInt("steps") ?? schedule.defaultSteps
-        fineTuneEpochs = p.optionalInt("finetune-epochs") ?? (schedule == .oneShot ? 0 : 1)
-        var overrides = Self.parseSettings(p.string("finetune-settings"), problems: &problems)
-        if let lr = p.optionalDouble("finetune-lr") { overrides["lr"] = String(lr) }
-        fineTuneOverrides = overrides
+        let fineTune = FineTuneParameters.request(p)
+        fineTuneEpochs = fineTune.epochs ?? (schedule == .oneShot ? 0 : 1)
+        fineTuneOverrides = fineTune.overrides
         selection = LayerSelection(include: p.string("layers"), exclude: p.string("exclude"))
         roundTo = p.int("round-to")
         calibrationImages = p.int("calibration-images")
@@ -106,12 +101,7 @@ public struct PrunePass: Pass {
         }
         if steps < 1 { problems.append("steps must be at least 1, got \(steps)") }
         if schedule == .oneShot && steps != 1 { problems.append("a one-shot schedule has 1 step; use iterative or agp for \(steps)") }
-        if fineTuneEpochs < 0 { problems.append("finetune-epochs must be >= 0, got \(fineTuneEpochs)") }
-        do {
-            _ = try TrainingSettings(validating: overrides, defaults: .fineTuneDefaults, name: "finetune-settings")
-        } catch {
-            problems += error.problems
-        }
+        problems += FineTuneParameters.problems(fineTune)
         if roundTo < 1 { problems.append("round-to must be at least 1, got \(roundTo)") }
         if roundTo > 1 && granularity == .weight { problems.append("round-to applies to channel granularity only") }
         if calibrationImages < 1 { problems.append("calibration-images must be at least 1, got \(calibrationImages)") }
@@ -139,21 +129,6 @@ public struct PrunePass: Pass {
         }
         return try trainer.fineTune(model, data: try context.data.splits(), epochs: fineTuneEpochs,
                                     overrides: fineTuneOverrides, context: context)
-    }
-
-    /// `name=value,name=value` as a dictionary; `epochs` is refused (finetune-epochs sets it).
-    static func parseSettings(_ text: String, problems: inout [String]) -> [String: String] {
-        var settings: [String: String] = [:]
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty else {
-                problems.append("finetune-settings entry '\(item)' must be NAME=VALUE")
-                continue
-            }
-            if parts[0] == "epochs" { problems.append("finetune-settings: set epochs with finetune-epochs") }
-            settings[parts[0]] = parts[1]
-        }
-        return settings
     }
 }
 

@@ -66,7 +66,7 @@ struct InfoReport: Encodable {
             let tensors = weights.compactMap { g.initializers[$0] }
             return Layer(name: node.name, op: node.op.kind, outputShape: Array((shapes[node.output] ?? []).dropFirst()),
                          parameters: tensors.reduce(0) { $0 + $1.count },
-                         nonZeros: tensors.reduce(0) { acc, t in acc + t.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } },
+                         nonZeros: tensors.reduce(0) { $0 + $1.nonZeroCount },
                          macs: macsByNode[node.name] ?? 0, bytes: bytes)
         }
         let summary = try ModelSummary(model)

@@ -24,7 +24,7 @@ struct PruneCommand: ParsableCommand {
           compressor prune models/vgg-small.bin -o slim.bin \\
               --granularity channel --target-macs 0.4 --round-to 8 \\
               --finetune-epochs 10 --finetune-lr 0.02 \\
-              --finetune-settings crop-padding=2,flip=true
+              --finetune-crop-padding 2 --finetune-flip
         """)
 
     @OptionGroup var io: PassIOOptions
@@ -57,8 +57,6 @@ struct PruneCommand: ParsableCommand {
     var finetuneEpochs: String?
     @Option(name: .customLong("finetune-lr"), help: passOptionHelp(PrunePass.self, "finetune-lr"))
     var finetuneLR: String?
-    @Option(name: .customLong("finetune-settings"), help: passOptionHelp(PrunePass.self, "finetune-settings"))
-    var finetuneSettings: String?
     @Option(name: .customLong("layers"), help: passOptionHelp(PrunePass.self, "layers"))
     var layers: String?
     @Option(name: .customLong("exclude"), help: passOptionHelp(PrunePass.self, "exclude"))
@@ -74,7 +72,6 @@ struct PruneCommand: ParsableCommand {
             "threshold-std": thresholdStd, "layer-sparsity": layerSparsity, "sensitivity": sensitivity,
             "max-accuracy-drop": maxAccuracyDrop, "target-macs": targetMACs, "target-latency": targetLatency,
             "schedule": schedule, "steps": steps, "finetune-epochs": finetuneEpochs, "finetune-lr": finetuneLR,
-            "finetune-settings": finetuneSettings,
             "layers": layers, "exclude": exclude, "round-to": roundTo, "calibration-images": calibrationImages,
         ])
     }

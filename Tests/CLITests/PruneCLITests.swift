@@ -19,7 +19,7 @@ import Prune
         let dir = try runs.fixture()
         let r = try runs.run(["prune", "model.bin", "-o", "pruned.bin", "--sparsity", "0.9", "--scope", "global",
                               "--schedule", "iterative", "--steps", "2", "--finetune-epochs", "1",
-                              "--finetune-settings", "batch=16", "--data", "data", "--validation-count", "32", "--json"], in: dir)
+                              "--finetune-batch", "16", "--data", "data", "--validation-count", "32", "--json"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let json = try cli.json(r.stdout)
         let metrics = try #require(json["metrics"] as? [String: Double])

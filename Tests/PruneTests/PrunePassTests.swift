@@ -143,7 +143,7 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
 
     @Test func targetMACsWithRoundingAndFineTuningGivesASmallerValidModel() throws {
         let (pass, parameters) = try prunePass(["granularity": "channel", "target-macs": "0.5", "round-to": "8",
-                                                "finetune-epochs": "1", "finetune-settings": "batch=32,flip=true"])
+                                                "finetune-epochs": "1", "finetune-batch": "32", "finetune-flip": "true"])
         let (out, record) = try pass.run(on: model, context: pruneContext(), parameters: parameters)
         let (before, after) = (try ModelSummary(model), try ModelSummary(out))
         #expect(Double(after.macs) <= 0.5 * Double(before.macs))
@@ -178,8 +178,9 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(problems(["granularity": "channel", "threshold-std": "1"]).contains("threshold-std applies to weight granularity"))
         #expect(problems(["granularity": "channel", "target-latency": "0.5", "schedule": "iterative"]).count == 1)
         #expect(problems(["granularity": "channel", "criterion": "magnitude", "sparsity": "0.5"]).count == 1)
-        #expect(problems(["sparsity": "0.5", "finetune-settings": "lr=fast"]).count == 1)
-        #expect(problems(["sparsity": "0.5", "finetune-settings": "epochs=3"]).count == 1)
+        #expect(problems(["sparsity": "0.5", "finetune-lr": "fast"]).count == 1)
+        #expect(problems(["sparsity": "0.5", "finetune-lr": "-1"]).count == 1)
+        #expect(problems(["sparsity": "0.5", "finetune-epochs": "-1"]).count == 1)
     }
 }
 

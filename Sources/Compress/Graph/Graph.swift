@@ -47,7 +47,7 @@ public struct Graph: Sendable, Equatable {
 
     /// Number of non-zero elements in all initializers.
     public var nonZeroParameterCount: Int {
-        initializers.values.reduce(0) { acc, t in acc + t.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
+        initializers.values.reduce(0) { $0 + $1.nonZeroCount }
     }
 
     /// Orders nodes so every value is written before it is read, or names the

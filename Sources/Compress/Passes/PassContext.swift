@@ -16,18 +16,30 @@ public final class PassContext: Sendable {
     /// Threads for the runtime and BLAS.
     public let threads: Int
     /// How latency is measured, the same way `bench` and reports measure it.
-    public let latency: LatencyBenchmark
+    public let latency: any LatencyMeasuring
     /// Receives one line per finished unit of long work (e.g. a fine-tuning epoch).
     public let log: @Sendable (String) -> Void
 
     public init(seed: UInt64 = 0, data: DataProvider = DataProvider { nil },
                 progress: any ProgressReporting = SilentProgress(), cancellation: CancellationFlag = CancellationFlag(),
                 trainer: (any Trainer)? = nil, threads: Int = 1,
-                latency: LatencyBenchmark = LatencyBenchmark(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+                latency: any LatencyMeasuring = LatencyBenchmark(), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.seed = seed; self.data = data; self.progress = progress
         self.cancellation = cancellation; self.trainer = trainer; self.threads = threads
         self.latency = latency
         self.log = log
+    }
+
+    /// The context commands and pipeline steps run passes in: `data` loaded on
+    /// first use, fine-tuning with `TrainingSettings.fineTuneDefaults` on
+    /// `threads` threads, latency measured by `LatencyBenchmark()`.
+    public static func standard(seed: UInt64, data: DataProvider, threads: Int, progress: any ProgressReporting,
+                                cancellation: CancellationFlag,
+                                log: @escaping @Sendable (String) -> Void) -> PassContext {
+        var fineTune = TrainingSettings.fineTuneDefaults
+        fineTune.threads = threads
+        return PassContext(seed: seed, data: data, progress: progress, cancellation: cancellation,
+                           trainer: FineTuner(settings: fineTune), threads: threads, log: log)
     }
 
     /// A fresh generator for a named purpose: the same seed and purpose always
@@ -64,6 +76,12 @@ public final class DataProvider: Sendable {
     private let cache = Mutex<DatasetSplits?>(nil)
 
     public init(_ load: @escaping @Sendable () throws -> DatasetSplits?) { self.load = load }
+
+    /// The splits in `directory` (nil: the default dataset), the last
+    /// `validationCount` training images held out for validation.
+    public static func directory(_ directory: String?, validationCount: Int) -> DataProvider {
+        DataProvider { try DatasetLoader.load(directory: directory, validationCount: validationCount) }
+    }
 
     /// The splits, or an error when the pass needs data and none was given.
     public func splits() throws -> DatasetSplits {

@@ -46,8 +46,7 @@ public final class PipelineRunner {
 
     public init(plan: PipelinePlan) {
         self.plan = plan
-        let directory = plan.pipeline.data, validationCount = plan.pipeline.validationCount
-        data = DataProvider { try DatasetLoader.load(directory: directory, validationCount: validationCount) }
+        data = .directory(plan.pipeline.data, validationCount: plan.pipeline.validationCount)
     }
 
     /// The directory holding each step's model and the manifest: the output
@@ -125,10 +124,8 @@ public final class PipelineRunner {
     }
 
     private func context(seed: UInt64) -> PassContext {
-        var trainer = TrainingSettings.fineTuneDefaults
-        trainer.threads = plan.pipeline.threads
-        return PassContext(seed: seed, data: data, progress: progress, cancellation: cancellation,
-                           trainer: FineTuner(settings: trainer), threads: plan.pipeline.threads, log: passLog)
+        .standard(seed: seed, data: data, threads: plan.pipeline.threads, progress: progress,
+                  cancellation: cancellation, log: passLog)
     }
 
     private func fineTune(_ model: Model, settings: TrainingSettings, step: PipelinePlanStep, seed: UInt64, resume: Bool,

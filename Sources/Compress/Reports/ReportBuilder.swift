@@ -188,8 +188,8 @@ public enum ReportBuilder {
             return LayerReport(name: node.name, op: node.op.kind, weightShape: weight.shape,
                                encoding: sizes[weightName]?.encoding ?? ModelFile.encodingName(of: weight),
                                parameters: all.reduce(0) { $0 + $1.count },
-                               nonZeros: all.reduce(0) { $0 + nonZeroCount($1) },
-                               sparsity: weight.count > 0 ? 1 - Double(nonZeroCount(weight)) / Double(weight.count) : 0,
+                               nonZeros: all.reduce(0) { $0 + $1.nonZeroCount },
+                               sparsity: weight.count > 0 ? 1 - Double(weight.nonZeroCount) / Double(weight.count) : 0,
                                rank: nil, macs: macs[node.name] ?? 0,
                                bytes: tensors.reduce(0) { $0 + (sizes[$1]?.bytes ?? 0) })
         }
@@ -202,10 +202,6 @@ public enum ReportBuilder {
             node.inputs.count > 1 && g.initializers[node.inputs[1]] != nil ? node.inputs[1] : nil
         default: nil
         }
-    }
-
-    static func nonZeroCount(_ t: Tensor) -> Int {
-        t.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
     }
 }
 

@@ -38,10 +38,17 @@ public struct StepProfile: Sendable, Equatable, Codable {
     public var steps: [StepTiming]
 }
 
+/// Something that measures a model's inference latency: the real benchmark,
+/// or, in tests, a stand-in that decides what is faster without timing.
+public protocol LatencyMeasuring: Sendable {
+    /// Latency of `model` on a batch of `batch` images with `threads` threads.
+    func measure(_ model: Model, batch: Int, threads: Int) throws -> LatencyMeasurement
+}
+
 /// Measures inference latency the same way everywhere (`bench`, reports,
 /// latency-targeted passes): warm-up runs, then timed runs until both a minimum
 /// count and a minimum time are reached, reporting median, p90 and spread.
-public struct LatencyBenchmark: Sendable {
+public struct LatencyBenchmark: LatencyMeasuring {
     public var warmupRuns: Int
     public var minRepetitions: Int
     public var minSeconds: Double
@@ -53,7 +60,12 @@ public struct LatencyBenchmark: Sendable {
     }
 
     /// Times `model` on a seeded random batch of `batch` images with `threads` threads.
-    public func measure(_ model: Model, batch: Int, threads: Int, seed: UInt64 = 0,
+    public func measure(_ model: Model, batch: Int, threads: Int) throws -> LatencyMeasurement {
+        try measure(model, batch: batch, threads: threads, seed: 0, sparseKernels: .auto)
+    }
+
+    /// Times `model` on a seeded random batch of `batch` images with `threads` threads.
+    public func measure(_ model: Model, batch: Int, threads: Int, seed: UInt64,
                         sparseKernels: SparseKernelPolicy = .auto) throws -> LatencyMeasurement {
         try measure(Session(model: model, threads: threads, sparseKernels: sparseKernels), batch: batch, seed: seed)
     }

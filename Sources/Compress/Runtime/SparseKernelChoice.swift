@@ -99,12 +99,3 @@ private struct StepBench {
         return withExtendedLifetime((inputs, output, scratch)) { fastest }
     }
 }
-
-extension Tensor {
-    /// Non-zero elements over all elements (1 for an empty tensor).
-    var density: Double {
-        let values = floats
-        guard !values.isEmpty else { return 1 }
-        return Double(values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }) / Double(values.count)
-    }
-}

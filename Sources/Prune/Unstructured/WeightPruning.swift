@@ -94,7 +94,7 @@ func sparsityMetrics(before: Model, after: Model) throws -> [String: Double] {
         prunableLayers(in: g).reduce(into: (0, 0)) { acc, layer in
             let w = g.initializers[layer.weight]!
             acc.0 += w.count
-            acc.1 += w.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+            acc.1 += w.nonZeroCount
         }
     }
     let (b, a) = (weights(before.graph), weights(after.graph))

@@ -38,17 +38,13 @@ func runPass<P: Pass>(_ pass: P.Type, options io: PassIOOptions, given: [String:
     let parameters = try PassParameters(validating: raw, against: P.parameters, pass: P.name)
     let instance = try P(parameters: parameters)
     let model = try loadModel(io.input)
-    let dataDirectory = io.dataOptions.data, validationCount = io.dataOptions.validationCount
-    var fineTuneSettings = TrainingSettings.fineTuneDefaults
-    fineTuneSettings.threads = io.threads
     let cancellation = CancellationFlag()
     let interrupt = installInterruptHandler(cancellation)
     defer { interrupt.cancel() }
-    let context = PassContext(seed: io.seed,
-                              data: DataProvider { try DatasetLoader.load(directory: dataDirectory, validationCount: validationCount) },
-                              progress: TerminalProgress(), cancellation: cancellation,
-                              trainer: FineTuner(settings: fineTuneSettings), threads: io.threads,
-                              log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+    let context = PassContext.standard(
+        seed: io.seed, data: .directory(io.dataOptions.data, validationCount: io.dataOptions.validationCount),
+        threads: io.threads, progress: TerminalProgress(), cancellation: cancellation,
+        log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
     let (result, record): (Model, PassRecord)
     do {
         (result, record) = try instance.run(on: model, context: context, parameters: parameters)
