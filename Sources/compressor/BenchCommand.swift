@@ -20,17 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Model file.", valueName: "model"))
     var model: String
 
-    @Option(name: .long, help: ArgumentHelp("Batch sizes, comma-separated.", valueName: "list"))
-    var batch = "1,64"
-
-    @Option(name: .long, help: ArgumentHelp("Thread counts, comma-separated.", valueName: "list"))
-    var threads = "1"
-
-    @Option(name: .long, help: "Minimum timed runs per configuration.")
-    var repetitions = 20
-
-    @Option(name: .long, help: "Minimum timed seconds per configuration.")
-    var seconds = 1.0
+    @OptionGroup var measurement: MeasurementOptions
 
     @Flag(name: .long, help: "Time a full training step (forward, backward, SGD update) instead of inference.")
     var train = false
@@ -42,24 +32,18 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Also time every planned step on its own: kernel, weight density, median ms.")
     var layers = false
 
-    /// Benchmarking aid until the prune pass lands: zeroes the smallest-magnitude
-    /// fraction of the named layers' weights in memory before timing ("fc1=0.92,fc2=0.92").
-    @Option(name: .customLong("magnitude-zero"), help: ArgumentHelp(visibility: .hidden))
-    var magnitudeZero: String?
-
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        let batches = try parsePositiveList(batch, name: "batch")
-        let threadCounts = try parsePositiveList(threads, name: "threads")
-        guard repetitions >= 1, seconds >= 0 else { throw CLIError("--repetitions must be >= 1 and --seconds >= 0") }
+        let batches = try measurement.batches()
+        let threadCounts = try measurement.threadCounts()
         let policies = try parsePolicies()
         guard !train || (sparse == nil && !layers) else { throw CLIError("--sparse and --layers time inference only") }
-        var m = try loadModel(model)
-        if let magnitudeZero { m = try zeroingSmallestWeights(m, magnitudeZero) }
-        let bench = LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds)
+        let m = try loadModel(model)
+        let bench = measurement.benchmark
         // Steps are timed on their own: a tenth of the time per step keeps --layers affordable.
-        let stepBench = LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds / 10)
+        var stepBench = bench
+        stepBench.minSeconds /= 10
         var results: [LatencyMeasurement] = []
         var details: [BenchReport.Detail] = []
         for policy in policies {
@@ -120,25 +104,6 @@ struct BenchCommand: ParsableCommand {
                            c.sparse ? "sparse" : "dense", dense, sparse)
         }
         return text
-    }
-
-    /// `model` with, for each `layer=fraction` of `spec`, that fraction of the
-    /// layer's weights (its second input) with the smallest magnitudes set to 0.
-    private func zeroingSmallestWeights(_ model: Model, _ spec: String) throws -> Model {
-        var m = model
-        for item in spec.split(separator: ",") {
-            let parts = item.split(separator: "=")
-            guard parts.count == 2, let fraction = Double(parts[1]), (0...1).contains(fraction),
-                  let node = m.graph.nodes.first(where: { $0.name == parts[0] }), node.inputs.count > 1,
-                  let weight = m.graph.initializers[node.inputs[1]] else {
-                throw CLIError("--magnitude-zero takes layer=fraction pairs of weight layers, got '\(item)'")
-            }
-            var values = weight.floats
-            let order = values.indices.sorted { abs(values[$0]) < abs(values[$1]) }
-            for i in order.prefix(Int((fraction * Double(values.count)).rounded())) { values[i] = 0 }
-            m.graph.initializers[node.inputs[1]] = Tensor(shape: weight.shape, floats: values)
-        }
-        return m
     }
 
     struct BenchReport: Encodable {

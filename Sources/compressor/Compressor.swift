@@ -4,7 +4,6 @@ import Prune
 import LowRank
 import Distill
 
-@main
 struct Compressor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compressor",

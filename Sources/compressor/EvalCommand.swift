@@ -19,15 +19,13 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Images per batch.")
     var batch = 256
 
-    @Option(name: .long, help: "Threads for the runtime.")
-    var threads = 1
+    @OptionGroup var threadsOption: ThreadsOption
 
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
@@ -37,7 +35,7 @@ struct EvalCommand: ParsableCommand {
             throw CLIError("the data's images are \(test.images.shape.dropFirst().map(String.init).joined(separator: "x")) but the model takes \(m.inputShape.map(String.init).joined(separator: "x"))")
         }
         let start = Date()
-        let result = try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threads,
+        let result = try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threadsOption.threads,
                                              progress: TerminalProgress())
         let seconds = Date().timeIntervalSince(start)
         if outputOptions.json {

@@ -1,18 +1,22 @@
 import ArgumentParser
 import Compress
 
-struct FinetuneCommand: ParsableCommand {
+struct FinetuneCommand: GeneratedOptionsCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
         abstract: "Continue training a model (after compression, for example).",
+        usage: "compressor finetune <model> -o <file> [<options>]",
         discussion: """
         Same loop as train, starting from the given model. Defaults: 3 epochs, \
         batch 64, SGD with Nesterov momentum 0.9, lr 0.01, weight decay 5e-4, \
-        cosine schedule.
+        cosine schedule; conv and linear weights that are exactly zero stay zero.
         """)
+    static var defaults: TrainingSettings { .fineTuneDefaults }
+    static var generatedOptions: GeneratedOptions { .training(defaults: defaults) }
 
-    @Argument(help: ArgumentHelp("Model file (native or ONNX).", valueName: "model"))
-    var model: String
+    @Argument(parsing: .allUnrecognized,
+              help: ArgumentHelp("Model file (native or ONNX), then the training options listed below.", valueName: "model"))
+    var arguments: [String] = []
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
     var output: String
@@ -21,11 +25,13 @@ struct FinetuneCommand: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var outputOptions: OutputOptions
 
-    static var defaults: TrainingSettings { .fineTuneDefaults }
+    func validate() throws {
+        _ = try singleInput(try training.parameters(defaults: Self.defaults, arguments: arguments).positionals)
+    }
 
     func run() throws {
-        let settings = try training.settings(defaults: Self.defaults)
-        try runTraining(model: try loadModel(model), passName: "finetune", settings: settings, options: training,
+        let (settings, positionals) = try training.settings(defaults: Self.defaults, arguments: arguments)
+        try runTraining(model: try loadModel(try singleInput(positionals)), passName: "finetune", settings: settings, options: training,
                         data: data, output: output, json: outputOptions.json, historyParameters: [:])
     }
 }

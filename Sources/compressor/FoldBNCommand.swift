@@ -1,20 +1,13 @@
 import ArgumentParser
 import Compress
 
-struct FoldBNCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: FoldBatchNormPass.name,
-        abstract: FoldBatchNormPass.summary)
+struct FoldBNCommand: GeneratedOptionsCommand {
+    static let configuration = passCommandConfiguration(FoldBatchNormPass.self)
+    static var generatedOptions: GeneratedOptions { .forPass(FoldBatchNormPass.self) }
 
     @OptionGroup var io: PassIOOptions
 
-    @Option(name: .customLong("verify"), help: passOptionHelp(FoldBatchNormPass.self, "verify"))
-    var verify: String?
+    func validate() throws { _ = try io.passArguments(FoldBatchNormPass.self) }
 
-    @Option(name: .customLong("verify-batch"), help: passOptionHelp(FoldBatchNormPass.self, "verify-batch"))
-    var verifyBatch: String?
-
-    func run() throws {
-        try runPass(FoldBatchNormPass.self, options: io, given: ["verify": verify, "verify-batch": verifyBatch])
-    }
+    func run() throws { try runPass(FoldBatchNormPass.self, options: io) }
 }

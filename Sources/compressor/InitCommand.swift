@@ -15,20 +15,19 @@ struct InitCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
     var output: String
 
-    @Option(name: .long, help: "Seed for the weight initialization.")
-    var seed: UInt64 = 0
+    @OptionGroup var seedOption: SeedOption
 
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        let model = arch.build(seed: seed)
+        let model = arch.build(seed: seedOption.seed)
         try saveModel(model, to: output)
         let summary = try ModelSummary(model)
         if outputOptions.json {
-            try printJSON(InitReport(architecture: arch.rawValue, seed: seed, output: output,
+            try printJSON(InitReport(architecture: arch.rawValue, seed: seedOption.seed, output: output,
                                      parameters: summary.parameters, macs: summary.macs))
         } else {
-            print("wrote \(output): \(arch.rawValue), \(grouped(summary.parameters)) parameters, \(grouped(summary.macs)) MACs per image, seed \(seed)")
+            print("wrote \(output): \(arch.rawValue), \(grouped(summary.parameters)) parameters, \(grouped(summary.macs)) MACs per image, seed \(seedOption.seed)")
         }
     }
 

@@ -46,8 +46,7 @@ struct PredictCommand: ParsableCommand {
     @Flag(name: .long, help: "Write softmax probabilities (over the last axis) instead of logits.")
     var probabilities = false
 
-    @Option(name: .long, help: "Threads for the runtime.")
-    var threads = 1
+    @OptionGroup var threadsOption: ThreadsOption
 
     @OptionGroup var outputOptions: OutputOptions
 
@@ -59,7 +58,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         let m = try loadModel(model)
         let feeds = try inputFeeds(m)
-        let session = try Session(model: m, threads: threads)
+        let session = try Session(model: m, threads: threadsOption.threads)
         let values = try session.run(inputs: feeds, normalizing: true)
         var results = m.graph.outputs.map { (name: $0, value: values[$0]!) }
         if probabilities { results = results.map { ($0.name, softmaxRows($0.value)) } }

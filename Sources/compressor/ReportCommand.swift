@@ -25,17 +25,7 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N test images.")
     var limit: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Batch sizes to time, comma-separated.", valueName: "list"))
-    var batch = "1,64"
-
-    @Option(name: .long, help: ArgumentHelp("Thread counts to time, comma-separated.", valueName: "list"))
-    var threads = "1"
-
-    @Option(name: .long, help: "Minimum timed runs per configuration.")
-    var repetitions = 20
-
-    @Option(name: .long, help: "Minimum timed seconds per configuration.")
-    var seconds = 1.0
+    @OptionGroup var measurement: MeasurementOptions
 
     @Option(name: .long, help: ArgumentHelp("A sensitivity.json from `compressor sensitivity` to include (table and chart).",
                                             valueName: "file"))
@@ -46,13 +36,11 @@ struct ReportCommand: ParsableCommand {
     func validate() throws {
         guard !models.isEmpty else { throw ValidationError("give at least one model") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        guard repetitions >= 1, seconds >= 0 else { throw ValidationError("--repetitions must be >= 1 and --seconds >= 0") }
     }
 
     func run() throws {
-        let settings = ReportSettings(batches: try parsePositiveList(batch, name: "batch"),
-                                      threads: try parsePositiveList(threads, name: "threads"), testLimit: limit,
-                                      latency: LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds))
+        let settings = ReportSettings(batches: try measurement.batches(), threads: try measurement.threadCounts(),
+                                      testLimit: limit, latency: measurement.benchmark)
         for path in models where !FileManager.default.fileExists(atPath: path) {
             throw CLIError("\(path): no such file")
         }

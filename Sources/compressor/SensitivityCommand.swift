@@ -36,15 +36,13 @@ struct SensitivityCommand: ParsableCommand {
     @Option(name: .long, help: "Use only the first N validation images.")
     var limit: Int?
 
-    @Option(name: .long, help: "Threads for the runtime.")
-    var threads = 1
+    @OptionGroup var threadsOption: ThreadsOption
 
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
@@ -67,7 +65,7 @@ struct SensitivityCommand: ParsableCommand {
             report = try SensitivityAnalysis.run(model: m, modelName: (model as NSString).lastPathComponent, layers: chosen,
                                                  sparsities: values, images: images,
                                                  description: "validation split (\(images.count) images)",
-                                                 threads: threads, progress: TerminalProgress(), cancellation: cancellation)
+                                                 threads: threadsOption.threads, progress: TerminalProgress(), cancellation: cancellation)
         } catch is PassCancelled {
             throw CLIError("interrupted: nothing was written")
         }

@@ -1,0 +1,44 @@
+import Compress
+import Foundation
+
+/// Trains `model` as the CLI does: progress on a terminal, a line per epoch,
+/// Ctrl-C stops after the current batch, the best model written after every
+/// epoch, the checkpoint removed once the run completes.
+func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
+                 data: DataOptions, output: String, json: Bool, historyParameters: [String: String]) throws {
+    let splits = try DatasetLoader.load(directory: data.data, validationCount: data.validationCount)
+    let checkpointDirectory = options.checkpointDir ?? output + ".ckpt"
+    let cancellation = CancellationFlag()
+    let interrupt = installInterruptHandler(cancellation)
+    defer { interrupt.cancel() }
+    let run = try TrainingRun(model: model, data: splits, settings: settings, passName: passName,
+                              checkpointDirectory: checkpointDirectory, progress: TerminalProgress(),
+                              cancellation: cancellation)
+    run.historyParameters = historyParameters
+    run.log = { line in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
+    run.onBestModel = { try saveModel($0, to: output) }
+    let outcome: TrainingOutcome
+    do {
+        outcome = try run.run(resume: options.resume)
+    } catch is PassCancelled {
+        throw CLIError("interrupted: \(output) holds the best model of the finished epochs; continue with --resume")
+    }
+    try saveModel(outcome.model, to: output)
+    try? FileManager.default.removeItem(atPath: checkpointDirectory)
+    if json {
+        try printJSON(TrainingReport(output: output, bestEpoch: outcome.bestEpoch,
+                                     validationAccuracy: outcome.bestValidationAccuracy,
+                                     testAccuracy: outcome.testAccuracy, epochs: outcome.epochs))
+    } else {
+        print(String(format: "wrote %@: best epoch %d, validation %.2f%%, test %.2f%%", output, outcome.bestEpoch,
+                     outcome.bestValidationAccuracy * 100, (outcome.testAccuracy ?? 0) * 100))
+    }
+}
+
+struct TrainingReport: Encodable {
+    var output: String
+    var bestEpoch: Int
+    var validationAccuracy: Double
+    var testAccuracy: Double?
+    var epochs: [EpochSummary]
+}
