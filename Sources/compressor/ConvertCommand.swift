@@ -69,7 +69,7 @@ struct ConvertCommand: ParsableCommand {
 
         var text: String {
             let what = opset.map { "ONNX opset \($0)" } ?? "native"
-            return "wrote \(output) (\(what)): \(nodes) nodes, \(grouped(parameters)) parameters, \(grouped(bytes)) bytes"
+            return "wrote \(output) (\(what)): \(nodes) nodes, \(ReportFormat.grouped(parameters)) parameters, \(ReportFormat.grouped(bytes)) bytes"
         }
     }
 }

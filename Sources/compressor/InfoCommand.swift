@@ -82,14 +82,14 @@ struct InfoReport: Encodable {
     var text: String {
         let rows = layers.map { l in
             [l.name, l.op, l.outputShape.map(String.init).joined(separator: "x"),
-             l.parameters == 0 ? "" : grouped(l.parameters), l.macs == 0 ? "" : grouped(l.macs),
-             l.bytes.keys.sorted().map { "\($0) \(grouped(l.bytes[$0]!))" }.joined(separator: ", ")]
+             l.parameters == 0 ? "" : ReportFormat.grouped(l.parameters), l.macs == 0 ? "" : ReportFormat.grouped(l.macs),
+             l.bytes.keys.sorted().map { "\($0) \(ReportFormat.grouped(l.bytes[$0]!))" }.joined(separator: ", ")]
         }
         var out = "\(file): \(architecture ?? "model"), input \(inputShape.map(String.init).joined(separator: "x")), \(classes.count) classes\n\n"
         out += formatTable(["layer", "op", "output", "params", "MACs", "bytes"], rows)
-        out += "\n\nparameters  \(grouped(parameters)) (\(grouped(nonZeros)) non-zero)"
-        out += "\nMACs/image  \(grouped(macs))"
-        out += "\nweights     \(humanBytes(weightBytes)) in tensors, file \(humanBytes(fileBytes)) (\(grouped(fileBytes)) bytes)"
+        out += "\n\nparameters  \(ReportFormat.grouped(parameters)) (\(ReportFormat.grouped(nonZeros)) non-zero)"
+        out += "\nMACs/image  \(ReportFormat.grouped(macs))"
+        out += "\nweights     \(ReportFormat.bytes(weightBytes)) in tensors, file \(ReportFormat.bytes(fileBytes)) (\(ReportFormat.grouped(fileBytes)) bytes)"
         if !history.isEmpty {
             out += "\n\nhistory:"
             for h in history {

@@ -27,7 +27,7 @@ struct InitCommand: ParsableCommand {
             try printJSON(InitReport(architecture: arch.rawValue, seed: seedOption.seed, output: output,
                                      parameters: summary.parameters, macs: summary.macs))
         } else {
-            print("wrote \(output): \(arch.rawValue), \(grouped(summary.parameters)) parameters, \(grouped(summary.macs)) MACs per image, seed \(seedOption.seed)")
+            print("wrote \(output): \(arch.rawValue), \(ReportFormat.grouped(summary.parameters)) parameters, \(ReportFormat.grouped(summary.macs)) MACs per image, seed \(seedOption.seed)")
         }
     }
 

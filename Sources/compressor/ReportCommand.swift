@@ -82,7 +82,7 @@ struct ReportCommand: ParsableCommand {
         let s = report.settings
         let rows = report.models.map { m -> [String] in
             let l = m.latency(batch: s.chartBatch, threads: s.chartThreads)
-            return [m.label, humanBytes(m.fileBytes), String(format: "%.2fx", m.compressionRatio),
+            return [m.label, ReportFormat.bytes(m.fileBytes), String(format: "%.2fx", m.compressionRatio),
                     m.bitsPerWeight.map { String(format: "%.2f", $0) } ?? "-",
                     l.map { String(format: "%.3f", $0.medianMs) } ?? "-",
                     m.accuracy.map { String(format: "%.2f%%", $0.top1 * 100) } ?? "-",

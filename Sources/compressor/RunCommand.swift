@@ -72,7 +72,7 @@ struct RunCommand: ParsableCommand {
         }
         var measures: [String] = []
         if let before = step.metrics["params-before"], let after = step.metrics["params-after"] {
-            measures.append("params \(grouped(Int(before))) -> \(grouped(Int(after)))")
+            measures.append("params \(ReportFormat.grouped(Int(before))) -> \(ReportFormat.grouped(Int(after)))")
         }
         for key in ["test-accuracy"] {
             if let v = step.metrics[key] { measures.append(String(format: "%@ %.2f%%", key, v * 100)) }
@@ -87,7 +87,7 @@ struct RunCommand: ParsableCommand {
 
     /// The closing lines: where the model went, its size and accuracy.
     static func describe(_ s: PipelineSummary) -> String {
-        var line = "wrote \(s.output): \(grouped(s.parameters)) parameters, \(humanBytes(s.bytes))"
+        var line = "wrote \(s.output): \(ReportFormat.grouped(s.parameters)) parameters, \(ReportFormat.bytes(s.bytes))"
         if let a = s.finalAccuracy { line += String(format: ", test top-1 %.2f%%", a.top1 * 100) }
         line += "\nintermediate models and resume state in \(s.stepsDirectory)"
         if let r = s.reportDirectory { line += "\nreport in \(r)/report.html (.md, .json)" }

@@ -28,12 +28,6 @@ private func isNumeric(_ s: String) -> Bool {
     !s.isEmpty && s.allSatisfy { "0123456789.,-%x".contains($0) }
 }
 
-/// 1234567 → "1,234,567".
-func grouped(_ n: Int) -> String { ReportFormat.grouped(n) }
-
-/// Bytes in a human unit: "1.64 MB".
-func humanBytes(_ n: Int) -> String { ReportFormat.bytes(n) }
-
 /// Parses "1,64" into [1, 64], rejecting non-positive values.
 func parsePositiveList(_ text: String, name: String) throws -> [Int] {
     let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
