@@ -65,6 +65,8 @@ import Prune
         let cases: [([String], String)] = [
             (["prune", "model.bin", "-o", "out.bin", "--sparsty", "0.5"], "unknown option '--sparsty' (did you mean '--sparsity'?)"),
             (["prune", "model.bin", "-o", "out.bin", "--sparsity"], "missing value for '--sparsity <number>'"),
+            (["prune", "model.bin", "-o", "out.bin", "--sparsity", "0.5", "--lr", "0.1"],
+             "unknown option '--lr' (did you mean '--finetune-lr'?)"),
             (["prune", "model.bin", "other.bin", "-o", "out.bin", "--sparsity", "0.5"], "one input model, got 'model.bin', 'other.bin'"),
             (["prune", "-o", "out.bin", "--sparsity", "0.5"], "missing the input model"),
             (["finetune", "model.bin", "-o", "out.bin", "--epochs", "two"], "option '--epochs' must be integer, got 'two'"),

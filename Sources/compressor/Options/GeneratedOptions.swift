@@ -85,8 +85,12 @@ struct GeneratedOptions {
         return parsed
     }
 
-    /// " (did you mean '--x'?)" for the closest declared name, if one is close.
+    /// " (did you mean '--x'?)": the fine-tune option of that name, else the
+    /// closest declared name, if one is close.
     private func suggestion(for name: String) -> String {
+        if let prefixed = specs.first(where: { $0.name == FineTuneParameters.prefix + name }) {
+            return " (did you mean '--\(prefixed.name)'?)"
+        }
         let scored = specs.map { ($0.name, editDistance($0.name, name)) }.min { $0.1 < $1.1 }
         guard let (best, distance) = scored, distance <= max(2, name.count / 3) else { return "" }
         return " (did you mean '--\(best)'?)"
