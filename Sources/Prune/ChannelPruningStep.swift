@@ -10,7 +10,7 @@ extension PrunePass {
         var current = model
         var changes: [String] = []
         var validation: Double?
-        let criterion = try importanceCriterion(context: context)
+        let calibration = try calibrationImages(context: context)
         for step in 1...steps {
             try context.checkCancellation()
             let groups = try channelDependencyGroups(in: current.graph).filter { g in
@@ -19,11 +19,12 @@ extension PrunePass {
             guard !groups.isEmpty else {
                 throw ParameterError(pass: Self.name, problems: ["no prunable channel group lies entirely in the selected layers"])
             }
-            let importance = try channelImportance(of: groups, in: current, criterion: criterion, threads: context.threads)
-            let amount = try channelAmount(groups: groups, step: step, model: current, importance: importance,
+            let importance = try channelImportance(of: groups, in: current, criterion: criterion, calibration: calibration,
+                                                   threads: context.threads)
+            let target = try channelTarget(groups: groups, step: step, model: current, importance: importance,
                                            context: context, changes: &changes)
             let removal = try selectChannelsToRemove(in: current.graph, groups: groups, importance: importance,
-                                                     amount: amount, channelMultiple: roundTo > 1 ? roundTo : nil)
+                                                     target: target, channelMultiple: roundTo > 1 ? roundTo : nil)
             let result = try applyChannelPruning(current, removing: removal)
             current = result.model
             var line = String(format: "step %d/%d: %d channels removed, MACs %@ -> %@", step, steps,
@@ -50,30 +51,25 @@ extension PrunePass {
         return 1 - (1 - reached(step)) / (1 - reached(step - 1))
     }
 
-    /// The criterion with its calibration images (the first validation images) when it needs data.
-    func importanceCriterion(context: PassContext) throws -> ImportanceCriterion {
-        switch criterion {
-        case .l1, .auto, .magnitude: return .l1
-        case .l2: return .l2
-        case .bnScale: return .bnScale
-        case .apoz, .taylor:
-            let validation = try context.data.splits().validation
-            guard validation.count > 0 else {
-                throw ParameterError(pass: Self.name, problems: ["criterion \(criterion.rawValue) needs validation images"])
-            }
-            let images = validation.batch(0..<min(calibrationImages, validation.count))
-            return criterion == .apoz ? .apoz(images: images.images) : .taylor(images: images.images, labels: images.labels)
+    /// The calibration images of a data-driven criterion (the first
+    /// validation images), or nil when the criterion needs none.
+    func calibrationImages(context: PassContext) throws -> CalibrationImages? {
+        guard criterion.needsImages else { return nil }
+        let validation = try context.data.splits().validation
+        guard validation.count > 0 else {
+            throw ParameterError(pass: Self.name, problems: ["criterion \(criterion.rawValue) needs validation images"])
         }
+        return CalibrationImages(validation.batch(0..<min(calibrationImages, validation.count)))
     }
 
-    /// Step `step`'s amount for the structured selection.
-    func channelAmount(groups: [ChannelGroup], step: Int, model: Model, importance: [Int: [Float]],
-                       context: PassContext, changes: inout [String]) throws -> ChannelPruningAmount {
+    /// What step `step` removes, for the structured selection.
+    func channelTarget(groups: [ChannelGroup], step: Int, model: Model, importance: [Int: [Float]],
+                       context: PassContext, changes: inout [String]) throws -> PruningTarget {
         let layers = groups.flatMap(\.sourceLayers)
         switch amount {
         case .sparsity(let s):
             let ratio = stepRatio(step, target: s)
-            return scope == .global ? .global(ratio: ratio)
+            return scope == .global ? .global(ratio)
                 : .perLayer(Dictionary(uniqueKeysWithValues: layers.map { ($0, ratio) }))
         case .layerSparsity(let entries):
             var ratios: [String: Double] = [:]
@@ -86,10 +82,10 @@ extension PrunePass {
             }
             return .perLayer(ratios)
         case .targetMACs(let r):
-            return .targetMACs(1 - stepRatio(step, target: 1 - r))
-        case .targetLatency(let r):
-            return .targetMACs(try macFractionMeeting(latency: r, model: model, groups: groups, importance: importance,
-                                                      context: context, changes: &changes))
+            return .macFraction(1 - stepRatio(step, target: 1 - r))
+        case .targetLatency(let r, _):
+            return .macFraction(try macFractionMeeting(latency: r, model: model, groups: groups, importance: importance,
+                                                       context: context, changes: &changes))
         case .thresholdStd, .sensitivity:
             preconditionFailure("refused at parameter validation for channel granularity")
         }
@@ -107,7 +103,7 @@ extension PrunePass {
             try context.checkCancellation()
             let mid = (lo + hi) / 2
             guard let removal = try? selectChannelsToRemove(in: model.graph, groups: groups, importance: importance,
-                                                            amount: .targetMACs(mid), channelMultiple: roundTo > 1 ? roundTo : nil),
+                                                            target: .macFraction(mid), channelMultiple: roundTo > 1 ? roundTo : nil),
                   let pruned = try? applyChannelPruning(model, removing: removal) else { hi = mid; continue }
             let ms = try context.latency.measure(pruned.model, batch: 1, threads: context.threads).medianMs
             if ms <= fraction * baseline { lo = mid; best = (mid, ms) } else { hi = mid }

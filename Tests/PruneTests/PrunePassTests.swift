@@ -103,7 +103,7 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(report.layers.map(\.layer) == ["fc1", "fc2", "fc3"])
         #expect(report.layers.allSatisfy { $0.top1[0] == report.baselineTop1 })
         // Each point is the accuracy of the model with only that layer pruned.
-        let (fc2Half, _) = magnitudePruned(model.graph, layers: [layers[1]], target: .sparsity(0.5), scope: .layer)
+        let (fc2Half, _) = try magnitudePruned(model.graph, layers: [layers[1]], target: .perLayer(["fc2": 0.5]))
         var m = model
         m.graph = fc2Half
         #expect(report.layers[1].top1[1] == (try Evaluation.accuracy(of: m, on: splits.validation).top1))
