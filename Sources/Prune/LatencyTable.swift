@@ -64,16 +64,21 @@ public struct LatencyTable: Sendable, Equatable, Codable {
     /// A table from its JSON text, or why the text is not one.
     public init(json text: String) throws(LatencyTableError) {
         let table: LatencyTable
+        let data = Data(text.utf8)
         do {
-            table = try JSONDecoder().decode(LatencyTable.self, from: Data(text.utf8))
+            table = try JSONDecoder().decode(LatencyTable.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
             throw .notATable("missing \(Self.place(context.codingPath + [key]))")
         } catch let DecodingError.typeMismatch(_, context) {
             throw .notATable("\(Self.place(context.codingPath)) has the wrong type")
         } catch let DecodingError.valueNotFound(_, context) {
             throw .notATable("\(Self.place(context.codingPath)) is null")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw .notATable("\(Self.place(context.codingPath)) is out of range")
         } catch {
-            throw .notJSON
+            // The decoder calls a number that fits no field "not valid JSON" too.
+            guard (try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed)) != nil else { throw .notJSON }
+            throw .notATable("a number does not fit its field (an integer where one is expected?)")
         }
         guard table.format == Self.formatName else { throw .notATable("format is '\(table.format)', not '\(Self.formatName)'") }
         guard table.version >= 1 && table.version <= Self.currentVersion else {

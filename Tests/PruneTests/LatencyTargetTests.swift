@@ -149,6 +149,8 @@ final class FakeLatency: LatencyMeasuring {
         #expect(try problems(#"{"format": "compressor latency table"}"#) == ["latency-table FILE: not a latency table: missing 'version'"])
         #expect(try problems(table.replacingOccurrences(of: "\"ms\" : 1", with: "\"ms\" : \"fast\""))
                 == ["latency-table FILE: not a latency table: 'baseline.ms' has the wrong type"])
+        #expect(try problems(table.replacingOccurrences(of: "\"batch\" : 1", with: "\"batch\" : 1.5"))
+                == ["latency-table FILE: not a latency table: a number does not fit its field (an integer where one is expected?)"])
         #expect(try problems(table.replacingOccurrences(of: "compressor latency table", with: "other"))
                 == ["latency-table FILE: not a latency table: format is 'other', not 'compressor latency table'"])
         #expect(try problems(table.replacingOccurrences(of: "\"ms\" : 1", with: "\"ms\" : -1"))
