@@ -1177,6 +1177,51 @@ void   compressor__history_entry__free_unpacked
   assert(message->base.descriptor == &compressor__history_entry__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__history_attachment__init
+                     (Compressor__HistoryAttachment         *message)
+{
+  static const Compressor__HistoryAttachment init_value = COMPRESSOR__HISTORY_ATTACHMENT__INIT;
+  *message = init_value;
+}
+size_t compressor__history_attachment__get_packed_size
+                     (const Compressor__HistoryAttachment *message)
+{
+  assert(message->base.descriptor == &compressor__history_attachment__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__history_attachment__pack
+                     (const Compressor__HistoryAttachment *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__history_attachment__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__history_attachment__pack_to_buffer
+                     (const Compressor__HistoryAttachment *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__history_attachment__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__HistoryAttachment *
+       compressor__history_attachment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__HistoryAttachment *)
+     protobuf_c_message_unpack (&compressor__history_attachment__descriptor,
+                                allocator, len, data);
+}
+void   compressor__history_attachment__free_unpacked
+                     (Compressor__HistoryAttachment *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__history_attachment__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__string_pair__init
                      (Compressor__StringPair         *message)
 {
@@ -2916,7 +2961,7 @@ const ProtobufCMessageDescriptor compressor__normalization__descriptor =
   (ProtobufCMessageInit) compressor__normalization__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__history_entry__field_descriptors[4] =
+static const ProtobufCFieldDescriptor compressor__history_entry__field_descriptors[5] =
 {
   {
     "pass",
@@ -2966,8 +3011,21 @@ static const ProtobufCFieldDescriptor compressor__history_entry__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attachments",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__HistoryEntry, n_attachments),
+    offsetof(Compressor__HistoryEntry, attachments),
+    &compressor__history_attachment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__history_entry__field_indices_by_name[] = {
+  4,   /* field[4] = attachments */
   3,   /* field[3] = metrics */
   1,   /* field[1] = parameters */
   0,   /* field[0] = pass */
@@ -2976,7 +3034,7 @@ static const unsigned compressor__history_entry__field_indices_by_name[] = {
 static const ProtobufCIntRange compressor__history_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor compressor__history_entry__descriptor =
 {
@@ -2986,11 +3044,62 @@ const ProtobufCMessageDescriptor compressor__history_entry__descriptor =
   "Compressor__HistoryEntry",
   "compressor",
   sizeof(Compressor__HistoryEntry),
-  4,
+  5,
   compressor__history_entry__field_descriptors,
   compressor__history_entry__field_indices_by_name,
   1,  compressor__history_entry__number_ranges,
   (ProtobufCMessageInit) compressor__history_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__history_attachment__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__HistoryAttachment, name),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__HistoryAttachment, text),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__history_attachment__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = text */
+};
+static const ProtobufCIntRange compressor__history_attachment__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor compressor__history_attachment__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.HistoryAttachment",
+  "HistoryAttachment",
+  "Compressor__HistoryAttachment",
+  "compressor",
+  sizeof(Compressor__HistoryAttachment),
+  2,
+  compressor__history_attachment__field_descriptors,
+  compressor__history_attachment__field_indices_by_name,
+  1,  compressor__history_attachment__number_ranges,
+  (ProtobufCMessageInit) compressor__history_attachment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__string_pair__field_descriptors[2] =

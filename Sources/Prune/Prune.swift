@@ -1,6 +1,11 @@
 import Compress
 
-/// Pruning and weight-sharing passes: magnitude and structured pruning, k-means codebooks, Huffman-coded storage.
+/// Pruning: the `prune` pass, with magnitude pruning of single weights
+/// (one-shot, iterative or gradual schedules, per layer or globally, by
+/// fraction, threshold or a sensitivity analysis) and structured pruning of
+/// whole channels through the graph's channel dependency groups (L1, L2,
+/// BatchNorm-scale, Taylor and APoZ criteria; fraction, MAC or measured
+/// latency targets), plus per-layer sensitivity analysis.
 ///
 /// Passes in this library conform to `Compress.Pass` and are registered with
 /// `PassRegistry` so the CLI and pipelines find them by name. The library

@@ -10,18 +10,6 @@ public enum PruningGranularity: String, Sendable, CaseIterable {
     case channel
 }
 
-/// How the importance of a weight or channel is judged.
-public enum PruningCriterion: String, Sendable, CaseIterable {
-    /// Magnitude for weights, L1 norm for channels.
-    case auto
-    case magnitude
-    case l1
-    case l2
-    case bnScale = "bn-scale"
-    case taylor
-    case apoz
-}
-
 /// `prune`: magnitude pruning of single weights (Han et al., "Learning both
 /// Weights and Connections for Efficient Neural Networks", NeurIPS 2015) one-shot,
 /// iteratively or gradually (Zhu & Gupta 2017), and structured pruning of
@@ -32,7 +20,7 @@ public struct PrunePass: Pass {
     public static let parameters: [ParameterSpec] = [
         ParameterSpec("granularity", .choice(PruningGranularity.allCases.map(\.rawValue)), default: .string("weight"),
                       help: "weight: zero single weights (sparse file and kernels); channel: remove whole channels (smaller dense model)."),
-        ParameterSpec("criterion", .choice(PruningCriterion.allCases.map(\.rawValue)), default: .string("auto"),
+        ParameterSpec("criterion", .choice(PruningCriterion.parameterChoices), default: .string(PruningCriterion.automaticName),
                       help: "Importance: magnitude (weights); l1, l2, bn-scale, taylor, apoz (channels). auto: magnitude for weights, l1 for channels."),
         ParameterSpec("scope", .choice(PruningScope.allCases.map(\.rawValue)), default: .string("layer"),
                       help: "layer: the amount applies to each layer; global: one ranking across the selected layers."),
@@ -50,6 +38,8 @@ public struct PrunePass: Pass {
                   help: "Channel granularity: keep at most this fraction of the MACs, e.g. 0.5."),
         .optional("target-latency", .double,
                   help: "Channel granularity: keep at most this fraction of the measured latency (batch 1), e.g. 0.55."),
+        .optional("latency-table", .string,
+                  help: "With --target-latency: a latency table (JSON), or a model file whose history holds one, from an earlier run; candidates found in it take the recorded latency instead of being measured."),
         ParameterSpec("schedule", .choice(PruningSchedule.allCases.map(\.rawValue)), default: .string("one-shot"),
                       help: "one-shot; iterative (prune + fine-tune rounds, Han et al.); agp (cubic sparsity ramp, Zhu & Gupta 2017)."),
         .optional("steps", .int, help: "Pruning steps (default: 1 for one-shot, 4 for iterative, 8 for agp)."),
@@ -65,6 +55,7 @@ public struct PrunePass: Pass {
         "Fine-tuning epochs after each step, pruned weights held at zero (default: 0 for one-shot, 1 otherwise).")
 
     public let granularity: PruningGranularity
+    /// The criterion, `auto` already resolved for the granularity.
     public let criterion: PruningCriterion
     public let scope: PruningScope
     public let amount: PruningAmount
@@ -80,8 +71,8 @@ public struct PrunePass: Pass {
     public init(parameters p: PassParameters) throws {
         var problems: [String] = []
         granularity = PruningGranularity(rawValue: p.string("granularity"))!
-        let c = PruningCriterion(rawValue: p.string("criterion"))!
-        criterion = c == .auto ? (granularity == .weight ? .magnitude : .l1) : c
+        let named = p.string("criterion")
+        criterion = named == PruningCriterion.automaticName ? .automatic(for: granularity) : PruningCriterion(rawValue: named)!
         scope = PruningScope(rawValue: p.string("scope"))!
         schedule = PruningSchedule(rawValue: p.string("schedule"))!
         steps = p.optionalInt("steps") ?? schedule.defaultSteps
@@ -93,10 +84,10 @@ public struct PrunePass: Pass {
         calibrationImages = p.int("calibration-images")
         let parsed = PruningAmount.parse(p, granularity: granularity, scope: scope, problems: &problems)
         amount = parsed ?? .sparsity(0)
-        if granularity == .weight && criterion != .magnitude {
+        if granularity == .weight && criterion.ranksChannels {
             problems.append("criterion '\(criterion.rawValue)' ranks channels; weight granularity uses magnitude")
         }
-        if granularity == .channel && criterion == .magnitude {
+        if granularity == .channel && !criterion.ranksChannels {
             problems.append("criterion 'magnitude' ranks single weights; channel granularity uses l1, l2, bn-scale, taylor or apoz")
         }
         if steps < 1 { problems.append("steps must be at least 1, got \(steps)") }
@@ -129,86 +120,5 @@ public struct PrunePass: Pass {
         }
         return try trainer.fineTune(model, data: try context.data.splits(), epochs: fineTuneEpochs,
                                     overrides: fineTuneOverrides, context: context)
-    }
-}
-
-/// How much a prune pass removes.
-public enum PruningAmount: Sendable, Equatable {
-    case sparsity(Double)
-    case thresholdStd(Double)
-    /// Per-layer fractions by node-name pattern, in the order given.
-    case layerSparsity([(pattern: String, sparsity: Double)])
-    /// Per-layer sparsities derived from a sensitivity analysis file.
-    case sensitivity(path: String, maxDrop: Double)
-    case targetMACs(Double)
-    case targetLatency(Double)
-
-    public static func == (a: PruningAmount, b: PruningAmount) -> Bool {
-        switch (a, b) {
-        case (.sparsity(let x), .sparsity(let y)), (.thresholdStd(let x), .thresholdStd(let y)),
-             (.targetMACs(let x), .targetMACs(let y)), (.targetLatency(let x), .targetLatency(let y)): x == y
-        case (.layerSparsity(let x), .layerSparsity(let y)):
-            x.map(\.pattern) == y.map(\.pattern) && x.map(\.sparsity) == y.map(\.sparsity)
-        case (.sensitivity(let p, let d), .sensitivity(let q, let e)): p == q && d == e
-        default: false
-        }
-    }
-
-    /// The one amount given, checked against the granularity and scope.
-    static func parse(_ p: PassParameters, granularity: PruningGranularity, scope: PruningScope,
-                      problems: inout [String]) -> PruningAmount? {
-        let names = ["sparsity", "threshold-std", "layer-sparsity", "sensitivity", "target-macs", "target-latency"]
-        let given = names.filter { p.has($0) }
-        guard given.count == 1 else {
-            problems.append(given.isEmpty ? "say how much to prune: one of --\(names.joined(separator: ", --"))"
-                            : "give one amount, not \(given.map { "--" + $0 }.joined(separator: " and "))")
-            return nil
-        }
-        let amount: PruningAmount
-        switch given[0] {
-        case "sparsity":
-            let s = p.double("sparsity")
-            if !(0..<1).contains(s) { problems.append("sparsity must be in [0, 1), got \(s)") }
-            amount = .sparsity(s)
-        case "threshold-std":
-            let k = p.double("threshold-std")
-            if !(k > 0) { problems.append("threshold-std must be positive, got \(k)") }
-            if granularity == .channel { problems.append("threshold-std applies to weight granularity") }
-            if scope == .global { problems.append("threshold-std is a per-layer rule; use --scope layer") }
-            amount = .thresholdStd(k)
-        case "layer-sparsity":
-            let entries = parseLayerSparsity(p.string("layer-sparsity"), problems: &problems)
-            if scope == .global { problems.append("layer-sparsity sets each layer's amount; use --scope layer") }
-            amount = .layerSparsity(entries)
-        case "sensitivity":
-            let d = p.double("max-accuracy-drop")
-            if !(d >= 0) { problems.append("max-accuracy-drop must be >= 0, got \(d)") }
-            if granularity == .channel { problems.append("sensitivity-derived amounts apply to weight granularity") }
-            amount = .sensitivity(path: p.string("sensitivity"), maxDrop: d)
-        case "target-macs", "target-latency":
-            let r = p.double(given[0])
-            if !(r > 0 && r < 1) { problems.append("\(given[0]) must be in (0, 1), got \(r)") }
-            if granularity == .weight {
-                problems.append("\(given[0]) needs channel granularity (zeroed weights do not reduce dense MACs)")
-            }
-            amount = given[0] == "target-macs" ? .targetMACs(r) : .targetLatency(r)
-        default: preconditionFailure()
-        }
-        return amount
-    }
-
-    /// `conv1=0.5,fc*=0.9` as pattern/fraction pairs.
-    static func parseLayerSparsity(_ text: String, problems: inout [String]) -> [(pattern: String, sparsity: Double)] {
-        var entries: [(pattern: String, sparsity: Double)] = []
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, let s = Double(parts[1]), (0..<1).contains(s) else {
-                problems.append("layer-sparsity entry '\(item)' must be PATTERN=FRACTION with the fraction in [0, 1)")
-                continue
-            }
-            entries.append((parts[0], s))
-        }
-        if entries.isEmpty && problems.isEmpty { problems.append("layer-sparsity names no layer") }
-        return entries
     }
 }

@@ -79,7 +79,7 @@ import Compress
             initializers: ["c.weight": Tensor(shape: [2, 1, 1, 1], floats: [1, -1]), "d.weight": .filled([1, 2, 1, 1], with: 1)])
         let model = Model(graph: graph)
         let images = Tensor(shape: [2, 1, 2, 2], floats: [1, -1, 2, 0, 3, 4, -5, 6])
-        let scores = try channelImportance(of: try channelDependencyGroups(in: graph), in: model, criterion: .apoz(images: images))
+        let scores = try channelImportance(of: try channelDependencyGroups(in: graph), in: model, criterion: .apoz, calibration: CalibrationImages(images: images))
         // Channel 0 = relu(x) is zero at -1, 0, -5 (3 of 8); channel 1 = relu(-x) at 1, 2, 0, 3, 4, 6 (6 of 8).
         expectClose(scores[0], [0.625, 0.25])
     }
@@ -94,15 +94,17 @@ import Compress
         var rng = SeededGenerator(seed: 1)
         let images = rng.uniformTensor([2, 1, 28, 28])
         #expect(throws: StructuredPruningError.self) {
-            try channelImportance(of: groups, in: model, criterion: .apoz(images: images))
+            try channelImportance(of: groups, in: model, criterion: .apoz, calibration: CalibrationImages(images: images))
         }
         let fc1Only = groups.filter { $0.sourceLayers == ["fc1"] }
-        #expect(try channelImportance(of: fc1Only, in: model, criterion: .apoz(images: images))[2]?.count == 500)
+        #expect(try channelImportance(of: fc1Only, in: model, criterion: .apoz, calibration: CalibrationImages(images: images))[2]?.count == 500)
         #expect(throws: StructuredPruningError.self) {
-            try channelImportance(of: groups, in: model, criterion: .taylor(images: images, labels: [1]))
+            try channelImportance(of: groups, in: model, criterion: .taylor,
+                                  calibration: CalibrationImages(images: images, labels: [1]))
         }
         #expect(throws: StructuredPruningError.self) {
-            try channelImportance(of: groups, in: model, criterion: .apoz(images: rng.uniformTensor([2, 1, 14, 14])))
+            try channelImportance(of: groups, in: model, criterion: .apoz,
+                                  calibration: CalibrationImages(images: rng.uniformTensor([2, 1, 14, 14])))
         }
     }
 
@@ -125,7 +127,8 @@ import Compress
         let images = rng.gaussianTensor([3, 2, 3, 3])
         let labels: [Int32] = [0, 1, 1]
         let scores = try channelImportance(of: try channelDependencyGroups(in: graph), in: model,
-                                           criterion: .taylor(images: images, labels: labels))
+                                           criterion: .taylor,
+                                           calibration: CalibrationImages(images: images, labels: labels))
 
         var expected: [String: [Double]] = ["d.weight": [0, 0, 0], "fc.weight": [0, 0, 0, 0]]
         let trainer = try TrainingGraph(model: model)
@@ -152,8 +155,9 @@ import Compress
         let groups = try channelDependencyGroups(in: model.graph)
         var rng = SeededGenerator(seed: 4)
         let images = rng.uniformTensor([2] + model.inputShape)
-        for criterion in [ImportanceCriterion.apoz(images: images), .taylor(images: images, labels: [3, 7])] {
-            let scores = try channelImportance(of: groups, in: model, criterion: criterion)
+        let calibration = CalibrationImages(images: images, labels: [3, 7])
+        for criterion in [PruningCriterion.apoz, .taylor] {
+            let scores = try channelImportance(of: groups, in: model, criterion: criterion, calibration: calibration)
             #expect(Set(scores.keys) == Set(groups.filter(\.isPrunable).map(\.id)))
             for group in groups where group.isPrunable {
                 #expect(scores[group.id]!.count == group.channels)

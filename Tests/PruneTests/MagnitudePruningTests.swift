@@ -43,27 +43,28 @@ import Compress
         [PrunableLayer(node: "a", weight: "a.w", isConv: false), PrunableLayer(node: "b", weight: "b.w", isConv: false)]
     }
 
-    @Test func layerScopeRemovesTheSmallestOfEachLayerWithTiesByPosition() {
-        let (g, counts) = magnitudePruned(graph(), layers: layers, target: .sparsity(0.5), scope: .layer)
+    @Test func layerScopeRemovesTheSmallestOfEachLayerWithTiesByPosition() throws {
+        let (g, counts) = try magnitudePruned(graph(), layers: layers, target: .perLayer(["a": 0.5, "b": 0.5]))
         // a: |w| = .5 .1 .3 .2 .1 .9; three smallest are the two 0.1s (positions 1, 4) and 0.2.
         #expect(g.initializers["a.w"]!.floats == [0.5, 0, 0.3, 0, 0, 0.9])
         #expect(g.initializers["b.w"]!.floats == [4, 0])
         #expect(counts == [LayerSparsity(layer: "a", weights: 6, nonZero: 3), LayerSparsity(layer: "b", weights: 2, nonZero: 1)])
     }
 
-    @Test func globalScopeRanksAllWeightsInOneList() {
+    @Test func globalScopeRanksAllWeightsInOneList() throws {
         // 8 weights, 50%: the four smallest overall are -0.05, 0.1, 0.1, -0.2.
-        let (g, _) = magnitudePruned(graph(), layers: layers, target: .sparsity(0.5), scope: .global)
+        let (g, _) = try magnitudePruned(graph(), layers: layers, target: .global(0.5))
         #expect(g.initializers["a.w"]!.floats == [0.5, 0, 0.3, 0, 0, 0.9])
         #expect(g.initializers["b.w"]!.floats == [4, 0])
-        let (g2, _) = magnitudePruned(graph(), layers: layers, target: .sparsity(0.25), scope: .global)
+        let (g2, _) = try magnitudePruned(graph(), layers: layers, target: .global(0.25))
         #expect(g2.initializers["a.w"]!.floats == [0.5, 0, 0.3, -0.2, 0.1, 0.9])
         #expect(g2.initializers["b.w"]!.floats == [4, 0])
     }
 
-    @Test func thresholdIsAMultipleOfTheLayersStandardDeviation() {
+    @Test func thresholdIsAMultipleOfTheLayersStandardDeviation() throws {
         // b: weights 4 and -0.05: mean 1.975, std 2.025; 0.5 std = 1.0125 removes -0.05 only.
-        let (g, _) = magnitudePruned(graph(), layers: layers, target: .thresholdStd(0.5), scope: .layer)
+        let (g, _) = try magnitudePruned(graph(), layers: layers,
+                                      target: .thresholds(standardDeviationThresholds(0.5, layers: layers, in: graph())))
         #expect(g.initializers["b.w"]!.floats == [4, 0])
         let a: [Float] = [0.5, -0.1, 0.3, -0.2, 0.1, 0.9]
         let mean = a.reduce(0, +) / 6
@@ -72,13 +73,19 @@ import Compress
         #expect(g.initializers["a.w"]!.floats == a.map { abs($0) < 0.5 * std ? 0 : $0 })
     }
 
-    @Test func perLayerAmountsLeaveUnnamedLayersAlone() {
-        let (g, _) = magnitudePruned(graph(), layers: layers, target: .perLayer(["a": 1.0 / 3]), scope: .layer)
+    @Test func perLayerAmountsLeaveUnnamedLayersAlone() throws {
+        let (g, _) = try magnitudePruned(graph(), layers: layers, target: .perLayer(["a": 1.0 / 3]))
         #expect(g.initializers["a.w"]!.floats == [0.5, 0, 0.3, -0.2, 0, 0.9])
         #expect(g.initializers["b.w"]!.floats == [4, -0.05])
     }
 
-    @Test func pruningFurtherNeverRevivesAWeight() {
+    @Test func aMACFractionIsRefusedForWeights() {
+        #expect(throws: PruningTargetNotApplicable(target: .macFraction(0.5), granularity: .weight)) {
+            try magnitudePruned(graph(), layers: layers, target: .macFraction(0.5))
+        }
+    }
+
+    @Test func pruningFurtherNeverRevivesAWeight() throws {
         var rng = SeededGenerator(seed: 3)
         let w = rng.uniformTensor([40, 30], in: -1...1)
         let g = Graph(inputs: [GraphInput(name: "x", sampleShape: [30])], outputs: ["y"],
@@ -86,7 +93,7 @@ import Compress
         let layer = [PrunableLayer(node: "a", weight: "w", isConv: false)]
         var previous = g
         for s in [0.3, 0.6, 0.9] {
-            let (next, counts) = magnitudePruned(previous, layers: layer, target: .sparsity(s), scope: .layer)
+            let (next, counts) = try magnitudePruned(previous, layers: layer, target: .perLayer(["a": s]))
             let (old, new) = (previous.initializers["w"]!.floats, next.initializers["w"]!.floats)
             #expect(zip(old, new).allSatisfy { $0 != 0 || $1 == 0 })
             #expect(counts[0].nonZero == 1200 - Int((s * 1200).rounded()))

@@ -59,18 +59,25 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(record.changes.filter { $0.hasPrefix("step ") }.count == 3)
         let acc = try #require(record.metrics["validation-accuracy"])
         #expect(acc > 0.8)
-        // Fine-tuning moved the kept weights but not the pruned ones.
-        #expect(out.graph.initializers["fc1.weight"]!.floats != model.graph.initializers["fc1.weight"]!.floats)
+        // Fine-tuning changed the model: the same prune steps (same seed) without it give other weights.
+        let (untuned, p0) = try prunePass(["sparsity": "0.9", "schedule": "iterative", "steps": "3",
+                                           "finetune-epochs": "0", "exclude": "fc3"])
+        let (pruned, _) = try untuned.run(on: model, context: pruneContext(), parameters: p0)
+        for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
+            #expect(out.graph.initializers[name]!.floats != pruned.graph.initializers[name]!.floats, "\(name)")
+        }
     }
 
     @Test func masksSurviveFineTuningExactly() throws {
-        // One-shot prune, then fine-tune: the zero set after fine-tuning is the zero set after pruning.
+        // One-shot prune, then fine-tune: the zero set after fine-tuning is the zero set after pruning,
+        // and the kept weights moved.
         let (oneShot, p1) = try prunePass(["sparsity": "0.7"])
         let (pruned, _) = try oneShot.run(on: model, context: pruneContext(), parameters: p1)
         let (tuned, p2) = try prunePass(["sparsity": "0.7", "finetune-epochs": "2"])
         let (out, _) = try tuned.run(on: model, context: pruneContext(), parameters: p2)
         for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
             #expect(zeros(out, name) == zeros(pruned, name), "\(name)")
+            #expect(out.graph.initializers[name]!.floats != pruned.graph.initializers[name]!.floats, "\(name)")
         }
     }
 
@@ -103,7 +110,7 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(report.layers.map(\.layer) == ["fc1", "fc2", "fc3"])
         #expect(report.layers.allSatisfy { $0.top1[0] == report.baselineTop1 })
         // Each point is the accuracy of the model with only that layer pruned.
-        let (fc2Half, _) = magnitudePruned(model.graph, layers: [layers[1]], target: .sparsity(0.5), scope: .layer)
+        let (fc2Half, _) = try magnitudePruned(model.graph, layers: [layers[1]], target: .perLayer(["fc2": 0.5]))
         var m = model
         m.graph = fc2Half
         #expect(report.layers[1].top1[1] == (try Evaluation.accuracy(of: m, on: splits.validation).top1))
@@ -171,6 +178,35 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(record.changes.filter { $0.hasPrefix("step ") }.count == 2)
     }
 
+    /// Each criterion, run through the pass on data from the context, removes the
+    /// channel of `c` the fixture makes least important for it.
+    @Test(arguments: [("l1", 0), ("l2", 0), ("auto", 0), ("bn-scale", 1), ("taylor", 2), ("apoz", 3)])
+    func everyCriterionRemovesItsLeastImportantChannel(_ criterion: String, _ removed: Int) throws {
+        let model = StructuredFixtures.criteriaModel()
+        let (pass, parameters) = try prunePass(["granularity": "channel", "criterion": criterion, "layers": "c",
+                                                "sparsity": "0.25"])
+        let (out, record) = try pass.run(on: model, context: pruneContext(), parameters: parameters)
+        // c's filters are constant per channel: the first weight of each row names the channel.
+        let filters: [Float] = [0.1, 1.0, 1.1, 1.2]
+        let kept = try #require(out.graph.initializers["c.weight"]).floats.enumerated()
+            .filter { $0.offset % 9 == 0 }.map { filters.firstIndex(of: $0.element) }
+        #expect(kept == (0..<4).filter { $0 != removed }, "\(criterion)")
+        #expect(out.graph.initializers["bn.scale"]!.floats == [1, 0.05, 1, 1].enumerated().filter { $0.offset != removed }.map(\.element))
+        #expect(out.graph.initializers["d.weight"]!.shape == [3, 3, 1, 1])
+        #expect(record.changes.contains("c: 4x1x3x3 -> 3x1x3x3"))
+        #expect(out.metadata.history.last?.parameters["criterion"] == criterion)
+    }
+
+    @Test func dataDrivenCriteriaNeedValidationImages() throws {
+        for criterion in ["taylor", "apoz"] {
+            let (pass, parameters) = try prunePass(["granularity": "channel", "criterion": criterion, "layers": "c",
+                                                    "sparsity": "0.25"])
+            #expect(throws: DataUnavailable.self) {
+                try pass.run(on: StructuredFixtures.criteriaModel(), context: PassContext(), parameters: parameters)
+            }
+        }
+    }
+
     @Test func channelAmountsAreChecked() {
         func problems(_ raw: [String: String]) -> [String] {
             do { _ = try prunePass(raw); return [] } catch let e as ParameterError { return e.problems } catch { return ["\(error)"] }
@@ -181,6 +217,8 @@ func prunePass(_ raw: [String: String]) throws -> (PrunePass, PassParameters) {
         #expect(problems(["sparsity": "0.5", "finetune-lr": "fast"]).count == 1)
         #expect(problems(["sparsity": "0.5", "finetune-lr": "-1"]).count == 1)
         #expect(problems(["sparsity": "0.5", "finetune-epochs": "-1"]).count == 1)
+        #expect(problems(["granularity": "channel", "target-macs": "0.5", "latency-table": "t.json"])
+                == ["latency-table replays the measurements of --target-latency; give it with that amount"])
     }
 }
 

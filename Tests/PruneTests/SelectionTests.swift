@@ -18,7 +18,7 @@ import Compress
         var importance = rampImportance(groups)
         importance[0] = (0..<20).map { Float(20 - $0) }  // conv1: channel 19 is least important
         let removal = try selectChannelsToRemove(in: graph, groups: groups, importance: importance,
-                                                 amount: .perLayer(["conv1": 0.25, "fc1": 0.3]))
+                                                 target: .perLayer(["conv1": 0.25, "fc1": 0.3]))
         #expect(removal == [0: [15, 16, 17, 18, 19], 2: Array(0..<150)])
     }
 
@@ -28,21 +28,21 @@ import Compress
         let stage1 = F.group(of: "conv1", in: groups)
         #expect(throws: StructuredPruningError.groupWouldBeEmpty(group: stage1.id, sourceLayers: stage1.sourceLayers, channels: 16)) {
             try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups),
-                                       amount: .perLayer(["layer1.2.conv2": 1.0]))
+                                       target: .perLayer(["layer1.2.conv2": 1.0]))
         }
         let fc = F.group(of: "fc", in: groups)
         #expect(throws: StructuredPruningError.groupNotPrunable(group: fc.id, sourceLayers: ["fc"], reasons: ["reaches graph output 'fc'"])) {
-            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), amount: .perLayer(["fc": 0.5]))
+            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), target: .perLayer(["fc": 0.5]))
         }
         #expect(throws: StructuredPruningError.conflictingRatios(group: stage1.id, layers: ["conv1", "layer1.0.conv2"])) {
             try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups),
-                                       amount: .perLayer(["conv1": 0.5, "layer1.0.conv2": 0.25]))
+                                       target: .perLayer(["conv1": 0.5, "layer1.0.conv2": 0.25]))
         }
         #expect(throws: StructuredPruningError.unknownLayer("bn1")) {
-            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), amount: .perLayer(["bn1": 0.5]))
+            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), target: .perLayer(["bn1": 0.5]))
         }
         #expect(throws: StructuredPruningError.invalidRatio(layer: nil, ratio: 1)) {
-            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), amount: .global(ratio: 1))
+            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), target: .global(1))
         }
     }
 
@@ -51,10 +51,10 @@ import Compress
         let groups = try channelDependencyGroups(in: graph)
         // conv1's scores (0...19) are below conv2's (100...) and fc1's (1000...).
         let importance = rampImportance(groups, offset: [1: 100, 2: 1000])
-        let removal = try selectChannelsToRemove(in: graph, groups: groups, importance: importance, amount: .global(ratio: 0.04))
+        let removal = try selectChannelsToRemove(in: graph, groups: groups, importance: importance, target: .global(0.04))
         // 4% of 20 + 50 + 500 channels = 22: conv1 gives 19 (one must stay), then conv2's three least important.
         #expect(removal == [0: Array(0..<19), 1: [0, 1, 2]])
-        let almostAll = try selectChannelsToRemove(in: graph, groups: groups, importance: importance, amount: .global(ratio: 0.999))
+        let almostAll = try selectChannelsToRemove(in: graph, groups: groups, importance: importance, target: .global(0.999))
         #expect(almostAll.mapValues(\.count) == [0: 19, 1: 49, 2: 499])
     }
 
@@ -72,7 +72,7 @@ import Compress
         let stage1 = F.group(of: "conv1", in: groups).id
         importance[stage1] = (0..<16).map { Float(($0 * 7) % 16) }  // a shuffled order
         let removal = try selectChannelsToRemove(in: graph, groups: groups, importance: importance,
-                                                 amount: .perLayer(["conv1": 0.75]), channelMultiple: 8)
+                                                 target: .perLayer(["conv1": 0.75]), channelMultiple: 8)
         // 12 would go, keeping 4; rounded up to 8 kept, so the 8 least important go.
         #expect(removal[stage1] == (0..<16).filter { ($0 * 7) % 16 < 8 })
     }
@@ -81,7 +81,7 @@ import Compress
     func macTargetIsReachedWithRoundedWidths(_ architecture: Architecture) throws {
         let model = F.withRandomBatchNorm(architecture)
         for multiple in [nil, 8] as [Int?] {
-            let result = try pruneChannels(model, criterion: .l1, amount: .targetMACs(0.5), channelMultiple: multiple)
+            let result = try pruneChannels(model, criterion: .l1, target: .macFraction(0.5), channelMultiple: multiple)
             #expect(Double(result.record.macsAfter) <= 0.5 * Double(result.record.macsBefore))
             guard let multiple else {
                 // One channel at a time: the greedy stops just under the budget.
@@ -103,10 +103,14 @@ import Compress
         let groups = try channelDependencyGroups(in: graph)
         #expect(throws: StructuredPruningError.self) {
             try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups),
-                                       amount: .targetMACs(0.001), channelMultiple: 8)
+                                       target: .macFraction(0.001), channelMultiple: 8)
+        }
+        #expect(throws: PruningTargetNotApplicable(target: .thresholds(["conv1": 0.1]), granularity: .channel)) {
+            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups),
+                                       target: .thresholds(["conv1": 0.1]))
         }
         #expect(throws: StructuredPruningError.invalidMACTarget(0)) {
-            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), amount: .targetMACs(0))
+            try selectChannelsToRemove(in: graph, groups: groups, importance: rampImportance(groups), target: .macFraction(0))
         }
     }
 

@@ -85,6 +85,44 @@ enum StructuredFixtures {
         }
     }
 
+    /// A model on 1x8x8 images in which each channel criterion finds a different
+    /// least important channel of conv `c`:
+    ///
+    ///     x[1,8,8] ─ c (conv 3x3, 4) ─ bn ─ relu ─ d (conv 1x1, 3) ─ gap ─ flatten ─ fc (4)
+    ///
+    /// c's filters are constant: 0.1, 1.0, 1.1 and 1.2 (channel 0 has the
+    /// smallest L1 and L2 norm). BatchNorm γ = [1, 0.05, 1, 1] (channel 1 has
+    /// the smallest |γ|) and β = [0, 0, 0, -100], which silences channel 3
+    /// after the ReLU on images with pixels in [0, 1] (its APoZ is 100%).
+    /// d reads nothing from channel 2 (its weights from it are zero), so the
+    /// loss gradient there is zero and so is its Taylor score; channel 3's is
+    /// zero too (its activations are), and the tie goes to the lower index, 2.
+    /// With pixels in [0, 1] every other activation is positive.
+    static func criteriaModel(seed: UInt64 = 5) -> Model {
+        var rng = SeededGenerator(seed: seed)
+        let filters: [Float] = [0.1, 1.0, 1.1, 1.2]
+        var d = rng.gaussianTensor([3, 4, 1, 1], std: 0.5).floats
+        for o in 0..<3 { d[o * 4 + 2] = 0 }
+        let initializers: [String: Tensor] = [
+            "c.weight": Tensor(shape: [4, 1, 3, 3], floats: filters.flatMap { [Float](repeating: $0, count: 9) }),
+            "bn.scale": Tensor(shape: [4], floats: [1, 0.05, 1, 1]), "bn.bias": Tensor(shape: [4], floats: [0, 0, 0, -100]),
+            "bn.mean": .zeros([4]), "bn.var": .filled([4], with: 1),
+            "d.weight": Tensor(shape: [3, 4, 1, 1], floats: d), "d.bias": rng.gaussianTensor([3], std: 0.1),
+            "fc.weight": rng.gaussianTensor([4, 3], std: 0.5), "fc.bias": .zeros([4]),
+        ]
+        let nodes = [
+            Node(name: "c", op: .conv2d(Conv2d(padding: .same(1))), inputs: ["x", "c.weight"], output: "c"),
+            Node(name: "bn", op: .batchNorm(epsilon: 1e-5), inputs: ["c", "bn.scale", "bn.bias", "bn.mean", "bn.var"], output: "bn"),
+            Node(name: "relu", op: .relu, inputs: ["bn"], output: "relu"),
+            Node(name: "d", op: .conv2d(Conv2d()), inputs: ["relu", "d.weight", "d.bias"], output: "d"),
+            Node(name: "gap", op: .globalAvgPool, inputs: ["d"], output: "gap"),
+            Node(name: "flatten", op: .flatten(axis: 1), inputs: ["gap"], output: "flatten"),
+            Node(name: "fc", op: .linear, inputs: ["flatten", "fc.weight", "fc.bias"], output: "fc"),
+        ]
+        return Model(graph: Graph(inputs: [GraphInput(name: "x", sampleShape: [1, 8, 8])], outputs: ["fc"],
+                                  nodes: nodes, initializers: initializers))
+    }
+
     /// A graph with two convolution branches concatenated on channels:
     ///
     ///     x[3,8,8] ─ a (conv 3x3, 4) ─ a.relu ──────────────┐

@@ -41,6 +41,7 @@ typedef struct Compressor__SparseFloat32 Compressor__SparseFloat32;
 typedef struct Compressor__Metadata Compressor__Metadata;
 typedef struct Compressor__Normalization Compressor__Normalization;
 typedef struct Compressor__HistoryEntry Compressor__HistoryEntry;
+typedef struct Compressor__HistoryAttachment Compressor__HistoryAttachment;
 typedef struct Compressor__StringPair Compressor__StringPair;
 typedef struct Compressor__MetricPair Compressor__MetricPair;
 
@@ -562,10 +563,30 @@ struct  Compressor__HistoryEntry
    */
   size_t n_metrics;
   Compressor__MetricPair **metrics;
+  /*
+   * Sorted by name. What the pass based its choices on, to review or replay
+   * (e.g. `latency-table`: the latencies a latency target was met with).
+   */
+  size_t n_attachments;
+  Compressor__HistoryAttachment **attachments;
 };
 #define COMPRESSOR__HISTORY_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__history_entry__descriptor) \
-    , NULL, 0,NULL, 0, 0, 0,NULL }
+    , NULL, 0,NULL, 0, 0, 0,NULL, 0,NULL }
+
+
+/*
+ * A named text document kept with a history entry (JSON unless its name says otherwise).
+ */
+struct  Compressor__HistoryAttachment
+{
+  ProtobufCMessage base;
+  char *name;
+  char *text;
+};
+#define COMPRESSOR__HISTORY_ATTACHMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__history_attachment__descriptor) \
+    , NULL, NULL }
 
 
 struct  Compressor__StringPair
@@ -1085,6 +1106,25 @@ Compressor__HistoryEntry *
 void   compressor__history_entry__free_unpacked
                      (Compressor__HistoryEntry *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__HistoryAttachment methods */
+void   compressor__history_attachment__init
+                     (Compressor__HistoryAttachment         *message);
+size_t compressor__history_attachment__get_packed_size
+                     (const Compressor__HistoryAttachment   *message);
+size_t compressor__history_attachment__pack
+                     (const Compressor__HistoryAttachment   *message,
+                      uint8_t             *out);
+size_t compressor__history_attachment__pack_to_buffer
+                     (const Compressor__HistoryAttachment   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__HistoryAttachment *
+       compressor__history_attachment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__history_attachment__free_unpacked
+                     (Compressor__HistoryAttachment *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__StringPair methods */
 void   compressor__string_pair__init
                      (Compressor__StringPair         *message);
@@ -1203,6 +1243,9 @@ typedef void (*Compressor__Normalization_Closure)
 typedef void (*Compressor__HistoryEntry_Closure)
                  (const Compressor__HistoryEntry *message,
                   void *closure_data);
+typedef void (*Compressor__HistoryAttachment_Closure)
+                 (const Compressor__HistoryAttachment *message,
+                  void *closure_data);
 typedef void (*Compressor__StringPair_Closure)
                  (const Compressor__StringPair *message,
                   void *closure_data);
@@ -1241,6 +1284,7 @@ extern const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metadata__descriptor;
 extern const ProtobufCMessageDescriptor compressor__normalization__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_entry__descriptor;
+extern const ProtobufCMessageDescriptor compressor__history_attachment__descriptor;
 extern const ProtobufCMessageDescriptor compressor__string_pair__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metric_pair__descriptor;
 

@@ -15,9 +15,14 @@ public struct HistoryEntry: Sendable, Equatable {
     public var seed: UInt64?
     /// Deterministic metrics, e.g. "params", "macs", "bytes", "test-accuracy".
     public var metrics: [String: Double]
+    /// Documents the pass based its choices on, by name, to review or replay
+    /// (e.g. "latency-table": the JSON latencies a latency target was met with).
+    public var attachments: [String: String]
 
-    public init(pass: String, parameters: [String: String] = [:], seed: UInt64? = nil, metrics: [String: Double] = [:]) {
+    public init(pass: String, parameters: [String: String] = [:], seed: UInt64? = nil, metrics: [String: Double] = [:],
+                attachments: [String: String] = [:]) {
         self.pass = pass; self.parameters = parameters; self.seed = seed; self.metrics = metrics
+        self.attachments = attachments
     }
 }
 

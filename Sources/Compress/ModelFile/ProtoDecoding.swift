@@ -219,6 +219,13 @@ enum ProtoDecoder {
                 guard entry.metrics[key] == nil else { throw .duplicateName("history entry \(i) metric '\(key)'") }
                 entry.metrics[key] = q.pointee.value
             }
+            for q in messages(h.attachments, h.n_attachments) {
+                guard let n = q.pointee.name else { throw .missingField("history entry \(i): attachment name") }
+                let name = String(cString: n)
+                guard let t = q.pointee.text else { throw .missingField("history entry \(i): attachment '\(name)'") }
+                guard entry.attachments[name] == nil else { throw .duplicateName("history entry \(i) attachment '\(name)'") }
+                entry.attachments[name] = String(cString: t)
+            }
             metadata.history.append(entry)
         }
         return metadata

@@ -4,8 +4,8 @@ import CProtobufC
 /// Builds the protobuf-c message tree of a `Model` in an arena and packs it.
 ///
 /// Canonical order makes the bytes a function of the model alone: tensors are
-/// sorted by name, history parameters and metrics by key, nodes keep the
-/// graph's order, and no field depends on time or the host.
+/// sorted by name, history parameters and metrics by key and attachments by
+/// name, nodes keep the graph's order, and no field depends on time or the host.
 struct ProtoEncoder {
     let arena = ProtoArena()
 
@@ -291,6 +291,15 @@ struct ProtoEncoder {
             }
             h.pointee.n_metrics = metrics.count
             h.pointee.metrics = arena.pointers(metrics)
+            var attachments: [UnsafeMutablePointer<Compressor__HistoryAttachment>] = []
+            for name in entry.attachments.keys.sorted() {
+                let a = arena.message(compressor__history_attachment__init)
+                a.pointee.name = try string(name, "history attachment name")
+                a.pointee.text = try string(entry.attachments[name]!, "history attachment '\(name)'")
+                attachments.append(a)
+            }
+            h.pointee.n_attachments = attachments.count
+            h.pointee.attachments = arena.pointers(attachments)
             history.append(h)
         }
         m.pointee.n_history = history.count

@@ -26,9 +26,11 @@ public struct PassOutcome: Sendable {
     public var changes: [String]
     /// Deterministic numbers the pass measured (e.g. "max-abs-diff").
     public var metrics: [String: Double]
+    /// Documents for the history entry (`HistoryEntry.attachments`), by name.
+    public var attachments: [String: String]
 
-    public init(model: Model, changes: [String], metrics: [String: Double] = [:]) {
-        self.model = model; self.changes = changes; self.metrics = metrics
+    public init(model: Model, changes: [String], metrics: [String: Double] = [:], attachments: [String: String] = [:]) {
+        self.model = model; self.changes = changes; self.metrics = metrics; self.attachments = attachments
     }
 }
 
@@ -60,7 +62,7 @@ extension Pass {
                                 changes: outcome.changes, metrics: metrics)
         var result = outcome.model
         result.metadata.history.append(HistoryEntry(pass: Self.name, parameters: record.parameters,
-                                                    seed: context.seed, metrics: metrics))
+                                                    seed: context.seed, metrics: metrics, attachments: outcome.attachments))
         return (result, record)
     }
 }

@@ -25,7 +25,7 @@ public enum SensitivityAnalysis {
             var top1: [Double] = []
             for (i, s) in sparsities.enumerated() {
                 if cancellation.isCancelled { throw PassCancelled() }
-                let (pruned, _) = magnitudePruned(model.graph, layers: [layer], target: .sparsity(s), scope: .layer)
+                let (pruned, _) = try magnitudePruned(model.graph, layers: [layer], target: .perLayer([layer.node: s]))
                 var m = model
                 m.graph = pruned
                 top1.append(s == 0 ? baseline : try Evaluation.accuracy(of: m, on: images, threads: threads).top1)

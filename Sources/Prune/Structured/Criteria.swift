@@ -1,75 +1,35 @@
 import Compress
 
-/// How the channels of a group are ranked: a lower score is pruned first.
+/// Scores every channel of every prunable group in `groups` with `criterion`
+/// (a lower score is pruned first; see `PruningCriterion` for each
+/// criterion and how scores are normalized). Unprunable groups get no entry.
 /// Criteria only score; choosing how many channels go is `selectChannelsToRemove`.
-///
-/// Every criterion but `apoz` is normalized per contributor, so groups are
-/// comparable in a global ranking: each source layer's (or BatchNorm's, or
-/// feature map's) per-channel scores are divided by their mean over the
-/// group's channels, and a group's score is the mean of its contributors'
-/// normalized scores. A channel scoring 1 is as important as the average
-/// channel of its group; a global ranking thus removes the channels that fall
-/// furthest below their own group's average, whatever the layer's fan-in or
-/// weight scale. A contributor whose scores are all zero stays zero.
-public enum ImportanceCriterion: Sendable {
-    /// L1 norm of each source filter, Σ|w| (Li et al., "Pruning Filters for
-    /// Efficient ConvNets", ICLR 2017).
-    case l1
-    /// L2 norm of each source filter, √Σw² (the L2 variant Li et al. compare).
-    case l2
-    /// |γ| of the group's BatchNorm scales (Liu et al., "Learning Efficient
-    /// Convolutional Networks through Network Slimming", ICCV 2017).
-    case bnScale
-    /// 1 − APoZ, the average percentage of zeros of each channel after the
-    /// group's ReLUs on `images` (Hu et al., "Network Trimming: A Data-Driven
-    /// Neuron Pruning Approach towards Efficient Deep Architectures", 2016).
-    /// Already a fraction comparable across layers, so not normalized.
-    case apoz(images: Tensor)
-    /// First-order Taylor expansion of the loss change when a feature map is
-    /// zeroed, |mean over positions of activation × gradient|, averaged over
-    /// `images` one by one (Molchanov et al., "Pruning Convolutional Neural
-    /// Networks for Resource Efficient Inference", ICLR 2017).
-    case taylor(images: Tensor, labels: [Int32])
-
-    /// The criteria by name, for command lines and pipelines.
-    public enum Kind: String, CaseIterable, Sendable {
-        case l1, l2
-        case bnScale = "bn-scale"
-        case apoz, taylor
-
-        /// True for the data-driven criteria, which need validation images.
-        public var needsImages: Bool { self == .apoz || self == .taylor }
-        /// True when the criterion also needs the images' labels.
-        public var needsLabels: Bool { self == .taylor }
-    }
-
-    public var kind: Kind {
-        switch self {
-        case .l1: .l1
-        case .l2: .l2
-        case .bnScale: .bnScale
-        case .apoz: .apoz
-        case .taylor: .taylor
-        }
-    }
-}
-
-/// Scores every channel of every prunable group in `groups` (a lower score
-/// is pruned first). Unprunable groups get no entry.
 ///
 /// - Parameters:
 ///   - groups: groups of `channelDependencyGroups(in: model.graph)`, all or some.
 ///   - model: the model the groups come from; data-driven criteria run it,
 ///     applying its input normalization to the images (pixels in [0, 1]).
+///   - criterion: any criterion but `magnitude`, which ranks single weights.
+///   - calibration: the images `taylor` and `apoz` run the model on (with
+///     labels for `taylor`); the other criteria ignore it.
 ///   - threads: workers for the data-driven criteria.
 /// - Returns: one score per channel, by group id.
 /// - Throws: `StructuredPruningError.criterionNotApplicable` when a group has
 ///   nothing the criterion measures (no BatchNorm for `bnScale`, no ReLU for
-///   `apoz`); `.invalidData` for images or labels that do not fit the model.
-public func channelImportance(of groups: [ChannelGroup], in model: Model, criterion: ImportanceCriterion,
-                              threads: Int = 1) throws -> [Int: [Float]] {
+///   `apoz`, no filters for `magnitude`, which ranks single weights);
+///   `.invalidData` for missing calibration images or labels, or ones that do
+///   not fit the model.
+public func channelImportance(of groups: [ChannelGroup], in model: Model, criterion: PruningCriterion,
+                              calibration: CalibrationImages? = nil, threads: Int = 1) throws -> [Int: [Float]] {
     let prunable = groups.filter(\.isPrunable)
     switch criterion {
+    case .magnitude:
+        if let group = prunable.first {
+            throw StructuredPruningError.criterionNotApplicable(
+                criterion: criterion.rawValue, group: group.id, sourceLayers: group.sourceLayers,
+                reason: "magnitude ranks single weights, not channels")
+        }
+        return [:]
     case .l1:
         return try weightScores(prunable, model.graph, criterion, role: .filter, element: { Double(abs($0)) })
     case .l2:
@@ -77,17 +37,21 @@ public func channelImportance(of groups: [ChannelGroup], in model: Model, criter
                                 channel: { $0.squareRoot() })
     case .bnScale:
         return try weightScores(prunable, model.graph, criterion, role: .normScale, element: { Double(abs($0)) })
-    case .apoz(let images):
-        return try nonZeroFractions(prunable, model: model, images: images, threads: threads)
-    case .taylor(let images, let labels):
-        return try taylorScores(prunable, model: model, images: images, labels: labels, threads: threads)
+    case .apoz:
+        guard let calibration else { throw StructuredPruningError.invalidData("apoz needs calibration images") }
+        return try nonZeroFractions(prunable, model: model, images: calibration.images, threads: threads)
+    case .taylor:
+        guard let calibration, let labels = calibration.labels else {
+            throw StructuredPruningError.invalidData("taylor needs labelled calibration images")
+        }
+        return try taylorScores(prunable, model: model, images: calibration.images, labels: labels, threads: threads)
     }
 }
 
 /// Scores from the slices of `role`: per slice, `element` of each weight is
 /// summed per channel and `channel` applied to the sum (√ for an L2 norm);
 /// then slices are normalized and averaged (`meanOfNormalized`).
-private func weightScores(_ groups: [ChannelGroup], _ graph: Graph, _ criterion: ImportanceCriterion, role: SliceRole,
+private func weightScores(_ groups: [ChannelGroup], _ graph: Graph, _ criterion: PruningCriterion, role: SliceRole,
                           element: (Float) -> Double, channel: (Double) -> Double = { $0 })
                           throws(StructuredPruningError) -> [Int: [Float]] {
     var scores: [Int: [Float]] = [:]
@@ -95,7 +59,7 @@ private func weightScores(_ groups: [ChannelGroup], _ graph: Graph, _ criterion:
         let slices = group.slices(role)
         guard !slices.isEmpty else {
             let missing = role == .normScale ? "BatchNorm" : "source filter"
-            throw .criterionNotApplicable(criterion: criterion.kind.rawValue, group: group.id,
+            throw .criterionNotApplicable(criterion: criterion.rawValue, group: group.id,
                                           sourceLayers: group.sourceLayers, reason: "the group has no \(missing)")
         }
         let perSlice = slices.map { slice in

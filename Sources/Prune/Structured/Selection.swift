@@ -1,29 +1,14 @@
 import Compress
 
-/// How many channels structured pruning removes.
-public enum ChannelPruningAmount: Sendable, Equatable {
-    /// A fraction of channels to remove per source layer name, in [0, 1].
-    /// A fraction applies to the layer's whole group (layers sharing a group
-    /// must agree); `⌊fraction · channels⌋` channels go. Removing every
-    /// channel of a group is refused.
-    case perLayer([String: Double])
-    /// A fraction in [0, 1) of all prunable channels, the least important
-    /// first in one ranking over every group; no group loses its last channel.
-    case global(ratio: Double)
-    /// Keep at most this fraction in (0, 1] of the multiply-accumulates: the
-    /// least important channels over all groups go, one at a time, until the
-    /// MACs (recomputed from the kept channel counts) are within the budget.
-    case targetMACs(Double)
-}
-
 /// Chooses the channels to remove: the least important of each group, as
-/// many as `amount` asks.
+/// many as `target` asks (a fraction per layer, one fraction over every
+/// group, or a MAC fraction; see `PruningTarget`).
 ///
 /// - Parameters:
 ///   - graph: the graph the groups come from (for MAC counts).
 ///   - groups: candidate groups; unprunable ones are never chosen.
 ///   - importance: one score per channel of every prunable group in
-///     `groups` (`channelImportance(of:in:criterion:)`); lower goes first,
+///     `groups` (`channelImportance(of:in:criterion:calibration:threads:)`); lower goes first,
 ///     ties by group then channel index.
 ///   - channelMultiple: if set, each pruned group keeps a multiple of it
 ///     (fast kernels work in blocks of 8 channels): the kept count is rounded
@@ -34,23 +19,26 @@ public enum ChannelPruningAmount: Sendable, Equatable {
 /// - Returns: sorted channel indices by group id, for `applyChannelPruning`.
 /// - Throws: `StructuredPruningError` for unknown or unprunable layers,
 ///   conflicting or invalid ratios, a group that would be emptied, missing
-///   scores, or a MAC target the prunable groups cannot reach.
+///   scores, or a MAC target the prunable groups cannot reach;
+///   `PruningTargetNotApplicable` for weight thresholds.
 public func selectChannelsToRemove(in graph: Graph, groups: [ChannelGroup], importance: [Int: [Float]],
-                                   amount: ChannelPruningAmount, channelMultiple: Int? = nil) throws -> [Int: [Int]] {
+                                   target: PruningTarget, channelMultiple: Int? = nil) throws -> [Int: [Int]] {
     if let m = channelMultiple, m < 1 { throw StructuredPruningError.invalidChannelMultiple(m) }
     let candidates = groups.filter(\.isPrunable)
     let counts: [Int: Int]
-    switch amount {
+    switch target {
     case .perLayer(let ratios):
         counts = try perLayerCounts(ratios, groups: groups)
         for id in counts.keys { try checkImportance(importance, for: groups.first { $0.id == id }!) }
     case .global(let ratio):
         for group in candidates { try checkImportance(importance, for: group) }
         counts = try globalCounts(ratio: ratio, groups: candidates, importance: importance)
-    case .targetMACs(let fraction):
+    case .macFraction(let fraction):
         for group in candidates { try checkImportance(importance, for: group) }
         counts = try macTargetCounts(fraction, graph: graph, groups: candidates, importance: importance,
                                      channelMultiple: channelMultiple)
+    case .thresholds:
+        throw PruningTargetNotApplicable(target: target, granularity: .channel)
     }
     let channels = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.channels) })
     var removal: [Int: [Int]] = [:]

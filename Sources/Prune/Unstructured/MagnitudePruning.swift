@@ -1,26 +1,5 @@
 import Compress
 
-/// How much magnitude pruning removes from the selected layers.
-public enum MagnitudeTarget: Sendable, Equatable {
-    /// This fraction of the weights: of each layer (layer scope) or of all
-    /// selected weights together, ranked in one list (global scope).
-    case sparsity(Double)
-    /// A fraction per layer, by node name (layers not named are left alone).
-    case perLayer([String: Double])
-    /// Weights with `|w| < k · σ`, σ the standard deviation of the layer's
-    /// non-zero weights: the threshold rule of Han et al., "Learning both
-    /// Weights and Connections for Efficient Neural Networks", NeurIPS 2015.
-    case thresholdStd(Double)
-    /// Weights with `|w|` below a fixed threshold, per layer by node name.
-    case thresholds([String: Float])
-}
-
-/// Whether weights are ranked within each layer or across all selected layers.
-public enum PruningScope: String, Sendable, CaseIterable {
-    case layer
-    case global
-}
-
 /// Weight counts of one layer after pruning.
 public struct LayerSparsity: Sendable, Equatable {
     public var layer: String
@@ -29,42 +8,52 @@ public struct LayerSparsity: Sendable, Equatable {
     public var sparsity: Double { weights == 0 ? 0 : 1 - Double(nonZero) / Double(weights) }
 }
 
-/// Zeroes the smallest-magnitude weights of `layers` (Han et al. 2015).
+/// Zeroes the smallest-magnitude weights of `layers` (Han et al. 2015) to
+/// `target`: a fraction per layer, one fraction over all of `layers` ranked
+/// in one list, or a threshold per layer.
 ///
 /// Ranking is by `|w|`, ties broken by position, so results are deterministic;
 /// weights that are already zero rank first, so pruning to a higher
 /// sparsity never revives a pruned weight. Returns the new graph and each
 /// layer's counts.
-public func magnitudePruned(_ graph: Graph, layers: [PrunableLayer], target: MagnitudeTarget,
-                            scope: PruningScope) -> (Graph, [LayerSparsity]) {
+///
+/// - Throws: `PruningTargetNotApplicable` for a MAC fraction, which only
+///   channel pruning can meet.
+public func magnitudePruned(_ graph: Graph, layers: [PrunableLayer],
+                            target: PruningTarget) throws(PruningTargetNotApplicable) -> (Graph, [LayerSparsity]) {
     var g = graph
     let weights = layers.map { graph.initializers[$0.weight]!.floats }
-    var pruned: [[Float]]
-    switch (target, scope) {
-    case (.sparsity(let s), .global):
+    let pruned: [[Float]]
+    switch target {
+    case .global(let s):
         pruned = globallyPruned(weights, sparsity: s)
-    case (.sparsity(let s), .layer):
-        pruned = weights.map { prunedSmallest($0, count: prunedCount(s, of: $0.count)) }
-    case (.perLayer(let byLayer), _):
+    case .perLayer(let byLayer):
         pruned = zip(layers, weights).map { layer, w in
             byLayer[layer.node].map { prunedSmallest(w, count: prunedCount($0, of: w.count)) } ?? w
         }
-    case (.thresholdStd(let k), _):
-        pruned = weights.map { w in
-            let t = Float(k) * nonZeroStandardDeviation(w)
-            return w.map { abs($0) < t ? 0 : $0 }
-        }
-    case (.thresholds(let byLayer), _):
+    case .thresholds(let byLayer):
         pruned = zip(layers, weights).map { layer, w in
             byLayer[layer.node].map { t in w.map { abs($0) < t ? 0 : $0 } } ?? w
         }
+    case .macFraction:
+        throw PruningTargetNotApplicable(target: target, granularity: .weight)
     }
     var counts: [LayerSparsity] = []
     for (layer, w) in zip(layers, pruned) {
-        g.initializers[layer.weight] = Tensor(shape: graph.initializers[layer.weight]!.shape, floats: w)
-        counts.append(LayerSparsity(layer: layer.node, weights: w.count, nonZero: w.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }))
+        let tensor = Tensor(shape: graph.initializers[layer.weight]!.shape, floats: w)
+        g.initializers[layer.weight] = tensor
+        counts.append(LayerSparsity(layer: layer.node, weights: tensor.count, nonZero: tensor.nonZeroCount))
     }
     return (g, counts)
+}
+
+/// Han et al. 2015's threshold rule as per-layer thresholds for
+/// `PruningTarget.thresholds`: `k · σ`, σ the standard deviation of the
+/// layer's non-zero weights in `graph`.
+public func standardDeviationThresholds(_ k: Double, layers: [PrunableLayer], in graph: Graph) -> [String: Float] {
+    Dictionary(uniqueKeysWithValues: layers.map { layer in
+        (layer.node, Float(k) * nonZeroStandardDeviation(graph.initializers[layer.weight]!.floats))
+    })
 }
 
 /// Weights removed at sparsity `s` of `n`.
@@ -111,11 +100,11 @@ func nonZeroStandardDeviation(_ w: [Float]) -> Float {
 
 /// Fraction of zero weights over `layers` together.
 public func weightSparsity(_ graph: Graph, layers: [PrunableLayer]) -> Double {
-    var (total, zeros) = (0, 0)
+    var (total, nonZero) = (0, 0)
     for layer in layers {
-        let w = graph.initializers[layer.weight]!.floats
+        let w = graph.initializers[layer.weight]!
         total += w.count
-        zeros += w.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
+        nonZero += w.nonZeroCount
     }
-    return total == 0 ? 0 : Double(zeros) / Double(total)
+    return total == 0 ? 0 : Double(total - nonZero) / Double(total)
 }

@@ -14,7 +14,7 @@ extension PrunePass {
         for step in 1...steps {
             try context.checkCancellation()
             let target = stepTarget(final, step: step, layers: layers, start: model.graph)
-            (current.graph, counts) = magnitudePruned(current.graph, layers: layers, target: target, scope: scope)
+            (current.graph, counts) = try magnitudePruned(current.graph, layers: layers, target: target)
             let reached = weightSparsity(current.graph, layers: layers)
             var line = String(format: "step %d/%d: %.2f%% of the selected weights pruned", step, steps, reached * 100)
             if fineTuneEpochs > 0 {
@@ -33,15 +33,14 @@ extension PrunePass {
         return PassOutcome(model: current, changes: changes, metrics: metrics)
     }
 
-    /// The amount to reach by the last step, resolved per layer where it is per layer.
-    func finalTargets(_ layers: [PrunableLayer], model: Model) throws -> MagnitudeTarget {
+    /// The target to reach by the last step, resolved per layer where it is per layer.
+    func finalTargets(_ layers: [PrunableLayer], model: Model) throws -> PruningTarget {
         switch amount {
-        case .sparsity(let s): return .sparsity(s)
+        case .sparsity(let s) where scope == .global: return .global(s)
+        case .sparsity(let s): return .perLayer(Dictionary(uniqueKeysWithValues: layers.map { ($0.node, s) }))
         case .thresholdStd(let k):
             // σ from the input model's weights, so every step's threshold is a multiple of one number.
-            return .thresholds(Dictionary(uniqueKeysWithValues: layers.map { layer in
-                (layer.node, Float(k) * nonZeroStandardDeviation(model.graph.initializers[layer.weight]!.floats))
-            }))
+            return .thresholds(standardDeviationThresholds(k, layers: layers, in: model.graph))
         case .layerSparsity(let entries):
             var byLayer: [String: Double] = [:]
             var problems: [String] = []
@@ -68,21 +67,19 @@ extension PrunePass {
 
     /// What step `step` prunes to: the schedule's point between the input
     /// model's sparsity and the final target.
-    func stepTarget(_ final: MagnitudeTarget, step: Int, layers: [PrunableLayer], start: Graph) -> MagnitudeTarget {
+    func stepTarget(_ final: PruningTarget, step: Int, layers: [PrunableLayer], start: Graph) -> PruningTarget {
         func ramp(_ target: Double, from s0: Double) -> Double {
             schedule.sparsity(afterStep: step, of: steps, start: s0, target: target)
         }
         func layerStart(_ node: String) -> Double { weightSparsity(start, layers: layers.filter { $0.node == node }) }
         switch final {
-        case .sparsity(let s) where scope == .global:
-            return .sparsity(ramp(s, from: weightSparsity(start, layers: layers)))
-        case .sparsity(let s):
-            return .perLayer(Dictionary(uniqueKeysWithValues: layers.map { ($0.node, ramp(s, from: layerStart($0.node))) }))
+        case .global(let s):
+            return .global(ramp(s, from: weightSparsity(start, layers: layers)))
         case .perLayer(let byLayer):
             return .perLayer(Dictionary(uniqueKeysWithValues: byLayer.map { ($0.key, ramp($0.value, from: layerStart($0.key))) }))
         case .thresholds(let byLayer):
             return .thresholds(byLayer.mapValues { Float(schedule.thresholdMultiple(afterStep: step, of: steps, target: Double($0))) })
-        case .thresholdStd:
+        case .macFraction:
             return final
         }
     }
