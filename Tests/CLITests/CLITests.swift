@@ -140,7 +140,7 @@ import Testing
         let y = try NPY.read(path: output)
         let expected = try ReferenceEvaluator.run(model: try ModelFile.read(path: m), input: x)
         #expect(y.shape == [3, 10])
-        #expect(zip(y.floats, expected.floats).allSatisfy { abs($0 - $1) <= 1e-4 * (1 + abs($1)) })
+        expectClose(y, expected, tolerance: 1e-4)
         let wrong = dir.appendingPathComponent("w.npy").path
         try put(wrong, Data(NPY.encode(Tensor.zeros([2, 3, 28, 28]))))
         let bad = try run(["predict", m, wrong, "-o", dir.appendingPathComponent("z.npy").path])
