@@ -1,5 +1,9 @@
+import Foundation
 import Testing
 @testable import Compress
+
+// Oracles shared by CompressTests and CLITests (Tests/CLITests/Oracles.swift is a
+// link to this file): comparisons and counts that do not go through the code under test.
 
 /// Expects `actual` to hold as many values as `expected`, and each within
 /// `tolerance * (1 + |expected|)` of its counterpart (relative for large values,
@@ -34,4 +38,41 @@ func expectClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float,
         return
     }
     expectClose(actual.floats, expected.floats, tolerance: tolerance, comment(), sourceLocation: sourceLocation)
+}
+
+/// Bytes of the file at `path`, from `stat(2)`.
+func statSize(_ path: String) throws -> Int {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+    return Int(info.st_size)
+}
+
+/// Non-zero elements of every initializer, by a plain loop.
+func nonZerosByLoop(_ model: Model) -> Int {
+    model.graph.initializers.values.reduce(0) { total, t in total + t.floats.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
+}
+
+/// Zero elements of `tensor`, by a plain loop.
+func zerosByLoop(_ tensor: Tensor) -> Int {
+    tensor.floats.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
+}
+
+/// Top-1 and top-5 by a plain loop over `logits` ([N, classes]): an image counts when
+/// fewer than 1 (or 5) classes score strictly higher than its label.
+func accuracyByLoop(logits: Tensor, labels: [Int]) -> (top1: Double, top5: Double) {
+    let classes = logits.shape[1], values = logits.floats
+    precondition(logits.shape[0] == labels.count, "\(logits.shape[0]) rows of logits, \(labels.count) labels")
+    var top1 = 0, top5 = 0
+    for (i, label) in labels.enumerated() {
+        let row = values[(i * classes)..<((i + 1) * classes)]
+        let higher = row.filter { $0 > row[row.startIndex + label] }.count
+        if higher < 1 { top1 += 1 }
+        if higher < 5 { top5 += 1 }
+    }
+    return (Double(top1) / Double(labels.count), Double(top5) / Double(labels.count))
+}
+
+/// `accuracyByLoop` on the reference evaluator's logits for `images` (slow: small models only).
+func accuracyByLoop(_ model: Model, images: Tensor, labels: [Int]) throws -> (top1: Double, top5: Double) {
+    accuracyByLoop(logits: try ReferenceEvaluator.run(model: model, input: images), labels: labels)
 }

@@ -1,1 +1,0 @@
-../CompressTests/ExpectClose.swift
