@@ -2,12 +2,14 @@ import Foundation
 import Testing
 @testable import Compress
 
-/// `compressor train` end to end on a tiny, easily separable 28x28 dataset.
+/// `compressor train` end to end on a tiny 28x28 dataset with noisy labels.
 @Suite struct TrainCLITests {
     let cli = CLITests()
 
-    /// `data/` with 120 training and 40 test images: class k lights rows 3k..3k+2
-    /// of a dim, noisy 28x28 image. The last 40 training images are the validation split.
+    /// `data/` with 120 training and 40 test images: an image of class k lights rows
+    /// 3k..3k+2 of a dim, noisy 28x28 image, except that 30% light a random class's
+    /// rows instead, so accuracy stays below 1 and differs between the splits.
+    /// The last 40 training images are the validation split.
     func fixture() throws -> (dir: String, test: (images: Tensor, labels: [Int]), validation: (images: Tensor, labels: [Int])) {
         let dir = try cli.tempDir().path
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
@@ -15,8 +17,9 @@ import Testing
         for (split, n) in [("train", 120), ("test", 40)] {
             var rng = SeededGenerator(seed: UInt64(n))
             let labels = (0..<n).map { _ in Int(rng.next() % 10) }
+            let shown = labels.map { rng.nextUniform() < 0.3 ? Int(rng.next() % 10) : $0 }
             let pixels = (0..<(n * 784)).map { i in
-                (i % 784) / 28 / 3 == labels[i / 784] ? 0.8 + 0.2 * rng.nextUniform() : 0.2 * rng.nextUniform()
+                0.2 * rng.nextUniform() + ((i % 784) / 28 / 3 == shown[i / 784] ? 0.7 : 0)
             }
             let images = Tensor(shape: [n, 1, 28, 28], floats: pixels)
             try NPY.write(images, path: "\(dir)/data/\(split)_images.npy")
@@ -54,8 +57,8 @@ import Testing
         #expect((1...3).contains(best))
         let bestAccuracy = try #require(j["validationAccuracy"] as? Double)
         #expect(bestAccuracy == accuracies.max() && bestAccuracy == accuracies[best - 1], "best \(best), \(accuracies)")
-        // The classes are one bright band each: three epochs learn most of them.
-        #expect(bestAccuracy >= 0.5, "\(accuracies)")
+        // 70% of the images show their class's band: three epochs learn well above chance (0.1).
+        #expect(bestAccuracy >= 0.4, "\(accuracies)")
 
         // The file holds the best epoch's model: its accuracies, counted here, are the reported ones.
         let onValidation = try accuracyByLoop(model, images: validation.images, labels: validation.labels)

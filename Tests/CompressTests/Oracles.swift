@@ -13,9 +13,12 @@ import Testing
 func expectClose(_ actual: [Float], _ expected: [Float], tolerance: Float,
                  _ comment: @autoclosure () -> Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
     let prefix = comment().map { "\($0): " } ?? ""
-    guard !expected.isEmpty, actual.count == expected.count else {
-        Issue.record("\(prefix)\(actual.count) values, expected \(expected.count) (and more than 0)",
-                     sourceLocation: sourceLocation)
+    guard !expected.isEmpty else {
+        Issue.record("\(prefix)nothing to compare: the expected values are empty (\(actual.count) actual)", sourceLocation: sourceLocation)
+        return
+    }
+    guard actual.count == expected.count else {
+        Issue.record("\(prefix)\(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
         return
     }
     var worst: Int?, worstExcess: Float = 0
