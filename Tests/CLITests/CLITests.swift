@@ -33,6 +33,14 @@ import Testing
                       stderr: String(decoding: e, as: UTF8.self))
     }
 
+    /// `run`, expecting exit status 0 (a setup step whose failure would otherwise show up, if at all, later).
+    @discardableResult
+    func runOK(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
+        let r = try run(args)
+        #expect(r.status == 0, "\(args.joined(separator: " ")): \(r.stderr)", sourceLocation: sourceLocation)
+        return r
+    }
+
     func tempDir() throws -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
@@ -87,7 +95,7 @@ import Testing
     @Test func badFilesFailWithOneLine() throws {
         let dir = try tempDir()
         let good = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet300", "-o", good])
+        try runOK(["init", "--arch", "lenet300", "-o", good])
         let bytes = try #require(FileManager.default.contents(atPath: good))
         let truncated = dir.appendingPathComponent("t.bin").path
         try put(truncated, bytes.prefix(bytes.count / 2))
@@ -115,7 +123,7 @@ import Testing
         }
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet5", "-o", m])
+        try runOK(["init", "--arch", "lenet5", "-o", m])
         let bad = try run(["fold-bn", m, "-o", dir.appendingPathComponent("o.bin").path, "--verify-batch", "zero"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("verify-batch"))
@@ -124,7 +132,7 @@ import Testing
     @Test func foldBNRemovesBatchNormAndKeepsOutputs() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("vgg.bin").path, o = dir.appendingPathComponent("folded.bin").path
-        try run(["init", "--arch", "vgg-small", "-o", m])
+        try runOK(["init", "--arch", "vgg-small", "-o", m])
         let r = try run(["fold-bn", m, "-o", o, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try json(r.stdout)
@@ -138,7 +146,7 @@ import Testing
     @Test func predictMatchesInProcessSession() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "mobilenet-small", "--seed", "2", "-o", m])
+        try runOK(["init", "--arch", "mobilenet-small", "--seed", "2", "-o", m])
         var rng = SeededGenerator(seed: 5)
         let x = rng.uniformTensor([3, 1, 28, 28])
         let input = dir.appendingPathComponent("x.npy").path, output = dir.appendingPathComponent("y.npy").path
@@ -159,7 +167,7 @@ import Testing
     @Test func evalCountsCorrectPredictions() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet300", "--seed", "3", "-o", m])
+        try runOK(["init", "--arch", "lenet300", "--seed", "3", "-o", m])
         let model = try ModelFile.read(path: m)
         // Label each test image with the model's own prediction for the first 30, and with
         // a wrong class for the last 10, so top-1 must be exactly 30/40.
@@ -190,7 +198,7 @@ import Testing
     @Test func benchReportsEveryConfiguration() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet5", "-o", m])
+        try runOK(["init", "--arch", "lenet5", "-o", m])
         let r = try run(["bench", m, "--batch", "1,4", "--repetitions", "3", "--seconds", "0", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let results = try #require(try json(r.stdout)["results"] as? [[String: Any]])
@@ -210,7 +218,7 @@ import Testing
     @Test func benchComparesSparseKernelsPerLayer() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path, pruned = dir.appendingPathComponent("pruned.bin").path
-        try run(["init", "--arch", "lenet5", "-o", m])
+        try runOK(["init", "--arch", "lenet5", "-o", m])
         let prune = try run(["prune", m, "-o", pruned, "--layer-sparsity", "fc1=0.9,fc2=0.9"])
         #expect(prune.status == 0, "\(prune.stderr)")
         let args = ["bench", pruned, "--sparse", "dense,sparse", "--layers",
@@ -220,9 +228,9 @@ import Testing
         let j = try json(r.stdout)
         #expect((j["results"] as? [[String: Any]])?.count == 4)
         let details = try #require(j["details"] as? [[String: Any]])
-        #expect(details.map { $0["sparseKernels"] as? String } == ["dense", "dense", "sparse", "sparse"])
+        try #require(details.map { $0["sparseKernels"] as? String } == ["dense", "dense", "sparse", "sparse"])
         let choices = try #require(details[2]["layerKernels"] as? [[String: Any]])
-        #expect(choices.map { $0["node"] as? String } == ["conv1", "conv2", "fc1", "fc2"])
+        try #require(choices.map { $0["node"] as? String } == ["conv1", "conv2", "fc1", "fc2"])
         #expect(choices.allSatisfy { $0["sparse"] as? Bool == true })
         // 40,000 of fc1's 400,000 weights and all of conv1's are left.
         let densities = choices.map { $0["weightDensity"] as? Double ?? -1 }

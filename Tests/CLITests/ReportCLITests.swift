@@ -34,7 +34,7 @@ import Testing
                                                    "--batch", "1,2", "--repetitions", "2", "--seconds", "0", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let report = try ReportWriter.decode(json: Data(r.stdout.utf8))
-        #expect(report.models.map(\.label) == ["vgg", "vgg-folded"])
+        try #require(report.models.map(\.label) == ["vgg", "vgg-folded"])
         // vgg-small on 28x28: 3x3 convs 1->32, 32->32 at 28x28, 32->64, 64->64 at 14x14, 64->128,
         // 128->128 at 7x7, then fc 128->10. Folding keeps the MACs, drops BatchNorm's 4 tensors
         // per channel and gives each conv a bias.

@@ -65,7 +65,7 @@ import Testing
 
     @Test func sizesAndCountsByHand() throws {
         let (report, paths, _) = try buildReport()
-        #expect(report.models.map(\.label) == ["lenet300", "sparse", "lenet5"])
+        try #require(report.models.map(\.label) == ["lenet300", "sparse", "lenet5"])
         for (m, file) in zip(report.models, paths) {
             let model = try ModelFile.read(path: file.path)
             #expect(m.fileBytes == (try statSize(file.path)))
