@@ -61,14 +61,20 @@ func zerosByLoop(_ tensor: Tensor) -> Int {
 }
 
 /// Top-1 and top-5 by a plain loop over `logits` ([N, classes]): an image counts when
-/// fewer than 1 (or 5) classes score strictly higher than its label.
-func accuracyByLoop(logits: Tensor, labels: [Int]) -> (top1: Double, top5: Double) {
+/// fewer than 1 (or 5) classes score strictly higher than its label (a NaN label score never does).
+/// Logits that do not fit the labels are an issue, and give NaN accuracies.
+func accuracyByLoop(logits: Tensor, labels: [Int], sourceLocation: SourceLocation = #_sourceLocation) -> (top1: Double, top5: Double) {
+    guard logits.rank == 2, logits.shape[0] == labels.count, !labels.isEmpty,
+          labels.allSatisfy({ (0..<logits.shape[1]).contains($0) }) else {
+        Issue.record("logits \(logits.shape) for \(labels.count) labels", sourceLocation: sourceLocation)
+        return (.nan, .nan)
+    }
     let classes = logits.shape[1], values = logits.floats
-    precondition(logits.shape[0] == labels.count, "\(logits.shape[0]) rows of logits, \(labels.count) labels")
     var top1 = 0, top5 = 0
     for (i, label) in labels.enumerated() {
         let row = values[(i * classes)..<((i + 1) * classes)]
-        let higher = row.filter { $0 > row[row.startIndex + label] }.count
+        let target = row[row.startIndex + label]
+        let higher = target.isNaN ? Int.max : row.filter { $0 > target }.count
         if higher < 1 { top1 += 1 }
         if higher < 5 { top5 += 1 }
     }
@@ -76,6 +82,7 @@ func accuracyByLoop(logits: Tensor, labels: [Int]) -> (top1: Double, top5: Doubl
 }
 
 /// `accuracyByLoop` on the reference evaluator's logits for `images` (slow: small models only).
-func accuracyByLoop(_ model: Model, images: Tensor, labels: [Int]) throws -> (top1: Double, top5: Double) {
-    accuracyByLoop(logits: try ReferenceEvaluator.run(model: model, input: images), labels: labels)
+func accuracyByLoop(_ model: Model, images: Tensor, labels: [Int],
+                    sourceLocation: SourceLocation = #_sourceLocation) throws -> (top1: Double, top5: Double) {
+    accuracyByLoop(logits: try ReferenceEvaluator.run(model: model, input: images), labels: labels, sourceLocation: sourceLocation)
 }
