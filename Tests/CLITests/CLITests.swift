@@ -33,6 +33,14 @@ import Testing
                       stderr: String(decoding: e, as: UTF8.self))
     }
 
+    /// `run`, expecting exit status 0 (a setup step whose failure would otherwise show up, if at all, later).
+    @discardableResult
+    func runOK(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
+        let r = try run(args)
+        #expect(r.status == 0, "\(args.joined(separator: " ")): \(r.stderr)", sourceLocation: sourceLocation)
+        return r
+    }
+
     func tempDir() throws -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
@@ -65,21 +73,29 @@ import Testing
 
     @Test func sameCommandWritesSameBytes() throws {
         let dir = try tempDir()
+        /// Runs `args`, expects success, and returns the bytes of the non-empty file it wrote at `output`.
+        func written(_ args: [String], _ output: String) throws -> Data {
+            let r = try run(args + ["-o", output])
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            let bytes = try #require(FileManager.default.contents(atPath: output), "\(args) wrote no \(output)")
+            #expect(!bytes.isEmpty, "\(args) wrote an empty \(output)")
+            return bytes
+        }
         let a = dir.appendingPathComponent("a.bin").path, b = dir.appendingPathComponent("b.bin").path
-        try run(["init", "--arch", "resnet20", "--seed", "7", "-o", a])
-        try run(["init", "--arch", "resnet20", "--seed", "7", "-o", b])
-        #expect(FileManager.default.contents(atPath: a) == FileManager.default.contents(atPath: b))
-        let c = dir.appendingPathComponent("c.bin").path
-        try run(["fold-bn", a, "-o", c])
-        let d = dir.appendingPathComponent("d.bin").path
-        try run(["fold-bn", b, "-o", d])
-        #expect(FileManager.default.contents(atPath: c) == FileManager.default.contents(atPath: d))
+        let aBytes = try written(["init", "--arch", "resnet20", "--seed", "7"], a)
+        #expect(aBytes == (try written(["init", "--arch", "resnet20", "--seed", "7"], b)))
+        // A different seed gives different bytes, so the equality above is about the seed.
+        #expect(aBytes != (try written(["init", "--arch", "resnet20", "--seed", "8"], dir.appendingPathComponent("e.bin").path)))
+        let c = dir.appendingPathComponent("c.bin").path, d = dir.appendingPathComponent("d.bin").path
+        let cBytes = try written(["fold-bn", a], c)
+        #expect(cBytes == (try written(["fold-bn", b], d)))
+        #expect(cBytes != aBytes)
     }
 
     @Test func badFilesFailWithOneLine() throws {
         let dir = try tempDir()
         let good = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet300", "-o", good])
+        try runOK(["init", "--arch", "lenet300", "-o", good])
         let bytes = try #require(FileManager.default.contents(atPath: good))
         let truncated = dir.appendingPathComponent("t.bin").path
         try put(truncated, bytes.prefix(bytes.count / 2))
@@ -107,7 +123,7 @@ import Testing
         }
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet5", "-o", m])
+        try runOK(["init", "--arch", "lenet5", "-o", m])
         let bad = try run(["fold-bn", m, "-o", dir.appendingPathComponent("o.bin").path, "--verify-batch", "zero"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("verify-batch"))
@@ -116,7 +132,7 @@ import Testing
     @Test func foldBNRemovesBatchNormAndKeepsOutputs() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("vgg.bin").path, o = dir.appendingPathComponent("folded.bin").path
-        try run(["init", "--arch", "vgg-small", "-o", m])
+        try runOK(["init", "--arch", "vgg-small", "-o", m])
         let r = try run(["fold-bn", m, "-o", o, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try json(r.stdout)
@@ -130,7 +146,7 @@ import Testing
     @Test func predictMatchesInProcessSession() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "mobilenet-small", "--seed", "2", "-o", m])
+        try runOK(["init", "--arch", "mobilenet-small", "--seed", "2", "-o", m])
         var rng = SeededGenerator(seed: 5)
         let x = rng.uniformTensor([3, 1, 28, 28])
         let input = dir.appendingPathComponent("x.npy").path, output = dir.appendingPathComponent("y.npy").path
@@ -140,7 +156,7 @@ import Testing
         let y = try NPY.read(path: output)
         let expected = try ReferenceEvaluator.run(model: try ModelFile.read(path: m), input: x)
         #expect(y.shape == [3, 10])
-        #expect(zip(y.floats, expected.floats).allSatisfy { abs($0 - $1) <= 1e-4 * (1 + abs($1)) })
+        expectClose(y, expected, tolerance: 1e-4)
         let wrong = dir.appendingPathComponent("w.npy").path
         try put(wrong, Data(NPY.encode(Tensor.zeros([2, 3, 28, 28]))))
         let bad = try run(["predict", m, wrong, "-o", dir.appendingPathComponent("z.npy").path])
@@ -151,7 +167,7 @@ import Testing
     @Test func evalCountsCorrectPredictions() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet300", "--seed", "3", "-o", m])
+        try runOK(["init", "--arch", "lenet300", "--seed", "3", "-o", m])
         let model = try ModelFile.read(path: m)
         // Label each test image with the model's own prediction for the first 30, and with
         // a wrong class for the last 10, so top-1 must be exactly 30/40.
@@ -182,7 +198,7 @@ import Testing
     @Test func benchReportsEveryConfiguration() throws {
         let dir = try tempDir()
         let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet5", "-o", m])
+        try runOK(["init", "--arch", "lenet5", "-o", m])
         let r = try run(["bench", m, "--batch", "1,4", "--repetitions", "3", "--seconds", "0", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let results = try #require(try json(r.stdout)["results"] as? [[String: Any]])
@@ -197,25 +213,28 @@ import Testing
         #expect(bad.status != 0)
     }
 
-    /// --sparse compares kernel policies in one run and --layers times every step;
-    /// the hidden --magnitude-zero prunes in memory for the measurement.
+    /// --sparse compares kernel policies in one run and --layers times every step, on a
+    /// model whose fc layers `compressor prune` made 90% sparse.
     @Test func benchComparesSparseKernelsPerLayer() throws {
         let dir = try tempDir()
-        let m = dir.appendingPathComponent("m.bin").path
-        try run(["init", "--arch", "lenet5", "-o", m])
-        let args = ["bench", m, "--magnitude-zero", "fc1=0.9,fc2=0.9", "--sparse", "dense,sparse", "--layers",
+        let m = dir.appendingPathComponent("m.bin").path, pruned = dir.appendingPathComponent("pruned.bin").path
+        try runOK(["init", "--arch", "lenet5", "-o", m])
+        let prune = try run(["prune", m, "-o", pruned, "--layer-sparsity", "fc1=0.9,fc2=0.9"])
+        #expect(prune.status == 0, "\(prune.stderr)")
+        let args = ["bench", pruned, "--sparse", "dense,sparse", "--layers",
                     "--batch", "1,3", "--repetitions", "2", "--seconds", "0"]
         let r = try run(args + ["--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try json(r.stdout)
         #expect((j["results"] as? [[String: Any]])?.count == 4)
         let details = try #require(j["details"] as? [[String: Any]])
-        #expect(details.map { $0["sparseKernels"] as? String } == ["dense", "dense", "sparse", "sparse"])
+        try #require(details.map { $0["sparseKernels"] as? String } == ["dense", "dense", "sparse", "sparse"])
         let choices = try #require(details[2]["layerKernels"] as? [[String: Any]])
-        #expect(choices.map { $0["node"] as? String } == ["conv1", "conv2", "fc1", "fc2"])
+        try #require(choices.map { $0["node"] as? String } == ["conv1", "conv2", "fc1", "fc2"])
         #expect(choices.allSatisfy { $0["sparse"] as? Bool == true })
-        let fc1Density = choices[2]["weightDensity"] as? Double ?? 0
-        #expect(abs(fc1Density - 0.1) < 1e-3)
+        // 40,000 of fc1's 400,000 weights and all of conv1's are left.
+        let densities = choices.map { $0["weightDensity"] as? Double ?? -1 }
+        #expect(abs(densities[2] - 0.1) < 1e-3 && abs(densities[3] - 0.1) < 1e-3 && densities[0] == 1, "\(densities)")
         let steps = try #require((details[2]["layers"] as? [String: Any])?["steps"] as? [[String: Any]])
         let fc1 = try #require(steps.first { $0["node"] as? String == "fc1" })
         #expect((fc1["kernel"] as? String)?.hasPrefix("sparse-") == true)
@@ -230,6 +249,11 @@ import Testing
         #expect(text.stdout.contains("sparse-csr-gemm"))
         #expect(try run(["bench", m, "--sparse", "fast"]).status != 0)
         #expect(try run(["bench", m, "--train", "--layers"]).status != 0)
-        #expect(try run(["bench", m, "--magnitude-zero", "pool1=0.5"]).status != 0)
+        // Pooling layers have no weights to prune: refused by name, nothing written.
+        let pool = dir.appendingPathComponent("pool.bin").path
+        let refused = try run(["prune", m, "-o", pool, "--layer-sparsity", "pool1=0.5"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("'pool1'") && refused.stderr.contains("matches no selected layer"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: pool))
     }
 }

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import Compress
 
-/// `compressor report` end to end: its numbers equal what `info --json` and
-/// `eval --json` print for the same models.
+/// `compressor report` end to end: its numbers equal independent oracles (counts and
+/// MACs by hand, file sizes from `stat`, accuracy counted here from the logits) and
+/// what `info --json` and `eval --json` print for the same models.
 @Suite struct ReportCLITests {
     let cli = CLITests()
 
@@ -33,8 +34,24 @@ import Testing
                                                    "--batch", "1,2", "--repetitions", "2", "--seconds", "0", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let report = try ReportWriter.decode(json: Data(r.stdout.utf8))
-        #expect(report.models.map(\.label) == ["vgg", "vgg-folded"])
+        try #require(report.models.map(\.label) == ["vgg", "vgg-folded"])
+        // vgg-small on 28x28: 3x3 convs 1->32, 32->32 at 28x28, 32->64, 64->64 at 14x14, 64->128,
+        // 128->128 at 7x7, then fc 128->10. Folding keeps the MACs, drops BatchNorm's 4 tensors
+        // per channel and gives each conv a bias.
+        let convWeights: Int = 9 * (32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128)
+        let macs: Int = 9 * (784 * (32 + 32 * 32) + 196 * (32 * 64 + 64 * 64) + 49 * (64 * 128 + 128 * 128)) + 128 * 10
+        let channels = 32 + 32 + 64 + 64 + 128 + 128
+        #expect(report.models.map(\.parameters) == [convWeights + 4 * channels + 1290, convWeights + channels + 1290])
+        #expect(report.models.map(\.macsPerImage) == [macs, macs])
+        let (images, labels) = try testSplit(data)
         for (m, path) in zip(report.models, models) {
+            let model = try ModelFile.read(path: path)
+            #expect(m.fileBytes == (try statSize(path)))
+            #expect(m.nonZeroParameters == nonZerosByLoop(model))
+            let counted = accuracyByLoop(logits: try Session(model: model).run(images), labels: labels)
+            #expect(m.accuracy?.images == 40)
+            #expect(m.accuracy?.top1 == counted.top1 && m.accuracy?.top5 == counted.top5, "\(m.label): counted \(counted)")
+
             let info = try cli.json(try cli.run(["info", path, "--json"]).stdout)
             #expect(m.fileBytes == info["fileBytes"] as? Int)
             #expect(m.parameters == info["parameters"] as? Int)
@@ -49,7 +66,7 @@ import Testing
             #expect(m.accuracy?.top5 == eval["top5"] as? Double)
         }
         // Folding removes the BatchNorm tensors, so the folded file is smaller.
-        #expect(report.models[1].compressionRatio == Double(report.models[0].fileBytes) / Double(report.models[1].fileBytes))
+        #expect(report.models[1].compressionRatio == Double(try statSize(models[0])) / Double(try statSize(models[1])))
         #expect(report.models[1].compressionRatio > 1)
         #expect(report.models[0].layers.contains { $0.op == "BatchNorm" })
         #expect(!report.models[1].layers.contains { $0.op == "BatchNorm" })
@@ -58,6 +75,13 @@ import Testing
         }
         let html = try String(contentsOfFile: (out as NSString).appendingPathComponent("report.html"), encoding: .utf8)
         #expect(!html.contains("http"))
+    }
+
+    /// The test split of the fixture's data, read back from its files.
+    func testSplit(_ data: String) throws -> (Tensor, [Int]) {
+        let images = try NPY.read(path: data + "/test_images.npy")
+        let labels = try NPY.read(path: data + "/test_labels.npy")
+        return (images, labels.int64s.map(Int.init))
     }
 
     /// Each report layer has the parameters, non-zeros and MACs `info` lists, and its bytes sum `info`'s by encoding.

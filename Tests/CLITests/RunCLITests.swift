@@ -88,6 +88,35 @@ import Prune
         #expect((last["accuracy"] as? [String: Any])?["top1"] as? Double == top1)
     }
 
+    /// A `prune` step inside a pipeline: the step's model has half of every conv/linear
+    /// weight zeroed (counted here, not taken from the pass's report), the smallest by magnitude.
+    @Test func pruneStepPrunesTheStepModel() throws {
+        let dir = try fixture(steps: "steps:\n  - prune: {sparsity: 0.5}\n  - eval: {limit: 8}\n")
+        let r = try run(["run", "pipeline.yaml"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("step 1/2 prune: "), "\(r.stdout)")
+        let input = try ModelFile.read(path: dir + "/model.bin")
+        let step = try ModelFile.read(path: dir + "/out/final.steps/01-prune.bin")
+        let weightLayers = step.graph.nodes.filter { node in
+            switch node.op { case .conv2d, .linear: true; default: false }
+        }
+        #expect(weightLayers.map(\.name) == ["fc1", "fc2", "fc3"])
+        for node in weightLayers {
+            let before = try #require(input.graph.initializers[node.inputs[1]]), after = try #require(step.graph.initializers[node.inputs[1]])
+            #expect(after.shape == before.shape)
+            #expect(zerosByLoop(before) == 0, "\(node.name) had zeros before pruning")
+            #expect(zerosByLoop(after) == before.count / 2, "\(node.name): \(zerosByLoop(after)) of \(after.count) zero")
+            // Every zeroed weight was no larger than every kept one, and the kept ones are unchanged.
+            let old = before.floats, new = after.floats
+            let largestZeroed = old.indices.filter { new[$0] == 0 }.map { abs(old[$0]) }.max() ?? 0
+            let smallestKept = old.indices.filter { new[$0] != 0 }.map { abs(old[$0]) }.min() ?? 0
+            #expect(largestZeroed <= smallestKept, "\(node.name)")
+            #expect(old.indices.allSatisfy { new[$0] == 0 || new[$0] == old[$0] }, "\(node.name)")
+        }
+        // The eval step changes nothing: the output is the pruned model.
+        #expect(FileManager.default.contents(atPath: dir + "/out/final.bin") == FileManager.default.contents(atPath: dir + "/out/final.steps/01-prune.bin"))
+    }
+
     @Test func commandLineOverridesAndJSON() throws {
         let dir = try fixture()
         let sub = dir + "/sub"

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Compress
 import Kernels
@@ -42,9 +43,22 @@ import Kernels
         return true
     }
 
-    @Test func cpuSupportsTheKernelsHere() {
-        // The benchmark machine has AVX2 + FMA; elsewhere the plain path runs and these tests still hold.
-        if !cpuSupportsBlockedKernels { print("note: no AVX2+FMA, blocked kernels are not exercised") }
+    /// The CPUID check agrees with the kernel's view of the CPU: Linux lists `avx2` and
+    /// `fma` in /proc/cpuinfo only when the CPU has them and the OS saves the ymm state.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/cpuinfo"), "needs /proc/cpuinfo"))
+    func cpuSupportsTheKernelsHere() throws {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flagLines = cpuinfo.split(separator: "\n").filter { $0.hasPrefix("flags") }
+        // x86 kernels print a "flags" line per logical CPU; other architectures say "Features".
+        guard !flagLines.isEmpty else {
+            #expect(!cpuSupportsBlockedKernels, "no x86 flags in /proc/cpuinfo, yet the kernels were enabled")
+            return
+        }
+        for line in flagLines {
+            let flags = Set(line.split(separator: ":", maxSplits: 1).last!.split(separator: " ").map(String.init))
+            #expect(cpuSupportsBlockedKernels == (flags.contains("avx2") && flags.contains("fma")),
+                    "cpuSupportsBlockedKernels is \(cpuSupportsBlockedKernels); /proc/cpuinfo avx2 \(flags.contains("avx2")), fma \(flags.contains("fma"))")
+        }
     }
 
     @Test(arguments: convCases, [FusedActivation.none, .relu, .relu6])

@@ -435,20 +435,28 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["model.bin", "occupied"])
     }
 
-    @Test func atomicWriteFailsCleanlyInAReadOnlyDirectory() throws {
-        // Root ignores directory permissions; the injected failure above covers that case.
-        guard getuid() != 0 else { return }
+    /// A path whose directory is a regular file: no permission bits are involved, so
+    /// it fails for root too (CI runs as root, which ignores read-only directories).
+    @Test func atomicWriteUnderARegularFileFailsClearlyAndLeavesNothing() throws {
         let directory = try temporaryDirectory()
-        defer {
-            chmod(directory, 0o755)
-            try? FileManager.default.removeItem(atPath: directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/file.txt"
+        try Data("not a directory\n".utf8).write(to: URL(fileURLWithPath: file))
+        let path = file + "/model.bin"
+        let writes: [() throws -> Void] = [{ try ModelFile.write(Self.smallModel(), to: path) },
+                                           { try writeFileAtomically([4], to: path) }]
+        for write in writes {
+            do {
+                try write()
+                Issue.record("wrote \(path) under a regular file")
+            } catch let error as FileWriteError {
+                #expect(error.path == path)
+                #expect(error.operation == "create temporary file")
+                #expect(error.description == "cannot write \(path): create temporary file failed: \(String(cString: strerror(ENOTDIR)))")
+            }
         }
-        let path = directory + "/model.bin"
-        try writeFileAtomically([1, 2, 3], to: path)
-        chmod(directory, 0o555)
-        #expect(throws: FileWriteError.self) { try writeFileAtomically([4], to: path) }
-        #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["model.bin"])
+        #expect(FileManager.default.contents(atPath: file) == Data("not a directory\n".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["file.txt"])
     }
 }
 

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import Compress
 
-/// Reports: Pareto fronts, measured values against the functions `info` and
-/// `eval` use, and the three documents.
+/// Reports: Pareto fronts, measured values against independent oracles (counts
+/// and MACs by hand, file sizes from `stat`, accuracy from a plain loop over the
+/// reference evaluator's logits), and the three documents.
 @Suite struct ReportTests {
     /// A quick benchmark: the numbers are not under test here, only that they are there.
     static let quickSettings = ReportSettings(
@@ -62,18 +63,19 @@ import Testing
 
     // MARK: - Measured values
 
-    @Test func sizesAndCountsMatchInfosFunctions() throws {
+    @Test func sizesAndCountsByHand() throws {
         let (report, paths, _) = try buildReport()
-        #expect(report.models.map(\.label) == ["lenet300", "sparse", "lenet5"])
+        try #require(report.models.map(\.label) == ["lenet300", "sparse", "lenet5"])
         for (m, file) in zip(report.models, paths) {
             let model = try ModelFile.read(path: file.path)
-            let summary = try ModelSummary(model)
-            let sizes = ModelFile.encodedTensorSizes(model)
-            #expect(m.fileBytes == (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int))
-            #expect(m.parameters == summary.parameters)
-            #expect(m.nonZeroParameters == summary.nonZeroParameters)
-            #expect(m.macsPerImage == summary.macs)
-            #expect(m.tensorBytes == sizes.values.reduce(0) { $0 + $1.bytes })
+            #expect(m.fileBytes == (try statSize(file.path)))
+            #expect(m.nonZeroParameters == nonZerosByLoop(model))
+            // The tensor records are what the file loses when the initializers are dropped;
+            // the graph's own length prefix may shrink by a few bytes as well.
+            var bare = model
+            bare.graph.initializers = [:]
+            let tensorDelta = try ModelFile.encode(model).count - ModelFile.encode(bare).count
+            #expect(m.tensorBytes <= tensorDelta && m.tensorBytes >= tensorDelta - 4, "\(m.tensorBytes) vs \(tensorDelta)")
             #expect(m.format == "native")
             #expect(m.layers.allSatisfy { $0.rank == nil })
         }
@@ -84,11 +86,78 @@ import Testing
         #expect(encodings[0].allSatisfy { $0 == "dense-float32" })
         #expect(encodings[1] == ["sparse-float32/5-bit", "dense-float32", "dense-float32"])
         #expect(encodings[2].allSatisfy { $0 == "dense-float32" })
-        // 784·300 + 300·100 + 100·10 multiply-accumulates, and as many weights.
-        #expect(report.models[0].macsPerImage == 266_200)
-        #expect(report.models[0].weights == 266_200)
+        // lenet300: 784·300 + 300·100 + 100·10 multiply-accumulates, and as many weights, plus 300 + 100 + 10 biases.
+        let lenet300Weights: Int = 784 * 300 + 300 * 100 + 100 * 10
+        #expect(report.models[0].macsPerImage == lenet300Weights)
+        #expect(report.models[0].weights == lenet300Weights)
+        #expect(report.models[0].parameters == lenet300Weights + 300 + 100 + 10)
+        #expect(report.models[1].parameters == report.models[0].parameters)
+        // lenet5: conv1 20·1·5·5 on a 24x24 output, conv2 50·20·5·5 on 8x8, fc1 800·500, fc2 500·10.
+        let lenet5MACs: Int = 24 * 24 * 20 * 25 + 8 * 8 * 50 * 20 * 25 + 800 * 500 + 500 * 10
+        let lenet5Parameters: Int = 20 * 25 + 20 + 50 * 20 * 25 + 50 + 800 * 500 + 500 + 500 * 10 + 10
+        #expect(report.models[2].macsPerImage == lenet5MACs)
+        #expect(report.models[2].parameters == lenet5Parameters)
         // Biases start at zero; the sparse variant zeroes 117,600 of fc1's weights on top.
         #expect(report.models[1].nonZeroParameters == report.models[0].nonZeroParameters - 117_600)
+    }
+
+    /// x [2, 5, 5] -> conv (3 filters 2x3x3, stride 2, padding 1) -> ReLU -> flatten -> linear (27 -> 4),
+    /// with every third conv weight and every fourth linear weight zero.
+    static func tinyModel() -> Model {
+        func values(_ count: Int, zeroEvery k: Int, seed: UInt64) -> [Float] {
+            var rng = SeededGenerator(seed: seed)
+            return (0..<count).map { i in i % k == 0 ? 0 : 0.1 + rng.nextUniform() }
+        }
+        let graph = Graph(
+            inputs: [GraphInput(name: "x", sampleShape: [2, 5, 5])], outputs: ["y"],
+            nodes: [
+                Node(name: "conv", op: .conv2d(Conv2d(stride: .square(2), padding: .same(1))),
+                     inputs: ["x", "conv.w", "conv.b"], output: "c"),
+                Node(name: "relu", op: .relu, inputs: ["c"], output: "r"),
+                Node(name: "flatten", op: .flatten(axis: 1), inputs: ["r"], output: "f"),
+                Node(name: "fc", op: .linear, inputs: ["f", "fc.w", "fc.b"], output: "y"),
+            ],
+            initializers: [
+                "conv.w": Tensor(shape: [3, 2, 3, 3], floats: values(54, zeroEvery: 3, seed: 1)),
+                "conv.b": Tensor(shape: [3], floats: [0.5, -0.25, 0]),
+                "fc.w": Tensor(shape: [4, 27], floats: values(108, zeroEvery: 4, seed: 2)),
+                "fc.b": Tensor(shape: [4], floats: [1, 2, 3, 4]),
+            ])
+        return Model(graph: graph)
+    }
+
+    @Test func tinyHandBuiltModelByHand() throws {
+        let path = (try temporaryDirectory() as NSString).appendingPathComponent("tiny.bin")
+        try ModelFile.write(Self.tinyModel(), to: path)
+        var rng = SeededGenerator(seed: 3)
+        let test = LabeledImages(images: rng.uniformTensor([6, 2, 5, 5]), labels: [0, 1, 2, 3, 0, 1])
+        let report = try ReportBuilder.build(models: [("tiny", path)], test: test, settings: Self.quickSettings,
+                                             progress: SilentProgress())
+        let m = try #require(report.models.first)
+        #expect(m.fileBytes == (try statSize(path)))
+        // Parameters: conv 3·2·3·3 = 54 weights + 3 biases, fc 4·27 = 108 weights + 4 biases.
+        let parameters: Int = 54 + 3 + 108 + 4, weights: Int = 54 + 108
+        #expect(m.parameters == parameters)
+        #expect(m.weights == weights)
+        // Zeros: 18 of the conv weights (indices 0, 3, ..., 51), one conv bias, 27 fc weights (0, 4, ..., 104).
+        let nonZeros: Int = (54 - 18) + 2 + (108 - 27) + 4
+        #expect(m.nonZeroParameters == nonZeros)
+        // Output 3x3 ((5 + 2 - 3) / 2 + 1) per filter: 27 outputs of 2·3·3 = 18 MACs; fc 27·4.
+        let macs: Int = 27 * 18 + 27 * 4
+        #expect(m.macsPerImage == macs)
+        #expect(m.layers.map(\.name) == ["conv", "fc"])
+        #expect(m.layers.map(\.op) == ["Conv2d", "Linear"])
+        #expect(m.layers.map(\.weightShape) == [[3, 2, 3, 3], [4, 27]])
+        #expect(m.layers.map(\.parameters) == [57, 112])
+        #expect(m.layers.map(\.nonZeros) == [38, 85])  // 36 + 2 and 81 + 4
+        #expect(m.layers.map(\.macs) == [486, 108])
+        let sparsities: [Double] = [18.0 / 54, 27.0 / 108]
+        #expect(m.layers.count == 2 && zip(m.layers, sparsities).allSatisfy { abs($0.sparsity - $1) < 1e-12 },
+                "\(m.layers.map(\.sparsity))")
+        let accuracy = try #require(m.accuracy)
+        let expected = try accuracyByLoop(Self.tinyModel(), images: test.images, labels: test.labels.map(Int.init))
+        #expect(accuracy.images == 6)
+        #expect(accuracy.top1 == expected.top1 && accuracy.top5 == expected.top5)
     }
 
     @Test func compressionRatioAndBitsPerWeightByHand() throws {
@@ -125,12 +194,13 @@ import Testing
         #expect(report.models[2].layers.map(\.name) == ["conv1", "conv2", "fc1", "fc2"])
     }
 
-    @Test func accuracyIsEvaluationsAndChangeIsAgainstTheBaseline() throws {
+    @Test func accuracyMatchesAPlainLoopAndChangeIsAgainstTheBaseline() throws {
         let (report, paths, test) = try buildReport()
+        #expect(report.models.count == paths.count)
         for (m, file) in zip(report.models, paths) {
-            let expected = try Evaluation.accuracy(of: try ModelFile.read(path: file.path), on: test)
+            let expected = try accuracyByLoop(try ModelFile.read(path: file.path), images: test.images, labels: test.labels.map(Int.init))
             let a = try #require(m.accuracy)
-            #expect(a.images == 24 && a.top1 == expected.top1 && a.top5 == expected.top5)
+            #expect(a.images == 24 && a.top1 == expected.top1 && a.top5 == expected.top5, "\(m.label)")
             #expect(a.top1Change == a.top1 - report.models[0].accuracy!.top1)
         }
         #expect(report.settings.testImages == 24)
@@ -142,9 +212,20 @@ import Testing
             #expect(m.latency.map(\.batch) == [1, 4])
             #expect(m.latency.allSatisfy { $0.threads == 1 && $0.repetitions >= 2 && $0.medianMs > 0 })
         }
-        let costs = report.models.map { Double($0.fileBytes) }, values = report.models.map { $0.accuracy!.top1 }
-        #expect(report.paretoFronts.sizeVsAccuracy
-                == ParetoFront.indices(costs: costs, values: values).map { report.models[$0].label })
+        // The fronts by brute force: a model is on one unless another costs no more, scores no
+        // less, and is strictly better in one of the two; listed cheapest first.
+        func front(_ cost: (ModelReport) -> Double) -> [String] {
+            let m = report.models
+            let kept = m.indices.filter { i in
+                !m.indices.contains { j in
+                    let (cj, ci) = (cost(m[j]), cost(m[i])), (vj, vi) = (m[j].accuracy!.top1, m[i].accuracy!.top1)
+                    return cj <= ci && vj >= vi && (cj < ci || vj > vi)
+                }
+            }
+            return kept.sorted { cost(m[$0]) < cost(m[$1]) }.map { m[$0].label }
+        }
+        #expect(report.paretoFronts.sizeVsAccuracy == front { Double($0.fileBytes) })
+        #expect(report.paretoFronts.latencyVsAccuracy == front { $0.latency(batch: 1, threads: 1)!.medianMs })
         #expect(!report.paretoFronts.latencyVsAccuracy.isEmpty)
     }
 

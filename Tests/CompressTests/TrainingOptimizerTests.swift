@@ -111,6 +111,7 @@ import Testing
         fc1.applyMask(mask)
         try Self.train(graph, steps: 20)
         let exported = graph.exportModel().graph.initializers["fc1.weight"]!.floats
+        #expect(exported.count == mask.count)
         #expect(zip(exported, mask).allSatisfy { $1 == 1 || $0 == 0 })
         #expect(zip(exported, mask).contains { $1 == 1 && $0 != 0 })
     }
@@ -153,6 +154,7 @@ import Testing
         try Self.train(graph, steps: 10)
         let distinct = Set(fc2.tensor.floats)
         #expect(distinct.count <= k + 1)  // the centroids and the pruned zeros
+        #expect(fc2.tensor.floats.count == assignments.count)
         #expect(zip(fc2.tensor.floats, assignments).allSatisfy { $1 >= 0 || $0 == 0 })
     }
 }

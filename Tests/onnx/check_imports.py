@@ -12,7 +12,10 @@
     Weights the tests pass as graph inputs become initializers first.
 
 Prints one line per node case (PASS/FAIL/SKIP with a reason) and the tally
-`onnx node tests: N passed, M failed, K skipped`; exits non-zero on any failure.
+`onnx node tests: N passed, M failed, K skipped`; exits non-zero on any failure,
+and when fewer than --min-node-passes cases pass (a skip is no failure, so a
+generator that writes nothing, or a skip rule that catches everything, would
+otherwise pass).
 
 Usage: check_imports.py --compressor .build/debug/compressor --work /tmp/onnx-check
 Needs: pip install numpy onnx onnxruntime
@@ -33,6 +36,8 @@ SCOPE = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "S
 # Ops whose inputs after the first are data (not weights) when they match the first input's rank.
 MULTI_DATA = {"Add", "Sub", "Mul", "Div", "Concat"}
 RTOL, ATOL = 1e-3, 1e-5
+# 104 node cases passed (91 skipped) with onnx 1.23.2 when this floor was set; about 90% of that.
+MIN_NODE_PASSES = 93
 
 
 def predict(compressor, model_path, inputs, outputs):
@@ -343,7 +348,7 @@ def check_node_tests(compressor, work, script):
         tally[status] += 1
         print(f"{status} {name}{': ' + detail if detail else ''}")
     print(f"onnx node tests: {tally['PASS']} passed, {tally['FAIL']} failed, {tally['SKIP']} skipped")
-    return tally["FAIL"]
+    return tally
 
 
 def main():
@@ -353,14 +358,19 @@ def main():
     ap.add_argument("--work", required=True, help="scratch directory (created; node cases are cached in it)")
     ap.add_argument("--node-tests-script", default=os.path.join(repo, "..", "shared", "bench", "onnx_node_tests.py"),
                     help="generator of ONNX node test data (default: <repo>/../shared/bench/onnx_node_tests.py)")
+    ap.add_argument("--min-node-passes", type=int, default=MIN_NODE_PASSES,
+                    help=f"fail when fewer node cases pass (default: {MIN_NODE_PASSES})")
     args = ap.parse_args()
     compressor = os.path.abspath(args.compressor)
     os.makedirs(args.work, exist_ok=True)
     failures = check_foreign(compressor, args.work)
-    failed_cases = check_node_tests(compressor, args.work, args.node_tests_script)
+    tally = check_node_tests(compressor, args.work, args.node_tests_script)
+    if tally["PASS"] < args.min_node_passes:
+        failures.append(f"onnx node tests: only {tally['PASS']} passed ({tally['SKIP']} skipped), fewer than the "
+                        f"required {args.min_node_passes}; the SKIP lines above say why cases were left out")
     for f in failures:
         print(f"FAIL {f}")
-    return 1 if failures or failed_cases else 0
+    return 1 if failures or tally["FAIL"] else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+../CompressTests/Oracles.swift
