@@ -95,6 +95,7 @@ import Compress
         for s in [0.3, 0.6, 0.9] {
             let (next, counts) = try magnitudePruned(previous, layers: layer, target: .perLayer(["a": s]))
             let (old, new) = (previous.initializers["w"]!.floats, next.initializers["w"]!.floats)
+            #expect(old.count == 1200 && new.count == 1200)
             #expect(zip(old, new).allSatisfy { $0 != 0 || $1 == 0 })
             #expect(counts[0].nonZero == 1200 - Int((s * 1200).rounded()))
             previous = next
