@@ -1,6 +1,6 @@
 import Testing
 @testable import Compress
-import Kernels
+import SIMDKernels
 
 /// Sparse kernels for pruned conv and linear layers: the CSR format, the AVX2
 /// kernels against the plain-Swift ones, and sessions with sparse layers

@@ -99,3 +99,34 @@ private struct StepBench {
         return withExtendedLifetime((inputs, output, scratch)) { fastest }
     }
 }
+
+extension ValueTable {
+    /// The sparse kernel to run conv or linear `node` instead of `dense`, if the
+    /// selector prefers it, with the choice recorded either way. A sparse kernel
+    /// reads and writes plain values (and the residual a blocked conv would have added).
+    mutating func sparseReplacement(_ node: Node, dense: any Kernel, _ parameters: [Tensor?], density: Double,
+                                    activation: FusedActivation) -> (any Kernel)? {
+        let weight = parameters[0]!
+        let inputShapes = [shapes[node.inputs[0]]!] + (residuals[node.name].map { [shapes[$0]!] } ?? [])
+        let outputShape = shapes[node.output]!
+        var choice = LayerKernelChoice(node: node.name, op: node.op.kind, sparse: false,
+                                       kernel: dense.label(inputShapes: inputShapes, outputShape: outputShape),
+                                       weightDensity: density)
+        defer { layerKernels.append(choice) }
+        guard selector.considers(node.name, density: density) else { return nil }
+        let sparse: any Kernel
+        switch node.op {
+        case .conv2d(let a):
+            sparse = SparseConvKernel(attributes: a, weight: weight, bias: parameters[1], activation: activation,
+                                      hasResidual: residuals[node.name] != nil, vectorized: blocked)
+        default:
+            sparse = SparseLinearKernel(weight: weight, bias: parameters[1], activation: activation, vectorized: blocked)
+        }
+        let decision = selector.choose(dense: dense, sparse: sparse, inputShapes: inputShapes, outputShape: outputShape)
+        (choice.denseMicroseconds, choice.sparseMicroseconds) = (decision.denseMicroseconds, decision.sparseMicroseconds)
+        guard decision.sparse else { return nil }
+        choice.sparse = true
+        choice.kernel = sparse.label(inputShapes: inputShapes, outputShape: outputShape)
+        return sparse
+    }
+}
