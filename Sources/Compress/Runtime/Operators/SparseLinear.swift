@@ -49,7 +49,7 @@ struct SparseLinearKernel: Kernel {
             }
             return
         }
-        withBias { bias in
+        withBias(bias) { bias in
             if n == 1 {
                 forEachIndex(workers, workers: workers) { part, _ in
                     matrix.multiplyVector(rows: chunk(outFeatures, parts: workers, part), x, y, bias: bias, activation)
@@ -64,11 +64,6 @@ struct SparseLinearKernel: Kernel {
                                      bias: bias, output, activation, vectorized: vectorized)
             }
         }
-    }
-
-    private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
-        guard let bias else { return body(nil) }
-        bias.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }
 
