@@ -54,8 +54,9 @@ struct ExecutionPlan {
     ///   - sparseKernels: which conv and linear layers run sparse kernels
     ///     (`SparseKernelSelector`); `threads` is what timed choices may use.
     ///   - sparseNodes: with `.sparse`, only these layers go sparse.
+    ///   - kernelTiming: how `.auto` times candidates (nil: by running them).
     init(graph original: Graph, blockedKernels: Bool = true, sparseKernels: SparseKernelPolicy = .auto,
-         threads: Int = 1, sparseNodes: Set<String>? = nil) throws {
+         threads: Int = 1, sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
         var rewritten = fused.removingUnusedNodes()
@@ -73,7 +74,8 @@ struct ExecutionPlan {
         foldedBatchNorms = foldedNames
         fusedActivations = fusedNames + moreActivations
         fusedResidualAdds = addNames
-        let selector = SparseKernelSelector(policy: sparseKernels, threads: threads, onlyNodes: sparseNodes)
+        let selector = SparseKernelSelector(policy: sparseKernels, threads: threads, onlyNodes: sparseNodes,
+                                            timing: kernelTiming)
         var builder = ValueTable(graph: graph, shapes: shapes, blocked: blocked, residuals: residuals, selector: selector)
         for input in graph.inputs { _ = builder.add(input.name, .graphInput) }
         for node in graph.nodes {
