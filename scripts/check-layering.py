@@ -187,10 +187,21 @@ def main():
 
     problems = []
     uses = {}  # (folder, used folder) -> names
-    for folder in sorted({f for f, _, _ in files}):
+    folders = {f for f, _, _ in files}
+    for folder in sorted(folders):
         if folder not in rules:
             problems.append(f"Sources/Compress/{folder}: no rule for this folder in docs/architecture.md "
                             "(add a line to the ```layering block)")
+    # The rules themselves must name folders and symbols that exist, so they stay true.
+    for folder, allowed in sorted(rules.items()):
+        for used, names in sorted(allowed.items()):
+            if used not in folders or folder not in folders:
+                problems.append(f"docs/architecture.md: the rule '{folder}: ... {used}' names a folder "
+                                "Sources/Compress does not have")
+            for name in sorted(names or []):
+                if used not in definers.get(name, set()):
+                    problems.append(f"docs/architecture.md: the rule for {folder} allows '{name}' from {used}, "
+                                    f"which {used} does not declare")
     for folder, path, code in files:
         rule = rules.get(folder, {})
         locals_ = local_bindings(code)
@@ -224,7 +235,7 @@ def main():
         for (folder, used), names in sorted(uses.items()):
             print(f"{folder} -> {used}: {', '.join(sorted(names))}")
     if problems:
-        print("check-layering: folders of Sources/Compress use what the rules forbid:", file=sys.stderr)
+        print("check-layering: Sources/Compress breaks the layering rules of docs/architecture.md:", file=sys.stderr)
         for problem in problems:
             print("  " + problem, file=sys.stderr)
         sys.exit(1)
