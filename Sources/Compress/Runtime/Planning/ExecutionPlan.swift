@@ -23,8 +23,10 @@ struct PlannedStep {
 }
 
 /// The batch-independent part of a session's plan: the graph after BatchNorm
-/// folding, activation fusion and dead-node removal, its values numbered,
-/// and one compiled kernel per remaining computing node, in topological order.
+/// folding, activation fusion and dead-node removal (`GraphRewrites.swift`),
+/// its values numbered and one compiled kernel per remaining computing node,
+/// in topological order (`ValueTable`), sparse kernels where
+/// `SparseKernelSelector` prefers them.
 struct ExecutionPlan {
     /// The rewritten graph; per-batch shapes are inferred from it.
     let graph: Graph

@@ -1,3 +1,7 @@
+// The graph rewrites planning applies before compiling kernels: activation
+// fusion, residual-add fusion (blocked kernels only) and dead-node removal.
+// Each returns a new graph and what it removed.
+
 extension Graph {
     /// Moves each ReLU/ReLU6 that is the only reader of a conv2d or linear
     /// output (not itself a graph output) into that layer: the layer writes
