@@ -1,6 +1,6 @@
 // The graph rewrites planning applies before compiling kernels: activation
 // fusion, residual-add fusion (blocked kernels only) and dead-node removal.
-// Each returns a new graph and what it removed.
+// Each returns a new graph; the fusions also say what they moved where.
 
 extension Graph {
     /// Moves each ReLU/ReLU6 that is the only reader of a conv2d or linear
