@@ -36,10 +36,10 @@ let package = Package(
         // for root packages only: a package depending on this one would need
         // these kernels moved behind a C target with target attributes.
         // "-O" keeps the kernels optimized in debug builds too, so tests run them at speed.
-        .target(name: "Kernels", dependencies: ["CCPUFeatures"],
+        .target(name: "SIMDKernels", dependencies: ["CCPUFeatures"],
                 swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-O"])]),
         .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto",
-                                                 "Kernels", .product(name: "Yams", package: "Yams")]),
+                                                 "SIMDKernels", .product(name: "Yams", package: "Yams")]),
         .target(name: "Prune", dependencies: ["Compress"]),
         .target(name: "LowRank", dependencies: ["Compress"]),
         .target(name: "Distill", dependencies: ["Compress"]),
@@ -47,7 +47,7 @@ let package = Package(
             "Compress", "Prune", "LowRank", "Distill",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CompressTests", dependencies: ["Compress", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
+        .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
         .testTarget(name: "CLITests", dependencies: ["Compress", "Prune", "compressor"]),
     ],

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+python3 scripts/check-layering.py
 swift build --build-tests
 bash scripts/onnx-checks.sh .build/debug/compressor
 swift test --skip-build

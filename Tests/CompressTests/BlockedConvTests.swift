@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import Compress
-import Kernels
+import SIMDKernels
 
 /// The NCHW8c direct convolution and the plan around it (layout choice,
 /// conversions, fused residual Add + ReLU), each checked against the reference

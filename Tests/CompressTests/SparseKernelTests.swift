@@ -1,6 +1,6 @@
 import Testing
 @testable import Compress
-import Kernels
+import SIMDKernels
 
 /// Sparse kernels for pruned conv and linear layers: the CSR format, the AVX2
 /// kernels against the plain-Swift ones, and sessions with sparse layers
@@ -8,7 +8,8 @@ import Kernels
 /// at several sparsities. Tolerance: `1e-5 * (1 + max|expected|)` element by
 /// element (sums of up to a few hundred products in a different order).
 ///
-/// Timing-based choices (`.auto`) appear only where the outputs cannot depend on them.
+/// Timing-based choices (`.auto`) appear only where the outputs cannot depend
+/// on them, or with a stand-in timer that decides which candidate is faster.
 @Suite struct SparseKernelTests {
     typealias F = RuntimeFixtures
     static let tolerance: Float = 1e-5
@@ -291,6 +292,39 @@ import Kernels
         let timed = auto.layerKernels.filter { $0.denseMicroseconds != nil && $0.sparseMicroseconds != nil }.map(\.node)
         #expect(timed == ["conv2", "fc1", "fc2"])
         #expect(dense.layerKernels.allSatisfy { !$0.sparse && $0.denseMicroseconds == nil })
+    }
+
+    /// `.auto` keeps whichever candidate its timer says is faster, recording both
+    /// times; a stand-in timer decides here (no clock involved), in both
+    /// directions and on a tie (dense stays), with AVX2 kernels and without.
+    @Test(arguments: [(dense: 0.5, sparse: 0.25), (dense: 0.25, sparse: 0.5), (dense: 0.5, sparse: 0.5)])
+    func autoKeepsTheFasterKernel(_ seconds: (dense: Double, sparse: Double)) throws {
+        let graph = Self.prunedLenet(sparsity: 0.92, layers: ["fc1", "fc2", "conv2"])
+        let sparseWins = seconds.sparse < seconds.dense
+        for blocked in [true, false] {
+            var timed: [String] = []
+            let timing: KernelTiming = { kernel, inputShapes, outputShape in
+                let label = kernel.label(inputShapes: inputShapes, outputShape: outputShape)
+                timed.append(label)
+                return label.hasPrefix("sparse-") ? seconds.sparse : seconds.dense
+            }
+            let session = try Session(model: Model(graph: graph), threads: 1, blockedKernels: blocked,
+                                      sparseKernels: .auto, kernelTiming: timing)
+            // conv1 is dense, so never timed; each pruned layer times its dense candidate, then its sparse one.
+            #expect(timed.count == 6 && timed.enumerated().allSatisfy { $0.element.hasPrefix("sparse-") == ($0.offset % 2 == 1) },
+                    "\(timed)")
+            let kernels = Dictionary(uniqueKeysWithValues: session.layerKernels.map { ($0.node, $0) })
+            #expect(kernels["conv1"]!.sparse == false && kernels["conv1"]!.denseMicroseconds == nil)
+            for node in ["conv2", "fc1", "fc2"] {
+                let choice = kernels[node]!
+                #expect(choice.sparse == sparseWins, "\(node), blocked \(blocked)")
+                #expect(choice.kernel.hasPrefix("sparse-") == sparseWins, "\(node): \(choice.kernel)")
+                #expect(choice.denseMicroseconds == seconds.dense * 1e6 && choice.sparseMicroseconds == seconds.sparse * 1e6)
+            }
+            let x = Self.inputs(graph, batch: 2)["x"]!
+            let dense = try Session(model: Model(graph: graph), threads: 1, blockedKernels: blocked, sparseKernels: .dense)
+            #expect(F.isClose(try session.run(x), try dense.run(x), relative: Self.tolerance))
+        }
     }
 
     /// An unpruned model plans exactly as before: nothing timed, nothing sparse.

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Everything a pass may need besides the model and its parameters, plumbed
 /// once here so pass families do not each re-plumb it.
 public final class PassContext: Sendable {
@@ -54,47 +52,6 @@ public final class PassContext: Sendable {
     public func checkCancellation() throws(PassCancelled) {
         if cancellation.isCancelled { throw PassCancelled() }
     }
-}
-
-/// Thrown by long work when the user cancels it (Ctrl-C).
-public struct PassCancelled: Error, CustomStringConvertible {
-    public init() {}
-    public var description: String { "cancelled" }
-}
-
-/// A thread-safe flag raised to ask long work to stop.
-public final class CancellationFlag: Sendable {
-    private let raised = Atomic<Bool>(false)
-    public init() {}
-    public var isCancelled: Bool { raised.load(ordering: .relaxed) }
-    public func cancel() { raised.store(true, ordering: .relaxed) }
-}
-
-/// Loads data lazily and at most once.
-public final class DataProvider: Sendable {
-    private let load: @Sendable () throws -> DatasetSplits?
-    private let cache = Mutex<DatasetSplits?>(nil)
-
-    public init(_ load: @escaping @Sendable () throws -> DatasetSplits?) { self.load = load }
-
-    /// The splits in `directory` (nil: the default dataset), the last
-    /// `validationCount` training images held out for validation.
-    public static func directory(_ directory: String?, validationCount: Int) -> DataProvider {
-        DataProvider { try DatasetLoader.load(directory: directory, validationCount: validationCount) }
-    }
-
-    /// The splits, or an error when the pass needs data and none was given.
-    public func splits() throws -> DatasetSplits {
-        if let d = cache.withLock({ $0 }) { return d }
-        guard let d = try load() else { throw DataUnavailable() }
-        cache.withLock { $0 = d }
-        return d
-    }
-}
-
-/// Thrown when a pass needs data but the run has none.
-public struct DataUnavailable: Error, CustomStringConvertible {
-    public var description: String { "this pass needs data, but none was given (use --data DIR)" }
 }
 
 /// Trains or fine-tunes a model; the training engine provides the implementation.

@@ -1,5 +1,5 @@
 import Foundation
-import Kernels
+import SIMDKernels
 
 /// What a report measures and how.
 public struct ReportSettings: Sendable {

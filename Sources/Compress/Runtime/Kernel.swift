@@ -57,6 +57,14 @@ enum FusedActivation: Sendable {
     case none, relu, relu6
 }
 
+/// Calls `body` with a pointer to `bias`'s elements, or with nil when the
+/// layer has no bias: how kernels hand an optional bias to their epilogue.
+@inline(__always)
+func withBias(_ bias: [Float]?, _ body: (UnsafePointer<Float>?) -> Void) {
+    guard let bias else { return body(nil) }
+    bias.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
 /// Adds `bias[c]` (if any) to each of `channels` runs of `length` floats and
 /// applies `activation`, in one pass: the epilogue of a conv image.
 func applyChannelBiasAndActivation(_ y: UnsafeMutablePointer<Float>, channels: Int, length: Int,

@@ -56,15 +56,17 @@ public final class Session {
     /// `blockedKernels: false` keeps every feature map in plain NCHW (im2col +
     /// GEMM convolutions) and runs sparse kernels in plain Swift, as on a CPU
     /// without AVX2 and FMA. `imageWise: false` runs every batch layer by layer over all images.
-    /// `sparseNodes` limits `.sparse` to these layers.
+    /// `sparseNodes` limits `.sparse` to these layers; `kernelTiming` replaces
+    /// the timing of `.auto`'s candidates (tests decide which is faster).
     init(model: Model, threads: Int, blockedKernels: Bool, imageWise: Bool = true,
-         sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil) throws {
+         sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil,
+         kernelTiming: KernelTiming? = nil) throws {
         self.model = model
         self.threads = max(1, threads)
         // Before planning: `.auto` times BLAS-backed kernels.
         openblas_set_num_threads(1)
         plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels, sparseKernels: sparseKernels,
-                                 threads: self.threads, sparseNodes: sparseNodes)
+                                 threads: self.threads, sparseNodes: sparseNodes, kernelTiming: kernelTiming)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
             inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
@@ -115,11 +117,11 @@ public final class Session {
         return outputs
     }
 
-    /// Times each planned step on its own at `input`'s batch size, after one
-    /// full run on `input` has filled every value. A batch that runs image by
-    /// image is timed on one worker's single-image steps, scaled to the images
-    /// each worker runs.
-    public func profileSteps(_ input: Tensor, benchmark: LatencyBenchmark) throws -> StepProfile {
+    /// Every planned step at `input`'s batch size, in plan order, each ready to
+    /// run on its own, after one full run on `input` has filled every value
+    /// (how `profileSteps` times them). A batch that runs image by image gives
+    /// one worker's single-image steps, with `scale` the images each worker runs.
+    func stepRuns(on input: Tensor) throws -> StepRuns {
         _ = try run(input)
         let batch = input.shape[0]
         let prepared = try plan(for: batch)
@@ -132,16 +134,17 @@ public final class Session {
         }
         let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
                                     threads: threads)
-        var steps: [StepTiming] = []
-        for (step, binding) in zip(plan.steps, batchPlan.bindings) {
-            if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
-            let time = try benchmark.time(batch: batch, threads: self.threads) { step.kernel.run(binding, context) }
-            steps.append(StepTiming(node: step.node,
-                                    kernel: step.kernel.label(inputShapes: binding.inputShapes, outputShape: binding.outputShape),
-                                    weightDensity: step.weightDensity, medianMs: time.medianMs * scale,
-                                    minMs: time.minMs * scale))
+        let steps = zip(plan.steps, batchPlan.bindings).map { step, binding in
+            StepRun(node: step.node, kernel: step.kernel.label(inputShapes: binding.inputShapes, outputShape: binding.outputShape),
+                    weightDensity: step.weightDensity) { step.kernel.run(binding, context) }
         }
-        return StepProfile(batch: batch, threads: self.threads, execution: execution, steps: steps)
+        return StepRuns(batch: batch, execution: execution, scale: scale, steps: steps, buffers: prepared)
+    }
+
+    /// Keeps OpenBLAS single-threaded (the runtime threads itself); the setting
+    /// is process-global, so it is checked before each run.
+    static func useSingleThreadedBLAS() {
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     }
 
     private func plan(for batch: Int) throws -> PreparedBatch {
@@ -154,7 +157,7 @@ public final class Session {
     }
 
     private func execute(_ prepared: PreparedBatch) {
-        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+        Self.useSingleThreadedBLAS()
         switch prepared {
         case .imageWise(let p): p.execute(plan)
         case .layerWise(let batchPlan):
@@ -174,8 +177,31 @@ public final class Session {
     }
 }
 
+/// The planned steps of one batch size, each runnable on its own (`Session.stepRuns(on:)`).
+struct StepRuns {
+    let batch: Int
+    /// "layer-wise" (each step over the whole batch) or "image-wise" (one worker's single-image steps).
+    let execution: String
+    /// One run of a step times this is its share of a batch: the images each worker runs, image-wise.
+    let scale: Double
+    let steps: [StepRun]
+    /// The buffers the steps read and write, kept alive with them.
+    fileprivate let buffers: PreparedBatch
+}
+
+/// One planned step bound to its buffers.
+struct StepRun {
+    /// The node, or a layout conversion named after the value it converts ("x#nchw8c").
+    let node: String
+    /// The kernel's label at this batch size.
+    let kernel: String
+    let weightDensity: Double?
+    /// Runs the step's kernel once.
+    let run: () -> Void
+}
+
 /// A batch size's buffers: all images layer by layer, or image by image.
-private enum PreparedBatch {
+fileprivate enum PreparedBatch {
     case layerWise(BatchPlan)
     case imageWise(ImageWisePlan)
 

@@ -1,15 +1,9 @@
-/// Eight-lane loads and stores for the element-wise loops the compiler does
-/// not vectorize on its own (it cannot prove the buffers do not overlap, and
-/// a data-dependent branch per element costs a misprediction half the time).
-@inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
+import SIMDKernels
 
-@inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
+// Eight-lane loops for the element-wise work the compiler does not vectorize
+// on its own (it cannot prove the buffers do not overlap, and a data-dependent
+// branch per element costs a misprediction half the time), over `load8` and
+// `store8` from SIMDKernels.
 
 /// `dX[i] += keep(x[i]) ? dY[i] : 0`, eight at a time: the backward of a clipping activation.
 @inline(__always)

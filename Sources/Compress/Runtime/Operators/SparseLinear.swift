@@ -1,10 +1,10 @@
-import Kernels
+import SIMDKernels
 
 /// `y = activation(x Wᵀ + b)` with a pruned `W` `[out, in]` kept as sparse rows,
 /// bias and activation fused in the epilogue.
 ///
 /// - One row (batch 1): a sparse matrix-vector product, over the sliced rows
-///   (`Kernels.slicedSparseMatrixVector`) when vectorized, else row by row.
+///   (`SIMDKernels.slicedSparseMatrixVector`) when vectorized, else row by row.
 /// - A batch of `N` rows: `x` is transposed to `[in, N]` in scratch so each
 ///   row of `W` scales contiguous rows of it (`sparseRowsTimesDense`,
 ///   vectorized along the batch); results are written straight into `y`'s columns.
@@ -49,7 +49,7 @@ struct SparseLinearKernel: Kernel {
             }
             return
         }
-        withBias { bias in
+        withBias(bias) { bias in
             if n == 1 {
                 forEachIndex(workers, workers: workers) { part, _ in
                     matrix.multiplyVector(rows: chunk(outFeatures, parts: workers, part), x, y, bias: bias, activation)
@@ -65,14 +65,9 @@ struct SparseLinearKernel: Kernel {
             }
         }
     }
-
-    private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
-        guard let bias else { return body(nil) }
-        bias.withUnsafeBufferPointer { body($0.baseAddress!) }
-    }
 }
 
-/// `y[c * rows + r] = x[r * columns + c]`: `Kernels.transposeMatrix` when
+/// `y[c * rows + r] = x[r * columns + c]`: `SIMDKernels.transposeMatrix` when
 /// `vectorized`, else element by element in blocks of 8 x 8.
 func transpose(_ x: UnsafePointer<Float>, rows: Int, columns: Int, _ y: UnsafeMutablePointer<Float>, vectorized: Bool) {
     if vectorized { return transposeMatrix(x, rows: rows, columns: columns, y) }

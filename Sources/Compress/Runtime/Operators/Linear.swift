@@ -49,13 +49,9 @@ struct LinearKernel: Kernel {
         }
         for r in 0..<rows.count {
             let row = ys + r &* outFeatures
-            guard let bias else {
-                applyColumnBiasAndActivation(row, rows: 1, columns: features.count, bias: nil, activation)
-                continue
-            }
-            bias.withUnsafeBufferPointer {
+            withBias(bias) {
                 applyColumnBiasAndActivation(row, rows: 1, columns: features.count,
-                                             bias: $0.baseAddress! + features.lowerBound, activation)
+                                             bias: $0.map { $0 + features.lowerBound }, activation)
             }
         }
     }

@@ -46,7 +46,7 @@ struct SparseConvKernel: Kernel {
         let workers = context.workers(forWork: n * matrix.nonZeroCount * spatial,
                                       threshold: n >= context.threads ? 1_000_000 : 8_000_000)
         let residual = hasResidual ? UnsafePointer(b.inputs[1]) : nil
-        withBias { bias in
+        withBias(bias) { bias in
             if n >= workers || attributes.groups > 1 {
                 forEachIndex(n, workers: workers) { i, worker in
                     let output = StridedRows(start: b.output + i &* outImage, residual: residual.map { $0 + i &* outImage },
@@ -86,13 +86,9 @@ struct SparseConvKernel: Kernel {
     private func unfolded(_ x: UnsafePointer<Float>, h: Int, w: Int, _ outputShape: [Int],
                           col: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
         if isPointwise { return x }
-        im2col(x, channels: groupChannels, h: h, w: w, kernelH: kernelH, kernelW: kernelW, attributes: attributes,
-               oh: outputShape[2], ow: outputShape[3], col: col)
+        let geometry = ConvGeometry(attributes: attributes, groupChannels: groupChannels, height: h, width: w,
+                                    kernelH: kernelH, kernelW: kernelW, outH: outputShape[2], outW: outputShape[3])
+        im2col(x, geometry, col: col, rowStride: geometry.outSpatial)
         return UnsafePointer(col)
-    }
-
-    private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
-        guard let bias else { return body(nil) }
-        bias.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }

@@ -34,6 +34,12 @@ struct ConvKernel: Kernel {
     /// Rows of a group's weight matrix: input channels per group times kernel taps.
     var patchLength: Int { groupChannels * kernelH * kernelW }
 
+    /// The sizes `im2col` unfolds one group of an `h x w` image with, for an `oh x ow` output.
+    func geometry(h: Int, w: Int, oh: Int, ow: Int) -> ConvGeometry {
+        ConvGeometry(attributes: attributes, groupChannels: groupChannels, height: h, width: w,
+                     kernelH: kernelH, kernelW: kernelW, outH: oh, outW: ow)
+    }
+
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
         strategy == .im2col ? patchLength * outputShape[2] * outputShape[3] : 0
     }
@@ -86,8 +92,7 @@ struct ConvKernel: Kernel {
         let spatial = oh * ow
         let operand: UnsafeMutablePointer<Float>
         if strategy == .im2col {
-            im2col(x, channels: groupChannels, h: h, w: w, kernelH: kernelH, kernelW: kernelW, attributes: attributes,
-                   oh: oh, ow: ow, col: col)
+            im2col(x, geometry(h: h, w: w, oh: oh, ow: ow), col: col, rowStride: spatial)
             operand = col
         } else {
             operand = x
@@ -103,13 +108,9 @@ struct ConvKernel: Kernel {
     /// Bias and activation over output channels `channels` of one image.
     private func epilogue(_ y: UnsafeMutablePointer<Float>, channels: Range<Int>, spatial: Int) {
         let start = y + channels.lowerBound &* spatial
-        guard let bias else {
-            applyChannelBiasAndActivation(start, channels: channels.count, length: spatial, bias: nil, activation)
-            return
-        }
-        bias.withUnsafeBufferPointer {
+        withBias(bias) {
             applyChannelBiasAndActivation(start, channels: channels.count, length: spatial,
-                                          bias: $0.baseAddress! + channels.lowerBound, activation)
+                                          bias: $0.map { $0 + channels.lowerBound }, activation)
         }
     }
 
@@ -127,9 +128,9 @@ struct ConvKernel: Kernel {
     private func im2colGEMM(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ wp: UnsafePointer<Float>,
                             _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int, col: UnsafeMutablePointer<Float>) {
         let groupOut = outChannels / attributes.groups
+        let unfolding = geometry(h: h, w: w, oh: oh, ow: ow)
         for g in 0..<attributes.groups {
-            im2col(x + g &* groupChannels &* h &* w, channels: groupChannels, h: h, w: w, kernelH: kernelH,
-                   kernelW: kernelW, attributes: attributes, oh: oh, ow: ow, col: col)
+            im2col(x + g &* groupChannels &* h &* w, unfolding, col: col, rowStride: oh &* ow)
             gemm(m: groupOut, n: oh * ow, k: patchLength, wp + g &* groupOut &* patchLength,
                  col, y + g &* groupOut &* oh &* ow)
         }
@@ -175,40 +176,4 @@ func gemm(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<
           _ c: UnsafeMutablePointer<Float>) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                 1, a, Int32(k), b, Int32(n), 0, c, Int32(n))
-}
-
-/// Unfolds `channels` planes of one image for a convolution with `attributes`
-/// and a `kernelH x kernelW` kernel: row `(c, ky, kx)` of `col`
-/// (`[channels * kernelH * kernelW, oh * ow]`) holds, for every output
-/// position, the input pixel that tap reads (0 in the padding).
-func im2col(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, kernelH: Int, kernelW: Int,
-            attributes a: Conv2d, oh: Int, ow: Int, col: UnsafeMutablePointer<Float>) {
-    let (sh, sw) = (a.stride.h, a.stride.w)
-    var row = col
-    for c in 0..<channels {
-        let plane = x + c &* h &* w
-        for ky in 0..<kernelH {
-            for kx in 0..<kernelW {
-                let xOffset = kx &* a.dilation.w &- a.padding.left
-                let (lo, hi) = validTapRange(start: xOffset, step: sw, taps: ow, limit: w)
-                for oy in 0..<oh {
-                    let dst = row + oy &* ow
-                    let iy = oy &* sh &- a.padding.top &+ ky &* a.dilation.h
-                    guard iy >= 0 && iy < h else {
-                        dst.update(repeating: 0, count: ow)
-                        continue
-                    }
-                    let src = plane + (iy &* w &+ xOffset)
-                    dst.update(repeating: 0, count: lo)
-                    if sw == 1 {
-                        (dst + lo).update(from: src + lo, count: hi &- lo)
-                    } else {
-                        for ox in lo..<hi { dst[ox] = src[ox &* sw] }
-                    }
-                    (dst + hi).update(repeating: 0, count: ow &- hi)
-                }
-                row += oh &* ow
-            }
-        }
-    }
 }

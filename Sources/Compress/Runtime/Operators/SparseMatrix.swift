@@ -1,4 +1,4 @@
-import Kernels
+import SIMDKernels
 
 /// A pruned layer's weight matrix in compressed sparse row (CSR) form, built
 /// once at plan time from the dense weight: per row, the non-zero values and
@@ -77,7 +77,7 @@ struct CompressedSparseRows {
 
     /// `C[r, :] = activation(A[r, :] B + bias[r] + residual[r, :])` for rows `rows`, element `(r, j)`
     /// of `C` (and of the residual) at `r * output.rowStride + j * output.columnStride`:
-    /// `Kernels.sparseRowsTimesDense` when `vectorized` and the indices are 16-bit, else plain Swift.
+    /// `SIMDKernels.sparseRowsTimesDense` when `vectorized` and the indices are 16-bit, else plain Swift.
     func multiplyDense(rows: Range<Int>, _ b: UnsafePointer<Float>, rowStride ldb: Int, width: Int,
                        bias: UnsafePointer<Float>?, _ output: StridedRows, _ activation: FusedActivation,
                        vectorized: Bool) {
@@ -171,7 +171,7 @@ private func csrTimesDense(_ rows: Range<Int>, _ offsets: UnsafePointer<Int32>, 
     }
 }
 
-/// The rows of a CSR matrix regrouped for `Kernels.slicedSparseMatrixVector`:
+/// The rows of a CSR matrix regrouped for `SIMDKernels.slicedSparseMatrixVector`:
 /// sorted by non-zero count (longest first) and cut into slices of 8, each
 /// slice padded to its longest row and stored step by step, 8 lanes a step.
 /// Sorting keeps the padding small; the kernel writes each lane to its row.

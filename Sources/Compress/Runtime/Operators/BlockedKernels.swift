@@ -1,4 +1,4 @@
-import Kernels
+import SIMDKernels
 
 /// How a planned feature map is stored. The plan chooses it per value; the
 /// graph IR and the model file know nothing of it.
@@ -32,7 +32,7 @@ extension FusedActivation {
     }
 }
 
-/// A dense convolution as a direct NCHW8c kernel (`Kernels.blockedConvolve`):
+/// A dense convolution as a direct NCHW8c kernel (`SIMDKernels.blockedConvolve`):
 /// filters packed at plan time, each image copied into a zero-padded blocked
 /// scratch image, then output tiles of 6 pixels x 16 channels accumulated in
 /// registers with bias, an optional residual (a fused Add) and the activation

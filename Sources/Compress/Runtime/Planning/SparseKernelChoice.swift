@@ -1,5 +1,3 @@
-import Dispatch
-
 /// Which kernels run the conv and linear layers of a pruned model.
 public enum SparseKernelPolicy: String, Sendable, CaseIterable, Codable {
     /// For each layer whose weight density is at most `SparseKernelSelector.densityLimit`,
@@ -25,10 +23,16 @@ public struct LayerKernelChoice: Sendable, Equatable, Codable {
     public var kernel: String
     /// Non-zero weights over all weights (the bias not counted).
     public var weightDensity: Double
-    /// With `.auto`, the fastest of a few batch-1 runs of each candidate, in microseconds.
+    /// With `.auto`, the fastest of a few batch-1 runs of each candidate
+    /// (`RunTimer.kernelChoice`), in microseconds.
     public var denseMicroseconds: Double?
     public var sparseMicroseconds: Double?
 }
+
+/// Seconds one batch-1 run of a candidate kernel takes on a layer's shapes,
+/// as the sparse-kernel choice measures it: `SparseKernelSelector.measuredTiming`
+/// runs the kernel, tests pass stand-ins that decide which candidate is faster.
+typealias KernelTiming = (_ kernel: any Kernel, _ inputShapes: [[Int]], _ outputShape: [Int]) -> Double
 
 /// Decides, per conv or linear layer, between its dense and its sparse kernel:
 /// the plan asks `considers(density:)` first, so dense layers cost nothing,
@@ -43,6 +47,14 @@ struct SparseKernelSelector {
     let threads: Int
     /// With `.sparse`, only these layers go sparse (tests mixing dense and sparse layers).
     var onlyNodes: Set<String>? = nil
+    /// How `.auto` times each candidate.
+    let timing: KernelTiming
+
+    /// `timing` nil: `measuredTiming(threads:)`.
+    init(policy: SparseKernelPolicy, threads: Int, onlyNodes: Set<String>? = nil, timing: KernelTiming? = nil) {
+        (self.policy, self.threads, self.onlyNodes) = (policy, threads, onlyNodes)
+        self.timing = timing ?? Self.measuredTiming(threads: threads)
+    }
 
     func considers(_ node: String, density: Double) -> Bool {
         switch policy {
@@ -53,24 +65,30 @@ struct SparseKernelSelector {
     }
 
     /// Whether `sparse` should replace `dense` (both computing one step with these
-    /// batch-1 shapes), and the times measured: with `.auto`, the fastest of up
-    /// to 7 runs after 2 warm-up runs each, on seeded data.
+    /// batch-1 shapes), and the times `timing` gave them, with `.auto`.
     func choose(dense: any Kernel, sparse: any Kernel, inputShapes: [[Int]], outputShape: [Int])
         -> (sparse: Bool, denseMicroseconds: Double?, sparseMicroseconds: Double?) {
         guard policy == .auto else { return (policy == .sparse, nil, nil) }
-        let bench = StepBench(inputShapes: inputShapes, outputShape: outputShape, threads: threads)
-        let denseTime = bench.fastestRun(dense), sparseTime = bench.fastestRun(sparse)
+        let denseTime = timing(dense, inputShapes, outputShape), sparseTime = timing(sparse, inputShapes, outputShape)
         return (sparseTime < denseTime, denseTime * 1e6, sparseTime * 1e6)
+    }
+
+    /// The real timing: the fastest run of the kernel on seeded buffers
+    /// (`KernelBench`), timed by `RunTimer.kernelChoice`.
+    static func measuredTiming(threads: Int) -> KernelTiming {
+        { kernel, inputShapes, outputShape in
+            KernelBench(inputShapes: inputShapes, outputShape: outputShape, threads: threads).fastestRun(kernel)
+        }
     }
 }
 
 /// Buffers for running one step's kernel on its own, filled with seeded values.
-private struct StepBench {
+private struct KernelBench {
     let inputShapes: [[Int]]
     let outputShape: [Int]
     let threads: Int
 
-    /// The fastest of up to 7 timed runs (fewer once they add up to 20 ms), in seconds.
+    /// The fastest run by `RunTimer.kernelChoice`, in seconds.
     func fastestRun(_ kernel: any Kernel) -> Double {
         // Room for either layout: a blocked value pads its channels to whole blocks.
         func storage(_ shape: [Int]) -> Int {
@@ -88,14 +106,38 @@ private struct StepBench {
         let binding = StepBinding(inputs: inputs.map(\.pointer), inputShapes: inputShapes, output: output.pointer,
                                   outputShape: outputShape)
         let context = KernelContext(scratch: scratch.pointer, scratchPerWorker: perWorker, threads: threads)
-        for _ in 0..<2 { kernel.run(binding, context) }
-        var (fastest, total) = (Double.infinity, 0.0)
-        for _ in 0..<7 where total < 0.02 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            kernel.run(binding, context)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            (fastest, total) = (min(fastest, seconds), total + seconds)
+        let times = RunTimer.kernelChoice.time { kernel.run(binding, context) }
+        return withExtendedLifetime((inputs, output, scratch)) { times.fastestMs / 1000 }
+    }
+}
+
+extension ValueTable {
+    /// The sparse kernel to run conv or linear `node` instead of `dense`, if the
+    /// selector prefers it, with the choice recorded either way. A sparse kernel
+    /// reads and writes plain values (and the residual a blocked conv would have added).
+    mutating func sparseReplacement(_ node: Node, dense: any Kernel, _ parameters: [Tensor?], density: Double,
+                                    activation: FusedActivation) -> (any Kernel)? {
+        let weight = parameters[0]!
+        let inputShapes = [shapes[node.inputs[0]]!] + (residuals[node.name].map { [shapes[$0]!] } ?? [])
+        let outputShape = shapes[node.output]!
+        var choice = LayerKernelChoice(node: node.name, op: node.op.kind, sparse: false,
+                                       kernel: dense.label(inputShapes: inputShapes, outputShape: outputShape),
+                                       weightDensity: density)
+        defer { layerKernels.append(choice) }
+        guard selector.considers(node.name, density: density) else { return nil }
+        let sparse: any Kernel
+        switch node.op {
+        case .conv2d(let a):
+            sparse = SparseConvKernel(attributes: a, weight: weight, bias: parameters[1], activation: activation,
+                                      hasResidual: residuals[node.name] != nil, vectorized: blocked)
+        default:
+            sparse = SparseLinearKernel(weight: weight, bias: parameters[1], activation: activation, vectorized: blocked)
         }
-        return withExtendedLifetime((inputs, output, scratch)) { fastest }
+        let decision = selector.choose(dense: dense, sparse: sparse, inputShapes: inputShapes, outputShape: outputShape)
+        (choice.denseMicroseconds, choice.sparseMicroseconds) = (decision.denseMicroseconds, decision.sparseMicroseconds)
+        guard decision.sparse else { return nil }
+        choice.sparse = true
+        choice.kernel = sparse.label(inputShapes: inputShapes, outputShape: outputShape)
+        return sparse
     }
 }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Latency of one model at one batch size and thread count.
 public struct LatencyMeasurement: Sendable, Equatable, Codable {
     public var batch: Int
@@ -14,30 +12,6 @@ public struct LatencyMeasurement: Sendable, Equatable, Codable {
     public var imagesPerSecond: Double
 }
 
-/// One planned step timed on its own (`LatencyBenchmark.measureSteps`).
-public struct StepTiming: Sendable, Equatable, Codable {
-    /// The node, or a layout conversion named after the value it converts ("x#nchw8c").
-    public var node: String
-    /// What ran: "dense-blocked", "dense-gemv", "sparse-csr-gemm", "pool", "reorder", ...
-    public var kernel: String
-    /// Non-zero weights over all weights, for conv and linear layers.
-    public var weightDensity: Double?
-    /// Median milliseconds of the step per batch.
-    public var medianMs: Double
-    /// Fastest run, in milliseconds per batch (steadier than the median on a busy machine).
-    public var minMs: Double
-}
-
-/// Every planned step's latency at one batch size and thread count.
-public struct StepProfile: Sendable, Equatable, Codable {
-    public var batch: Int
-    public var threads: Int
-    /// "layer-wise" (each step over the whole batch) or "image-wise" (each worker
-    /// runs its images through all steps; a step's time is one image's times the images per worker).
-    public var execution: String
-    public var steps: [StepTiming]
-}
-
 /// Something that measures a model's inference latency: the real benchmark,
 /// or, in tests, a stand-in that decides what is faster without timing.
 public protocol LatencyMeasuring: Sendable {
@@ -46,8 +20,9 @@ public protocol LatencyMeasuring: Sendable {
 }
 
 /// Measures inference latency the same way everywhere (`bench`, reports,
-/// latency-targeted passes): warm-up runs, then timed runs until both a minimum
-/// count and a minimum time are reached, reporting median, p90 and spread.
+/// latency-targeted passes): with `RunTimer`, warm-up runs, then timed runs
+/// until both a minimum count and a minimum time are reached, reporting
+/// median, p90 and spread.
 public struct LatencyBenchmark: LatencyMeasuring {
     public var warmupRuns: Int
     public var minRepetitions: Int
@@ -87,33 +62,19 @@ public struct LatencyBenchmark: LatencyMeasuring {
         return rng.uniformTensor([batch] + model.inputShape, in: 0...1)
     }
 
-    /// Times `run` (one batch of `batch` images): warm-up, then timed runs until
-    /// both `minRepetitions` and `minSeconds` are reached.
-    public func time(batch: Int, threads: Int, _ run: () throws -> Void) throws -> LatencyMeasurement {
-        for _ in 0..<warmupRuns { try run() }
-        var times: [Double] = []
-        let start = DispatchTime.now().uptimeNanoseconds
-        while times.count < maxRepetitions {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try run()
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            times.append(Double(t1 - t0) / 1e6)
-            let elapsed = Double(t1 - start) / 1e9
-            if times.count >= minRepetitions && elapsed >= minSeconds { break }
-        }
-        times.sort()
-        let median = Self.percentile(times, 0.5)
-        return LatencyMeasurement(batch: batch, threads: threads, repetitions: times.count,
-                                  medianMs: median, p90Ms: Self.percentile(times, 0.9),
-                                  minMs: times.first ?? 0, maxMs: times.last ?? 0,
-                                  imagesPerSecond: median > 0 ? Double(batch) * 1000 / median : 0)
+    /// The timer with this benchmark's warm-up and stopping rule.
+    public var timer: RunTimer {
+        RunTimer(warmupRuns: warmupRuns, minRepetitions: minRepetitions, minSeconds: minSeconds,
+                 maxRepetitions: maxRepetitions)
     }
 
-    /// Linear-interpolated percentile of sorted values.
-    static func percentile(_ sorted: [Double], _ q: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        let pos = q * Double(sorted.count - 1)
-        let lo = Int(pos), hi = min(lo + 1, sorted.count - 1)
-        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - Double(lo))
+    /// Times `run` (one batch of `batch` images): warm-up, then timed runs until
+    /// both `minRepetitions` and `minSeconds` are reached (`timer`).
+    public func time(batch: Int, threads: Int, _ run: () throws -> Void) throws -> LatencyMeasurement {
+        let times = try timer.time(run)
+        let median = times.medianMs
+        return LatencyMeasurement(batch: batch, threads: threads, repetitions: times.count,
+                                  medianMs: median, p90Ms: times.p90Ms, minMs: times.fastestMs, maxMs: times.slowestMs,
+                                  imagesPerSecond: median > 0 ? Double(batch) * 1000 / median : 0)
     }
 }
