@@ -26,6 +26,23 @@ public struct HistoryEntry: Sendable, Equatable {
     }
 }
 
+/// How a model's tensors may be stored, recorded in the model so every later
+/// step keeps the choice (values always stay float32 in memory; the writer
+/// picks, per tensor, the smallest encoding these options allow).
+public struct StorageOptions: Sendable, Equatable {
+    /// Initializers tied to a codebook by weight sharing (Han et al., "Deep
+    /// Compression", ICLR 2016): each holds at most 256 distinct values and is
+    /// stored with a codebook encoding where that is smaller; fine-tuning keeps
+    /// them tied. Sorted.
+    public var sharedTensors: [String]
+    /// Huffman-code the index and position streams of tensors where that is smaller.
+    public var huffman: Bool
+
+    public init(sharedTensors: [String] = [], huffman: Bool = false) {
+        self.sharedTensors = sharedTensors.sorted(); self.huffman = huffman
+    }
+}
+
 /// What a model carries besides its graph.
 public struct ModelMetadata: Sendable, Equatable {
     /// Built-in architecture name, if it came from one.
@@ -33,11 +50,13 @@ public struct ModelMetadata: Sendable, Equatable {
     public var normalization: Normalization?
     public var classNames: [String]
     public var history: [HistoryEntry]
+    /// Which storage encodings the model's tensors may use beyond dense and sparse float32.
+    public var storage: StorageOptions
 
     public init(architecture: String? = nil, normalization: Normalization? = nil,
-                classNames: [String] = [], history: [HistoryEntry] = []) {
+                classNames: [String] = [], history: [HistoryEntry] = [], storage: StorageOptions = StorageOptions()) {
         self.architecture = architecture; self.normalization = normalization
-        self.classNames = classNames; self.history = history
+        self.classNames = classNames; self.history = history; self.storage = storage
     }
 }
 
