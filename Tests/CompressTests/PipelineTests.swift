@@ -205,7 +205,7 @@ struct PipelineFixture {
         }
         #expect(TrainingSettings.parameterSpecs.map(\.name) == [
             "epochs", "batch", "lr", "optimizer", "momentum", "nesterov", "weight-decay", "schedule", "step-epochs",
-            "gamma", "label-smoothing", "crop-padding", "flip", "keep-zeros",
+            "gamma", "label-smoothing", "crop-padding", "flip", "keep-zeros", "keep-codebooks",
         ])
     }
 

@@ -41,6 +41,8 @@ extension TrainingSettings {
                           help: "Augmentation: random horizontal flips."),
             ParameterSpec("keep-zeros", .bool, default: .bool(d.keepsZeroWeights),
                           help: "Keep conv and linear weights that are exactly zero at zero (pruned weights stay pruned)."),
+            ParameterSpec("keep-codebooks", .bool, default: .bool(d.keepsCodebooks),
+                          help: "Keep codebook-shared weights (from `share`) tied to their centroids; false releases them."),
         ]
     }
 
@@ -62,6 +64,7 @@ extension TrainingSettings {
         augmentation.cropPadding = p.int("crop-padding")
         augmentation.horizontalFlip = p.bool("flip")
         keepsZeroWeights = p.bool("keep-zeros")
+        keepsCodebooks = p.bool("keep-codebooks")
     }
 
     /// Validates textual values against the training parameters and the

@@ -120,6 +120,7 @@ public final class TrainingRun {
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
         if settings.keepsZeroWeights { graph.maskZeroWeights() }
+        if settings.keepsCodebooks { graph.tieSharedTensors(state.current.metadata.storage.sharedTensors) }
         try configure?(graph)
         let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
                                   dropLast: true, augmentation: settings.augmentation)
@@ -150,6 +151,10 @@ public final class TrainingRun {
         progress.end()
         let trainSeconds = Date().timeIntervalSince(started)
         state.current = graph.exportModel()
+        if !settings.keepsCodebooks {
+            // Released: the trained values are no longer drawn from a codebook.
+            state.current.metadata.storage.sharedTensors.removeAll { graph.parameters[$0] != nil }
+        }
         state.completedEpochs = epoch + 1
         let validation = try Evaluation.accuracy(of: state.current, on: data.validation, threads: settings.threads).top1
         if validation > state.bestAccuracy {

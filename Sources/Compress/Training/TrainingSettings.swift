@@ -40,6 +40,13 @@ public struct TrainingSettings: Sendable, Equatable {
     /// weight tensor, taken from the model each epoch starts from), so
     /// fine-tuning a pruned model keeps its sparsity.
     public var keepsZeroWeights = false
+    /// Initializers the model lists as codebook-shared
+    /// (`ModelMetadata.storage.sharedTensors`) stay tied to a codebook of
+    /// their values each epoch starts from: each centroid moves by its
+    /// members' summed gradient and zeros stay zero (Han et al., "Deep
+    /// Compression", ICLR 2016). When false the ties are released and the
+    /// trained tensors leave `sharedTensors`.
+    public var keepsCodebooks = true
     public var seed: UInt64 = 0
     public var threads = 1
 
@@ -95,6 +102,7 @@ public struct TrainingSettings: Sendable, Equatable {
         if schedule == .step { d["step-epochs"] = String(stepEpochs); d["gamma"] = String(gamma) }
         if schedule == .onecycle { d["warmup"] = String(warmupFraction) }
         if keepsZeroWeights { d["keep-zeros"] = "true" }
+        if !keepsCodebooks { d["keep-codebooks"] = "false" }
         return d
     }
 }
