@@ -29,12 +29,13 @@ public struct SharedWeights: Sendable, Equatable {
 /// replaced by its centroid. Zeros are not clustered and stay exactly +0.0,
 /// so pruned weights stay pruned.
 public func sharedWeights(_ values: [Float], bits: Int, initialization: CentroidInitialization,
-                          seed: UInt64) -> SharedWeights {
+                          seed: UInt64, maxIterations: Int = 10_000) -> SharedWeights {
     precondition((1...8).contains(bits), "weight sharing codes 1 to 8 bits, got \(bits)")
     let positions = values.indices.filter { values[$0] != 0 }
     let survivors = positions.map { values[$0] }
     let clusters = sharingClusterCount(bits: bits, hasZeros: positions.count < values.count)
-    let clustering = kMeansClustering(survivors, clusters: clusters, initialization: initialization, seed: seed)
+    let clustering = kMeansClustering(survivors, clusters: clusters, initialization: initialization, seed: seed,
+                                      maxIterations: maxIterations)
     var shared = [Float](repeating: 0, count: values.count)
     var error = 0.0
     for (i, k) in zip(positions, clustering.assignments) {
