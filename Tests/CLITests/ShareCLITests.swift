@@ -29,7 +29,7 @@ import Prune
         let json = try cli.json(r.stdout)
         let metrics = try #require(json["metrics"] as? [String: Double])
         #expect(metrics["shared-layers"] == 3)
-        #expect(metrics["distinct-values"] == 8 + 8 + 4)
+        #expect(metrics["distinct-values"].map { Int($0) } == 8 + 8 + 4)
         let changes = try #require(json["changes"] as? [String])
         #expect(changes.first?.hasPrefix("fc1: 8 clusters (3 bits), 8 distinct values") == true)
         #expect(changes.last?.hasPrefix("fine-tuned 1 epoch(s), centroids tied") == true)
