@@ -64,6 +64,20 @@ func sharePass(_ raw: [String: String]) throws -> (SharePass, PassParameters) {
         #expect(record.metrics["index-bits"] == Double((300 * 64 + 100 * 300) * 3 + 4 * 100 * 2))
     }
 
+    /// Zeros scattered among weights of every size (not magnitude-pruned) are
+    /// not clustered: clustering them would pull a centroid towards zero.
+    @Test func scatteredZerosStayZeroAndAreNotClustered() throws {
+        var scattered = model
+        let w = model.graph.initializers["fc2.weight"]!
+        scattered.graph.initializers["fc2.weight"] = Tensor(shape: w.shape, floats: w.floats.enumerated().map { i, v in
+            i % 7 == 0 ? (i % 14 == 0 ? -0.0 : 0) : v
+        })
+        let (pass, parameters) = try sharePass(["fc-bits": "2"])
+        let (out, _) = try pass.run(on: scattered, context: PassContext(seed: 1), parameters: parameters)
+        #expect(expectSharing(values(scattered, "fc2.weight"), values(out, "fc2.weight"), "fc2.weight") == 3)
+        #expect(zeroSet(out, "fc2.weight").count == (w.count + 6) / 7)
+    }
+
     @Test func convLayersTakeConvBitsAndSelectionApplies() throws {
         let conv = Architecture.resnet20.build(seed: 3, inputShape: [1, 8, 8], classes: 4)
         let (pass, parameters) = try sharePass(["conv-bits": "4", "fc-bits": "2", "exclude": "layer3*", "huffman": "true"])
