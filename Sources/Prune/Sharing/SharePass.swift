@@ -18,6 +18,10 @@ public struct SharePass: Pass {
     public static let name = "share"
     public static let summary = "Share weights: k-means each conv/linear weight into 2^bits centroids (Deep Compression), optionally fine-tuning the centroids."
     public static let bitRange = 1...8
+    /// Lloyd iterations allowed per layer: each costs O(k log n) on sorted
+    /// values, and stopping early would leave centroids that are not their
+    /// members' means.
+    static let maxIterations = 10_000
     public static let parameters: [ParameterSpec] = [
         ParameterSpec("conv-bits", .int, default: .int(8),
                       help: "Index bits per conv weight: 2^bits centroids (2^bits - 1 when the layer has zeros), 1-8."),
@@ -108,14 +112,17 @@ public struct SharePass: Pass {
             try context.checkCancellation()
             let tensor = model.graph.initializers[layer.weight]!
             var rng = context.generator(for: "share/" + layer.node)
-            let shared = sharedWeights(tensor.floats, bits: b, initialization: initialization, seed: rng.next())
+            let shared = sharedWeights(tensor.floats, bits: b, initialization: initialization, seed: rng.next(),
+                                       maxIterations: Self.maxIterations)
             current.graph.initializers[layer.weight] = Tensor(shape: tensor.shape, floats: shared.values)
             let nonZero = shared.clustering.assignments.count
             sharedCount += nonZero
             errorSum += shared.meanAbsoluteError * Double(nonZero)
             distinct += shared.distinctValues
-            changes.append(String(format: "%@: %d clusters (%d bits), %d distinct values, mean |w - centroid| %.4g",
-                                  layer.node, shared.clusters, b, shared.distinctValues, shared.meanAbsoluteError))
+            var line = String(format: "%@: %d clusters (%d bits), %d distinct values, mean |w - centroid| %.4g",
+                              layer.node, shared.clusters, b, shared.distinctValues, shared.meanAbsoluteError)
+            if shared.clustering.iterations >= Self.maxIterations { line += " (k-means stopped at its iteration limit)" }
+            changes.append(line)
         }
         var storage = current.metadata.storage
         storage = StorageOptions(sharedTensors: Array(Set(storage.sharedTensors).union(layers.map(\.weight))), huffman: huffman)
