@@ -124,9 +124,9 @@ public struct SharePass: Pass {
             if shared.clustering.iterations >= Self.maxIterations { line += " (k-means stopped at its iteration limit)" }
             changes.append(line)
         }
-        var storage = current.metadata.storage
-        storage = StorageOptions(sharedTensors: Array(Set(storage.sharedTensors).union(layers.map(\.weight))), huffman: huffman)
-        current.metadata.storage = storage
+        let alreadyShared = current.metadata.storage.sharedTensors
+        current.metadata.storage = StorageOptions(sharedTensors: Array(Set(alreadyShared).union(layers.map(\.weight))),
+                                                  huffman: huffman)
         var metrics: [String: Double] = [
             "shared-layers": Double(layers.count),
             "shared-weights": Double(sharedCount),

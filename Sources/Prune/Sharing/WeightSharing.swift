@@ -27,7 +27,9 @@ public struct SharedWeights: Sendable, Equatable {
 /// over the surviving, non-zero weights only, with
 /// ``sharingClusterCount(bits:hasZeros:)`` clusters, then every such weight
 /// replaced by its centroid. Zeros are not clustered and stay exactly +0.0,
-/// so pruned weights stay pruned.
+/// so pruned weights stay pruned. (A centroid that came out exactly 0, the
+/// mean of members summing to zero, would prune its members; the float32
+/// weights of trained layers practically never do that.)
 public func sharedWeights(_ values: [Float], bits: Int, initialization: CentroidInitialization,
                           seed: UInt64, maxIterations: Int = 10_000) -> SharedWeights {
     precondition((1...8).contains(bits), "weight sharing codes 1 to 8 bits, got \(bits)")
