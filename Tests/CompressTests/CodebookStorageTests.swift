@@ -36,6 +36,11 @@ import Testing
         TensorFileEncoding.candidates(for: tensor, shared: true, huffman: huffman)
     }
 
+    /// The sparse float32 candidates among `candidates`.
+    static func sparseCount(_ candidates: [TensorFileEncoding]) -> Int {
+        candidates.filter { if case .sparseFloat32 = $0 { true } else { false } }.count
+    }
+
     static func denseCodebook(_ tensor: Tensor, huffman: Bool) -> CodebookLayout? {
         for case .codebook(let layout) in candidates(tensor) where layout.indexCoding.isHuffman == huffman { return layout }
         return nil
@@ -117,8 +122,10 @@ import Testing
     @Test func everyCandidateRoundTripsBitForBitWithItsComputedSize() throws {
         for tensor in Self.roundTripCases() {
             let candidates = Self.candidates(tensor)
-            // Dense, 16 + 16 sparse widths, 2 dense codebooks, 16 x 4 sparse codebooks.
-            #expect(candidates.count == 1 + 32 + 2 + 64, "\(tensor.shape)")
+            // Dense, the sparse layouts (16 widths, some with Huffman-coded gaps too),
+            // 2 dense codebooks and, per sparse layout, 2 sparse codebooks.
+            let sparse = Self.sparseCount(candidates)
+            #expect(sparse >= 16 && candidates.count == 1 + sparse + 2 + 2 * sparse, "\(tensor.shape)")
             for candidate in candidates {
                 try expectRoundTrip(tensor, encoding: candidate)
             }
@@ -148,11 +155,12 @@ import Testing
     @Test func moreThan256DistinctValuesHaveNoCodebook() {
         let values = (0..<300).map { Float($0 % 257) + 1 }
         let tensor = Tensor(shape: [300], floats: values)
-        #expect(Self.candidates(tensor).count == 1 + 32)
+        #expect(Self.candidates(tensor).count == 1 + Self.sparseCount(Self.candidates(tensor)))
         // 256 non-zeros plus +0.0 are 257 codes: none either.
         let withZero = Tensor(shape: [257], floats: (0..<257).map { Float($0) })
-        #expect(Self.candidates(withZero).count == 1 + 32)
-        #expect(Self.candidates(Tensor(shape: [256], floats: (0..<256).map { Float($0) })).count == 1 + 32 + 2 + 64)
+        #expect(Self.candidates(withZero).count == 1 + Self.sparseCount(Self.candidates(withZero)))
+        let most = Self.candidates(Tensor(shape: [256], floats: (0..<256).map { Float($0) }))
+        #expect(most.count == 1 + 3 * Self.sparseCount(most) + 2)
     }
 
     /// A dense codebook of n elements at k bits is its framing, the centroids
@@ -192,14 +200,45 @@ import Testing
 
     @Test func theChoiceIsTheFirstSmallestCandidate() throws {
         for tensor in Self.choiceCases() {
+            // Sizes as protobuf-c packs them, for every candidate of the most permissive options.
+            let all = Self.candidates(tensor)
+            let packedSizes = try all.map { try ProtoEncoder.encodedSize(ofTensor: tensor, named: "t", encoding: $0) }
             for (shared, huffman) in [(false, false), (false, true), (true, false), (true, true)] {
                 let candidates = TensorFileEncoding.candidates(for: tensor, shared: shared, huffman: huffman)
-                let packed = try candidates.map { try ProtoEncoder.encodedSize(ofTensor: tensor, named: "t", encoding: $0) }
+                let packed = try candidates.map { candidate in
+                    try all.firstIndex(of: candidate).map { packedSizes[$0] }
+                        ?? ProtoEncoder.encodedSize(ofTensor: tensor, named: "t", encoding: candidate)
+                }
                 let best = candidates[packed.firstIndex(of: packed.min()!)!]
                 #expect(TensorFileEncoding(choosingFor: tensor, shared: shared, huffman: huffman) == best)
                 let storage = StorageOptions(sharedTensors: shared ? ["t"] : [], huffman: huffman)
                 #expect(ModelFile.encodedTensorSizes(Self.model(["t": tensor], storage: storage))["t"]
                     == EncodedTensorSize(encoding: best.name(dtype: .float32), bytes: packed.min()!))
+            }
+        }
+    }
+
+    /// The writer leaves out Huffman-coded gaps whose table alone is too
+    /// large to win; built here at every width, none is smaller than the choice.
+    @Test func huffmanCodedGapsLeftOutCannotWin() {
+        for tensor in Self.choiceCases() {
+            let values = tensor.floats
+            let chosen = TensorFileEncoding(choosingFor: tensor, shared: true, huffman: true)
+            let chosenSize = chosen.fieldSize(denseByteCount: tensor.denseByteCount)
+            let runs = values.withUnsafeBufferPointer { SparseFloat32Layout.zeroRuns(of: $0) }
+            let candidates = Self.candidates(tensor)
+            for var layout in SparseFloat32Layout.candidates(for: values) {
+                let bits = layout.indexBits
+                // The codebook index layouts the writer pairs with this width's gaps.
+                let indices = candidates.compactMap { candidate -> CodebookLayout? in
+                    guard case .sparseCodebook(let gaps, let indices) = candidate, gaps.indexBits == bits,
+                          !gaps.gapCoding.isHuffman else { return nil }
+                    return indices
+                }
+                layout.gapCoding = .huffman(frequencies: SparseFloat32Layout.gapFrequencies(runs: runs, indexBits: bits))
+                let sizes = [TensorFileEncoding.sparseFloat32(layout).fieldSize(denseByteCount: tensor.denseByteCount)]
+                    + indices.map { TensorFileEncoding.sparseCodebook(layout, $0).fieldSize(denseByteCount: tensor.denseByteCount) }
+                #expect(sizes.allSatisfy { $0 >= chosenSize }, "\(bits)-bit gaps: \(sizes) < \(chosenSize)")
             }
         }
     }

@@ -144,43 +144,61 @@ enum TensorFileEncoding: Equatable {
     /// `huffman`) the same with Huffman-coded gaps; and for a `shared` tensor
     /// of at most 256 distinct values the dense codebook (fixed-width, then
     /// Huffman-coded indices) and the sparse codebook at each gap width
-    /// (gaps fixed or coded, each with indices fixed or coded).
+    /// (gaps fixed, then coded, each with indices fixed, then coded).
+    ///
+    /// Huffman-coded gaps are left out at widths whose table alone (one byte
+    /// per possible gap, 2^width) is at least as large as the smallest
+    /// candidate without them: they cannot be the smallest there, and the
+    /// wide tables are the costly part of the search.
     static func candidates(for tensor: Tensor, shared: Bool, huffman: Bool) -> [TensorFileEncoding] {
         guard case .float32(let values) = tensor.storage else { return [.dense] }
         let sparse = SparseFloat32Layout.candidates(for: values)
-        var candidates: [TensorFileEncoding] = [.dense] + sparse.map { .sparseFloat32($0) }
-        var gapCodings: [[StreamCoding]] = sparse.map { _ in [.fixed] }
-        if huffman {
-            let runs = values.withUnsafeBufferPointer { SparseFloat32Layout.zeroRuns(of: $0) }
+        let codebook = shared ? values.withUnsafeBufferPointer { StoredCodebook($0) } : nil
+
+        var denseCodebooks: [TensorFileEncoding] = []
+        // Per gap width, the codebook index layouts of its entries.
+        var sparseIndices: [[CodebookLayout]] = sparse.map { _ in [] }
+        if let codebook {
+            let float16 = codebook.fitsFloat16
+            let zeroCode = codebook.zeros > 0
+            let frequencies = (zeroCode ? [codebook.zeros] : []) + codebook.counts
+            denseCodebooks = CodebookLayout.candidates(codebook, zeroCode: zeroCode, float16: float16,
+                                                       frequencies: frequencies, huffman: huffman).map { .codebook($0) }
+            let nonZeros = values.count - codebook.zeros
             for (i, layout) in sparse.enumerated() {
-                let coding = StreamCoding.huffman(
-                    frequencies: SparseFloat32Layout.gapFrequencies(runs: runs, indexBits: layout.indexBits))
-                gapCodings[i].append(coding)
-                var coded = layout
-                coded.gapCoding = coding
-                candidates.append(.sparseFloat32(coded))
+                // Fillers hold +0.0: zero needs a code exactly when there are fillers.
+                let fillers = layout.entryCount - nonZeros
+                let frequencies = (fillers > 0 ? [fillers] : []) + codebook.counts
+                sparseIndices[i] = CodebookLayout.candidates(codebook, zeroCode: fillers > 0, float16: float16,
+                                                             frequencies: frequencies, huffman: huffman)
             }
         }
-        guard shared, let codebook = values.withUnsafeBufferPointer({ StoredCodebook($0) }) else { return candidates }
-        let float16 = codebook.fitsFloat16
+        func sparseCodebooks(_ gaps: SparseFloat32Layout, _ i: Int) -> [TensorFileEncoding] {
+            sparseIndices[i].map { .sparseCodebook(gaps, $0) }
+        }
 
-        let zeroCode = codebook.zeros > 0
-        let frequencies = (zeroCode ? [codebook.zeros] : []) + codebook.counts
-        candidates += CodebookLayout.candidates(codebook, zeroCode: zeroCode, float16: float16,
-                                                frequencies: frequencies, huffman: huffman).map { .codebook($0) }
-
-        let nonZeros = values.count - codebook.zeros
-        for (i, layout) in sparse.enumerated() {
-            // Fillers hold +0.0: zero needs a code exactly when there are fillers.
-            let fillers = layout.entryCount - nonZeros
-            let frequencies = (fillers > 0 ? [fillers] : []) + codebook.counts
-            let indexLayouts = CodebookLayout.candidates(codebook, zeroCode: fillers > 0, float16: float16,
-                                                         frequencies: frequencies, huffman: huffman)
-            for gapCoding in gapCodings[i] {
-                var gaps = layout
-                gaps.gapCoding = gapCoding
-                candidates += indexLayouts.map { .sparseCodebook(gaps, $0) }
+        // Huffman-coded gaps where the table leaves room to win.
+        var codedGaps: [SparseFloat32Layout?] = sparse.map { _ in nil }
+        if huffman {
+            let denseByteCount = tensor.denseByteCount
+            let withoutCodedGaps = [.dense] + sparse.map { .sparseFloat32($0) } + denseCodebooks
+                + sparse.indices.flatMap { sparseCodebooks(sparse[$0], $0) }
+            let smallest = withoutCodedGaps.map { $0.fieldSize(denseByteCount: denseByteCount) }.min()!
+            let runs = values.withUnsafeBufferPointer { SparseFloat32Layout.zeroRuns(of: $0) }
+            for (i, layout) in sparse.enumerated() where 1 << layout.indexBits < smallest {
+                var coded = layout
+                coded.gapCoding = .huffman(
+                    frequencies: SparseFloat32Layout.gapFrequencies(runs: runs, indexBits: layout.indexBits))
+                codedGaps[i] = coded
             }
+        }
+
+        var candidates: [TensorFileEncoding] = [.dense] + sparse.map { .sparseFloat32($0) }
+        candidates += codedGaps.compactMap { $0.map { .sparseFloat32($0) } }
+        candidates += denseCodebooks
+        for (i, layout) in sparse.enumerated() {
+            candidates += sparseCodebooks(layout, i)
+            if let coded = codedGaps[i] { candidates += sparseCodebooks(coded, i) }
         }
         return candidates
     }
