@@ -1042,6 +1042,96 @@ void   compressor__sparse_float32__free_unpacked
   assert(message->base.descriptor == &compressor__sparse_float32__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__codebook_indices__init
+                     (Compressor__CodebookIndices         *message)
+{
+  static const Compressor__CodebookIndices init_value = COMPRESSOR__CODEBOOK_INDICES__INIT;
+  *message = init_value;
+}
+size_t compressor__codebook_indices__get_packed_size
+                     (const Compressor__CodebookIndices *message)
+{
+  assert(message->base.descriptor == &compressor__codebook_indices__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__codebook_indices__pack
+                     (const Compressor__CodebookIndices *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__codebook_indices__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__codebook_indices__pack_to_buffer
+                     (const Compressor__CodebookIndices *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__codebook_indices__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__CodebookIndices *
+       compressor__codebook_indices__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__CodebookIndices *)
+     protobuf_c_message_unpack (&compressor__codebook_indices__descriptor,
+                                allocator, len, data);
+}
+void   compressor__codebook_indices__free_unpacked
+                     (Compressor__CodebookIndices *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__codebook_indices__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__huffman_table__init
+                     (Compressor__HuffmanTable         *message)
+{
+  static const Compressor__HuffmanTable init_value = COMPRESSOR__HUFFMAN_TABLE__INIT;
+  *message = init_value;
+}
+size_t compressor__huffman_table__get_packed_size
+                     (const Compressor__HuffmanTable *message)
+{
+  assert(message->base.descriptor == &compressor__huffman_table__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__huffman_table__pack
+                     (const Compressor__HuffmanTable *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__huffman_table__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__huffman_table__pack_to_buffer
+                     (const Compressor__HuffmanTable *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__huffman_table__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__HuffmanTable *
+       compressor__huffman_table__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__HuffmanTable *)
+     protobuf_c_message_unpack (&compressor__huffman_table__descriptor,
+                                allocator, len, data);
+}
+void   compressor__huffman_table__free_unpacked
+                     (Compressor__HuffmanTable *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__huffman_table__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__metadata__init
                      (Compressor__Metadata         *message)
 {
@@ -1085,6 +1175,51 @@ void   compressor__metadata__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &compressor__metadata__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__storage_options__init
+                     (Compressor__StorageOptions         *message)
+{
+  static const Compressor__StorageOptions init_value = COMPRESSOR__STORAGE_OPTIONS__INIT;
+  *message = init_value;
+}
+size_t compressor__storage_options__get_packed_size
+                     (const Compressor__StorageOptions *message)
+{
+  assert(message->base.descriptor == &compressor__storage_options__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__storage_options__pack
+                     (const Compressor__StorageOptions *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__storage_options__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__storage_options__pack_to_buffer
+                     (const Compressor__StorageOptions *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__storage_options__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__StorageOptions *
+       compressor__storage_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__StorageOptions *)
+     protobuf_c_message_unpack (&compressor__storage_options__descriptor,
+                                allocator, len, data);
+}
+void   compressor__storage_options__free_unpacked
+                     (Compressor__StorageOptions *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__storage_options__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   compressor__normalization__init
@@ -2434,7 +2569,7 @@ const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor =
   (ProtobufCMessageInit) compressor__dropout_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[8] =
+static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[9] =
 {
   {
     "name",
@@ -2532,8 +2667,21 @@ static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[8] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "codebook",
+    30,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Tensor, encoding_case),
+    offsetof(Compressor__Tensor, codebook),
+    &compressor__codebook_indices__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__tensor__field_indices_by_name[] = {
+  8,   /* field[8] = codebook */
   4,   /* field[4] = dense_float16 */
   2,   /* field[2] = dense_float32 */
   3,   /* field[3] = dense_int64 */
@@ -2543,12 +2691,13 @@ static const unsigned compressor__tensor__field_indices_by_name[] = {
   1,   /* field[1] = shape */
   7,   /* field[7] = sparse_float32 */
 };
-static const ProtobufCIntRange compressor__tensor__number_ranges[3 + 1] =
+static const ProtobufCIntRange compressor__tensor__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
   { 20, 7 },
-  { 0, 8 }
+  { 30, 8 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor compressor__tensor__descriptor =
 {
@@ -2558,10 +2707,10 @@ const ProtobufCMessageDescriptor compressor__tensor__descriptor =
   "Compressor__Tensor",
   "compressor",
   sizeof(Compressor__Tensor),
-  8,
+  9,
   compressor__tensor__field_descriptors,
   compressor__tensor__field_indices_by_name,
-  3,  compressor__tensor__number_ranges,
+  4,  compressor__tensor__number_ranges,
   (ProtobufCMessageInit) compressor__tensor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2755,7 +2904,7 @@ const ProtobufCMessageDescriptor compressor__dense_uint8__descriptor =
   (ProtobufCMessageInit) compressor__dense_uint8__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descriptors[4] =
+static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descriptors[6] =
 {
   {
     "index_bits",
@@ -2794,6 +2943,18 @@ static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descript
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "gaps_huffman",
+    4,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__SparseFloat32, gaps_huffman),
+    &compressor__huffman_table__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "values_float32",
     10,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -2805,18 +2966,32 @@ static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "values_codebook",
+    11,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__SparseFloat32, values_case),
+    offsetof(Compressor__SparseFloat32, values_codebook),
+    &compressor__codebook_indices__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__sparse_float32__field_indices_by_name[] = {
   1,   /* field[1] = entry_count */
   2,   /* field[2] = gaps */
+  3,   /* field[3] = gaps_huffman */
   0,   /* field[0] = index_bits */
-  3,   /* field[3] = values_float32 */
+  5,   /* field[5] = values_codebook */
+  4,   /* field[4] = values_float32 */
 };
 static const ProtobufCIntRange compressor__sparse_float32__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 10, 3 },
-  { 0, 4 }
+  { 10, 4 },
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor =
 {
@@ -2826,14 +3001,156 @@ const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor =
   "Compressor__SparseFloat32",
   "compressor",
   sizeof(Compressor__SparseFloat32),
-  4,
+  6,
   compressor__sparse_float32__field_descriptors,
   compressor__sparse_float32__field_indices_by_name,
   2,  compressor__sparse_float32__number_ranges,
   (ProtobufCMessageInit) compressor__sparse_float32__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__metadata__field_descriptors[4] =
+static const ProtobufCFieldDescriptor compressor__codebook_indices__field_descriptors[6] =
+{
+  {
+    "zero_code",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Compressor__CodebookIndices, has_zero_code),
+    offsetof(Compressor__CodebookIndices, zero_code),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "index_bits",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Compressor__CodebookIndices, has_index_bits),
+    offsetof(Compressor__CodebookIndices, index_bits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "indices",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Compressor__CodebookIndices, has_indices),
+    offsetof(Compressor__CodebookIndices, indices),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "indices_huffman",
+    4,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__CodebookIndices, indices_huffman),
+    &compressor__huffman_table__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "centroids_float32",
+    10,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__CodebookIndices, centroids_case),
+    offsetof(Compressor__CodebookIndices, centroids_float32),
+    &compressor__dense_float32__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "centroids_float16",
+    11,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__CodebookIndices, centroids_case),
+    offsetof(Compressor__CodebookIndices, centroids_float16),
+    &compressor__dense_float16__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__codebook_indices__field_indices_by_name[] = {
+  5,   /* field[5] = centroids_float16 */
+  4,   /* field[4] = centroids_float32 */
+  1,   /* field[1] = index_bits */
+  2,   /* field[2] = indices */
+  3,   /* field[3] = indices_huffman */
+  0,   /* field[0] = zero_code */
+};
+static const ProtobufCIntRange compressor__codebook_indices__number_ranges[2 + 1] =
+{
+  { 1, 0 },
+  { 10, 4 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor compressor__codebook_indices__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.CodebookIndices",
+  "CodebookIndices",
+  "Compressor__CodebookIndices",
+  "compressor",
+  sizeof(Compressor__CodebookIndices),
+  6,
+  compressor__codebook_indices__field_descriptors,
+  compressor__codebook_indices__field_indices_by_name,
+  2,  compressor__codebook_indices__number_ranges,
+  (ProtobufCMessageInit) compressor__codebook_indices__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__huffman_table__field_descriptors[1] =
+{
+  {
+    "lengths",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Compressor__HuffmanTable, has_lengths),
+    offsetof(Compressor__HuffmanTable, lengths),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__huffman_table__field_indices_by_name[] = {
+  0,   /* field[0] = lengths */
+};
+static const ProtobufCIntRange compressor__huffman_table__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor compressor__huffman_table__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.HuffmanTable",
+  "HuffmanTable",
+  "Compressor__HuffmanTable",
+  "compressor",
+  sizeof(Compressor__HuffmanTable),
+  1,
+  compressor__huffman_table__field_descriptors,
+  compressor__huffman_table__field_indices_by_name,
+  1,  compressor__huffman_table__number_ranges,
+  (ProtobufCMessageInit) compressor__huffman_table__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__metadata__field_descriptors[5] =
 {
   {
     "architecture",
@@ -2883,17 +3200,30 @@ static const ProtobufCFieldDescriptor compressor__metadata__field_descriptors[4]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "storage",
+    5,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__Metadata, storage),
+    &compressor__storage_options__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__metadata__field_indices_by_name[] = {
   0,   /* field[0] = architecture */
   2,   /* field[2] = class_names */
   3,   /* field[3] = history */
   1,   /* field[1] = normalization */
+  4,   /* field[4] = storage */
 };
 static const ProtobufCIntRange compressor__metadata__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor compressor__metadata__descriptor =
 {
@@ -2903,11 +3233,62 @@ const ProtobufCMessageDescriptor compressor__metadata__descriptor =
   "Compressor__Metadata",
   "compressor",
   sizeof(Compressor__Metadata),
-  4,
+  5,
   compressor__metadata__field_descriptors,
   compressor__metadata__field_indices_by_name,
   1,  compressor__metadata__number_ranges,
   (ProtobufCMessageInit) compressor__metadata__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__storage_options__field_descriptors[2] =
+{
+  {
+    "shared_tensors",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Compressor__StorageOptions, n_shared_tensors),
+    offsetof(Compressor__StorageOptions, shared_tensors),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "huffman",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Compressor__StorageOptions, has_huffman),
+    offsetof(Compressor__StorageOptions, huffman),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__storage_options__field_indices_by_name[] = {
+  1,   /* field[1] = huffman */
+  0,   /* field[0] = shared_tensors */
+};
+static const ProtobufCIntRange compressor__storage_options__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor compressor__storage_options__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.StorageOptions",
+  "StorageOptions",
+  "Compressor__StorageOptions",
+  "compressor",
+  sizeof(Compressor__StorageOptions),
+  2,
+  compressor__storage_options__field_descriptors,
+  compressor__storage_options__field_indices_by_name,
+  1,  compressor__storage_options__number_ranges,
+  (ProtobufCMessageInit) compressor__storage_options__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__normalization__field_descriptors[2] =

@@ -38,7 +38,10 @@ typedef struct Compressor__DenseFloat16 Compressor__DenseFloat16;
 typedef struct Compressor__DenseInt8 Compressor__DenseInt8;
 typedef struct Compressor__DenseUInt8 Compressor__DenseUInt8;
 typedef struct Compressor__SparseFloat32 Compressor__SparseFloat32;
+typedef struct Compressor__CodebookIndices Compressor__CodebookIndices;
+typedef struct Compressor__HuffmanTable Compressor__HuffmanTable;
 typedef struct Compressor__Metadata Compressor__Metadata;
+typedef struct Compressor__StorageOptions Compressor__StorageOptions;
 typedef struct Compressor__Normalization Compressor__Normalization;
 typedef struct Compressor__HistoryEntry Compressor__HistoryEntry;
 typedef struct Compressor__HistoryAttachment Compressor__HistoryAttachment;
@@ -345,7 +348,8 @@ typedef enum {
   COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT16 = 12,
   COMPRESSOR__TENSOR__ENCODING_DENSE_INT8 = 13,
   COMPRESSOR__TENSOR__ENCODING_DENSE_UINT8 = 14,
-  COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32 = 20
+  COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32 = 20,
+  COMPRESSOR__TENSOR__ENCODING_CODEBOOK = 30
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__TENSOR__ENCODING__CASE)
 } Compressor__Tensor__EncodingCase;
 
@@ -366,6 +370,7 @@ struct  Compressor__Tensor
     Compressor__DenseInt8 *dense_int8;
     Compressor__DenseUInt8 *dense_uint8;
     Compressor__SparseFloat32 *sparse_float32;
+    Compressor__CodebookIndices *codebook;
   };
 };
 #define COMPRESSOR__TENSOR__INIT \
@@ -447,7 +452,8 @@ struct  Compressor__DenseUInt8
 
 typedef enum {
   COMPRESSOR__SPARSE_FLOAT32__VALUES__NOT_SET = 0,
-  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32 = 10
+  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32 = 10,
+  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_CODEBOOK = 11
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__SPARSE_FLOAT32__VALUES__CASE)
 } Compressor__SparseFloat32__ValuesCase;
 
@@ -470,7 +476,8 @@ typedef enum {
  * Writers pick, per tensor, whichever of DenseFloat32 and this encoding (with
  * the index width that minimizes the record) takes fewer bytes, dense on a tie
  * and the narrowest width among equal sparse sizes, so the choice is a function
- * of the tensor alone.
+ * of the tensor and the model's `StorageOptions` alone (which allow the
+ * codebook values and the Huffman-coded gaps).
  */
 struct  Compressor__SparseFloat32
 {
@@ -491,20 +498,109 @@ struct  Compressor__SparseFloat32
    * (i + 1) * index_bits) of the stream, bit k of the stream being bit k % 8 of
    * byte k / 8. Exactly ceil(entry_count * index_bits / 8) bytes; the unused
    * high bits of the last byte are zero.
+   * When `gaps_huffman` is set, the gaps are instead Huffman-coded with it
+   * (see HuffmanTable; its symbols are the gaps 0..2^index_bits - 1).
    */
   protobuf_c_boolean has_gaps;
   ProtobufCBinaryData gaps;
+  Compressor__HuffmanTable *gaps_huffman;
   Compressor__SparseFloat32__ValuesCase values_case;
   union {
     /*
      * Exactly 4 * entry_count bytes, laid out as in DenseFloat32.
      */
     Compressor__DenseFloat32 *values_float32;
+    /*
+     * The entry_count values as codebook indices. Filler entries hold +0.0,
+     * so the codebook has a zero code exactly when there are fillers.
+     */
+    Compressor__CodebookIndices *values_codebook;
   };
 };
 #define COMPRESSOR__SPARSE_FLOAT32__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__sparse_float32__descriptor) \
-    , 0, 0, 0, 0, 0, {0,NULL}, COMPRESSOR__SPARSE_FLOAT32__VALUES__NOT_SET, {0} }
+    , 0, 0, 0, 0, 0, {0,NULL}, NULL, COMPRESSOR__SPARSE_FLOAT32__VALUES__NOT_SET, {0} }
+
+
+typedef enum {
+  COMPRESSOR__CODEBOOK_INDICES__CENTROIDS__NOT_SET = 0,
+  COMPRESSOR__CODEBOOK_INDICES__CENTROIDS_CENTROIDS_FLOAT32 = 10,
+  COMPRESSOR__CODEBOOK_INDICES__CENTROIDS_CENTROIDS_FLOAT16 = 11
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__CODEBOOK_INDICES__CENTROIDS__CASE)
+} Compressor__CodebookIndices__CentroidsCase;
+
+/*
+ * A float32 tensor of few distinct values (weight sharing, Han et al., "Deep
+ * Compression", ICLR 2016, §3), stored as a codebook and one index per
+ * value. As `Tensor.codebook`: one index per element, row-major; as
+ * `SparseFloat32.values_codebook`: one index per entry. The count of indices
+ * is known from that context.
+ * The codes are 0..n - 1 for n = (zero_code ? 1 : 0) + number of centroids,
+ * at most 256. With `zero_code`, code 0 is +0.0 and code i + 1 is centroid i;
+ * without, code i is centroid i.
+ * Writers list as centroids the distinct values other than +0.0 (bit
+ * patterns: -0.0 and each NaN payload are values of their own), in IEEE 754
+ * totalOrder (by value; -0.0 before +0.0; negative NaNs first, positive NaNs
+ * last, by payload), set `zero_code` exactly when +0.0 needs a code, and
+ * store the centroids as float16 when every one converts to binary16 and back
+ * bit for bit (NaNs never do), else as float32.
+ */
+struct  Compressor__CodebookIndices
+{
+  ProtobufCMessage base;
+  /*
+   * Whether code 0 stands for +0.0; absent means false.
+   */
+  protobuf_c_boolean has_zero_code;
+  protobuf_c_boolean zero_code;
+  /*
+   * Width of each index, 1..8, with 2^index_bits >= n. Required when
+   * `indices` are fixed-width; absent when they are Huffman-coded.
+   */
+  protobuf_c_boolean has_index_bits;
+  uint32_t index_bits;
+  /*
+   * The indices, packed as SparseFloat32.gaps: index i at bits
+   * [i * index_bits, (i + 1) * index_bits), least significant bit first,
+   * exactly ceil(count * index_bits / 8) bytes, unused high bits zero.
+   * When `indices_huffman` is set, Huffman-coded with it instead (symbols
+   * 0..n - 1).
+   */
+  protobuf_c_boolean has_indices;
+  ProtobufCBinaryData indices;
+  Compressor__HuffmanTable *indices_huffman;
+  Compressor__CodebookIndices__CentroidsCase centroids_case;
+  union {
+    Compressor__DenseFloat32 *centroids_float32;
+    Compressor__DenseFloat16 *centroids_float16;
+  };
+};
+#define COMPRESSOR__CODEBOOK_INDICES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__codebook_indices__descriptor) \
+    , 0, 0, 0, 0, 0, {0,NULL}, NULL, COMPRESSOR__CODEBOOK_INDICES__CENTROIDS__NOT_SET, {0} }
+
+
+/*
+ * A canonical Huffman code (DEFLATE's, RFC 1951 §3.2.2) over the symbols
+ * 0..m - 1, m known from where the table is used. A coded stream holds the
+ * symbols' codes one after another, each most significant bit first, packed
+ * from the most significant bit of the first byte; it is exactly
+ * ceil(total code bits / 8) bytes, the unused low bits of the last byte zero.
+ */
+struct  Compressor__HuffmanTable
+{
+  ProtobufCMessage base;
+  /*
+   * m bytes: each symbol's code length in bits, 0 (the symbol does not occur)
+   * to 24. The lengths form a complete prefix code, or give one symbol length
+   * 1 and the others 0, or are all 0 (an empty stream).
+   */
+  protobuf_c_boolean has_lengths;
+  ProtobufCBinaryData lengths;
+};
+#define COMPRESSOR__HUFFMAN_TABLE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__huffman_table__descriptor) \
+    , 0, {0,NULL} }
 
 
 struct  Compressor__Metadata
@@ -522,10 +618,39 @@ struct  Compressor__Metadata
    */
   size_t n_history;
   Compressor__HistoryEntry **history;
+  /*
+   * Absent when the model allows no encodings beyond dense and sparse float32.
+   */
+  Compressor__StorageOptions *storage;
 };
 #define COMPRESSOR__METADATA__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__metadata__descriptor) \
-    , NULL, NULL, 0,NULL, 0,NULL }
+    , NULL, NULL, 0,NULL, 0,NULL, NULL }
+
+
+/*
+ * Which storage encodings a model's tensors may use, kept with the model so
+ * every later step makes the same choice.
+ */
+struct  Compressor__StorageOptions
+{
+  ProtobufCMessage base;
+  /*
+   * Initializers tied to a codebook by weight sharing, sorted; each names a
+   * tensor of the graph. Such a tensor may use the codebook encodings.
+   */
+  size_t n_shared_tensors;
+  char **shared_tensors;
+  /*
+   * Whether index and gap streams may be Huffman-coded (HuffmanTable).
+   * Absent means false.
+   */
+  protobuf_c_boolean has_huffman;
+  protobuf_c_boolean huffman;
+};
+#define COMPRESSOR__STORAGE_OPTIONS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__storage_options__descriptor) \
+    , 0,NULL, 0, 0 }
 
 
 /*
@@ -1049,6 +1174,44 @@ Compressor__SparseFloat32 *
 void   compressor__sparse_float32__free_unpacked
                      (Compressor__SparseFloat32 *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__CodebookIndices methods */
+void   compressor__codebook_indices__init
+                     (Compressor__CodebookIndices         *message);
+size_t compressor__codebook_indices__get_packed_size
+                     (const Compressor__CodebookIndices   *message);
+size_t compressor__codebook_indices__pack
+                     (const Compressor__CodebookIndices   *message,
+                      uint8_t             *out);
+size_t compressor__codebook_indices__pack_to_buffer
+                     (const Compressor__CodebookIndices   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__CodebookIndices *
+       compressor__codebook_indices__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__codebook_indices__free_unpacked
+                     (Compressor__CodebookIndices *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__HuffmanTable methods */
+void   compressor__huffman_table__init
+                     (Compressor__HuffmanTable         *message);
+size_t compressor__huffman_table__get_packed_size
+                     (const Compressor__HuffmanTable   *message);
+size_t compressor__huffman_table__pack
+                     (const Compressor__HuffmanTable   *message,
+                      uint8_t             *out);
+size_t compressor__huffman_table__pack_to_buffer
+                     (const Compressor__HuffmanTable   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__HuffmanTable *
+       compressor__huffman_table__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__huffman_table__free_unpacked
+                     (Compressor__HuffmanTable *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Metadata methods */
 void   compressor__metadata__init
                      (Compressor__Metadata         *message);
@@ -1067,6 +1230,25 @@ Compressor__Metadata *
                       const uint8_t       *data);
 void   compressor__metadata__free_unpacked
                      (Compressor__Metadata *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__StorageOptions methods */
+void   compressor__storage_options__init
+                     (Compressor__StorageOptions         *message);
+size_t compressor__storage_options__get_packed_size
+                     (const Compressor__StorageOptions   *message);
+size_t compressor__storage_options__pack
+                     (const Compressor__StorageOptions   *message,
+                      uint8_t             *out);
+size_t compressor__storage_options__pack_to_buffer
+                     (const Compressor__StorageOptions   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__StorageOptions *
+       compressor__storage_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__storage_options__free_unpacked
+                     (Compressor__StorageOptions *message,
                       ProtobufCAllocator *allocator);
 /* Compressor__Normalization methods */
 void   compressor__normalization__init
@@ -1234,8 +1416,17 @@ typedef void (*Compressor__DenseUInt8_Closure)
 typedef void (*Compressor__SparseFloat32_Closure)
                  (const Compressor__SparseFloat32 *message,
                   void *closure_data);
+typedef void (*Compressor__CodebookIndices_Closure)
+                 (const Compressor__CodebookIndices *message,
+                  void *closure_data);
+typedef void (*Compressor__HuffmanTable_Closure)
+                 (const Compressor__HuffmanTable *message,
+                  void *closure_data);
 typedef void (*Compressor__Metadata_Closure)
                  (const Compressor__Metadata *message,
+                  void *closure_data);
+typedef void (*Compressor__StorageOptions_Closure)
+                 (const Compressor__StorageOptions *message,
                   void *closure_data);
 typedef void (*Compressor__Normalization_Closure)
                  (const Compressor__Normalization *message,
@@ -1281,7 +1472,10 @@ extern const ProtobufCMessageDescriptor compressor__dense_float16__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_int8__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_uint8__descriptor;
 extern const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor;
+extern const ProtobufCMessageDescriptor compressor__codebook_indices__descriptor;
+extern const ProtobufCMessageDescriptor compressor__huffman_table__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metadata__descriptor;
+extern const ProtobufCMessageDescriptor compressor__storage_options__descriptor;
 extern const ProtobufCMessageDescriptor compressor__normalization__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_entry__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_attachment__descriptor;

@@ -14,8 +14,10 @@ import Darwin
 /// on bad input; it throws a `ModelFileError` that says what is wrong.
 ///
 /// A float32 tensor is stored sparse when that is smaller, so a pruned model's
-/// file shrinks with its sparsity (see `encodingName(of:)`); in memory every
-/// tensor is dense.
+/// file shrinks with its sparsity (see `encodingName(of:)`); a weight-shared
+/// tensor (`StorageOptions.sharedTensors`) may be stored as a codebook and
+/// indices, and with `StorageOptions.huffman` its streams Huffman-coded. In
+/// memory every tensor is dense.
 public enum ModelFile {
     /// The format version this build writes, and the newest it reads.
     public static let formatVersion: UInt32 = FileHeader.currentVersion
@@ -56,27 +58,35 @@ public enum ModelFile {
     public static func encodedTensorSizes(_ model: Model) -> [String: EncodedTensorSize] {
         var sizes: [String: EncodedTensorSize] = [:]
         for (name, tensor) in model.graph.initializers {
-            let encoding = TensorFileEncoding(choosingFor: tensor)
+            let encoding = TensorFileEncoding(choosingFor: tensor, named: name, storage: model.metadata.storage)
             sizes[name] = EncodedTensorSize(encoding: encoding.name(dtype: tensor.dtype),
                                             bytes: encodedTensorRecordSize(tensor, named: name, encoding: encoding))
         }
         return sizes
     }
 
-    /// The file's name for how `tensor` is stored: "dense-" and its dtype
+    /// The file's name for how `tensor`, the initializer `name` of a model
+    /// with `storage` options, is stored: "dense-" and its dtype
     /// ("dense-float32", ...), or for a float32 tensor with few enough
     /// non-zeros "sparse-float32/" and the gap width ("sparse-float32/5-bit"):
     /// the relative-index encoding of Han et al., "Deep Compression" (ICLR
     /// 2016), which stores the non-zero elements with the distance from each
-    /// to the previous one. The writer picks whichever is smaller.
-    public static func encodingName(of tensor: Tensor) -> String {
-        TensorFileEncoding(choosingFor: tensor).name(dtype: tensor.dtype)
+    /// to the previous one. A shared tensor may be "codebook/" and the index
+    /// width ("codebook/5-bit") or, sparse with indices for values,
+    /// "sparse-codebook/" and both widths ("sparse-codebook/4-bit/5-bit"); a
+    /// Huffman-coded stream adds "+huffman" to its width. The writer picks
+    /// the smallest.
+    public static func encodingName(of tensor: Tensor, named name: String = "",
+                                    storage: StorageOptions = StorageOptions()) -> String {
+        TensorFileEncoding(choosingFor: tensor, named: name, storage: storage).name(dtype: tensor.dtype)
     }
 }
 
 /// How one initializer is stored in a model file and how many bytes it takes.
 public struct EncodedTensorSize: Sendable, Hashable {
-    /// The encoding's name, e.g. "dense-float32" or "sparse-float32/5-bit".
+    /// The encoding's name (`ModelFile.encodingName(of:named:storage:)`), e.g.
+    /// "dense-float32", "sparse-float32/5-bit", "codebook/5-bit" or
+    /// "sparse-codebook/4-bit+huffman/5-bit+huffman".
     public var encoding: String
     /// Bytes of the tensor's record in the file: data plus name, shape and framing.
     public var bytes: Int
@@ -89,23 +99,33 @@ extension TensorFileEncoding {
     func name(dtype: DType) -> String {
         switch self {
         case .dense: "dense-\(dtype.rawValue)"
-        case .sparseFloat32(let layout): "sparse-float32/\(layout.indexBits)-bit"
+        case .sparseFloat32(let layout): "sparse-float32/\(layout.gapsName)"
+        case .codebook(let indices): "codebook/\(indices.indicesName)"
+        case .sparseCodebook(let layout, let indices): "sparse-codebook/\(layout.gapsName)/\(indices.indicesName)"
         }
     }
+}
+
+extension SparseFloat32Layout {
+    var gapsName: String { "\(indexBits)-bit" + (gapCoding.isHuffman ? "+huffman" : "") }
+}
+
+extension CodebookLayout {
+    var indicesName: String { "\(indexBits)-bit" + (indexCoding.isHuffman ? "+huffman" : "") }
 }
 
 /// Size of the `Graph.tensors` entry protobuf-c writes for `tensor` in
 /// `encoding`, by default the writer's choice (checked against the packed
 /// size in the tests).
-func encodedTensorRecordSize(_ tensor: Tensor, named name: String,
-                             encoding: TensorFileEncoding? = nil) -> Int {
+func encodedTensorRecordSize(_ tensor: Tensor, named name: String, encoding: TensorFileEncoding? = nil,
+                             storage: StorageOptions = StorageOptions()) -> Int {
     var message = lengthDelimitedFieldSize(fieldNumber: 1, contentSize: name.utf8.count)
     if !tensor.shape.isEmpty {
         // int64 varints: negative values would take 10 bytes, shapes have none.
         let shapeBytes = tensor.shape.reduce(0) { $0 + varintSize(UInt64(bitPattern: Int64($1))) }
         message += lengthDelimitedFieldSize(fieldNumber: 2, contentSize: shapeBytes)
     }
-    let encoding = encoding ?? TensorFileEncoding(choosingFor: tensor)
+    let encoding = encoding ?? TensorFileEncoding(choosingFor: tensor, named: name, storage: storage)
     message += encoding.fieldSize(denseByteCount: tensor.denseByteCount)
     return lengthDelimitedFieldSize(fieldNumber: 4, contentSize: message)
 }

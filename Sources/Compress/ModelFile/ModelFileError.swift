@@ -39,6 +39,12 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     /// A sparse tensor's record is inconsistent: an index width out of range,
     /// byte lengths that do not match the entry count, an entry past the end.
     case invalidSparseTensor(tensor: String, detail: String)
+    /// A codebook tensor's record is inconsistent: centroid bytes of the
+    /// wrong length, a bad index width, an index past the codebook, an index
+    /// stream of the wrong length or a Huffman table that is no prefix code.
+    case invalidCodebookTensor(tensor: String, detail: String)
+    /// The storage options name a shared tensor the graph does not have.
+    case unknownSharedTensor(String)
     /// A shape has a negative dimension, or a dimension too large for this machine.
     case invalidShape(context: String, shape: [Int64])
     /// An attribute value is out of range (a non-positive stride, an axis beyond Int).
@@ -89,6 +95,10 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
             "tensor '\(tensor)' has \(actual) bytes of \(dtype) data, its shape \(shape) is too large"
         case .invalidSparseTensor(let tensor, let detail):
             "tensor '\(tensor)' has an invalid sparse encoding: \(detail)"
+        case .invalidCodebookTensor(let tensor, let detail):
+            "tensor '\(tensor)' has an invalid codebook encoding: \(detail)"
+        case .unknownSharedTensor(let name):
+            "the model's storage options list '\(name)' as a shared tensor, but the graph has no initializer of that name"
         case .invalidShape(let context, let shape):
             "\(context) has an invalid shape \(shape): dimensions must be non-negative and fit in memory"
         case .invalidAttribute(let node, let detail):

@@ -29,7 +29,11 @@ enum ProtoDecoder {
         }
         guard let g = m.graph else { throw .missingField("graph") }
         let metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
-        return Model(graph: try graph(g.pointee), metadata: metadata)
+        let graph = try graph(g.pointee)
+        for name in metadata.storage.sharedTensors where graph.initializers[name] == nil {
+            throw .unknownSharedTensor(name)
+        }
+        return Model(graph: graph, metadata: metadata)
     }
 
     static func graph(_ g: Compressor__Graph) throws(ModelFileError) -> Graph {
@@ -160,6 +164,10 @@ enum ProtoDecoder {
         case COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32:
             guard let s = t.sparse_float32 else { throw missing() }
             storage = .float32(try sparseFloat32(s.pointee, elementCount: count, tensor: name))
+        case COMPRESSOR__TENSOR__ENCODING_CODEBOOK:
+            guard let c = t.codebook else { throw missing() }
+            try SparseFloat32Reader.checkElementCount(count, tensor: name)
+            storage = .float32(try codebookBitPatterns(c.pointee, count: count, tensor: name).map { Float(bitPattern: $0) })
         default:
             throw .unknownEncoding(tensor: name)
         }
@@ -178,15 +186,79 @@ enum ProtoDecoder {
         func missing(_ field: String) -> ModelFileError { .missingField("tensor '\(name)': sparse \(field)") }
         guard s.has_index_bits != 0 else { throw missing("index_bits") }
         guard s.has_entry_count != 0 else { throw missing("entry_count") }
-        // A values encoding added after this build leaves the oneof unset.
-        guard s.values_case == COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32 else {
-            throw .unknownEncoding(tensor: name)
-        }
-        guard let values = s.values_float32 else { throw missing("values") }
+        let gapLengths = s.gaps_huffman.map { h in bytes(h.pointee.has_lengths, h.pointee.lengths) }
         let reader = try SparseFloat32Reader(
             tensor: name, elementCount: elementCount, indexBits: s.index_bits, entryCount: s.entry_count,
-            gaps: bytes(s.has_gaps, s.gaps), values: bytes(values.pointee.has_data, values.pointee.data))
+            gaps: bytes(s.has_gaps, s.gaps), gapLengths: gapLengths) { () throws(ModelFileError) in
+            switch s.values_case {
+            case COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32:
+                guard let values = s.values_float32 else { throw missing("values") }
+                return .float32(bytes(values.pointee.has_data, values.pointee.data))
+            case COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_CODEBOOK:
+                guard let values = s.values_codebook else { throw missing("values") }
+                // The reader checked entry_count <= elementCount before asking.
+                return .bitPatterns(try codebookBitPatterns(values.pointee, count: Int(s.entry_count), tensor: name))
+            default:
+                // A values encoding added after this build leaves the oneof unset.
+                throw .unknownEncoding(tensor: name)
+            }
+        }
         return try reader.elements()
+    }
+
+    /// The bit patterns of the `count` values of a `CodebookIndices`
+    /// message, after checking its centroids, index width and stream.
+    static func codebookBitPatterns(_ c: Compressor__CodebookIndices, count: Int,
+                                    tensor name: String) throws(ModelFileError) -> [UInt32] {
+        func invalid(_ detail: String) -> ModelFileError { .invalidCodebookTensor(tensor: name, detail: detail) }
+        var centroids: [UInt32]
+        switch c.centroids_case {
+        case COMPRESSOR__CODEBOOK_INDICES__CENTROIDS_CENTROIDS_FLOAT32:
+            guard let d = c.centroids_float32 else { throw .missingField("tensor '\(name)': codebook centroids") }
+            let stored = bytes(d.pointee.has_data, d.pointee.data)
+            guard stored.count % 4 == 0 else { throw invalid("\(stored.count) bytes of float32 centroids, not a multiple of 4") }
+            centroids = littleEndianValues(stored, count: stored.count / 4)
+        case COMPRESSOR__CODEBOOK_INDICES__CENTROIDS_CENTROIDS_FLOAT16:
+            guard let d = c.centroids_float16 else { throw .missingField("tensor '\(name)': codebook centroids") }
+            let stored = bytes(d.pointee.has_data, d.pointee.data)
+            guard stored.count % 2 == 0 else { throw invalid("\(stored.count) bytes of float16 centroids, not a multiple of 2") }
+            let halves: [UInt16] = littleEndianValues(stored, count: stored.count / 2)
+            centroids = halves.map { Float(Float16(bitPattern: $0)).bitPattern }
+        default:
+            // A centroid type added after this build leaves the oneof unset.
+            throw .unknownEncoding(tensor: name)
+        }
+        let zeroCode = c.has_zero_code != 0 && c.zero_code != 0
+        let codeCount = centroids.count + (zeroCode ? 1 : 0)
+        guard codeCount <= StoredCodebook.maxCodes else {
+            throw invalid("\(codeCount) codes, more than \(StoredCodebook.maxCodes)")
+        }
+        let code: HuffmanCode?
+        let width: Int?
+        if let table = c.indices_huffman {
+            do {
+                code = try SymbolStreamReader.code(lengths: bytes(table.pointee.has_lengths, table.pointee.lengths),
+                                                   alphabet: codeCount, "indices")
+            } catch {
+                throw invalid(error.detail)
+            }
+            width = nil
+        } else {
+            guard c.has_index_bits != 0 else { throw .missingField("tensor '\(name)': codebook index_bits") }
+            let bits = c.index_bits
+            guard bits >= 1, bits <= 8 else { throw invalid("index_bits is \(bits), not in 1...8") }
+            guard codeCount <= 1 << Int(bits) else { throw invalid("\(bits)-bit indices cannot address \(codeCount) codes") }
+            code = nil
+            width = Int(bits)
+        }
+        if zeroCode { centroids.insert(0, at: 0) }
+        let stream = SymbolStreamReader(count: count, alphabet: codeCount, data: bytes(c.has_indices, c.indices),
+                                        width: width, code: code)
+        do {
+            return try stream.symbols("indices", one: "index").map { centroids[$0] }
+        } catch {
+            throw invalid(error.detail)
+        }
     }
 
     static func metadata(_ m: Compressor__Metadata) throws(ModelFileError) -> ModelMetadata {
@@ -227,6 +299,16 @@ enum ProtoDecoder {
                 entry.attachments[name] = String(cString: t)
             }
             metadata.history.append(entry)
+        }
+        if let storage = m.storage {
+            var shared: [String] = []
+            for (i, s) in cStrings(storage.pointee.shared_tensors, storage.pointee.n_shared_tensors).enumerated() {
+                guard let s else { throw .missingField("storage options: shared tensor \(i)") }
+                guard !shared.contains(s) else { throw .duplicateName("shared tensor '\(s)'") }
+                shared.append(s)
+            }
+            metadata.storage = StorageOptions(sharedTensors: shared,
+                                              huffman: storage.pointee.has_huffman != 0 && storage.pointee.huffman != 0)
         }
         return metadata
     }

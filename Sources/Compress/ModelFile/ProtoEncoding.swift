@@ -28,10 +28,10 @@ struct ProtoEncoder {
 
     /// Bytes the tensor `name` occupies in the payload: its `Tensor` message
     /// with the field key and length prefix that introduce it in `Graph`.
-    static func encodedSize(ofTensor tensor: Tensor, named name: String,
-                            encoding: TensorFileEncoding? = nil) throws(ModelFileError) -> Int {
+    static func encodedSize(ofTensor tensor: Tensor, named name: String, encoding: TensorFileEncoding? = nil,
+                            storage: StorageOptions = StorageOptions()) throws(ModelFileError) -> Int {
         let encoder = ProtoEncoder()
-        let message = try encoder.tensor(tensor, named: name, encoding: encoding)
+        let message = try encoder.tensor(tensor, named: name, encoding: encoding, storage: storage)
         let size = compressor__tensor__get_packed_size(message)
         withExtendedLifetime(encoder) {}
         return 1 + varintSize(UInt64(size)) + size
@@ -46,12 +46,16 @@ struct ProtoEncoder {
         format.pointee.version = FileHeader.currentVersion
         format.pointee.producer = arena.string("compressor")
         m.pointee.format = format
-        m.pointee.graph = try graph(model.graph)
+        for name in model.metadata.storage.sharedTensors where model.graph.initializers[name] == nil {
+            throw .unencodable("the storage options list '\(name)' as a shared tensor, but the graph has no initializer of that name")
+        }
+        m.pointee.graph = try graph(model.graph, storage: model.metadata.storage)
         m.pointee.metadata = try metadata(model.metadata)
         return m
     }
 
-    func graph(_ graph: Graph) throws(ModelFileError) -> UnsafeMutablePointer<Compressor__Graph> {
+    func graph(_ graph: Graph, storage: StorageOptions = StorageOptions()) throws(ModelFileError)
+        -> UnsafeMutablePointer<Compressor__Graph> {
         let g = arena.message(compressor__graph__init)
         var inputs: [UnsafeMutablePointer<Compressor__GraphInput>] = []
         for input in graph.inputs {
@@ -73,7 +77,7 @@ struct ProtoEncoder {
 
         var tensors: [UnsafeMutablePointer<Compressor__Tensor>] = []
         for name in graph.initializerNames {
-            tensors.append(try tensor(graph.initializers[name]!, named: name))
+            tensors.append(try tensor(graph.initializers[name]!, named: name, storage: storage))
         }
         g.pointee.n_tensors = tensors.count
         g.pointee.tensors = arena.pointers(tensors)
@@ -174,9 +178,10 @@ struct ProtoEncoder {
     }
 
     /// The `Tensor` message of `tensor`, in `encoding` or else the one the
-    /// writer chooses (`TensorFileEncoding(choosingFor:)`).
-    func tensor(_ tensor: Tensor, named name: String,
-                encoding: TensorFileEncoding? = nil) throws(ModelFileError) -> UnsafeMutablePointer<Compressor__Tensor> {
+    /// writer chooses for it under `storage` (`TensorFileEncoding(choosingFor:named:storage:)`).
+    func tensor(_ tensor: Tensor, named name: String, encoding: TensorFileEncoding? = nil,
+                storage: StorageOptions = StorageOptions()) throws(ModelFileError)
+        -> UnsafeMutablePointer<Compressor__Tensor> {
         guard tensor.denseByteCount < Int(UInt32.max) else {
             throw .unencodable("tensor '\(name)' has \(tensor.denseByteCount) bytes, more than the format's 4 GiB limit")
         }
@@ -186,16 +191,34 @@ struct ProtoEncoder {
         t.pointee.shape = int64s(tensor.shape)
         switch tensor.storage {
         case .float32(let values):
-            if case .sparseFloat32(let layout) = encoding ?? TensorFileEncoding(choosingFor: tensor) {
+            switch encoding ?? TensorFileEncoding(choosingFor: tensor, named: name, storage: storage) {
+            case .sparseFloat32(let layout):
+                let (gaps, bitPatterns) = values.withUnsafeBufferPointer { layout.entries($0) }
+                let s = sparseFloat32(layout, gaps: gaps)
+                let d = arena.message(compressor__dense_float32__init)
+                d.pointee.has_data = 1
+                d.pointee.data = littleEndianBytes(bitPatterns)
+                s.pointee.values_case = COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32
+                s.pointee.values_float32 = d
                 t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32
-                t.pointee.sparse_float32 = sparseFloat32(values, layout)
-                break
+                t.pointee.sparse_float32 = s
+            case .sparseCodebook(let layout, let indices):
+                let (gaps, bitPatterns) = values.withUnsafeBufferPointer { layout.entries($0) }
+                let s = sparseFloat32(layout, gaps: gaps)
+                s.pointee.values_case = COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_CODEBOOK
+                s.pointee.values_codebook = codebookIndices(indices, bitPatterns: bitPatterns)
+                t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32
+                t.pointee.sparse_float32 = s
+            case .codebook(let indices):
+                t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_CODEBOOK
+                t.pointee.codebook = codebookIndices(indices, bitPatterns: values.map(\.bitPattern))
+            case .dense:
+                let d = arena.message(compressor__dense_float32__init)
+                d.pointee.has_data = 1
+                d.pointee.data = littleEndianBytes(values)
+                t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT32
+                t.pointee.dense_float32 = d
             }
-            let d = arena.message(compressor__dense_float32__init)
-            d.pointee.has_data = 1
-            d.pointee.data = littleEndianBytes(values)
-            t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT32
-            t.pointee.dense_float32 = d
         case .int64(let values):
             let d = arena.message(compressor__dense_int64__init)
             d.pointee.has_data = 1
@@ -224,28 +247,57 @@ struct ProtoEncoder {
         return t
     }
 
-    /// The `SparseFloat32` message of `values` in `layout`.
-    func sparseFloat32(_ values: [Float], _ layout: SparseFloat32Layout)
-        -> UnsafeMutablePointer<Compressor__SparseFloat32> {
+    /// The `SparseFloat32` message of `gaps` in `layout`, without its values.
+    func sparseFloat32(_ layout: SparseFloat32Layout, gaps: [Int]) -> UnsafeMutablePointer<Compressor__SparseFloat32> {
         let s = arena.message(compressor__sparse_float32__init)
         s.pointee.has_index_bits = 1
         s.pointee.index_bits = UInt32(layout.indexBits)
         s.pointee.has_entry_count = 1
         s.pointee.entry_count = UInt64(layout.entryCount)
-        let gaps = arena.bytes(count: layout.gapByteCount) { _ in }
-        let storedValues = arena.bytes(count: layout.valueByteCount) { _ in }
-        values.withUnsafeBufferPointer { values in
-            layout.write(values, gaps: UnsafeMutableRawBufferPointer(start: gaps.data, count: gaps.len),
-                         storedValues: UnsafeMutableRawBufferPointer(start: storedValues.data, count: storedValues.len))
-        }
         s.pointee.has_gaps = 1
-        s.pointee.gaps = gaps
-        let d = arena.message(compressor__dense_float32__init)
-        d.pointee.has_data = 1
-        d.pointee.data = storedValues
-        s.pointee.values_case = COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32
-        s.pointee.values_float32 = d
+        s.pointee.gaps = byteArray(layout.gapBytes(gaps))
+        if case .huffman(let code, _) = layout.gapCoding { s.pointee.gaps_huffman = huffmanTable(code) }
         return s
+    }
+
+    /// The `CodebookIndices` message of values with `bitPatterns` in `layout`.
+    func codebookIndices(_ layout: CodebookLayout, bitPatterns: [UInt32]) -> UnsafeMutablePointer<Compressor__CodebookIndices> {
+        let c = arena.message(compressor__codebook_indices__init)
+        if layout.float16 {
+            let d = arena.message(compressor__dense_float16__init)
+            d.pointee.has_data = 1
+            d.pointee.data = littleEndianBytes(layout.centroids.map { Float16(Float(bitPattern: $0)).bitPattern })
+            c.pointee.centroids_case = COMPRESSOR__CODEBOOK_INDICES__CENTROIDS_CENTROIDS_FLOAT16
+            c.pointee.centroids_float16 = d
+        } else {
+            let d = arena.message(compressor__dense_float32__init)
+            d.pointee.has_data = 1
+            d.pointee.data = littleEndianBytes(layout.centroids)
+            c.pointee.centroids_case = COMPRESSOR__CODEBOOK_INDICES__CENTROIDS_CENTROIDS_FLOAT32
+            c.pointee.centroids_float32 = d
+        }
+        if layout.zeroCode {
+            c.pointee.has_zero_code = 1
+            c.pointee.zero_code = 1
+        }
+        let codes = StoredCodebook.codes(of: layout.centroids, zeroCode: layout.zeroCode)
+        let symbols = bitPatterns.map { codes[$0]! }
+        if case .huffman(let code, _) = layout.indexCoding {
+            c.pointee.indices_huffman = huffmanTable(code)
+        } else {
+            c.pointee.has_index_bits = 1
+            c.pointee.index_bits = UInt32(layout.indexBits)
+        }
+        c.pointee.has_indices = 1
+        c.pointee.indices = byteArray(layout.indexBytes(symbols))
+        return c
+    }
+
+    func huffmanTable(_ code: HuffmanCode) -> UnsafeMutablePointer<Compressor__HuffmanTable> {
+        let h = arena.message(compressor__huffman_table__init)
+        h.pointee.has_lengths = 1
+        h.pointee.lengths = byteArray(code.lengths)
+        return h
     }
 
     func metadata(_ metadata: ModelMetadata) throws(ModelFileError) -> UnsafeMutablePointer<Compressor__Metadata> {
@@ -304,6 +356,17 @@ struct ProtoEncoder {
         }
         m.pointee.n_history = history.count
         m.pointee.history = arena.pointers(history)
+        // Empty options write nothing, so files without them keep their bytes.
+        if metadata.storage != StorageOptions() {
+            let s = arena.message(compressor__storage_options__init)
+            s.pointee.n_shared_tensors = metadata.storage.sharedTensors.count
+            s.pointee.shared_tensors = try strings(metadata.storage.sharedTensors, "shared tensor name")
+            if metadata.storage.huffman {
+                s.pointee.has_huffman = 1
+                s.pointee.huffman = 1
+            }
+            m.pointee.storage = s
+        }
         return m
     }
 
@@ -373,6 +436,11 @@ struct ProtoEncoder {
 
     private func int64s(_ values: [Int]) -> UnsafeMutablePointer<Int64>? {
         arena.array(values.map { Int64($0) })
+    }
+
+    /// A copy of `bytes`.
+    private func byteArray(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+        arena.bytes(count: bytes.count) { out in bytes.withUnsafeBytes { out.copyMemory(from: $0) } }
     }
 
     /// The elements' bytes, little-endian whatever the host's byte order.

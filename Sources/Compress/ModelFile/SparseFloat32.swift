@@ -14,21 +14,33 @@ struct SparseFloat32Layout: Equatable {
     var indexBits: Int
     /// Stored entries: one per non-zero element plus the filler entries.
     var entryCount: Int
+    /// How the gaps are stored: fixed-width, or Huffman-coded where the model allows it.
+    var gapCoding: StreamCoding = .fixed
 
-    /// Bytes of the bit-packed gaps.
-    var gapByteCount: Int { (entryCount &* indexBits &+ 7) / 8 }
+    /// Bytes of the gaps stream.
+    var gapByteCount: Int { gapCoding.dataByteCount(symbols: entryCount, fixedWidth: indexBits) }
     /// Bytes of the little-endian float32 values.
     var valueByteCount: Int { 4 &* entryCount }
     /// The largest gap one entry can express.
     var maxGap: Int { (1 << indexBits) - 1 }
 
-    /// Bytes of the serialized `SparseFloat32` message.
+    /// Bytes of the serialized `SparseFloat32` message with float32 values.
     var messageSize: Int {
+        let values = lengthDelimitedFieldSize(fieldNumber: 1, contentSize: valueByteCount)
+        return messageSize(valuesField: lengthDelimitedFieldSize(fieldNumber: 10, contentSize: values))
+    }
+
+    /// Bytes of the serialized `SparseFloat32` message with the values as
+    /// codebook indices in `codebook`.
+    func messageSize(codebook: CodebookLayout) -> Int {
+        messageSize(valuesField: lengthDelimitedFieldSize(fieldNumber: 11, contentSize: codebook.messageSize))
+    }
+
+    private func messageSize(valuesField: Int) -> Int {
         let indexBitsField = 2  // key and a one-byte varint: indexBits <= 16
         let entryCountField = 1 + varintSize(UInt64(entryCount))
         let gapsField = lengthDelimitedFieldSize(fieldNumber: 3, contentSize: gapByteCount)
-        let values = lengthDelimitedFieldSize(fieldNumber: 1, contentSize: valueByteCount)
-        return indexBitsField + entryCountField + gapsField + lengthDelimitedFieldSize(fieldNumber: 10, contentSize: values)
+        return indexBitsField + entryCountField + gapsField + gapCoding.tableFieldSize(fieldNumber: 4) + valuesField
     }
 
     /// The layout of `values` for every allowed index width, narrowest first.
@@ -66,6 +78,32 @@ struct SparseFloat32Layout: Equatable {
         }
         return fillers.map { nonZeros &+ $0 }
     }
+
+    /// How often each gap 0...2^indexBits - 1 occurs at width `indexBits`,
+    /// given the run of zeros before each non-zero element: a run of `g`
+    /// takes `g >> indexBits` fillers of the maximum gap and ends with the gap
+    /// `g & maxGap`.
+    static func gapFrequencies(runs: [Int], indexBits: Int) -> [Int] {
+        let maxGap = (1 << indexBits) - 1
+        var frequencies = [Int](repeating: 0, count: maxGap + 1)
+        for run in runs {
+            frequencies[maxGap] &+= run >> indexBits
+            frequencies[run & maxGap] &+= 1
+        }
+        return frequencies
+    }
+
+    /// The run of zeros before each non-zero element, in order.
+    static func zeroRuns(of values: UnsafeBufferPointer<Float>) -> [Int] {
+        var runs: [Int] = []
+        var run = 0
+        for value in values {
+            guard value.bitPattern != 0 else { run &+= 1; continue }
+            runs.append(run)
+            run = 0
+        }
+        return runs
+    }
 }
 
 /// How one initializer is stored in the model file.
@@ -74,14 +112,95 @@ enum TensorFileEncoding: Equatable {
     case dense
     /// A float32 tensor in the relative-index sparse layout.
     case sparseFloat32(SparseFloat32Layout)
+    /// A weight-shared float32 tensor as a codebook and one index per element.
+    case codebook(CodebookLayout)
+    /// A weight-shared float32 tensor in the sparse layout, its entries'
+    /// values as codebook indices.
+    case sparseCodebook(SparseFloat32Layout, CodebookLayout)
 
-    /// The encoding the writer uses for `tensor`: for float32, whichever of
-    /// dense and the smallest sparse layout takes fewer bytes (dense on a
-    /// tie); every other dtype is dense. A function of the tensor alone.
-    init(choosingFor tensor: Tensor) {
-        guard case .float32(let values) = tensor.storage else { self = .dense; return }
-        let sparse = SparseFloat32Layout.smallest(for: values)
-        self = sparse.messageSize < denseMessageSize(byteCount: tensor.denseByteCount) ? .sparseFloat32(sparse) : .dense
+    /// The encoding the writer uses for `tensor`: the smallest of
+    /// `candidates(for:shared:huffman:)`, the first among equals. Every
+    /// dtype but float32 is dense. A function of the tensor and the options.
+    init(choosingFor tensor: Tensor, shared: Bool = false, huffman: Bool = false) {
+        let candidates = Self.candidates(for: tensor, shared: shared, huffman: huffman)
+        let denseByteCount = tensor.denseByteCount
+        var best = candidates[0]
+        var bestSize = best.fieldSize(denseByteCount: denseByteCount)
+        for candidate in candidates.dropFirst() {
+            let size = candidate.fieldSize(denseByteCount: denseByteCount)
+            if size < bestSize { (best, bestSize) = (candidate, size) }
+        }
+        self = best
+    }
+
+    /// The encoding the writer uses for the initializer `name` of a model
+    /// with these storage options.
+    init(choosingFor tensor: Tensor, named name: String, storage: StorageOptions) {
+        self.init(choosingFor: tensor, shared: storage.sharedTensors.contains(name), huffman: storage.huffman)
+    }
+
+    /// Every encoding the writer considers for `tensor`, simplest first: dense;
+    /// sparse float32 at each gap width, narrowest first, then (with
+    /// `huffman`) the same with Huffman-coded gaps; and for a `shared` tensor
+    /// of at most 256 distinct values the dense codebook (fixed-width, then
+    /// Huffman-coded indices) and the sparse codebook at each gap width
+    /// (gaps fixed, then coded, each with indices fixed, then coded).
+    ///
+    /// Huffman-coded gaps are left out at widths whose table alone (one byte
+    /// per possible gap, 2^width) is at least as large as the smallest
+    /// candidate without them: they cannot be the smallest there, and the
+    /// wide tables are the costly part of the search.
+    static func candidates(for tensor: Tensor, shared: Bool, huffman: Bool) -> [TensorFileEncoding] {
+        guard case .float32(let values) = tensor.storage else { return [.dense] }
+        let sparse = SparseFloat32Layout.candidates(for: values)
+        let codebook = shared ? values.withUnsafeBufferPointer { StoredCodebook($0) } : nil
+
+        var denseCodebooks: [TensorFileEncoding] = []
+        // Per gap width, the codebook index layouts of its entries.
+        var sparseIndices: [[CodebookLayout]] = sparse.map { _ in [] }
+        if let codebook {
+            let float16 = codebook.fitsFloat16
+            let zeroCode = codebook.zeros > 0
+            let frequencies = (zeroCode ? [codebook.zeros] : []) + codebook.counts
+            denseCodebooks = CodebookLayout.candidates(codebook, zeroCode: zeroCode, float16: float16,
+                                                       frequencies: frequencies, huffman: huffman).map { .codebook($0) }
+            let nonZeros = values.count - codebook.zeros
+            for (i, layout) in sparse.enumerated() {
+                // Fillers hold +0.0: zero needs a code exactly when there are fillers.
+                let fillers = layout.entryCount - nonZeros
+                let frequencies = (fillers > 0 ? [fillers] : []) + codebook.counts
+                sparseIndices[i] = CodebookLayout.candidates(codebook, zeroCode: fillers > 0, float16: float16,
+                                                             frequencies: frequencies, huffman: huffman)
+            }
+        }
+        func sparseCodebooks(_ gaps: SparseFloat32Layout, _ i: Int) -> [TensorFileEncoding] {
+            sparseIndices[i].map { .sparseCodebook(gaps, $0) }
+        }
+
+        // Huffman-coded gaps where the table leaves room to win.
+        var codedGaps: [SparseFloat32Layout?] = sparse.map { _ in nil }
+        if huffman {
+            let denseByteCount = tensor.denseByteCount
+            let withoutCodedGaps = [.dense] + sparse.map { .sparseFloat32($0) } + denseCodebooks
+                + sparse.indices.flatMap { sparseCodebooks(sparse[$0], $0) }
+            let smallest = withoutCodedGaps.map { $0.fieldSize(denseByteCount: denseByteCount) }.min()!
+            let runs = values.withUnsafeBufferPointer { SparseFloat32Layout.zeroRuns(of: $0) }
+            for (i, layout) in sparse.enumerated() where 1 << layout.indexBits < smallest {
+                var coded = layout
+                coded.gapCoding = .huffman(
+                    frequencies: SparseFloat32Layout.gapFrequencies(runs: runs, indexBits: layout.indexBits))
+                codedGaps[i] = coded
+            }
+        }
+
+        var candidates: [TensorFileEncoding] = [.dense] + sparse.map { .sparseFloat32($0) }
+        candidates += codedGaps.compactMap { $0.map { .sparseFloat32($0) } }
+        candidates += denseCodebooks
+        for (i, layout) in sparse.enumerated() {
+            candidates += sparseCodebooks(layout, i)
+            if let coded = codedGaps[i] { candidates += sparseCodebooks(coded, i) }
+        }
+        return candidates
     }
 
     /// Bytes of the `Tensor.encoding` field for a tensor of `denseByteCount`
@@ -92,6 +211,10 @@ enum TensorFileEncoding: Equatable {
             lengthDelimitedFieldSize(fieldNumber: 10, contentSize: denseMessageSize(byteCount: denseByteCount))
         case .sparseFloat32(let layout):
             lengthDelimitedFieldSize(fieldNumber: 20, contentSize: layout.messageSize)
+        case .codebook(let layout):
+            lengthDelimitedFieldSize(fieldNumber: 30, contentSize: layout.messageSize)
+        case .sparseCodebook(let gaps, let indices):
+            lengthDelimitedFieldSize(fieldNumber: 20, contentSize: gaps.messageSize(codebook: indices))
         }
     }
 }
@@ -109,65 +232,41 @@ func lengthDelimitedFieldSize(fieldNumber: Int, contentSize: Int) -> Int {
 // MARK: - Writing
 
 extension SparseFloat32Layout {
-    /// Writes the gaps and values of `values` in this layout into `gaps`
-    /// (`gapByteCount` bytes) and `storedValues` (`valueByteCount` bytes).
-    func write(_ values: UnsafeBufferPointer<Float>, gaps: UnsafeMutableRawBufferPointer,
-               storedValues: UnsafeMutableRawBufferPointer) {
-        precondition(gaps.count == gapByteCount && storedValues.count == valueByteCount)
-        var writer = GapWriter(bytes: gaps, indexBits: indexBits)
-        var entry = 0
-        func append(gap: Int, bitPattern: UInt32) {
-            writer.append(gap)
-            storedValues.storeBytes(of: bitPattern.littleEndian, toByteOffset: entry &* 4, as: UInt32.self)
-            entry &+= 1
-        }
+    /// The entries of `values` in this layout: each gap, and the bit pattern
+    /// of each value (0 for fillers).
+    func entries(_ values: UnsafeBufferPointer<Float>) -> (gaps: [Int], bitPatterns: [UInt32]) {
+        var gaps: [Int] = []
+        var bitPatterns: [UInt32] = []
+        gaps.reserveCapacity(entryCount)
+        bitPatterns.reserveCapacity(entryCount)
         let maxGap = maxGap
         var run = 0
         for value in values {
             let bitPattern = value.bitPattern
             guard bitPattern != 0 else { run &+= 1; continue }
             while run > maxGap {
-                append(gap: maxGap, bitPattern: 0)
+                gaps.append(maxGap)
+                bitPatterns.append(0)
                 run &-= maxGap &+ 1
             }
-            append(gap: run, bitPattern: bitPattern)
+            gaps.append(run)
+            bitPatterns.append(bitPattern)
             run = 0
         }
-        writer.finish()
-        precondition(entry == entryCount, "the layout was computed for other values")
-    }
-}
-
-/// Packs fixed-width gaps into bytes, least significant bit first.
-private struct GapWriter {
-    let bytes: UnsafeMutableRawBufferPointer
-    let indexBits: Int
-    var pending: UInt64 = 0
-    var pendingBits = 0
-    var offset = 0
-
-    init(bytes: UnsafeMutableRawBufferPointer, indexBits: Int) {
-        self.bytes = bytes
-        self.indexBits = indexBits
+        precondition(gaps.count == entryCount, "the layout was computed for other values")
+        return (gaps, bitPatterns)
     }
 
-    mutating func append(_ gap: Int) {
-        pending |= UInt64(truncatingIfNeeded: gap) << UInt64(pendingBits)
-        pendingBits &+= indexBits
-        while pendingBits >= 8 {
-            bytes[offset] = UInt8(truncatingIfNeeded: pending)
-            pending >>= 8
-            pendingBits &-= 8
-            offset &+= 1
+    /// The gaps stream (`gapByteCount` bytes) of `gaps`.
+    func gapBytes(_ gaps: [Int]) -> [UInt8] {
+        if case .huffman(let code, _) = gapCoding { return code.encode(gaps) }
+        var bytes = [UInt8](repeating: 0, count: gapByteCount)
+        bytes.withUnsafeMutableBytes { out in
+            var writer = FixedWidthWriter(bytes: out, width: indexBits)
+            for gap in gaps { writer.append(gap) }
+            writer.finish()
         }
-    }
-
-    /// Writes the last partial byte, its unused high bits zero.
-    mutating func finish() {
-        if pendingBits > 0 {
-            bytes[offset] = UInt8(truncatingIfNeeded: pending)
-            offset &+= 1
-        }
+        return bytes
     }
 }
 
@@ -176,33 +275,56 @@ private struct GapWriter {
 /// Reads the entries of a `SparseFloat32` message, checking every bound
 /// first: it never reads past its buffers or writes past the tensor.
 struct SparseFloat32Reader {
+    /// The entries' values.
+    enum Values {
+        /// Little-endian float32 bytes, 4 per entry.
+        case float32(UnsafeRawBufferPointer)
+        /// One bit pattern per entry (decoded codebook indices).
+        case bitPatterns([UInt32])
+    }
+
     /// Tensor name, for errors.
     let tensor: String
     let elementCount: Int
     let indexBits: Int
     let entryCount: Int
     let gaps: UnsafeRawBufferPointer
-    let values: UnsafeRawBufferPointer
+    /// The gaps' Huffman code, nil when they are fixed-width.
+    let gapCode: HuffmanCode?
+    let values: Values
 
     /// Checks the message's numbers against each other and the tensor's
-    /// element count; `values` are the float32 values' bytes.
+    /// element count. `gapLengths` is the gaps' Huffman table, when present.
     init(tensor: String, elementCount: Int, indexBits: UInt32, entryCount: UInt64,
-         gaps: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer) throws(ModelFileError) {
+         gaps: UnsafeRawBufferPointer, gapLengths: UnsafeRawBufferPointer? = nil,
+         values: () throws(ModelFileError) -> Values) throws(ModelFileError) {
         func invalid(_ detail: String) -> ModelFileError { Self.invalid(tensor, detail) }
-        // The writer's limit; it also bounds what a small file can make the reader allocate.
-        guard elementCount <= Int(UInt32.max) / 4 else {
-            throw invalid("\(elementCount) elements exceed the format's 4 GiB tensor limit")
-        }
+        try Self.checkElementCount(elementCount, tensor: tensor)
         guard indexBits >= 1, indexBits <= 16 else { throw invalid("index_bits is \(indexBits), not in 1...16") }
         guard entryCount <= UInt64(elementCount) else {
             throw invalid("\(entryCount) entries for \(elementCount) elements")
         }
         let layout = SparseFloat32Layout(indexBits: Int(indexBits), entryCount: Int(entryCount))
-        guard values.count == layout.valueByteCount else {
-            throw invalid("\(values.count) bytes of float32 values, \(entryCount) entries need \(layout.valueByteCount)")
+        let values = try values()
+        switch values {
+        case .float32(let bytes):
+            guard bytes.count == layout.valueByteCount else {
+                throw invalid("\(bytes.count) bytes of float32 values, \(entryCount) entries need \(layout.valueByteCount)")
+            }
+        case .bitPatterns(let patterns):
+            precondition(patterns.count == layout.entryCount)
         }
-        guard gaps.count == layout.gapByteCount else {
-            throw invalid("\(gaps.count) bytes of gaps, \(entryCount) entries of \(indexBits) bits need \(layout.gapByteCount)")
+        if let gapLengths {
+            do {
+                gapCode = try SymbolStreamReader.code(lengths: gapLengths, alphabet: layout.maxGap + 1, "gaps")
+            } catch {
+                throw invalid(error.detail)
+            }
+        } else {
+            gapCode = nil
+            guard gaps.count == layout.gapByteCount else {
+                throw invalid("\(gaps.count) bytes of gaps, \(entryCount) entries of \(indexBits) bits need \(layout.gapByteCount)")
+            }
         }
         self.tensor = tensor
         self.elementCount = elementCount
@@ -212,40 +334,67 @@ struct SparseFloat32Reader {
         self.values = values
     }
 
+    /// The writer's limit; it also bounds what a small file can make the reader allocate.
+    static func checkElementCount(_ elementCount: Int, tensor: String) throws(ModelFileError) {
+        guard elementCount <= Int(UInt32.max) / 4 else {
+            throw invalid(tensor, "\(elementCount) elements exceed the format's 4 GiB tensor limit")
+        }
+    }
+
     private static func invalid(_ tensor: String, _ detail: String) -> ModelFileError {
         .invalidSparseTensor(tensor: tensor, detail: detail)
     }
 
     /// The tensor's elements, zeros where no entry is.
     func elements() throws(ModelFileError) -> [Float] {
+        var decodedGaps: [Int]? = nil
+        if let gapCode {
+            let stream = SymbolStreamReader(count: entryCount, alphabet: 1 << indexBits, data: gaps, width: nil,
+                                            code: gapCode)
+            do {
+                decodedGaps = try stream.symbols("gaps", one: "gap")
+            } catch {
+                throw Self.invalid(tensor, error.detail)
+            }
+        }
         var elements = [Float](repeating: 0, count: elementCount)
         try elements.withUnsafeMutableBufferPointer { (out: inout UnsafeMutableBufferPointer<Float>) throws(ModelFileError) in
-            try scatter(into: out)
+            try scatter(into: out, decodedGaps: decodedGaps)
         }
         return elements
     }
 
-    private func scatter(into out: UnsafeMutableBufferPointer<Float>) throws(ModelFileError) {
+    private func scatter(into out: UnsafeMutableBufferPointer<Float>, decodedGaps: [Int]?) throws(ModelFileError) {
         let mask = UInt64(1) << UInt64(indexBits) &- 1
         var pending: UInt64 = 0
         var pendingBits = 0
         var offset = 0
         var position = -1
         for entry in 0..<entryCount {
-            while pendingBits < indexBits {
-                pending |= UInt64(gaps[offset]) << UInt64(pendingBits)
-                offset &+= 1
-                pendingBits &+= 8
+            let gap: Int
+            if let decodedGaps {
+                gap = decodedGaps[entry]
+            } else {
+                while pendingBits < indexBits {
+                    pending |= UInt64(gaps[offset]) << UInt64(pendingBits)
+                    offset &+= 1
+                    pendingBits &+= 8
+                }
+                gap = Int(truncatingIfNeeded: pending & mask)
+                pending >>= UInt64(indexBits)
+                pendingBits &-= indexBits
             }
-            let gap = Int(truncatingIfNeeded: pending & mask)
-            pending >>= UInt64(indexBits)
-            pendingBits &-= indexBits
             position = position &+ 1 &+ gap
             guard position < elementCount else {
                 throw Self.invalid(tensor, "entry \(entry) is at position \(position), past the \(elementCount) elements")
             }
-            let bitPattern = UInt32(littleEndian: values.loadUnaligned(fromByteOffset: entry &* 4, as: UInt32.self))
-            out[position] = Float(bitPattern: bitPattern)
+            switch values {
+            case .float32(let bytes):
+                out[position] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: entry &* 4,
+                                                                                           as: UInt32.self)))
+            case .bitPatterns(let patterns):
+                out[position] = Float(bitPattern: patterns[entry])
+            }
         }
         guard pending == 0 else { throw Self.invalid(tensor, "the padding bits after the last gap are not zero") }
     }

@@ -186,7 +186,8 @@ public enum ReportBuilder {
             let weight = g.initializers[weightName]!
             let all = tensors.map { g.initializers[$0]! }
             return LayerReport(name: node.name, op: node.op.kind, weightShape: weight.shape,
-                               encoding: sizes[weightName]?.encoding ?? ModelFile.encodingName(of: weight),
+                               encoding: sizes[weightName]?.encoding
+                                   ?? ModelFile.encodingName(of: weight, named: weightName, storage: model.metadata.storage),
                                parameters: all.reduce(0) { $0 + $1.count },
                                nonZeros: all.reduce(0) { $0 + $1.nonZeroCount },
                                sparsity: weight.count > 0 ? 1 - Double(weight.nonZeroCount) / Double(weight.count) : 0,
