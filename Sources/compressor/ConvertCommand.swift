@@ -50,7 +50,8 @@ struct ConvertCommand: ParsableCommand {
         let report = ConvertReport(input: input, output: output, format: format.rawValue,
                                    opset: format == .onnx ? opset ?? ONNXExporter.defaultOpset : nil,
                                    nodes: model.graph.nodes.count, parameters: model.graph.parameterCount,
-                                   bytes: bytes.count)
+                                   bytes: bytes.count,
+                                   sharedAsFloat32: format == .onnx ? model.metadata.storage.sharedTensors : [])
         if outputOptions.json {
             try printJSON(report)
         } else {
@@ -66,10 +67,17 @@ struct ConvertCommand: ParsableCommand {
         var nodes: Int
         var parameters: Int
         var bytes: Int
+        /// Codebook-shared tensors written as plain float32 initializers (ONNX has no codebook type).
+        var sharedAsFloat32: [String]
 
         var text: String {
             let what = opset.map { "ONNX opset \($0)" } ?? "native"
-            return "wrote \(output) (\(what)): \(nodes) nodes, \(ReportFormat.grouped(parameters)) parameters, \(ReportFormat.grouped(bytes)) bytes"
+            var line = "wrote \(output) (\(what)): \(nodes) nodes, \(ReportFormat.grouped(parameters)) parameters, \(ReportFormat.grouped(bytes)) bytes"
+            if !sharedAsFloat32.isEmpty {
+                line += "\nnote: \(sharedAsFloat32.count) weight-shared tensor(s) (\(sharedAsFloat32.joined(separator: ", "))) written "
+                    + "as plain float32 initializers: ONNX has no codebook type, so the file does not shrink"
+            }
+            return line
         }
     }
 }
