@@ -31,6 +31,19 @@ struct InfoReport: Encodable {
         /// Bytes the layer's tensors take in the file, by encoding name.
         var bytes: [String: Int]
     }
+    /// How one weight-shared tensor is stored: its encoding, and the bits it
+    /// takes per weight (all weights, and non-zero ones), with and without Huffman coding.
+    struct SharedTensor: Encodable {
+        var tensor: String
+        var weights: Int
+        var nonZeros: Int
+        var encoding: String
+        var bytes: Int
+        var bitsPerWeight: Double
+        var bitsPerNonZero: Double
+        /// With Huffman allowed: the encoding and bytes the tensor would take without it.
+        var withoutHuffman: EncodedTensorSize?
+    }
     struct HistoryItem: Encodable {
         var pass: String
         var parameters: [String: String]
@@ -47,6 +60,9 @@ struct InfoReport: Encodable {
     var macs: Int
     var weightBytes: Int
     var layers: [Layer]
+    /// Weight-shared tensors (absent for a model without any).
+    var sharedTensors: [SharedTensor]?
+    var huffman: Bool?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -74,6 +90,21 @@ struct InfoReport: Encodable {
         nonZeros = summary.nonZeroParameters
         macs = summary.macs
         weightBytes = sizes.values.reduce(0) { $0 + $1.bytes }
+        let storage = model.metadata.storage
+        if !storage.sharedTensors.isEmpty {
+            var plain = model
+            plain.metadata.storage.huffman = false
+            let plainSizes = storage.huffman ? ModelFile.encodedTensorSizes(plain) : [:]
+            huffman = storage.huffman
+            sharedTensors = storage.sharedTensors.compactMap { name in
+                guard let t = g.initializers[name], let size = sizes[name] else { return nil }
+                let nonZeros = t.nonZeroCount
+                return SharedTensor(tensor: name, weights: t.count, nonZeros: nonZeros, encoding: size.encoding,
+                                    bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)),
+                                    bitsPerNonZero: Double(size.bytes * 8) / Double(max(nonZeros, 1)),
+                                    withoutHuffman: plainSizes[name])
+            }
+        }
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
         }
@@ -90,6 +121,16 @@ struct InfoReport: Encodable {
         out += "\n\nparameters  \(ReportFormat.grouped(parameters)) (\(ReportFormat.grouped(nonZeros)) non-zero)"
         out += "\nMACs/image  \(ReportFormat.grouped(macs))"
         out += "\nweights     \(ReportFormat.bytes(weightBytes)) in tensors, file \(ReportFormat.bytes(fileBytes)) (\(ReportFormat.grouped(fileBytes)) bytes)"
+        if let sharedTensors {
+            let rows = sharedTensors.map { t in
+                [t.tensor, ReportFormat.grouped(t.weights), ReportFormat.grouped(t.nonZeros), t.encoding,
+                 ReportFormat.grouped(t.bytes), String(format: "%.2f", t.bitsPerWeight), String(format: "%.2f", t.bitsPerNonZero)]
+                    + (huffman == true ? [t.withoutHuffman.map { "\(ReportFormat.grouped($0.bytes)) (\(String(format: "%.2f", Double($0.bytes * 8) / Double(max(t.nonZeros, 1)))))" } ?? ""] : [])
+            }
+            out += "\n\nweight sharing (codebooks\(huffman == true ? ", Huffman coding allowed" : "")):\n"
+            out += formatTable(["tensor", "weights", "non-zero", "encoding", "bytes", "bits/weight", "bits/non-zero"]
+                               + (huffman == true ? ["without Huffman: bytes (bits/non-zero)"] : []), rows)
+        }
         if !history.isEmpty {
             out += "\n\nhistory:"
             for h in history {

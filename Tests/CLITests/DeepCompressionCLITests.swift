@@ -45,6 +45,17 @@ import Prune
 
         let info = try cli.run(["info", dir + "/h.bin"]).stdout
         #expect(info.contains("codebook/4-bit"), "\(info)")
+        #expect(info.contains("weight sharing (codebooks, Huffman coding allowed):"), "\(info)")
+        // What `info` says the Huffman-coded file would take without Huffman is what the plain file takes.
+        let codedInfo = try #require(try cli.json(try cli.run(["info", dir + "/h.bin", "--json"]).stdout)["sharedTensors"] as? [[String: Any]])
+        let plain = try #require(try cli.json(try cli.run(["info", dir + "/s.bin", "--json"]).stdout)["sharedTensors"] as? [[String: Any]])
+        #expect(codedInfo.count == 3 && plain.count == 3)
+        for (c, p) in zip(codedInfo, plain) {
+            let without = try #require(c["withoutHuffman"] as? [String: Any])
+            #expect(without["bytes"] as? Int == p["bytes"] as? Int && without["encoding"] as? String == p["encoding"] as? String)
+            #expect((c["bytes"] as! Int) <= (p["bytes"] as! Int))
+            #expect(p["withoutHuffman"] == nil)
+        }
         let onnx = try runs.run(["convert", "h.bin", "-o", "h.onnx"], in: dir)
         #expect(onnx.status == 0)
         #expect(onnx.stdout.contains("note: 3 weight-shared tensor(s) (fc1.weight, fc2.weight, fc3.weight) written as plain float32"))

@@ -83,7 +83,7 @@ public enum ModelFile {
 }
 
 /// How one initializer is stored in a model file and how many bytes it takes.
-public struct EncodedTensorSize: Sendable, Hashable {
+public struct EncodedTensorSize: Sendable, Hashable, Codable {
     /// The encoding's name (`ModelFile.encodingName(of:named:storage:)`), e.g.
     /// "dense-float32", "sparse-float32/5-bit", "codebook/5-bit" or
     /// "sparse-codebook/4-bit+huffman/5-bit+huffman".
