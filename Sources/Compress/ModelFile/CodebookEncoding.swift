@@ -31,6 +31,18 @@ enum StreamCoding: Equatable {
     }
 
     var isHuffman: Bool { if case .huffman = self { true } else { false } }
+
+    /// The stream of `symbols`: Huffman-coded, or `fixedWidth` bits each packed LSB first.
+    func bytes(_ symbols: [Int], fixedWidth: Int) -> [UInt8] {
+        if case .huffman(let code, _) = self { return code.encode(symbols) }
+        var bytes = [UInt8](repeating: 0, count: dataByteCount(symbols: symbols.count, fixedWidth: fixedWidth))
+        bytes.withUnsafeMutableBytes { out in
+            var writer = FixedWidthWriter(bytes: out, width: fixedWidth)
+            for s in symbols { writer.append(s) }
+            writer.finish()
+        }
+        return bytes
+    }
 }
 
 /// The distinct values of a weight-shared float32 tensor: its centroids in
@@ -136,18 +148,7 @@ struct CodebookLayout: Equatable {
     /// The stream of `symbols` (each a code) in this layout.
     func indexBytes(_ symbols: [Int]) -> [UInt8] {
         precondition(symbols.count == count)
-        switch indexCoding {
-        case .huffman(let code, _):
-            return code.encode(symbols)
-        case .fixed:
-            var bytes = [UInt8](repeating: 0, count: indexCoding.dataByteCount(symbols: count, fixedWidth: indexBits))
-            bytes.withUnsafeMutableBytes { out in
-                var writer = FixedWidthWriter(bytes: out, width: indexBits)
-                for s in symbols { writer.append(s) }
-                writer.finish()
-            }
-            return bytes
-        }
+        return indexCoding.bytes(symbols, fixedWidth: indexBits)
     }
 }
 

@@ -259,14 +259,7 @@ extension SparseFloat32Layout {
 
     /// The gaps stream (`gapByteCount` bytes) of `gaps`.
     func gapBytes(_ gaps: [Int]) -> [UInt8] {
-        if case .huffman(let code, _) = gapCoding { return code.encode(gaps) }
-        var bytes = [UInt8](repeating: 0, count: gapByteCount)
-        bytes.withUnsafeMutableBytes { out in
-            var writer = FixedWidthWriter(bytes: out, width: indexBits)
-            for gap in gaps { writer.append(gap) }
-            writer.finish()
-        }
-        return bytes
+        gapCoding.bytes(gaps, fixedWidth: indexBits)
     }
 }
 

@@ -9,15 +9,8 @@ final class ActivationTrainingKernel: TrainingKernel {
     init(op: Op) { self.op = op }
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
-        let count = b.outputShape.elementCount
-        let (x, y) = (b.inputs[0], b.output)
-        switch op {
-        case .relu: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? v : 0 }
-        case .relu6: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
-        case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
-        case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + exp(-x[i])) }
-        case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
-        default: preconditionFailure("\(op.kind) is not an activation")
+        guard applyActivation(op, b.inputs[0], b.output, count: b.outputShape.elementCount) else {
+            preconditionFailure("\(op.kind) is not an activation")
         }
     }
 

@@ -18,17 +18,7 @@ final class SoftmaxTrainingKernel: TrainingKernel {
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         forEachLine(b.outputShape) { start, length, stride in
-            let (x, y) = (b.inputs[0] + start, b.output + start)
-            var peak = -Float.infinity
-            for k in 0..<length { peak = max(peak, x[k &* stride]) }
-            var total: Float = 0
-            for k in 0..<length {
-                let e = exp(x[k &* stride] - peak)
-                y[k &* stride] = e
-                total += e
-            }
-            let scale = 1 / total
-            for k in 0..<length { y[k &* stride] *= scale }
+            softmaxLine(b.inputs[0] + start, b.output + start, length: length, stride: stride)
         }
     }
 

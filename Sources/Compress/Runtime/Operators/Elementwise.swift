@@ -6,16 +6,23 @@ struct UnaryKernel: Kernel {
 
     func run(_ b: StepBinding, _ context: KernelContext) {
         let count = b.outputShape.elementCount
-        let x = b.inputs[0], y = b.output
-        switch op {
-        case .relu: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? v : 0 }
-        case .relu6: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
-        case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
-        case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + exp(-x[i])) }
-        case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
-        default: y.update(from: x, count: count)
-        }
+        if !applyActivation(op, b.inputs[0], b.output, count: count) { b.output.update(from: b.inputs[0], count: count) }
     }
+}
+
+/// `op` (ReLU, ReLU6, LeakyReLU, sigmoid or tanh) of `count` values, `x` into
+/// `y`, the one definition inference and training share; false, writing
+/// nothing, for any other op.
+func applyActivation(_ op: Op, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) -> Bool {
+    switch op {
+    case .relu: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? v : 0 }
+    case .relu6: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
+    case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
+    case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + exp(-x[i])) }
+    case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
+    default: return false
+    }
+    return true
 }
 
 /// Inference batch normalization that could not be folded: `x * scale[c] + shift[c]`.

@@ -16,16 +16,19 @@ struct SoftmaxKernel: Kernel {
         }
     }
 
-    private func softmaxLine(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int, stride: Int) {
-        var peak = -Float.infinity
-        for k in 0..<length { peak = Swift.max(peak, x[k &* stride]) }
-        var total: Float = 0
-        for k in 0..<length {
-            let e = exp(x[k &* stride] - peak)
-            y[k &* stride] = e
-            total += e
-        }
-        let scale = 1 / total
-        for k in 0..<length { y[k &* stride] *= scale }
+}
+
+/// Softmax of one line of `length` values `stride` apart, `x` into `y`:
+/// the one definition inference and training share.
+func softmaxLine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int, stride: Int) {
+    var peak = -Float.infinity
+    for k in 0..<length { peak = Swift.max(peak, x[k &* stride]) }
+    var total: Float = 0
+    for k in 0..<length {
+        let e = exp(x[k &* stride] - peak)
+        y[k &* stride] = e
+        total += e
     }
+    let scale = 1 / total
+    for k in 0..<length { y[k &* stride] *= scale }
 }
