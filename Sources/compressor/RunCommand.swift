@@ -14,6 +14,10 @@ struct RunCommand: ParsableCommand {
         failure --resume continues from the last finished step (a fine-tune from its \
         last finished epoch). Paths in the file are relative to the file; paths on the \
         command line are relative to the working directory and override the file's.
+
+        Smoke run of a long pipeline (every step, one epoch, 512 images a split):
+          compressor run pipelines/deep-compression-lenet5.yaml --max-epochs 1 --limit 512 \\
+              -o /tmp/smoke.bin
         """)
 
     @Argument(help: ArgumentHelp("Pipeline file (YAML).", valueName: "pipeline.yaml"))
@@ -31,7 +35,22 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip the steps a previous, interrupted run of the same pipeline finished.")
     var resume = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Cap every step's epochs (epochs, finetune-epochs, a finetune step's default) at N: a smoke run.",
+        valueName: "N"))
+    var maxEpochs: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Use only the first N images of the training, validation and test splits (with --max-epochs: a smoke run).",
+        valueName: "N"))
+    var limit: Int?
+
     @OptionGroup var outputOptions: OutputOptions
+
+    func validate() throws {
+        if let maxEpochs, maxEpochs < 1 { throw ValidationError("--max-epochs must be at least 1") }
+        if let limit, limit < 2 { throw ValidationError("--limit must be at least 2 (a training batch needs two images)") }
+    }
 
     func run() throws {
         let plan = try makePlan()
@@ -58,7 +77,8 @@ struct RunCommand: ParsableCommand {
         let cwd = FileManager.default.currentDirectoryPath
         let overrides = PipelineOverrides(model: model.map { resolvePath($0, against: cwd) },
                                           output: output.map { resolvePath($0, against: cwd) },
-                                          reportDirectory: report.map { resolvePath($0, against: cwd) })
+                                          reportDirectory: report.map { resolvePath($0, against: cwd) },
+                                          maxEpochs: maxEpochs, imageLimit: limit)
         return try Pipeline.plan(file: pipeline, overrides: overrides, registry: Compressor.registry)
     }
 
@@ -107,6 +127,7 @@ func pipelineReportWriter(_ plan: PipelinePlan) -> ((_ models: [(label: String, 
             settings.threads = [report.threads]
             settings.testLimit = report.limit
         }
+        if let limit = pipeline.imageLimit { settings.testLimit = min(settings.testLimit ?? limit, limit) }
         let test = try DatasetLoader.load(directory: pipeline.data, validationCount: pipeline.validationCount,
                                           splits: [.test]).test
         let report = try ReportBuilder.build(models: models, test: test, settings: settings, progress: TerminalProgress())

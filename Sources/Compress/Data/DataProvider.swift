@@ -9,8 +9,12 @@ public final class DataProvider: Sendable {
 
     /// The splits in `directory` (nil: the default dataset), the last
     /// `validationCount` training images held out for validation.
-    public static func directory(_ directory: String?, validationCount: Int) -> DataProvider {
-        DataProvider { try DatasetLoader.load(directory: directory, validationCount: validationCount) }
+    /// With `imageLimit`, only the first N images of every split are kept (smoke runs).
+    public static func directory(_ directory: String?, validationCount: Int, imageLimit: Int? = nil) -> DataProvider {
+        DataProvider {
+            let splits = try DatasetLoader.load(directory: directory, validationCount: validationCount)
+            return imageLimit.map { splits.prefix($0) } ?? splits
+        }
     }
 
     /// The splits, or an error when the pass needs data and none was given.

@@ -87,6 +87,12 @@ public struct DatasetSplits: Sendable, Equatable {
     /// Shape of one image, `[C, H, W]` (empty splits carry it too).
     public var sampleShape: [Int] { test.sampleShape }
 
+    /// The first `limit` images of every split (all of a smaller split).
+    public func prefix(_ limit: Int) -> DatasetSplits {
+        func cut(_ images: LabeledImages) -> LabeledImages { images.batch(0..<min(limit, images.count)) }
+        return DatasetSplits(train: cut(train), validation: cut(validation), test: cut(test), classNames: classNames)
+    }
+
     /// The split named `split`.
     public subscript(split: DatasetSplit) -> LabeledImages {
         switch split {

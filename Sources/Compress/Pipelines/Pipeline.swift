@@ -17,6 +17,9 @@ public struct Pipeline: Sendable, Equatable {
     public var threads = 1
     /// Training images held out as the validation split.
     public var validationCount = 5000
+    /// Use only the first N images of every split (training, validation,
+    /// test), for smoke runs; nil uses them all. Set from the command line.
+    public var imageLimit: Int?
     /// The steps, in the order they run.
     public var steps: [PipelineStep] = []
     /// Where and how the comparison report is written; nil uses the defaults (beside the output).
@@ -65,10 +68,20 @@ public struct PipelineOverrides: Sendable, Equatable {
     public var model: String?
     public var output: String?
     public var reportDirectory: String?
+    /// Caps every epoch count (`epochs`, `finetune-epochs`) of every step, a
+    /// `finetune` step's default included: a smoke run of a long pipeline.
+    public var maxEpochs: Int?
+    /// Uses only the first N images of every split (see ``Pipeline/imageLimit``).
+    public var imageLimit: Int?
 
-    public init(model: String? = nil, output: String? = nil, reportDirectory: String? = nil) {
+    public init(model: String? = nil, output: String? = nil, reportDirectory: String? = nil,
+                maxEpochs: Int? = nil, imageLimit: Int? = nil) {
         self.model = model; self.output = output; self.reportDirectory = reportDirectory
+        self.maxEpochs = maxEpochs; self.imageLimit = imageLimit
     }
+
+    /// The step parameters that count epochs.
+    public static let epochParameters = ["epochs", "finetune-epochs"]
 }
 
 extension Pipeline {
@@ -82,7 +95,28 @@ extension Pipeline {
             report.directory = r
             p.report = report
         }
+        if let cap = overrides.maxEpochs {
+            p.steps = p.steps.map { $0.cappingEpochs(at: cap) }
+        }
+        if let limit = overrides.imageLimit { p.imageLimit = limit }
         return p
+    }
+}
+
+extension PipelineStep {
+    /// This step with every epoch count above `cap` lowered to it; a
+    /// `finetune` step that relies on its default epochs gets `cap` when the
+    /// default is larger. Values that are not integers are left for
+    /// validation to report.
+    func cappingEpochs(at cap: Int) -> PipelineStep {
+        var step = self
+        for key in PipelineOverrides.epochParameters {
+            if let text = parameters[key], let n = Int(text), n > cap { step.parameters[key] = String(cap) }
+        }
+        if name == Self.finetune, parameters["epochs"] == nil, TrainingSettings.fineTuneDefaults.epochs > cap {
+            step.parameters["epochs"] = String(cap)
+        }
+        return step
     }
 }
 

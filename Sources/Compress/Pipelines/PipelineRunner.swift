@@ -46,7 +46,8 @@ public final class PipelineRunner {
 
     public init(plan: PipelinePlan) {
         self.plan = plan
-        data = .directory(plan.pipeline.data, validationCount: plan.pipeline.validationCount)
+        data = .directory(plan.pipeline.data, validationCount: plan.pipeline.validationCount,
+                          imageLimit: plan.pipeline.imageLimit)
     }
 
     /// The directory holding each step's model and the manifest: the output
@@ -181,6 +182,7 @@ public final class PipelineRunner {
             "data \(p.data ?? DatasetLoader.defaultDirectory) validation-count \(p.validationCount)",
             "seed \(p.seed) threads \(p.threads)",
         ]
+        if let limit = p.imageLimit { lines.append("image-limit \(limit)") }
         lines += plan.steps.map { step in
             let parameters = step.parameters.keys.sorted().map { "\($0)=\(step.parameters[$0]!)" }
             return (["step \(step.number) \(step.name)"] + parameters).joined(separator: " ")
