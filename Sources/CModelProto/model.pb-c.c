@@ -1447,7 +1447,7 @@ void   compressor__metric_pair__free_unpacked
   assert(message->base.descriptor == &compressor__metric_pair__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor compressor__model__field_descriptors[3] =
+static const ProtobufCFieldDescriptor compressor__model__field_descriptors[4] =
 {
   {
     "format",
@@ -1485,16 +1485,29 @@ static const ProtobufCFieldDescriptor compressor__model__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "metadata_deflated",
+    4,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Compressor__Model, has_metadata_deflated),
+    offsetof(Compressor__Model, metadata_deflated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__model__field_indices_by_name[] = {
   0,   /* field[0] = format */
   1,   /* field[1] = graph */
   2,   /* field[2] = metadata */
+  3,   /* field[3] = metadata_deflated */
 };
 static const ProtobufCIntRange compressor__model__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor compressor__model__descriptor =
 {
@@ -1504,7 +1517,7 @@ const ProtobufCMessageDescriptor compressor__model__descriptor =
   "Compressor__Model",
   "compressor",
   sizeof(Compressor__Model),
-  3,
+  4,
   compressor__model__field_descriptors,
   compressor__model__field_indices_by_name,
   1,  compressor__model__number_ranges,

@@ -172,6 +172,26 @@ import Prune
         #expect(r.stderr.contains("the pipeline or its inputs changed") && r.stderr.contains("was 'seed 5 threads 1', now 'seed 6 threads 1'"))
     }
 
+    @Test func resumeReusesTheStepsBeforeTheFirstChangedOne() throws {
+        let dir = try fixture()
+        #expect(try run(["run", "pipeline.yaml"], in: dir).status == 0)
+        let finetuned = try Data(contentsOf: URL(fileURLWithPath: dir + "/out/final.steps/02-finetune.bin"))
+        let changed = try String(contentsOfFile: dir + "/pipeline.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "eval: {limit: 20}", with: "eval: {limit: 10}")
+        try changed.write(toFile: dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
+        let r = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("step 3 changed since that run; reusing steps 1-2, rerunning from step 3"))
+        #expect(r.stdout.contains("step 1/3 fold-bn: finished in an earlier run"))
+        #expect(r.stdout.contains("step 2/3 finetune: finished in an earlier run"))
+        #expect(r.stdout.contains("(10 test images"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/final.steps/02-finetune.bin")) == finetuned)
+        // The manifest now describes the changed pipeline: resuming again reruns nothing.
+        let again = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("step 3/3 eval: finished in an earlier run"))
+    }
+
     /// Every shipped example parses and validates (its model and data exist, its steps and parameters are known).
     @Test func examplePipelinesValidate() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -154,7 +154,7 @@ import Testing
     @Test func headerLayout() throws {
         let bytes = try ModelFile.encode(Self.smallModel())
         #expect(Array(bytes[0..<8]) == Array("CMPRSSR\0".utf8))
-        #expect(Array(bytes[8..<12]) == [1, 0, 0, 0])
+        #expect(Array(bytes[8..<12]) == [2, 0, 0, 0])
         let length = bytes[12..<20].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         #expect(length == UInt64(bytes.count - 24))
     }
@@ -228,10 +228,10 @@ import Testing
 
     @Test func newerFormatIsRefused() throws {
         var bytes = try ModelFile.encode(Self.smallModel())
-        bytes[8] = 2
-        expectError(.newerFormat(version: 2, supported: 1)) { () throws(ModelFileError) in try ModelFile.decode(bytes) }
-        #expect(ModelFileError.newerFormat(version: 2, supported: 1).description
-            .hasPrefix("written by a newer compressor (format 2 > supported 1)"))
+        bytes[8] = 3
+        expectError(.newerFormat(version: 3, supported: 2)) { () throws(ModelFileError) in try ModelFile.decode(bytes) }
+        #expect(ModelFileError.newerFormat(version: 3, supported: 2).description
+            .hasPrefix("written by a newer compressor (format 3 > supported 2)"))
         bytes[8] = 0
         expectError(.invalidFormatVersion(0)) { () throws(ModelFileError) in try ModelFile.decode(bytes) }
     }
@@ -331,7 +331,7 @@ import Testing
     }
 
     @Test func newerPayloadFormatIsRefused() {
-        expectError(.newerFormat(version: 9, supported: 1)) { () throws(ModelFileError) in
+        expectError(.newerFormat(version: 9, supported: 2)) { () throws(ModelFileError) in
             try ModelFile.decode(PB.file(graph: [], format: PB.field(1, PB.field(1, varint: 9))))
         }
     }

@@ -275,19 +275,37 @@ struct PipelineFixture {
         #expect(f.bytes(resumed.output) == f.bytes(straight.output))
     }
 
-    @Test func refusesToResumeAChangedPipeline() throws {
+    @Test func resumeRerunsFromTheFirstChangedStep() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        _ = try PipelineRunner(plan: try f.plan(path)).run(resume: false)
+        _ = try f.write(PipelineFixture.steps.replacingOccurrences(of: "epochs: 2", with: "epochs: 3"))
+        let runner = PipelineRunner(plan: try f.plan(path))
+        var lines: [String] = []
+        runner.log = { lines.append($0) }
+        let resumed = try runner.run(resume: true)
+        #expect(lines.contains("step 2 changed since that run; reusing steps 1-1, rerunning from step 2"))
+        #expect(resumed.steps[0].resumed && !resumed.steps[1].resumed)
+        #expect(resumed.steps[1].parameters["epochs"] == "3")
+    }
+
+    @Test func refusesToResumeWhenTheRunItselfChanged() throws {
         let f = try PipelineFixture()
         let path = try f.write()
         let first = PipelineRunner(plan: try f.plan(path))
         first.onStep = { _ in first.cancellation.cancel() }
         #expect(throws: PassCancelled.self) { try first.run(resume: false) }
-        _ = try f.write(PipelineFixture.steps.replacingOccurrences(of: "epochs: 2", with: "epochs: 3"))
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains("seed: "))
+        let reseeded = text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("seed: ") ? "seed: 4242" : String($0) }.joined(separator: "\n")
+        try reseeded.write(toFile: path, atomically: true, encoding: .utf8)
         #expect {
             try PipelineRunner(plan: try f.plan(path)).run(resume: true)
         } throws: { error in
             let text = String(describing: error)
-            return error is PipelineResumeError && text.contains("changed") && text.contains("epochs=2")
-                && text.contains("epochs=3") && text.contains("without --resume")
+            return error is PipelineResumeError && text.contains("changed") && text.contains("seed 4242")
+                && text.contains("without --resume")
         }
         // Without --resume it starts over.
         #expect(try PipelineRunner(plan: try f.plan(path)).run(resume: false).steps.allSatisfy { !$0.resumed })

@@ -59,14 +59,24 @@ struct  Compressor__Model
   ProtobufCMessage base;
   Compressor__FormatInfo *format;
   Compressor__Graph *graph;
-  /*
-   * 4..15: reserved for future top-level sections (e.g. calibration data).
-   */
   Compressor__Metadata *metadata;
+  /*
+   * The Metadata message (history, storage options, class names), serialized
+   * and then compressed as one zlib stream (RFC 1950, deflate level 9), in
+   * place of `metadata` when that is smaller: the history is text that
+   * deflate shrinks about fourfold. A file holds at most one of the two.
+   * Format version 2 and later; tensors are never zlib-compressed (their
+   * encodings are entropy-coded already).
+   */
+  /*
+   * 5..15: reserved for future top-level sections (e.g. calibration data).
+   */
+  protobuf_c_boolean has_metadata_deflated;
+  ProtobufCBinaryData metadata_deflated;
 };
 #define COMPRESSOR__MODEL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__model__descriptor) \
-    , NULL, NULL, NULL }
+    , NULL, NULL, NULL, 0, {0,NULL} }
 
 
 struct  Compressor__FormatInfo

@@ -9,8 +9,10 @@ struct FileHeader: Equatable {
     static let magic: [UInt8] = Array("CMPRSSR\0".utf8)
     /// Header size in bytes: magic (8), version (4), payload length (8), CRC-32 (4).
     static let size = 24
-    /// The format version this build writes and the newest it reads.
-    static let currentVersion: UInt32 = 1
+    /// The format version this build writes and the newest it reads. Version
+    /// 2 added `metadata_deflated` (the metadata as one zlib stream); version
+    /// 1 files read as before.
+    static let currentVersion: UInt32 = 2
 
     var version: UInt32
     var payloadLength: UInt64

@@ -26,6 +26,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     case checksumMismatch(expected: UInt32, actual: UInt32)
     /// The payload passed the checksum but is not a valid protobuf `Model`.
     case malformedPayload
+    /// The deflated metadata record cannot be inflated or decoded.
+    case invalidMetadata(String)
 
     // The content.
     /// A required field is absent; `field` is a path such as "node 'conv1': output".
@@ -83,6 +85,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
             "the file is corrupt: payload CRC-32 is \(crcHex(actual)), the header says \(crcHex(expected))"
         case .malformedPayload:
             "the file's payload is not a valid model message (corrupt, or written by an incompatible program)"
+        case .invalidMetadata(let reason):
+            "the model file's compressed metadata is corrupt: \(reason)"
         case .missingField(let field):
             "the model file lacks a required field: \(field)"
         case .unknownOp(let node):

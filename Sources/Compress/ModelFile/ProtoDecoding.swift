@@ -28,12 +28,34 @@ enum ProtoDecoder {
             throw .newerFormat(version: version, supported: FileHeader.currentVersion)
         }
         guard let g = m.graph else { throw .missingField("graph") }
-        let metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
+        let metadata: ModelMetadata
+        if m.has_metadata_deflated != 0 {
+            guard m.metadata == nil else { throw .invalidMetadata("the file holds both plain and compressed metadata") }
+            metadata = try deflatedMetadata(m.metadata_deflated)
+        } else {
+            metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
+        }
         let graph = try graph(g.pointee)
         for name in metadata.storage.sharedTensors where graph.initializers[name] == nil {
             throw .unknownSharedTensor(name)
         }
         return Model(graph: graph, metadata: metadata)
+    }
+
+    /// Metadata larger than this when inflated is refused before it is decoded.
+    static let maxMetadataBytes = 256 << 20
+
+    /// The Metadata message a `metadata_deflated` record inflates to.
+    static func deflatedMetadata(_ data: ProtobufCBinaryData) throws(ModelFileError) -> ModelMetadata {
+        let inflated: [UInt8]
+        switch ZlibStream.inflate(UnsafeRawBufferPointer(start: data.data, count: data.len), limit: maxMetadataBytes) {
+        case .success(let bytes): inflated = bytes
+        case .failure(let failure): throw .invalidMetadata(failure.reason)
+        }
+        let unpacked = inflated.withUnsafeBufferPointer { compressor__metadata__unpack(nil, $0.count, $0.baseAddress) }
+        guard let unpacked else { throw .invalidMetadata("it inflates to bytes that are no metadata message") }
+        defer { compressor__metadata__free_unpacked(unpacked, nil) }
+        return try metadata(unpacked.pointee)
     }
 
     static func graph(_ g: Compressor__Graph) throws(ModelFileError) -> Graph {

@@ -50,7 +50,19 @@ struct ProtoEncoder {
             throw .unencodable("the storage options list '\(name)' as a shared tensor, but the graph has no initializer of that name")
         }
         m.pointee.graph = try graph(model.graph, storage: model.metadata.storage)
-        m.pointee.metadata = try metadata(model.metadata)
+        let meta = try metadata(model.metadata)
+        // The metadata (mostly the history's text) as one zlib stream where
+        // that is smaller, as it practically always is.
+        let plain = [UInt8](unsafeUninitializedCapacity: compressor__metadata__get_packed_size(meta)) { buffer, count in
+            count = compressor__metadata__pack(meta, buffer.baseAddress)
+        }
+        let deflated = ZlibStream.compress(plain)
+        if deflated.count < plain.count {
+            m.pointee.has_metadata_deflated = 1
+            m.pointee.metadata_deflated = arena.bytes(count: deflated.count) { $0.copyBytes(from: deflated) }
+        } else {
+            m.pointee.metadata = meta
+        }
         return m
     }
 

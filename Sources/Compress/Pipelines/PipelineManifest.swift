@@ -52,20 +52,30 @@ struct PipelineManifest: Codable {
         try writeFileAtomically(Array(try encoder.encode(self)), to: directory + "/" + Self.fileName)
     }
 
-    /// Throws unless `fingerprint` is the one this manifest was written for,
-    /// naming the first lines that differ.
-    func check(against fingerprint: [String], directory: String) throws {
-        guard fingerprint != self.fingerprint else { return }
-        let count = max(fingerprint.count, self.fingerprint.count)
-        let differing = (0..<count).compactMap { i -> String? in
-            let then = i < self.fingerprint.count ? self.fingerprint[i] : "(none)"
-            let now = i < fingerprint.count ? fingerprint[i] : "(none)"
-            return then == now ? nil : "was '\(then)', now '\(now)'"
+    /// How many of this manifest's finished steps a run with `fingerprint`
+    /// can reuse: all of them when nothing changed; when only steps changed,
+    /// the finished steps before the first changed one (a step's result
+    /// depends on the input, the data, the seed and the steps up to it
+    /// alone). Throws, naming the first lines that differ, when the input
+    /// model, data, seed, threads or image limit changed.
+    func reusableSteps(for fingerprint: [String], directory: String) throws -> Int {
+        func isStep(_ line: String) -> Bool { line.hasPrefix("step ") }
+        let (runThen, runNow) = (self.fingerprint.filter { !isStep($0) }, fingerprint.filter { !isStep($0) })
+        guard runThen == runNow else {
+            let count = max(runThen.count, runNow.count)
+            let differing = (0..<count).compactMap { i -> String? in
+                let then = i < runThen.count ? runThen[i] : "(none)"
+                let now = i < runNow.count ? runNow[i] : "(none)"
+                return then == now ? nil : "was '\(then)', now '\(now)'"
+            }
+            throw PipelineResumeError("""
+                cannot resume from \(directory): the pipeline or its inputs changed since that run \
+                (\(differing.prefix(3).joined(separator: "; "))); run without --resume to start over
+                """)
         }
-        throw PipelineResumeError("""
-            cannot resume from \(directory): the pipeline or its inputs changed since that run \
-            (\(differing.prefix(3).joined(separator: "; "))); run without --resume to start over
-            """)
+        let (stepsThen, stepsNow) = (self.fingerprint.filter(isStep), fingerprint.filter(isStep))
+        let unchanged = zip(stepsThen, stepsNow).prefix { $0 == $1 }.count
+        return min(unchanged, steps.count)
     }
 }
 

@@ -194,8 +194,20 @@ public final class PipelineRunner {
         let directory = stepsDirectory
         let fresh = PipelineManifest(hash: String(fnv1a(Array(fingerprint.joined(separator: "\n").utf8)), radix: 16),
                                      fingerprint: fingerprint, steps: [])
-        if resume, let saved = try PipelineManifest.load(from: directory) {
-            try saved.check(against: fingerprint, directory: directory)
+        if resume, var saved = try PipelineManifest.load(from: directory) {
+            let reusable = try saved.reusableSteps(for: fingerprint, directory: directory)
+            if reusable < saved.steps.count {
+                log(reusable == 0 ? "step 1 changed since that run; rerunning every step"
+                    : "step \(reusable + 1) changed since that run; reusing steps 1-\(reusable), rerunning from step \(reusable + 1)")
+                // A changed fine-tune step must not resume an old checkpoint.
+                for step in plan.steps where step.number > reusable {
+                    try? FileManager.default.removeItem(atPath: directory + "/" + step.label + ".ckpt")
+                }
+                saved.steps = Array(saved.steps.prefix(reusable))
+            }
+            saved.fingerprint = fresh.fingerprint
+            saved.hash = fresh.hash
+            try saved.save(to: directory)
             return saved
         }
         if resume { log("nothing to resume in \(directory); starting from the first step") }
