@@ -127,7 +127,7 @@ struct PipelineFixture {
                 "line 4: 'threads' must be an integer >= 1, got a list",
                 "line 7: step 1 (fold-bn): parameter 'verify' must be a single value",
                 "line 8: step 2 must be a step name, or one step name mapped to its parameters (`- fold-bn: {verify: true}`)",
-                "line 10: unknown key 'colour' in report (allowed: directory, batches, threads, limit)",
+                "line 10: unknown key 'colour' in report (allowed: directory, batches, threads, limit, validation)",
             ]
         }
     }
