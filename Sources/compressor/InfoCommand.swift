@@ -31,19 +31,6 @@ struct InfoReport: Encodable {
         /// Bytes the layer's tensors take in the file, by encoding name.
         var bytes: [String: Int]
     }
-    /// How one weight-shared tensor is stored: its encoding, and the bits it
-    /// takes per weight (all weights, and non-zero ones), with and without Huffman coding.
-    struct SharedTensor: Encodable {
-        var tensor: String
-        var weights: Int
-        var nonZeros: Int
-        var encoding: String
-        var bytes: Int
-        var bitsPerWeight: Double
-        var bitsPerNonZero: Double
-        /// With Huffman allowed: the encoding and bytes the tensor would take without it.
-        var withoutHuffman: EncodedTensorSize?
-    }
     struct HistoryItem: Encodable {
         var pass: String
         var parameters: [String: String]
@@ -60,8 +47,9 @@ struct InfoReport: Encodable {
     var macs: Int
     var weightBytes: Int
     var layers: [Layer]
-    /// Weight-shared tensors (absent for a model without any).
-    var sharedTensors: [SharedTensor]?
+    /// Weight-shared tensors: encoding and bits per weight, with and without
+    /// Huffman coding (absent for a model without any).
+    var sharedTensors: [TensorStorageCost]?
     var huffman: Bool?
     var history: [HistoryItem]
 
@@ -92,18 +80,8 @@ struct InfoReport: Encodable {
         weightBytes = sizes.values.reduce(0) { $0 + $1.bytes }
         let storage = model.metadata.storage
         if !storage.sharedTensors.isEmpty {
-            var plain = model
-            plain.metadata.storage.huffman = false
-            let plainSizes = storage.huffman ? ModelFile.encodedTensorSizes(plain) : [:]
             huffman = storage.huffman
-            sharedTensors = storage.sharedTensors.compactMap { name in
-                guard let t = g.initializers[name], let size = sizes[name] else { return nil }
-                let nonZeros = t.nonZeroCount
-                return SharedTensor(tensor: name, weights: t.count, nonZeros: nonZeros, encoding: size.encoding,
-                                    bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)),
-                                    bitsPerNonZero: Double(size.bytes * 8) / Double(max(nonZeros, 1)),
-                                    withoutHuffman: plainSizes[name])
-            }
+            sharedTensors = ModelFile.storageCosts(of: storage.sharedTensors, in: model)
         }
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
@@ -125,7 +103,7 @@ struct InfoReport: Encodable {
             let rows = sharedTensors.map { t in
                 [t.tensor, ReportFormat.grouped(t.weights), ReportFormat.grouped(t.nonZeros), t.encoding,
                  ReportFormat.grouped(t.bytes), String(format: "%.2f", t.bitsPerWeight), String(format: "%.2f", t.bitsPerNonZero)]
-                    + (huffman == true ? [t.withoutHuffman.map { "\(ReportFormat.grouped($0.bytes)) (\(String(format: "%.2f", Double($0.bytes * 8) / Double(max(t.nonZeros, 1)))))" } ?? ""] : [])
+                    + (huffman == true ? [t.withoutHuffman.map { "\(ReportFormat.grouped($0.bytes)) (\(String(format: "%.2f", t.bitsPerNonZeroWithoutHuffman ?? 0)))" } ?? ""] : [])
             }
             out += "\n\nweight sharing (codebooks\(huffman == true ? ", Huffman coding allowed" : "")):\n"
             out += formatTable(["tensor", "weights", "non-zero", "encoding", "bytes", "bits/weight", "bits/non-zero"]

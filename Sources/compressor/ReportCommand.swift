@@ -9,8 +9,10 @@ struct ReportCommand: ParsableCommand {
         discussion: """
         The first model is the baseline for compression ratios and accuracy changes. \
         Latency is measured for all models in this one process by the code `bench` uses; \
-        accuracy by the code `eval` uses, on the test split. The HTML page is self-contained \
-        (inline CSS and SVG charts); docs/report-schema.md describes the JSON.
+        accuracy by the code `eval` uses, on the test split, and with --validation also on the \
+        validation split (the last --validation-count training images, as `train` and `finetune` \
+        hold out). The HTML page is self-contained (inline CSS and SVG charts; accuracy per model \
+        in the order given, so a sweep reads as a chart); docs/report-schema.md describes the JSON.
         """)
 
     @Argument(help: ArgumentHelp("Model files (native or ONNX); the first is the baseline.", valueName: "model"))
@@ -25,6 +27,9 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N test images.")
     var limit: Int?
 
+    @Flag(name: .long, help: "Also measure accuracy on the validation split (all of it).")
+    var validation = false
+
     @OptionGroup var measurement: MeasurementOptions
 
     @Option(name: .long, help: ArgumentHelp("A sensitivity.json from `compressor sensitivity` to include (table and chart).",
@@ -36,6 +41,9 @@ struct ReportCommand: ParsableCommand {
     func validate() throws {
         guard !models.isEmpty else { throw ValidationError("give at least one model") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if validation, dataOptions.validationCount < 1 {
+            throw ValidationError("--validation needs a validation split: --validation-count must be at least 1")
+        }
     }
 
     func run() throws {
@@ -44,14 +52,15 @@ struct ReportCommand: ParsableCommand {
         for path in models where !FileManager.default.fileExists(atPath: path) {
             throw CLIError("\(path): no such file")
         }
-        let test = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount,
-                                          splits: [.test]).test
+        let data = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount,
+                                          splits: validation ? [.test, .validation] : [.test])
         let sensitivityReport = try sensitivity.map { path in
             do { return try SensitivityReport.read(path: path) } catch { throw CLIError(String(describing: error)) }
         }
         var report: ComparisonReport
         do {
-            report = try ReportBuilder.build(models: Self.labeled(models), test: test, settings: settings,
+            report = try ReportBuilder.build(models: Self.labeled(models), test: data.test,
+                                             validation: validation ? data.validation : nil, settings: settings,
                                              progress: TerminalProgress())
         } catch let error as ReportError {
             throw CLIError(error.description)
@@ -80,16 +89,18 @@ struct ReportCommand: ParsableCommand {
     /// The short table printed after writing.
     static func summary(_ report: ComparisonReport, directory: String) -> String {
         let s = report.settings
+        let validated = s.validationImages != nil
+        func percent(_ a: AccuracyReport?) -> String { a.map { String(format: "%.2f%%", $0.top1 * 100) } ?? "-" }
         let rows = report.models.map { m -> [String] in
             let l = m.latency(batch: s.chartBatch, threads: s.chartThreads)
-            return [m.label, ReportFormat.bytes(m.fileBytes), String(format: "%.2fx", m.compressionRatio),
-                    m.bitsPerWeight.map { String(format: "%.2f", $0) } ?? "-",
-                    l.map { String(format: "%.3f", $0.medianMs) } ?? "-",
-                    m.accuracy.map { String(format: "%.2f%%", $0.top1 * 100) } ?? "-",
-                    m.accuracy?.top1Change.map { String(format: "%+.2f", $0 * 100) } ?? "-"]
+            let sizes = [m.label, ReportFormat.bytes(m.fileBytes), String(format: "%.2fx", m.compressionRatio),
+                         m.bitsPerWeight.map { String(format: "%.2f", $0) } ?? "-",
+                         l.map { String(format: "%.3f", $0.medianMs) } ?? "-"]
+            let change = m.accuracy?.top1Change.map { String(format: "%+.2f", $0 * 100) } ?? "-"
+            return sizes + (validated ? [percent(m.validationAccuracy)] : []) + [percent(m.accuracy), change]
         }
-        let header = ["model", "file", "ratio", "bits/weight", "ms (batch \(s.chartBatch), \(s.chartThreads)t)",
-                      "top-1", "change pp"]
+        let header = ["model", "file", "ratio", "bits/weight", "ms (batch \(s.chartBatch), \(s.chartThreads)t)"]
+            + (validated ? ["val top-1"] : []) + ["top-1", "change pp"]
         let files = [ReportWriter.jsonName, ReportWriter.markdownName, ReportWriter.htmlName]
             .map { (directory as NSString).appendingPathComponent($0) }
         return formatTable(header, rows) + "\n\nwrote " + files.joined(separator: ", ")

@@ -117,7 +117,8 @@ struct RunCommand: ParsableCommand {
 
 /// The report writer `compressor run` hands its runner: measures the input and
 /// every step's model with `ReportBuilder` (the code behind `compressor report`)
-/// on the pipeline's test split and writes report.json, .md and .html.
+/// on the pipeline's test split (and, with `validation: true`, its validation
+/// split) and writes report.json, .md and .html.
 func pipelineReportWriter(_ plan: PipelinePlan) -> ((_ models: [(label: String, path: String)], _ directory: String) throws -> Void)? {
     let pipeline = plan.pipeline
     return { models, directory in
@@ -130,7 +131,12 @@ func pipelineReportWriter(_ plan: PipelinePlan) -> ((_ models: [(label: String, 
         if let limit = pipeline.imageLimit { settings.testLimit = min(settings.testLimit ?? limit, limit) }
         let test = try DatasetLoader.load(directory: pipeline.data, validationCount: pipeline.validationCount,
                                           splits: [.test]).test
-        let report = try ReportBuilder.build(models: models, test: test, settings: settings, progress: TerminalProgress())
+        let validation = pipeline.report?.validation == true
+            ? try DatasetLoader.load(directory: pipeline.data, validationCount: pipeline.validationCount,
+                                     splits: [.validation]).validation
+            : nil
+        let report = try ReportBuilder.build(models: models, test: test, validation: validation, settings: settings,
+                                             progress: TerminalProgress())
         try ReportWriter.write(report, to: directory)
     }
 }

@@ -97,6 +97,41 @@ import Testing
         }
     }
 
+    /// `--validation`: every model is also measured on the validation split, the last
+    /// `--validation-count` training images, as `train` and `finetune` hold them out.
+    @Test func validationFlagMeasuresTheHeldOutTrainingImages() throws {
+        let (dir, models, data) = try fixture()
+        let out = dir.appendingPathComponent("v").path
+        let quick = ["--batch", "1", "--repetitions", "2", "--seconds", "0"]
+        let r = try cli.run(["report"] + models + ["-o", out, "--data", data, "--validation-count", "4", "--validation",
+                                                   "--json"] + quick)
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try ReportWriter.decode(json: Data(r.stdout.utf8))
+        #expect(report.settings.validationImages == 4 && report.settings.testImages == 40)
+        // The split is the last four training images of the files.
+        let train = try NPY.read(path: data + "/train_images.npy")
+        let split = try DatasetLoader.load(directory: data, validationCount: 4).validation
+        #expect(split.images.floats == Array(train.floats.suffix(4 * 784)))
+        for (m, path) in zip(report.models, models) {
+            let counted = accuracyByLoop(logits: try Session(model: try ModelFile.read(path: path)).run(split.images),
+                                         labels: split.labels.map(Int.init))
+            let v = try #require(m.validationAccuracy)
+            #expect(v.images == 4 && v.top1 == counted.top1 && v.top5 == counted.top5, "\(m.label)")
+            #expect(m.accuracy?.images == 40)
+        }
+        let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(markdown.contains("validation top-1") && markdown.contains("| validation images | 4 |"))
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        #expect(html.components(separatedBy: "data-series=\"validation top-1\"").count - 1 == 2)
+
+        let text = try cli.run(["report", models[0], "-o", out, "--data", data, "--validation-count", "4",
+                                "--validation"] + quick)
+        #expect(text.status == 0 && text.stdout.contains("val top-1"), "\(text.stderr)")
+        let none = try cli.run(["report", models[0], "-o", out, "--data", data, "--validation-count", "0",
+                                "--validation"] + quick)
+        #expect(none.status != 0 && none.stderr.contains("--validation-count"), "\(none.stderr)")
+    }
+
     @Test func textSummaryAndClearErrors() throws {
         let (dir, models, data) = try fixture()
         let out = dir.appendingPathComponent("r").path

@@ -88,6 +88,49 @@ import Prune
         #expect((last["accuracy"] as? [String: Any])?["top1"] as? Double == top1)
     }
 
+    /// The pipeline report shows the input and every stage's model, not only the
+    /// input and output: Deep Compression's prune, share and huffman here, each
+    /// with its weights' bits and (asked for in `report:`) validation accuracy.
+    @Test func pipelineReportShowsEveryStage() throws {
+        let steps = """
+            steps:
+              - prune: {sparsity: 0.8, scope: global}
+              - eval: {limit: 8}
+              - share: {fc-bits: 3}
+              - huffman
+              - eval
+
+            report:
+              directory: rep
+              batches: [1]
+              validation: true
+
+            """
+        let dir = try fixture(steps: steps)
+        let r = try run(["run", "pipeline.yaml"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try ReportWriter.decode(json: Data(contentsOf: URL(fileURLWithPath: dir + "/rep/report.json")))
+        let labels = ["input", "01-prune", "03-share", "04-huffman"]
+        #expect(report.models.map(\.label) == labels)
+        #expect(report.models.dropFirst().map(\.path)
+                == ["01-prune", "03-share", "04-huffman"].map { "\(dir)/out/final.steps/\($0).bin" })
+        #expect(report.settings.validationImages == 32)
+        for m in report.models {
+            let v = try #require(m.validationAccuracy, "\(m.label)")
+            #expect(v.images == 32 && (0...1).contains(v.top1))
+        }
+        // Sharing makes codebooks; Huffman coding then says what each weight would take without it.
+        #expect(report.models[2].layers.allSatisfy { $0.encoding.contains("codebook/") && $0.withoutHuffman == nil })
+        #expect(report.models[3].layers.allSatisfy { $0.withoutHuffman != nil })
+        let markdown = try String(contentsOfFile: dir + "/rep/report.md", encoding: .utf8)
+        let html = try String(contentsOfFile: dir + "/rep/report.html", encoding: .utf8)
+        for label in labels {
+            #expect(markdown.contains("| \(label) | ") && markdown.contains("### \(label)"), "\(label)")
+            #expect(html.contains("<h3>\(label)</h3>"), "\(label)")
+        }
+        #expect(html.components(separatedBy: "data-series=\"test top-1\"").count - 1 == labels.count)
+    }
+
     /// A `prune` step inside a pipeline: the step's model has half of every conv/linear
     /// weight zeroed (counted here, not taken from the pass's report), the smallest by magnitude.
     @Test func pruneStepPrunesTheStepModel() throws {

@@ -87,6 +87,7 @@ struct PipelineFixture {
               directory: report
               batches: [1, 8]
               limit: 50
+              validation: yes
             """
         let p = try Pipeline.parse(yaml: yaml, baseDirectory: "/work/recipes")
         #expect(p.model == "/work/recipes/models/in.bin")
@@ -99,7 +100,7 @@ struct PipelineFixture {
         #expect(p.steps[1].line == 7)
         #expect(p.report == {
             var r = PipelineReportSettings(directory: "/work/recipes/report")
-            r.batches = [1, 8]; r.limit = 50
+            r.batches = [1, 8]; r.limit = 50; r.validation = true
             return r
         }())
     }
@@ -116,6 +117,7 @@ struct PipelineFixture {
               - {a: 1, b: 2}
             report:
               colour: blue
+              validation: maybe
             """
         #expect {
             try Pipeline.parse(yaml: yaml, baseDirectory: "/")
@@ -127,7 +129,8 @@ struct PipelineFixture {
                 "line 4: 'threads' must be an integer >= 1, got a list",
                 "line 7: step 1 (fold-bn): parameter 'verify' must be a single value",
                 "line 8: step 2 must be a step name, or one step name mapped to its parameters (`- fold-bn: {verify: true}`)",
-                "line 10: unknown key 'colour' in report (allowed: directory, batches, threads, limit)",
+                "line 10: unknown key 'colour' in report (allowed: directory, batches, threads, limit, validation)",
+                "line 11: 'report.validation' must be true or false, got 'maybe'",
             ]
         }
     }
@@ -140,6 +143,18 @@ struct PipelineFixture {
     }
 
     // MARK: Validation
+
+    @Test func reportValidationNeedsAValidationSplit() throws {
+        let f = try PipelineFixture()
+        var p = try Pipeline.parse(yaml: "model: model.bin\ndata: data\noutput: out.bin\nvalidation-count: 0\n"
+                                       + PipelineFixture.steps + "\nreport:\n  validation: true\n",
+                                   baseDirectory: f.directory)
+        #expect(throws: PipelineError(problems: ["report.validation needs a validation split: 'validation-count' must be at least 1"])) {
+            try p.validate(registry: registry)
+        }
+        p.validationCount = 8
+        #expect(try p.validate(registry: registry).pipeline.report?.validation == true)
+    }
 
     @Test func validationListsEveryProblemAndRunsNothing() throws {
         let f = try PipelineFixture()

@@ -282,13 +282,166 @@ import Testing
         for d in ReportDefinitions.all { #expect(markdown.contains("**\(d.title)**")) }
         #expect(markdown.contains("| lenet300 | "))
 
-        // Four charts, each an inline <svg>: size and latency vs accuracy, layer bytes, layer sparsity.
-        #expect(html.components(separatedBy: "<svg").count - 1 == 4)
+        // Five charts, each an inline <svg>: accuracy per model, size and latency vs accuracy,
+        // layer bytes, layer sparsity.
+        #expect(html.components(separatedBy: "<svg").count - 1 == 5)
         #expect(!html.contains("http"))
         #expect(!html.contains("<script"))
         #expect(html.contains("Pareto front"))
         for d in ReportDefinitions.all { #expect(html.contains(HTMLReport.withCode(d.text))) }
         #expect(html.contains("<code>compressor bench</code>"))
+    }
+
+    // MARK: - Weight storage per layer
+
+    /// `tinyModel` with every weight drawn from a few values (most of them one
+    /// value), both weights weight-shared, Huffman coding allowed.
+    static func sharedHuffmanModel() -> Model {
+        var m = tinyModel()
+        let levels: [Float] = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, -0.25, 0.75, 0.5, -1]
+        for name in ["conv.w", "fc.w"] {
+            let t = m.graph.initializers[name]!
+            m.graph.initializers[name] = Tensor(shape: t.shape, floats: t.floats.enumerated().map { i, v in
+                v == 0 ? 0 : levels[(i * 7) % levels.count]
+            })
+        }
+        m.metadata.storage = StorageOptions(sharedTensors: ["conv.w", "fc.w"], huffman: true)
+        return m
+    }
+
+    @Test func perLayerBitsAreWhatTheSharedHelperComputes() throws {
+        let dir = try temporaryDirectory()
+        let model = Self.sharedHuffmanModel()
+        var plainModel = model
+        plainModel.metadata.storage.huffman = false
+        let path = (dir as NSString).appendingPathComponent("shared.bin")
+        let plainPath = (dir as NSString).appendingPathComponent("plain.bin")
+        try ModelFile.write(model, to: path)
+        try ModelFile.write(plainModel, to: plainPath)
+        let report = try ReportBuilder.build(models: [("plain", plainPath), ("shared", path)], test: nil,
+                                             settings: Self.quickSettings, progress: SilentProgress())
+        let (plain, shared) = (report.models[0], report.models[1])
+        let costs = ModelFile.storageCosts(of: ["conv.w", "fc.w"], in: model)
+        try #require(shared.layers.map(\.weightTensor) == ["conv.w", "fc.w"] && costs.count == 2)
+        let sizes = ModelFile.encodedTensorSizes(model)
+        for (layer, cost) in zip(shared.layers, costs) {
+            #expect(layer.encoding == cost.encoding && layer.weightBytes == cost.bytes)
+            #expect(layer.bitsPerWeight == cost.bitsPerWeight && layer.bitsPerNonZero == cost.bitsPerNonZero)
+            #expect(layer.weightBytes == sizes[cost.tensor]?.bytes)
+            #expect(layer.encoding.contains("codebook/") && layer.encoding.contains("+huffman"), "\(layer.encoding)")
+            // Bits per non-zero × non-zeros / 8 and bits per weight × weights / 8 give the bytes back.
+            let weights = model.graph.initializers[cost.tensor]!.count
+            let nonZeros = weights - zerosByLoop(model.graph.initializers[cost.tensor]!)
+            #expect(cost.weights == weights && cost.nonZeros == nonZeros)
+            #expect(abs(layer.bitsPerNonZero * Double(nonZeros) / 8 - Double(layer.weightBytes)) < 1e-9)
+            #expect(abs(layer.bitsPerWeight * Double(weights) / 8 - Double(layer.weightBytes)) < 1e-9)
+            // Without Huffman: what the same model takes with Huffman coding turned off.
+            let without = try #require(layer.withoutHuffman)
+            let plainLayer = try #require(plain.layers.first { $0.weightTensor == layer.weightTensor })
+            #expect(without.encoding == plainLayer.encoding && without.bytes == plainLayer.weightBytes)
+            #expect(without.bitsPerNonZero == plainLayer.bitsPerNonZero && without.bitsPerWeight == plainLayer.bitsPerWeight)
+            #expect(!without.encoding.contains("+huffman") && without.bytes >= layer.weightBytes)
+            #expect(cost.withoutHuffman == EncodedTensorSize(encoding: without.encoding, bytes: without.bytes))
+        }
+        #expect(plain.layers.allSatisfy { $0.withoutHuffman == nil })
+        // Not shared: a third (conv) and a quarter (fc) of the weights are zero, so both are stored
+        // sparse, each non-zero as a float32 value and a gap: more than 32 bits a non-zero, fewer a weight.
+        let unshared = try ReportBuilder.build(models: [("tiny", try writeTiny(in: dir))], test: nil,
+                                               settings: Self.quickSettings, progress: SilentProgress())
+        for l in unshared.models[0].layers {
+            #expect(l.encoding.hasPrefix("sparse-float32/") && l.bitsPerNonZero > 32 && l.bitsPerWeight < 32,
+                    "\(l.name): \(l.encoding) \(l.bitsPerWeight) \(l.bitsPerNonZero)")
+        }
+
+        let markdown = MarkdownReport.render(report), html = HTMLReport.render(report)
+        let fc = shared.layers[1]
+        for doc in [markdown, html] {
+            #expect(doc.contains("without Huffman") && doc.contains(fc.encoding) && doc.contains(fc.withoutHuffman!.encoding))
+            #expect(doc.contains(String(format: "%.2f", fc.bitsPerNonZero)))
+            #expect(doc.contains(String(format: "%.2f", fc.withoutHuffman!.bitsPerNonZero)))
+        }
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(try ReportWriter.json(report).utf8)) as? [String: Any])
+        let layers = try #require((json["models"] as? [[String: Any]])?.map { $0["layers"] as? [[String: Any]] })
+        #expect(layers[0]?.first?["withoutHuffman"] is NSNull)
+        #expect((layers[1]?.last?["withoutHuffman"] as? [String: Any])?["bytes"] as? Int == fc.withoutHuffman!.bytes)
+    }
+
+    func writeTiny(in dir: String) throws -> String {
+        let path = (dir as NSString).appendingPathComponent("tiny.bin")
+        try ModelFile.write(Self.tinyModel(), to: path)
+        return path
+    }
+
+    // MARK: - Validation accuracy and the per-model chart
+
+    /// Images whose labels are what `model` predicts (`agree`), or the next class.
+    func labeled(by model: Model, count: Int, seed: UInt64, agree: Bool) throws -> LabeledImages {
+        var rng = SeededGenerator(seed: seed)
+        let images = rng.uniformTensor([count, 2, 5, 5])
+        let logits = try ReferenceEvaluator.run(model: model, input: images).floats
+        let classes = logits.count / count
+        let labels = (0..<count).map { i -> Int32 in
+            let row = logits[(i * classes)..<((i + 1) * classes)]
+            let best = row.indices.max { row[$0] < row[$1] }! - i * classes
+            return Int32(agree ? best : (best + 1) % classes)
+        }
+        return LabeledImages(images: images, labels: labels)
+    }
+
+    @Test func validationAccuracyIsMeasuredOnItsOwnSplit() throws {
+        let dir = try temporaryDirectory()
+        let tiny = try writeTiny(in: dir)
+        var other = Self.tinyModel()
+        other.graph.initializers["fc.w"] = Tensor(shape: [4, 27], floats: (0..<108).map { Float(($0 * 5) % 11) / 10 - 0.5 })
+        let otherPath = (dir as NSString).appendingPathComponent("other.bin")
+        try ModelFile.write(other, to: otherPath)
+        // Test labels agree with the baseline's predictions, validation labels never do.
+        let model = Self.tinyModel()
+        let test = try labeled(by: model, count: 10, seed: 11, agree: true)
+        let validation = try labeled(by: model, count: 7, seed: 12, agree: false)
+        let report = try ReportBuilder.build(models: [("tiny", tiny), ("other", otherPath)], test: test,
+                                             validation: validation, settings: Self.quickSettings,
+                                             progress: SilentProgress())
+        #expect(report.settings.testImages == 10 && report.settings.validationImages == 7)
+        let base = try #require(report.models[0].validationAccuracy)
+        #expect(report.models[0].accuracy?.top1 == 1 && base.top1 == 0 && base.images == 7)
+        for (m, path) in zip(report.models, [tiny, otherPath]) {
+            let v = try #require(m.validationAccuracy), t = try #require(m.accuracy)
+            let expected = try accuracyByLoop(try ModelFile.read(path: path), images: validation.images,
+                                              labels: validation.labels.map(Int.init))
+            #expect(v.top1 == expected.top1 && v.top5 == expected.top5, "\(m.label)")
+            #expect((0...1).contains(v.top1) && (0...1).contains(v.top5) && (0...1).contains(t.top1))
+            #expect(v.top1Change == v.top1 - base.top1 && v.top5Change == v.top5 - base.top5)
+        }
+        // Without a validation split nothing is measured on it.
+        let plain = try ReportBuilder.build(models: [("tiny", tiny)], test: test, settings: Self.quickSettings,
+                                            progress: SilentProgress())
+        #expect(plain.models[0].validationAccuracy == nil && plain.settings.validationImages == nil)
+        #expect(!MarkdownReport.render(plain).contains("validation top-1"))
+        #expect(throws: ReportError.self) {
+            try ReportBuilder.build(models: [("tiny", tiny)], test: test, validation: .empty(sampleShape: [2, 5, 5]),
+                                    settings: Self.quickSettings, progress: SilentProgress())
+        }
+
+        let markdown = MarkdownReport.render(report)
+        #expect(markdown.contains("| validation top-1 | Δ validation top-1 | top-1 |"))
+        #expect(markdown.contains("| tiny | ") && markdown.contains("| 0.00% | +0.00 pp | 100.00% |"))
+        // The sweep chart: one marker per model in each series, in the order given.
+        let html = HTMLReport.render(report)
+        #expect(html.contains("Top-1 accuracy per model"))
+        for series in ["validation top-1", "test top-1"] {
+            #expect(html.components(separatedBy: "data-series=\"\(series)\"").count - 1 == report.models.count)
+            for m in report.models {
+                let value = series == "test top-1" ? m.accuracy!.top1 : m.validationAccuracy!.top1
+                #expect(html.contains("<title>\(m.label), \(series): \(ReportFormat.percent(value))</title>"))
+            }
+        }
+        // One line per series through its two points.
+        let chart = try #require(html.components(separatedBy: "aria-label=\"Top-1 accuracy per model").last?
+            .components(separatedBy: "</svg>").first)
+        #expect(chart.components(separatedBy: "<polyline").count - 1 == 2)
+        let decoded = try ReportWriter.decode(json: Data(try ReportWriter.json(report).utf8))
+        #expect(decoded == report)
     }
 
     @Test func axisTicksAreRoundAndInsideTheRange() {

@@ -58,11 +58,16 @@ public enum ModelFile {
     public static func encodedTensorSizes(_ model: Model) -> [String: EncodedTensorSize] {
         var sizes: [String: EncodedTensorSize] = [:]
         for (name, tensor) in model.graph.initializers {
-            let encoding = TensorFileEncoding(choosingFor: tensor, named: name, storage: model.metadata.storage)
-            sizes[name] = EncodedTensorSize(encoding: encoding.name(dtype: tensor.dtype),
-                                            bytes: encodedTensorRecordSize(tensor, named: name, encoding: encoding))
+            sizes[name] = encodedTensorSize(tensor, named: name, storage: model.metadata.storage)
         }
         return sizes
+    }
+
+    /// How the initializer `name` is stored with `storage` options, and the bytes of its record.
+    static func encodedTensorSize(_ tensor: Tensor, named name: String, storage: StorageOptions) -> EncodedTensorSize {
+        let encoding = TensorFileEncoding(choosingFor: tensor, named: name, storage: storage)
+        return EncodedTensorSize(encoding: encoding.name(dtype: tensor.dtype),
+                                 bytes: encodedTensorRecordSize(tensor, named: name, encoding: encoding))
     }
 
     /// The file's name for how `tensor`, the initializer `name` of a model

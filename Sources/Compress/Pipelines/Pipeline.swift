@@ -58,6 +58,8 @@ public struct PipelineReportSettings: Sendable, Equatable {
     public var threads = 1
     /// Evaluate only the first N test images; nil means all.
     public var limit: Int?
+    /// Also measure accuracy on the validation split (the pipeline's `validation-count`).
+    public var validation = false
 
     public init(directory: String? = nil) { self.directory = directory }
 }

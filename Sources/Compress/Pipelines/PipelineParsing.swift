@@ -8,7 +8,7 @@ extension Pipeline {
     /// The keys a pipeline file may have at its top level.
     public static let fileKeys = ["model", "data", "output", "seed", "threads", "validation-count", "steps", "report"]
     /// The keys of the `report:` section.
-    public static let reportKeys = ["directory", "batches", "threads", "limit"]
+    public static let reportKeys = ["directory", "batches", "threads", "limit", "validation"]
 
     /// Reads and parses the pipeline file at `path`; relative paths in it
     /// resolve against the file's directory.
@@ -142,6 +142,7 @@ struct PipelineParser {
             case "batches": r.batches = batches(value) ?? r.batches
             case "threads": r.threads = integer(value, "report.threads", atLeast: 1) ?? r.threads
             case "limit": r.limit = integer(value, "report.limit", atLeast: 1)
+            case "validation": r.validation = boolean(value, "report.validation") ?? r.validation
             default: break
             }
         }
@@ -189,6 +190,15 @@ struct PipelineParser {
         guard let text = scalarText(node), let value = Int(text), value >= minimum else {
             let got = scalarText(node).map { "'\($0)'" } ?? "a \(kind(of: node))"
             problem(node, "'\(key)' must be an integer >= \(minimum), got \(got)")
+            return nil
+        }
+        return value
+    }
+
+    /// A yes/no value, spelled as pass parameters spell one (`true`, `no`, `1`, ...).
+    private mutating func boolean(_ node: YAMLNode, _ key: String) -> Bool? {
+        guard let text = scalarText(node), case .bool(let value)? = ParameterSpec(key, .bool, default: nil, help: "").parse(text) else {
+            problem(node, "'\(key)' must be true or false, got " + (scalarText(node).map { "'\($0)'" } ?? "a \(kind(of: node))"))
             return nil
         }
         return value

@@ -65,6 +65,9 @@ extension Pipeline {
         let model = checkModel(&problems)
         checkOutput(&problems)
         checkData(&problems)
+        if report?.validation == true && validationCount < 1 {
+            problems.append("report.validation needs a validation split: 'validation-count' must be at least 1")
+        }
         if steps.isEmpty && !problems.contains(where: { $0.contains("'steps'") }) {
             problems.append("no steps: a pipeline needs at least one")
         }

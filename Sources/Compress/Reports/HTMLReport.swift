@@ -7,8 +7,9 @@ public enum HTMLReport {
     public static func render(_ report: ComparisonReport) -> String {
         let sections = [
             header(report),
-            section("Summary", table(ReportTables.summaryHeader,
+            section("Summary", table(ReportTables.summaryHeader(report.settings),
                                      report.models.map { ReportTables.summaryRow($0, settings: report.settings) })),
+            section("Accuracy per model", figure(accuracyPerModelChart(report))),
             section("Size, speed and accuracy", "<div class=\"charts\">\(tradeOffCharts(report))</div>"),
             section("Latency", table(ReportTables.latencyHeader, report.models.flatMap(ReportTables.latencyRows))),
             section("Layers", "<div class=\"charts\">\(layerCharts(report))</div>" + layerTables(report)),
@@ -75,6 +76,20 @@ public enum HTMLReport {
         return figure(size) + figure(latency)
     }
 
+    /// Top-1 accuracy of every model in the order given, validation and test
+    /// as two lines: a sweep (one recipe at settings in order) reads as curves.
+    static func accuracyPerModelChart(_ report: ComparisonReport) -> String {
+        var series: [BarSeries] = []
+        if report.settings.validationImages != nil {
+            series.append(BarSeries(label: "validation top-1", color: SVGCharts.color(1),
+                                    values: report.models.map { $0.validationAccuracy?.top1 }))
+        }
+        series.append(BarSeries(label: "test top-1", color: SVGCharts.color(0), values: report.models.map { $0.accuracy?.top1 }))
+        return SVGCharts.categoryLines(title: "Top-1 accuracy per model, in the order given",
+                                       categories: report.models.map(\.label), series: series,
+                                       yLabel: "top-1 accuracy", format: { ReportFormat.percent($0) })
+    }
+
     /// Per-layer bytes and sparsity of the Conv and Linear layers (the tables
     /// list the rest), one bar per model in each layer's group; layers are
     /// matched across models by name.
@@ -107,7 +122,7 @@ public enum HTMLReport {
 
     static func layerTables(_ report: ComparisonReport) -> String {
         report.models.map { m in
-            "<h3>\(e(m.label))</h3>\n" + table(ReportTables.layerHeader, ReportTables.layerRows(m))
+            "<h3>\(e(m.label))</h3>\n" + table(ReportTables.layerHeader(m), ReportTables.layerRows(m))
         }.joined(separator: "\n")
     }
 

@@ -6,7 +6,7 @@ public enum MarkdownReport {
     /// The whole document.
     public static func render(_ report: ComparisonReport) -> String {
         var parts = [header(report)]
-        parts.append("## Summary\n\n" + table(ReportTables.summaryHeader,
+        parts.append("## Summary\n\n" + table(ReportTables.summaryHeader(report.settings),
                                                report.models.map { ReportTables.summaryRow($0, settings: report.settings) }))
         parts.append(paretoSection(report))
         parts.append("## Latency\n\n" + table(ReportTables.latencyHeader, report.models.flatMap(ReportTables.latencyRows)))
@@ -33,7 +33,7 @@ public enum MarkdownReport {
     }
 
     static func layerSection(_ m: ModelReport) -> String {
-        "### \(escape(m.label))\n\n" + table(ReportTables.layerHeader, ReportTables.layerRows(m))
+        "### \(escape(m.label))\n\n" + table(ReportTables.layerHeader(m), ReportTables.layerRows(m))
     }
 
     static func settingsSection(_ s: ReportMeasurementSettings) -> String {

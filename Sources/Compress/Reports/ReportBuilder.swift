@@ -45,23 +45,34 @@ public enum ReportBuilder {
     public static let evaluationThreads = 1
 
     /// Builds the report for `models`; the first is the baseline for the
-    /// compression ratio and accuracy change. Accuracy is left out when `test` is nil.
-    public static func build(models: [(label: String, path: String)], test: LabeledImages?, settings: ReportSettings,
+    /// compression ratio and accuracy change. Accuracy is left out when `test`
+    /// is nil; validation accuracy (on every image of `validation`) when
+    /// `validation` is nil.
+    public static func build(models: [(label: String, path: String)], test: LabeledImages?,
+                             validation: LabeledImages? = nil, settings: ReportSettings,
                              progress: any ProgressReporting) throws -> ComparisonReport {
         try validate(settings, modelCount: models.count)
+        if let validation, validation.count == 0 {
+            throw ReportError.invalidSettings("the validation split is empty (hold out images with --validation-count)")
+        }
         let loaded = try models.map { try LoadedModel(label: $0.label, path: $0.path) }
-        if let test { try checkShapes(loaded, data: test) }
+        for data in [test, validation].compactMap({ $0 }) { try checkShapes(loaded, data: data) }
         let latencies = try measureLatency(loaded, settings: settings, progress: progress)
-        let accuracies = try test.map { data in
-            try loaded.map { try Evaluation.accuracy(of: $0.model, on: data, limit: settings.testLimit,
+        func accuracies(on data: LabeledImages, limit: Int?) throws -> [AccuracyResult] {
+            try loaded.map { try Evaluation.accuracy(of: $0.model, on: data, limit: limit,
                                                      threads: evaluationThreads, progress: progress) }
         }
+        let tested = try test.map { try accuracies(on: $0, limit: settings.testLimit) }
+        let validated = try validation.map { try accuracies(on: $0, limit: nil) }
         var reports: [ModelReport] = []
         for (i, m) in loaded.enumerated() {
-            reports.append(try modelReport(m, baseline: loaded[0], latency: latencies[i],
-                                           accuracy: accuracies?[i], baselineAccuracy: accuracies?[0]))
+            var report = try modelReport(m, baseline: loaded[0], latency: latencies[i],
+                                         accuracy: tested?[i], baselineAccuracy: tested?[0])
+            report.validationAccuracy = validated.map { accuracyReport($0[i], baseline: $0[0]) }
+            reports.append(report)
         }
-        let measurement = measurementSettings(settings, testImages: accuracies?.first?.images)
+        let measurement = measurementSettings(settings, testImages: tested?.first?.images,
+                                              validationImages: validated?.first?.images)
         return ComparisonReport(generator: "compressor", generatedAt: timestamp(), settings: measurement,
                                 models: reports, paretoFronts: paretoFronts(reports, settings: measurement))
     }
@@ -131,11 +142,12 @@ public enum ReportBuilder {
                        top1Change: baseline.map { a.top1 - $0.top1 }, top5Change: baseline.map { a.top5 - $0.top5 })
     }
 
-    static func measurementSettings(_ s: ReportSettings, testImages: Int?) -> ReportMeasurementSettings {
+    static func measurementSettings(_ s: ReportSettings, testImages: Int?,
+                                    validationImages: Int? = nil) -> ReportMeasurementSettings {
         ReportMeasurementSettings(batches: s.batches, threads: s.threads, warmupRuns: s.latency.warmupRuns,
                                   minRepetitions: s.latency.minRepetitions, minSeconds: s.latency.minSeconds,
                                   maxRepetitions: s.latency.maxRepetitions, chartBatch: s.batches[0],
-                                  chartThreads: s.threads[0], testImages: testImages,
+                                  chartThreads: s.threads[0], testImages: testImages, validationImages: validationImages,
                                   evaluationThreads: evaluationThreads, machine: .current)
     }
 
@@ -179,6 +191,11 @@ public enum ReportBuilder {
     static func layerReports(_ model: Model, sizes: [String: EncodedTensorSize]) throws -> [LayerReport] {
         let g = model.graph
         let macs = try g.costReport().macsByNode
+        let weightNames = g.nodes.compactMap { node in
+            weightInput(of: node, in: g) ?? node.inputs.first { g.initializers[$0] != nil }
+        }
+        var costs: [String: TensorStorageCost] = [:]
+        for cost in ModelFile.storageCosts(of: weightNames, in: model) { costs[cost.tensor] = cost }
         return g.nodes.compactMap { node in
             let tensors = node.inputs.filter { g.initializers[$0] != nil }
             guard let first = tensors.first else { return nil }
@@ -192,7 +209,7 @@ public enum ReportBuilder {
                                nonZeros: all.reduce(0) { $0 + $1.nonZeroCount },
                                sparsity: weight.count > 0 ? 1 - Double(weight.nonZeroCount) / Double(weight.count) : 0,
                                rank: nil, macs: macs[node.name] ?? 0,
-                               bytes: tensors.reduce(0) { $0 + (sizes[$1]?.bytes ?? 0) })
+                               bytes: tensors.reduce(0) { $0 + (sizes[$1]?.bytes ?? 0) }, storage: costs[weightName]!)
         }
     }
 

@@ -24,10 +24,20 @@ public enum ReportDefinitions {
                   + "and other tensors excluded), counted as if stored dense."),
         Entry(field: "weightStorageBytes", title: "Weight storage",
               text: "File bytes that store the Conv and Linear weight tensors: values plus any indices, "
-                  + "codebooks and tables, and each tensor's record (name, shape, framing). "
-                  + "Today every tensor is stored dense."),
+                  + "codebooks and tables, and each tensor's record (name, shape, framing), in the encoding the "
+                  + "file uses for it (dense, sparse, codebook, Huffman-coded)."),
         Entry(field: "bitsPerWeight", title: "Bits per weight",
-              text: "8 × weight storage bytes / weights. Dense float32 weights take 32 bits plus record overhead."),
+              text: "8 × weight storage bytes / weights; per layer, the same for its weight tensor alone. "
+                  + "Dense float32 weights take 32 bits plus record overhead."),
+        Entry(field: "bitsPerNonZero", title: "Bits per non-zero",
+              text: "Per layer: 8 × weight bytes / non-zero elements of the weight tensor: what each stored "
+                  + "weight costs, its share of indices, codebook and tables included."),
+        Entry(field: "weightBytes", title: "Weight bytes",
+              text: "Per layer: file bytes of the weight tensor alone (the Conv/Linear weight, else the first "
+                  + "initializer), record included; the same numbers as `compressor info`."),
+        Entry(field: "withoutHuffman", title: "Without Huffman",
+              text: "Per layer, for a file that allows Huffman coding: the encoding, bytes and bits the weight "
+                  + "would take with it turned off; '-' (null) otherwise."),
         Entry(field: "macsPerImage", title: "MACs per image",
               text: "Multiply-accumulates of Conv and Linear layers for one image: out_h·out_w·O·(C/groups)·kh·kw "
                   + "per convolution, in·out per linear layer; other ops count 0."),
@@ -45,6 +55,10 @@ public enum ReportDefinitions {
               text: "Fraction of test images whose label is among the five highest scores."),
         Entry(field: "top1Change", title: "Top-1 change",
               text: "This model's top-1 minus the baseline's, as a fraction; shown in percentage points (pp)."),
+        Entry(field: "validationAccuracy", title: "Validation accuracy",
+              text: "Top-1 and top-5 on the validation split: the last training images held out "
+                  + "(`--validation-count`), the split `train`, `finetune` and every choice use; the test "
+                  + "split is for reported numbers. Measured when asked (`--validation`)."),
         Entry(field: "sparsity", title: "Sparsity",
               text: "Per layer: fraction of zero elements in the layer's weight tensor (the Conv/Linear weight, "
                   + "else its first initializer)."),

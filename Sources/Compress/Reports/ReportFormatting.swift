@@ -54,9 +54,13 @@ public enum ReportFormat {
 
 /// The rows both document formats show, computed once.
 enum ReportTables {
-    /// Summary header: one row per model.
-    static let summaryHeader = ["model", "file bytes", "ratio", "params", "non-zeros", "bits/weight",
-                                "MACs/image", "ms per batch (median / p90)", "images/s", "top-1", "Δ top-1", "top-5"]
+    /// Summary header: one row per model; validation columns when it was measured.
+    static func summaryHeader(_ settings: ReportMeasurementSettings) -> [String] {
+        ["model", "file bytes", "ratio", "params", "non-zeros", "bits/weight", "MACs/image",
+         "ms per batch (median / p90)", "images/s"]
+            + (settings.validationImages != nil ? ["validation top-1", "Δ validation top-1"] : [])
+            + ["top-1", "Δ top-1", "top-5"]
+    }
 
     /// One summary row for `m`, latency at the chart batch and threads.
     static func summaryRow(_ m: ModelReport, settings: ReportMeasurementSettings) -> [String] {
@@ -65,9 +69,12 @@ enum ReportTables {
                 ReportFormat.grouped(m.parameters), ReportFormat.grouped(m.nonZeroParameters),
                 ReportFormat.bits(m.bitsPerWeight), ReportFormat.grouped(m.macsPerImage),
                 l.map { "\(ReportFormat.ms($0.medianMs)) / \(ReportFormat.ms($0.p90Ms))" } ?? "-",
-                l.map { ReportFormat.rate($0.imagesPerSecond) } ?? "-",
-                ReportFormat.percent(m.accuracy?.top1), ReportFormat.points(m.accuracy?.top1Change),
-                ReportFormat.percent(m.accuracy?.top5)]
+                l.map { ReportFormat.rate($0.imagesPerSecond) } ?? "-"]
+            + (settings.validationImages != nil
+                ? [ReportFormat.percent(m.validationAccuracy?.top1), ReportFormat.points(m.validationAccuracy?.top1Change)]
+                : [])
+            + [ReportFormat.percent(m.accuracy?.top1), ReportFormat.points(m.accuracy?.top1Change),
+               ReportFormat.percent(m.accuracy?.top5)]
     }
 
     static let latencyHeader = ["model", "batch", "threads", "median ms", "p90 ms", "min ms", "max ms",
@@ -82,16 +89,29 @@ enum ReportTables {
         }
     }
 
-    static let layerHeader = ["layer", "op", "weight shape", "encoding", "params", "sparsity", "rank", "MACs", "bytes"]
+    /// Layer header of `m`; columns without Huffman coding when its file allows it.
+    static func layerHeader(_ m: ModelReport) -> [String] {
+        ["layer", "op", "weight shape", "encoding", "params", "sparsity", "rank", "MACs", "bytes", "weight bytes",
+         "bits/weight", "bits/non-zero"]
+            + (allowsHuffman(m) ? ["without Huffman", "bytes", "bits/weight", "bits/non-zero"] : [])
+    }
 
     /// One row per layer of `m`.
     static func layerRows(_ m: ModelReport) -> [[String]] {
-        m.layers.map { l in
+        let huffman = allowsHuffman(m)
+        return m.layers.map { l in
             [l.name, l.op, ReportFormat.shape(l.weightShape), l.encoding, ReportFormat.grouped(l.parameters),
              ReportFormat.sparsity(l.sparsity), ReportFormat.rank(l.rank), ReportFormat.grouped(l.macs),
-             ReportFormat.grouped(l.bytes)]
+             ReportFormat.grouped(l.bytes), ReportFormat.grouped(l.weightBytes), ReportFormat.bits(l.bitsPerWeight),
+             ReportFormat.bits(l.bitsPerNonZero)]
+                + (huffman ? [l.withoutHuffman?.encoding ?? "-", l.withoutHuffman.map { ReportFormat.grouped($0.bytes) } ?? "-",
+                              ReportFormat.bits(l.withoutHuffman?.bitsPerWeight),
+                              ReportFormat.bits(l.withoutHuffman?.bitsPerNonZero)] : [])
         }
     }
+
+    /// Whether `m`'s file allows Huffman coding (its layers then say what they would take without it).
+    static func allowsHuffman(_ m: ModelReport) -> Bool { m.layers.contains { $0.withoutHuffman != nil } }
 
     /// Measurement settings as (name, value) pairs.
     static func settingsRows(_ s: ReportMeasurementSettings) -> [(String, String)] {
@@ -104,6 +124,7 @@ enum ReportTables {
                 + "at most \(s.maxRepetitions)"),
             ("summary and chart latency", "batch \(s.chartBatch), \(s.chartThreads) thread(s)"),
             ("test images", s.testImages.map(ReportFormat.grouped) ?? "none (no test data)"),
+            ("validation images", s.validationImages.map(ReportFormat.grouped) ?? "none (not asked for)"),
             ("accuracy threads", String(s.evaluationThreads)),
             ("cores", String(m.cores)),
             ("CPU", m.cpu ?? "unknown"),

@@ -71,6 +71,9 @@ public struct ReportMeasurementSettings: Sendable, Equatable, Codable {
     public var chartThreads: Int
     /// Test images accuracy was measured on (nil when no test data was given).
     public var testImages: Int?
+    /// Validation images accuracy was also measured on (nil when not asked):
+    /// the last images of the training data, the split `train` and `finetune` choose by.
+    public var validationImages: Int?
     /// Threads used for accuracy (as `compressor eval` by default).
     public var evaluationThreads: Int
     /// The machine the numbers come from.
@@ -78,11 +81,11 @@ public struct ReportMeasurementSettings: Sendable, Equatable, Codable {
 
     public init(batches: [Int], threads: [Int], warmupRuns: Int, minRepetitions: Int, minSeconds: Double,
                 maxRepetitions: Int, chartBatch: Int, chartThreads: Int, testImages: Int?,
-                evaluationThreads: Int, machine: MachineInfo) {
+                validationImages: Int? = nil, evaluationThreads: Int, machine: MachineInfo) {
         self.batches = batches; self.threads = threads; self.warmupRuns = warmupRuns
         self.minRepetitions = minRepetitions; self.minSeconds = minSeconds; self.maxRepetitions = maxRepetitions
         self.chartBatch = chartBatch; self.chartThreads = chartThreads; self.testImages = testImages
-        self.evaluationThreads = evaluationThreads; self.machine = machine
+        self.validationImages = validationImages; self.evaluationThreads = evaluationThreads; self.machine = machine
     }
 }
 
@@ -137,18 +140,21 @@ public struct ModelReport: Sendable, Equatable, Codable {
     public var latency: [LatencyMeasurement]
     /// Accuracy on the test split; nil when no test data was given.
     public var accuracy: AccuracyReport?
+    /// Accuracy on the validation split; nil when not asked for.
+    public var validationAccuracy: AccuracyReport?
     /// Layers that read initializers, in graph order.
     public var layers: [LayerReport]
 
     public init(label: String, path: String, format: String, architecture: String?, fileBytes: Int,
                 compressionRatio: Double, parameters: Int, nonZeroParameters: Int, tensorBytes: Int, weights: Int,
                 weightStorageBytes: Int, bitsPerWeight: Double?, macsPerImage: Int, latency: [LatencyMeasurement],
-                accuracy: AccuracyReport?, layers: [LayerReport]) {
+                accuracy: AccuracyReport?, validationAccuracy: AccuracyReport? = nil, layers: [LayerReport]) {
         self.label = label; self.path = path; self.format = format; self.architecture = architecture
         self.fileBytes = fileBytes; self.compressionRatio = compressionRatio; self.parameters = parameters
         self.nonZeroParameters = nonZeroParameters; self.tensorBytes = tensorBytes; self.weights = weights
         self.weightStorageBytes = weightStorageBytes; self.bitsPerWeight = bitsPerWeight
-        self.macsPerImage = macsPerImage; self.latency = latency; self.accuracy = accuracy; self.layers = layers
+        self.macsPerImage = macsPerImage; self.latency = latency; self.accuracy = accuracy
+        self.validationAccuracy = validationAccuracy; self.layers = layers
     }
 
     /// The latency measured at `batch` images and `threads` threads, if any.
@@ -157,9 +163,10 @@ public struct ModelReport: Sendable, Equatable, Codable {
     }
 }
 
-/// Top-1 and top-5 accuracy on the test split and their change vs the baseline.
+/// Top-1 and top-5 accuracy on one split (test or validation) and their
+/// change vs the baseline on the same split.
 public struct AccuracyReport: Sendable, Equatable, Codable {
-    /// Test images evaluated.
+    /// Images evaluated.
     public var images: Int
     /// Fractions in [0, 1], as `compressor eval --json` prints them.
     public var top1: Double
@@ -197,12 +204,47 @@ public struct LayerReport: Sendable, Equatable, Codable {
     public var macs: Int
     /// File bytes of every initializer the layer reads (the sum of `info`'s layer "bytes").
     public var bytes: Int
+    /// The weight tensor's initializer name.
+    public var weightTensor: String
+    /// File bytes of the weight tensor alone: values plus any indices,
+    /// codebook and Huffman tables, and its record.
+    public var weightBytes: Int
+    /// 8 × `weightBytes` / elements of the weight tensor.
+    public var bitsPerWeight: Double
+    /// 8 × `weightBytes` / non-zero elements of the weight tensor.
+    public var bitsPerNonZero: Double
+    /// When the model allows Huffman coding: how the weight would be stored without it; nil otherwise.
+    public var withoutHuffman: EncodingCost?
 
     public init(name: String, op: String, weightShape: [Int], encoding: String, parameters: Int, nonZeros: Int,
-                sparsity: Double, rank: Int?, macs: Int, bytes: Int) {
+                sparsity: Double, rank: Int?, macs: Int, bytes: Int, storage: TensorStorageCost) {
         self.name = name; self.op = op; self.weightShape = weightShape; self.encoding = encoding
         self.parameters = parameters; self.nonZeros = nonZeros; self.sparsity = sparsity; self.rank = rank
         self.macs = macs; self.bytes = bytes
+        weightTensor = storage.tensor; weightBytes = storage.bytes
+        bitsPerWeight = storage.bitsPerWeight; bitsPerNonZero = storage.bitsPerNonZero
+        withoutHuffman = storage.withoutHuffman.map { plain in
+            EncodingCost(encoding: plain.encoding, bytes: plain.bytes,
+                         bitsPerWeight: TensorStorageCost.bits(plain.bytes, per: storage.weights),
+                         bitsPerNonZero: TensorStorageCost.bits(plain.bytes, per: storage.nonZeros))
+        }
+    }
+}
+
+/// One way of storing a tensor and what it costs.
+public struct EncodingCost: Sendable, Equatable, Codable {
+    /// The encoding's name, e.g. "sparse-codebook/4-bit/5-bit".
+    public var encoding: String
+    /// Bytes of the tensor's record in that encoding.
+    public var bytes: Int
+    /// 8 × `bytes` / elements.
+    public var bitsPerWeight: Double
+    /// 8 × `bytes` / non-zero elements.
+    public var bitsPerNonZero: Double
+
+    public init(encoding: String, bytes: Int, bitsPerWeight: Double, bitsPerNonZero: Double) {
+        self.encoding = encoding; self.bytes = bytes; self.bitsPerWeight = bitsPerWeight
+        self.bitsPerNonZero = bitsPerNonZero
     }
 }
 
@@ -216,7 +258,8 @@ extension ReportMeasurementSettings {
         try c.encode(warmupRuns, forKey: .warmupRuns); try c.encode(minRepetitions, forKey: .minRepetitions)
         try c.encode(minSeconds, forKey: .minSeconds); try c.encode(maxRepetitions, forKey: .maxRepetitions)
         try c.encode(chartBatch, forKey: .chartBatch); try c.encode(chartThreads, forKey: .chartThreads)
-        try c.encode(testImages, forKey: .testImages); try c.encode(evaluationThreads, forKey: .evaluationThreads)
+        try c.encode(testImages, forKey: .testImages)
+        try c.encode(validationImages, forKey: .validationImages); try c.encode(evaluationThreads, forKey: .evaluationThreads)
         try c.encode(machine, forKey: .machine)
     }
 }
@@ -240,7 +283,7 @@ extension ModelReport {
         try c.encode(weights, forKey: .weights); try c.encode(weightStorageBytes, forKey: .weightStorageBytes)
         try c.encode(bitsPerWeight, forKey: .bitsPerWeight); try c.encode(macsPerImage, forKey: .macsPerImage)
         try c.encode(latency, forKey: .latency); try c.encode(accuracy, forKey: .accuracy)
-        try c.encode(layers, forKey: .layers)
+        try c.encode(validationAccuracy, forKey: .validationAccuracy); try c.encode(layers, forKey: .layers)
     }
 }
 
@@ -259,5 +302,8 @@ extension LayerReport {
         try c.encode(encoding, forKey: .encoding); try c.encode(parameters, forKey: .parameters)
         try c.encode(nonZeros, forKey: .nonZeros); try c.encode(sparsity, forKey: .sparsity)
         try c.encode(rank, forKey: .rank); try c.encode(macs, forKey: .macs); try c.encode(bytes, forKey: .bytes)
+        try c.encode(weightTensor, forKey: .weightTensor); try c.encode(weightBytes, forKey: .weightBytes)
+        try c.encode(bitsPerWeight, forKey: .bitsPerWeight); try c.encode(bitsPerNonZero, forKey: .bitsPerNonZero)
+        try c.encode(withoutHuffman, forKey: .withoutHuffman)
     }
 }

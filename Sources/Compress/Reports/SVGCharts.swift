@@ -9,7 +9,8 @@ struct ChartPoint: Equatable {
     var onFront: Bool
 }
 
-/// One model's bars in a grouped bar chart: a value per category (nil: no bar).
+/// One model's bars in a grouped bar chart, or one line of a category line
+/// chart: a value per category (nil: no bar or point).
 struct BarSeries: Equatable {
     var label: String
     var color: String
@@ -83,6 +84,57 @@ enum SVGCharts {
         return "<line x1=\"\(fmt(x))\" y1=\"\(fmt(y))\" x2=\"\(fmt(x + 26))\" y2=\"\(fmt(y))\" stroke=\"\(frontColor)\" "
             + "stroke-width=\"2\" stroke-dasharray=\"6 4\"/>"
             + text("Pareto front", x: x + 32, y: y + 4, anchor: "start", cls: "legend")
+    }
+
+    // MARK: - Lines over categories
+
+    /// Values per category (model), in order along x, one line and one marker
+    /// per value of each series (nil: no marker, the line skips it). Reads a
+    /// sweep (models from one recipe at settings in order) as curves.
+    static func categoryLines(title: String, categories: [String], series: [BarSeries], yLabel: String,
+                              format: (Double) -> String) -> String {
+        let longest = Double(categories.map(\.count).max() ?? 1)
+        // Tick labels are turned 40 degrees; leave room for the longest.
+        let bottom = 44 + min(160, 6.2 * longest * 0.64)
+        let width = max(560, 96 + 44 * Double(categories.count))
+        let frame = PlotFrame(width: width, height: 300 + bottom, left: 64, right: 24, top: 64, bottom: bottom)
+        var body = [heading(title, frame)] + barLegend(series, frame: frame)
+        let values = series.flatMap { $0.values.compactMap { $0 } }
+        guard !values.isEmpty else {
+            body.append(text("No accuracy measured (no test data).", x: frame.width / 2, y: frame.height / 2,
+                             anchor: "middle", cls: "note"))
+            return svg(frame, title: title, body: body)
+        }
+        let ys = Axis(values: values.map { $0 * 100 }, log: false, padding: 0.15, minimumSpan: 1, bounds: 0...100)
+        body += yAxis(ys, frame: frame, label: yLabel, format: { String(format: "%.1f%%", $0) })
+        let step = frame.plotWidth / Double(max(categories.count, 1))
+        func x(_ i: Int) -> Double { frame.left + step * (Double(i) + 0.5) }
+        let axisY = frame.height - frame.bottom
+        body.append("<line x1=\"\(fmt(frame.left))\" y1=\"\(fmt(axisY))\" x2=\"\(fmt(frame.width - frame.right))\" "
+                    + "y2=\"\(fmt(axisY))\" stroke=\"#444\"/>")
+        for (i, category) in categories.enumerated() {
+            body.append("<line x1=\"\(fmt(x(i)))\" y1=\"\(fmt(frame.top))\" x2=\"\(fmt(x(i)))\" y2=\"\(fmt(axisY))\" class=\"grid\"/>")
+            body.append("<text x=\"\(fmt(x(i)))\" y=\"\(fmt(axisY + 14))\" text-anchor=\"end\" class=\"tick\" "
+                        + "transform=\"rotate(-40 \(fmt(x(i))) \(fmt(axisY + 14)))\">\(escape(category))</text>")
+        }
+        for line in series {
+            let points = line.values.enumerated().compactMap { i, v in v.map { (i, x(i), frame.y(ys.unit($0 * 100)), $0) } }
+            // One polyline per run of consecutive categories with values.
+            var runs: [[(Int, Double, Double, Double)]] = []
+            for p in points {
+                if let last = runs.last?.last, last.0 == p.0 - 1 { runs[runs.count - 1].append(p) } else { runs.append([p]) }
+            }
+            for run in runs where run.count > 1 {
+                let coords = run.map { "\(fmt($0.1)),\(fmt($0.2))" }.joined(separator: " ")
+                body.append("<polyline points=\"\(coords)\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"2\"/>")
+            }
+            for (i, px, py, v) in points {
+                body.append("<circle cx=\"\(fmt(px))\" cy=\"\(fmt(py))\" r=\"4.5\" fill=\"\(line.color)\" stroke=\"#222\" "
+                            + "stroke-width=\"1\" data-series=\"\(escape(line.label))\"><title>\(escape(categories[i])), "
+                            + "\(escape(line.label)): \(escape(format(v)))</title></circle>")
+            }
+        }
+        return svg(frame, title: title, body: body)
     }
 
     // MARK: - Bars
