@@ -44,6 +44,19 @@ struct InfoReport: Encodable {
         /// With Huffman allowed: the encoding and bytes the tensor would take without it.
         var withoutHuffman: EncodedTensorSize?
     }
+    /// How one hashed tensor (HashedNets) is stored: its virtual weights,
+    /// buckets and seed, its encoding and the bits it takes per virtual weight.
+    struct HashedTensorInfo: Encodable {
+        var tensor: String
+        var weights: Int
+        var buckets: Int
+        var seed: UInt64
+        /// Virtual weights per bucket.
+        var compression: Double
+        var encoding: String
+        var bytes: Int
+        var bitsPerWeight: Double
+    }
     struct HistoryItem: Encodable {
         var pass: String
         var parameters: [String: String]
@@ -63,6 +76,8 @@ struct InfoReport: Encodable {
     /// Weight-shared tensors (absent for a model without any).
     var sharedTensors: [SharedTensor]?
     var huffman: Bool?
+    /// Hashed tensors (absent for a model without any).
+    var hashedTensors: [HashedTensorInfo]?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -105,6 +120,16 @@ struct InfoReport: Encodable {
                                     withoutHuffman: plainSizes[name])
             }
         }
+        if !storage.hashedTensors.isEmpty {
+            hashedTensors = storage.hashedTensors.keys.sorted().compactMap { name in
+                guard let t = g.initializers[name], let size = sizes[name], let hashed = storage.hashedTensors[name] else {
+                    return nil
+                }
+                return HashedTensorInfo(tensor: name, weights: t.count, buckets: hashed.buckets, seed: hashed.seed,
+                                        compression: Double(t.count) / Double(hashed.buckets), encoding: size.encoding,
+                                        bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)))
+            }
+        }
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
         }
@@ -130,6 +155,15 @@ struct InfoReport: Encodable {
             out += "\n\nweight sharing (codebooks\(huffman == true ? ", Huffman coding allowed" : "")):\n"
             out += formatTable(["tensor", "weights", "non-zero", "encoding", "bytes", "bits/weight", "bits/non-zero"]
                                + (huffman == true ? ["without Huffman: bytes (bits/non-zero)"] : []), rows)
+        }
+        if let hashedTensors {
+            let rows = hashedTensors.map { t in
+                [t.tensor, ReportFormat.grouped(t.weights), ReportFormat.grouped(t.buckets),
+                 String(format: "%.2fx", t.compression), t.encoding, ReportFormat.grouped(t.bytes),
+                 String(format: "%.2f", t.bitsPerWeight)]
+            }
+            out += "\n\nhashed weights (HashedNets: virtual weights drawn from buckets by a seeded hash):\n"
+            out += formatTable(["tensor", "weights", "buckets", "compression", "encoding", "bytes", "bits/weight"], rows)
         }
         if !history.isEmpty {
             out += "\n\nhistory:"

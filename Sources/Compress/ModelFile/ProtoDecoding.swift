@@ -33,6 +33,9 @@ enum ProtoDecoder {
         for name in metadata.storage.sharedTensors where graph.initializers[name] == nil {
             throw .unknownSharedTensor(name)
         }
+        for name in metadata.storage.hashedTensors.keys.sorted() where graph.initializers[name] == nil {
+            throw .unknownHashedTensor(name)
+        }
         return Model(graph: graph, metadata: metadata)
     }
 
@@ -164,6 +167,9 @@ enum ProtoDecoder {
         case COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32:
             guard let s = t.sparse_float32 else { throw missing() }
             storage = .float32(try sparseFloat32(s.pointee, elementCount: count, tensor: name))
+        case COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32:
+            guard let h = t.hashed_float32 else { throw missing() }
+            storage = .float32(try hashedFloat32(h.pointee, count: count, tensor: name))
         case COMPRESSOR__TENSOR__ENCODING_CODEBOOK:
             guard let c = t.codebook else { throw missing() }
             try SparseFloat32Reader.checkElementCount(count, tensor: name)
@@ -204,6 +210,25 @@ enum ProtoDecoder {
             }
         }
         return try reader.elements()
+    }
+
+    /// The `count` elements of a `HashedFloat32` message, after checking its
+    /// seed and bucket bytes.
+    static func hashedFloat32(_ h: Compressor__HashedFloat32, count: Int,
+                              tensor name: String) throws(ModelFileError) -> [Float] {
+        guard h.has_seed != 0 else { throw .missingField("tensor '\(name)': hashed seed") }
+        guard h.has_buckets != 0 else { throw .missingField("tensor '\(name)': hashed buckets") }
+        let stored = bytes(h.has_buckets, h.buckets)
+        guard stored.count % 4 == 0 else {
+            throw .invalidHashedTensor(tensor: name, detail: "\(stored.count) bytes of float32 buckets, not a multiple of 4")
+        }
+        guard stored.count > 0 else { throw .invalidHashedTensor(tensor: name, detail: "no buckets") }
+        guard stored.count / 4 <= max(count, 1) else {
+            throw .invalidHashedTensor(tensor: name, detail: "\(stored.count / 4) buckets for \(count) elements")
+        }
+        let buckets: [UInt32] = littleEndianValues(stored, count: stored.count / 4)
+        let layout = HashedLayout(seed: h.seed, buckets: buckets.count, count: count)
+        return layout.materialize(bitPatterns: buckets).map { Float(bitPattern: $0) }
     }
 
     /// The bit patterns of the `count` values of a `CodebookIndices`
@@ -307,8 +332,22 @@ enum ProtoDecoder {
                 guard !shared.contains(s) else { throw .duplicateName("shared tensor '\(s)'") }
                 shared.append(s)
             }
+            var hashed: [String: HashedTensor] = [:]
+            for (i, p) in messages(storage.pointee.hashed_tensors, storage.pointee.n_hashed_tensors).enumerated() {
+                let h = p.pointee
+                guard let n = h.name else { throw .missingField("storage options: hashed tensor \(i): name") }
+                let name = String(cString: n)
+                guard hashed[name] == nil else { throw .duplicateName("hashed tensor '\(name)'") }
+                guard h.has_buckets != 0 else { throw .missingField("storage options: hashed tensor '\(name)': buckets") }
+                guard h.has_seed != 0 else { throw .missingField("storage options: hashed tensor '\(name)': seed") }
+                guard h.buckets >= 1, let buckets = Int(exactly: h.buckets) else {
+                    throw .invalidHashedTensor(tensor: name, detail: "the storage options give it \(h.buckets) buckets")
+                }
+                hashed[name] = HashedTensor(buckets: buckets, seed: h.seed)
+            }
             metadata.storage = StorageOptions(sharedTensors: shared,
-                                              huffman: storage.pointee.has_huffman != 0 && storage.pointee.huffman != 0)
+                                              huffman: storage.pointee.has_huffman != 0 && storage.pointee.huffman != 0,
+                                              hashedTensors: hashed)
         }
         return metadata
     }

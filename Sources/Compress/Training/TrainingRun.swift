@@ -120,7 +120,10 @@ public final class TrainingRun {
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
         if settings.keepsZeroWeights { graph.maskZeroWeights() }
-        if settings.keepsCodebooks { graph.tieSharedTensors(state.current.metadata.storage.sharedTensors) }
+        if settings.keepsCodebooks {
+            graph.tieHashedTensors(state.current.metadata.storage.hashedTensors)
+            graph.tieSharedTensors(state.current.metadata.storage.sharedTensors)
+        }
         try configure?(graph)
         let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
                                   dropLast: true, augmentation: settings.augmentation)
@@ -154,6 +157,8 @@ public final class TrainingRun {
         if !settings.keepsCodebooks {
             // Released: the trained values are no longer drawn from a codebook.
             state.current.metadata.storage.sharedTensors.removeAll { graph.parameters[$0] != nil }
+            state.current.metadata.storage.hashedTensors = state.current.metadata.storage.hashedTensors
+                .filter { graph.parameters[$0.key] == nil }
         }
         state.completedEpochs = epoch + 1
         let validation = try Evaluation.accuracy(of: state.current, on: data.validation, threads: settings.threads).top1
