@@ -125,3 +125,26 @@ import Testing
         #expect(ModelFile.encodingName(of: w, named: "fc1.weight", storage: out.metadata.storage) == "dense-float32")
     }
 }
+
+extension HashedTrainingTests {
+    /// A bucket at exactly zero is a bucket, not pruned weights: keep-zeros
+    /// leaves hashed tensors unmasked, so training moves it and the tensor
+    /// stays drawn from its layout.
+    @Test func aZeroBucketIsNotMaskedAndMoves() throws {
+        var model = hashedModel()
+        let name = "fc2.weight"
+        let hashed = model.metadata.storage.hashedTensors[name]!
+        let w = model.graph.initializers[name]!
+        let layout = hashed.layout(count: w.count)
+        var buckets = layout.projectedBuckets(of: w.floats)
+        buckets[0] = 0
+        model.graph.initializers[name] = Tensor(shape: w.shape, floats: layout.materialize(buckets))
+        var s = TrainingRunTests().settings(epochs: 1)
+        s.keepsZeroWeights = true
+        let out = try TrainingRun(model: model, data: TrainingRunTests().data(), settings: s, passName: "finetune",
+                                  checkpointDirectory: nil).run(resume: false).model
+        let after = out.graph.initializers[name]!.floats
+        let moved = try #require(after.withUnsafeBufferPointer { layout.exactBuckets(of: $0) })
+        #expect(moved[0] != 0)
+    }
+}

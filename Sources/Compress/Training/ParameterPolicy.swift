@@ -53,25 +53,36 @@ public struct Codebook: Sendable, Equatable {
 
     /// Writes each weight's centroid into `values` (0 for pruned weights).
     func materialize(into values: UnsafeMutableBufferPointer<Float>) {
-        if let negated {
-            for (i, k) in assignments.enumerated() {
-                values[i] = k >= 0 ? Float(bitPattern: centroids[Int(k)].bitPattern ^ (negated[i] ? 0x8000_0000 : 0)) : 0
+        centroids.withUnsafeBufferPointer { c in
+            assignments.withUnsafeBufferPointer { a in
+                if let negated {
+                    negated.withUnsafeBufferPointer { n in
+                        for i in 0..<a.count {
+                            let k = Int(a[i])
+                            values[i] = k >= 0 ? Float(bitPattern: c[k].bitPattern ^ (n[i] ? 0x8000_0000 : 0)) : 0
+                        }
+                    }
+                } else {
+                    for i in 0..<a.count { values[i] = a[i] >= 0 ? c[Int(a[i])] : 0 }
+                }
             }
-            return
         }
-        for (i, k) in assignments.enumerated() { values[i] = k >= 0 ? centroids[Int(k)] : 0 }
     }
 
     /// Per centroid, the (signed) sum of its members' gradients.
     func centroidGradients(_ gradient: UnsafeMutableBufferPointer<Float>) -> [Float] {
         var sums = [Float](repeating: 0, count: centroids.count)
-        if let negated {
-            for (i, k) in assignments.enumerated() where k >= 0 {
-                sums[Int(k)] += negated[i] ? -gradient[i] : gradient[i]
+        sums.withUnsafeMutableBufferPointer { s in
+            assignments.withUnsafeBufferPointer { a in
+                if let negated {
+                    negated.withUnsafeBufferPointer { n in
+                        for i in 0..<a.count where a[i] >= 0 { s[Int(a[i])] += n[i] ? -gradient[i] : gradient[i] }
+                    }
+                } else {
+                    for i in 0..<a.count where a[i] >= 0 { s[Int(a[i])] += gradient[i] }
+                }
             }
-            return sums
         }
-        for (i, k) in assignments.enumerated() where k >= 0 { sums[Int(k)] += gradient[i] }
         return sums
     }
 }

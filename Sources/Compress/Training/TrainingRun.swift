@@ -119,11 +119,10 @@ public final class TrainingRun {
         let started = Date()
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
+        // Hashed tensors are tied first, so a bucket at zero is not taken for pruned weights.
+        if settings.keepsCodebooks { graph.tieHashedTensors(state.current.metadata.storage.hashedTensors) }
         if settings.keepsZeroWeights { graph.maskZeroWeights() }
-        if settings.keepsCodebooks {
-            graph.tieHashedTensors(state.current.metadata.storage.hashedTensors)
-            graph.tieSharedTensors(state.current.metadata.storage.sharedTensors)
-        }
+        if settings.keepsCodebooks { graph.tieSharedTensors(state.current.metadata.storage.sharedTensors) }
         try configure?(graph)
         let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
                                   dropLast: true, augmentation: settings.augmentation)
