@@ -78,6 +78,8 @@ struct InfoReport: Encodable {
     var huffman: Bool?
     /// Hashed tensors (absent for a model without any).
     var hashedTensors: [HashedTensorInfo]?
+    /// Values the file stores: parameters with each hashed tensor counted as its buckets (absent without hashed tensors).
+    var storedParameters: Int?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -129,6 +131,7 @@ struct InfoReport: Encodable {
                                         compression: Double(t.count) / Double(hashed.buckets), encoding: size.encoding,
                                         bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)))
             }
+            storedParameters = parameters - hashedTensors!.reduce(0) { $0 + $1.weights - $1.buckets }
         }
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
@@ -143,7 +146,8 @@ struct InfoReport: Encodable {
         }
         var out = "\(file): \(architecture ?? "model"), input \(inputShape.map(String.init).joined(separator: "x")), \(classes.count) classes\n\n"
         out += formatTable(["layer", "op", "output", "params", "MACs", "bytes"], rows)
-        out += "\n\nparameters  \(ReportFormat.grouped(parameters)) (\(ReportFormat.grouped(nonZeros)) non-zero)"
+        out += "\n\nparameters  \(ReportFormat.grouped(parameters)) (\(ReportFormat.grouped(nonZeros)) non-zero"
+            + (storedParameters.map { ", \(ReportFormat.grouped($0)) stored: hashed tensors as their buckets" } ?? "") + ")"
         out += "\nMACs/image  \(ReportFormat.grouped(macs))"
         out += "\nweights     \(ReportFormat.bytes(weightBytes)) in tensors, file \(ReportFormat.bytes(fileBytes)) (\(ReportFormat.grouped(fileBytes)) bytes)"
         if let sharedTensors {

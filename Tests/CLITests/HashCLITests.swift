@@ -41,9 +41,12 @@ import Prune
         #expect(info.stdout.contains("hashed weights (HashedNets"), "\(info.stdout)")
         #expect(info.stdout.contains("fc1.weight"))
         #expect(info.stdout.contains("8.00x"))
+        // 64x300 + 300x100 + 100x4 weights as 2,400 + 3,750 + 50 buckets, and 404 biases.
+        #expect(info.stdout.contains("6,604 stored: hashed tensors as their buckets"), "\(info.stdout)")
         let infoJSON = try cli.json(try runs.run(["info", "hashed.bin", "--json"], in: dir).stdout)
         let tensors = try #require(infoJSON["hashedTensors"] as? [[String: Any]])
         #expect(tensors.count == 3)
+        #expect(infoJSON["storedParameters"] as? Int == 6_604)
         #expect(tensors.first?["tensor"] as? String == "fc1.weight")
         #expect(tensors.first?["buckets"] as? Int == 2_400)
         #expect(tensors.first?["encoding"] as? String == "hashed-float32")
