@@ -131,15 +131,21 @@ import Testing
 
     // MARK: Refusals
 
-    /// The file of 40 elements hashed into 5 buckets, after `edit`.
-    static func hashedFile(edit: (ProtoArena, inout Compressor__HashedFloat32) -> Void) throws -> [UInt8] {
+    /// The file of 40 elements hashed into 5 buckets with seed 5, listed in
+    /// the storage options unless `unlisted`, after `edit`.
+    static func hashedFile(unlisted: Bool = false,
+                           edit: (ProtoArena, inout Compressor__HashedFloat32) -> Void) throws -> [UInt8] {
         let layout = HashedLayout(seed: 5, buckets: 5, count: 40)
         let buckets: [UInt32] = [1, 2, 3, 4, 5].map { Float($0).bitPattern }
         let tensor = Tensor(shape: [5, 8], floats: layout.materialize(bitPatterns: buckets).map { Float(bitPattern: $0) })
-        return try SparseStorageTests.file(tensor, encoding: .hashed(layout, buckets: buckets)) { arena, t in
-            precondition(t.pointee.encoding_case == COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32)
-            edit(arena, &t.pointee.hashed_float32.pointee)
-        }
+        let encoder = ProtoEncoder()
+        let message = try encoder.model(CodebookStorageTests.model(
+            ["t": tensor], storage: StorageOptions(hashedTensors: ["t": HashedTensor(buckets: 5, seed: 5)])))
+        let t = message.pointee.graph.pointee.tensors[0]!
+        precondition(t.pointee.encoding_case == COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32)
+        edit(encoder.arena, &t.pointee.hashed_float32.pointee)
+        if unlisted { message.pointee.metadata.pointee.storage.pointee.n_hashed_tensors = 0 }
+        return file(message, encoder)
     }
 
     @Test func theFixtureReadsBack() throws {
@@ -162,6 +168,13 @@ import Testing
         }
         refused(.missingField("tensor 't': hashed seed")) { _, h in h.has_seed = 0 }
         refused(.missingField("tensor 't': hashed buckets")) { _, h in h.has_buckets = 0 }
+        // A record must match the storage options' entry, and have one.
+        refused(.invalidHashedTensor(tensor: "t", detail: "5 buckets with seed 6, the storage options say 5 with seed 5")) {
+            _, h in h.seed = 6
+        }
+        #expect(throws: ModelFileError.invalidHashedTensor(tensor: "t", detail: "the storage options do not list it as hashed")) {
+            try ModelFile.decode(try Self.hashedFile(unlisted: true) { _, _ in })
+        }
         // A whole file cut inside the record is refused before any tensor is read.
         let bytes = try Self.hashedFile { _, _ in }
         #expect(throws: ModelFileError.self) { try ModelFile.decode(Array(bytes.dropLast(3))) }

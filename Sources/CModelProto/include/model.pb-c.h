@@ -601,7 +601,8 @@ struct  Compressor__CodebookIndices
  * in `hashed_tensors`, with that entry's seed and bucket count, and only when
  * every element is exactly (bit for bit) its signed bucket; buckets no element
  * maps to are +0.0. Like the other encodings it is taken when it is the
- * smallest.
+ * smallest. Readers refuse, by tensor name, a record whose tensor the storage
+ * options do not list, or list with another seed or bucket count.
  */
 struct  Compressor__HashedFloat32
 {
