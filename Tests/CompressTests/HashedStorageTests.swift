@@ -29,10 +29,15 @@ import Testing
                 #expect(layout.bucket(i) == r.bucket && layout.isNegated(i) == r.negated, "seed \(seed) element \(i)")
             }
         }
-        // Golden values, so a change of the hash (which would change every file) is seen.
-        let layout = HashedLayout(seed: 1, buckets: 10, count: 8)
-        #expect(layout.assignments == (0..<8).map { Int32(Self.reference(seed: 1, buckets: 10, i: $0).bucket) })
-        #expect(layout.assignments.count == 8)
+        // Golden values computed with Python's integers from the formula in
+        // proto/model.proto, so a change of the hash (which would misread
+        // every hashed file) is seen.
+        let small = HashedLayout(seed: 1, buckets: 10, count: 8)
+        #expect(small.assignments == [5, 9, 4, 8, 2, 4, 4, 4])
+        #expect(small.signs == [-1, 1, -1, -1, -1, -1, -1, 1])
+        let large = HashedLayout(seed: 0xDEAD_BEEF, buckets: 1000, count: 8)
+        #expect(large.assignments == [292, 8, 234, 352, 41, 883, 108, 961])
+        #expect(large.signs == [-1, 1, -1, -1, 1, -1, -1, 1])
     }
 
     @Test func bucketsAreEvenlyUsedAndSignsBalanced() {
