@@ -1087,6 +1087,51 @@ void   compressor__codebook_indices__free_unpacked
   assert(message->base.descriptor == &compressor__codebook_indices__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__hashed_float32__init
+                     (Compressor__HashedFloat32         *message)
+{
+  static const Compressor__HashedFloat32 init_value = COMPRESSOR__HASHED_FLOAT32__INIT;
+  *message = init_value;
+}
+size_t compressor__hashed_float32__get_packed_size
+                     (const Compressor__HashedFloat32 *message)
+{
+  assert(message->base.descriptor == &compressor__hashed_float32__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__hashed_float32__pack
+                     (const Compressor__HashedFloat32 *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__hashed_float32__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__hashed_float32__pack_to_buffer
+                     (const Compressor__HashedFloat32 *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__hashed_float32__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__HashedFloat32 *
+       compressor__hashed_float32__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__HashedFloat32 *)
+     protobuf_c_message_unpack (&compressor__hashed_float32__descriptor,
+                                allocator, len, data);
+}
+void   compressor__hashed_float32__free_unpacked
+                     (Compressor__HashedFloat32 *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__hashed_float32__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__huffman_table__init
                      (Compressor__HuffmanTable         *message)
 {
@@ -1220,6 +1265,51 @@ void   compressor__storage_options__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &compressor__storage_options__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__hashed_tensor_option__init
+                     (Compressor__HashedTensorOption         *message)
+{
+  static const Compressor__HashedTensorOption init_value = COMPRESSOR__HASHED_TENSOR_OPTION__INIT;
+  *message = init_value;
+}
+size_t compressor__hashed_tensor_option__get_packed_size
+                     (const Compressor__HashedTensorOption *message)
+{
+  assert(message->base.descriptor == &compressor__hashed_tensor_option__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__hashed_tensor_option__pack
+                     (const Compressor__HashedTensorOption *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__hashed_tensor_option__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__hashed_tensor_option__pack_to_buffer
+                     (const Compressor__HashedTensorOption *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__hashed_tensor_option__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__HashedTensorOption *
+       compressor__hashed_tensor_option__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__HashedTensorOption *)
+     protobuf_c_message_unpack (&compressor__hashed_tensor_option__descriptor,
+                                allocator, len, data);
+}
+void   compressor__hashed_tensor_option__free_unpacked
+                     (Compressor__HashedTensorOption *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__hashed_tensor_option__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   compressor__normalization__init
@@ -2582,7 +2672,7 @@ const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor =
   (ProtobufCMessageInit) compressor__dropout_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[9] =
+static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[10] =
 {
   {
     "name",
@@ -2692,6 +2782,18 @@ static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[9] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "hashed_float32",
+    40,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Tensor, encoding_case),
+    offsetof(Compressor__Tensor, hashed_float32),
+    &compressor__hashed_float32__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__tensor__field_indices_by_name[] = {
   8,   /* field[8] = codebook */
@@ -2700,17 +2802,19 @@ static const unsigned compressor__tensor__field_indices_by_name[] = {
   3,   /* field[3] = dense_int64 */
   5,   /* field[5] = dense_int8 */
   6,   /* field[6] = dense_uint8 */
+  9,   /* field[9] = hashed_float32 */
   0,   /* field[0] = name */
   1,   /* field[1] = shape */
   7,   /* field[7] = sparse_float32 */
 };
-static const ProtobufCIntRange compressor__tensor__number_ranges[4 + 1] =
+static const ProtobufCIntRange compressor__tensor__number_ranges[5 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
   { 20, 7 },
   { 30, 8 },
-  { 0, 9 }
+  { 40, 9 },
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor compressor__tensor__descriptor =
 {
@@ -2720,10 +2824,10 @@ const ProtobufCMessageDescriptor compressor__tensor__descriptor =
   "Compressor__Tensor",
   "compressor",
   sizeof(Compressor__Tensor),
-  9,
+  10,
   compressor__tensor__field_descriptors,
   compressor__tensor__field_indices_by_name,
-  4,  compressor__tensor__number_ranges,
+  5,  compressor__tensor__number_ranges,
   (ProtobufCMessageInit) compressor__tensor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -3125,6 +3229,57 @@ const ProtobufCMessageDescriptor compressor__codebook_indices__descriptor =
   (ProtobufCMessageInit) compressor__codebook_indices__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor compressor__hashed_float32__field_descriptors[2] =
+{
+  {
+    "seed",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Compressor__HashedFloat32, has_seed),
+    offsetof(Compressor__HashedFloat32, seed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "buckets",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Compressor__HashedFloat32, has_buckets),
+    offsetof(Compressor__HashedFloat32, buckets),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__hashed_float32__field_indices_by_name[] = {
+  1,   /* field[1] = buckets */
+  0,   /* field[0] = seed */
+};
+static const ProtobufCIntRange compressor__hashed_float32__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor compressor__hashed_float32__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.HashedFloat32",
+  "HashedFloat32",
+  "Compressor__HashedFloat32",
+  "compressor",
+  sizeof(Compressor__HashedFloat32),
+  2,
+  compressor__hashed_float32__field_descriptors,
+  compressor__hashed_float32__field_indices_by_name,
+  1,  compressor__hashed_float32__number_ranges,
+  (ProtobufCMessageInit) compressor__hashed_float32__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor compressor__huffman_table__field_descriptors[1] =
 {
   {
@@ -3253,7 +3408,7 @@ const ProtobufCMessageDescriptor compressor__metadata__descriptor =
   (ProtobufCMessageInit) compressor__metadata__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__storage_options__field_descriptors[2] =
+static const ProtobufCFieldDescriptor compressor__storage_options__field_descriptors[3] =
 {
   {
     "shared_tensors",
@@ -3279,15 +3434,28 @@ static const ProtobufCFieldDescriptor compressor__storage_options__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "hashed_tensors",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__StorageOptions, n_hashed_tensors),
+    offsetof(Compressor__StorageOptions, hashed_tensors),
+    &compressor__hashed_tensor_option__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__storage_options__field_indices_by_name[] = {
+  2,   /* field[2] = hashed_tensors */
   1,   /* field[1] = huffman */
   0,   /* field[0] = shared_tensors */
 };
 static const ProtobufCIntRange compressor__storage_options__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor compressor__storage_options__descriptor =
 {
@@ -3297,11 +3465,75 @@ const ProtobufCMessageDescriptor compressor__storage_options__descriptor =
   "Compressor__StorageOptions",
   "compressor",
   sizeof(Compressor__StorageOptions),
-  2,
+  3,
   compressor__storage_options__field_descriptors,
   compressor__storage_options__field_indices_by_name,
   1,  compressor__storage_options__number_ranges,
   (ProtobufCMessageInit) compressor__storage_options__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__hashed_tensor_option__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__HashedTensorOption, name),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "buckets",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Compressor__HashedTensorOption, has_buckets),
+    offsetof(Compressor__HashedTensorOption, buckets),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seed",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Compressor__HashedTensorOption, has_seed),
+    offsetof(Compressor__HashedTensorOption, seed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__hashed_tensor_option__field_indices_by_name[] = {
+  1,   /* field[1] = buckets */
+  0,   /* field[0] = name */
+  2,   /* field[2] = seed */
+};
+static const ProtobufCIntRange compressor__hashed_tensor_option__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor compressor__hashed_tensor_option__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.HashedTensorOption",
+  "HashedTensorOption",
+  "Compressor__HashedTensorOption",
+  "compressor",
+  sizeof(Compressor__HashedTensorOption),
+  3,
+  compressor__hashed_tensor_option__field_descriptors,
+  compressor__hashed_tensor_option__field_indices_by_name,
+  1,  compressor__hashed_tensor_option__number_ranges,
+  (ProtobufCMessageInit) compressor__hashed_tensor_option__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__normalization__field_descriptors[2] =

@@ -106,10 +106,12 @@ public struct PrunePass: Pass {
     }
 
     public func apply(to model: Model, context: PassContext) throws -> PassOutcome {
-        switch granularity {
+        let outcome = switch granularity {
         case .weight: try pruneWeights(model, context: context)
         case .channel: try pruneChannels(model, context: context)
         }
+        try refuseChangedHashedTensors(before: model, after: outcome.model, pass: Self.name)
+        return outcome
     }
 
     /// Fine-tunes for `fineTuneEpochs` (pruned weights held at zero), or returns `model` when there are none.

@@ -51,7 +51,8 @@ struct ConvertCommand: ParsableCommand {
                                    opset: format == .onnx ? opset ?? ONNXExporter.defaultOpset : nil,
                                    nodes: model.graph.nodes.count, parameters: model.graph.parameterCount,
                                    bytes: bytes.count,
-                                   sharedAsFloat32: format == .onnx ? model.metadata.storage.sharedTensors : [])
+                                   sharedAsFloat32: format == .onnx ? model.metadata.storage.sharedTensors : [],
+                                   hashedAsFloat32: format == .onnx ? model.metadata.storage.hashedTensors.keys.sorted() : [])
         if outputOptions.json {
             try printJSON(report)
         } else {
@@ -69,6 +70,8 @@ struct ConvertCommand: ParsableCommand {
         var bytes: Int
         /// Codebook-shared tensors written as plain float32 initializers (ONNX has no codebook type).
         var sharedAsFloat32: [String]
+        /// Hashed tensors (HashedNets) written as their virtual weights in plain float32 (ONNX has no hashed type).
+        var hashedAsFloat32: [String]
 
         var text: String {
             let what = opset.map { "ONNX opset \($0)" } ?? "native"
@@ -76,6 +79,10 @@ struct ConvertCommand: ParsableCommand {
             if !sharedAsFloat32.isEmpty {
                 line += "\nnote: \(sharedAsFloat32.count) weight-shared tensor(s) (\(sharedAsFloat32.joined(separator: ", "))) written "
                     + "as plain float32 initializers: ONNX has no codebook type, so the file does not shrink"
+            }
+            if !hashedAsFloat32.isEmpty {
+                line += "\nnote: \(hashedAsFloat32.count) hashed tensor(s) (\(hashedAsFloat32.joined(separator: ", "))) written "
+                    + "as their virtual weights in plain float32 initializers: ONNX has no hashed type, so the file does not shrink"
             }
             return line
         }

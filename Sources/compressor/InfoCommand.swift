@@ -31,6 +31,19 @@ struct InfoReport: Encodable {
         /// Bytes the layer's tensors take in the file, by encoding name.
         var bytes: [String: Int]
     }
+    /// How one hashed tensor (HashedNets) is stored: its virtual weights,
+    /// buckets and seed, its encoding and the bits it takes per virtual weight.
+    struct HashedTensorInfo: Encodable {
+        var tensor: String
+        var weights: Int
+        var buckets: Int
+        var seed: UInt64
+        /// Virtual weights per bucket.
+        var compression: Double
+        var encoding: String
+        var bytes: Int
+        var bitsPerWeight: Double
+    }
     struct HistoryItem: Encodable {
         var pass: String
         var parameters: [String: String]
@@ -51,6 +64,10 @@ struct InfoReport: Encodable {
     /// Huffman coding (absent for a model without any).
     var sharedTensors: [TensorStorageCost]?
     var huffman: Bool?
+    /// Hashed tensors (absent for a model without any).
+    var hashedTensors: [HashedTensorInfo]?
+    /// Values the file stores: parameters with each hashed tensor counted as its buckets (absent without hashed tensors).
+    var storedParameters: Int?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -83,6 +100,17 @@ struct InfoReport: Encodable {
             huffman = storage.huffman
             sharedTensors = ModelFile.storageCosts(of: storage.sharedTensors, in: model)
         }
+        if !storage.hashedTensors.isEmpty {
+            hashedTensors = storage.hashedTensors.keys.sorted().compactMap { name in
+                guard let t = g.initializers[name], let size = sizes[name], let hashed = storage.hashedTensors[name] else {
+                    return nil
+                }
+                return HashedTensorInfo(tensor: name, weights: t.count, buckets: hashed.buckets, seed: hashed.seed,
+                                        compression: Double(t.count) / Double(hashed.buckets), encoding: size.encoding,
+                                        bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)))
+            }
+            storedParameters = parameters - hashedTensors!.reduce(0) { $0 + $1.weights - $1.buckets }
+        }
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
         }
@@ -96,7 +124,8 @@ struct InfoReport: Encodable {
         }
         var out = "\(file): \(architecture ?? "model"), input \(inputShape.map(String.init).joined(separator: "x")), \(classes.count) classes\n\n"
         out += formatTable(["layer", "op", "output", "params", "MACs", "bytes"], rows)
-        out += "\n\nparameters  \(ReportFormat.grouped(parameters)) (\(ReportFormat.grouped(nonZeros)) non-zero)"
+        out += "\n\nparameters  \(ReportFormat.grouped(parameters)) (\(ReportFormat.grouped(nonZeros)) non-zero"
+            + (storedParameters.map { ", \(ReportFormat.grouped($0)) stored: hashed tensors as their buckets" } ?? "") + ")"
         out += "\nMACs/image  \(ReportFormat.grouped(macs))"
         out += "\nweights     \(ReportFormat.bytes(weightBytes)) in tensors, file \(ReportFormat.bytes(fileBytes)) (\(ReportFormat.grouped(fileBytes)) bytes)"
         if let sharedTensors {
@@ -108,6 +137,15 @@ struct InfoReport: Encodable {
             out += "\n\nweight sharing (codebooks\(huffman == true ? ", Huffman coding allowed" : "")):\n"
             out += formatTable(["tensor", "weights", "non-zero", "encoding", "bytes", "bits/weight", "bits/non-zero"]
                                + (huffman == true ? ["without Huffman: bytes (bits/non-zero)"] : []), rows)
+        }
+        if let hashedTensors {
+            let rows = hashedTensors.map { t in
+                [t.tensor, ReportFormat.grouped(t.weights), ReportFormat.grouped(t.buckets),
+                 String(format: "%.2fx", t.compression), t.encoding, ReportFormat.grouped(t.bytes),
+                 String(format: "%.2f", t.bitsPerWeight)]
+            }
+            out += "\n\nhashed weights (HashedNets: virtual weights drawn from buckets by a seeded hash):\n"
+            out += formatTable(["tensor", "weights", "buckets", "compression", "encoding", "bytes", "bits/weight"], rows)
         }
         if !history.isEmpty {
             out += "\n\nhistory:"

@@ -265,7 +265,7 @@ import Testing
             for huffman in [false, true] {
                 for candidate in TensorFileEncoding.candidates(for: tensor, shared: false, huffman: huffman) {
                     switch candidate {
-                    case .codebook, .sparseCodebook: Issue.record("codebook candidate for a tensor not shared")
+                    case .codebook, .sparseCodebook, .hashed: Issue.record("codebook candidate for a tensor not shared")
                     case .dense, .sparseFloat32: break
                     }
                 }

@@ -271,11 +271,11 @@ import Testing
         }
     }
 
-    /// An encoding this build does not know (here 40, the first free number)
-    /// leaves the oneof unset, as `sparse_float32` (20) or `codebook` (30)
+    /// An encoding this build does not know (here 50, the first free number)
+    /// leaves the oneof unset, as `sparse_float32` (20), `codebook` (30) or `hashed_float32` (40)
     /// does for a reader that predates it: the tensor is refused by name, not misread.
     @Test func unknownEncodingIsRefusedByName() {
-        let graph = PB.tensorGraph(shape: [2], encoding: PB.field(40, PB.field(1, [1, 2, 3])))
+        let graph = PB.tensorGraph(shape: [2], encoding: PB.field(50, PB.field(1, [1, 2, 3])))
         expectError(.unknownEncoding(tensor: "t")) { () throws(ModelFileError) in
             try ModelFile.decode(PB.file(graph: graph))
         }

@@ -39,9 +39,11 @@ typedef struct Compressor__DenseInt8 Compressor__DenseInt8;
 typedef struct Compressor__DenseUInt8 Compressor__DenseUInt8;
 typedef struct Compressor__SparseFloat32 Compressor__SparseFloat32;
 typedef struct Compressor__CodebookIndices Compressor__CodebookIndices;
+typedef struct Compressor__HashedFloat32 Compressor__HashedFloat32;
 typedef struct Compressor__HuffmanTable Compressor__HuffmanTable;
 typedef struct Compressor__Metadata Compressor__Metadata;
 typedef struct Compressor__StorageOptions Compressor__StorageOptions;
+typedef struct Compressor__HashedTensorOption Compressor__HashedTensorOption;
 typedef struct Compressor__Normalization Compressor__Normalization;
 typedef struct Compressor__HistoryEntry Compressor__HistoryEntry;
 typedef struct Compressor__HistoryAttachment Compressor__HistoryAttachment;
@@ -359,7 +361,8 @@ typedef enum {
   COMPRESSOR__TENSOR__ENCODING_DENSE_INT8 = 13,
   COMPRESSOR__TENSOR__ENCODING_DENSE_UINT8 = 14,
   COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32 = 20,
-  COMPRESSOR__TENSOR__ENCODING_CODEBOOK = 30
+  COMPRESSOR__TENSOR__ENCODING_CODEBOOK = 30,
+  COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32 = 40
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__TENSOR__ENCODING__CASE)
 } Compressor__Tensor__EncodingCase;
 
@@ -381,6 +384,7 @@ struct  Compressor__Tensor
     Compressor__DenseUInt8 *dense_uint8;
     Compressor__SparseFloat32 *sparse_float32;
     Compressor__CodebookIndices *codebook;
+    Compressor__HashedFloat32 *hashed_float32;
   };
 };
 #define COMPRESSOR__TENSOR__INIT \
@@ -591,6 +595,42 @@ struct  Compressor__CodebookIndices
 
 
 /*
+ * A float32 tensor drawn from a small bucket vector by a seeded hash (the
+ * hashing trick of HashedNets: Chen, Wilson, Tyree, Weinberger & Chen,
+ * "Compressing Neural Networks with the Hashing Trick", ICML 2015).
+ * Element i (row-major) is bucket[h(i)] with its sign bit flipped when
+ * s(i) = -1, where, in wrapping uint64 arithmetic,
+ *   mix(z)    = z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27;
+ *               z *= 0x94D049BB133111EB; z ^= z >> 31   (splitmix64's finalizer)
+ *   key(i, t) = mix(seed + (2 * i + t + 1) * 0x9E3779B97F4A7C15)
+ *   h(i)      = (key(i, 0) * n) >> 64, the high half of the 128-bit product,
+ *               n the number of buckets
+ *   s(i)      = -1 when bit 63 of key(i, 1) is set, else +1.
+ * Flipping the sign bit (not multiplying) keeps -0.0 and NaN payloads exact.
+ * Writers use this encoding only for a tensor the model's StorageOptions list
+ * in `hashed_tensors`, with that entry's seed and bucket count, and only when
+ * every element is exactly (bit for bit) its signed bucket; buckets no element
+ * maps to are +0.0. Like the other encodings it is taken when it is the
+ * smallest. Readers refuse, by tensor name, a record whose tensor the storage
+ * options do not list, or list with another seed or bucket count.
+ */
+struct  Compressor__HashedFloat32
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_seed;
+  uint64_t seed;
+  /*
+   * The n >= 1 buckets, laid out as DenseFloat32 (4 bytes each).
+   */
+  protobuf_c_boolean has_buckets;
+  ProtobufCBinaryData buckets;
+};
+#define COMPRESSOR__HASHED_FLOAT32__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__hashed_float32__descriptor) \
+    , 0, 0, 0, {0,NULL} }
+
+
+/*
  * A canonical Huffman code (DEFLATE's, RFC 1951 §3.2.2) over the symbols
  * 0..m - 1, m known from where the table is used. A coded stream holds the
  * symbols' codes one after another, each most significant bit first, packed
@@ -657,10 +697,34 @@ struct  Compressor__StorageOptions
    */
   protobuf_c_boolean has_huffman;
   protobuf_c_boolean huffman;
+  /*
+   * Initializers drawn from a bucket vector by a seeded hash (HashedNets),
+   * sorted by name; each names a tensor of the graph. Such a tensor may use
+   * HashedFloat32 with this seed and bucket count.
+   */
+  size_t n_hashed_tensors;
+  Compressor__HashedTensorOption **hashed_tensors;
 };
 #define COMPRESSOR__STORAGE_OPTIONS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__storage_options__descriptor) \
-    , 0,NULL, 0, 0 }
+    , 0,NULL, 0, 0, 0,NULL }
+
+
+struct  Compressor__HashedTensorOption
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * At least 1.
+   */
+  protobuf_c_boolean has_buckets;
+  uint64_t buckets;
+  protobuf_c_boolean has_seed;
+  uint64_t seed;
+};
+#define COMPRESSOR__HASHED_TENSOR_OPTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__hashed_tensor_option__descriptor) \
+    , NULL, 0, 0, 0, 0 }
 
 
 /*
@@ -1203,6 +1267,25 @@ Compressor__CodebookIndices *
 void   compressor__codebook_indices__free_unpacked
                      (Compressor__CodebookIndices *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__HashedFloat32 methods */
+void   compressor__hashed_float32__init
+                     (Compressor__HashedFloat32         *message);
+size_t compressor__hashed_float32__get_packed_size
+                     (const Compressor__HashedFloat32   *message);
+size_t compressor__hashed_float32__pack
+                     (const Compressor__HashedFloat32   *message,
+                      uint8_t             *out);
+size_t compressor__hashed_float32__pack_to_buffer
+                     (const Compressor__HashedFloat32   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__HashedFloat32 *
+       compressor__hashed_float32__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__hashed_float32__free_unpacked
+                     (Compressor__HashedFloat32 *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__HuffmanTable methods */
 void   compressor__huffman_table__init
                      (Compressor__HuffmanTable         *message);
@@ -1259,6 +1342,25 @@ Compressor__StorageOptions *
                       const uint8_t       *data);
 void   compressor__storage_options__free_unpacked
                      (Compressor__StorageOptions *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__HashedTensorOption methods */
+void   compressor__hashed_tensor_option__init
+                     (Compressor__HashedTensorOption         *message);
+size_t compressor__hashed_tensor_option__get_packed_size
+                     (const Compressor__HashedTensorOption   *message);
+size_t compressor__hashed_tensor_option__pack
+                     (const Compressor__HashedTensorOption   *message,
+                      uint8_t             *out);
+size_t compressor__hashed_tensor_option__pack_to_buffer
+                     (const Compressor__HashedTensorOption   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__HashedTensorOption *
+       compressor__hashed_tensor_option__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__hashed_tensor_option__free_unpacked
+                     (Compressor__HashedTensorOption *message,
                       ProtobufCAllocator *allocator);
 /* Compressor__Normalization methods */
 void   compressor__normalization__init
@@ -1429,6 +1531,9 @@ typedef void (*Compressor__SparseFloat32_Closure)
 typedef void (*Compressor__CodebookIndices_Closure)
                  (const Compressor__CodebookIndices *message,
                   void *closure_data);
+typedef void (*Compressor__HashedFloat32_Closure)
+                 (const Compressor__HashedFloat32 *message,
+                  void *closure_data);
 typedef void (*Compressor__HuffmanTable_Closure)
                  (const Compressor__HuffmanTable *message,
                   void *closure_data);
@@ -1437,6 +1542,9 @@ typedef void (*Compressor__Metadata_Closure)
                   void *closure_data);
 typedef void (*Compressor__StorageOptions_Closure)
                  (const Compressor__StorageOptions *message,
+                  void *closure_data);
+typedef void (*Compressor__HashedTensorOption_Closure)
+                 (const Compressor__HashedTensorOption *message,
                   void *closure_data);
 typedef void (*Compressor__Normalization_Closure)
                  (const Compressor__Normalization *message,
@@ -1483,9 +1591,11 @@ extern const ProtobufCMessageDescriptor compressor__dense_int8__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_uint8__descriptor;
 extern const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor;
 extern const ProtobufCMessageDescriptor compressor__codebook_indices__descriptor;
+extern const ProtobufCMessageDescriptor compressor__hashed_float32__descriptor;
 extern const ProtobufCMessageDescriptor compressor__huffman_table__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metadata__descriptor;
 extern const ProtobufCMessageDescriptor compressor__storage_options__descriptor;
+extern const ProtobufCMessageDescriptor compressor__hashed_tensor_option__descriptor;
 extern const ProtobufCMessageDescriptor compressor__normalization__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_entry__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_attachment__descriptor;

@@ -37,9 +37,14 @@ public struct StorageOptions: Sendable, Equatable {
     public var sharedTensors: [String]
     /// Huffman-code the index and position streams of tensors where that is smaller.
     public var huffman: Bool
+    /// Initializers drawn from a bucket vector by a seeded hash (HashedNets,
+    /// Chen et al., ICML 2015; see ``HashedLayout``), by name: each is stored
+    /// as its buckets and seed while its values are consistent with the
+    /// layout, and fine-tuning keeps them tied to their buckets.
+    public var hashedTensors: [String: HashedTensor]
 
-    public init(sharedTensors: [String] = [], huffman: Bool = false) {
-        self.sharedTensors = sharedTensors.sorted(); self.huffman = huffman
+    public init(sharedTensors: [String] = [], huffman: Bool = false, hashedTensors: [String: HashedTensor] = [:]) {
+        self.sharedTensors = sharedTensors.sorted(); self.huffman = huffman; self.hashedTensors = hashedTensors
     }
 }
 

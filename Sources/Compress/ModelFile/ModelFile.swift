@@ -79,8 +79,9 @@ public enum ModelFile {
     /// to the previous one. A shared tensor may be "codebook/" and the index
     /// width ("codebook/5-bit") or, sparse with indices for values,
     /// "sparse-codebook/" and both widths ("sparse-codebook/4-bit/5-bit"); a
-    /// Huffman-coded stream adds "+huffman" to its width. The writer picks
-    /// the smallest.
+    /// Huffman-coded stream adds "+huffman" to its width. A hashed tensor
+    /// (HashedNets) may be "hashed-float32": its buckets and seed. The writer
+    /// picks the smallest.
     public static func encodingName(of tensor: Tensor, named name: String = "",
                                     storage: StorageOptions = StorageOptions()) -> String {
         TensorFileEncoding(choosingFor: tensor, named: name, storage: storage).name(dtype: tensor.dtype)
@@ -107,6 +108,7 @@ extension TensorFileEncoding {
         case .sparseFloat32(let layout): "sparse-float32/\(layout.gapsName)"
         case .codebook(let indices): "codebook/\(indices.indicesName)"
         case .sparseCodebook(let layout, let indices): "sparse-codebook/\(layout.gapsName)/\(indices.indicesName)"
+        case .hashed: "hashed-float32"
         }
     }
 }

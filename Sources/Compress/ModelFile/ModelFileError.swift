@@ -45,8 +45,14 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     /// wrong length, a bad index width, an index past the codebook, an index
     /// stream of the wrong length or a Huffman table that is no prefix code.
     case invalidCodebookTensor(tensor: String, detail: String)
+    /// A hashed tensor's record is inconsistent: bucket bytes of the wrong
+    /// length, no buckets, more buckets than elements, a bad bucket count in
+    /// the storage options.
+    case invalidHashedTensor(tensor: String, detail: String)
     /// The storage options name a shared tensor the graph does not have.
     case unknownSharedTensor(String)
+    /// The storage options name a hashed tensor the graph does not have.
+    case unknownHashedTensor(String)
     /// A shape has a negative dimension, or a dimension too large for this machine.
     case invalidShape(context: String, shape: [Int64])
     /// An attribute value is out of range (a non-positive stride, an axis beyond Int).
@@ -101,6 +107,10 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
             "tensor '\(tensor)' has an invalid sparse encoding: \(detail)"
         case .invalidCodebookTensor(let tensor, let detail):
             "tensor '\(tensor)' has an invalid codebook encoding: \(detail)"
+        case .invalidHashedTensor(let tensor, let detail):
+            "tensor '\(tensor)' has an invalid hashed encoding: \(detail)"
+        case .unknownHashedTensor(let name):
+            "the model's storage options list '\(name)' as a hashed tensor, but the graph has no initializer of that name"
         case .unknownSharedTensor(let name):
             "the model's storage options list '\(name)' as a shared tensor, but the graph has no initializer of that name"
         case .invalidShape(let context, let shape):

@@ -35,9 +35,12 @@ enum ProtoDecoder {
         } else {
             metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
         }
-        let graph = try graph(g.pointee)
+        let graph = try graph(g.pointee, hashed: metadata.storage.hashedTensors)
         for name in metadata.storage.sharedTensors where graph.initializers[name] == nil {
             throw .unknownSharedTensor(name)
+        }
+        for name in metadata.storage.hashedTensors.keys.sorted() where graph.initializers[name] == nil {
+            throw .unknownHashedTensor(name)
         }
         return Model(graph: graph, metadata: metadata)
     }
@@ -58,7 +61,8 @@ enum ProtoDecoder {
         return try metadata(unpacked.pointee)
     }
 
-    static func graph(_ g: Compressor__Graph) throws(ModelFileError) -> Graph {
+    /// `hashed`: the storage options' hashed tensors, which every hashed record must match.
+    static func graph(_ g: Compressor__Graph, hashed: [String: HashedTensor] = [:]) throws(ModelFileError) -> Graph {
         var inputs: [GraphInput] = []
         for (i, p) in messages(g.inputs, g.n_inputs).enumerated() {
             guard let name = p.pointee.name else { throw .missingField("graph input \(i): name") }
@@ -81,7 +85,7 @@ enum ProtoDecoder {
             guard let name = p.pointee.name else { throw .missingField("tensor \(i): name") }
             let n = String(cString: name)
             guard initializers[n] == nil else { throw .duplicateName(n) }
-            initializers[n] = try tensor(p.pointee, name: n)
+            initializers[n] = try tensor(p.pointee, name: n, hashed: hashed[n])
         }
         return Graph(inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
     }
@@ -147,7 +151,8 @@ enum ProtoDecoder {
         return Node(name: name, op: op, inputs: inputs, output: String(cString: cOutput))
     }
 
-    static func tensor(_ t: Compressor__Tensor, name: String) throws(ModelFileError) -> Tensor {
+    /// `hashed`: the storage options' entry for this tensor, which a hashed record must match.
+    static func tensor(_ t: Compressor__Tensor, name: String, hashed: HashedTensor? = nil) throws(ModelFileError) -> Tensor {
         let shape = try dimensions(t.shape, t.n_shape, context: "tensor '\(name)'")
         let rawShape = Array(buffer(t.shape, t.n_shape))
         // dimensions() checked the product fits in Int.
@@ -186,6 +191,9 @@ enum ProtoDecoder {
         case COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32:
             guard let s = t.sparse_float32 else { throw missing() }
             storage = .float32(try sparseFloat32(s.pointee, elementCount: count, tensor: name))
+        case COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32:
+            guard let h = t.hashed_float32 else { throw missing() }
+            storage = .float32(try hashedFloat32(h.pointee, count: count, tensor: name, listed: hashed))
         case COMPRESSOR__TENSOR__ENCODING_CODEBOOK:
             guard let c = t.codebook else { throw missing() }
             try SparseFloat32Reader.checkElementCount(count, tensor: name)
@@ -226,6 +234,34 @@ enum ProtoDecoder {
             }
         }
         return try reader.elements()
+    }
+
+    /// The `count` elements of a `HashedFloat32` message, after checking its
+    /// seed and bucket bytes.
+    static func hashedFloat32(_ h: Compressor__HashedFloat32, count: Int, tensor name: String,
+                              listed: HashedTensor?) throws(ModelFileError) -> [Float] {
+        guard h.has_seed != 0 else { throw .missingField("tensor '\(name)': hashed seed") }
+        guard h.has_buckets != 0 else { throw .missingField("tensor '\(name)': hashed buckets") }
+        let stored = bytes(h.has_buckets, h.buckets)
+        guard stored.count % 4 == 0 else {
+            throw .invalidHashedTensor(tensor: name, detail: "\(stored.count) bytes of float32 buckets, not a multiple of 4")
+        }
+        guard stored.count > 0 else { throw .invalidHashedTensor(tensor: name, detail: "no buckets") }
+        guard stored.count / 4 <= max(count, 1) else {
+            throw .invalidHashedTensor(tensor: name, detail: "\(stored.count / 4) buckets for \(count) elements")
+        }
+        let record = HashedTensor(buckets: stored.count / 4, seed: h.seed)
+        // Writers hash only listed tensors, with their entry's layout.
+        guard let listed else {
+            throw .invalidHashedTensor(tensor: name, detail: "the storage options do not list it as hashed")
+        }
+        guard listed == record else {
+            throw .invalidHashedTensor(tensor: name, detail: "\(record.buckets) buckets with seed \(record.seed), "
+                                           + "the storage options say \(listed.buckets) with seed \(listed.seed)")
+        }
+        let buckets: [UInt32] = littleEndianValues(stored, count: stored.count / 4)
+        let layout = HashedLayout(seed: h.seed, buckets: buckets.count, count: count)
+        return layout.materialize(bitPatterns: buckets).map { Float(bitPattern: $0) }
     }
 
     /// The bit patterns of the `count` values of a `CodebookIndices`
@@ -329,8 +365,22 @@ enum ProtoDecoder {
                 guard !shared.contains(s) else { throw .duplicateName("shared tensor '\(s)'") }
                 shared.append(s)
             }
+            var hashed: [String: HashedTensor] = [:]
+            for (i, p) in messages(storage.pointee.hashed_tensors, storage.pointee.n_hashed_tensors).enumerated() {
+                let h = p.pointee
+                guard let n = h.name else { throw .missingField("storage options: hashed tensor \(i): name") }
+                let name = String(cString: n)
+                guard hashed[name] == nil else { throw .duplicateName("hashed tensor '\(name)'") }
+                guard h.has_buckets != 0 else { throw .missingField("storage options: hashed tensor '\(name)': buckets") }
+                guard h.has_seed != 0 else { throw .missingField("storage options: hashed tensor '\(name)': seed") }
+                guard h.buckets >= 1, let buckets = Int(exactly: h.buckets) else {
+                    throw .invalidHashedTensor(tensor: name, detail: "the storage options give it \(h.buckets) buckets")
+                }
+                hashed[name] = HashedTensor(buckets: buckets, seed: h.seed)
+            }
             metadata.storage = StorageOptions(sharedTensors: shared,
-                                              huffman: storage.pointee.has_huffman != 0 && storage.pointee.huffman != 0)
+                                              huffman: storage.pointee.has_huffman != 0 && storage.pointee.huffman != 0,
+                                              hashedTensors: hashed)
         }
         return metadata
     }

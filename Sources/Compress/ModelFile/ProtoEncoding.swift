@@ -49,6 +49,12 @@ struct ProtoEncoder {
         for name in model.metadata.storage.sharedTensors where model.graph.initializers[name] == nil {
             throw .unencodable("the storage options list '\(name)' as a shared tensor, but the graph has no initializer of that name")
         }
+        for (name, hashed) in model.metadata.storage.hashedTensors {
+            guard model.graph.initializers[name] != nil else {
+                throw .unencodable("the storage options list '\(name)' as a hashed tensor, but the graph has no initializer of that name")
+            }
+            guard hashed.buckets >= 1 else { throw .unencodable("hashed tensor '\(name)' has \(hashed.buckets) buckets") }
+        }
         m.pointee.graph = try graph(model.graph, storage: model.metadata.storage)
         let meta = try metadata(model.metadata)
         // The metadata (mostly the history's text) as one zlib stream where
@@ -221,6 +227,14 @@ struct ProtoEncoder {
                 s.pointee.values_codebook = codebookIndices(indices, bitPatterns: bitPatterns)
                 t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32
                 t.pointee.sparse_float32 = s
+            case .hashed(let layout, let buckets):
+                let h = arena.message(compressor__hashed_float32__init)
+                h.pointee.has_seed = 1
+                h.pointee.seed = layout.seed
+                h.pointee.has_buckets = 1
+                h.pointee.buckets = littleEndianBytes(buckets)
+                t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32
+                t.pointee.hashed_float32 = h
             case .codebook(let indices):
                 t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_CODEBOOK
                 t.pointee.codebook = codebookIndices(indices, bitPatterns: values.map(\.bitPattern))
@@ -377,6 +391,19 @@ struct ProtoEncoder {
                 s.pointee.has_huffman = 1
                 s.pointee.huffman = 1
             }
+            var hashed: [UnsafeMutablePointer<Compressor__HashedTensorOption>] = []
+            for name in metadata.storage.hashedTensors.keys.sorted() {
+                let entry = metadata.storage.hashedTensors[name]!
+                let h = arena.message(compressor__hashed_tensor_option__init)
+                h.pointee.name = try string(name, "hashed tensor name")
+                h.pointee.has_buckets = 1
+                h.pointee.buckets = UInt64(entry.buckets)
+                h.pointee.has_seed = 1
+                h.pointee.seed = entry.seed
+                hashed.append(h)
+            }
+            s.pointee.n_hashed_tensors = hashed.count
+            s.pointee.hashed_tensors = arena.pointers(hashed)
             m.pointee.storage = s
         }
         return m

@@ -117,6 +117,9 @@ enum TensorFileEncoding: Equatable {
     /// A weight-shared float32 tensor in the sparse layout, its entries'
     /// values as codebook indices.
     case sparseCodebook(SparseFloat32Layout, CodebookLayout)
+    /// A hashed float32 tensor as its layout's bucket bit patterns and seed
+    /// (HashedNets; see `HashedLayout`).
+    case hashed(HashedLayout, buckets: [UInt32])
 
     /// The encoding the writer uses for `tensor`: the smallest of
     /// `candidates(for:shared:huffman:)`, the first among equals. Every
@@ -134,9 +137,20 @@ enum TensorFileEncoding: Equatable {
     }
 
     /// The encoding the writer uses for the initializer `name` of a model
-    /// with these storage options.
+    /// with these storage options. A tensor listed in `hashedTensors` whose
+    /// values are exactly drawn from its layout also has the hashed encoding
+    /// as a candidate, after all the others.
     init(choosingFor tensor: Tensor, named name: String, storage: StorageOptions) {
         self.init(choosingFor: tensor, shared: storage.sharedTensors.contains(name), huffman: storage.huffman)
+        guard let hashed = storage.hashedTensors[name], case .float32(let values) = tensor.storage,
+              hashed.buckets >= 1 else { return }
+        let layout = hashed.layout(count: values.count)
+        guard let buckets = values.withUnsafeBufferPointer({ layout.exactBuckets(of: $0) }) else { return }
+        let candidate = TensorFileEncoding.hashed(layout, buckets: buckets)
+        let denseByteCount = tensor.denseByteCount
+        if candidate.fieldSize(denseByteCount: denseByteCount) < fieldSize(denseByteCount: denseByteCount) {
+            self = candidate
+        }
     }
 
     /// Every encoding the writer considers for `tensor`, simplest first: dense;
@@ -215,6 +229,9 @@ enum TensorFileEncoding: Equatable {
             lengthDelimitedFieldSize(fieldNumber: 30, contentSize: layout.messageSize)
         case .sparseCodebook(let gaps, let indices):
             lengthDelimitedFieldSize(fieldNumber: 20, contentSize: gaps.messageSize(codebook: indices))
+        case .hashed(let layout, let buckets):
+            lengthDelimitedFieldSize(fieldNumber: 40, contentSize: 1 + varintSize(layout.seed)
+                                         + lengthDelimitedFieldSize(fieldNumber: 2, contentSize: 4 * buckets.count))
         }
     }
 }

@@ -30,26 +30,59 @@ public struct ParameterPolicy: Sendable, Equatable {
 /// centroid. A step moves every centroid by the *summed* gradient of its
 /// members (through the optimizer's rule, so SGD moves it by
 /// `-lr · Σ members' gradients`), then writes the centroids back into the weights.
+///
+/// With `negated`, a weight may be its centroid's negation: the hashed
+/// layers of HashedNets (Chen et al., "Compressing Neural Networks with the
+/// Hashing Trick", ICML 2015), whose buckets are the centroids. A weight
+/// `w_i = s_i · c_k` gives `∂L/∂c_k = Σ_i s_i · ∂L/∂w_i` over its members.
+/// Negation flips the sign bit, as ``HashedLayout`` does.
 public struct Codebook: Sendable, Equatable {
     /// The shared values.
     public var centroids: [Float]
     /// Per weight, its centroid's index; negative for a pruned weight, held at zero.
     public var assignments: [Int32]
+    /// Per weight, whether it is its centroid negated; nil when none is.
+    public var negated: [Bool]?
 
-    public init(centroids: [Float], assignments: [Int32]) {
+    public init(centroids: [Float], assignments: [Int32], negated: [Bool]? = nil) {
+        precondition(negated == nil || negated!.count == assignments.count, "one sign per assignment")
         self.centroids = centroids
         self.assignments = assignments
+        self.negated = negated
     }
 
     /// Writes each weight's centroid into `values` (0 for pruned weights).
     func materialize(into values: UnsafeMutableBufferPointer<Float>) {
-        for (i, k) in assignments.enumerated() { values[i] = k >= 0 ? centroids[Int(k)] : 0 }
+        centroids.withUnsafeBufferPointer { c in
+            assignments.withUnsafeBufferPointer { a in
+                if let negated {
+                    negated.withUnsafeBufferPointer { n in
+                        for i in 0..<a.count {
+                            let k = Int(a[i])
+                            values[i] = k >= 0 ? Float(bitPattern: c[k].bitPattern ^ (n[i] ? 0x8000_0000 : 0)) : 0
+                        }
+                    }
+                } else {
+                    for i in 0..<a.count { values[i] = a[i] >= 0 ? c[Int(a[i])] : 0 }
+                }
+            }
+        }
     }
 
-    /// Per centroid, the sum of its members' gradients.
+    /// Per centroid, the (signed) sum of its members' gradients.
     func centroidGradients(_ gradient: UnsafeMutableBufferPointer<Float>) -> [Float] {
         var sums = [Float](repeating: 0, count: centroids.count)
-        for (i, k) in assignments.enumerated() where k >= 0 { sums[Int(k)] += gradient[i] }
+        sums.withUnsafeMutableBufferPointer { s in
+            assignments.withUnsafeBufferPointer { a in
+                if let negated {
+                    negated.withUnsafeBufferPointer { n in
+                        for i in 0..<a.count where a[i] >= 0 { s[Int(a[i])] += n[i] ? -gradient[i] : gradient[i] }
+                    }
+                } else {
+                    for i in 0..<a.count where a[i] >= 0 { s[Int(a[i])] += gradient[i] }
+                }
+            }
+        }
         return sums
     }
 }

@@ -42,7 +42,7 @@ extension TrainingSettings {
             ParameterSpec("keep-zeros", .bool, default: .bool(d.keepsZeroWeights),
                           help: "Keep conv and linear weights that are exactly zero at zero (pruned weights stay pruned)."),
             ParameterSpec("keep-codebooks", .bool, default: .bool(d.keepsCodebooks),
-                          help: "Keep codebook-shared weights (from `share`) tied to their centroids; false releases them."),
+                          help: "Keep codebook-shared weights (from `share`) tied to their centroids and hashed ones (from `hash`) to their buckets; false releases them."),
         ]
     }
 

@@ -119,6 +119,8 @@ public final class TrainingRun {
         let started = Date()
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
+        // Hashed tensors are tied first, so a bucket at zero is not taken for pruned weights.
+        if settings.keepsCodebooks { graph.tieHashedTensors(state.current.metadata.storage.hashedTensors) }
         if settings.keepsZeroWeights { graph.maskZeroWeights() }
         if settings.keepsCodebooks { graph.tieSharedTensors(state.current.metadata.storage.sharedTensors) }
         try configure?(graph)
@@ -154,6 +156,8 @@ public final class TrainingRun {
         if !settings.keepsCodebooks {
             // Released: the trained values are no longer drawn from a codebook.
             state.current.metadata.storage.sharedTensors.removeAll { graph.parameters[$0] != nil }
+            state.current.metadata.storage.hashedTensors = state.current.metadata.storage.hashedTensors
+                .filter { graph.parameters[$0.key] == nil }
         }
         state.completedEpochs = epoch + 1
         let validation = try Evaluation.accuracy(of: state.current, on: data.validation, threads: settings.threads).top1

@@ -44,8 +44,10 @@ public struct TrainingSettings: Sendable, Equatable {
     /// (`ModelMetadata.storage.sharedTensors`) stay tied to a codebook of
     /// their values each epoch starts from: each centroid moves by its
     /// members' summed gradient and zeros stay zero (Han et al., "Deep
-    /// Compression", ICLR 2016). When false the ties are released and the
-    /// trained tensors leave `sharedTensors`.
+    /// Compression", ICLR 2016); hashed initializers (`storage.hashedTensors`)
+    /// stay tied to their buckets, each moving by its members' signed summed
+    /// gradient (HashedNets, Chen et al., ICML 2015). When false the ties are
+    /// released and the trained tensors leave `sharedTensors` and `hashedTensors`.
     public var keepsCodebooks = true
     public var seed: UInt64 = 0
     public var threads = 1

@@ -104,6 +104,12 @@ public struct SharePass: Pass {
 
     public func apply(to model: Model, context: PassContext) throws -> PassOutcome {
         let layers = try selection.layers(in: model.graph, pass: Self.name)
+        let hashed = layers.filter { model.metadata.storage.hashedTensors[$0.weight] != nil }
+        guard hashed.isEmpty else {
+            throw ParameterError(pass: Self.name, problems: hashed.map {
+                "layer '\($0.node)' is hashed (HashedNets, tensor '\($0.weight)'): share would break its hashing; exclude it (--exclude \($0.node))"
+            })
+        }
         let bits = try bits(for: layers)
         var current = model
         var changes: [String] = []
@@ -125,8 +131,8 @@ public struct SharePass: Pass {
             changes.append(line)
         }
         let alreadyShared = current.metadata.storage.sharedTensors
-        current.metadata.storage = StorageOptions(sharedTensors: Array(Set(alreadyShared).union(layers.map(\.weight))),
-                                                  huffman: huffman)
+        current.metadata.storage.sharedTensors = Array(Set(alreadyShared).union(layers.map(\.weight))).sorted()
+        current.metadata.storage.huffman = huffman
         var metrics: [String: Double] = [
             "shared-layers": Double(layers.count),
             "shared-weights": Double(sharedCount),
