@@ -8,12 +8,14 @@ import Compress
 /// latency targets), plus per-layer sensitivity analysis; and the `share`
 /// pass: weight sharing by k-means into per-layer codebooks (Deep
 /// Compression), with fine-tuning that keeps the weights tied; and the
-/// `huffman` pass, which lets the file Huffman-code its index streams.
+/// `huffman` pass, which lets the file Huffman-code its index streams; and
+/// the `quantize` pass: float16 weights recorded as the tensors' precision.
 ///
 /// Passes in this library conform to `Compress.Pass` and are registered with
 /// `PassRegistry` so the CLI and pipelines find them by name. The library
 /// depends on `Compress` only; nothing in `Compress` depends on it.
 public enum PruneLibrary {
     /// The passes this library provides.
-    public static let passes: [any Pass.Type] = [PrunePass.self, SharePass.self, HuffmanPass.self]
+    public static let passes: [any Pass.Type] = [PrunePass.self, SharePass.self, HuffmanPass.self,
+                                                  QuantizePass.self]
 }

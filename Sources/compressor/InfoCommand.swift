@@ -63,6 +63,8 @@ struct InfoReport: Encodable {
     /// Weight-shared tensors (absent for a model without any).
     var sharedTensors: [SharedTensor]?
     var huffman: Bool?
+    /// Tensors stored narrower than float32 (absent for a model without any).
+    var precisions: [PrecisionRow]?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -105,6 +107,7 @@ struct InfoReport: Encodable {
                                     withoutHuffman: plainSizes[name])
             }
         }
+        precisions = Self.precisionRows(model, sizes: sizes)
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
         }
@@ -131,6 +134,7 @@ struct InfoReport: Encodable {
             out += formatTable(["tensor", "weights", "non-zero", "encoding", "bytes", "bits/weight", "bits/non-zero"]
                                + (huffman == true ? ["without Huffman: bytes (bits/non-zero)"] : []), rows)
         }
+        if let precisions { out += Self.precisionText(precisions) }
         if !history.isEmpty {
             out += "\n\nhistory:"
             for h in history {

@@ -42,6 +42,8 @@ typedef struct Compressor__CodebookIndices Compressor__CodebookIndices;
 typedef struct Compressor__HuffmanTable Compressor__HuffmanTable;
 typedef struct Compressor__Metadata Compressor__Metadata;
 typedef struct Compressor__StorageOptions Compressor__StorageOptions;
+typedef struct Compressor__TensorPrecision Compressor__TensorPrecision;
+typedef struct Compressor__QuantizationParameters Compressor__QuantizationParameters;
 typedef struct Compressor__Normalization Compressor__Normalization;
 typedef struct Compressor__HistoryEntry Compressor__HistoryEntry;
 typedef struct Compressor__HistoryAttachment Compressor__HistoryAttachment;
@@ -647,10 +649,89 @@ struct  Compressor__StorageOptions
    */
   protobuf_c_boolean has_huffman;
   protobuf_c_boolean huffman;
+  /*
+   * 3..19: free for more storage options; 20.. quantization.
+   * Initializers stored narrower than float32 (quantization), sorted by
+   * tensor name, each naming a tensor of the graph. In memory such a tensor
+   * holds float32 values that are exactly the stored ones widened.
+   */
+  size_t n_precisions;
+  Compressor__TensorPrecision **precisions;
 };
 #define COMPRESSOR__STORAGE_OPTIONS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__storage_options__descriptor) \
-    , 0,NULL, 0, 0 }
+    , 0,NULL, 0, 0, 0,NULL }
+
+
+typedef enum {
+  COMPRESSOR__TENSOR_PRECISION__FORMAT__NOT_SET = 0,
+  COMPRESSOR__TENSOR_PRECISION__FORMAT_FLOAT16 = 10,
+  COMPRESSOR__TENSOR_PRECISION__FORMAT_INT8 = 11
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__TENSOR_PRECISION__FORMAT__CASE)
+} Compressor__TensorPrecision__FormatCase;
+
+/*
+ * How one initializer's values are stored when narrower than float32.
+ */
+struct  Compressor__TensorPrecision
+{
+  ProtobufCMessage base;
+  char *tensor;
+  Compressor__TensorPrecision__FormatCase format_case;
+  union {
+    /*
+     * IEEE 754 binary16: the tensor is stored as DenseFloat16 (or, when
+     * shared, with float16 centroids); every value is a float16 widened.
+     */
+    Compressor__NoAttributes *float16;
+    /*
+     * Integers on a uniform grid: value = (q - zero_point) * scale,
+     * computed in float32 as ONNX DequantizeLinear does. The tensor is stored
+     * as DenseInt8 holding q.
+     */
+    Compressor__QuantizationParameters *int8;
+  };
+};
+#define COMPRESSOR__TENSOR_PRECISION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__tensor_precision__descriptor) \
+    , NULL, COMPRESSOR__TENSOR_PRECISION__FORMAT__NOT_SET, {0} }
+
+
+/*
+ * The grid of a linearly quantized tensor (ONNX QuantizeLinear /
+ * DequantizeLinear): q = saturate(round_half_to_even(x / scale) + zero_point).
+ */
+struct  Compressor__QuantizationParameters
+{
+  ProtobufCMessage base;
+  /*
+   * The dimension the scales run along (per-channel: 0, the output channels
+   * of a conv or linear weight). Absent: one scale for the whole tensor.
+   */
+  protobuf_c_boolean has_axis;
+  int64_t axis;
+  /*
+   * One positive, finite scale per index of `axis` (one without an axis).
+   */
+  size_t n_scales;
+  float *scales;
+  /*
+   * One per scale, within [qmin, qmax].
+   */
+  size_t n_zero_points;
+  int32_t *zero_points;
+  /*
+   * The integers the quantizer used, within the storage type's range
+   * (-128..127 for int8; narrower for symmetric or reduced-range grids).
+   */
+  protobuf_c_boolean has_qmin;
+  int32_t qmin;
+  protobuf_c_boolean has_qmax;
+  int32_t qmax;
+};
+#define COMPRESSOR__QUANTIZATION_PARAMETERS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__quantization_parameters__descriptor) \
+    , 0, 0, 0,NULL, 0,NULL, 0, 0, 0, 0 }
 
 
 /*
@@ -1250,6 +1331,44 @@ Compressor__StorageOptions *
 void   compressor__storage_options__free_unpacked
                      (Compressor__StorageOptions *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__TensorPrecision methods */
+void   compressor__tensor_precision__init
+                     (Compressor__TensorPrecision         *message);
+size_t compressor__tensor_precision__get_packed_size
+                     (const Compressor__TensorPrecision   *message);
+size_t compressor__tensor_precision__pack
+                     (const Compressor__TensorPrecision   *message,
+                      uint8_t             *out);
+size_t compressor__tensor_precision__pack_to_buffer
+                     (const Compressor__TensorPrecision   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__TensorPrecision *
+       compressor__tensor_precision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__tensor_precision__free_unpacked
+                     (Compressor__TensorPrecision *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__QuantizationParameters methods */
+void   compressor__quantization_parameters__init
+                     (Compressor__QuantizationParameters         *message);
+size_t compressor__quantization_parameters__get_packed_size
+                     (const Compressor__QuantizationParameters   *message);
+size_t compressor__quantization_parameters__pack
+                     (const Compressor__QuantizationParameters   *message,
+                      uint8_t             *out);
+size_t compressor__quantization_parameters__pack_to_buffer
+                     (const Compressor__QuantizationParameters   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__QuantizationParameters *
+       compressor__quantization_parameters__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__quantization_parameters__free_unpacked
+                     (Compressor__QuantizationParameters *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Normalization methods */
 void   compressor__normalization__init
                      (Compressor__Normalization         *message);
@@ -1428,6 +1547,12 @@ typedef void (*Compressor__Metadata_Closure)
 typedef void (*Compressor__StorageOptions_Closure)
                  (const Compressor__StorageOptions *message,
                   void *closure_data);
+typedef void (*Compressor__TensorPrecision_Closure)
+                 (const Compressor__TensorPrecision *message,
+                  void *closure_data);
+typedef void (*Compressor__QuantizationParameters_Closure)
+                 (const Compressor__QuantizationParameters *message,
+                  void *closure_data);
 typedef void (*Compressor__Normalization_Closure)
                  (const Compressor__Normalization *message,
                   void *closure_data);
@@ -1476,6 +1601,8 @@ extern const ProtobufCMessageDescriptor compressor__codebook_indices__descriptor
 extern const ProtobufCMessageDescriptor compressor__huffman_table__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metadata__descriptor;
 extern const ProtobufCMessageDescriptor compressor__storage_options__descriptor;
+extern const ProtobufCMessageDescriptor compressor__tensor_precision__descriptor;
+extern const ProtobufCMessageDescriptor compressor__quantization_parameters__descriptor;
 extern const ProtobufCMessageDescriptor compressor__normalization__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_entry__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_attachment__descriptor;

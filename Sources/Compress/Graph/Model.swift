@@ -37,9 +37,12 @@ public struct StorageOptions: Sendable, Equatable {
     public var sharedTensors: [String]
     /// Huffman-code the index and position streams of tensors where that is smaller.
     public var huffman: Bool
+    /// Initializers stored narrower than float32 (quantization), by name;
+    /// each holds exactly the values its precision stores.
+    public var precisions: [String: TensorPrecision]
 
-    public init(sharedTensors: [String] = [], huffman: Bool = false) {
-        self.sharedTensors = sharedTensors.sorted(); self.huffman = huffman
+    public init(sharedTensors: [String] = [], huffman: Bool = false, precisions: [String: TensorPrecision] = [:]) {
+        self.sharedTensors = sharedTensors.sorted(); self.huffman = huffman; self.precisions = precisions
     }
 }
 
