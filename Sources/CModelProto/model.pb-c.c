@@ -727,6 +727,51 @@ void   compressor__dropout_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__dropout_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__quantize_dequantize_attributes__init
+                     (Compressor__QuantizeDequantizeAttributes         *message)
+{
+  static const Compressor__QuantizeDequantizeAttributes init_value = COMPRESSOR__QUANTIZE_DEQUANTIZE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__quantize_dequantize_attributes__get_packed_size
+                     (const Compressor__QuantizeDequantizeAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__quantize_dequantize_attributes__pack
+                     (const Compressor__QuantizeDequantizeAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__quantize_dequantize_attributes__pack_to_buffer
+                     (const Compressor__QuantizeDequantizeAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__QuantizeDequantizeAttributes *
+       compressor__quantize_dequantize_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__QuantizeDequantizeAttributes *)
+     protobuf_c_message_unpack (&compressor__quantize_dequantize_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__quantize_dequantize_attributes__free_unpacked
+                     (Compressor__QuantizeDequantizeAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__tensor__init
                      (Compressor__Tensor         *message)
 {
@@ -1780,7 +1825,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[23] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[24] =
 {
   {
     "name",
@@ -2058,6 +2103,18 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[23] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "quantize_dequantize",
+    60,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, quantize_dequantize),
+    &compressor__quantize_dequantize_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__node__field_indices_by_name[] = {
   16,   /* field[16] = add */
@@ -2076,6 +2133,7 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
+  23,   /* field[23] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
@@ -2084,11 +2142,12 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   17,   /* field[17] = sub */
   10,   /* field[10] = tanh */
 };
-static const ProtobufCIntRange compressor__node__number_ranges[2 + 1] =
+static const ProtobufCIntRange compressor__node__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 0, 23 }
+  { 60, 23 },
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2098,10 +2157,10 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  23,
+  24,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
-  2,  compressor__node__number_ranges,
+  3,  compressor__node__number_ranges,
   (ProtobufCMessageInit) compressor__node__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2657,6 +2716,70 @@ const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor =
   compressor__dropout_attributes__field_indices_by_name,
   1,  compressor__dropout_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__dropout_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__quantize_dequantize_attributes__field_descriptors[3] =
+{
+  {
+    "scale",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__QuantizeDequantizeAttributes, has_scale),
+    offsetof(Compressor__QuantizeDequantizeAttributes, scale),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "zero_point",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Compressor__QuantizeDequantizeAttributes, has_zero_point),
+    offsetof(Compressor__QuantizeDequantizeAttributes, zero_point),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signed",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Compressor__QuantizeDequantizeAttributes, has_signed_),
+    offsetof(Compressor__QuantizeDequantizeAttributes, signed_),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__quantize_dequantize_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = scale */
+  2,   /* field[2] = signed */
+  1,   /* field[1] = zero_point */
+};
+static const ProtobufCIntRange compressor__quantize_dequantize_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor compressor__quantize_dequantize_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.QuantizeDequantizeAttributes",
+  "QuantizeDequantizeAttributes",
+  "Compressor__QuantizeDequantizeAttributes",
+  "compressor",
+  sizeof(Compressor__QuantizeDequantizeAttributes),
+  3,
+  compressor__quantize_dequantize_attributes__field_descriptors,
+  compressor__quantize_dequantize_attributes__field_indices_by_name,
+  1,  compressor__quantize_dequantize_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__quantize_dequantize_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[9] =

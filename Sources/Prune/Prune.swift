@@ -9,7 +9,8 @@ import Compress
 /// pass: weight sharing by k-means into per-layer codebooks (Deep
 /// Compression), with fine-tuning that keeps the weights tied; and the
 /// `huffman` pass, which lets the file Huffman-code its index streams; and
-/// the `quantize` pass: float16 weights recorded as the tensors' precision.
+/// the `quantize` pass: float16 or int8 weights recorded as the tensors'
+/// precision, and int8 activations calibrated on validation images.
 ///
 /// Passes in this library conform to `Compress.Pass` and are registered with
 /// `PassRegistry` so the CLI and pipelines find them by name. The library

@@ -65,6 +65,8 @@ struct InfoReport: Encodable {
     var huffman: Bool?
     /// Tensors stored narrower than float32 (absent for a model without any).
     var precisions: [PrecisionRow]?
+    /// Activation quantizers (absent for a model without any).
+    var activationQuantizers: [ActivationRow]?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -108,6 +110,7 @@ struct InfoReport: Encodable {
             }
         }
         precisions = Self.precisionRows(model, sizes: sizes)
+        activationQuantizers = Self.activationRows(g)
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
         }
@@ -135,6 +138,7 @@ struct InfoReport: Encodable {
                                + (huffman == true ? ["without Huffman: bytes (bits/non-zero)"] : []), rows)
         }
         if let precisions { out += Self.precisionText(precisions) }
+        if let activationQuantizers { out += Self.activationText(activationQuantizers) }
         if !history.isEmpty {
             out += "\n\nhistory:"
             for h in history {

@@ -34,6 +34,33 @@ extension InfoReport {
         }
     }
 
+    /// One activation quantizer (a `quantizeDequantize` node).
+    struct ActivationRow: Encodable {
+        var node: String
+        var value: String
+        var type: String
+        var scale: Float
+        var zeroPoint: Int32
+    }
+
+    /// The activation quantizers of `graph`, in node order (nil when there are none).
+    static func activationRows(_ graph: Graph) -> [ActivationRow]? {
+        let rows = graph.nodes.compactMap { node -> ActivationRow? in
+            guard case .quantizeDequantize(let q) = node.op else { return nil }
+            return ActivationRow(node: node.name, value: node.inputs[0], type: q.signed ? "int8" : "uint8",
+                                 scale: q.scale, zeroPoint: q.zeroPoint)
+        }
+        return rows.isEmpty ? nil : rows
+    }
+
+    /// The activation table of `info`'s text.
+    static func activationText(_ rows: [ActivationRow]) -> String {
+        "\n\nactivation quantization (QuantizeLinear + DequantizeLinear, per tensor):\n"
+            + formatTable(["node", "value", "type", "scale", "zero point"], rows.map {
+                [$0.node, $0.value, $0.type, String(format: "%.6g", $0.scale), String($0.zeroPoint)]
+            })
+    }
+
     /// The precision table of `info`'s text.
     static func precisionText(_ rows: [PrecisionRow]) -> String {
         func range<T: Comparable & CustomStringConvertible>(_ v: [T]?, _ show: (T) -> String) -> String {

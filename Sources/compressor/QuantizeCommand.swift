@@ -16,12 +16,17 @@ struct QuantizeCommand: GeneratedOptionsCommand {
         (--weights per-tensor: one grid), symmetric about zero unless \
         --symmetric false, rounding half to even and saturating as \
         onnxruntime's QuantizeLinear does; scales and zero points are stored \
-        with the model and shown by `info`. Fold BatchNorm first \
-        (--fold-bn true) to quantize the folded weights.
+        with the model and shown by `info`. Activations (the input and each \
+        layer's output but the logits) are quantized per tensor to uint8 \
+        (--activations int8|none), their ranges calibrated on the first \
+        --calibration-images validation images (needs --data or the default \
+        Fashion-MNIST) by --calibration minmax|percentile. BatchNorm is folded \
+        first (--fold-bn false quantizes its parameters instead), and the record \
+        says so.
 
         Examples (half the file, weights as IEEE half; a quarter, int8 per channel):
           compressor quantize model.bin -o model-fp16.bin --format float16
-          compressor quantize model.bin -o model-int8.bin --format int8 --fold-bn true
+          compressor quantize model.bin -o model-int8.bin --format int8 --calibration percentile
         """)
 
     @OptionGroup var io: PassIOOptions

@@ -42,10 +42,35 @@ import Prune
         #expect(m.graph.initializers.values.allSatisfy { $0.floats.allSatisfy { Float(Float16($0)) == $0 } })
     }
 
+    @Test func int8QuantizesWeightsAndActivationsAndInfoShowsTheirParameters() throws {
+        let dir = try runs.fixture()
+        let r = try runs.run(["quantize", "model.bin", "-o", "int8.bin", "--format", "int8", "--data", "data",
+                              "--validation-count", "32", "--calibration-images", "16"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("activation(s) quantized per tensor to uint8, ranges by minmax on 16 validation image(s)"),
+                "\(r.stdout)")
+        let ratio = Double(try fileSize(dir + "/model.bin")) / Double(try fileSize(dir + "/int8.bin"))
+        #expect(ratio > 3.3, "\(ratio)")
+        let info = try cli.runOK(["info", dir + "/int8.bin"]).stdout
+        #expect(info.contains("int8/per-channel  dense-int8/per-channel"), "\(info)")
+        #expect(info.contains("activation quantization (QuantizeLinear + DequantizeLinear, per tensor):"), "\(info)")
+        let json = try cli.json(try cli.runOK(["info", dir + "/int8.bin", "--json"]).stdout)
+        let rows = try #require(json["precisions"] as? [[String: Any]])
+        #expect(rows.allSatisfy { ($0["scales"] as? [Double])?.isEmpty == false && $0["axis"] as? Int == 0 })
+        #expect((json["activationQuantizers"] as? [[String: Any]])?.isEmpty == false)
+        let eval = try runs.run(["eval", "int8.bin", "--data", "data"], in: dir)
+        #expect(eval.status == 0, "\(eval.stderr)")
+        // No QDQ export yet: one message, no file.
+        let onnx = try runs.run(["convert", "int8.bin", "-o", "int8.onnx"], in: dir)
+        #expect(onnx.status != 0 && onnx.stderr.contains("has no QDQ ONNX export yet"), "\(onnx.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/int8.onnx"))
+    }
+
     @Test func badInputFailsWithOneMessageAndNoFile() throws {
         let dir = try runs.fixture()
         for args in [[String](), ["--format", "int4"], ["--format", "float16", "--layers", "conv*"],
-                     ["--format", "float16", "--verify-batch", "-2"]] {
+                     ["--format", "float16", "--verify-batch", "-2"], ["--format", "int8", "--percentile", "40"],
+                     ["--format", "int8", "--calibration", "entropy"], ["--format", "int8", "--data", "nowhere"]] {
             let r = try runs.run(["quantize", "model.bin", "-o", "out.bin"] + args, in: dir)
             #expect(r.status != 0, "\(args)")
             #expect(r.stderr.hasPrefix("Error: ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")

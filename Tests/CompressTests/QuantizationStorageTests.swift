@@ -130,6 +130,32 @@ import Testing
         }
     }
 
+    @Test func quantizeDequantizeNodesRoundTripAndBadAttributesAreRefused() throws {
+        let q = ActivationQuantization(scale: 0.03125, zeroPoint: 7, signed: false)
+        let graph = Graph(inputs: [GraphInput(name: "x", sampleShape: [4])], outputs: ["y"],
+                          nodes: [Node(name: "qdq", op: .quantizeDequantize(q), inputs: ["x"], output: "y")], initializers: [:])
+        let model = Model(graph: graph)
+        #expect(try ModelFile.decode(try ModelFile.encode(model)) == model)
+        let signed = Model(graph: Graph(inputs: graph.inputs, outputs: ["y"], nodes: [
+            Node(name: "qdq", op: .quantizeDequantize(ActivationQuantization(scale: 2, zeroPoint: -3, signed: true)),
+                 inputs: ["x"], output: "y")], initializers: [:]))
+        #expect(try ModelFile.decode(try ModelFile.encode(signed)) == signed)
+        for bad in [ActivationQuantization(scale: 0, zeroPoint: 0, signed: false),
+                    ActivationQuantization(scale: .nan, zeroPoint: 0, signed: false),
+                    ActivationQuantization(scale: 1, zeroPoint: 300, signed: false),
+                    ActivationQuantization(scale: 1, zeroPoint: 200, signed: true)] {
+            var m = model
+            m.graph.nodes[0].op = .quantizeDequantize(bad)
+            do {
+                _ = try ModelFile.decode(try ModelFile.encode(m))
+                Issue.record("read \(bad)")
+            } catch let error as ModelFileError {
+                guard case .invalidAttribute(let node, _) = error else { Issue.record("\(error)"); continue }
+                #expect(node == "qdq")
+            }
+        }
+    }
+
     // MARK: Refusals
 
     /// The file of an int8 per-channel [2, 3] tensor "t" after `edit` of its

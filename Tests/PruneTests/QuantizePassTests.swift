@@ -27,7 +27,7 @@ func quantizePass(_ raw: [String: String]) throws -> (QuantizePass, PassParamete
     }
 
     @Test func float16OutputsAreTheFloat16RoundedModelsOutputs() throws {
-        let (pass, parameters) = try quantizePass(["format": "float16"])
+        let (pass, parameters) = try quantizePass(["format": "float16", "fold-bn": "false"])
         let (out, record) = try pass.run(on: model, context: PassContext(seed: 1), parameters: parameters)
         let floats = model.graph.initializers.filter { $0.value.dtype == .float32 }
         #expect(Set(out.metadata.storage.precisions.keys) == Set(floats.keys))
@@ -54,7 +54,7 @@ func quantizePass(_ raw: [String: String]) throws -> (QuantizePass, PassParamete
     }
 
     @Test func foldingFirstQuantizesTheFoldedWeights() throws {
-        let (pass, parameters) = try quantizePass(["format": "float16", "fold-bn": "true"])
+        let (pass, parameters) = try quantizePass(["format": "float16"])
         let (out, record) = try pass.run(on: model, context: PassContext(seed: 1), parameters: parameters)
         #expect(!out.graph.nodes.contains { if case .batchNorm = $0.op { true } else { false } })
         #expect(out.graph == roundedByHand(Model(graph: foldingBatchNorm(model.graph).graph)).graph)
@@ -86,7 +86,7 @@ func quantizePass(_ raw: [String: String]) throws -> (QuantizePass, PassParamete
     }
 
     @Test func int8WeightsPerChannelAreOnTheirChannelsSymmetricGrid() throws {
-        let (pass, parameters) = try quantizePass(["format": "int8"])
+        let (pass, parameters) = try quantizePass(["format": "int8", "activations": "none", "fold-bn": "false"])
         let (out, record) = try pass.run(on: model, context: PassContext(seed: 1), parameters: parameters)
         let layers = try LayerSelection().layers(in: model.graph, pass: "test")
         #expect(Set(out.metadata.storage.precisions.keys) == Set(layers.map(\.weight)))
@@ -119,7 +119,7 @@ func quantizePass(_ raw: [String: String]) throws -> (QuantizePass, PassParamete
     @Test func int8PerTensorAsymmetricAndReducedRangeGrids() throws {
         for (raw, qmin, qmax) in [(["weights": "per-tensor", "symmetric": "false"], Int32(-128), Int32(127)),
                                   (["reduce-range": "true"], -64, 64), (["reduce-range": "true", "symmetric": "false"], -64, 64)] {
-            let (pass, parameters) = try quantizePass(raw.merging(["format": "int8", "fold-bn": "true"]) { $1 })
+            let (pass, parameters) = try quantizePass(raw.merging(["format": "int8", "fold-bn": "true", "activations": "none"]) { $1 })
             let (out, _) = try pass.run(on: model, context: PassContext(seed: 1), parameters: parameters)
             for (name, precision) in out.metadata.storage.precisions {
                 guard case .int8(let grid) = precision else { Issue.record("\(name)"); continue }

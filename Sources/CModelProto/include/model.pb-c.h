@@ -31,6 +31,7 @@ typedef struct Compressor__AvgPoolAttributes Compressor__AvgPoolAttributes;
 typedef struct Compressor__AxisAttributes Compressor__AxisAttributes;
 typedef struct Compressor__ReshapeAttributes Compressor__ReshapeAttributes;
 typedef struct Compressor__DropoutAttributes Compressor__DropoutAttributes;
+typedef struct Compressor__QuantizeDequantizeAttributes Compressor__QuantizeDequantizeAttributes;
 typedef struct Compressor__Tensor Compressor__Tensor;
 typedef struct Compressor__DenseFloat32 Compressor__DenseFloat32;
 typedef struct Compressor__DenseInt64 Compressor__DenseInt64;
@@ -149,7 +150,8 @@ typedef enum {
   COMPRESSOR__NODE__OP_DIV = 26,
   COMPRESSOR__NODE__OP_CONCAT = 27,
   COMPRESSOR__NODE__OP_SOFTMAX = 28,
-  COMPRESSOR__NODE__OP_DROPOUT = 29
+  COMPRESSOR__NODE__OP_DROPOUT = 29,
+  COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE = 60
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__NODE__OP__CASE)
 } Compressor__Node__OpCase;
 
@@ -185,6 +187,10 @@ struct  Compressor__Node
     Compressor__AxisAttributes *concat;
     Compressor__AxisAttributes *softmax;
     Compressor__DropoutAttributes *dropout;
+    /*
+     * 30..59: free; 60.. quantization.
+     */
+    Compressor__QuantizeDequantizeAttributes *quantize_dequantize;
   };
 };
 #define COMPRESSOR__NODE__INIT \
@@ -341,6 +347,26 @@ struct  Compressor__DropoutAttributes
 #define COMPRESSOR__DROPOUT_ATTRIBUTES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__dropout_attributes__descriptor) \
     , 0, 0 }
+
+
+/*
+ * ONNX QuantizeLinear then DequantizeLinear with one scale and zero point:
+ * y = (saturate(round_half_to_even(x / scale) + zero_point) - zero_point) * scale,
+ * saturating to uint8 (0..255), or int8 (-128..127) when `signed`.
+ */
+struct  Compressor__QuantizeDequantizeAttributes
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_scale;
+  float scale;
+  protobuf_c_boolean has_zero_point;
+  int32_t zero_point;
+  protobuf_c_boolean has_signed_;
+  protobuf_c_boolean signed_;
+};
+#define COMPRESSOR__QUANTIZE_DEQUANTIZE_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__quantize_dequantize_attributes__descriptor) \
+    , 0, 0, 0, 0, 0, 0 }
 
 
 typedef enum {
@@ -1122,6 +1148,25 @@ Compressor__DropoutAttributes *
 void   compressor__dropout_attributes__free_unpacked
                      (Compressor__DropoutAttributes *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__QuantizeDequantizeAttributes methods */
+void   compressor__quantize_dequantize_attributes__init
+                     (Compressor__QuantizeDequantizeAttributes         *message);
+size_t compressor__quantize_dequantize_attributes__get_packed_size
+                     (const Compressor__QuantizeDequantizeAttributes   *message);
+size_t compressor__quantize_dequantize_attributes__pack
+                     (const Compressor__QuantizeDequantizeAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__quantize_dequantize_attributes__pack_to_buffer
+                     (const Compressor__QuantizeDequantizeAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__QuantizeDequantizeAttributes *
+       compressor__quantize_dequantize_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__quantize_dequantize_attributes__free_unpacked
+                     (Compressor__QuantizeDequantizeAttributes *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Tensor methods */
 void   compressor__tensor__init
                      (Compressor__Tensor         *message);
@@ -1514,6 +1559,9 @@ typedef void (*Compressor__ReshapeAttributes_Closure)
 typedef void (*Compressor__DropoutAttributes_Closure)
                  (const Compressor__DropoutAttributes *message,
                   void *closure_data);
+typedef void (*Compressor__QuantizeDequantizeAttributes_Closure)
+                 (const Compressor__QuantizeDequantizeAttributes *message,
+                  void *closure_data);
 typedef void (*Compressor__Tensor_Closure)
                  (const Compressor__Tensor *message,
                   void *closure_data);
@@ -1590,6 +1638,7 @@ extern const ProtobufCMessageDescriptor compressor__avg_pool_attributes__descrip
 extern const ProtobufCMessageDescriptor compressor__axis_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__reshape_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__quantize_dequantize_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__tensor__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_float32__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_int64__descriptor;

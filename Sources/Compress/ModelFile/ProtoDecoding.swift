@@ -147,6 +147,13 @@ enum ProtoDecoder {
         case COMPRESSOR__NODE__OP_DROPOUT:
             let a = try reader.message(n.dropout, "dropout attributes")
             op = .dropout(ratio: try reader.value(a.has_ratio, a.ratio, "ratio"))
+        case COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE:
+            let a = try reader.message(n.quantize_dequantize, "quantize-dequantize attributes")
+            let q = ActivationQuantization(scale: try reader.value(a.has_scale, a.scale, "scale"),
+                                           zeroPoint: try reader.value(a.has_zero_point, a.zero_point, "zero_point"),
+                                           signed: try reader.value(a.has_signed_, a.signed_, "signed") != 0)
+            if let problem = q.problem { throw .invalidAttribute(node: name, detail: problem) }
+            op = .quantizeDequantize(q)
         default:
             throw .unknownOp(node: name)
         }

@@ -176,6 +176,16 @@ struct ProtoEncoder {
             a.pointee.ratio = ratio
             n.pointee.op_case = COMPRESSOR__NODE__OP_DROPOUT
             n.pointee.dropout = a
+        case .quantizeDequantize(let q):
+            let a = arena.message(compressor__quantize_dequantize_attributes__init)
+            a.pointee.has_scale = 1
+            a.pointee.scale = q.scale
+            a.pointee.has_zero_point = 1
+            a.pointee.zero_point = q.zeroPoint
+            a.pointee.has_signed_ = 1
+            a.pointee.signed_ = q.signed ? 1 : 0
+            n.pointee.op_case = COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE
+            n.pointee.quantize_dequantize = a
         }
         return n
     }

@@ -24,15 +24,19 @@ public enum QuantizationFormat: String, Sendable, CaseIterable {
 ///   efficient inference: A whitepaper", 2018, §2), with onnxruntime's
 ///   QuantizeLinear rounding (half to even) and saturation; it is stored as
 ///   DenseInt8 with its scales and zero points. Biases and BatchNorm
-///   parameters stay float32.
+///   parameters stay float32. Unless `activations none`, the graph input and
+///   every conv, linear, add and average-pool output (after its ReLU) but the
+///   logits get a `quantizeDequantize` node: per tensor, uint8 or int8,
+///   asymmetric, its range calibrated on validation images by min/max or
+///   percentiles, so the model computes what onnxruntime's QDQ graph does.
 public struct QuantizePass: Pass {
     public static let name = "quantize"
-    public static let summary = "Quantize weights: float16 (IEEE half) or int8 per channel, stored narrow and computed in float32."
+    public static let summary = "Quantize: float16 weights, or int8 weights per channel with calibrated uint8/int8 activations (QDQ); computed in float32."
     public static let parameters: [ParameterSpec] = [
         ParameterSpec("format", .choice(QuantizationFormat.allCases.map(\.rawValue)), default: nil,
                       help: "Storage format: float16 (IEEE half weights) or int8 (conv/linear weights on a uniform grid); both compute in float32."),
-        ParameterSpec("fold-bn", .bool, default: .bool(false),
-                      help: "Fold BatchNorm into the preceding conv/linear layer first, so the folded weights are quantized."),
+        ParameterSpec("fold-bn", .bool, default: .bool(true),
+                      help: "Fold BatchNorm into the preceding conv/linear layer first, so the folded weights are quantized (false: quantize the BatchNorm parameters too)."),
         ParameterSpec("layers", .string, default: .string(""),
                       help: "Comma-separated node-name patterns of the layers to quantize (default: all)."),
         ParameterSpec("exclude", .string, default: .string(""),
@@ -43,6 +47,13 @@ public struct QuantizePass: Pass {
                       help: "int8: weights on a grid symmetric about zero (zero point 0, integers -127..127); false: asymmetric -128..127."),
         ParameterSpec("reduce-range", .bool, default: .bool(false),
                       help: "int8: 7-bit weights (-64..64, onnxruntime's reduce_range) for CPUs whose int8 products saturate."),
+        ParameterSpec("activations", .choice(ActivationType.allCases.map(\.rawValue)), default: .string("uint8"),
+                      help: "int8: activations per tensor as uint8 (asymmetric, onnxruntime's usual QDQ form on x86), int8, or none (weights only)."),
+        ParameterSpec("calibration", .choice(CalibrationMethod.allCases.map(\.rawValue)), default: .string("minmax"),
+                      help: "int8: activation ranges from the calibration images' minimum and maximum, or percentiles."),
+        ParameterSpec("percentile", .double, default: .double(99.999),
+                      help: "int8 with calibration percentile: the percentile kept at each end of each activation's histogram."),
+        CalibrationImages.parameterSpec(help: "int8: validation images the activation ranges are calibrated on."),
         ParameterSpec("verify-batch", .int, default: .int(4),
                       help: "Seeded random images run through the model before and after, to record the largest output change (0: none)."),
     ]
@@ -54,6 +65,10 @@ public struct QuantizePass: Pass {
     public let granularity: WeightGranularity
     public let symmetric: Bool
     public let reduceRange: Bool
+    public let activations: ActivationType
+    public let calibration: CalibrationMethod
+    public let percentile: Double
+    public let calibrationImages: Int
 
     public init(parameters p: PassParameters) throws {
         var problems: [String] = []
@@ -65,6 +80,12 @@ public struct QuantizePass: Pass {
         granularity = WeightGranularity(rawValue: p.string("weights"))!
         symmetric = p.bool("symmetric")
         reduceRange = p.bool("reduce-range")
+        activations = ActivationType(rawValue: p.string("activations"))!
+        calibration = CalibrationMethod(rawValue: p.string("calibration"))!
+        percentile = p.double("percentile")
+        calibrationImages = p.int("calibration-images")
+        if !(percentile > 50 && percentile <= 100) { problems.append("percentile must be in (50, 100], got \(percentile)") }
+        if calibrationImages < 1 { problems.append("calibration-images must be at least 1, got \(calibrationImages)") }
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
     }
 
@@ -149,6 +170,23 @@ public struct QuantizePass: Pass {
         metrics["quantized-tensors"] = Double(layers.count)
         metrics["quantized-values"] = Double(count)
         metrics["mean-abs-error"] = count == 0 ? 0 : errorSum / Double(count)
+        guard activations != .none else { return }
+        let calibrationSet = try CalibrationImages.firstValidation(calibrationImages, context: context, pass: Self.name,
+                                                                   purpose: "int8 activation calibration")
+        let points = activationQuantizationPoints(in: current.graph)
+        let quantizers = try calibratedActivations(current, points: points, images: calibrationSet.images, method: calibration,
+                                                   percentile: percentile, type: activations, context: context)
+        current.graph = insertingActivationQuantizers(current.graph, quantizers)
+        changes.append("\(points.count) activation(s) quantized per tensor to \(activations.rawValue), ranges by "
+                       + "\(calibration == .minmax ? "minmax" : "the \(percentile) percentile") on "
+                       + "\(calibrationSet.images.shape[0]) validation image(s)")
+        metrics["quantized-activations"] = Double(points.count)
+        metrics["calibration-images"] = Double(calibrationSet.images.shape[0])
+        // The split calibration read, whole: what to choose calibration settings on.
+        let validation = try Evaluation.accuracy(of: current, on: try context.data.splits().validation,
+                                                 threads: context.threads).top1
+        metrics["validation-accuracy"] = validation
+        changes.append(String(format: "validation top-1 %.2f%%", validation * 100))
     }
 
     /// The float32 initializers of the selected nodes, sorted; every layer
