@@ -108,6 +108,28 @@ import Testing
         #expect(first.1.scale == upper / 255, "\(first.1.scale) vs \(upper / 255)")
     }
 
+    @Test func entropyClipsRareOutliersAndKeepsAUniformRange() {
+        // 10,000 values spread evenly over [0, 1] and ten outliers at 10.
+        var range = ValueRange()
+        let uniform = (0..<10_000).map { Float($0) / 10_000 }
+        range.add(uniform + [10])
+        var h = MagnitudeHistogram(range, bins: 1024)
+        h.add(uniform + [Float](repeating: 10, count: 10))
+        let t = h.entropyThreshold(levels: 32)
+        #expect(t >= 0.95 && t <= 1.2, "\(t)")
+        // Without outliers the whole range is kept.
+        var plain = ValueRange()
+        plain.add(uniform)
+        var g = MagnitudeHistogram(plain, bins: 256)
+        g.add(uniform)
+        #expect(abs(g.entropyThreshold(levels: 32) - 1) < 0.01, "\(g.entropyThreshold(levels: 32))")
+        // Percentiles on the same data.
+        var p = ValueHistogram(range, bins: 1024)
+        p.add(uniform + [Float](repeating: 10, count: 10))
+        let r = p.range(percentile: 99.8)
+        #expect(r.lower == 0 && r.upper <= 1.1, "\(r)")
+    }
+
     @Test func calibrationWithoutDataIsOneClearMessage() throws {
         let (pass, parameters) = try quantizePass(["format": "int8"])
         do {

@@ -50,7 +50,7 @@ public struct QuantizePass: Pass {
         ParameterSpec("activations", .choice(ActivationType.allCases.map(\.rawValue)), default: .string("uint8"),
                       help: "int8: activations per tensor as uint8 (asymmetric, onnxruntime's usual QDQ form on x86), int8, or none (weights only)."),
         ParameterSpec("calibration", .choice(CalibrationMethod.allCases.map(\.rawValue)), default: .string("minmax"),
-                      help: "int8: activation ranges from the calibration images' minimum and maximum, or percentiles."),
+                      help: "int8: activation ranges from the calibration images' minimum and maximum, percentiles, or the KL-divergence (entropy) threshold."),
         ParameterSpec("percentile", .double, default: .double(99.999),
                       help: "int8 with calibration percentile: the percentile kept at each end of each activation's histogram."),
         CalibrationImages.parameterSpec(help: "int8: validation images the activation ranges are calibrated on."),
@@ -178,7 +178,7 @@ public struct QuantizePass: Pass {
                                                    percentile: percentile, type: activations, context: context)
         current.graph = insertingActivationQuantizers(current.graph, quantizers)
         changes.append("\(points.count) activation(s) quantized per tensor to \(activations.rawValue), ranges by "
-                       + "\(calibration == .minmax ? "minmax" : "the \(percentile) percentile") on "
+                       + "\(calibration == .percentile ? "the \(percentile) percentile" : calibration.rawValue) on "
                        + "\(calibrationSet.images.shape[0]) validation image(s)")
         metrics["quantized-activations"] = Double(points.count)
         metrics["calibration-images"] = Double(calibrationSet.images.shape[0])
