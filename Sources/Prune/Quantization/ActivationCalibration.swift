@@ -189,12 +189,12 @@ func calibratedActivations(_ model: Model, points: [String], images: Tensor, met
             try context.checkCancellation()
             for (name, v) in try values(batch) { histograms[name]!.add(v) }
         }
-        for (name, histogram) in histograms {
-            let range = ranges[name]!
-            // Non-negative values (after a ReLU) use all the levels; signed ones half each side.
-            let levels = range.lower >= 0 ? 256 : 128
-            let t = histogram.entropyThreshold(levels: levels)
-            bounds[name] = (range.lower >= 0 ? 0 : max(range.lower, -t), min(max(range.upper, 0), t))
+        // Only non-negative values (after a ReLU) are clipped: on signed ones
+        // (the normalized input, a conv without ReLU) the threshold of the
+        // magnitudes clipped far too much in our measurements, so they keep
+        // their min/max.
+        for (name, histogram) in histograms where ranges[name]!.lower >= 0 {
+            bounds[name] = (0, min(max(ranges[name]!.upper, 0), histogram.entropyThreshold(levels: 256)))
         }
     }
     let signed = type == .int8
