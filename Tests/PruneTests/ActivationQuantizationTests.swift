@@ -158,6 +158,18 @@ import Testing
         #expect(zip(logits.floats, reference.floats).allSatisfy { abs($0 - $1) < 1e-3 })
     }
 
+    @Test func fineTuningTrainsThroughTheQuantizersAndReleasesTheWeightRecords() throws {
+        let small = Architecture.lenet300.build(seed: 2, inputShape: [1, 8, 8], classes: 4)
+        let (out, _) = try quantized(small)
+        let context = pruneContext()
+        let tuned = try context.trainer!.fineTune(out, data: try context.data.splits(), epochs: 1, context: context)
+        // The quantizers stay in the graph; the trained weights leave their int8 grids (no QAT of weights yet).
+        #expect(quantizers(tuned).count == quantizers(out).count && !quantizers(out).isEmpty)
+        #expect(tuned.metadata.storage.precisions.isEmpty)
+        #expect(tuned.graph.initializers["fc1.weight"] != out.graph.initializers["fc1.weight"])
+        #expect(try ModelFile.decode(try ModelFile.encode(tuned)) == tuned)
+    }
+
     @Test func onnxExportRefusesQuantizersByName() throws {
         let (out, _) = try quantized(Self.vgg)
         #expect(throws: ONNXExportError.notExportable(node: "input.quantize",
