@@ -727,6 +727,51 @@ void   compressor__dropout_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__dropout_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__quantize_dequantize_attributes__init
+                     (Compressor__QuantizeDequantizeAttributes         *message)
+{
+  static const Compressor__QuantizeDequantizeAttributes init_value = COMPRESSOR__QUANTIZE_DEQUANTIZE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__quantize_dequantize_attributes__get_packed_size
+                     (const Compressor__QuantizeDequantizeAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__quantize_dequantize_attributes__pack
+                     (const Compressor__QuantizeDequantizeAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__quantize_dequantize_attributes__pack_to_buffer
+                     (const Compressor__QuantizeDequantizeAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__QuantizeDequantizeAttributes *
+       compressor__quantize_dequantize_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__QuantizeDequantizeAttributes *)
+     protobuf_c_message_unpack (&compressor__quantize_dequantize_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__quantize_dequantize_attributes__free_unpacked
+                     (Compressor__QuantizeDequantizeAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__quantize_dequantize_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__tensor__init
                      (Compressor__Tensor         *message)
 {
@@ -1312,6 +1357,96 @@ void   compressor__hashed_tensor_option__free_unpacked
   assert(message->base.descriptor == &compressor__hashed_tensor_option__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__tensor_precision__init
+                     (Compressor__TensorPrecision         *message)
+{
+  static const Compressor__TensorPrecision init_value = COMPRESSOR__TENSOR_PRECISION__INIT;
+  *message = init_value;
+}
+size_t compressor__tensor_precision__get_packed_size
+                     (const Compressor__TensorPrecision *message)
+{
+  assert(message->base.descriptor == &compressor__tensor_precision__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__tensor_precision__pack
+                     (const Compressor__TensorPrecision *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__tensor_precision__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__tensor_precision__pack_to_buffer
+                     (const Compressor__TensorPrecision *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__tensor_precision__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__TensorPrecision *
+       compressor__tensor_precision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__TensorPrecision *)
+     protobuf_c_message_unpack (&compressor__tensor_precision__descriptor,
+                                allocator, len, data);
+}
+void   compressor__tensor_precision__free_unpacked
+                     (Compressor__TensorPrecision *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__tensor_precision__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__quantization_parameters__init
+                     (Compressor__QuantizationParameters         *message)
+{
+  static const Compressor__QuantizationParameters init_value = COMPRESSOR__QUANTIZATION_PARAMETERS__INIT;
+  *message = init_value;
+}
+size_t compressor__quantization_parameters__get_packed_size
+                     (const Compressor__QuantizationParameters *message)
+{
+  assert(message->base.descriptor == &compressor__quantization_parameters__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__quantization_parameters__pack
+                     (const Compressor__QuantizationParameters *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__quantization_parameters__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__quantization_parameters__pack_to_buffer
+                     (const Compressor__QuantizationParameters *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__quantization_parameters__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__QuantizationParameters *
+       compressor__quantization_parameters__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__QuantizationParameters *)
+     protobuf_c_message_unpack (&compressor__quantization_parameters__descriptor,
+                                allocator, len, data);
+}
+void   compressor__quantization_parameters__free_unpacked
+                     (Compressor__QuantizationParameters *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__quantization_parameters__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__normalization__init
                      (Compressor__Normalization         *message)
 {
@@ -1793,7 +1928,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[23] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[24] =
 {
   {
     "name",
@@ -2071,6 +2206,18 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[23] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "quantize_dequantize",
+    60,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, quantize_dequantize),
+    &compressor__quantize_dequantize_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__node__field_indices_by_name[] = {
   16,   /* field[16] = add */
@@ -2089,6 +2236,7 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
+  23,   /* field[23] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
@@ -2097,11 +2245,12 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   17,   /* field[17] = sub */
   10,   /* field[10] = tanh */
 };
-static const ProtobufCIntRange compressor__node__number_ranges[2 + 1] =
+static const ProtobufCIntRange compressor__node__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 0, 23 }
+  { 60, 23 },
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2111,10 +2260,10 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  23,
+  24,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
-  2,  compressor__node__number_ranges,
+  3,  compressor__node__number_ranges,
   (ProtobufCMessageInit) compressor__node__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2670,6 +2819,70 @@ const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor =
   compressor__dropout_attributes__field_indices_by_name,
   1,  compressor__dropout_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__dropout_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__quantize_dequantize_attributes__field_descriptors[3] =
+{
+  {
+    "scale",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__QuantizeDequantizeAttributes, has_scale),
+    offsetof(Compressor__QuantizeDequantizeAttributes, scale),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "zero_point",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Compressor__QuantizeDequantizeAttributes, has_zero_point),
+    offsetof(Compressor__QuantizeDequantizeAttributes, zero_point),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signed",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Compressor__QuantizeDequantizeAttributes, has_signed_),
+    offsetof(Compressor__QuantizeDequantizeAttributes, signed_),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__quantize_dequantize_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = scale */
+  2,   /* field[2] = signed */
+  1,   /* field[1] = zero_point */
+};
+static const ProtobufCIntRange compressor__quantize_dequantize_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor compressor__quantize_dequantize_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.QuantizeDequantizeAttributes",
+  "QuantizeDequantizeAttributes",
+  "Compressor__QuantizeDequantizeAttributes",
+  "compressor",
+  sizeof(Compressor__QuantizeDequantizeAttributes),
+  3,
+  compressor__quantize_dequantize_attributes__field_descriptors,
+  compressor__quantize_dequantize_attributes__field_indices_by_name,
+  1,  compressor__quantize_dequantize_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__quantize_dequantize_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__tensor__field_descriptors[10] =
@@ -3408,7 +3621,7 @@ const ProtobufCMessageDescriptor compressor__metadata__descriptor =
   (ProtobufCMessageInit) compressor__metadata__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__storage_options__field_descriptors[3] =
+static const ProtobufCFieldDescriptor compressor__storage_options__field_descriptors[4] =
 {
   {
     "shared_tensors",
@@ -3446,16 +3659,30 @@ static const ProtobufCFieldDescriptor compressor__storage_options__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "precisions",
+    20,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__StorageOptions, n_precisions),
+    offsetof(Compressor__StorageOptions, precisions),
+    &compressor__tensor_precision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__storage_options__field_indices_by_name[] = {
   2,   /* field[2] = hashed_tensors */
   1,   /* field[1] = huffman */
+  3,   /* field[3] = precisions */
   0,   /* field[0] = shared_tensors */
 };
-static const ProtobufCIntRange compressor__storage_options__number_ranges[1 + 1] =
+static const ProtobufCIntRange compressor__storage_options__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 20, 3 },
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor compressor__storage_options__descriptor =
 {
@@ -3465,10 +3692,10 @@ const ProtobufCMessageDescriptor compressor__storage_options__descriptor =
   "Compressor__StorageOptions",
   "compressor",
   sizeof(Compressor__StorageOptions),
-  3,
+  4,
   compressor__storage_options__field_descriptors,
   compressor__storage_options__field_indices_by_name,
-  1,  compressor__storage_options__number_ranges,
+  2,  compressor__storage_options__number_ranges,
   (ProtobufCMessageInit) compressor__storage_options__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -3534,6 +3761,161 @@ const ProtobufCMessageDescriptor compressor__hashed_tensor_option__descriptor =
   compressor__hashed_tensor_option__field_indices_by_name,
   1,  compressor__hashed_tensor_option__number_ranges,
   (ProtobufCMessageInit) compressor__hashed_tensor_option__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__tensor_precision__field_descriptors[3] =
+{
+  {
+    "tensor",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__TensorPrecision, tensor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "float16",
+    10,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__TensorPrecision, format_case),
+    offsetof(Compressor__TensorPrecision, float16),
+    &compressor__no_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "int8",
+    11,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__TensorPrecision, format_case),
+    offsetof(Compressor__TensorPrecision, int8),
+    &compressor__quantization_parameters__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__tensor_precision__field_indices_by_name[] = {
+  1,   /* field[1] = float16 */
+  2,   /* field[2] = int8 */
+  0,   /* field[0] = tensor */
+};
+static const ProtobufCIntRange compressor__tensor_precision__number_ranges[2 + 1] =
+{
+  { 1, 0 },
+  { 10, 1 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor compressor__tensor_precision__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.TensorPrecision",
+  "TensorPrecision",
+  "Compressor__TensorPrecision",
+  "compressor",
+  sizeof(Compressor__TensorPrecision),
+  3,
+  compressor__tensor_precision__field_descriptors,
+  compressor__tensor_precision__field_indices_by_name,
+  2,  compressor__tensor_precision__number_ranges,
+  (ProtobufCMessageInit) compressor__tensor_precision__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__quantization_parameters__field_descriptors[5] =
+{
+  {
+    "axis",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__QuantizationParameters, has_axis),
+    offsetof(Compressor__QuantizationParameters, axis),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "scales",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__QuantizationParameters, n_scales),
+    offsetof(Compressor__QuantizationParameters, scales),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "zero_points",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Compressor__QuantizationParameters, n_zero_points),
+    offsetof(Compressor__QuantizationParameters, zero_points),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "qmin",
+    4,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Compressor__QuantizationParameters, has_qmin),
+    offsetof(Compressor__QuantizationParameters, qmin),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "qmax",
+    5,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Compressor__QuantizationParameters, has_qmax),
+    offsetof(Compressor__QuantizationParameters, qmax),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__quantization_parameters__field_indices_by_name[] = {
+  0,   /* field[0] = axis */
+  4,   /* field[4] = qmax */
+  3,   /* field[3] = qmin */
+  1,   /* field[1] = scales */
+  2,   /* field[2] = zero_points */
+};
+static const ProtobufCIntRange compressor__quantization_parameters__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor compressor__quantization_parameters__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.QuantizationParameters",
+  "QuantizationParameters",
+  "Compressor__QuantizationParameters",
+  "compressor",
+  sizeof(Compressor__QuantizationParameters),
+  5,
+  compressor__quantization_parameters__field_descriptors,
+  compressor__quantization_parameters__field_indices_by_name,
+  1,  compressor__quantization_parameters__number_ranges,
+  (ProtobufCMessageInit) compressor__quantization_parameters__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__normalization__field_descriptors[2] =

@@ -56,11 +56,8 @@ extension PrunePass {
     /// validation images), or nil when the criterion needs none.
     func calibrationImages(context: PassContext) throws -> CalibrationImages? {
         guard criterion.needsImages else { return nil }
-        let validation = try context.data.splits().validation
-        guard validation.count > 0 else {
-            throw ParameterError(pass: Self.name, problems: ["criterion \(criterion.rawValue) needs validation images"])
-        }
-        return CalibrationImages(validation.batch(0..<min(calibrationImages, validation.count)))
+        return try CalibrationImages.firstValidation(calibrationImages, context: context, pass: Self.name,
+                                                     purpose: "criterion \(criterion.rawValue)")
     }
 
     /// What step `step` removes, for the structured selection.

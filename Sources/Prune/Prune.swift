@@ -11,11 +11,14 @@ import Compress
 /// `huffman` pass, which lets the file Huffman-code its index streams; and
 /// the `hash` pass: HashedNets, weights drawn from a small bucket vector by
 /// a seeded hash, fine-tuned with the buckets tied.
+/// the `quantize` pass: float16 or int8 weights recorded as the tensors'
+/// precision, and int8 activations calibrated on validation images.
 ///
 /// Passes in this library conform to `Compress.Pass` and are registered with
 /// `PassRegistry` so the CLI and pipelines find them by name. The library
 /// depends on `Compress` only; nothing in `Compress` depends on it.
 public enum PruneLibrary {
     /// The passes this library provides.
-    public static let passes: [any Pass.Type] = [PrunePass.self, SharePass.self, HuffmanPass.self, HashPass.self]
+    public static let passes: [any Pass.Type] = [PrunePass.self, SharePass.self, HuffmanPass.self, HashPass.self,
+                                                  QuantizePass.self]
 }

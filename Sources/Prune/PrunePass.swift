@@ -49,8 +49,7 @@ public struct PrunePass: Pass {
                       help: "Comma-separated node-name patterns of layers to leave alone."),
         ParameterSpec("round-to", .int, default: .int(1),
                       help: "Channel granularity: keep a multiple of this many channels per group (8 suits the blocked kernels)."),
-        ParameterSpec("calibration-images", .int, default: .int(512),
-                      help: "Validation images the data-driven criteria (taylor, apoz) look at."),
+        CalibrationImages.parameterSpec(help: "Validation images the data-driven criteria (taylor, apoz) look at."),
     ] + FineTuneParameters.specs(epochsHelp:
         "Fine-tuning epochs after each step, pruned weights held at zero (default: 0 for one-shot, 1 otherwise).")
 

@@ -68,6 +68,10 @@ struct InfoReport: Encodable {
     var hashedTensors: [HashedTensorInfo]?
     /// Values the file stores: parameters with each hashed tensor counted as its buckets (absent without hashed tensors).
     var storedParameters: Int?
+    /// Tensors stored narrower than float32 (absent for a model without any).
+    var precisions: [PrecisionRow]?
+    /// Activation quantizers (absent for a model without any).
+    var activationQuantizers: [ActivationRow]?
     var history: [HistoryItem]
 
     init(model: Model, path: String) throws {
@@ -111,6 +115,8 @@ struct InfoReport: Encodable {
             }
             storedParameters = parameters - hashedTensors!.reduce(0) { $0 + $1.weights - $1.buckets }
         }
+        precisions = Self.precisionRows(model, sizes: sizes)
+        activationQuantizers = Self.activationRows(g)
         history = model.metadata.history.map {
             HistoryItem(pass: $0.pass, parameters: $0.parameters, seed: $0.seed, metrics: $0.metrics)
         }
@@ -147,6 +153,8 @@ struct InfoReport: Encodable {
             out += "\n\nhashed weights (HashedNets: virtual weights drawn from buckets by a seeded hash):\n"
             out += formatTable(["tensor", "weights", "buckets", "compression", "encoding", "bytes", "bits/weight"], rows)
         }
+        if let precisions { out += Self.precisionText(precisions) }
+        if let activationQuantizers { out += Self.activationText(activationQuantizers) }
         if !history.isEmpty {
             out += "\n\nhistory:"
             for h in history {

@@ -31,6 +31,7 @@ typedef struct Compressor__AvgPoolAttributes Compressor__AvgPoolAttributes;
 typedef struct Compressor__AxisAttributes Compressor__AxisAttributes;
 typedef struct Compressor__ReshapeAttributes Compressor__ReshapeAttributes;
 typedef struct Compressor__DropoutAttributes Compressor__DropoutAttributes;
+typedef struct Compressor__QuantizeDequantizeAttributes Compressor__QuantizeDequantizeAttributes;
 typedef struct Compressor__Tensor Compressor__Tensor;
 typedef struct Compressor__DenseFloat32 Compressor__DenseFloat32;
 typedef struct Compressor__DenseInt64 Compressor__DenseInt64;
@@ -44,6 +45,8 @@ typedef struct Compressor__HuffmanTable Compressor__HuffmanTable;
 typedef struct Compressor__Metadata Compressor__Metadata;
 typedef struct Compressor__StorageOptions Compressor__StorageOptions;
 typedef struct Compressor__HashedTensorOption Compressor__HashedTensorOption;
+typedef struct Compressor__TensorPrecision Compressor__TensorPrecision;
+typedef struct Compressor__QuantizationParameters Compressor__QuantizationParameters;
 typedef struct Compressor__Normalization Compressor__Normalization;
 typedef struct Compressor__HistoryEntry Compressor__HistoryEntry;
 typedef struct Compressor__HistoryAttachment Compressor__HistoryAttachment;
@@ -159,7 +162,8 @@ typedef enum {
   COMPRESSOR__NODE__OP_DIV = 26,
   COMPRESSOR__NODE__OP_CONCAT = 27,
   COMPRESSOR__NODE__OP_SOFTMAX = 28,
-  COMPRESSOR__NODE__OP_DROPOUT = 29
+  COMPRESSOR__NODE__OP_DROPOUT = 29,
+  COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE = 60
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__NODE__OP__CASE)
 } Compressor__Node__OpCase;
 
@@ -195,6 +199,10 @@ struct  Compressor__Node
     Compressor__AxisAttributes *concat;
     Compressor__AxisAttributes *softmax;
     Compressor__DropoutAttributes *dropout;
+    /*
+     * 30..59: free; 60.. quantization.
+     */
+    Compressor__QuantizeDequantizeAttributes *quantize_dequantize;
   };
 };
 #define COMPRESSOR__NODE__INIT \
@@ -351,6 +359,26 @@ struct  Compressor__DropoutAttributes
 #define COMPRESSOR__DROPOUT_ATTRIBUTES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__dropout_attributes__descriptor) \
     , 0, 0 }
+
+
+/*
+ * ONNX QuantizeLinear then DequantizeLinear with one scale and zero point:
+ * y = (saturate(round_half_to_even(x / scale) + zero_point) - zero_point) * scale,
+ * saturating to uint8 (0..255), or int8 (-128..127) when `signed`.
+ */
+struct  Compressor__QuantizeDequantizeAttributes
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_scale;
+  float scale;
+  protobuf_c_boolean has_zero_point;
+  int32_t zero_point;
+  protobuf_c_boolean has_signed_;
+  protobuf_c_boolean signed_;
+};
+#define COMPRESSOR__QUANTIZE_DEQUANTIZE_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__quantize_dequantize_attributes__descriptor) \
+    , 0, 0, 0, 0, 0, 0 }
 
 
 typedef enum {
@@ -704,10 +732,18 @@ struct  Compressor__StorageOptions
    */
   size_t n_hashed_tensors;
   Compressor__HashedTensorOption **hashed_tensors;
+  /*
+   * 4..19: free for more storage options; 20.. quantization.
+   * Initializers stored narrower than float32 (quantization), sorted by
+   * tensor name, each naming a tensor of the graph. In memory such a tensor
+   * holds float32 values that are exactly the stored ones widened.
+   */
+  size_t n_precisions;
+  Compressor__TensorPrecision **precisions;
 };
 #define COMPRESSOR__STORAGE_OPTIONS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__storage_options__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL }
+    , 0,NULL, 0, 0, 0,NULL, 0,NULL }
 
 
 struct  Compressor__HashedTensorOption
@@ -725,6 +761,77 @@ struct  Compressor__HashedTensorOption
 #define COMPRESSOR__HASHED_TENSOR_OPTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__hashed_tensor_option__descriptor) \
     , NULL, 0, 0, 0, 0 }
+
+
+typedef enum {
+  COMPRESSOR__TENSOR_PRECISION__FORMAT__NOT_SET = 0,
+  COMPRESSOR__TENSOR_PRECISION__FORMAT_FLOAT16 = 10,
+  COMPRESSOR__TENSOR_PRECISION__FORMAT_INT8 = 11
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__TENSOR_PRECISION__FORMAT__CASE)
+} Compressor__TensorPrecision__FormatCase;
+
+/*
+ * How one initializer's values are stored when narrower than float32.
+ */
+struct  Compressor__TensorPrecision
+{
+  ProtobufCMessage base;
+  char *tensor;
+  Compressor__TensorPrecision__FormatCase format_case;
+  union {
+    /*
+     * IEEE 754 binary16: the tensor is stored as DenseFloat16 (or, when
+     * shared, with float16 centroids); every value is a float16 widened.
+     */
+    Compressor__NoAttributes *float16;
+    /*
+     * Integers on a uniform grid: value = (q - zero_point) * scale,
+     * computed in float32 as ONNX DequantizeLinear does. The tensor is stored
+     * as DenseInt8 holding q.
+     */
+    Compressor__QuantizationParameters *int8;
+  };
+};
+#define COMPRESSOR__TENSOR_PRECISION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__tensor_precision__descriptor) \
+    , NULL, COMPRESSOR__TENSOR_PRECISION__FORMAT__NOT_SET, {0} }
+
+
+/*
+ * The grid of a linearly quantized tensor (ONNX QuantizeLinear /
+ * DequantizeLinear): q = saturate(round_half_to_even(x / scale) + zero_point).
+ */
+struct  Compressor__QuantizationParameters
+{
+  ProtobufCMessage base;
+  /*
+   * The dimension the scales run along (per-channel: 0, the output channels
+   * of a conv or linear weight). Absent: one scale for the whole tensor.
+   */
+  protobuf_c_boolean has_axis;
+  int64_t axis;
+  /*
+   * One positive, finite scale per index of `axis` (one without an axis).
+   */
+  size_t n_scales;
+  float *scales;
+  /*
+   * One per scale, within [qmin, qmax].
+   */
+  size_t n_zero_points;
+  int32_t *zero_points;
+  /*
+   * The integers the quantizer used, within the storage type's range
+   * (-128..127 for int8; narrower for symmetric or reduced-range grids).
+   */
+  protobuf_c_boolean has_qmin;
+  int32_t qmin;
+  protobuf_c_boolean has_qmax;
+  int32_t qmax;
+};
+#define COMPRESSOR__QUANTIZATION_PARAMETERS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__quantization_parameters__descriptor) \
+    , 0, 0, 0,NULL, 0,NULL, 0, 0, 0, 0 }
 
 
 /*
@@ -1115,6 +1222,25 @@ Compressor__DropoutAttributes *
 void   compressor__dropout_attributes__free_unpacked
                      (Compressor__DropoutAttributes *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__QuantizeDequantizeAttributes methods */
+void   compressor__quantize_dequantize_attributes__init
+                     (Compressor__QuantizeDequantizeAttributes         *message);
+size_t compressor__quantize_dequantize_attributes__get_packed_size
+                     (const Compressor__QuantizeDequantizeAttributes   *message);
+size_t compressor__quantize_dequantize_attributes__pack
+                     (const Compressor__QuantizeDequantizeAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__quantize_dequantize_attributes__pack_to_buffer
+                     (const Compressor__QuantizeDequantizeAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__QuantizeDequantizeAttributes *
+       compressor__quantize_dequantize_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__quantize_dequantize_attributes__free_unpacked
+                     (Compressor__QuantizeDequantizeAttributes *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Tensor methods */
 void   compressor__tensor__init
                      (Compressor__Tensor         *message);
@@ -1362,6 +1488,44 @@ Compressor__HashedTensorOption *
 void   compressor__hashed_tensor_option__free_unpacked
                      (Compressor__HashedTensorOption *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__TensorPrecision methods */
+void   compressor__tensor_precision__init
+                     (Compressor__TensorPrecision         *message);
+size_t compressor__tensor_precision__get_packed_size
+                     (const Compressor__TensorPrecision   *message);
+size_t compressor__tensor_precision__pack
+                     (const Compressor__TensorPrecision   *message,
+                      uint8_t             *out);
+size_t compressor__tensor_precision__pack_to_buffer
+                     (const Compressor__TensorPrecision   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__TensorPrecision *
+       compressor__tensor_precision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__tensor_precision__free_unpacked
+                     (Compressor__TensorPrecision *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__QuantizationParameters methods */
+void   compressor__quantization_parameters__init
+                     (Compressor__QuantizationParameters         *message);
+size_t compressor__quantization_parameters__get_packed_size
+                     (const Compressor__QuantizationParameters   *message);
+size_t compressor__quantization_parameters__pack
+                     (const Compressor__QuantizationParameters   *message,
+                      uint8_t             *out);
+size_t compressor__quantization_parameters__pack_to_buffer
+                     (const Compressor__QuantizationParameters   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__QuantizationParameters *
+       compressor__quantization_parameters__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__quantization_parameters__free_unpacked
+                     (Compressor__QuantizationParameters *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Normalization methods */
 void   compressor__normalization__init
                      (Compressor__Normalization         *message);
@@ -1507,6 +1671,9 @@ typedef void (*Compressor__ReshapeAttributes_Closure)
 typedef void (*Compressor__DropoutAttributes_Closure)
                  (const Compressor__DropoutAttributes *message,
                   void *closure_data);
+typedef void (*Compressor__QuantizeDequantizeAttributes_Closure)
+                 (const Compressor__QuantizeDequantizeAttributes *message,
+                  void *closure_data);
 typedef void (*Compressor__Tensor_Closure)
                  (const Compressor__Tensor *message,
                   void *closure_data);
@@ -1546,6 +1713,12 @@ typedef void (*Compressor__StorageOptions_Closure)
 typedef void (*Compressor__HashedTensorOption_Closure)
                  (const Compressor__HashedTensorOption *message,
                   void *closure_data);
+typedef void (*Compressor__TensorPrecision_Closure)
+                 (const Compressor__TensorPrecision *message,
+                  void *closure_data);
+typedef void (*Compressor__QuantizationParameters_Closure)
+                 (const Compressor__QuantizationParameters *message,
+                  void *closure_data);
 typedef void (*Compressor__Normalization_Closure)
                  (const Compressor__Normalization *message,
                   void *closure_data);
@@ -1583,6 +1756,7 @@ extern const ProtobufCMessageDescriptor compressor__avg_pool_attributes__descrip
 extern const ProtobufCMessageDescriptor compressor__axis_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__reshape_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__quantize_dequantize_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__tensor__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_float32__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_int64__descriptor;
@@ -1596,6 +1770,8 @@ extern const ProtobufCMessageDescriptor compressor__huffman_table__descriptor;
 extern const ProtobufCMessageDescriptor compressor__metadata__descriptor;
 extern const ProtobufCMessageDescriptor compressor__storage_options__descriptor;
 extern const ProtobufCMessageDescriptor compressor__hashed_tensor_option__descriptor;
+extern const ProtobufCMessageDescriptor compressor__tensor_precision__descriptor;
+extern const ProtobufCMessageDescriptor compressor__quantization_parameters__descriptor;
 extern const ProtobufCMessageDescriptor compressor__normalization__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_entry__descriptor;
 extern const ProtobufCMessageDescriptor compressor__history_attachment__descriptor;

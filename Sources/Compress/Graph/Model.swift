@@ -42,9 +42,14 @@ public struct StorageOptions: Sendable, Equatable {
     /// as its buckets and seed while its values are consistent with the
     /// layout, and fine-tuning keeps them tied to their buckets.
     public var hashedTensors: [String: HashedTensor]
+    /// Initializers stored narrower than float32 (quantization), by name;
+    /// each holds exactly the values its precision stores.
+    public var precisions: [String: TensorPrecision]
 
-    public init(sharedTensors: [String] = [], huffman: Bool = false, hashedTensors: [String: HashedTensor] = [:]) {
+    public init(sharedTensors: [String] = [], huffman: Bool = false, hashedTensors: [String: HashedTensor] = [:],
+                precisions: [String: TensorPrecision] = [:]) {
         self.sharedTensors = sharedTensors.sorted(); self.huffman = huffman; self.hashedTensors = hashedTensors
+        self.precisions = precisions
     }
 }
 

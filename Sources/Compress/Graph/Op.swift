@@ -88,6 +88,9 @@ public enum Op: Sendable, Hashable {
     case softmax(axis: Int)
     /// Identity at inference; training draws a seeded mask.
     case dropout(ratio: Float)
+    /// ONNX QuantizeLinear then DequantizeLinear, per tensor: the value on an
+    /// 8-bit grid, in float32 (`ActivationQuantization`).
+    case quantizeDequantize(ActivationQuantization)
 
     /// The name used in tables, files and error messages.
     public var kind: String {
@@ -112,6 +115,7 @@ public enum Op: Sendable, Hashable {
         case .concat: "Concat"
         case .softmax: "Softmax"
         case .dropout: "Dropout"
+        case .quantizeDequantize: "QuantizeDequantize"
         }
     }
 

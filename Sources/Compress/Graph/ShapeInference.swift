@@ -99,6 +99,9 @@ extension Node {
             return x
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout:
             return s[0]
+        case .quantizeDequantize(let q):
+            if let problem = q.problem { throw .invalidAttribute(node: name, detail: problem) }
+            return s[0]
         case .maxPool(let p), .avgPool(let p, _):
             let x = s[0]
             guard x.count == 4 else { throw mismatch(0, "pooling needs a 4-D input, got \(x)") }

@@ -105,6 +105,8 @@ extension TensorFileEncoding {
     func name(dtype: DType) -> String {
         switch self {
         case .dense: "dense-\(dtype.rawValue)"
+        case .denseFloat16: "dense-float16"
+        case .denseInt8(let grid): "dense-int8/" + (grid.axis == nil ? "per-tensor" : "per-channel")
         case .sparseFloat32(let layout): "sparse-float32/\(layout.gapsName)"
         case .codebook(let indices): "codebook/\(indices.indicesName)"
         case .sparseCodebook(let layout, let indices): "sparse-codebook/\(layout.gapsName)/\(indices.indicesName)"

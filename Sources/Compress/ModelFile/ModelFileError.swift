@@ -53,6 +53,10 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     case unknownSharedTensor(String)
     /// The storage options name a hashed tensor the graph does not have.
     case unknownHashedTensor(String)
+    /// A tensor's precision record (quantization) is inconsistent: no such
+    /// tensor, a stored encoding that is not the precision's, scales or zero
+    /// points that do not fit the tensor, a non-positive scale.
+    case invalidPrecision(tensor: String, detail: String)
     /// A shape has a negative dimension, or a dimension too large for this machine.
     case invalidShape(context: String, shape: [Int64])
     /// An attribute value is out of range (a non-positive stride, an axis beyond Int).
@@ -113,6 +117,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
             "the model's storage options list '\(name)' as a hashed tensor, but the graph has no initializer of that name"
         case .unknownSharedTensor(let name):
             "the model's storage options list '\(name)' as a shared tensor, but the graph has no initializer of that name"
+        case .invalidPrecision(let tensor, let detail):
+            "tensor '\(tensor)' has an invalid precision record: \(detail)"
         case .invalidShape(let context, let shape):
             "\(context) has an invalid shape \(shape): dimensions must be non-negative and fit in memory"
         case .invalidAttribute(let node, let detail):

@@ -42,6 +42,9 @@ enum ProtoDecoder {
         for name in metadata.storage.hashedTensors.keys.sorted() where graph.initializers[name] == nil {
             throw .unknownHashedTensor(name)
         }
+        for name in metadata.storage.precisions.keys.sorted() where graph.initializers[name] == nil {
+            throw .invalidPrecision(tensor: name, detail: "the graph has no initializer of that name")
+        }
         return Model(graph: graph, metadata: metadata)
     }
 
@@ -62,7 +65,8 @@ enum ProtoDecoder {
     }
 
     /// `hashed`: the storage options' hashed tensors, which every hashed record must match.
-    static func graph(_ g: Compressor__Graph, hashed: [String: HashedTensor] = [:]) throws(ModelFileError) -> Graph {
+    static func graph(_ g: Compressor__Graph, hashed: [String: HashedTensor] = [:],
+                      precisions: [String: TensorPrecision] = [:]) throws(ModelFileError) -> Graph {
         var inputs: [GraphInput] = []
         for (i, p) in messages(g.inputs, g.n_inputs).enumerated() {
             guard let name = p.pointee.name else { throw .missingField("graph input \(i): name") }
@@ -85,9 +89,34 @@ enum ProtoDecoder {
             guard let name = p.pointee.name else { throw .missingField("tensor \(i): name") }
             let n = String(cString: name)
             guard initializers[n] == nil else { throw .duplicateName(n) }
-            initializers[n] = try tensor(p.pointee, name: n, hashed: hashed[n])
+            let stored = try tensor(p.pointee, name: n, hashed: hashed[n])
+            initializers[n] = try precisions[n].map { precision throws(ModelFileError) in
+                try widened(stored, precision: precision, name: n)
+            } ?? stored
         }
         return Graph(inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+    }
+
+    /// The float32 tensor of `stored`, the initializer `name` recorded in
+    /// `precision`: float16 or int8 elements widened (dequantized), or
+    /// float32 elements (sparse or codebook encodings) checked to be
+    /// representable in the precision.
+    static func widened(_ stored: Tensor, precision: TensorPrecision, name: String) throws(ModelFileError) -> Tensor {
+        func invalid(_ detail: String) -> ModelFileError { .invalidPrecision(tensor: name, detail: detail) }
+        let values: [Float]
+        switch (precision, stored.storage) {
+        case (.float16, .float16(let bits)):
+            values = bits.map { Float(Float16(bitPattern: $0)) }
+        case (.float16, .float32(let v)):
+            values = v
+        case (.int8(let grid), .int8(let q)):
+            if let problem = grid.problem(shape: stored.shape) { throw invalid("its int8 grid \(problem)") }
+            values = grid.dequantize(q.map { Int32($0) }, shape: stored.shape)
+        default:
+            throw invalid("it is \(precision.name), but the tensor is stored as \(stored.dtype)")
+        }
+        if let problem = precision.problem(values: values, shape: stored.shape) { throw invalid("the tensor \(problem)") }
+        return Tensor(shape: stored.shape, floats: values)
     }
 
     static func node(_ n: Compressor__Node, index: Int) throws(ModelFileError) -> Node {
@@ -145,6 +174,13 @@ enum ProtoDecoder {
         case COMPRESSOR__NODE__OP_DROPOUT:
             let a = try reader.message(n.dropout, "dropout attributes")
             op = .dropout(ratio: try reader.value(a.has_ratio, a.ratio, "ratio"))
+        case COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE:
+            let a = try reader.message(n.quantize_dequantize, "quantize-dequantize attributes")
+            let q = ActivationQuantization(scale: try reader.value(a.has_scale, a.scale, "scale"),
+                                           zeroPoint: try reader.value(a.has_zero_point, a.zero_point, "zero_point"),
+                                           signed: try reader.value(a.has_signed_, a.signed_, "signed") != 0)
+            if let problem = q.problem { throw .invalidAttribute(node: name, detail: problem) }
+            op = .quantizeDequantize(q)
         default:
             throw .unknownOp(node: name)
         }
@@ -378,11 +414,39 @@ enum ProtoDecoder {
                 }
                 hashed[name] = HashedTensor(buckets: buckets, seed: h.seed)
             }
+            var precisions: [String: TensorPrecision] = [:]
+            for (i, p) in messages(storage.pointee.precisions, storage.pointee.n_precisions).enumerated() {
+                guard let t = p.pointee.tensor else { throw .missingField("storage options: precision record \(i): tensor") }
+                let name = String(cString: t)
+                guard precisions[name] == nil else { throw .duplicateName("precision record of '\(name)'") }
+                precisions[name] = try precision(p.pointee, tensor: name)
+            }
             metadata.storage = StorageOptions(sharedTensors: shared,
                                               huffman: storage.pointee.has_huffman != 0 && storage.pointee.huffman != 0,
-                                              hashedTensors: hashed)
+                                              hashedTensors: hashed, precisions: precisions)
         }
         return metadata
+    }
+
+    static func precision(_ p: Compressor__TensorPrecision, tensor name: String) throws(ModelFileError) -> TensorPrecision {
+        func invalid(_ detail: String) -> ModelFileError { .invalidPrecision(tensor: name, detail: detail) }
+        switch p.format_case {
+        case COMPRESSOR__TENSOR_PRECISION__FORMAT_FLOAT16:
+            return .float16
+        case COMPRESSOR__TENSOR_PRECISION__FORMAT_INT8:
+            guard let q = p.int8 else { throw invalid("its int8 parameters are missing") }
+            guard q.pointee.has_qmin != 0, q.pointee.has_qmax != 0 else { throw invalid("its integer range is missing") }
+            var axis: Int?
+            if q.pointee.has_axis != 0 {
+                guard let a = Int(exactly: q.pointee.axis), a >= 0 else { throw invalid("its axis \(q.pointee.axis) is negative") }
+                axis = a
+            }
+            return .int8(QuantizationGrid(axis: axis, scales: Array(buffer(q.pointee.scales, q.pointee.n_scales)),
+                                          zeroPoints: Array(buffer(q.pointee.zero_points, q.pointee.n_zero_points)),
+                                          qmin: q.pointee.qmin, qmax: q.pointee.qmax))
+        default:
+            throw invalid("it uses a format this compressor does not know (written by a newer version?)")
+        }
     }
 
     // MARK: Pieces

@@ -55,6 +55,9 @@ struct ProtoEncoder {
             }
             guard hashed.buckets >= 1 else { throw .unencodable("hashed tensor '\(name)' has \(hashed.buckets) buckets") }
         }
+        for name in model.metadata.storage.precisions.keys.sorted() where model.graph.initializers[name]?.dtype != .float32 {
+            throw .unencodable("the storage options record a precision for '\(name)', but the graph has no float32 initializer of that name")
+        }
         m.pointee.graph = try graph(model.graph, storage: model.metadata.storage)
         let meta = try metadata(model.metadata)
         // The metadata (mostly the history's text) as one zlib stream where
@@ -191,6 +194,16 @@ struct ProtoEncoder {
             a.pointee.ratio = ratio
             n.pointee.op_case = COMPRESSOR__NODE__OP_DROPOUT
             n.pointee.dropout = a
+        case .quantizeDequantize(let q):
+            let a = arena.message(compressor__quantize_dequantize_attributes__init)
+            a.pointee.has_scale = 1
+            a.pointee.scale = q.scale
+            a.pointee.has_zero_point = 1
+            a.pointee.zero_point = q.zeroPoint
+            a.pointee.has_signed_ = 1
+            a.pointee.signed_ = q.signed ? 1 : 0
+            n.pointee.op_case = COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE
+            n.pointee.quantize_dequantize = a
         }
         return n
     }
@@ -244,6 +257,9 @@ struct ProtoEncoder {
                 d.pointee.data = littleEndianBytes(values)
                 t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT32
                 t.pointee.dense_float32 = d
+            case .denseFloat16, .denseInt8:
+                try quantizedTensor(t, values: values, shape: tensor.shape, named: name,
+                                    precision: storage.precisions[name])
             }
         case .int64(let values):
             let d = arena.message(compressor__dense_int64__init)
@@ -271,6 +287,30 @@ struct ProtoEncoder {
             t.pointee.dense_uint8 = d
         }
         return t
+    }
+
+    /// Fills `t` with `values` stored in `precision` (DenseFloat16 or
+    /// DenseInt8), after checking they are exactly representable in it.
+    func quantizedTensor(_ t: UnsafeMutablePointer<Compressor__Tensor>, values: [Float], shape: [Int], named name: String,
+                         precision: TensorPrecision?) throws(ModelFileError) {
+        guard let precision else { throw .unencodable("tensor '\(name)' has no precision record") }
+        if let problem = precision.problem(values: values, shape: shape) {
+            throw .unencodable("tensor '\(name)' is recorded as \(precision.name) but \(problem); quantize after the passes that change weights")
+        }
+        switch precision {
+        case .float16:
+            let d = arena.message(compressor__dense_float16__init)
+            d.pointee.has_data = 1
+            d.pointee.data = littleEndianBytes(values.map { Float16($0).bitPattern })
+            t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_DENSE_FLOAT16
+            t.pointee.dense_float16 = d
+        case .int8(let grid):
+            let d = arena.message(compressor__dense_int8__init)
+            d.pointee.has_data = 1
+            d.pointee.data = littleEndianBytes(grid.quantize(values, shape: shape).map { Int8($0) })
+            t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_DENSE_INT8
+            t.pointee.dense_int8 = d
+        }
     }
 
     /// The `SparseFloat32` message of `gaps` in `layout`, without its values.
@@ -404,9 +444,42 @@ struct ProtoEncoder {
             }
             s.pointee.n_hashed_tensors = hashed.count
             s.pointee.hashed_tensors = arena.pointers(hashed)
+            let precisions = try metadata.storage.precisions.keys.sorted().map { name throws(ModelFileError) in
+                try tensorPrecision(metadata.storage.precisions[name]!, named: name)
+            }
+            s.pointee.n_precisions = precisions.count
+            s.pointee.precisions = arena.pointers(precisions)
             m.pointee.storage = s
         }
         return m
+    }
+
+    func tensorPrecision(_ precision: TensorPrecision, named name: String) throws(ModelFileError)
+        -> UnsafeMutablePointer<Compressor__TensorPrecision> {
+        let p = arena.message(compressor__tensor_precision__init)
+        p.pointee.tensor = try string(name, "precision record's tensor name")
+        switch precision {
+        case .float16:
+            p.pointee.format_case = COMPRESSOR__TENSOR_PRECISION__FORMAT_FLOAT16
+            p.pointee.float16 = noAttributes()
+        case .int8(let grid):
+            let q = arena.message(compressor__quantization_parameters__init)
+            if let axis = grid.axis {
+                q.pointee.has_axis = 1
+                q.pointee.axis = Int64(axis)
+            }
+            q.pointee.n_scales = grid.scales.count
+            q.pointee.scales = arena.array(grid.scales)
+            q.pointee.n_zero_points = grid.zeroPoints.count
+            q.pointee.zero_points = arena.array(grid.zeroPoints)
+            q.pointee.has_qmin = 1
+            q.pointee.qmin = grid.qmin
+            q.pointee.has_qmax = 1
+            q.pointee.qmax = grid.qmax
+            p.pointee.format_case = COMPRESSOR__TENSOR_PRECISION__FORMAT_INT8
+            p.pointee.int8 = q
+        }
+        return p
     }
 
     // MARK: Attribute pieces

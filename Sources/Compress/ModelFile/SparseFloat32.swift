@@ -110,6 +110,10 @@ struct SparseFloat32Layout: Equatable {
 enum TensorFileEncoding: Equatable {
     /// Every element, in the dense encoding of the tensor's dtype.
     case dense
+    /// A float32 tensor of float16 values (`TensorPrecision.float16`) as DenseFloat16.
+    case denseFloat16
+    /// A float32 tensor on an int8 grid (`TensorPrecision.int8`) as DenseInt8.
+    case denseInt8(QuantizationGrid)
     /// A float32 tensor in the relative-index sparse layout.
     case sparseFloat32(SparseFloat32Layout)
     /// A weight-shared float32 tensor as a codebook and one index per element.
@@ -124,8 +128,8 @@ enum TensorFileEncoding: Equatable {
     /// The encoding the writer uses for `tensor`: the smallest of
     /// `candidates(for:shared:huffman:)`, the first among equals. Every
     /// dtype but float32 is dense. A function of the tensor and the options.
-    init(choosingFor tensor: Tensor, shared: Bool = false, huffman: Bool = false) {
-        let candidates = Self.candidates(for: tensor, shared: shared, huffman: huffman)
+    init(choosingFor tensor: Tensor, shared: Bool = false, huffman: Bool = false, precision: TensorPrecision? = nil) {
+        let candidates = Self.candidates(for: tensor, shared: shared, huffman: huffman, precision: precision)
         let denseByteCount = tensor.denseByteCount
         var best = candidates[0]
         var bestSize = best.fieldSize(denseByteCount: denseByteCount)
@@ -141,7 +145,8 @@ enum TensorFileEncoding: Equatable {
     /// values are exactly drawn from its layout also has the hashed encoding
     /// as a candidate, after all the others.
     init(choosingFor tensor: Tensor, named name: String, storage: StorageOptions) {
-        self.init(choosingFor: tensor, shared: storage.sharedTensors.contains(name), huffman: storage.huffman)
+        self.init(choosingFor: tensor, shared: storage.sharedTensors.contains(name), huffman: storage.huffman,
+                  precision: storage.precisions[name])
         guard let hashed = storage.hashedTensors[name], case .float32(let values) = tensor.storage,
               hashed.buckets >= 1 else { return }
         let layout = hashed.layout(count: values.count)
@@ -164,8 +169,15 @@ enum TensorFileEncoding: Equatable {
     /// per possible gap, 2^width) is at least as large as the smallest
     /// candidate without them: they cannot be the smallest there, and the
     /// wide tables are the costly part of the search.
-    static func candidates(for tensor: Tensor, shared: Bool, huffman: Bool) -> [TensorFileEncoding] {
+    ///
+    /// A tensor with a `precision` is stored in it: an int8 one as DenseInt8
+    /// only; a float16 one as DenseFloat16 in place of dense float32 (the
+    /// sparse and codebook encodings keep its values exactly too).
+    static func candidates(for tensor: Tensor, shared: Bool, huffman: Bool,
+                           precision: TensorPrecision? = nil) -> [TensorFileEncoding] {
         guard case .float32(let values) = tensor.storage else { return [.dense] }
+        if case .int8(let grid) = precision { return [.denseInt8(grid)] }
+        let dense: TensorFileEncoding = precision == .float16 ? .denseFloat16 : .dense
         let sparse = SparseFloat32Layout.candidates(for: values)
         let codebook = shared ? values.withUnsafeBufferPointer { StoredCodebook($0) } : nil
 
@@ -195,7 +207,7 @@ enum TensorFileEncoding: Equatable {
         var codedGaps: [SparseFloat32Layout?] = sparse.map { _ in nil }
         if huffman {
             let denseByteCount = tensor.denseByteCount
-            let withoutCodedGaps = [.dense] + sparse.map { .sparseFloat32($0) } + denseCodebooks
+            let withoutCodedGaps = [dense] + sparse.map { .sparseFloat32($0) } + denseCodebooks
                 + sparse.indices.flatMap { sparseCodebooks(sparse[$0], $0) }
             let smallest = withoutCodedGaps.map { $0.fieldSize(denseByteCount: denseByteCount) }.min()!
             let runs = values.withUnsafeBufferPointer { SparseFloat32Layout.zeroRuns(of: $0) }
@@ -207,7 +219,7 @@ enum TensorFileEncoding: Equatable {
             }
         }
 
-        var candidates: [TensorFileEncoding] = [.dense] + sparse.map { .sparseFloat32($0) }
+        var candidates: [TensorFileEncoding] = [dense] + sparse.map { .sparseFloat32($0) }
         candidates += codedGaps.compactMap { $0.map { .sparseFloat32($0) } }
         candidates += denseCodebooks
         for (i, layout) in sparse.enumerated() {
@@ -223,6 +235,10 @@ enum TensorFileEncoding: Equatable {
         switch self {
         case .dense:
             lengthDelimitedFieldSize(fieldNumber: 10, contentSize: denseMessageSize(byteCount: denseByteCount))
+        case .denseFloat16:
+            lengthDelimitedFieldSize(fieldNumber: 12, contentSize: denseMessageSize(byteCount: denseByteCount / 2))
+        case .denseInt8:
+            lengthDelimitedFieldSize(fieldNumber: 13, contentSize: denseMessageSize(byteCount: denseByteCount / 4))
         case .sparseFloat32(let layout):
             lengthDelimitedFieldSize(fieldNumber: 20, contentSize: layout.messageSize)
         case .codebook(let layout):

@@ -82,6 +82,8 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
     case normalizationMismatch(channels: Int, mean: Int, std: Int)
     /// A name or string cannot be written (it contains a NUL character).
     case unencodable(String)
+    /// A node has no ONNX form in this exporter.
+    case notExportable(node: String, reason: String)
 
     public var description: String {
         let range = ONNXExporter.supportedOpsets
@@ -92,6 +94,7 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
         case .normalizationMismatch(let c, let m, let s):
             "normalization has \(m) means and \(s) stds for an input with \(c) channels"
         case .unencodable(let what): "cannot write \(what) to ONNX: it contains a NUL character"
+        case .notExportable(let n, let r): "node '\(n)' cannot be exported to ONNX: \(r)"
         }
     }
 }

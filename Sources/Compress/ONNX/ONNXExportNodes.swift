@@ -88,6 +88,8 @@ struct ONNXNodeLowering {
         case .concat(let axis): return make("Concat", [("axis", .int(axis))])
         case .softmax(let axis): return make("Softmax", [("axis", .int(axis))])
         case .dropout: return make("Identity")
+        case .quantizeDequantize:
+            throw .notExportable(node: node.name, reason: "QuantizeDequantize (int8 activations) has no QDQ ONNX export yet")
         }
     }
 

@@ -16,6 +16,15 @@ extension ReferenceEvaluator {
         return Tensor(shape: x.shape, floats: x.floats.map(f))
     }
 
+    /// QuantizeLinear then DequantizeLinear of every element, one value at a
+    /// time through `QuantizationGrid`'s scalar definitions.
+    static func quantizeDequantize(_ x: Tensor, _ q: ActivationQuantization) -> Tensor {
+        Tensor(shape: x.shape, floats: x.floats.map {
+            QuantizationGrid.dequantize(QuantizationGrid.quantize($0, scale: q.scale, zeroPoint: q.zeroPoint, range: q.range),
+                                        scale: q.scale, zeroPoint: q.zeroPoint)
+        })
+    }
+
     /// Add, Sub, Mul or Div with numpy broadcasting: shapes align on the right,
     /// and a dimension of size 1 (or a missing one) repeats along the other's.
     static func binary(_ op: Op, _ a: Tensor, _ b: Tensor) -> Tensor {

@@ -95,6 +95,7 @@ struct TrainingPlanBuilder {
                 runningVariance: try statistic(input(4)!, .runningVariance, node), epsilon: epsilon)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh: return ActivationTrainingKernel(op: node.op)
         case .dropout(let ratio): return DropoutTrainingKernel(ratio: ratio, randomness: randomness)
+        case .quantizeDequantize(let q): return QuantizeDequantizeTrainingKernel(quantization: q)
         case .maxPool(let p): return PoolTrainingKernel(pool: p, isMax: true)
         case .avgPool(let p, let countIncludePad): return PoolTrainingKernel(pool: p, isMax: false, countIncludePad: countIncludePad)
         case .globalAvgPool: return GlobalAveragePoolTrainingKernel()

@@ -153,6 +153,10 @@ public final class TrainingRun {
         progress.end()
         let trainSeconds = Date().timeIntervalSince(started)
         state.current = graph.exportModel()
+        // Trained values leave their quantized precision (no quantization-aware training yet).
+        state.current.metadata.storage.precisions = state.current.metadata.storage.precisions.filter {
+            graph.parameters[$0.key] == nil
+        }
         if !settings.keepsCodebooks {
             // Released: the trained values are no longer drawn from a codebook.
             state.current.metadata.storage.sharedTensors.removeAll { graph.parameters[$0] != nil }

@@ -133,6 +133,8 @@ public struct SharePass: Pass {
         let alreadyShared = current.metadata.storage.sharedTensors
         current.metadata.storage.sharedTensors = Array(Set(alreadyShared).union(layers.map(\.weight))).sorted()
         current.metadata.storage.huffman = huffman
+        // Centroids are float32 values: a quantized precision no longer holds.
+        for layer in layers { current.metadata.storage.precisions[layer.weight] = nil }
         var metrics: [String: Double] = [
             "shared-layers": Double(layers.count),
             "shared-weights": Double(sharedCount),

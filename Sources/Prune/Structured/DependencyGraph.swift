@@ -74,7 +74,7 @@ private struct ChannelDependencyAnalysis {
         case .batchNorm:
             passThrough(node)
             sliceNormParameters(node)
-        case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout, .maxPool, .avgPool, .globalAvgPool:
+        case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout, .maxPool, .avgPool, .globalAvgPool, .quantizeDequantize:
             passThrough(node)
         case .flatten(let axis): flatten(node, axis: axis)
         case .reshape: refuse(values: [node.inputs[0]], because: "read by Reshape '\(node.name)'")

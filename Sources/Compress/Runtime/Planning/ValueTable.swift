@@ -97,6 +97,9 @@ struct ValueTable {
             append(node, BlockedActivationKernel(activation: .relu), [id(of: x)], .blocked)
         case .relu6 where isBlocked(x):
             append(node, BlockedActivationKernel(activation: .relu6), [id(of: x)], .blocked)
+        case .quantizeDequantize(let q) where isBlocked(x):
+            // Elementwise, and zero stays zero: padded channels keep their zeros.
+            append(node, QuantizeDequantizeKernel(quantization: q, layout: .blocked), [id(of: x)], .blocked)
         case .add where node.inputs.contains(where: isBlocked) && shapes[node.inputs[0]] == shapes[node.inputs[1]]:
             let inputs = node.inputs.map { blockedValue(id(of: $0)) }
             append(node, BlockedAddKernel(), inputs, .blocked)
@@ -135,6 +138,7 @@ struct ValueTable {
             return BatchNormKernel(scale: parameters[0]!, bias: parameters[1]!, mean: parameters[2]!,
                                    variance: parameters[3]!, epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return UnaryKernel(op: node.op)
+        case .quantizeDequantize(let q): return QuantizeDequantizeKernel(quantization: q, layout: .plain)
         case .maxPool(let p): return PoolKernel(pool: p, reduction: .max)
         case .avgPool(let p, let countIncludePad): return PoolKernel(pool: p, reduction: .average(countIncludePad: countIncludePad))
         case .globalAvgPool: return GlobalAveragePoolKernel()
