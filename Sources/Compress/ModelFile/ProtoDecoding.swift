@@ -35,7 +35,7 @@ enum ProtoDecoder {
         } else {
             metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
         }
-        let graph = try graph(g.pointee, hashed: metadata.storage.hashedTensors)
+        let graph = try graph(g.pointee, hashed: metadata.storage.hashedTensors, precisions: metadata.storage.precisions)
         for name in metadata.storage.sharedTensors where graph.initializers[name] == nil {
             throw .unknownSharedTensor(name)
         }
