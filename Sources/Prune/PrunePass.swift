@@ -116,10 +116,6 @@ public struct PrunePass: Pass {
     /// Fine-tunes for `fineTuneEpochs` (pruned weights held at zero), or returns `model` when there are none.
     func fineTuned(_ model: Model, context: PassContext) throws -> Model {
         guard fineTuneEpochs > 0 else { return model }
-        guard let trainer = context.trainer else {
-            throw ParameterError(pass: Self.name, problems: ["fine-tuning needs a trainer, which this run does not provide"])
-        }
-        return try trainer.fineTune(model, data: try context.data.splits(), epochs: fineTuneEpochs,
-                                    overrides: fineTuneOverrides, context: context)
+        return try context.fineTune(model, epochs: fineTuneEpochs, overrides: fineTuneOverrides, pass: Self.name)
     }
 }

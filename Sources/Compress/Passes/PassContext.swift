@@ -48,6 +48,16 @@ public final class PassContext: Sendable {
         return SeededGenerator(seed: seed ^ h)
     }
 
+    /// Fine-tunes `model` for `epochs` with the fine-tune option group's
+    /// `overrides`, for the pass named `pass`: the one path every pass that
+    /// fine-tunes takes. Throws when this context has no trainer.
+    public func fineTune(_ model: Model, epochs: Int, overrides: [String: String], pass: String) throws -> Model {
+        guard let trainer else {
+            throw ParameterError(pass: pass, problems: ["fine-tuning needs a trainer, which this run does not provide"])
+        }
+        return try trainer.fineTune(model, data: try data.splits(), epochs: epochs, overrides: overrides, context: self)
+    }
+
     /// Throws ``PassCancelled`` when the user asked to stop.
     public func checkCancellation() throws(PassCancelled) {
         if cancellation.isCancelled { throw PassCancelled() }

@@ -135,11 +135,7 @@ public struct HashPass: Pass {
             "relative-error": squaredNorm > 0 ? (squaredError / squaredNorm).squareRoot() : 0,
         ]
         if fineTuneEpochs > 0 {
-            guard let trainer = context.trainer else {
-                throw ParameterError(pass: Self.name, problems: ["fine-tuning needs a trainer, which this run does not provide"])
-            }
-            current = try trainer.fineTune(current, data: try context.data.splits(), epochs: fineTuneEpochs,
-                                           overrides: fineTuneOverrides, context: context)
+            current = try context.fineTune(current, epochs: fineTuneEpochs, overrides: fineTuneOverrides, pass: Self.name)
             let validation = current.metadata.history.last?.metrics["validation-accuracy"] ?? 0
             metrics["validation-accuracy"] = validation
             changes.append(String(format: "fine-tuned %d epoch(s), buckets tied: validation %.2f%%",
