@@ -130,3 +130,44 @@ func hashPass(_ raw: [String: String]) throws -> (HashPass, PassParameters) {
         #expect(PruneLibrary.passes.contains { $0.name == "hash" })
     }
 }
+
+/// fold-bn after sharing or hashing: folding scales a weight's rows, so the
+/// tensors it changed leave the model's shared and hashed lists (and are
+/// stored like any other tensor); the others keep theirs.
+@Suite struct FoldAfterSharingTests {
+    /// vgg-small on 1x8x8 images: every conv followed by a BatchNorm, then the fc.
+    let model = Architecture.vggSmall.build(seed: 3, inputShape: [1, 8, 8], classes: 4)
+
+    func fold(_ m: Model) throws -> (Model, [String]) {
+        let p = try PassParameters(validating: [:], against: FoldBatchNormPass.parameters, pass: FoldBatchNormPass.name)
+        let (out, record) = try FoldBatchNormPass(parameters: p).run(on: m, context: PassContext(seed: 1), parameters: p)
+        return (out, record.changes)
+    }
+
+    @Test func foldingReleasesTheHashedConvsItScales() throws {
+        let (pass, parameters) = try hashPass(["compression": "4", "convs": "true"])
+        let (hashed, _) = try pass.run(on: model, context: PassContext(seed: 1), parameters: parameters)
+        #expect(hashed.metadata.storage.hashedTensors.keys.contains("conv2.weight"))
+        #expect(hashed.metadata.storage.hashedTensors.keys.contains("fc.weight"))
+        let (folded, changes) = try fold(hashed)
+        let left = folded.metadata.storage.hashedTensors
+        #expect(left.keys.sorted() == ["fc.weight"], "only the fc, which no BatchNorm follows, stays hashed")
+        #expect(changes.contains("released the hashing of conv2.weight: folding scaled its rows"))
+        // It writes and reads back: the released convs as ordinary tensors, the fc still hashed.
+        let back = try ModelFile.decode(ModelFile.encode(folded))
+        #expect(back == folded)
+        #expect(ModelFile.encodedTensorSizes(folded)["conv2.weight"]?.encoding.hasPrefix("hashed") == false)
+        #expect(ModelFile.encodedTensorSizes(folded)["fc.weight"]?.encoding.hasPrefix("hashed") == true)
+    }
+
+    @Test func foldingReleasesTheSharedConvsItScales() throws {
+        let p = try PassParameters(validating: ["conv-bits": "3", "fc-bits": "3"], against: SharePass.parameters,
+                                   pass: SharePass.name)
+        let (shared, _) = try SharePass(parameters: p).run(on: model, context: PassContext(seed: 1), parameters: p)
+        #expect(shared.metadata.storage.sharedTensors.contains("conv1.weight"))
+        let (folded, changes) = try fold(shared)
+        #expect(folded.metadata.storage.sharedTensors == ["fc.weight"])
+        #expect(changes.contains("released the weight sharing of conv1.weight: folding scaled its rows"))
+        #expect(try ModelFile.decode(ModelFile.encode(folded)) == folded)
+    }
+}

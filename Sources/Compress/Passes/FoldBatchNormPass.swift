@@ -30,11 +30,25 @@ public struct FoldBatchNormPass: Pass {
         let (graph, folded) = foldingBatchNorm(model.graph)
         var result = model
         result.graph = graph
-        let changes = folded.isEmpty ? ["no BatchNorm follows a conv or linear layer; nothing folded"]
+        var changes = folded.isEmpty ? ["no BatchNorm follows a conv or linear layer; nothing folded"]
             : folded.map { bn in
                 let layer = model.graph.nodes.first { $0.name == bn }.flatMap { model.graph.producer(of: $0.inputs[0])?.name }
                 return "folded \(bn) into \(layer ?? "?")"
             }
+        // Folding scales a weight's rows by the BatchNorm's factors: a shared
+        // (codebook) or hashed tensor it changed no longer holds its codebook
+        // or its buckets, so it is released and stored like any other tensor.
+        var storage = result.metadata.storage
+        let changed = Set(graph.initializers.keys.filter { model.graph.initializers[$0] != graph.initializers[$0] })
+        for name in storage.sharedTensors where changed.contains(name) {
+            changes.append("released the weight sharing of \(name): folding scaled its rows")
+        }
+        for name in storage.hashedTensors.keys.sorted() where changed.contains(name) {
+            changes.append("released the hashing of \(name): folding scaled its rows")
+        }
+        storage.sharedTensors.removeAll { changed.contains($0) }
+        for name in changed { storage.hashedTensors[name] = nil }
+        result.metadata.storage = storage
         var metrics: [String: Double] = ["folded": Double(folded.count)]
         if verify {
             var rng = context.generator(for: Self.name)
