@@ -111,7 +111,7 @@ struct InfoReport: Encodable {
                 }
                 return HashedTensorInfo(tensor: name, weights: t.count, buckets: hashed.buckets, seed: hashed.seed,
                                         compression: Double(t.count) / Double(hashed.buckets), encoding: size.encoding,
-                                        bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)))
+                                        bytes: size.bytes, bitsPerWeight: TensorStorageCost.bits(size.bytes, per: t.count))
             }
             storedParameters = parameters - hashedTensors!.reduce(0) { $0 + $1.weights - $1.buckets }
         }

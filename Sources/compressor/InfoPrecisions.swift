@@ -25,7 +25,7 @@ extension InfoReport {
         return precisions.keys.sorted().compactMap { name in
             guard let t = model.graph.initializers[name], let size = sizes[name] else { return nil }
             var row = PrecisionRow(tensor: name, precision: precisions[name]!.name, encoding: size.encoding,
-                                   bytes: size.bytes, bitsPerWeight: Double(size.bytes * 8) / Double(max(t.count, 1)))
+                                   bytes: size.bytes, bitsPerWeight: TensorStorageCost.bits(size.bytes, per: t.count))
             if case .int8(let grid) = precisions[name]! {
                 (row.axis, row.scales, row.zeroPoints, row.qmin, row.qmax)
                     = (grid.axis, grid.scales, grid.zeroPoints, grid.qmin, grid.qmax)

@@ -37,7 +37,7 @@ public struct TensorStorageCost: Sendable, Equatable, Codable {
     public var bitsPerNonZeroWithoutHuffman: Double? { withoutHuffman.map { Self.bits($0.bytes, per: nonZeros) } }
 
     /// 8 × `bytes` / `count`, a count of zero taken as one.
-    static func bits(_ bytes: Int, per count: Int) -> Double { Double(bytes * 8) / Double(max(count, 1)) }
+    public static func bits(_ bytes: Int, per count: Int) -> Double { Double(bytes * 8) / Double(max(count, 1)) }
 }
 
 extension ModelFile {
