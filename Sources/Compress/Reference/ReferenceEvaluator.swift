@@ -38,7 +38,7 @@ public enum ReferenceEvaluator {
     /// `(x - mean[c]) / std[c]` for channel `c` = axis 1.
     static func normalize(_ x: Tensor, _ n: Normalization) throws -> Tensor {
         let channels = x.rank >= 2 ? x.shape[1] : 1
-        _ = try n.affine(channels: channels)
+        _ = try n.perChannel(channels: channels)
         let inner = x.rank >= 2 ? x.shape[2...].reduce(1, *) : 1
         var out = x.floats
         for i in out.indices {

@@ -19,16 +19,25 @@ extension Graph {
 }
 
 extension Normalization {
-    /// Per-channel `(scale, shift)` with `(x - mean) / std == x * scale + shift`,
-    /// for an input with `channels` channels (a single mean/std applies to all).
-    func affine(channels: Int) throws(RuntimeError) -> (scale: [Float], shift: [Float]) {
+    /// Per-channel `(mean, std)` for an input with `channels` channels (a
+    /// single mean/std applies to all), computed as `(x - mean) / std`: a
+    /// subtraction then a division, each rounded, as the exported ONNX `Sub`
+    /// and `Div` compute it, so a quantizer reading the normalized input sees
+    /// the same bits here and in onnxruntime.
+    func perChannel(channels: Int) throws(RuntimeError) -> InputNormalization {
         guard mean.count == std.count, mean.count == channels || mean.count == 1 else {
             throw .normalizationMismatch(channels: channels, mean: mean.count, std: std.count)
         }
         let m = mean.count == 1 ? [Float](repeating: mean[0], count: channels) : mean
         let s = std.count == 1 ? [Float](repeating: std[0], count: channels) : std
-        return (s.map { 1 / $0 }, zip(m, s).map { -$0 / $1 })
+        return InputNormalization(mean: m, std: s)
     }
+}
+
+/// A model's input normalization with one mean and one std per channel.
+struct InputNormalization: Sendable {
+    var mean: [Float]
+    var std: [Float]
 }
 
 extension Model {

@@ -40,8 +40,8 @@ public final class Session {
     private var batchPlans: [Int: PreparedBatch] = [:]
     /// Run batches above 1 image by image (`ImageWisePlan`) when the graph allows it.
     private let imageWise: Bool
-    /// Per-channel `x * scale + shift` equal to the model's normalization.
-    private let inputAffine: (scale: [Float], shift: [Float])?
+    /// The model's normalization, one mean and std per channel.
+    private let inputNormalization: InputNormalization?
 
     /// Plans `model` for inference with `threads` threads; `sparseKernels`
     /// says which conv and linear layers run sparse kernels.
@@ -69,9 +69,9 @@ public final class Session {
                                  threads: self.threads, sparseNodes: sparseNodes, kernelTiming: kernelTiming)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
-            inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
+            inputNormalization = try normalization.perChannel(channels: model.inputShape.first ?? 1)
         } else {
-            inputAffine = nil
+            inputNormalization = nil
         }
     }
 
@@ -97,7 +97,7 @@ public final class Session {
         let name = try model.firstInputName()
         let batch = try plan.graph.validatedBatchSize(of: [name: input])
         let batchPlan = try plan(for: batch)
-        copy(input, to: batchPlan.pointer(plan.inputIDs[0]), affine: inputAffine)
+        copy(input, to: batchPlan.pointer(plan.inputIDs[0]), normalization: inputNormalization)
         execute(batchPlan)
         return tensor(plan.outputIDs[0], in: batchPlan)
     }
@@ -109,7 +109,7 @@ public final class Session {
         let batch = try plan.graph.validatedBatchSize(of: inputs)
         let batchPlan = try plan(for: batch)
         for (k, (id, input)) in zip(plan.inputIDs, plan.graph.inputs).enumerated() {
-            copy(inputs[input.name]!, to: batchPlan.pointer(id), affine: normalizing && k == 0 ? inputAffine : nil)
+            copy(inputs[input.name]!, to: batchPlan.pointer(id), normalization: normalizing && k == 0 ? inputNormalization : nil)
         }
         execute(batchPlan)
         var outputs: [String: Tensor] = [:]
@@ -167,8 +167,8 @@ public final class Session {
         }
     }
 
-    private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, affine: (scale: [Float], shift: [Float])?) {
-        copyNormalizing(input, to: destination, affine: affine)
+    private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, normalization: InputNormalization?) {
+        copyNormalizing(input, to: destination, normalization: normalization)
     }
 
     private func tensor(_ id: Int, in prepared: PreparedBatch) -> Tensor {
@@ -221,22 +221,22 @@ fileprivate enum PreparedBatch {
     }
 }
 
-/// Copies `input` into runtime storage, applying `x * scale[c] + shift[c]` per
+/// Copies `input` into runtime storage, applying `(x - mean[c]) / std[c]` per
 /// channel (axis 1) if given: the model's input normalization, shared by the
 /// inference session and the training graph.
-func copyNormalizing(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, affine: (scale: [Float], shift: [Float])?) {
+func copyNormalizing(_ input: Tensor, to destination: UnsafeMutablePointer<Float>, normalization: InputNormalization?) {
     let values = input.floats
-    guard let affine else {
+    guard let normalization else {
         destination.update(from: values, count: values.count)
         return
     }
-    let channels = affine.scale.count
+    let channels = normalization.mean.count
     let inner = input.rank >= 2 ? input.shape[2...].reduce(1, *) : 1
     values.withUnsafeBufferPointer { src in
         for plane in 0..<(values.count / max(inner, 1)) {
-            let (s, t) = (affine.scale[plane % channels], affine.shift[plane % channels])
+            let (m, s) = (normalization.mean[plane % channels], normalization.std[plane % channels])
             let x = src.baseAddress! + plane &* inner, y = destination + plane &* inner
-            for i in 0..<inner { y[i] = x[i] * s + t }
+            for i in 0..<inner { y[i] = (x[i] - m) / s }
         }
     }
 }

@@ -32,7 +32,7 @@ public final class TrainingGraph {
 
     let graph: Graph
     private let plan: TrainingPlan
-    private let inputAffine: (scale: [Float], shift: [Float])?
+    private let inputNormalization: InputNormalization?
     private let randomness: DropoutRandomness
     private var batchStates: [Int: TrainingBatchState] = [:]
     private var lastForward: TrainingBatchState?
@@ -58,9 +58,9 @@ public final class TrainingGraph {
         parameters = builder.parameters
         statistics = builder.statistics
         if let normalization = model.metadata.normalization {
-            inputAffine = try normalization.affine(channels: model.inputShape.first ?? 1)
+            inputNormalization = try normalization.perChannel(channels: model.inputShape.first ?? 1)
         } else {
-            inputAffine = nil
+            inputNormalization = nil
         }
         openblas_set_num_threads(1)
     }
@@ -168,7 +168,7 @@ public final class TrainingGraph {
 
     /// Copies `input` into the graph input buffer, applying the normalization per channel.
     private func copy(_ input: Tensor, to destination: UnsafeMutablePointer<Float>) {
-        copyNormalizing(input, to: destination, affine: inputAffine)
+        copyNormalizing(input, to: destination, normalization: inputNormalization)
     }
 }
 

@@ -177,6 +177,12 @@ public struct QuantizePass: Pass {
         let quantizers = try calibratedActivations(current, points: points, images: calibrationSet.images, method: calibration,
                                                    percentile: percentile, type: activations, context: context)
         current.graph = insertingActivationQuantizers(current.graph, quantizers)
+        let biases = roundingBiasesToInt32Grids(&current)
+        if !biases.isEmpty {
+            changes.append("\(biases.count) bias(es) rounded onto their int32 grids (scale = input scale x weight scale), "
+                           + "as QLinearConv and onnxruntime's integer kernels add them: \(biases.joined(separator: ", "))")
+        }
+        metrics["int32-biases"] = Double(biases.count)
         changes.append("\(points.count) activation(s) quantized per tensor to \(activations.rawValue), ranges by "
                        + "\(calibration == .percentile ? "the \(percentile) percentile" : calibration.rawValue) on "
                        + "\(calibrationSet.images.shape[0]) validation image(s)")
@@ -205,5 +211,21 @@ public struct QuantizePass: Pass {
             .flatMap { node in node.inputs.filter { graph.initializers[$0]?.dtype == .float32 } }
         guard !names.isEmpty else { throw ParameterError(pass: Self.name, problems: ["no layer with weights is selected"]) }
         return Array(Set(names)).sorted()
+    }
+
+    /// Every bias of a layer with an int8 weight that reads an activation
+    /// grid, replaced by its value on the int32 grid `Graph.biasGrid` gives
+    /// (what a QDQ graph's DequantizeLinear of the int32 bias yields); returns
+    /// the bias names.
+    func roundingBiasesToInt32Grids(_ model: inout Model) -> [String] {
+        var rounded: [String] = []
+        for node in model.graph.nodes {
+            guard let grid = model.graph.biasGrid(of: node, precisions: model.metadata.storage.precisions) else { continue }
+            let name = node.inputs[2]
+            let bias = model.graph.initializers[name]!
+            model.graph.initializers[name] = Tensor(shape: bias.shape, floats: grid.fakeQuantize(bias.floats, shape: bias.shape))
+            rounded.append(name)
+        }
+        return rounded
     }
 }
