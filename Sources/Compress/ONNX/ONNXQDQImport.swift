@@ -171,7 +171,7 @@ extension ImportContext {
         }
         if let name = n.input(2) {
             let zp = try constant(name, "the zero point")
-            guard zp.tensor.count == scales.count, zp.shape.count == scale.shape.count else {
+            guard zp.tensor.count == scales.count, scales.count == 1 || zp.shape == scale.shape else {
                 throw UnsupportedFeature("zero point of shape \(zp.shape) for scale of shape \(scale.shape)")
             }
             type = elementType(of: name, zp.tensor)
