@@ -24,8 +24,9 @@ images (docs/quantization.md): lenet5 and vgg-small give identical logits on
 than 2 output steps and top-1 agrees on at least 99.95%. The first quantizers
 agree exactly; flips appear from the second conv on. The check requires top-1
 agreement on at least MIN_TOP1 of the images, identical logits (within ATOL)
-on at least MIN_EXACT (a systematic error would break nearly every image),
-and no logit more than MAX_STEPS output steps apart.
+on at least MIN_EXACT (a systematic error would break nearly every image; the
+flips depend on the CPU's kernels, hence the wide margin: resnet20 has 81% on
+the default 256 images), and no logit more than MAX_STEPS output steps apart.
 
 Also: a QuantizeLinear whose output no DequantizeLinear reads is refused with
 one line naming it and no output file.
@@ -55,7 +56,7 @@ SETTINGS = [("per-channel, uint8 activations", True, QuantType.QUInt8),
 MODELS = {"lenet5": SETTINGS, "vgg-small": SETTINGS[:1], "resnet20": SETTINGS[:1]}
 ATOL = 1e-5
 MIN_TOP1 = 0.99
-MIN_EXACT = 0.80
+MIN_EXACT = 0.60
 MAX_STEPS = 3
 
 
