@@ -167,16 +167,20 @@ import Testing
         // Another grid after the flatten: a quantizer.
         m.node("QuantizeLinear", ["f", "s2", "z"], ["gq"], name: "g_q")
         m.node("DequantizeLinear", ["gq", "s2", "z"], ["gd"], name: "g_dq")
-        m.node("Relu", ["xd2"], ["r1"], name: "relu1")
+        // A second QuantizeLinear of x on the same grid (onnxruntime's dedicated pairs): the same quantizer.
+        m.node("QuantizeLinear", ["x", "s", "z"], ["xq3"], name: "x_q3")
+        m.node("DequantizeLinear", ["xq3", "s", "z"], ["xd3"], name: "x_dq3")
+        m.node("Relu", ["xd3"], ["r1"], name: "relu1")
         m.node("Sigmoid", ["xd1"], ["r2"], name: "sigmoid")
-        m.outputs = ["fd", "gd", "r1", "r2"]
+        m.node("Tanh", ["xd2"], ["r3"], name: "tanh")
+        m.outputs = ["fd", "gd", "r1", "r2", "r3"]
         let model = try m.imported()
         let g = model.graph
         let u8 = { (s: Float) in Op.quantizeDequantize(ActivationQuantization(scale: s, zeroPoint: 7, signed: false)) }
-        #expect(g.nodes.map(\.op.kind) == ["QuantizeDequantize", "MaxPool", "Flatten", "QuantizeDequantize", "ReLU", "Sigmoid"])
+        #expect(g.nodes.map(\.op.kind) == ["QuantizeDequantize", "MaxPool", "Flatten", "QuantizeDequantize", "ReLU", "Sigmoid", "Tanh"])
         #expect(g.nodes[0].op == u8(0.25) && g.nodes[3].op == u8(0.5))
         let quantized = g.nodes[0].output
-        #expect(g.consumers(of: quantized).map(\.name).sorted() == ["pool", "relu1", "sigmoid"])
+        #expect(g.consumers(of: quantized).map(\.name).sorted() == ["pool", "relu1", "sigmoid", "tanh"])
         #expect(g.outputs[0] == g.nodes[2].output && g.nodes[3].inputs == [g.nodes[2].output])
     }
 

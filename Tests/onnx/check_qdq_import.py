@@ -28,6 +28,8 @@ on at least MIN_EXACT (a systematic error would break nearly every image; the
 flips depend on the CPU's kernels, hence the wide margin: resnet20 has 81% on
 the default 256 images), and no logit more than MAX_STEPS output steps apart.
 
+resnet20 also runs with DedicatedQDQPair (one Q/DQ pair per consumer).
+
 Also: a QuantizeLinear whose output no DequantizeLinear reads is refused with
 one line naming it and no output file.
 
@@ -49,11 +51,13 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 DATA = "/usr/share/datasets/fashion-mnist"
 CALIBRATION = 32
-# (label, per_channel, activation type)
-SETTINGS = [("per-channel, uint8 activations", True, QuantType.QUInt8),
-            ("per-tensor, uint8 activations", False, QuantType.QUInt8),
-            ("per-channel, int8 activations", True, QuantType.QInt8)]
-MODELS = {"lenet5": SETTINGS, "vgg-small": SETTINGS[:1], "resnet20": SETTINGS[:1]}
+# (label, per_channel, activation type, extra options)
+SETTINGS = [("per-channel, uint8 activations", True, QuantType.QUInt8, {}),
+            ("per-tensor, uint8 activations", False, QuantType.QUInt8, {}),
+            ("per-channel, int8 activations", True, QuantType.QInt8, {})]
+# One QuantizeLinear/DequantizeLinear pair per consumer: the residual adds read the same values twice.
+DEDICATED = ("per-channel, dedicated Q/DQ pairs", True, QuantType.QUInt8, {"DedicatedQDQPair": True})
+MODELS = {"lenet5": SETTINGS, "vgg-small": SETTINGS[:1], "resnet20": SETTINGS[:1] + [DEDICATED]}
 ATOL = 1e-5
 MIN_TOP1 = 0.99
 MIN_EXACT = 0.60
@@ -188,22 +192,23 @@ def main():
         float_onnx = os.path.join(args.work, f"{name}.onnx")
         run([args.compressor, "convert", os.path.join(root, "models", f"{name}.bin"), "-o", float_onnx])
         input_name = onnx.load(float_onnx).graph.input[0].name
-        for i, (label, per_channel, activations) in enumerate(SETTINGS if args.all_settings else MODELS[name]):
+        for i, (label, per_channel, activations, extra) in enumerate(SETTINGS if args.all_settings else MODELS[name]):
             qdq = os.path.join(args.work, f"{name}-qdq{i}.onnx")
             imported = os.path.join(args.work, f"{name}-qdq{i}.bin")
             try:
                 quantize_static(float_onnx, qdq, Reader(input_name, calibration), quant_format=QuantFormat.QDQ,
-                                per_channel=per_channel, activation_type=activations, weight_type=QuantType.QInt8)
+                                per_channel=per_channel, activation_type=activations, weight_type=QuantType.QInt8,
+                                extra_options=extra)
                 run([args.compressor, "convert", qdq, "-o", imported])
                 records = check_records(args.compressor, onnx.load(qdq), imported)
                 m = compare(args.compressor, qdq, imported, test, args.work)
                 good = m["top1"] >= MIN_TOP1 and m["exact"] >= MIN_EXACT and m["max_steps"] <= MAX_STEPS + 1e-3
-                print(f"{'ok  ' if good else 'FAIL'}  {name:<9} {label:<31} {records}; logits equal (<= {ATOL:g}) on "
+                print(f"{'ok  ' if good else 'FAIL'}  {name:<9} {label:<33} {records}; logits equal (<= {ATOL:g}) on "
                       f"{m['exact']:.2%} of {m['images']} images ({m['differing_images']} differ, max abs "
                       f"{m['max_abs']:.3g} = {m['max_steps']:.2f} output steps), top-1 agreement {m['top1']:.2%}")
                 failed += 0 if good else 1
             except Exception as e:  # one line per failure, then the next setting
-                print(f"FAIL  {name:<9} {label:<31} {type(e).__name__}: {e}")
+                print(f"FAIL  {name:<9} {label:<33} {type(e).__name__}: {e}")
                 failed += 1
     print(f"qdq import check: {'failed' if failed else 'passed'}")
     sys.exit(1 if failed else 0)

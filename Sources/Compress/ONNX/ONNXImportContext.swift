@@ -66,7 +66,7 @@ struct ImportContext {
     /// The value `name`, or an error when no earlier node or input defines it.
     func value(_ name: String) throws(UnsupportedFeature) -> ImportValue {
         if let q = quantized[name] {
-            throw UnsupportedFeature("reads '\(name)', the integer output of QuantizeLinear '\(q.node)': only a DequantizeLinear may "
+            throw UnsupportedFeature("reads '\(name)', the integer output of QuantizeLinear '\(q.node)': only a DequantizeLinear may read it "
                                      + "(integer ops such as QLinearConv are not supported)")
         }
         guard let v = values[name] else { throw UnsupportedFeature("input '\(name)' is not defined by any earlier node, input or initializer") }

@@ -100,7 +100,8 @@ extension ImportContext {
 
     /// A DequantizeLinear of a QuantizeLinear's output: checks the two agree,
     /// then emits the quantizer once (every DequantizeLinear of the same
-    /// QuantizeLinear reads it), or nothing when the value is already on its grid.
+    /// QuantizeLinear, or of another QuantizeLinear of the same value and
+    /// grid, reads it), or nothing when the value is already on its grid.
     private mutating func dequantizeActivation(_ n: ONNXNodeProto, _ pending: PendingQuantize) throws(UnsupportedFeature) {
         let p = try quantizationParameters(n, dataShape: pending.source.shape,
                                            impliedType: pending.quantization.signed ? 3 : 2)
@@ -109,7 +110,7 @@ extension ImportContext {
         guard p.grid.axis == nil, [.int8, .uint8].contains(p.type),
               q.scale.bitPattern == pending.quantization.scale.bitPattern,
               q.zeroPoint == pending.quantization.zeroPoint, q.signed == pending.quantization.signed else {
-            throw UnsupportedFeature("its scale and zero point (\(p.describe)) differ from those of QuantizeLinear "
+            throw UnsupportedFeature("its scale and zero point (\(p.summary)) differ from those of QuantizeLinear "
                                      + "'\(pending.node)' (\(pending.quantization.scale), \(pending.quantization.zeroPoint) "
                                      + "\(pending.quantization.signed ? "int8" : "uint8"))")
         }
@@ -117,8 +118,15 @@ extension ImportContext {
             define(n.outputs[0], .dynamic(done))
             return
         }
-        let onGrid = Graph(inputs: [], outputs: [], nodes: nodes, initializers: [:]).activationGrid(of: pending.source.name)
-        let out = onGrid == q ? pending.source : try emit(.quantizeDequantize(q), [pending.source], output: n.outputs[0])
+        let out: DynamicValue
+        if Graph(inputs: [], outputs: [], nodes: nodes, initializers: [:]).activationGrid(of: pending.source.name) == q {
+            out = pending.source
+        } else if let twin = nodes.first(where: { $0.op == .quantizeDequantize(q) && $0.inputs == [pending.source.name] }) {
+            // Another QuantizeLinear of the same value with the same parameters (onnxruntime's dedicated pairs).
+            out = DynamicValue(name: twin.output, shape: pending.source.shape, altShape: pending.source.altShape)
+        } else {
+            out = try emit(.quantizeDequantize(q), [pending.source], output: n.outputs[0])
+        }
         var done = pending
         done.dequantized = out
         quantized[n.inputs[0]] = .activation(done)
@@ -255,7 +263,8 @@ struct QuantizationParameters {
     var grid: QuantizationGrid
     var type: ONNXTensorDecoder.ElementType
 
-    var describe: String {
+    /// "0.5, 3 uint8" or "4 scales, 4 zero points int8", for messages.
+    var summary: String {
         let scales = grid.scales.count == 1 ? "\(grid.scales[0])" : "\(grid.scales.count) scales"
         let zeroPoints = grid.zeroPoints.count == 1 ? "\(grid.zeroPoints[0])" : "\(grid.zeroPoints.count) zero points"
         return "\(scales), \(zeroPoints) \(type)"
