@@ -245,6 +245,12 @@ import Testing
         #expect(bn.contains("node 'odd' (BatchNormalization)") && bn.contains("--fold-bn true"))
         let sub = try #require(reason(Self.withNodeAfterTheReluQuantizer(.sub, extraInputs: ["r1.quantized"])))
         #expect(sub.contains("(Sub)") && sub.contains("--activations none"))
+        // A Mul of a quantized value by a float32 constant: onnxruntime's QLinearMul needs both inputs quantized.
+        #expect(throws: ONNXExportError.notQuantizable(
+            node: "odd", op: "Mul", reason: "its input 'k' is not quantized, and onnxruntime's integer Mul needs every input quantized")) {
+            try ONNXExporter.encode(Self.withNodeAfterTheReluQuantizer(.mul, extraInputs: ["k"],
+                                                                      initializers: ["k": Tensor(shape: [1], floats: [2])]))
+        }
         // A ReLU that reads a quantized value (not one the quantizer after a layer makes redundant).
         let relu = try #require(reason(Self.withNodeAfterTheReluQuantizer(.relu)))
         #expect(relu.hasPrefix("node 'odd' (Relu) cannot be exported"))

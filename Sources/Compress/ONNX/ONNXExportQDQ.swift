@@ -168,7 +168,8 @@ struct ONNXQDQLowering {
         case .conv2d, .avgPool, .globalAvgPool, .leakyRelu, .sigmoid, .softmax:
             if let why = requantizationProblem(node) { throw refuse(why) }
         case .add, .mul, .concat:
-            if let float = data.first(where: { graph.activationGrid(of: $0) == nil }) {
+            let constants = node.inputs.filter { graph.initializers[$0] != nil && weightGrids[$0] == nil }
+            if let float = data.first(where: { graph.activationGrid(of: $0) == nil }) ?? constants.first {
                 throw refuse("its input '\(float)' is not quantized, and onnxruntime's integer \(op) needs every input quantized")
             }
             if let why = requantizationProblem(node) { throw refuse(why) }
