@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks compressor against the outside world: ONNX export vs onnxruntime for every
 # built-in architecture, the int8 QDQ export vs onnxruntime (unoptimized and on its
-# integer kernels), import of foreign ONNX models, and ONNX's backend node tests.
+# integer kernels), import of foreign ONNX models, ONNX's backend node tests, and import
+# of QDQ models written by onnxruntime's quantizer.
 # Usage: scripts/onnx-checks.sh [path/to/compressor]   (default: .build/debug/compressor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,8 @@ for check in Tests/onnx/check_architectures.py Tests/onnx/check_qdq.py Tests/onn
     "$venv/bin/python" "$check" --compressor "$bin" --work "$work/$(basename "$check" .py)" || status=1
   fi
 done
+# Import of QDQ models written by onnxruntime's quantizer (needs onnxruntime.quantization
+# and the Fashion-MNIST IDX files).
+mkdir -p "$work/check_qdq_import"
+"$venv/bin/python" Tests/onnx/check_qdq_import.py --compressor "$bin" --work "$work/check_qdq_import" || status=1
 exit $status
