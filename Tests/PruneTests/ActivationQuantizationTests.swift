@@ -188,11 +188,12 @@ import Testing
         #expect(try ModelFile.decode(try ModelFile.encode(tuned)) == tuned)
     }
 
-    @Test func onnxExportRefusesQuantizersByName() throws {
+    @Test func onnxExportWritesQuantizersAsQDQPairs() throws {
         let (out, _) = try quantized(Self.vgg)
-        #expect(throws: ONNXExportError.notExportable(node: "input.quantize",
-                                                      reason: "QuantizeDequantize (int8 activations) has no QDQ ONNX export yet")) {
-            try ONNXExporter.encode(out)
-        }
+        let spec = try ONNXModelSpec(out, opset: 13)
+        // Every quantizer becomes one QuantizeLinear + DequantizeLinear pair (plus the re-quantized pools and flatten).
+        let pairs = spec.nodes.filter { $0.opType == "QuantizeLinear" }.map(\.name)
+        #expect(Set(quantizers(out).map { "\($0.0.name).QuantizeLinear" }).isSubset(of: pairs))
+        #expect(!spec.nodes.contains { $0.opType == "QuantizeDequantize" })
     }
 }
