@@ -82,18 +82,21 @@ import Testing
         ])
         func node(_ name: String) throws -> DecodedONNX.Node { try #require(onnx.nodes.first { $0.name == name }) }
         // The input quantizer reads the normalized input; conv1 reads its DequantizeLinear and the dequantized tensors.
-        let q = try node("x.quantize.QuantizeLinear"), dq = try node("x.quantize.DequantizeLinear")
+        // The DequantizeLinear keeps the IR quantizer's name; the import gives it back.
+        let q = try node("x.quantize.QuantizeLinear"), dq = try node("x.quantize")
         #expect(q.inputs == ["x.normalized", "x.quantize.scale", "x.quantize.zero_point"])
         #expect(dq.inputs == [q.outputs[0], "x.quantize.scale", "x.quantize.zero_point"] && dq.outputs == ["x.quantized"])
         let conv = try node("conv1")
-        #expect(conv.inputs == ["x.quantized", "conv1.w.dequantized", "conv1.b.dequantized"])
+        // Integer tensors are `<name>.quantized`; their DequantizeLinear outputs the tensor's own name.
+        #expect(conv.inputs == ["x.quantized", "conv1.w", "conv1.b"])
         let wdq = try node("conv1.w.DequantizeLinear")
-        #expect(wdq.inputs == ["conv1.w", "conv1.w.scale", "conv1.w.zero_point"] && wdq.ints["axis"] == [0])
+        #expect(wdq.inputs == ["conv1.w.quantized", "conv1.w.scale", "conv1.w.zero_point"] && wdq.ints["axis"] == [0])
+        #expect(wdq.outputs == ["conv1.w"] && onnx.initializers["conv1.w"] == nil)
         #expect(try node("conv1.b.DequantizeLinear").ints["axis"] == [0])
         // Per tensor: scalars and no axis.
         let fcdq = try node("fc.w.DequantizeLinear")
         #expect(fcdq.ints["axis"] == nil && onnx.initializers["fc.w.scale"]?.dims == [])
-        #expect(try node("fc").inputs == ["f.requantized", "fc.w.dequantized", "fc.b.dequantized"])
+        #expect(try node("fc").inputs == ["f.requantized", "fc.w", "fc.b"])
         #expect(onnx.outputs.map(\.name) == ["logits"] && onnx.outputs[0].elemType == 1)
     }
 
@@ -126,7 +129,7 @@ import Testing
     @Test func weightsAreInt8AndBiasesInt32OfTheirGrids() throws {
         let model = Self.quantizedModel()
         let onnx = try Self.export(model)
-        let w = try #require(onnx.initializers["conv1.w"])
+        let w = try #require(onnx.initializers["conv1.w.quantized"])
         let values = model.graph.initializers["conv1.w"]!.floats
         #expect(w.dataType == 3 && w.dims == [2, 1, 3, 3])
         #expect(Self.int8s(w) == Self.convGrid.quantize(values, shape: [2, 1, 3, 3]))
@@ -135,17 +138,17 @@ import Testing
         #expect(try #require(onnx.initializers["conv1.w.scale"]).float32Bits == [Float(0.01).bitPattern, Float(0.02).bitPattern])
         let wzero = try #require(onnx.initializers["conv1.w.zero_point"])
         #expect(wzero.dataType == 3 && wzero.dims == [2] && Self.int8s(wzero) == [0, 0])
-        let fc = try #require(onnx.initializers["fc.w"])
+        let fc = try #require(onnx.initializers["fc.w.quantized"])
         let fcInts: [Int32] = (0..<54).map { (i: Int) -> Int32 in Int32((i * 53) % 255 - 127) }
         #expect(fc.dataType == 3 && Self.int8s(fc) == fcInts)
         // Biases: int32, scale = input scale x weight scale (float32), zero point 0.
-        let b = try #require(onnx.initializers["conv1.b"])
+        let b = try #require(onnx.initializers["conv1.b.quantized"])
         #expect(b.dataType == 6 && b.dims == [2] && Self.int32s(b) == [5, -300])
         let bscale = try #require(onnx.initializers["conv1.b.scale"])
         #expect(bscale.float32Bits == [(Float(0.02) * Float(0.01)).bitPattern, (Float(0.02) * Float(0.02)).bitPattern])
         let bzero = try #require(onnx.initializers["conv1.b.zero_point"])
         #expect(bzero.dataType == 6 && Self.int32s(bzero) == [0, 0])
-        let fcb = try #require(onnx.initializers["fc.b"])
+        let fcb = try #require(onnx.initializers["fc.b.quantized"])
         #expect(fcb.dataType == 6 && Self.int32s(fcb) == [1000, -1, 0])
         #expect(try #require(onnx.initializers["fc.b.scale"]).float32Bits
             == [Float](repeating: Float(0.05) * Float(0.03), count: 3).map(\.bitPattern))
@@ -158,7 +161,7 @@ import Testing
         model.graph.initializers["conv1.w"] = Tensor(shape: [2, 1, 3, 3], floats: grid.dequantize(ints, shape: [2, 1, 3, 3]))
         model.metadata.storage.precisions["conv1.w"] = .int8(grid)
         let onnx = try Self.export(model)
-        #expect(Self.int8s(try #require(onnx.initializers["conv1.w"])) == ints)
+        #expect(Self.int8s(try #require(onnx.initializers["conv1.w.quantized"])) == ints)
         #expect(Self.int8s(try #require(onnx.initializers["conv1.w.zero_point"])) == [-3, 7])
     }
 
@@ -173,10 +176,10 @@ import Testing
         model.graph.initializers["conv1.b"] = Tensor(shape: [2], floats: [0.123, -4.5])
         let onnx = try Self.export(model)
         #expect(!onnx.nodes.contains { $0.opType == "QuantizeLinear" })
-        #expect(onnx.nodes.filter { $0.opType == "DequantizeLinear" }.map { $0.inputs[0] } == ["conv1.w", "fc.w"])
+        #expect(onnx.nodes.filter { $0.opType == "DequantizeLinear" }.map { $0.inputs[0] } == ["conv1.w.quantized", "fc.w.quantized"])
         let bias = try #require(onnx.initializers["conv1.b"])
         #expect(bias.dataType == 1 && bias.float32Bits == [Float(0.123).bitPattern, Float(-4.5).bitPattern])
-        #expect(onnx.initializers["conv1.w"]?.dataType == 3)
+        #expect(onnx.initializers["conv1.w.quantized"]?.dataType == 3)
     }
 
     @Test func bytesAreDeterministic() throws {

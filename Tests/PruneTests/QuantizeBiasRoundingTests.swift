@@ -46,7 +46,7 @@ import Testing
         // The export then stores them as int32 without complaint.
         let spec = try ONNXModelSpec(out, opset: 13)
         #expect(spec.initializers.filter { $0.tensor.dataType == .int32 && !$0.name.hasSuffix("zero_point") }.map(\.name)
-            == ["fc1.bias", "fc2.bias", "fc3.bias"])
+            == ["fc1.bias.quantized", "fc2.bias.quantized", "fc3.bias.quantized"])
     }
 
     @Test func weightsOnlyQuantizationLeavesBiasesAlone() throws {

@@ -107,10 +107,11 @@ struct ONNXModelSpec {
             while inputs.last == "" { inputs.removeLast() }
             readByOp.formUnion(node.inputs)
             if qdq != nil {
-                nodes += qdq!.dequantizeTensors(readBy: node, inputs: &inputs, namer: &lowering.namer)
+                nodes += qdq!.dequantizeTensors(readBy: node, inputs: inputs, namer: &lowering.namer)
                 if case .quantizeDequantize(let q) = node.op {
+                    // The DequantizeLinear keeps the quantizer's name, so the import gives it back.
                     nodes += qdq!.quantizeDequantize(q, name: node.name, input: inputs[0], output: node.output,
-                                                     namer: &lowering.namer)
+                                                     dequantizeNodeName: node.name, namer: &lowering.namer)
                     continue
                 }
             }
@@ -118,12 +119,16 @@ struct ONNXModelSpec {
             if let q = qdq?.inheritedQuantizer(after: node) {
                 let requantized = lowering.namer.fresh("\(node.output).requantized")
                 nodes += qdq!.quantizeDequantize(q, name: "\(node.name).requantize", input: node.output,
-                                                 output: requantized, namer: &lowering.namer)
+                                                 output: requantized, dequantizeNodeName: nil, namer: &lowering.namer)
                 renamed[node.output] = requantized
             }
         }
         for (name, t) in graph.initializers {
-            initializers.append((name, qdq?.integerInitializer(name, t) ?? .initializer(t, readByOp: readByOp.contains(name))))
+            if let qdq, let integers = qdq.integerInitializer(name, t) {
+                initializers.append((qdq.integerName(of: name), integers))
+            } else {
+                initializers.append((name, .initializer(t, readByOp: readByOp.contains(name))))
+            }
         }
         initializers += lowering.constants.map { ($0.key, $0.value) }
         initializers += (qdq?.constants ?? [:]).map { ($0.key, $0.value) }

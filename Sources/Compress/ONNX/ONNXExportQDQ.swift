@@ -43,8 +43,10 @@ struct ONNXQDQLowering {
     private let readers: [String: [Node]]
     /// Integer tensors, scales and zero points, by name.
     private(set) var constants: [String: ONNXTensorData] = [:]
-    /// The `DequantizeLinear` output standing for each integer tensor.
-    private var dequantized: [String: String] = [:]
+    /// The integer initializer of each model tensor stored as integers: its
+    /// `DequantizeLinear` output takes the tensor's own name, so the import
+    /// gives the same initializer names back.
+    private var integerNames: [String: String] = [:]
 
     /// Checks `graph` (topologically sorted) of `model` and collects the
     /// grids of its integer tensors.
@@ -98,31 +100,33 @@ struct ONNXQDQLowering {
         return nil
     }
 
-    /// `DequantizeLinear` nodes for the integer tensors `node` reads that no
-    /// earlier node read; rewrites `inputs` to read their outputs.
-    mutating func dequantizeTensors(readBy node: Node, inputs: inout [String], namer: inout UniqueNamer) -> [ONNXNodeSpec] {
+    /// `DequantizeLinear` nodes for the integer tensors `node` reads (among
+    /// its ONNX `inputs`) that no earlier node read; each outputs the
+    /// tensor's own name, so `inputs` read the dequantized values unchanged.
+    mutating func dequantizeTensors(readBy node: Node, inputs: [String], namer: inout UniqueNamer) -> [ONNXNodeSpec] {
         var nodes: [ONNXNodeSpec] = []
         for (i, name) in node.inputs.enumerated() where i < inputs.count {
-            guard let grid = biasGrids[name] ?? weightGrids[name] else { continue }
-            if let output = dequantized[name] {
-                inputs[i] = output
-                continue
-            }
-            let output = namer.fresh("\(name).dequantized")
+            guard let grid = biasGrids[name] ?? weightGrids[name], integerNames[name] == nil else { continue }
+            let integers = namer.fresh("\(name).quantized")
             let (scale, zeroPoint) = addParameters(of: grid, for: name, namer: &namer)
             nodes.append(ONNXNodeSpec(name: namer.fresh("\(name).DequantizeLinear"), opType: "DequantizeLinear",
-                                      inputs: [name, scale, zeroPoint], outputs: [output],
+                                      inputs: [integers, scale, zeroPoint], outputs: [name],
                                       attributes: grid.axis.map { [("axis", .int($0))] } ?? []))
-            dequantized[name] = output
-            inputs[i] = output
+            integerNames[name] = integers
         }
         return nodes
     }
 
+    /// The name of the integer initializer written for the model tensor
+    /// `name` (its `DequantizeLinear` outputs `name` itself).
+    func integerName(of name: String) -> String { integerNames[name] ?? name }
+
     /// `QuantizeLinear` + `DequantizeLinear` for the quantizer `q` named
-    /// `name`, reading `input` and writing `output`.
+    /// `name`, reading `input` and writing `output`; the `DequantizeLinear`
+    /// node is named `dequantizeNodeName` when given (the IR quantizer's own
+    /// name, which no ONNX node takes otherwise).
     mutating func quantizeDequantize(_ q: ActivationQuantization, name: String, input: String, output: String,
-                                     namer: inout UniqueNamer) -> [ONNXNodeSpec] {
+                                     dequantizeNodeName: String?, namer: inout UniqueNamer) -> [ONNXNodeSpec] {
         let scale = namer.fresh("\(name).scale"), zeroPoint = namer.fresh("\(name).zero_point")
         constants[scale] = .scalar(q.scale)
         constants[zeroPoint] = q.signed
@@ -132,7 +136,7 @@ struct ONNXQDQLowering {
         return [
             ONNXNodeSpec(name: namer.fresh("\(name).QuantizeLinear"), opType: "QuantizeLinear",
                          inputs: [input, scale, zeroPoint], outputs: [integers]),
-            ONNXNodeSpec(name: namer.fresh("\(name).DequantizeLinear"), opType: "DequantizeLinear",
+            ONNXNodeSpec(name: dequantizeNodeName ?? namer.fresh("\(name).DequantizeLinear"), opType: "DequantizeLinear",
                          inputs: [integers, scale, zeroPoint], outputs: [output]),
         ]
     }
