@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks compressor against the outside world: ONNX export vs onnxruntime for every
-# built-in architecture, import of foreign ONNX models, and ONNX's backend node tests.
+# built-in architecture, the int8 QDQ export vs onnxruntime (unoptimized and on its
+# integer kernels), import of foreign ONNX models, ONNX's backend node tests, and import
+# of QDQ models written by onnxruntime's quantizer.
 # Usage: scripts/onnx-checks.sh [path/to/compressor]   (default: .build/debug/compressor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +16,14 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for check in Tests/onnx/check_architectures.py Tests/onnx/check_imports.py; do
+for check in Tests/onnx/check_architectures.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py; do
   if [ -f "$check" ]; then
     mkdir -p "$work/$(basename "$check" .py)"
     "$venv/bin/python" "$check" --compressor "$bin" --work "$work/$(basename "$check" .py)" || status=1
   fi
 done
+# Import of QDQ models written by onnxruntime's quantizer (needs onnxruntime.quantization
+# and the Fashion-MNIST IDX files).
+mkdir -p "$work/check_qdq_import"
+"$venv/bin/python" Tests/onnx/check_qdq_import.py --compressor "$bin" --work "$work/check_qdq_import" || status=1
 exit $status

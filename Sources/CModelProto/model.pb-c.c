@@ -3234,7 +3234,7 @@ const ProtobufCMessageDescriptor compressor__dense_uint8__descriptor =
   (ProtobufCMessageInit) compressor__dense_uint8__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descriptors[6] =
+static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descriptors[7] =
 {
   {
     "index_bits",
@@ -3308,6 +3308,18 @@ static const ProtobufCFieldDescriptor compressor__sparse_float32__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "values_int8",
+    12,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__SparseFloat32, values_case),
+    offsetof(Compressor__SparseFloat32, values_int8),
+    &compressor__dense_int8__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned compressor__sparse_float32__field_indices_by_name[] = {
   1,   /* field[1] = entry_count */
@@ -3316,12 +3328,13 @@ static const unsigned compressor__sparse_float32__field_indices_by_name[] = {
   0,   /* field[0] = index_bits */
   5,   /* field[5] = values_codebook */
   4,   /* field[4] = values_float32 */
+  6,   /* field[6] = values_int8 */
 };
 static const ProtobufCIntRange compressor__sparse_float32__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 4 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor =
 {
@@ -3331,7 +3344,7 @@ const ProtobufCMessageDescriptor compressor__sparse_float32__descriptor =
   "Compressor__SparseFloat32",
   "compressor",
   sizeof(Compressor__SparseFloat32),
-  6,
+  7,
   compressor__sparse_float32__field_descriptors,
   compressor__sparse_float32__field_indices_by_name,
   2,  compressor__sparse_float32__number_ranges,

@@ -9,8 +9,12 @@ struct ConvertCommand: ParsableCommand {
         The output's extension picks the format: .onnx writes ONNX, anything else \
         the native format. ONNX files take pixels in [0,1] like `eval` and `predict`: \
         the model's normalization becomes Sub and Div nodes at the start of the graph. \
-        Weights are written as dense float32. The output is written atomically, so it \
-        may name the input.
+        Weights are written as dense float32, except in an int8 model (`quantize --format \
+        int8`), which is written as QDQ ONNX (opset 13 or newer): QuantizeLinear + \
+        DequantizeLinear for its activation quantizers, int8 weights and int32 biases \
+        read through DequantizeLinear, which onnxruntime runs on its integer kernels; \
+        an op onnxruntime cannot run on integers is refused by name. The output is \
+        written atomically, so it may name the input.
         """)
 
     @Argument(help: ArgumentHelp("Input model file.", valueName: "model"))

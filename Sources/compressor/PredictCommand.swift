@@ -92,7 +92,7 @@ struct PredictCommand: ParsableCommand {
     /// One input array as float32 `[N] + sampleShape`.
     func load(_ path: String, sampleShape: [Int]) throws -> Tensor {
         var x = try NPY.read(path: path)
-        if !raw, case .uint8(let bytes) = x.storage { x = Tensor(shape: x.shape, floats: bytes.map { Float($0) / 255 }) }
+        if !raw, case .uint8(let bytes) = x.storage { x = Tensor(shape: x.shape, floats: bytes.map { Float(pixel: $0) }) }
         x = x.asFloat32()
         if x.shape == sampleShape { x = try x.reshaped([1] + sampleShape) }
         guard x.rank >= 1, Array(x.shape.dropFirst()) == sampleShape else {

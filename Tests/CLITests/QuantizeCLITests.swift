@@ -60,10 +60,16 @@ import Prune
         #expect((json["activationQuantizers"] as? [[String: Any]])?.isEmpty == false)
         let eval = try runs.run(["eval", "int8.bin", "--data", "data"], in: dir)
         #expect(eval.status == 0, "\(eval.stderr)")
-        // No QDQ export yet: one message, no file.
+        // QDQ ONNX, opset 13 by default or the one asked for from 13 on; older opsets: one message, no file.
         let onnx = try runs.run(["convert", "int8.bin", "-o", "int8.onnx"], in: dir)
-        #expect(onnx.status != 0 && onnx.stderr.contains("has no QDQ ONNX export yet"), "\(onnx.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/int8.onnx"))
+        #expect(onnx.status == 0 && onnx.stdout.hasPrefix("wrote int8.onnx (ONNX opset 13)"), "\(onnx.stderr)")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/int8.onnx")))
+        #expect(bytes.count > 0 && String(decoding: bytes, as: UTF8.self).contains("QuantizeLinear"))
+        let newer = try runs.run(["convert", "int8.bin", "-o", "int8-19.onnx", "--opset", "19"], in: dir)
+        #expect(newer.status == 0 && newer.stdout.contains("(ONNX opset 19)"), "\(newer.stderr)")
+        let old = try runs.run(["convert", "int8.bin", "-o", "int8-12.onnx", "--opset", "12"], in: dir)
+        #expect(old.status != 0 && old.stderr.contains("--opset must be 13 to 22, got 12"), "\(old.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/int8-12.onnx"))
     }
 
     @Test func badInputFailsWithOneMessageAndNoFile() throws {

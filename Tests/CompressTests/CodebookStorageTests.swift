@@ -266,7 +266,7 @@ import Testing
                 for candidate in TensorFileEncoding.candidates(for: tensor, shared: false, huffman: huffman) {
                     switch candidate {
                     case .codebook, .sparseCodebook, .hashed: Issue.record("codebook candidate for a tensor not shared")
-                    case .dense, .denseFloat16, .denseInt8, .sparseFloat32: break
+                    case .dense, .denseFloat16, .denseInt8, .sparseInt8, .sparseFloat32: break
                     }
                 }
                 let storage = StorageOptions(sharedTensors: ["other"], huffman: huffman)

@@ -118,6 +118,39 @@ import Testing
         }
     }
 
+    @Test func prunedInt8TensorsAreStoredSparseAndRoundTripBitExact() throws {
+        // A [16, 8, 3, 3] weight with 90% of its elements zero, on a per-channel symmetric grid.
+        var rng = SeededGenerator(seed: 11)
+        let shape = [16, 8, 3, 3]
+        let raw = rng.uniformTensor(shape, in: -1...1).floats.enumerated().map { i, v in i % 10 == 3 ? v : 0 }
+        let grid = QuantizationGrid.fitted(to: raw, shape: shape, axis: 0, qmin: -127, qmax: 127, symmetric: true)
+        let values = grid.fakeQuantize(raw, shape: shape)
+        for huffman in [false, true] {
+            var model = Self.model(["w": Tensor(shape: shape, floats: values)], precisions: ["w": .int8(grid)])
+            model.metadata.storage.huffman = huffman
+            let bytes = try ModelFile.encode(model)
+            #expect(try ModelFile.decode(bytes) == model)
+            let size = try #require(ModelFile.encodedTensorSizes(model)["w"])
+            #expect(size.encoding.hasPrefix("sparse-int8/per-channel/"), "\(size.encoding)")
+            #expect(size.bytes == (try ProtoEncoder.encodedSize(ofTensor: model.graph.initializers["w"]!, named: "w",
+                                                                 storage: model.metadata.storage)))
+            // At most 116 non-zeros (a few round to 0): a byte each plus a few bits of gap, against 1,152 bytes dense.
+            let nonZeros = values.filter { $0 != 0 }.count
+            #expect(nonZeros > 100 && nonZeros <= 116, "\(nonZeros)")
+            #expect(size.bytes < nonZeros * 2 + 120, "\(size.bytes)")
+        }
+        // A dense weight stays dense-int8; so does a grid with non-zero zero points.
+        let dense = grid.fakeQuantize(rng.uniformTensor(shape, in: -1...1).floats, shape: shape)
+        let denseModel = Self.model(["w": Tensor(shape: shape, floats: dense)], precisions: ["w": .int8(grid)])
+        #expect(ModelFile.encodedTensorSizes(denseModel)["w"]?.encoding == "dense-int8/per-channel")
+        let asymmetric = QuantizationGrid.fitted(to: raw, shape: shape, axis: nil, qmin: -128, qmax: 127, symmetric: false)
+        try #require(asymmetric.zeroPoints != [0])
+        let shifted = Self.model(["w": Tensor(shape: shape, floats: asymmetric.fakeQuantize(raw, shape: shape))],
+                                 precisions: ["w": .int8(asymmetric)])
+        #expect(ModelFile.encodedTensorSizes(shifted)["w"]?.encoding == "dense-int8/per-tensor")
+        #expect(try ModelFile.decode(try ModelFile.encode(shifted)) == shifted)
+    }
+
     @Test func theWriterRefusesValuesItsPrecisionCannotHold() throws {
         let tensor = Tensor(shape: [2], floats: [1, 0.1])
         #expect(throws: ModelFileError.unencodable("tensor 'w' is recorded as float16 but holds 0.1, which float16 does not represent exactly; quantize after the passes that change weights")) {

@@ -309,6 +309,45 @@ import Testing
         return m
     }
 
+    /// `tinyModel` with its input quantized to uint8, the conv weight on a
+    /// per-tensor int8 grid and the linear weight rounded to float16.
+    static func quantizedTinyModel() -> Model {
+        var m = tinyModel()
+        let q = ActivationQuantization(scale: 1.0 / 255, zeroPoint: 0, signed: false)
+        m.graph.nodes.insert(Node(name: "x.quantize", op: .quantizeDequantize(q), inputs: ["x"], output: "xq"), at: 0)
+        m.graph.nodes[1].inputs[0] = "xq"
+        let w = m.graph.initializers["conv.w"]!
+        let grid = QuantizationGrid.fitted(to: w.floats, shape: w.shape, axis: nil, qmin: -127, qmax: 127, symmetric: true)
+        m.graph.initializers["conv.w"] = Tensor(shape: w.shape, floats: grid.fakeQuantize(w.floats, shape: w.shape))
+        let f = m.graph.initializers["fc.w"]!
+        m.graph.initializers["fc.w"] = Tensor(shape: f.shape, floats: f.floats.map(\.roundedToFloat16))
+        m.metadata.storage.precisions = ["conv.w": .int8(grid), "fc.w": .float16]
+        return m
+    }
+
+    @Test func layersSayWhatTheyComputeIn() throws {
+        let path = (try temporaryDirectory() as NSString).appendingPathComponent("quantized.bin")
+        let model = Self.quantizedTinyModel()
+        try ModelFile.write(model, to: path)
+        let report = try ReportBuilder.build(models: [("q", path)], test: nil, settings: Self.quickSettings,
+                                             progress: SilentProgress())
+        #expect(report.models[0].layers.map(\.computes) == ["int8 x uint8", "float32 (float16 weights)"])
+        #expect(report.models[0].layers.map(\.encoding) == ["dense-int8/per-tensor", "dense-float16"])
+        // Without the input quantizer the int8 weight is only dequantized.
+        var weightOnly = model
+        weightOnly.graph.nodes.removeFirst()
+        weightOnly.graph.nodes[0].inputs[0] = "x"
+        let conv = weightOnly.graph.nodes[0]
+        #expect(weightOnly.graph.computePrecision(of: conv, precisions: model.metadata.storage.precisions)
+                == "float32 (int8 weights)")
+        #expect(weightOnly.graph.computePrecision(of: conv, precisions: [:]) == "float32")
+        // An int8 input grid, reached through flatten, is named as such.
+        var signed = model
+        signed.graph.nodes[0].op = .quantizeDequantize(ActivationQuantization(scale: 0.01, zeroPoint: 0, signed: true))
+        #expect(signed.graph.computePrecision(of: signed.graph.nodes[1], precisions: model.metadata.storage.precisions)
+                == "int8 x int8")
+    }
+
     @Test func perLayerBitsAreWhatTheSharedHelperComputes() throws {
         let dir = try temporaryDirectory()
         let model = Self.sharedHuffmanModel()

@@ -300,6 +300,25 @@ import Testing
                             "\(UInt64.max) entries for 64 elements")
     }
 
+    @Test func int8ValuesMustMatchTheEntryCount() throws {
+        // Integers on the grid of scale 1: without a precision record the tensor reads back as int8.
+        let values: [Float] = (0..<64).map { (i: Int) -> Float in
+            guard i % 7 == 2 else { return 0 }
+            return Float(i % 5 == 0 ? -i : i)
+        }
+        let tensor = Tensor(shape: [64], floats: values)
+        let grid = QuantizationGrid(scales: [1], zeroPoints: [0], qmin: -127, qmax: 127)
+        let layout = SparseFloat32Layout.candidates(for: values)[2]
+        let good = try Self.file(tensor, encoding: .sparseInt8(layout, grid))
+        let back = try #require(try ModelFile.decode(good).graph.initializers["t"])
+        #expect(back.dtype == .int8 && back.shape == [64])
+        #expect(back.floats == values)
+        let corrupt = try Self.file(tensor, encoding: .sparseInt8(layout, grid)) { _, t in
+            t.pointee.sparse_float32.pointee.values_int8.pointee.data.len -= 1
+        }
+        expectInvalidSparse(corrupt, "\(layout.entryCount - 1) bytes of int8 values, \(layout.entryCount) entries need \(layout.entryCount)")
+    }
+
     @Test func entriesPastTheEndAreRefused() throws {
         let t = Self.corruptible
         // Every gap at its maximum, 7: the eighth entry would be at 8 * 8 - 1 = 63, the ninth at 71.

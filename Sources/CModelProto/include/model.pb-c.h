@@ -495,7 +495,8 @@ struct  Compressor__DenseUInt8
 typedef enum {
   COMPRESSOR__SPARSE_FLOAT32__VALUES__NOT_SET = 0,
   COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_FLOAT32 = 10,
-  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_CODEBOOK = 11
+  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_CODEBOOK = 11,
+  COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_INT8 = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__SPARSE_FLOAT32__VALUES__CASE)
 } Compressor__SparseFloat32__ValuesCase;
 
@@ -557,6 +558,14 @@ struct  Compressor__SparseFloat32
      * so the codebook has a zero code exactly when there are fillers.
      */
     Compressor__CodebookIndices *values_codebook;
+    /*
+     * The entry_count values as the integers of the tensor's int8 grid
+     * (its TensorPrecision record, whose zero points are all 0): exactly
+     * entry_count bytes laid out as in DenseInt8. Filler entries and every
+     * position without an entry hold the integer 0, the value +0.0. The
+     * tensor reads as int8 and is dequantized by its record, as DenseInt8.
+     */
+    Compressor__DenseInt8 *values_int8;
   };
 };
 #define COMPRESSOR__SPARSE_FLOAT32__INIT \

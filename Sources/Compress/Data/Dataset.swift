@@ -280,8 +280,7 @@ public enum DatasetLoader {
         case .uint8(let v):
             pixels = [Float](unsafeUninitializedCapacity: n) { out, initialized in
                 v.withUnsafeBufferPointer { src in
-                    let scale: Float = 1 / 255
-                    for i in 0..<n { out[i] = Float(src[lo &+ i]) * scale }
+                    for i in 0..<n { out[i] = Float(pixel: src[lo &+ i]) }
                 }
                 initialized = n
             }
@@ -317,5 +316,14 @@ public enum DatasetLoader {
             return fashionMNISTClassNames
         }
         return (0..<classCount).map(String.init)
+    }
+}
+
+extension Float {
+    /// A uint8 pixel as a float in [0, 1]: `byte * (1 / 255)`, the one
+    /// scaling every command applies (data sets, `predict`), so a quantizer
+    /// reading the input sees the same bits whichever command fed it.
+    @inlinable public init(pixel byte: UInt8) {
+        self = Float(byte) * (1 / 255 as Float)
     }
 }

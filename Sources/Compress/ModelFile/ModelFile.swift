@@ -108,6 +108,8 @@ extension TensorFileEncoding {
         case .denseFloat16: "dense-float16"
         case .denseInt8(let grid): "dense-int8/" + (grid.axis == nil ? "per-tensor" : "per-channel")
         case .sparseFloat32(let layout): "sparse-float32/\(layout.gapsName)"
+        case .sparseInt8(let layout, let grid):
+            "sparse-int8/" + (grid.axis == nil ? "per-tensor" : "per-channel") + "/\(layout.gapsName)"
         case .codebook(let indices): "codebook/\(indices.indicesName)"
         case .sparseCodebook(let layout, let indices): "sparse-codebook/\(layout.gapsName)/\(indices.indicesName)"
         case .hashed: "hashed-float32"

@@ -226,7 +226,10 @@ enum ProtoDecoder {
             storage = .uint8(littleEndianValues(try data(d.pointee.has_data, d.pointee.data, .uint8), count: count))
         case COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32:
             guard let s = t.sparse_float32 else { throw missing() }
-            storage = .float32(try sparseFloat32(s.pointee, elementCount: count, tensor: name))
+            let elements = try sparseFloat32(s.pointee, elementCount: count, tensor: name)
+            // int8 entries scatter as the float values of their integers, exactly.
+            storage = s.pointee.values_case == COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_INT8
+                ? .int8(elements.map { Int8($0) }) : .float32(elements)
         case COMPRESSOR__TENSOR__ENCODING_HASHED_FLOAT32:
             guard let h = t.hashed_float32 else { throw missing() }
             storage = .float32(try hashedFloat32(h.pointee, count: count, tensor: name, listed: hashed))
@@ -264,6 +267,9 @@ enum ProtoDecoder {
                 guard let values = s.values_codebook else { throw missing("values") }
                 // The reader checked entry_count <= elementCount before asking.
                 return .bitPatterns(try codebookBitPatterns(values.pointee, count: Int(s.entry_count), tensor: name))
+            case COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_INT8:
+                guard let values = s.values_int8 else { throw missing("values") }
+                return .int8(bytes(values.pointee.has_data, values.pointee.data))
             default:
                 // A values encoding added after this build leaves the oneof unset.
                 throw .unknownEncoding(tensor: name)

@@ -233,6 +233,23 @@ struct ProtoEncoder {
                 s.pointee.values_float32 = d
                 t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32
                 t.pointee.sparse_float32 = s
+            case .sparseInt8(let layout, let grid):
+                let precision = TensorPrecision.int8(grid)
+                if let problem = precision.problem(values: values, shape: tensor.shape) {
+                    throw .unencodable("tensor '\(name)' is recorded as \(precision.name) but \(problem); quantize after the passes that change weights")
+                }
+                // With zero points 0 the integer is 0 exactly where the value is +0.0, so the
+                // integers (as floats) have the values' entries.
+                let integers = grid.quantize(values, shape: tensor.shape).map(Float.init)
+                let (gaps, bitPatterns) = integers.withUnsafeBufferPointer { layout.entries($0) }
+                let s = sparseFloat32(layout, gaps: gaps)
+                let d = arena.message(compressor__dense_int8__init)
+                d.pointee.has_data = 1
+                d.pointee.data = littleEndianBytes(bitPatterns.map { Int8(Float(bitPattern: $0)) })
+                s.pointee.values_case = COMPRESSOR__SPARSE_FLOAT32__VALUES_VALUES_INT8
+                s.pointee.values_int8 = d
+                t.pointee.encoding_case = COMPRESSOR__TENSOR__ENCODING_SPARSE_FLOAT32
+                t.pointee.sparse_float32 = s
             case .sparseCodebook(let layout, let indices):
                 let (gaps, bitPatterns) = values.withUnsafeBufferPointer { layout.entries($0) }
                 let s = sparseFloat32(layout, gaps: gaps)

@@ -31,6 +31,13 @@ struct SparseFloat32Layout: Equatable {
     }
 
     /// Bytes of the serialized `SparseFloat32` message with the values as
+    /// the integers of an int8 grid, one byte per entry.
+    var int8MessageSize: Int {
+        let values = lengthDelimitedFieldSize(fieldNumber: 1, contentSize: entryCount)
+        return messageSize(valuesField: lengthDelimitedFieldSize(fieldNumber: 12, contentSize: values))
+    }
+
+    /// Bytes of the serialized `SparseFloat32` message with the values as
     /// codebook indices in `codebook`.
     func messageSize(codebook: CodebookLayout) -> Int {
         messageSize(valuesField: lengthDelimitedFieldSize(fieldNumber: 11, contentSize: codebook.messageSize))
@@ -114,6 +121,10 @@ enum TensorFileEncoding: Equatable {
     case denseFloat16
     /// A float32 tensor on an int8 grid (`TensorPrecision.int8`) as DenseInt8.
     case denseInt8(QuantizationGrid)
+    /// A float32 tensor on an int8 grid whose zero points are all 0, in the
+    /// relative-index sparse layout with its entries' integers as int8: a
+    /// pruned and quantized weight pays a byte per non-zero plus its gaps.
+    case sparseInt8(SparseFloat32Layout, QuantizationGrid)
     /// A float32 tensor in the relative-index sparse layout.
     case sparseFloat32(SparseFloat32Layout)
     /// A weight-shared float32 tensor as a codebook and one index per element.
@@ -170,13 +181,15 @@ enum TensorFileEncoding: Equatable {
     /// candidate without them: they cannot be the smallest there, and the
     /// wide tables are the costly part of the search.
     ///
-    /// A tensor with a `precision` is stored in it: an int8 one as DenseInt8
-    /// only; a float16 one as DenseFloat16 in place of dense float32 (the
-    /// sparse and codebook encodings keep its values exactly too).
+    /// A tensor with a `precision` is stored in it: an int8 one as DenseInt8,
+    /// or, when its grid's zero points are all 0 (so +0.0 is the integer 0),
+    /// in the sparse layout with int8 values (``int8Candidates(values:grid:huffman:)``);
+    /// a float16 one as DenseFloat16 in place of dense float32 (the sparse
+    /// and codebook encodings keep its values exactly too).
     static func candidates(for tensor: Tensor, shared: Bool, huffman: Bool,
                            precision: TensorPrecision? = nil) -> [TensorFileEncoding] {
         guard case .float32(let values) = tensor.storage else { return [.dense] }
-        if case .int8(let grid) = precision { return [.denseInt8(grid)] }
+        if case .int8(let grid) = precision { return int8Candidates(values: values, grid: grid, huffman: huffman) }
         let dense: TensorFileEncoding = precision == .float16 ? .denseFloat16 : .dense
         let sparse = SparseFloat32Layout.candidates(for: values)
         let codebook = shared ? values.withUnsafeBufferPointer { StoredCodebook($0) } : nil
@@ -229,6 +242,27 @@ enum TensorFileEncoding: Equatable {
         return candidates
     }
 
+    /// The encodings of a float32 tensor on the int8 `grid`: DenseInt8, then
+    /// (zero points all 0) the sparse layout with int8 values at each gap
+    /// width and, with `huffman`, with Huffman-coded gaps where the table
+    /// leaves room to win (as for float32 values).
+    static func int8Candidates(values: [Float], grid: QuantizationGrid, huffman: Bool) -> [TensorFileEncoding] {
+        let dense = TensorFileEncoding.denseInt8(grid)
+        guard grid.zeroPoints.allSatisfy({ $0 == 0 }) else { return [dense] }
+        let sparse = SparseFloat32Layout.candidates(for: values)
+        var candidates = [dense] + sparse.map { .sparseInt8($0, grid) }
+        guard huffman else { return candidates }
+        let denseByteCount = 4 * values.count
+        let smallest = candidates.map { $0.fieldSize(denseByteCount: denseByteCount) }.min()!
+        let runs = values.withUnsafeBufferPointer { SparseFloat32Layout.zeroRuns(of: $0) }
+        for layout in sparse where 1 << layout.indexBits < smallest {
+            var coded = layout
+            coded.gapCoding = .huffman(frequencies: SparseFloat32Layout.gapFrequencies(runs: runs, indexBits: layout.indexBits))
+            candidates.append(.sparseInt8(coded, grid))
+        }
+        return candidates
+    }
+
     /// Bytes of the `Tensor.encoding` field for a tensor of `denseByteCount`
     /// bytes: field key, length and message.
     func fieldSize(denseByteCount: Int) -> Int {
@@ -241,6 +275,8 @@ enum TensorFileEncoding: Equatable {
             lengthDelimitedFieldSize(fieldNumber: 13, contentSize: denseMessageSize(byteCount: denseByteCount / 4))
         case .sparseFloat32(let layout):
             lengthDelimitedFieldSize(fieldNumber: 20, contentSize: layout.messageSize)
+        case .sparseInt8(let layout, _):
+            lengthDelimitedFieldSize(fieldNumber: 20, contentSize: layout.int8MessageSize)
         case .codebook(let layout):
             lengthDelimitedFieldSize(fieldNumber: 30, contentSize: layout.messageSize)
         case .sparseCodebook(let gaps, let indices):
@@ -307,6 +343,8 @@ struct SparseFloat32Reader {
         case float32(UnsafeRawBufferPointer)
         /// One bit pattern per entry (decoded codebook indices).
         case bitPatterns([UInt32])
+        /// Two's-complement int8 integers, one byte per entry, read as their float values.
+        case int8(UnsafeRawBufferPointer)
     }
 
     /// Tensor name, for errors.
@@ -339,6 +377,10 @@ struct SparseFloat32Reader {
             }
         case .bitPatterns(let patterns):
             precondition(patterns.count == layout.entryCount)
+        case .int8(let bytes):
+            guard bytes.count == layout.entryCount else {
+                throw invalid("\(bytes.count) bytes of int8 values, \(entryCount) entries need \(layout.entryCount)")
+            }
         }
         if let gapLengths {
             do {
@@ -420,6 +462,8 @@ struct SparseFloat32Reader {
                                                                                            as: UInt32.self)))
             case .bitPatterns(let patterns):
                 out[position] = Float(bitPattern: patterns[entry])
+            case .int8(let bytes):
+                out[position] = Float(Int8(bitPattern: bytes[entry]))
             }
         }
         guard pending == 0 else { throw Self.invalid(tensor, "the padding bits after the last gap are not zero") }

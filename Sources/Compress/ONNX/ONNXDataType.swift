@@ -1,17 +1,24 @@
 /// ONNX `TensorProto.DataType` codes of the element types an export writes:
-/// float32 for every value the graph computes and every weight, int64 for
-/// shapes.
+/// float32 for every value the graph computes and every float weight, int64
+/// for shapes; uint8, int8 and int32 for the quantized tensors and zero
+/// points of a QDQ export.
 enum ONNXDataType: Int32, Sendable {
     case float = 1
+    case uint8 = 2
+    case int8 = 3
+    case int32 = 6
     case int64 = 7
 }
 
-/// A tensor as an ONNX export stores it: dense float32 or int64 elements.
+/// A tensor as an ONNX export stores it: dense elements of one type.
 struct ONNXTensorData: Sendable, Equatable {
     /// Elements in row-major order.
     enum Values: Sendable, Equatable {
         case float([Float])
         case int64([Int64])
+        case uint8([UInt8])
+        case int8([Int8])
+        case int32([Int32])
     }
 
     var shape: [Int]
@@ -21,6 +28,9 @@ struct ONNXTensorData: Sendable, Equatable {
         switch values {
         case .float: .float
         case .int64: .int64
+        case .uint8: .uint8
+        case .int8: .int8
+        case .int32: .int32
         }
     }
 

@@ -23,7 +23,15 @@
 ///
 /// Graph inputs and outputs are float32 with a symbolic batch dimension `N`.
 /// Initializers are little-endian `raw_data`: float32 for every weight
-/// (float16, int8 and uint8 storage is widened), INT64 for shape tensors.
+/// (float16, uint8 and int8 tensor storage is widened), INT64 for shape
+/// tensors.
+///
+/// A quantized model (activation quantizers or int8-precision weights) is
+/// written as QDQ ONNX, opset 13 or newer (`ONNXQDQLowering`): its
+/// quantizers become QuantizeLinear + DequantizeLinear, int8 weights INT8
+/// initializers read through DequantizeLinear, the biases of quantized
+/// layers INT32 initializers, so onnxruntime's graph optimizer runs the
+/// layers on its integer kernels.
 /// The architecture and class names go into `metadata_props`
 /// (`compressor.architecture`, `compressor.class_names`, newline-separated).
 ///
@@ -84,6 +92,12 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
     case unencodable(String)
     /// A node has no ONNX form in this exporter.
     case notExportable(node: String, reason: String)
+    /// A quantized model needs QDQ ONNX, which needs at least `minimum`.
+    case quantizedModelNeedsOpset(opset: Int, minimum: Int)
+    /// A node reads int8 activations but onnxruntime cannot run it on integers.
+    case notQuantizable(node: String, op: String, reason: String)
+    /// A bias is not on the int32 grid of its layer (the model changed after `quantize`).
+    case biasOffGrid(tensor: String, node: String, value: Float)
 
     public var description: String {
         let range = ONNXExporter.supportedOpsets
@@ -95,6 +109,13 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
             "normalization has \(m) means and \(s) stds for an input with \(c) channels"
         case .unencodable(let what): "cannot write \(what) to ONNX: it contains a NUL character"
         case .notExportable(let n, let r): "node '\(n)' cannot be exported to ONNX: \(r)"
+        case .quantizedModelNeedsOpset(let o, let m):
+            "a quantized model is written as QDQ ONNX, which needs opset \(m) or newer (per-channel DequantizeLinear); got --opset \(o)"
+        case .notQuantizable(let n, let op, let r):
+            "node '\(n)' (\(op)) cannot be exported as int8 QDQ ONNX that onnxruntime runs on integers: \(r)"
+        case .biasOffGrid(let t, let n, let v):
+            "bias '\(t)' of node '\(n)' holds \(v), which is not on its int32 grid (input scale x weight scale): "
+                + "the model changed after quantize; re-run quantize"
         }
     }
 }

@@ -45,8 +45,9 @@ struct ONNXModelSpec {
             throw .invalidGraph(error)
         }
         var namer = UniqueNamer(taken: Self.names(in: graph))
+        let qdq = ONNXQDQLowering.isQuantized(model) ? try ONNXQDQLowering(model, graph: graph, opset: opset) : nil
         let renamed = try addNormalization(model, graph: graph, namer: &namer)
-        try addNodes(graph, shapes: shapes.one, renamed: renamed, namer: namer)
+        try addNodes(graph, shapes: shapes.one, renamed: renamed, namer: namer, qdq: qdq)
         inputs = graph.inputs.map { input in
             ONNXValueInfoSpec(name: input.name, dataType: .float,
                               dims: [.param(Self.batchParameter)] + input.sampleShape.map { .value($0) })
@@ -92,22 +93,45 @@ struct ONNXModelSpec {
         return [input.name: normalized]
     }
 
-    /// Translates the graph's nodes and adds every initializer, sorted by name.
+    /// Translates the graph's nodes and adds every initializer, sorted by name;
+    /// `qdq` (for a quantized model) adds the QuantizeLinear/DequantizeLinear
+    /// nodes and stores int8 weights and int32 biases as integers.
     private mutating func addNodes(_ graph: Graph, shapes: [String: [Int]], renamed: [String: String],
-                                   namer: UniqueNamer) throws(ONNXExportError) {
+                                   namer: UniqueNamer, qdq: ONNXQDQLowering?) throws(ONNXExportError) {
         var lowering = ONNXNodeLowering(opset: opset, shapes: shapes, namer: namer)
+        var (qdq, renamed) = (qdq, renamed)
         var readByOp = Set<String>()
         for node in graph.nodes {
             var inputs = node.inputs.map { renamed[$0] ?? $0 }
             // ONNX marks an absent optional input with "", and trailing ones may be left out.
             while inputs.last == "" { inputs.removeLast() }
             readByOp.formUnion(node.inputs)
+            if qdq != nil {
+                nodes += qdq!.dequantizeTensors(readBy: node, inputs: inputs, namer: &lowering.namer)
+                if case .quantizeDequantize(let q) = node.op {
+                    // The DequantizeLinear keeps the quantizer's name, so the import gives it back.
+                    nodes += qdq!.quantizeDequantize(q, name: node.name, input: inputs[0], output: node.output,
+                                                     dequantizeNodeName: node.name, namer: &lowering.namer)
+                    continue
+                }
+            }
             nodes.append(try lowering.lower(node, inputs: inputs))
+            if let q = qdq?.inheritedQuantizer(after: node) {
+                let requantized = lowering.namer.fresh("\(node.output).requantized")
+                nodes += qdq!.quantizeDequantize(q, name: "\(node.name).requantize", input: node.output,
+                                                 output: requantized, dequantizeNodeName: nil, namer: &lowering.namer)
+                renamed[node.output] = requantized
+            }
         }
         for (name, t) in graph.initializers {
-            initializers.append((name, .initializer(t, readByOp: readByOp.contains(name))))
+            if let qdq, let integers = qdq.integerInitializer(name, t) {
+                initializers.append((qdq.integerName(of: name), integers))
+            } else {
+                initializers.append((name, .initializer(t, readByOp: readByOp.contains(name))))
+            }
         }
         initializers += lowering.constants.map { ($0.key, $0.value) }
+        initializers += (qdq?.constants ?? [:]).map { ($0.key, $0.value) }
         initializers.sort { $0.name < $1.name }
     }
 

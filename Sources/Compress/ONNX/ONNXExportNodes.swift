@@ -89,7 +89,8 @@ struct ONNXNodeLowering {
         case .softmax(let axis): return make("Softmax", [("axis", .int(axis))])
         case .dropout: return make("Identity")
         case .quantizeDequantize:
-            throw .notExportable(node: node.name, reason: "QuantizeDequantize (int8 activations) has no QDQ ONNX export yet")
+            // `ONNXQDQLowering` writes these as QuantizeLinear + DequantizeLinear before lowering reaches them.
+            throw .notExportable(node: node.name, reason: "QuantizeDequantize is written only by the QDQ export of a quantized model")
         }
     }
 

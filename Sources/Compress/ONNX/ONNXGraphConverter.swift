@@ -27,6 +27,7 @@ struct ONNXGraphConverter {
         let reserved = Set(graph.inputs.map(\.name) + graph.initializers.map(\.name) + graph.nodes.flatMap(\.outputs))
         context = ImportContext(opset: opset, primaryBatch: batch ?? 1, reservedNames: reserved, readers: readers)
         for (name, tensor) in graph.initializers { context.values[name] = .constant(FoldedConstant(tensor)) }
+        context.initializerTypes = graph.initializerTypes
         for input in inputs {
             context.irNames.insert(input.name)
             context.values[input.name] = .dynamic(DynamicValue(name: input.name, shape: [context.primaryBatch] + input.sampleShape,
@@ -99,6 +100,11 @@ struct ONNXGraphConverter {
 
     /// The IR value for graph output `name` and its shape; nil (recorded) when unusable.
     mutating func resolveOutput(_ name: String) -> (String, [Int])? {
+        if let q = context.quantized[name] {
+            unsupported.append(UnsupportedONNXNode(node: q.node, opType: "QuantizeLinear",
+                                                   reason: "its integer output '\(name)' is a graph output (only a DequantizeLinear may read it)"))
+            return nil
+        }
         switch context.values[name] {
         case .dynamic(let d)?: return (d.name, d.shape)
         case .constant(let c)? where c.tags == nil: return (context.materialize(name, c.tensor), c.shape)
@@ -124,7 +130,7 @@ extension ImportContext {
         "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
         "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
         "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
-        "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast",
+        "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "QuantizeLinear", "DequantizeLinear",
     ]
 
     /// Inputs each op needs at least (absent ones are 1).
@@ -134,7 +140,7 @@ extension ImportContext {
         case "BatchNormalization": 5
         case "Slice": opset < 10 ? 1 : 3
         case "Pad": opset < 11 ? 1 : 2
-        case "Conv", "Gemm", "MatMul", "Reshape", "Gather", "Add", "Sub", "Mul", "Div": 2
+        case "Conv", "Gemm", "MatMul", "Reshape", "Gather", "Add", "Sub", "Mul", "Div", "QuantizeLinear", "DequantizeLinear": 2
         default: 1
         }
     }
@@ -178,6 +184,8 @@ extension ImportContext {
         case "Unsqueeze": try convertUnsqueeze(n)
         case "Squeeze": try convertSqueeze(n)
         case "Slice": try convertSlice(n)
+        case "QuantizeLinear": try convertQuantizeLinear(n)
+        case "DequantizeLinear": try convertDequantizeLinear(n)
         default: try convertCast(n)
         }
     }

@@ -7,6 +7,9 @@
 /// ReduceMean over H and W, Softmax, and Dropout, Identity and Constant, which
 /// disappear. Shape computations around Reshape (Shape, Gather, Unsqueeze,
 /// Squeeze, Slice, Concat, Cast, arithmetic) are folded to constants.
+/// QuantizeLinear/DequantizeLinear (QDQ models) import as an int8 model:
+/// int8 weights with their grids, activation quantizers as
+/// `quantizeDequantize` nodes (see `ONNXQDQImport.swift`).
 ///
 /// Dimension 0 of every graph input is the batch (symbolic or not); the other
 /// dimensions must be static. Unsupported nodes fail the import with one
@@ -22,7 +25,10 @@ public enum ONNXImporter {
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
         var converter = try ONNXGraphConverter(graph: graph, opset: opset)
         let (imported, outputShape) = try converter.convert()
-        return liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
+        var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
+        // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.
+        model.metadata.storage.precisions = converter.context.precisions.filter { model.graph.initializers[$0.key] != nil }
+        return model
     }
 
     /// True when `bytes` parse as the top level of an ONNX `ModelProto` with a graph:

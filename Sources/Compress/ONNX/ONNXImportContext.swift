@@ -47,6 +47,14 @@ struct ImportContext {
     let readers: [String: Int]
     /// The IR node name of the ONNX node being converted.
     var current = ""
+    /// Element types of initializers as declared (the decoder widens some integer types).
+    var initializerTypes: [String: ONNXTensorDecoder.ElementType] = [:]
+    /// Outputs of QuantizeLinear nodes, which only a DequantizeLinear may read.
+    var quantized: [String: QuantizedValue] = [:]
+    /// The int8 grids of constants DequantizeLinear folded, by ONNX name.
+    var weightGrids: [String: QuantizationGrid] = [:]
+    /// Precision records of IR weights read from such constants.
+    var precisions: [String: TensorPrecision] = [:]
 
     init(opset: Int, primaryBatch: Int, reservedNames: Set<String>, readers: [String: Int]) {
         self.opset = opset; self.primaryBatch = primaryBatch; self.altBatch = primaryBatch + 1
@@ -57,6 +65,10 @@ struct ImportContext {
 
     /// The value `name`, or an error when no earlier node or input defines it.
     func value(_ name: String) throws(UnsupportedFeature) -> ImportValue {
+        if let q = quantized[name] {
+            throw UnsupportedFeature("reads '\(name)', the integer output of QuantizeLinear '\(q.node)': only a DequantizeLinear may read it "
+                                     + "(integer ops such as QLinearConv are not supported)")
+        }
         guard let v = values[name] else { throw UnsupportedFeature("input '\(name)' is not defined by any earlier node, input or initializer") }
         return v
     }

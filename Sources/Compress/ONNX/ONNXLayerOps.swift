@@ -22,6 +22,7 @@ extension ImportContext {
         let attributes = Conv2d(stride: window.stride, padding: window.padding + extra, dilation: window.dilation,
                                 groups: try n.int("group", default: 1))
         var inputs = [x, try operand(n.inputs[1])]
+        recordWeightPrecision(of: n.inputs[1], as: inputs[1].name)
         if let b = n.input(2) { inputs.append(try operand(b)) }
         define(n.outputs[0], .dynamic(try emit(.conv2d(attributes), inputs, output: n.outputs[0])))
     }
@@ -37,10 +38,13 @@ extension ImportContext {
         guard a.rank == 2 else { throw UnsupportedFeature("A must be 2-D, got \(a.shape)") }
         let b = try constant(n.inputs[1], "B")
         guard b.shape.count == 2 else { throw UnsupportedFeature("B must be 2-D, got \(b.shape)") }
-        var weight = try n.int("transB", default: 0) != 0 ? b.tensor : transposed(b.tensor)
+        let transB = try n.int("transB", default: 0) != 0
+        var weight = transB ? b.tensor : transposed(b.tensor)
         if alpha != 1 { weight = Tensor(shape: weight.shape, floats: weight.floats.map { $0 * alpha }) }
         let weightName = weight == b.tensor ? n.inputs[1] : uniqueName("\(current)/weight")
         let linear = [a, DynamicValue(name: materialize(weightName, weight), shape: weight.shape, altShape: weight.shape)]
+        // alpha ≠ 1 scales the weight off its integer grid: it stays float32.
+        if alpha == 1 { recordWeightPrecision(of: n.inputs[1], as: linear[1].name, transposed: !transB) }
         let out = weight.shape[0]
         guard let c = try optionalConstant(n, 2, "C"), beta != 0 else {
             define(n.outputs[0], .dynamic(try emit(.linear, linear, output: n.outputs[0])))
@@ -69,6 +73,7 @@ extension ImportContext {
         guard b.shape.count == 2 else { throw UnsupportedFeature("\(b.shape.count)-D right operand (only 2-D is supported)") }
         let weight = transposed(b.tensor)
         let w = DynamicValue(name: materialize(uniqueName("\(current)/weight"), weight), shape: weight.shape, altShape: weight.shape)
+        recordWeightPrecision(of: n.inputs[1], as: w.name, transposed: true)
         define(n.outputs[0], .dynamic(try emit(.linear, [a, w], output: n.outputs[0])))
     }
 

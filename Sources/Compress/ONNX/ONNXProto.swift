@@ -14,6 +14,8 @@ struct ONNXGraphProto {
     var nodes: [ONNXNodeProto]
     /// Initializers in file order.
     var initializers: [(name: String, tensor: Tensor)]
+    /// Each initializer's element type as declared (int16, int32 and uint16 decode to int64).
+    var initializerTypes: [String: ONNXTensorDecoder.ElementType] = [:]
     var inputs: [ONNXValueInfo]
     var outputs: [ONNXValueInfo]
 }
@@ -73,13 +75,15 @@ enum ONNXProtoReader {
 
     static func graph(_ g: OnnxSubset__OnnxGraph) throws(ONNXImportError) -> ONNXGraphProto {
         var initializers: [(name: String, tensor: Tensor)] = []
+        var types: [String: ONNXTensorDecoder.ElementType] = [:]
         for p in onnxMessages(g.initializer, g.n_initializer) {
             let name = onnxString(p.pointee.name)
             initializers.append((name, try ONNXTensorDecoder.tensor(p.pointee, name: name)))
+            types[name] = ONNXTensorDecoder.ElementType(rawValue: p.pointee.data_type)
         }
         var nodes: [ONNXNodeProto] = []
         for p in onnxMessages(g.node, g.n_node) { nodes.append(try node(p.pointee)) }
-        return ONNXGraphProto(nodes: nodes, initializers: initializers,
+        return ONNXGraphProto(nodes: nodes, initializers: initializers, initializerTypes: types,
                               inputs: onnxMessages(g.input, g.n_input).map { valueInfo($0.pointee) },
                               outputs: onnxMessages(g.output, g.n_output).map { valueInfo($0.pointee) })
     }

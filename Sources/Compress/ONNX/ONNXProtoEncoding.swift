@@ -118,6 +118,9 @@ struct ONNXProtoEncoder {
         switch t.values {
         case .float(let v): m.pointee.raw_data = littleEndianBytes(v.map(\.bitPattern))
         case .int64(let v): m.pointee.raw_data = littleEndianBytes(v)
+        case .uint8(let v): m.pointee.raw_data = littleEndianBytes(v)
+        case .int8(let v): m.pointee.raw_data = littleEndianBytes(v)
+        case .int32(let v): m.pointee.raw_data = littleEndianBytes(v)
         }
         return m
     }

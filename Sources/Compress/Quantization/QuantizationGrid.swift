@@ -172,3 +172,10 @@ public struct QuantizationGrid: Sendable, Equatable {
         return zip(values, back).first { $0.bitPattern != $1.bitPattern }?.0
     }
 }
+
+extension QuantizationGrid {
+    /// The integers an int32 bias saturates to: int32's range, trimmed to
+    /// the integers float32 holds exactly at its ends (2^31 - 128), so a
+    /// saturated value converts back without overflow.
+    public static let int32BiasRange: ClosedRange<Int32> = -2_147_483_520...2_147_483_520
+}

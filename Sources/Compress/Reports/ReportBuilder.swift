@@ -205,6 +205,7 @@ public enum ReportBuilder {
             return LayerReport(name: node.name, op: node.op.kind, weightShape: weight.shape,
                                encoding: sizes[weightName]?.encoding
                                    ?? ModelFile.encodingName(of: weight, named: weightName, storage: model.metadata.storage),
+                               computes: g.computePrecision(of: node, precisions: model.metadata.storage.precisions),
                                parameters: all.reduce(0) { $0 + $1.count },
                                nonZeros: all.reduce(0) { $0 + $1.nonZeroCount },
                                sparsity: weight.count > 0 ? 1 - Double(weight.nonZeroCount) / Double(weight.count) : 0,

@@ -38,6 +38,11 @@ public enum ReportDefinitions {
         Entry(field: "withoutHuffman", title: "Without Huffman",
               text: "Per layer, for a file that allows Huffman coding: the encoding, bytes and bits the weight "
                   + "would take with it turned off; '-' (null) otherwise."),
+        Entry(field: "computes", title: "Computes in",
+              text: "Per layer: what a runtime executing the exported QDQ graph computes it in: 'int8 x uint8' "
+                  + "for an int8 weight times a quantized input (int32 accumulation), 'float32 (int8 weights)' "
+                  + "when only the weight is narrow, else 'float32'. compressor's runtime computes every layer in "
+                  + "float32 on the dequantized values, which is what those runtimes' results equal."),
         Entry(field: "macsPerImage", title: "MACs per image",
               text: "Multiply-accumulates of Conv and Linear layers for one image: out_h·out_w·O·(C/groups)·kh·kw "
                   + "per convolution, in·out per linear layer; other ops count 0."),

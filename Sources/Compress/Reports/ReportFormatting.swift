@@ -91,7 +91,7 @@ enum ReportTables {
 
     /// Layer header of `m`; columns without Huffman coding when its file allows it.
     static func layerHeader(_ m: ModelReport) -> [String] {
-        ["layer", "op", "weight shape", "encoding", "params", "sparsity", "rank", "MACs", "bytes", "weight bytes",
+        ["layer", "op", "weight shape", "encoding", "computes in", "params", "sparsity", "rank", "MACs", "bytes", "weight bytes",
          "bits/weight", "bits/non-zero"]
             + (allowsHuffman(m) ? ["without Huffman", "bytes", "bits/weight", "bits/non-zero"] : [])
     }
@@ -100,7 +100,7 @@ enum ReportTables {
     static func layerRows(_ m: ModelReport) -> [[String]] {
         let huffman = allowsHuffman(m)
         return m.layers.map { l in
-            [l.name, l.op, ReportFormat.shape(l.weightShape), l.encoding, ReportFormat.grouped(l.parameters),
+            [l.name, l.op, ReportFormat.shape(l.weightShape), l.encoding, l.computes, ReportFormat.grouped(l.parameters),
              ReportFormat.sparsity(l.sparsity), ReportFormat.rank(l.rank), ReportFormat.grouped(l.macs),
              ReportFormat.grouped(l.bytes), ReportFormat.grouped(l.weightBytes), ReportFormat.bits(l.bitsPerWeight),
              ReportFormat.bits(l.bitsPerNonZero)]

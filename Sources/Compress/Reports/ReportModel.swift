@@ -192,6 +192,9 @@ public struct LayerReport: Sendable, Equatable, Codable {
     public var weightShape: [Int]
     /// How the weight is stored, e.g. "dense-float32".
     public var encoding: String
+    /// What a runtime executing the exported graph computes the layer in
+    /// (`Graph.computePrecision`), e.g. "int8 x uint8" or "float32".
+    public var computes: String
     /// Elements of every initializer the layer reads (as `info`'s layer "parameters").
     public var parameters: Int
     /// Non-zero elements of those initializers (as `info`'s layer "nonZeros").
@@ -216,9 +219,11 @@ public struct LayerReport: Sendable, Equatable, Codable {
     /// When the model allows Huffman coding: how the weight would be stored without it; nil otherwise.
     public var withoutHuffman: EncodingCost?
 
-    public init(name: String, op: String, weightShape: [Int], encoding: String, parameters: Int, nonZeros: Int,
-                sparsity: Double, rank: Int?, macs: Int, bytes: Int, storage: TensorStorageCost) {
+    public init(name: String, op: String, weightShape: [Int], encoding: String, computes: String = "float32",
+                parameters: Int, nonZeros: Int, sparsity: Double, rank: Int?, macs: Int, bytes: Int,
+                storage: TensorStorageCost) {
         self.name = name; self.op = op; self.weightShape = weightShape; self.encoding = encoding
+        self.computes = computes
         self.parameters = parameters; self.nonZeros = nonZeros; self.sparsity = sparsity; self.rank = rank
         self.macs = macs; self.bytes = bytes
         weightTensor = storage.tensor; weightBytes = storage.bytes
@@ -299,7 +304,8 @@ extension LayerReport {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name); try c.encode(op, forKey: .op); try c.encode(weightShape, forKey: .weightShape)
-        try c.encode(encoding, forKey: .encoding); try c.encode(parameters, forKey: .parameters)
+        try c.encode(encoding, forKey: .encoding); try c.encode(computes, forKey: .computes)
+        try c.encode(parameters, forKey: .parameters)
         try c.encode(nonZeros, forKey: .nonZeros); try c.encode(sparsity, forKey: .sparsity)
         try c.encode(rank, forKey: .rank); try c.encode(macs, forKey: .macs); try c.encode(bytes, forKey: .bytes)
         try c.encode(weightTensor, forKey: .weightTensor); try c.encode(weightBytes, forKey: .weightBytes)

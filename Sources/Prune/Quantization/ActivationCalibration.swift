@@ -116,10 +116,20 @@ struct MagnitudeHistogram {
     /// Q is the cut histogram (without them) merged into `levels` equal
     /// groups, each group's mass spread evenly over its non-empty bins. At
     /// least `levels` bins.
+    ///
+    /// The first bin's count is replaced by the second's first, as NVIDIA's
+    /// TensorRT calibration tools do: after a ReLU most values are exactly
+    /// zero, and that spike, smeared over the first group's bins by Q, would
+    /// otherwise dominate the divergence and push the threshold down to the
+    /// shortest cut (measured: 2 to 6 points of top-1 lost on VGG-small and
+    /// ResNet-20). Zero is exact on every grid, so its count says nothing
+    /// about where to clip.
     func entropyThreshold(levels: Int) -> Float {
         let n = counts.count
         guard bound > 0, n > levels else { return bound }
         let width = bound / Float(n)
+        var counts = self.counts
+        if n > 1 { counts[0] = counts[1] }
         var suffix = [Int](repeating: 0, count: n + 1)
         for i in stride(from: n - 1, through: 0, by: -1) { suffix[i] = suffix[i + 1] + counts[i] }
         var (best, bestDivergence) = (n, Double.infinity)

@@ -53,9 +53,22 @@ extension Graph {
     }
 }
 
-extension QuantizationGrid {
-    /// The integers an int32 bias saturates to: int32's range, trimmed to
-    /// the integers float32 holds exactly at its ends (2^31 - 128), so a
-    /// saturated value converts back without overflow.
-    public static let int32BiasRange: ClosedRange<Int32> = -2_147_483_520...2_147_483_520
+extension Graph {
+    /// What a QDQ runtime computes `node` in, for reports: `"int8 x uint8"`
+    /// (weight x input integers, accumulated in int32) for a conv or linear
+    /// layer with an int8 weight whose input lies on an activation grid;
+    /// `"float32 (int8 weights)"` or `"float32 (float16 weights)"` when only
+    /// the weight is narrow (dequantized, then computed in float); else
+    /// `"float32"`. compressor's own runtime computes every layer in float32
+    /// on the dequantized values, which is what these runtimes' results equal.
+    public func computePrecision(of node: Node, precisions: [String: TensorPrecision]) -> String {
+        let weight = node.inputs.count > 1 ? precisions[node.inputs[1]] : nil
+        switch (node.op, weight) {
+        case (.conv2d, .int8?), (.linear, .int8?):
+            guard let input = activationGrid(of: node.inputs[0]) else { return "float32 (int8 weights)" }
+            return "int8 x " + (input.signed ? "int8" : "uint8")
+        case (_, .float16?): return "float32 (float16 weights)"
+        default: return "float32"
+        }
+    }
 }
