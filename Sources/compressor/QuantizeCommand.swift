@@ -9,8 +9,8 @@ struct QuantizeCommand: GeneratedOptionsCommand {
         each tensor's precision in the model, so the file stores the narrow \
         values and later steps keep them; the model still computes in float32 \
         on the rounded values, so `eval` measures what a float16 runtime would. \
-        Quantize last: a later pass that changes the weights (or fine-tuning) \
-        takes them back to float32.
+        Quantize last: a later pass that changes the weights takes them back to \
+        float32; fine-tuning keeps them on their grids (--keep-precisions).
 
         int8 quantizes each conv/linear weight on a grid per output channel \
         (--weights per-tensor: one grid), symmetric about zero unless \
@@ -24,9 +24,19 @@ struct QuantizeCommand: GeneratedOptionsCommand {
         first (--fold-bn false quantizes its parameters instead), and the record \
         says so.
 
+        --finetune-epochs N then fine-tunes quantization-aware (the other \
+        --finetune-* options as for finetune): float32 shadow weights start from \
+        the unrounded weights, the forward pass reads them rounded onto their \
+        fixed grids (and through the calibrated activation quantizers), \
+        gradients pass straight through where nothing saturates; the trained \
+        weights are stored on their grids, biases of int8 layers on their int32 \
+        grids. The best epoch on validation is kept, and only when it beats the \
+        quantized model.
+
         Examples (half the file, weights as IEEE half; a quarter, int8 per channel):
           compressor quantize model.bin -o model-fp16.bin --format float16
           compressor quantize model.bin -o model-int8.bin --format int8 --calibration percentile
+          compressor quantize model.bin -o model-qat.bin --format int8 --finetune-epochs 2 --finetune-lr 0.001
         """)
 
     @OptionGroup var io: PassIOOptions

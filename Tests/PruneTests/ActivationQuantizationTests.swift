@@ -176,16 +176,21 @@ import Testing
         #expect(zip(logits.floats, reference.floats).allSatisfy { abs($0 - $1) < 1e-3 })
     }
 
-    @Test func fineTuningTrainsThroughTheQuantizersAndReleasesTheWeightRecords() throws {
+    @Test func fineTuningTrainsThroughTheQuantizersAndKeepsTheWeightRecords() throws {
         let small = Architecture.lenet300.build(seed: 2, inputShape: [1, 8, 8], classes: 4)
         let (out, _) = try quantized(small)
         let context = pruneContext()
         let tuned = try context.trainer!.fineTune(out, data: try context.data.splits(), epochs: 1, context: context)
-        // The quantizers stay in the graph; the trained weights leave their int8 grids (no QAT of weights yet).
+        // The quantizers stay in the graph; the trained weights stay on their int8 grids (keep-precisions).
         #expect(quantizers(tuned).count == quantizers(out).count && !quantizers(out).isEmpty)
-        #expect(tuned.metadata.storage.precisions.isEmpty)
+        #expect(tuned.metadata.storage.precisions == out.metadata.storage.precisions)
         #expect(tuned.graph.initializers["fc1.weight"] != out.graph.initializers["fc1.weight"])
         #expect(try ModelFile.decode(try ModelFile.encode(tuned)) == tuned)
+        // keep-precisions false releases them.
+        let released = try context.trainer!.fineTune(out, data: try context.data.splits(), epochs: 1,
+                                                     overrides: ["keep-precisions": "false"], context: context)
+        #expect(released.metadata.storage.precisions.isEmpty)
+        #expect(quantizers(released).count == quantizers(out).count)
     }
 
     @Test func onnxExportWritesQuantizersAsQDQPairs() throws {

@@ -6,7 +6,10 @@ import Foundation
 /// skipped; masked ones have their pruned gradients zeroed before the update
 /// and the mask re-applied after it; codebook-tied ones update their centroids
 /// with the summed gradients of each centroid's members and are then
-/// re-materialized; the learning rate is scaled by the parameter's multiplier.
+/// re-materialized; shadow-tied ones (quantization-aware training) update
+/// their float32 shadow weights with the straight-through gradient and write
+/// the shadow weights' rounding into the values; the learning rate is scaled
+/// by the parameter's multiplier.
 /// Weight decay applies to weights only unless `decaysBiasesAndNormParameters`
 /// (or a policy's `appliesWeightDecay`) says otherwise.
 ///
@@ -50,6 +53,16 @@ extension Optimizer {
             }
             p.policy.codebook = codebook
             codebook.materialize(into: p.values)
+        } else if p.policy.shadow != nil {
+            let mask = p.policy.mask
+            p.policy.shadow!.straightThrough(p.gradient)
+            p.policy.shadow!.values.withUnsafeMutableBufferPointer { shadow in
+                update(shadow, gradient: p.gradient, key: p.name, learningRate: learningRate, weightDecay: decay)
+                if let mask {
+                    for i in 0..<shadow.count { shadow[i] *= mask[i] }
+                }
+            }
+            p.policy.shadow!.materialize(into: p.values)
         } else {
             update(p.values, gradient: p.gradient, key: p.name, learningRate: learningRate, weightDecay: decay)
         }

@@ -6,6 +6,8 @@
 ///   it, so pruned weights stay exactly zero (Han et al., "Learning both
 ///   Weights and Connections for Efficient Neural Networks", NeurIPS 2015).
 /// - `codebook`: weights tied to shared centroids (see ``Codebook``).
+/// - `shadow`: weights stored in a narrow precision, trained through float32
+///   shadow weights that the values are the rounding of (see ``ShadowWeights``).
 /// - `learningRateMultiplier`: scales the learning rate of this parameter
 ///   (multirate fine-tuning: e.g. 0.1 on early layers).
 /// - `appliesWeightDecay`: overrides the optimizer's default (decay weights,
@@ -14,12 +16,13 @@ public struct ParameterPolicy: Sendable, Equatable {
     public var isFrozen: Bool
     public var mask: [Float]?
     public var codebook: Codebook?
+    public var shadow: ShadowWeights?
     public var learningRateMultiplier: Float
     public var appliesWeightDecay: Bool?
 
-    public init(isFrozen: Bool = false, mask: [Float]? = nil, codebook: Codebook? = nil,
+    public init(isFrozen: Bool = false, mask: [Float]? = nil, codebook: Codebook? = nil, shadow: ShadowWeights? = nil,
                 learningRateMultiplier: Float = 1, appliesWeightDecay: Bool? = nil) {
-        self.isFrozen = isFrozen; self.mask = mask; self.codebook = codebook
+        self.isFrozen = isFrozen; self.mask = mask; self.codebook = codebook; self.shadow = shadow
         self.learningRateMultiplier = learningRateMultiplier; self.appliesWeightDecay = appliesWeightDecay
     }
 }

@@ -13,8 +13,8 @@ public struct EpochSummary: Sendable, Equatable, Codable {
 }
 
 /// The per-epoch checkpoint of a training run: a directory holding the model
-/// after the last finished epoch, the best model so far, the optimizer state
-/// and `state.json`, which is written last and names the others, so a run
+/// after the last finished epoch, the best model so far, the optimizer state,
+/// the shadow weights of quantization-aware training (if any) and `state.json`, which is written last and names the others, so a run
 /// stopped at any moment resumes from the last finished epoch.
 struct TrainingCheckpoint {
     struct State: Codable {
@@ -27,6 +27,8 @@ struct TrainingCheckpoint {
         var currentFile: String
         var optimizerFile: String
         var bestFile: String
+        /// The shadow weights of quantization-aware training, when there are any.
+        var shadowFile: String?
     }
 
     let directory: String
@@ -52,23 +54,31 @@ struct TrainingCheckpoint {
 
     func loadModel(_ file: String) throws -> Model { try ModelFile.read(path: directory + "/" + file) }
 
-    func loadOptimizerState(_ file: String) throws -> [String: Tensor] {
+    func loadOptimizerState(_ file: String) throws -> [String: Tensor] { try loadTensors(file) }
+
+    /// The tensors of a file written from a graph of initializers alone.
+    func loadTensors(_ file: String) throws -> [String: Tensor] {
         try ModelFile.read(path: directory + "/" + file).graph.initializers
     }
 
     /// Writes the epoch's files, then the state that points at them, then removes older epoch files.
-    func save(state: State, current: Model, best: Model?, optimizer: [String: Tensor]) throws {
+    func save(state: State, current: Model, best: Model?, optimizer: [String: Tensor],
+              shadows: [String: Tensor] = [:]) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try ModelFile.write(current, to: directory + "/" + state.currentFile)
         let optimizerModel = Model(graph: Graph(inputs: [], outputs: [], nodes: [], initializers: optimizer))
         try ModelFile.write(optimizerModel, to: directory + "/" + state.optimizerFile)
+        if let shadowFile = state.shadowFile {
+            let shadowModel = Model(graph: Graph(inputs: [], outputs: [], nodes: [], initializers: shadows))
+            try ModelFile.write(shadowModel, to: directory + "/" + shadowFile)
+        }
         if let best { try ModelFile.write(best, to: directory + "/" + state.bestFile) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileAtomically(Array(try encoder.encode(state)), to: statePath)
-        let keep: Set = [state.currentFile, state.optimizerFile, state.bestFile, "state.json"]
+        let keep = Set([state.currentFile, state.optimizerFile, state.bestFile, "state.json"] + [state.shadowFile].compactMap { $0 })
         for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !keep.contains(file) {
-            if file.hasPrefix("epoch-") || file.hasPrefix("optimizer-") { try? FileManager.default.removeItem(atPath: directory + "/" + file) }
+            if file.hasPrefix("epoch-") || file.hasPrefix("optimizer-") || file.hasPrefix("shadow-") { try? FileManager.default.removeItem(atPath: directory + "/" + file) }
         }
     }
 }

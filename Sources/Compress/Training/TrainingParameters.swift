@@ -43,6 +43,8 @@ extension TrainingSettings {
                           help: "Keep conv and linear weights that are exactly zero at zero (pruned weights stay pruned)."),
             ParameterSpec("keep-codebooks", .bool, default: .bool(d.keepsCodebooks),
                           help: "Keep codebook-shared weights (from `share`) tied to their centroids and hashed ones (from `hash`) to their buckets; false releases them."),
+            ParameterSpec("keep-precisions", .bool, default: .bool(d.keepsPrecisions),
+                          help: "Keep int8 and float16 weights (from `quantize`) on their grids, training them quantization-aware through float32 shadow weights (biases of int8 layers on their int32 grids); false trains them in float32 and releases them."),
         ]
     }
 
@@ -65,6 +67,7 @@ extension TrainingSettings {
         augmentation.horizontalFlip = p.bool("flip")
         keepsZeroWeights = p.bool("keep-zeros")
         keepsCodebooks = p.bool("keep-codebooks")
+        keepsPrecisions = p.bool("keep-precisions")
     }
 
     /// Validates textual values against the training parameters and the

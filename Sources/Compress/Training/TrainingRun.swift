@@ -97,6 +97,10 @@ public final class TrainingRun {
         var summaries: [EpochSummary] = []
         var optimizerFile: String?
         var resumedAfter: Int?
+        /// The shadow weights of the tensors kept in their precisions
+        /// (``ShadowWeights``), by name: what the next epoch trains on. Empty
+        /// before the first epoch, whose shadow weights are the model's values.
+        var shadows: [String: Tensor] = [:]
     }
 
     private func startingState(resume: Bool) throws -> RunState {
@@ -111,7 +115,8 @@ public final class TrainingRun {
         return RunState(current: try checkpoint.loadModel(saved.currentFile), best: try checkpoint.loadModel(saved.bestFile),
                         bestEpoch: saved.bestEpoch, bestAccuracy: saved.bestValidationAccuracy,
                         completedEpochs: saved.completedEpochs, summaries: saved.epochs,
-                        optimizerFile: saved.optimizerFile, resumedAfter: saved.completedEpochs)
+                        optimizerFile: saved.optimizerFile, resumedAfter: saved.completedEpochs,
+                        shadows: try saved.shadowFile.map(checkpoint.loadTensors) ?? [:])
     }
 
     private func trainEpoch(_ epoch: Int, state: inout RunState, optimizer: any StatefulOptimizer,
@@ -119,10 +124,14 @@ public final class TrainingRun {
         let started = Date()
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
-        // Hashed tensors are tied first, so a bucket at zero is not taken for pruned weights.
+        // Shadow weights are loaded first, so the zero mask is taken from them
+        // (weights that round to zero are not pruned), and hashed tensors are
+        // tied before the mask, so a bucket at zero is not taken for pruned weights.
+        if settings.keepsPrecisions { graph.loadShadowWeights(state.shadows) }
         if settings.keepsCodebooks { graph.tieHashedTensors(state.current.metadata.storage.hashedTensors) }
         if settings.keepsZeroWeights { graph.maskZeroWeights() }
         if settings.keepsCodebooks { graph.tieSharedTensors(state.current.metadata.storage.sharedTensors) }
+        if settings.keepsPrecisions { graph.tieQuantizedTensors(state.current.metadata.storage.precisions) }
         try configure?(graph)
         let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
                                   dropLast: true, augmentation: settings.augmentation)
@@ -153,9 +162,15 @@ public final class TrainingRun {
         progress.end()
         let trainSeconds = Date().timeIntervalSince(started)
         state.current = graph.exportModel()
-        // Trained values leave their quantized precision (no quantization-aware training yet).
-        state.current.metadata.storage.precisions = state.current.metadata.storage.precisions.filter {
-            graph.parameters[$0.key] == nil
+        if settings.keepsPrecisions {
+            // The values are the shadow weights' rounding: on their grids, as stored.
+            state.shadows = graph.shadowWeights
+            state.current.roundStatistics(of: graph)
+        } else {
+            // Released: the trained values are float32.
+            state.current.metadata.storage.precisions = state.current.metadata.storage.precisions.filter {
+                graph.parameters[$0.key] == nil
+            }
         }
         if !settings.keepsCodebooks {
             // Released: the trained values are no longer drawn from a codebook.
@@ -180,8 +195,10 @@ public final class TrainingRun {
         let saved = TrainingCheckpoint.State(completedEpochs: e, bestEpoch: state.bestEpoch,
                                              bestValidationAccuracy: state.bestAccuracy, settings: settings.descriptions,
                                              epochs: state.summaries, currentFile: "epoch-\(e).bin",
-                                             optimizerFile: "optimizer-\(e).bin", bestFile: "best.bin")
-        try checkpoint.save(state: saved, current: state.current, best: state.best, optimizer: optimizer.stateTensors())
+                                             optimizerFile: "optimizer-\(e).bin", bestFile: "best.bin",
+                                             shadowFile: state.shadows.isEmpty ? nil : "shadow-\(e).bin")
+        try checkpoint.save(state: saved, current: state.current, best: state.best, optimizer: optimizer.stateTensors(),
+                            shadows: state.shadows)
     }
 
     /// `model` with this run's history entry appended (deterministic numbers only).

@@ -49,6 +49,14 @@ public struct TrainingSettings: Sendable, Equatable {
     /// gradient (HashedNets, Chen et al., ICML 2015). When false the ties are
     /// released and the trained tensors leave `sharedTensors` and `hashedTensors`.
     public var keepsCodebooks = true
+    /// Initializers stored in a narrow precision (`storage.precisions`: int8
+    /// grids, float16) stay in it: each trains through float32 shadow weights
+    /// whose rounding onto its fixed grid the forward pass reads (see
+    /// ``ShadowWeights``), and so does each bias of an int8 layer on its
+    /// int32 grid, so the trained model is stored as it was validated
+    /// (quantization-aware training). When false the trained tensors leave
+    /// `precisions` and train in float32.
+    public var keepsPrecisions = true
     public var seed: UInt64 = 0
     public var threads = 1
 
@@ -105,6 +113,7 @@ public struct TrainingSettings: Sendable, Equatable {
         if schedule == .onecycle { d["warmup"] = String(warmupFraction) }
         if keepsZeroWeights { d["keep-zeros"] = "true" }
         if !keepsCodebooks { d["keep-codebooks"] = "false" }
+        if !keepsPrecisions { d["keep-precisions"] = "false" }
         return d
     }
 }

@@ -29,6 +29,9 @@ public enum QuantizationFormat: String, Sendable, CaseIterable {
 ///   logits get a `quantizeDequantize` node: per tensor, uint8 or int8,
 ///   asymmetric, its range calibrated on validation images by min/max or
 ///   percentiles, so the model computes what onnxruntime's QDQ graph does.
+///
+/// With `finetune-epochs N` the quantized model is then fine-tuned
+/// quantization-aware (``fineTuneQuantized(_:from:changes:metrics:context:)``).
 public struct QuantizePass: Pass {
     public static let name = "quantize"
     public static let summary = "Quantize: float16 weights, or int8 weights per channel with calibrated uint8/int8 activations (QDQ); computed in float32."
@@ -56,7 +59,8 @@ public struct QuantizePass: Pass {
         CalibrationImages.parameterSpec(help: "int8: validation images the activation ranges are calibrated on."),
         ParameterSpec("verify-batch", .int, default: .int(4),
                       help: "Seeded random images run through the model before and after, to record the largest output change (0: none)."),
-    ]
+    ] + FineTuneParameters.specs(epochsHelp:
+        "Quantization-aware fine-tuning epochs after quantizing (and calibrating): float32 shadow weights, the forward on their rounding, straight-through gradients; grids and activation ranges fixed (default: 0).")
 
     public let format: QuantizationFormat
     public let foldBatchNorm: Bool
@@ -69,6 +73,9 @@ public struct QuantizePass: Pass {
     public let calibration: CalibrationMethod
     public let percentile: Double
     public let calibrationImages: Int
+    public let fineTuneEpochs: Int
+    /// Fine-tuning settings by training parameter name (`lr`, `flip`, ...).
+    public let fineTuneOverrides: [String: String]
 
     public init(parameters p: PassParameters) throws {
         var problems: [String] = []
@@ -86,6 +93,13 @@ public struct QuantizePass: Pass {
         calibrationImages = p.int("calibration-images")
         if !(percentile > 50 && percentile <= 100) { problems.append("percentile must be in (50, 100], got \(percentile)") }
         if calibrationImages < 1 { problems.append("calibration-images must be at least 1, got \(calibrationImages)") }
+        let fineTune = FineTuneParameters.request(p)
+        fineTuneEpochs = fineTune.epochs ?? 0
+        fineTuneOverrides = fineTune.overrides
+        problems += FineTuneParameters.problems(fineTune)
+        if fineTuneEpochs > 0, fineTune.overrides["keep-precisions"] == "false" {
+            problems.append("finetune-keep-precisions false would undo the quantization; fine-tune with `finetune --keep-precisions false` instead")
+        }
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
     }
 
@@ -100,9 +114,13 @@ public struct QuantizePass: Pass {
                            : "folded \(folded.count) BatchNorm node(s) first: \(folded.joined(separator: ", "))")
             metrics["folded-bn"] = Double(folded.count)
         }
+        let unrounded = current
         switch format {
         case .float16: try roundToFloat16(&current, changes: &changes, metrics: &metrics, context: context)
         case .int8: try quantizeInt8Weights(&current, changes: &changes, metrics: &metrics, context: context)
+        }
+        if fineTuneEpochs > 0 {
+            try fineTuneQuantized(&current, from: unrounded, changes: &changes, metrics: &metrics, context: context)
         }
         let (before, after) = (try ModelFile.encode(model).count, try ModelFile.encode(current).count)
         metrics["file-bytes-before"] = Double(before)
@@ -193,6 +211,50 @@ public struct QuantizePass: Pass {
                                                  threads: context.threads).top1
         metrics["validation-accuracy"] = validation
         changes.append(String(format: "validation top-1 %.2f%%", validation * 100))
+    }
+
+    /// Quantization-aware fine-tuning of `current`, the quantized model
+    /// (Jacob et al., "Quantization and Training of Neural Networks for
+    /// Efficient Integer-Arithmetic-Only Inference", CVPR 2018): the trainer
+    /// keeps every recorded tensor in its precision (``ShadowWeights``), its
+    /// float32 shadow weights starting from `unrounded` (the model before
+    /// rounding, BatchNorm folded), so the forward pass starts from exactly
+    /// the quantized model; grids and activation quantizers stay as
+    /// calibrated. The trained model replaces `current` only when its
+    /// validation accuracy beats the quantized model's: the choice among the
+    /// epochs, the quantized model counting as epoch 0, is made on validation.
+    func fineTuneQuantized(_ current: inout Model, from unrounded: Model, changes: inout [String],
+                           metrics: inout [String: Double], context: PassContext) throws {
+        let before = try metrics["validation-accuracy"]
+            ?? Evaluation.accuracy(of: current, on: try context.data.splits().validation, threads: context.threads).top1
+        var start = current
+        for (name, tensor) in unrounded.graph.initializers where start.graph.initializers[name]?.shape == tensor.shape {
+            start.graph.initializers[name] = tensor
+        }
+        var tuned = try context.fineTune(start, epochs: fineTuneEpochs, overrides: fineTuneOverrides, pass: Self.name)
+        _ = roundingBiasesToInt32Grids(&tuned)
+        for (name, precision) in tuned.metadata.storage.precisions {
+            let tensor = tuned.graph.initializers[name]!
+            if let problem = precision.problem(values: tensor.floats, shape: tensor.shape) {
+                throw ParameterError(pass: Self.name, problems: ["after fine-tuning, tensor '\(name)' \(problem)"])
+            }
+        }
+        let entry = tuned.metadata.history.last
+        let after = entry?.metrics["validation-accuracy"] ?? 0
+        metrics["validation-accuracy-before-finetune"] = before
+        metrics["finetune-best-epoch"] = entry?.metrics["best-epoch"] ?? 0
+        if after > before {
+            current = tuned
+            metrics["validation-accuracy"] = after
+            changes.append(String(format: "quantization-aware fine-tuning, %d epoch(s), weights on their grids: "
+                                  + "validation %.2f%% -> %.2f%% (epoch %d kept)", fineTuneEpochs, before * 100, after * 100,
+                                  Int(metrics["finetune-best-epoch"]!)))
+        } else {
+            metrics["validation-accuracy"] = before
+            changes.append(String(format: "quantization-aware fine-tuning, %d epoch(s): best validation %.2f%% is not above "
+                                  + "the quantized model's %.2f%%; the quantized model is kept", fineTuneEpochs, after * 100,
+                                  before * 100))
+        }
     }
 
     /// The float32 initializers of the selected nodes, sorted; every layer
