@@ -59,35 +59,35 @@ struct ONNXNodeLowering {
     /// The ONNX node for `node`, reading `inputs` (the node's inputs after
     /// renaming, trailing absent optional inputs dropped).
     mutating func lower(_ node: Node, inputs: [String]) throws(ONNXExportError) -> ONNXNodeSpec {
-        func make(_ opType: String, _ attributes: [(name: String, value: ONNXAttributeValue)] = [],
+        func make(_ attributes: [(name: String, value: ONNXAttributeValue)] = [],
                   extraInputs: [String] = []) -> ONNXNodeSpec {
-            ONNXNodeSpec(name: node.name, opType: opType, inputs: inputs + extraInputs, outputs: [node.output],
+            ONNXNodeSpec(name: node.name, opType: onnxOpType(node.op), inputs: inputs + extraInputs, outputs: [node.output],
                          attributes: attributes)
         }
         switch node.op {
-        case .conv2d(let c): return make("Conv", convAttributes(c, weight: shapes[node.inputs[1]] ?? []))
-        case .linear: return make("Gemm", [("transB", .int(1))])
-        case .batchNorm(let epsilon): return make("BatchNormalization", [("epsilon", .float(epsilon))])
-        case .relu: return make("Relu")
-        case .relu6: return make("Clip", extraInputs: clipBoundNames())
-        case .leakyRelu(let alpha): return make("LeakyRelu", [("alpha", .float(alpha))])
-        case .sigmoid: return make("Sigmoid")
-        case .tanh: return make("Tanh")
+        case .conv2d(let c): return make(convAttributes(c, weight: shapes[node.inputs[1]] ?? []))
+        case .linear: return make([("transB", .int(1))])
+        case .batchNorm(let epsilon): return make([("epsilon", .float(epsilon))])
+        case .relu: return make()
+        case .relu6: return make(extraInputs: clipBoundNames())
+        case .leakyRelu(let alpha): return make([("alpha", .float(alpha))])
+        case .sigmoid: return make()
+        case .tanh: return make()
         case .maxPool(let p):
-            return make("MaxPool", [("ceil_mode", .int(p.ceilMode ? 1 : 0)), ("dilations", .ints([p.dilation.h, p.dilation.w]))]
+            return make([("ceil_mode", .int(p.ceilMode ? 1 : 0)), ("dilations", .ints([p.dilation.h, p.dilation.w]))]
                         + windowAttributes(p))
         case .avgPool(let p, let countIncludePad):
-            return make("AveragePool", try averagePoolAttributes(p, countIncludePad: countIncludePad, node: node))
-        case .globalAvgPool: return make("GlobalAveragePool")
-        case .flatten(let axis): return make("Flatten", [("axis", .int(axis))])
-        case .reshape(let shape): return make("Reshape", extraInputs: [reshapeTarget(shape, node: node)])
-        case .add: return make("Add")
-        case .sub: return make("Sub")
-        case .mul: return make("Mul")
-        case .div: return make("Div")
-        case .concat(let axis): return make("Concat", [("axis", .int(axis))])
-        case .softmax(let axis): return make("Softmax", [("axis", .int(axis))])
-        case .dropout: return make("Identity")
+            return make(try averagePoolAttributes(p, countIncludePad: countIncludePad, node: node))
+        case .globalAvgPool: return make()
+        case .flatten(let axis): return make([("axis", .int(axis))])
+        case .reshape(let shape): return make(extraInputs: [reshapeTarget(shape, node: node)])
+        case .add: return make()
+        case .sub: return make()
+        case .mul: return make()
+        case .div: return make()
+        case .concat(let axis): return make([("axis", .int(axis))])
+        case .softmax(let axis): return make([("axis", .int(axis))])
+        case .dropout: return make()
         case .quantizeDequantize:
             // `ONNXQDQLowering` writes these as QuantizeLinear + DequantizeLinear before lowering reaches them.
             throw .notExportable(node: node.name, reason: "QuantizeDequantize is written only by the QDQ export of a quantized model")
@@ -141,5 +141,33 @@ struct ONNXNodeLowering {
         let name = namer.fresh("\(node.name).shape")
         constants[name] = ONNXTensorData(shape: [shape.count], values: .int64(shape.map { Int64($0) }))
         return name
+    }
+}
+
+/// The ONNX op type `op` is written as: the one mapping the export lowers
+/// nodes with and names them by in its messages.
+func onnxOpType(_ op: Op) -> String {
+    switch op {
+    case .conv2d: "Conv"
+    case .linear: "Gemm"
+    case .batchNorm: "BatchNormalization"
+    case .relu: "Relu"
+    case .relu6: "Clip"
+    case .leakyRelu: "LeakyRelu"
+    case .sigmoid: "Sigmoid"
+    case .tanh: "Tanh"
+    case .maxPool: "MaxPool"
+    case .avgPool: "AveragePool"
+    case .globalAvgPool: "GlobalAveragePool"
+    case .flatten: "Flatten"
+    case .reshape: "Reshape"
+    case .add: "Add"
+    case .sub: "Sub"
+    case .mul: "Mul"
+    case .div: "Div"
+    case .concat: "Concat"
+    case .softmax: "Softmax"
+    case .dropout: "Identity"
+    case .quantizeDequantize: "QuantizeLinear"
     }
 }

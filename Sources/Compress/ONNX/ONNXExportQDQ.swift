@@ -252,30 +252,3 @@ struct ONNXQDQLowering {
         }
     }
 }
-
-/// The ONNX op type `op` is written as (for messages).
-func onnxOpType(_ op: Op) -> String {
-    switch op {
-    case .conv2d: "Conv"
-    case .linear: "Gemm"
-    case .batchNorm: "BatchNormalization"
-    case .relu: "Relu"
-    case .relu6: "Clip"
-    case .leakyRelu: "LeakyRelu"
-    case .sigmoid: "Sigmoid"
-    case .tanh: "Tanh"
-    case .maxPool: "MaxPool"
-    case .avgPool: "AveragePool"
-    case .globalAvgPool: "GlobalAveragePool"
-    case .flatten: "Flatten"
-    case .reshape: "Reshape"
-    case .add: "Add"
-    case .sub: "Sub"
-    case .mul: "Mul"
-    case .div: "Div"
-    case .concat: "Concat"
-    case .softmax: "Softmax"
-    case .dropout: "Identity"
-    case .quantizeDequantize: "QuantizeLinear"
-    }
-}

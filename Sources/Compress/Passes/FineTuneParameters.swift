@@ -50,4 +50,16 @@ public enum FineTuneParameters {
         }
         return problems
     }
+
+    /// `problems(_:)`, and for a pass whose result lives in the training
+    /// setting `kept` (`keep-codebooks`, `keep-precisions`): that setting
+    /// false with fine-tuning epochs would undo `what` (the sharing, the
+    /// quantization), so it is refused, pointing to `finetune`.
+    public static func problems(_ request: Request, keeping kept: String, undoes what: String) -> [String] {
+        var problems = problems(request)
+        if (request.epochs ?? 0) > 0, request.overrides[kept] == "false" {
+            problems.append("\(prefix)\(kept) false would undo \(what); fine-tune with `finetune --\(kept) false` instead")
+        }
+        return problems
+    }
 }

@@ -96,10 +96,7 @@ public struct QuantizePass: Pass {
         let fineTune = FineTuneParameters.request(p)
         fineTuneEpochs = fineTune.epochs ?? 0
         fineTuneOverrides = fineTune.overrides
-        problems += FineTuneParameters.problems(fineTune)
-        if fineTuneEpochs > 0, fineTune.overrides["keep-precisions"] == "false" {
-            problems.append("finetune-keep-precisions false would undo the quantization; fine-tune with `finetune --keep-precisions false` instead")
-        }
+        problems += FineTuneParameters.problems(fineTune, keeping: "keep-precisions", undoes: "the quantization")
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
     }
 

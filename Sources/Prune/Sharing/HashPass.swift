@@ -62,10 +62,7 @@ public struct HashPass: Pass {
         let fineTune = FineTuneParameters.request(p)
         fineTuneEpochs = fineTune.epochs ?? 0
         fineTuneOverrides = fineTune.overrides
-        problems += FineTuneParameters.problems(fineTune)
-        if fineTuneEpochs > 0, fineTune.overrides["keep-codebooks"] == "false" {
-            problems.append("finetune-keep-codebooks false would undo the hashing; fine-tune with `finetune --keep-codebooks false` instead")
-        }
+        problems += FineTuneParameters.problems(fineTune, keeping: "keep-codebooks", undoes: "the hashing")
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
     }
 
