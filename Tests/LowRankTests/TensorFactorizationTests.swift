@@ -120,3 +120,28 @@ import Testing
         #expect(LowRankError.cpDiverged(rank: 9, iteration: 4).description.contains("try a lower rank or Tucker-2"))
     }
 }
+
+@Suite struct CPDivergenceTests {
+    /// At every rank up to the bound, on random and on ill-conditioned kernels,
+    /// CP-ALS either returns finite factors or throws `cpDiverged`; never NaNs.
+    @Test(arguments: [1, 4, 9, 20, 27])
+    func neverReturnsNonFiniteFactors(rank: Int) throws {
+        var rng = SeededGenerator(seed: 100)
+        var w = rng.gaussianTensor([4, 3, 3, 3]).floats
+        // Make one output filter nearly a copy of another: a degenerate kernel.
+        for i in 0..<27 { w[27 + i] = w[i] + 1e-6 * Float(i) }
+        let result = Result { () throws(LowRankError) -> CPFactors in
+            try cpALS(Tensor(shape: [4, 3, 3, 3], floats: w), rank: rank, maxIterations: 100)
+        }
+        switch result {
+        case .success(let f):
+            #expect([f.weights, f.output, f.input, f.vertical, f.horizontal].allSatisfy { $0.allSatisfy(\.isFinite) })
+            #expect(f.relativeError.isFinite && f.relativeError < 1)
+        case .failure(let error):
+            guard case .cpDiverged(rank, _) = error else {
+                Issue.record("expected cpDiverged, got \(error)")
+                return
+            }
+        }
+    }
+}

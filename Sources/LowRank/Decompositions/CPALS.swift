@@ -176,26 +176,35 @@ private func solveSymmetric(_ v: inout [Double], _ m: inout [Double], rank: Int,
     return false
 }
 
-/// `‖X − Σᵣ λᵣ aᵣ ∘ bᵣ ∘ cᵣ ∘ dᵣ‖_F`, computed explicitly.
+/// `‖X − Σᵣ λᵣ aᵣ ∘ bᵣ ∘ cᵣ ∘ dᵣ‖_F`, computed explicitly (no cancellation, so
+/// small errors stay accurate).
 private func cpError(_ x: [Double], dims: [Int], factors: [[Double]], lambda: [Double], rank: Int) -> Double {
-    var s = 0.0
-    let f0 = factors[0], f1 = factors[1], f2 = factors[2], f3 = factors[3]
-    var flat = 0
     var ab = [Double](repeating: 0, count: rank), abc = [Double](repeating: 0, count: rank)
-    for i in 0..<dims[0] {
-        for j in 0..<dims[1] {
-            for r in 0..<rank { ab[r] = lambda[r] * f0[i * rank + r] * f1[j * rank + r] }
-            for k in 0..<dims[2] {
-                for r in 0..<rank { abc[r] = ab[r] * f2[k * rank + r] }
-                for l in 0..<dims[3] {
-                    var y = 0.0
-                    for r in 0..<rank { y += abc[r] * f3[l * rank + r] }
-                    let d = x[flat] - y
-                    s += d * d
-                    flat += 1
+    return x.withUnsafeBufferPointer { px in
+        factors[0].withUnsafeBufferPointer { f0 in
+        factors[1].withUnsafeBufferPointer { f1 in
+        factors[2].withUnsafeBufferPointer { f2 in
+        factors[3].withUnsafeBufferPointer { f3 in
+        ab.withUnsafeMutableBufferPointer { pab in
+        abc.withUnsafeMutableBufferPointer { pabc in
+            var s = 0.0
+            var flat = 0
+            for i in 0..<dims[0] {
+                for j in 0..<dims[1] {
+                    for r in 0..<rank { pab[r] = lambda[r] * f0[i &* rank &+ r] * f1[j &* rank &+ r] }
+                    for k in 0..<dims[2] {
+                        for r in 0..<rank { pabc[r] = pab[r] * f2[k &* rank &+ r] }
+                        for l in 0..<dims[3] {
+                            var y = 0.0
+                            let row = l &* rank
+                            for r in 0..<rank { y += pabc[r] * f3[row &+ r] }
+                            let d = px[flat] - y
+                            s += d * d
+                            flat &+= 1
+                        }
+                    }
                 }
             }
-        }
-    }
-    return s.squareRoot()
+            return s.squareRoot()
+        }}}}}}}
 }
