@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto",
                                                  "SIMDKernels", .product(name: "Yams", package: "Yams")]),
         .target(name: "Prune", dependencies: ["Compress"]),
-        .target(name: "LowRank", dependencies: ["Compress"]),
+        .target(name: "LowRank", dependencies: ["Compress", "CLAPACKE", "CBLAS"]),
         .target(name: "Distill", dependencies: ["Compress"]),
         .executableTarget(name: "compressor", dependencies: [
             "Compress", "Prune", "LowRank", "Distill",
@@ -49,6 +49,7 @@ let package = Package(
         ]),
         .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
+        .testTarget(name: "LowRankTests", dependencies: ["Compress", "LowRank"]),
         .testTarget(name: "CLITests", dependencies: ["Compress", "Prune", "compressor"]),
     ],
     swiftLanguageModes: [.v6]

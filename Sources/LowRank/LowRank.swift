@@ -1,10 +1,14 @@
 import Compress
 
-/// Low-rank factorization passes: SVD for linear layers, Tucker-2 and CP for convolutions.
+/// Low-rank factorization: decompositions and the factor layers they become.
 ///
-/// Passes in this library conform to `Compress.Pass` and are registered with
-/// `PassRegistry` so the CLI and pipelines find them by name. The library
-/// depends on `Compress` only; nothing in `Compress` depends on it.
+/// Today the library holds the decompositions as plain functions returning factors
+/// (`SingularValueDecomposition` through LAPACK `sgesdd`, `tucker2`, `cpALS`,
+/// `vbmfRank`) and the factorizations of one layer into a chain of
+/// `FactorLayer`s (`SVDFactorization.linear`, `.channel`, `.spatial`,
+/// `TensorFactorization.tucker2`, `.cp`). No pass rewrites graphs yet, so the
+/// pass list is empty. The library depends on `Compress` (plus the BLAS and LAPACK
+/// system libraries); nothing in `Compress` depends on it.
 public enum LowRankLibrary {
     /// The passes this library provides.
     public static let passes: [any Pass.Type] = []
