@@ -170,4 +170,16 @@ func hashPass(_ raw: [String: String]) throws -> (HashPass, PassParameters) {
         #expect(changes.contains("released the weight sharing of conv1.weight: folding scaled its rows"))
         #expect(try ModelFile.decode(ModelFile.encode(folded)) == folded)
     }
+
+    @Test func foldingReleasesTheQuantizedConvsItScales() throws {
+        // int8 weights with BatchNorm kept: folding moves the convs off their grids, the fc stays int8.
+        let (pass, parameters) = try quantizePass(["format": "int8", "fold-bn": "false", "activations": "none"])
+        let (quantized, _) = try pass.run(on: model, context: PassContext(seed: 1), parameters: parameters)
+        #expect(quantized.metadata.storage.precisions.keys.contains("conv1.weight"))
+        let (folded, changes) = try fold(quantized)
+        #expect(folded.metadata.storage.precisions.keys.sorted() == ["fc.weight"])
+        #expect(changes.contains("released the int8/per-channel precision of conv1.weight: folding scaled its rows "
+                                 + "(quantize again to store it narrow)"))
+        #expect(try ModelFile.decode(ModelFile.encode(folded)) == folded)
+    }
 }

@@ -36,8 +36,9 @@ public struct FoldBatchNormPass: Pass {
                 return "folded \(bn) into \(layer ?? "?")"
             }
         // Folding scales a weight's rows by the BatchNorm's factors: a shared
-        // (codebook) or hashed tensor it changed no longer holds its codebook
-        // or its buckets, so it is released and stored like any other tensor.
+        // (codebook), hashed or quantized tensor it changed no longer holds its
+        // codebook, its buckets or its grid, so it is released and stored like
+        // any other tensor.
         var storage = result.metadata.storage
         let changed = Set(graph.initializers.keys.filter { model.graph.initializers[$0] != graph.initializers[$0] })
         for name in storage.sharedTensors where changed.contains(name) {
@@ -46,7 +47,12 @@ public struct FoldBatchNormPass: Pass {
         for name in storage.hashedTensors.keys.sorted() where changed.contains(name) {
             changes.append("released the hashing of \(name): folding scaled its rows")
         }
+        for name in storage.precisions.keys.sorted() where changed.contains(name) {
+            changes.append("released the \(storage.precisions[name]!.name) precision of \(name): folding scaled its rows "
+                           + "(quantize again to store it narrow)")
+        }
         storage.sharedTensors.removeAll { changed.contains($0) }
+        for name in changed { storage.precisions[name] = nil }
         for name in changed { storage.hashedTensors[name] = nil }
         result.metadata.storage = storage
         var metrics: [String: Double] = ["folded": Double(folded.count)]
