@@ -10,7 +10,7 @@ import Foundation
 /// and writes the layer's output value, so whatever read it (BatchNorm, ReLU,
 /// a residual Add) reads the chain's output unchanged. A layer is left as it
 /// is, and the record says why, when its factorization would not reduce both
-/// its parameters and its MACs (unless `require-reduction` is false), when its
+/// its weights and its MACs (unless `require-reduction` is false), when its
 /// weight is sparse, shared, hashed or stored at a reduced precision
 /// (factorizing would make it dense float32 again), or when another node reads
 /// its weight.
@@ -54,7 +54,7 @@ public struct LowRankPass: Pass {
         ParameterSpec("round-to", .int, default: .int(1),
                       help: "Round each rank up to a multiple of this (e.g. 8 for the blocked kernels), capped at the full rank."),
         ParameterSpec("require-reduction", .bool, default: .bool(true),
-                      help: "Leave a layer as it is when its factors would not have fewer parameters and MACs; false factorizes it anyway."),
+                      help: "Leave a layer as it is when its factors would not have fewer weights and MACs; false factorizes it anyway."),
     ] + FineTuneParameters.specs(epochsHelp: "Fine-tuning epochs after factorizing, training every factor (default: 0).")
 
     public let method: Method
@@ -198,17 +198,19 @@ public struct LowRankPass: Pass {
                 continue
             }
             let candidate = try replacing(node, with: factorization.layers, in: current.graph)
-            let before = try current.graph.costReport(), after = try candidate.costReport()
-            let paramsBefore = before.totalParameters, paramsAfter = after.totalParameters
+            // The layer's own weights and MACs before, its factors' after.
+            let factorNames = Set((1...factorization.layers.count).map { "\(layer.node).factor\($0)" })
+            let macsBefore = try current.graph.costReport().macsByNode[layer.node] ?? 0
+            let macsAfter = try candidate.costReport().nodes.filter { factorNames.contains($0.name) }.reduce(0) { $0 + $1.macs }
+            let weightCount = current.graph.initializers[layer.weight]!.count
+            let factorCount = factorization.layers.reduce(0) { $0 + $1.weight.count }
             let ranks = factorization.ranks.map(String.init).joined(separator: "x")
-            if requireReduction && (paramsAfter >= paramsBefore || after.totalMACs >= before.totalMACs) {
-                changes.append("\(layer.node): skipped: \(method.rawValue) at rank \(ranks) would not reduce parameters and MACs "
-                               + "(parameters \(paramsBefore) -> \(paramsAfter), MACs \(before.totalMACs) -> \(after.totalMACs))")
+            if requireReduction && (factorCount >= weightCount || macsAfter >= macsBefore) {
+                changes.append("\(layer.node): skipped: \(method.rawValue) at rank \(ranks) would not reduce weights and MACs "
+                               + "(weights \(weightCount) -> \(factorCount), MACs \(macsBefore) -> \(macsAfter))")
                 skipped += 1
                 continue
             }
-            let weightCount = current.graph.initializers[layer.weight]!.count
-            let factorCount = factorization.layers.reduce(0) { $0 + $1.weight.count }
             current.graph = candidate
             factorized += 1
             layerParamsBefore += weightCount
@@ -217,7 +219,7 @@ public struct LowRankPass: Pass {
             changes.append(String(format: "%@: %@ rank %@, %d -> %d weights (%.2fx), MACs %d -> %d, relative error %.4f",
                                   layer.node, method.rawValue, ranks, weightCount, factorCount,
                                   Double(weightCount) / Double(max(factorCount, 1)),
-                                  before.totalMACs, after.totalMACs, factorization.relativeError))
+                                  macsBefore, macsAfter, factorization.relativeError))
         }
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
         var metrics: [String: Double] = [
