@@ -12,8 +12,8 @@ import Foundation
 /// is, and the record says why, when its factorization would not reduce both
 /// its weights and its MACs (unless `require-reduction` is false), when its
 /// weight is sparse, shared, hashed or stored at a reduced precision
-/// (factorizing would make it dense float32 again), or when another node reads
-/// its weight.
+/// (factorizing would make it dense float32 again), when another node reads
+/// its weight, or when only `layer-rank` is given and no entry matches it.
 public struct LowRankPass: Pass {
     public static let name = "lowrank"
     public static let summary = "Factorize conv/linear layers into chains of smaller layers (truncated SVD, channel/spatial SVD, Tucker-2, CP), optionally fine-tuning."
@@ -188,7 +188,11 @@ public struct LowRankPass: Pass {
                 skipped += 1
                 continue
             }
-            guard let rule = rankRule(for: layer) else { continue }  // init refuses a pass without a rank rule
+            guard let rule = rankRule(for: layer) else {
+                changes.append("\(layer.node): skipped: no layer-rank entry matches it, and neither rank nor energy is given")
+                skipped += 1
+                continue
+            }
             let node = current.graph.nodes[current.graph.nodeIndex(named: layer.node)!]
             let factorization: Factorization
             do {

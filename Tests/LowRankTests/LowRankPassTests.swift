@@ -114,6 +114,14 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
         #expect(out.graph.initializers["fc1.factor1.weight"]?.shape == [8, 64])
         #expect(out.graph.initializers["fc2.factor1.weight"]?.shape == [20, 300])
         #expect(out.graph.initializers["fc3.weight"] != nil)
+        // Only layer-rank: a layer no entry matches is left as it is, and the record says so.
+        let (only, record) = try lowRank(mlp, ["method": "svd", "layer-rank": "fc1=8"])
+        #expect(only.graph.initializers["fc1.factor1.weight"]?.shape == [8, 64])
+        #expect(only.graph.initializers["fc2.weight"] != nil)
+        #expect(record.changes.dropFirst() == [
+            "fc2: skipped: no layer-rank entry matches it, and neither rank nor energy is given",
+            "fc3: skipped: no layer-rank entry matches it, and neither rank nor energy is given",
+        ])
     }
 
     @Test func cpWritesDepthwiseFactorsThatRunAndTrainShapes() throws {
