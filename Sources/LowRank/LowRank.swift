@@ -6,10 +6,11 @@ import Compress
 /// (`SingularValueDecomposition` through LAPACK `sgesdd`, `tucker2`, `cpALS`,
 /// `vbmfRank`) and the factorizations of one layer into a chain of
 /// `FactorLayer`s (`SVDFactorization.linear`, `.channel`, `.spatial`,
-/// `TensorFactorization.tucker2`, `.cp`). No pass rewrites graphs yet, so the
-/// pass list is empty. The library depends on `Compress` (plus the BLAS and LAPACK
-/// system libraries); nothing in `Compress` depends on it.
+/// `TensorFactorization.tucker2`, `.cp`), and the `lowrank` pass
+/// (`LowRankPass`) that rewrites a graph's layers into those chains. The
+/// library depends on `Compress` (plus the BLAS and LAPACK system libraries);
+/// nothing in `Compress` depends on it.
 public enum LowRankLibrary {
     /// The passes this library provides.
-    public static let passes: [any Pass.Type] = []
+    public static let passes: [any Pass.Type] = [LowRankPass.self]
 }

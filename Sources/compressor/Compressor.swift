@@ -16,7 +16,8 @@ struct Compressor: ParsableCommand {
         version: "0.1.0",
         subcommands: [InitCommand.self, InfoCommand.self, EvalCommand.self, BenchCommand.self,
                       PredictCommand.self, TrainCommand.self, FinetuneCommand.self, FoldBNCommand.self, PruneCommand.self,
-                      ShareCommand.self, HuffmanCommand.self, HashCommand.self, QuantizeCommand.self, SensitivityCommand.self, ConvertCommand.self,
+                      ShareCommand.self, HuffmanCommand.self, HashCommand.self, QuantizeCommand.self, LowRankCommand.self,
+                      SensitivityCommand.self, ConvertCommand.self,
                       RunCommand.self, ReportCommand.self]
     )
 

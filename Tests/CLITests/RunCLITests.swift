@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Compress
 import Prune
+import LowRank
 
 /// End-to-end tests of `compressor run` on a tiny model and dataset.
 @Suite struct RunCLITests {
@@ -254,7 +255,8 @@ import Prune
                 try ModelFile.write(arch.build(seed: 0), to: standIn)
                 overrides.model = standIn
             }
-            let plan = try Pipeline.plan(file: path, overrides: overrides, registry: PassRegistry(PassRegistry.corePasses + PruneLibrary.passes))
+            let registry = PassRegistry(PassRegistry.corePasses + PruneLibrary.passes + LowRankLibrary.passes)
+            let plan = try Pipeline.plan(file: path, overrides: overrides, registry: registry)
             #expect(!plan.steps.isEmpty)
             #expect(plan.output.hasPrefix(root.path + "/out/"))
         }

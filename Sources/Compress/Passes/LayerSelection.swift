@@ -1,7 +1,6 @@
 import Foundation
-import Compress
 
-/// A layer a pruning pass may touch: a conv or linear node and its weight initializer.
+/// A layer a compression pass may touch: a conv or linear node and its weight initializer.
 public struct PrunableLayer: Sendable, Hashable {
     public var node: String
     public var weight: String
@@ -53,7 +52,7 @@ public struct LayerSelection: Sendable, Equatable {
 }
 
 /// Every conv and linear layer of `graph` whose weight is an initializer, in node order.
-func prunableLayers(in graph: Graph) -> [PrunableLayer] {
+public func prunableLayers(in graph: Graph) -> [PrunableLayer] {
     graph.nodes.compactMap { node -> PrunableLayer? in
         switch node.op {
         case .conv2d: PrunableLayer(node: node.name, weight: node.inputs[1], isConv: true)
@@ -64,7 +63,7 @@ func prunableLayers(in graph: Graph) -> [PrunableLayer] {
 }
 
 /// Shell-style matching of `name` against `pattern` (`*` and `?` only).
-func globMatches(_ pattern: String, _ name: String) -> Bool {
+public func globMatches(_ pattern: String, _ name: String) -> Bool {
     let p = Array(pattern.utf8), s = Array(name.utf8)
     var (pi, si) = (0, 0)
     var (star, mark) = (-1, 0)

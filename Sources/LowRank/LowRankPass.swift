@@ -1,0 +1,342 @@
+import Compress
+import Foundation
+
+/// `lowrank`: replaces each selected conv or linear layer by the chain of
+/// smaller layers of its low-rank factorization (`SVDFactorization`,
+/// `TensorFactorization`), then optionally fine-tunes.
+///
+/// The chain's nodes are named `<layer>.factor1`, `<layer>.factor2`, ..., their
+/// weights `<layer>.factorK.weight`; the last factor carries the layer's bias
+/// and writes the layer's output value, so whatever read it (BatchNorm, ReLU,
+/// a residual Add) reads the chain's output unchanged. A layer is left as it
+/// is, and the record says why, when its factorization would not reduce both
+/// its weights and its MACs (unless `require-reduction` is false), when its
+/// weight is sparse, shared, hashed or stored at a reduced precision
+/// (factorizing would make it dense float32 again), when another node reads
+/// its weight, or when only `layer-rank` is given and no entry matches it.
+public struct LowRankPass: Pass {
+    public static let name = "lowrank"
+    public static let summary = "Factorize conv/linear layers into chains of smaller layers (truncated SVD, channel/spatial SVD, Tucker-2, CP), optionally fine-tuning."
+
+    /// How a layer is factorized.
+    public enum Method: String, CaseIterable, Sendable {
+        /// Linear layers: `n -> r -> m` (Denton et al. 2014).
+        case svd
+        /// Convolutions: `kh x kw` conv `C -> r`, then 1x1 `r -> N` (Zhang et al. 2016).
+        case channel
+        /// Convolutions: `kh x 1` conv `C -> r`, then `1 x kw` `r -> N` (Jaderberg et al. 2014).
+        case spatial
+        /// Convolutions: 1x1 `C -> r1`, `kh x kw` `r1 -> r2`, 1x1 `r2 -> N` (Kim et al. 2016).
+        case tucker2
+        /// Convolutions: 1x1 `C -> R`, depthwise `kh x 1`, depthwise `1 x kw`, 1x1 `R -> N` (Lebedev et al. 2015).
+        case cp
+
+        /// Whether the method factorizes convolutions (otherwise linear layers).
+        public var factorizesConvolutions: Bool { self != .svd }
+    }
+
+    /// A weight with at least this fraction of exact zeros counts as sparse.
+    public static let sparseZeroFraction = 0.1
+
+    public static let parameters: [ParameterSpec] = [
+        ParameterSpec("method", .choice(Method.allCases.map(\.rawValue)), default: .string("svd"),
+                      help: "svd (linear layers), channel, spatial, tucker2 or cp (convolutions with groups = 1)."),
+        .optional("rank", .int,
+                  help: "Rank of every selected layer (tucker2: both channel ranks, each capped at its mode's full rank)."),
+        .optional("energy", .double,
+                  help: "Instead of rank: the smallest rank keeping this fraction, in (0, 1], of the squared singular values (not for cp)."),
+        .optional("layer-rank", .string,
+                  help: "Per-layer ranks overriding rank/energy, e.g. 'conv3=16,fc*=8' (patterns allowed; first match wins)."),
+        ParameterSpec("layers", .string, default: .string(""),
+                      help: "Comma-separated node-name patterns of the layers to factorize (default: every layer the method applies to)."),
+        ParameterSpec("exclude", .string, default: .string(""),
+                      help: "Comma-separated node-name patterns of layers to leave alone."),
+        ParameterSpec("round-to", .int, default: .int(1),
+                      help: "Round each rank up to a multiple of this (e.g. 8 for the blocked kernels), capped at the full rank."),
+        ParameterSpec("require-reduction", .bool, default: .bool(true),
+                      help: "Leave a layer as it is when its factors would not have fewer weights and MACs; false factorizes it anyway."),
+    ] + FineTuneParameters.specs(epochsHelp: "Fine-tuning epochs after factorizing, training every factor (default: 0).")
+
+    public let method: Method
+    public let rank: Int?
+    public let energy: Float?
+    /// `layer-rank` as pattern/rank pairs, in the order given.
+    public let layerRanks: [(pattern: String, rank: Int)]
+    public let selection: LayerSelection
+    public let roundTo: Int
+    public let requireReduction: Bool
+    public let fineTuneEpochs: Int
+    /// Fine-tuning settings by training parameter name (`lr`, `flip`, ...).
+    public let fineTuneOverrides: [String: String]
+
+    public init(parameters p: PassParameters) throws {
+        var problems: [String] = []
+        method = Method(rawValue: p.string("method"))!
+        rank = p.optionalInt("rank")
+        energy = p.optionalDouble("energy").map(Float.init)
+        if let rank, rank < 1 { problems.append("rank must be >= 1, got \(rank)") }
+        if let e = p.optionalDouble("energy"), !(e > 0 && e <= 1) {
+            problems.append("energy must be in (0, 1], got \(e)")
+        }
+        if rank != nil && energy != nil { problems.append("give rank or energy, not both") }
+        layerRanks = p.optionalString("layer-rank").map { Self.parseLayerRanks($0, problems: &problems) } ?? []
+        if rank == nil && energy == nil && layerRanks.isEmpty {
+            problems.append("give rank, energy or layer-rank")
+        }
+        if method == .cp && energy != nil {
+            problems.append("cp has no singular values to keep a fraction of: give rank or layer-rank, not energy")
+        }
+        selection = LayerSelection(include: p.string("layers"), exclude: p.string("exclude"))
+        roundTo = p.int("round-to")
+        if roundTo < 1 { problems.append("round-to must be >= 1, got \(roundTo)") }
+        requireReduction = p.bool("require-reduction")
+        let fineTune = FineTuneParameters.request(p)
+        fineTuneEpochs = fineTune.epochs ?? 0
+        fineTuneOverrides = fineTune.overrides
+        problems += FineTuneParameters.problems(fineTune)
+        guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
+    }
+
+    /// `conv3=16,fc*=8` as pattern/rank pairs.
+    static func parseLayerRanks(_ text: String, problems: inout [String]) -> [(pattern: String, rank: Int)] {
+        var entries: [(pattern: String, rank: Int)] = []
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, let r = Int(parts[1]), r >= 1 else {
+                problems.append("layer-rank entry '\(item)' must be PATTERN=RANK with the rank >= 1")
+                continue
+            }
+            entries.append((parts[0], r))
+        }
+        if entries.isEmpty && problems.isEmpty { problems.append("layer-rank names no layer") }
+        return entries
+    }
+
+    /// The selected layers: every pattern must match a conv or linear layer;
+    /// without `layers`, every layer the method applies to; with it, a matched
+    /// layer the method does not apply to is an error naming it.
+    func selectedLayers(in graph: Graph) throws(ParameterError) -> (layers: [PrunableLayer], notes: [String]) {
+        let chosen = try selection.layers(in: graph, pass: Self.name)
+        var layers: [PrunableLayer] = [], notes: [String] = [], problems: [String] = []
+        let kind = method.factorizesConvolutions ? "convolutions" : "linear layers"
+        for layer in chosen {
+            let node = graph.nodes[graph.nodeIndex(named: layer.node)!]
+            if layer.isConv != method.factorizesConvolutions {
+                if !selection.include.isEmpty {
+                    problems.append("\(method.rawValue) applies to \(kind); '\(layer.node)' is a \(node.op.kind)")
+                }
+                continue
+            }
+            if case .conv2d(let a) = node.op, a.groups != 1 {
+                let text = "'\(layer.node)' is a grouped convolution (groups = \(a.groups)); \(method.rawValue) needs groups = 1"
+                if selection.include.isEmpty { notes.append("\(layer.node): skipped: grouped convolution (groups = \(a.groups))") } else { problems.append(text) }
+                continue
+            }
+            layers.append(layer)
+        }
+        guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
+        guard !layers.isEmpty else {
+            throw ParameterError(pass: Self.name, problems: [
+                "no selected layer is one \(method.rawValue) applies to (\(kind)); selected: \(chosen.map(\.node).joined(separator: ", "))"])
+        }
+        let unmatched = layerRanks.map(\.pattern).filter { pattern in !layers.contains { globMatches(pattern, $0.node) } }
+        guard unmatched.isEmpty else {
+            throw ParameterError(pass: Self.name, problems: unmatched.map {
+                "layer-rank pattern '\($0)' matches no selected layer (selected: \(layers.map(\.node).joined(separator: ", ")))"
+            })
+        }
+        return (layers, notes)
+    }
+
+    /// The rank rule of `layer`: its first `layer-rank` entry, else `rank`, else `energy`.
+    func rankRule(for layer: PrunableLayer) -> RankSelection? {
+        if let entry = layerRanks.first(where: { globMatches($0.pattern, layer.node) }) { return .rank(entry.rank) }
+        if let rank { return .rank(rank) }
+        return energy.map(RankSelection.energy)
+    }
+
+    /// Why `layer` is left dense, or nil when it may be factorized.
+    func reasonToSkip(_ layer: PrunableLayer, in model: Model) -> String? {
+        let storage = model.metadata.storage
+        if storage.sharedTensors.contains(layer.weight) { return "its weight is shared (k-means codebook); factorizing would undo that" }
+        if storage.hashedTensors[layer.weight] != nil { return "its weight is hashed (HashedNets); factorizing would undo that" }
+        if let precision = storage.precisions[layer.weight] {
+            return "its weight is stored at precision \(precision); factorizing would make it float32 again"
+        }
+        let weight = model.graph.initializers[layer.weight]!
+        let zeros = weight.count - weight.nonZeroCount
+        if Double(zeros) >= Self.sparseZeroFraction * Double(weight.count) {
+            return String(format: "its weight is sparse (%.1f%% zeros); factorizing would make it dense", 100 * Double(zeros) / Double(weight.count))
+        }
+        let readers = model.graph.consumers(of: layer.weight).map(\.name).filter { $0 != layer.node }
+        if !readers.isEmpty { return "its weight is also read by \(readers.joined(separator: ", "))" }
+        return nil
+    }
+
+    public func apply(to model: Model, context: PassContext) throws -> PassOutcome {
+        let (layers, notes) = try selectedLayers(in: model.graph)
+        var current = model
+        var changes = notes
+        var problems: [String] = []
+        var factorized = 0, skipped = notes.count
+        var layerParamsBefore = 0, layerParamsAfter = 0
+        var maxError: Float = 0
+        for layer in layers {
+            try context.checkCancellation()
+            if let reason = reasonToSkip(layer, in: current) {
+                changes.append("\(layer.node): skipped: \(reason)")
+                skipped += 1
+                continue
+            }
+            guard let rule = rankRule(for: layer) else {
+                changes.append("\(layer.node): skipped: no layer-rank entry matches it, and neither rank nor energy is given")
+                skipped += 1
+                continue
+            }
+            let node = current.graph.nodes[current.graph.nodeIndex(named: layer.node)!]
+            let factorization: Factorization
+            do {
+                factorization = try factorize(node, in: current.graph, rule: rule)
+            } catch {
+                problems.append("layer '\(layer.node)': \(error)")
+                continue
+            }
+            let candidate = try replacing(node, with: factorization.layers, in: current.graph)
+            // The layer's own weights and MACs before, its factors' after.
+            let factorNames = Set((1...factorization.layers.count).map { "\(layer.node).factor\($0)" })
+            let macsBefore = try current.graph.costReport().macsByNode[layer.node] ?? 0
+            let macsAfter = try candidate.costReport().nodes.filter { factorNames.contains($0.name) }.reduce(0) { $0 + $1.macs }
+            let weightCount = current.graph.initializers[layer.weight]!.count
+            let factorCount = factorization.layers.reduce(0) { $0 + $1.weight.count }
+            let ranks = factorization.ranks.map(String.init).joined(separator: "x")
+            if requireReduction && (factorCount >= weightCount || macsAfter >= macsBefore) {
+                changes.append("\(layer.node): skipped: \(method.rawValue) at rank \(ranks) would not reduce weights and MACs "
+                               + "(weights \(weightCount) -> \(factorCount), MACs \(macsBefore) -> \(macsAfter))")
+                skipped += 1
+                continue
+            }
+            current.graph = candidate
+            factorized += 1
+            layerParamsBefore += weightCount
+            layerParamsAfter += factorCount
+            maxError = max(maxError, factorization.relativeError)
+            changes.append(String(format: "%@: %@ rank %@, %d -> %d weights (%.2fx), MACs %d -> %d, relative error %.4f",
+                                  layer.node, method.rawValue, ranks, weightCount, factorCount,
+                                  Double(weightCount) / Double(max(factorCount, 1)),
+                                  macsBefore, macsAfter, factorization.relativeError))
+        }
+        guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
+        var metrics: [String: Double] = [
+            "factorized-layers": Double(factorized),
+            "skipped-layers": Double(skipped),
+            "factorized-weights-before": Double(layerParamsBefore),
+            "factorized-weights-after": Double(layerParamsAfter),
+            "max-relative-error": Double(maxError),
+        ]
+        if fineTuneEpochs > 0 {
+            current = try context.fineTune(current, epochs: fineTuneEpochs, overrides: fineTuneOverrides, pass: Self.name)
+            let validation = current.metadata.history.last?.metrics["validation-accuracy"] ?? 0
+            metrics["validation-accuracy"] = validation
+            changes.append(String(format: "fine-tuned %d epoch(s): validation %.2f%%", fineTuneEpochs, validation * 100))
+        }
+        return PassOutcome(model: current, changes: changes, metrics: metrics)
+    }
+
+    /// The factorization of `node` by the pass's method under `rule`, with
+    /// ranks rounded up to `round-to` (capped at the full rank).
+    func factorize(_ node: Node, in graph: Graph, rule: RankSelection) throws(LowRankError) -> Factorization {
+        let weight = graph.initializers[node.inputs[1]]!
+        let bias = node.inputs.count > 2 ? graph.initializers[node.inputs[2]] : nil
+        if node.inputs.count > 2 && bias == nil {
+            throw .badShape(what: "bias '\(node.inputs[2])' (not an initializer)", shape: [], expected: "an initializer")
+        }
+        var attributes = Conv2d()
+        if case .conv2d(let a) = node.op { attributes = a }
+        let full = Self.fullRanks(method, shape: weight.shape)
+        func roundedUp(_ r: Int, cap: Int) -> Int { min(cap, (r + roundTo - 1) / roundTo * roundTo) }
+
+        switch method {
+        case .svd, .channel, .spatial:
+            func run(_ selection: RankSelection) throws(LowRankError) -> Factorization {
+                switch method {
+                case .svd: try SVDFactorization.linear(weight: weight, bias: bias, rank: selection)
+                case .channel: try SVDFactorization.channel(weight: weight, bias: bias, attributes: attributes, rank: selection)
+                default: try SVDFactorization.spatial(weight: weight, bias: bias, attributes: attributes, rank: selection)
+                }
+            }
+            let first = try run(rule)
+            let r = roundedUp(first.ranks[0], cap: full[0])
+            return r == first.ranks[0] ? first : try run(.rank(r))
+        case .tucker2:
+            guard weight.rank == 4 else {
+                throw .badShape(what: "convolution weight", shape: weight.shape, expected: "[N, C, kh, kw]")
+            }
+            var ranks: [Int]
+            switch rule {
+            case .rank(let r):
+                let largest = full.max()!
+                guard r >= 1, r <= largest else { throw .rankOutOfRange(rank: r, fullRank: largest) }
+                ranks = full.map { min(r, $0) }
+            case .energy(let e):
+                let dims = weight.shape, w = weight.floats
+                let n = dims[0], c = dims[1], s = dims[2] * dims[3]
+                ranks = [try SingularValueDecomposition(unfold(w, dims: dims, mode: 1), rows: c, columns: n * s).rank(keepingEnergy: e),
+                         try SingularValueDecomposition(w, rows: n, columns: c * s).rank(keepingEnergy: e)]
+            }
+            ranks = zip(ranks, full).map { roundedUp($0, cap: $1) }
+            return try TensorFactorization.tucker2(weight: weight, bias: bias, attributes: attributes,
+                                                   inputRank: ranks[0], outputRank: ranks[1])
+        case .cp:
+            guard case .rank(let r) = rule else { preconditionFailure("LowRankPass.init refuses energy for cp") }
+            let rounded = r >= 1 && r <= full[0] ? roundedUp(r, cap: full[0]) : r
+            return try TensorFactorization.cp(weight: weight, bias: bias, attributes: attributes, rank: rounded)
+        }
+    }
+
+    /// The largest ranks `method` allows for a weight of `shape`: one rank, or
+    /// the input and output ranks of Tucker-2.
+    static func fullRanks(_ method: Method, shape: [Int]) -> [Int] {
+        switch method {
+        case .svd:
+            return [shape.count == 2 ? min(shape[0], shape[1]) : 0]
+        case .channel, .spatial, .tucker2, .cp:
+            guard shape.count == 4 else { return method == .tucker2 ? [0, 0] : [0] }
+            let n = shape[0], c = shape[1], kh = shape[2], kw = shape[3], s = kh * kw
+            switch method {
+            case .channel: return [min(n, c * s)]
+            case .spatial: return [min(c * kh, kw * n)]
+            case .tucker2: return [min(c, n * s), min(n, c * s)]
+            default: return [shape.reduce(1, *) / shape.max()!]
+            }
+        }
+    }
+
+    /// `graph` with `node` replaced by `chain`: nodes `<node>.factorK` writing
+    /// values of the same names, weights `<node>.factorK.weight`; the last
+    /// factor reads the node's bias and writes the node's output value. The
+    /// node's weight initializer is removed.
+    func replacing(_ node: Node, with chain: [FactorLayer], in graph: Graph) throws(ParameterError) -> Graph {
+        var g = graph
+        let index = g.nodeIndex(named: node.name)!
+        var taken = Set(g.nodes.map(\.name)).union(g.nodes.map(\.output)).union(g.initializers.keys).union(g.inputs.map(\.name))
+        var nodes: [Node] = []
+        var previous = node.inputs[0]
+        for (k, layer) in chain.enumerated() {
+            let name = "\(node.name).factor\(k + 1)", weightName = name + ".weight"
+            let isLast = k == chain.count - 1
+            for n in [name, weightName] where taken.contains(n) {
+                throw ParameterError(pass: Self.name, problems: ["cannot factorize '\(node.name)': the name '\(n)' is already used"])
+            }
+            taken.formUnion([name, weightName])
+            var inputs = [previous, weightName]
+            if isLast && node.inputs.count > 2 { inputs.append(node.inputs[2]) }
+            g.initializers[weightName] = layer.weight
+            let output = isLast ? node.output : name
+            nodes.append(Node(name: name, op: layer.op, inputs: inputs, output: output))
+            previous = output
+        }
+        g.nodes.replaceSubrange(index...index, with: nodes)
+        g.initializers[node.inputs[1]] = nil
+        return g
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import Compress
+import LowRank
+
+/// `compressor lowrank` end to end, and a `lowrank` pipeline step, on the tiny fixture of `RunCLITests`.
+@Suite struct LowRankCLITests {
+    let cli = CLITests()
+    let runs = RunCLITests()
+
+    @Test func lowrankHelpListsEveryPassParameter() throws {
+        let help = try cli.run(["lowrank", "--help"]).stdout
+        for spec in LowRankPass.parameters {
+            #expect(help.contains("--\(spec.name) ") || help.contains("--\(spec.name)\n"), "missing --\(spec.name)")
+        }
+        #expect(help.contains("compressor lowrank models/lenet300.bin"))
+    }
+
+    /// Factorizes fc1 and fc2 of the fixture's LeNet-300 and fine-tunes in one
+    /// run; the file holds the factor layers and its history the pass.
+    @Test func lowrankWithFineTuningWritesTheFactorLayers() throws {
+        let dir = try runs.fixture()
+        let r = try runs.run(["lowrank", "model.bin", "-o", "lr.bin", "--method", "svd", "--layer-rank", "fc1=8,fc2=6",
+                              "--exclude", "fc3", "--finetune-epochs", "1", "--finetune-batch", "16", "--data", "data",
+                              "--validation-count", "32", "--json"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try cli.json(r.stdout)
+        let metrics = try #require(json["metrics"] as? [String: Double])
+        #expect(metrics["factorized-layers"] == 2)
+        #expect(metrics["params-before"] == Double(64 * 300 + 300 + 300 * 100 + 100 + 100 * 4 + 4))
+        #expect(metrics["params-after"] == Double(8 * 64 + 300 * 8 + 300 + 6 * 300 + 100 * 6 + 100 + 100 * 4 + 4))
+        let changes = try #require(json["changes"] as? [String])
+        #expect(changes.first?.hasPrefix("fc1: svd rank 8, 19200 -> 2912 weights (6.59x)") == true, "\(changes)")
+        #expect(changes.last?.hasPrefix("fine-tuned 1 epoch(s): validation ") == true, "\(changes)")
+        let m = try ModelFile.read(path: dir + "/lr.bin")
+        #expect(m.graph.initializers["fc1.factor1.weight"]?.shape == [8, 64])
+        #expect(m.graph.initializers["fc2.factor2.weight"]?.shape == [100, 6])
+        #expect(m.graph.initializers["fc1.weight"] == nil)
+        #expect(m.metadata.history.map(\.pass).suffix(2) == ["finetune", "lowrank"])
+        let e = try runs.run(["eval", "lr.bin", "--data", "data", "--json"], in: dir)
+        #expect(e.status == 0, "\(e.stderr)")
+    }
+
+    @Test func badInputFailsWithOneMessageAndNoFile() throws {
+        let dir = try runs.fixture()
+        let cases: [([String], String)] = [
+            (["--rank", "0"], "Error: lowrank: rank must be >= 1, got 0\n"),
+            (["--rank", "5", "--layers", "fc3"],
+             "Error: lowrank: layer 'fc3': rank 5 is out of range: it must be between 1 and the full rank 4\n"),
+            (["--energy", "1.5"], "Error: lowrank: energy must be in (0, 1], got 1.5\n"),
+            (["--energy", "0"], "Error: lowrank: energy must be in (0, 1], got 0.0\n"),
+            (["--rank", "4", "--energy", "0.5"], "Error: lowrank: give rank or energy, not both\n"),
+            (["--rank", "4", "--layers", "conv*"],
+             "Error: lowrank: layer pattern 'conv*' matches no conv or linear layer (layers: fc1, fc2, fc3)\n"),
+            (["--rank", "4", "--method", "tucker2", "--layers", "fc1"],
+             "Error: lowrank: tucker2 applies to convolutions; 'fc1' is a Linear\n"),
+            (["--method", "qr", "--rank", "4"], ""),
+        ]
+        for (args, expected) in cases {
+            let r = try runs.run(["lowrank", "model.bin", "-o", "out.bin"] + args, in: dir)
+            #expect(r.status != 0, "\(args)")
+            #expect(r.stderr.hasPrefix("Error: "), "\(args): \(r.stderr)")
+            if !expected.isEmpty { #expect(r.stderr == expected, "\(args)") }
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out.bin"), "\(args)")
+        }
+    }
+
+    @Test func lowrankStepInAPipeline() throws {
+        let dir = try runs.fixture(steps: "steps:\n  - lowrank: {method: svd, rank: 8, exclude: fc3}\n  - eval: {limit: 8}\n")
+        let plan = try Pipeline.plan(file: dir + "/pipeline.yaml", overrides: PipelineOverrides(),
+                                     registry: PassRegistry(PassRegistry.corePasses + LowRankLibrary.passes))
+        #expect(plan.steps.count == 2)
+        let r = try runs.run(["run", "pipeline.yaml"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("step 1/2 lowrank: "), "\(r.stdout)")
+        let m = try ModelFile.read(path: dir + "/out/final.steps/01-lowrank.bin")
+        #expect(m.graph.initializers["fc1.factor1.weight"]?.shape == [8, 64])
+        #expect(m.graph.initializers["fc2.factor1.weight"]?.shape == [8, 300])
+        #expect(m.graph.initializers["fc3.weight"]?.shape == [4, 100])
+        let bad = try runs.fixture(steps: "steps:\n  - lowrank: {method: svd, energy: 2}\n")
+        let b = try runs.run(["run", "pipeline.yaml"], in: bad)
+        #expect(b.status != 0)
+        #expect(b.stderr.contains("energy must be in (0, 1], got 2.0"), "\(b.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bad + "/out"))
+    }
+}
