@@ -79,7 +79,11 @@ public struct LowRankPass: Pass {
             problems.append("energy must be in (0, 1], got \(e)")
         }
         if rank != nil && energy != nil { problems.append("give rank or energy, not both") }
-        layerRanks = p.optionalString("layer-rank").map { Self.parseLayerRanks($0, problems: &problems) } ?? []
+        layerRanks = p.optionalString("layer-rank").map { text in
+            parsePerLayerValues(text, parameter: "layer-rank", valueName: "rank", requirement: ">= 1", problems: &problems) {
+                Int($0).flatMap { $0 >= 1 ? $0 : nil }
+            }.map { (pattern: $0.pattern, rank: $0.value) }
+        } ?? []
         if rank == nil && energy == nil && layerRanks.isEmpty {
             problems.append("give rank, energy or layer-rank")
         }
@@ -95,21 +99,6 @@ public struct LowRankPass: Pass {
         fineTuneOverrides = fineTune.overrides
         problems += FineTuneParameters.problems(fineTune)
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
-    }
-
-    /// `conv3=16,fc*=8` as pattern/rank pairs.
-    static func parseLayerRanks(_ text: String, problems: inout [String]) -> [(pattern: String, rank: Int)] {
-        var entries: [(pattern: String, rank: Int)] = []
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, let r = Int(parts[1]), r >= 1 else {
-                problems.append("layer-rank entry '\(item)' must be PATTERN=RANK with the rank >= 1")
-                continue
-            }
-            entries.append((parts[0], r))
-        }
-        if entries.isEmpty && problems.isEmpty { problems.append("layer-rank names no layer") }
-        return entries
     }
 
     /// The selected layers: every pattern must match a conv or linear layer;
@@ -139,12 +128,8 @@ public struct LowRankPass: Pass {
             throw ParameterError(pass: Self.name, problems: [
                 "no selected layer is one \(method.rawValue) applies to (\(kind)); selected: \(chosen.map(\.node).joined(separator: ", "))"])
         }
-        let unmatched = layerRanks.map(\.pattern).filter { pattern in !layers.contains { globMatches(pattern, $0.node) } }
-        guard unmatched.isEmpty else {
-            throw ParameterError(pass: Self.name, problems: unmatched.map {
-                "layer-rank pattern '\($0)' matches no selected layer (selected: \(layers.map(\.node).joined(separator: ", ")))"
-            })
-        }
+        let unmatched = unmatchedPatternProblems(layerRanks.map(\.pattern), parameter: "layer-rank", layers: layers)
+        guard unmatched.isEmpty else { throw ParameterError(pass: Self.name, problems: unmatched) }
         return (layers, notes)
     }
 

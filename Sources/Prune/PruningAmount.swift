@@ -63,7 +63,10 @@ public enum PruningAmount: Sendable, Equatable {
             if scope == .global { problems.append("threshold-std is a per-layer rule; use --scope layer") }
             amount = .thresholdStd(k)
         case "layer-sparsity":
-            let entries = parseLayerSparsity(p.string("layer-sparsity"), problems: &problems)
+            let entries = parsePerLayerValues(p.string("layer-sparsity"), parameter: "layer-sparsity", valueName: "fraction",
+                                              requirement: "in [0, 1)", problems: &problems) {
+                Double($0).flatMap { (0..<1).contains($0) ? $0 : nil }
+            }.map { (pattern: $0.pattern, sparsity: $0.value) }
             if scope == .global { problems.append("layer-sparsity sets each layer's amount; use --scope layer") }
             amount = .layerSparsity(entries)
         case "sensitivity":
@@ -84,20 +87,5 @@ public enum PruningAmount: Sendable, Equatable {
             problems.append("latency-table replays the measurements of --target-latency; give it with that amount")
         }
         return amount
-    }
-
-    /// `conv1=0.5,fc*=0.9` as pattern/fraction pairs.
-    static func parseLayerSparsity(_ text: String, problems: inout [String]) -> [(pattern: String, sparsity: Double)] {
-        var entries: [(pattern: String, sparsity: Double)] = []
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, let s = Double(parts[1]), (0..<1).contains(s) else {
-                problems.append("layer-sparsity entry '\(item)' must be PATTERN=FRACTION with the fraction in [0, 1)")
-                continue
-            }
-            entries.append((parts[0], s))
-        }
-        if entries.isEmpty && problems.isEmpty { problems.append("layer-sparsity names no layer") }
-        return entries
     }
 }

@@ -81,3 +81,33 @@ public func globMatches(_ pattern: String, _ name: String) -> Bool {
     while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
     return pi == p.count
 }
+
+/// Per-layer settings written `PATTERN=VALUE,...` (`layer-sparsity`,
+/// `layer-bits`, `layer-rank`): the pattern/value pairs in the order given
+/// (the first pattern matching a node gives its value). An entry that is not
+/// `PATTERN=VALUE` with `value` accepting the text is one problem, worded
+/// "<parameter> entry '<item>' must be PATTERN=<NAME> with the <name>
+/// <requirement>"; a text with no entry is one too.
+public func parsePerLayerValues<Value>(_ text: String, parameter: String, valueName: String, requirement: String,
+                                       problems: inout [String], _ value: (String) -> Value?)
+    -> [(pattern: String, value: Value)] {
+    var entries: [(pattern: String, value: Value)] = []
+    for item in text.split(separator: ",") {
+        let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2, !parts[0].isEmpty, let v = value(parts[1]) else {
+            problems.append("\(parameter) entry '\(item)' must be PATTERN=\(valueName.uppercased()) with the \(valueName) \(requirement)")
+            continue
+        }
+        entries.append((parts[0], v))
+    }
+    if entries.isEmpty && problems.isEmpty { problems.append("\(parameter) names no layer") }
+    return entries
+}
+
+/// One problem per pattern of the per-layer setting `parameter` that matches
+/// none of `layers` (the selected ones), naming them.
+public func unmatchedPatternProblems(_ patterns: [String], parameter: String, layers: [PrunableLayer]) -> [String] {
+    patterns.filter { pattern in !layers.contains { globMatches(pattern, $0.node) } }.map {
+        "\(parameter) pattern '\($0)' matches no selected layer (selected: \(layers.map(\.node).joined(separator: ", ")))"
+    }
+}

@@ -58,7 +58,11 @@ public struct SharePass: Pass {
         for (name, bits) in [("conv-bits", convBits), ("fc-bits", fcBits)] where !Self.bitRange.contains(bits) {
             problems.append("\(name) must be in 1...8, got \(bits)")
         }
-        layerBits = p.optionalString("layer-bits").map { Self.parseLayerBits($0, problems: &problems) } ?? []
+        layerBits = p.optionalString("layer-bits").map { text in
+            parsePerLayerValues(text, parameter: "layer-bits", valueName: "bits", requirement: "in 1...8", problems: &problems) {
+                Int($0).flatMap { Self.bitRange.contains($0) ? $0 : nil }
+            }.map { (pattern: $0.pattern, bits: $0.value) }
+        } ?? []
         selection = LayerSelection(include: p.string("layers"), exclude: p.string("exclude"))
         initialization = CentroidInitialization(rawValue: p.string("init"))!
         huffman = p.bool("huffman")
@@ -69,31 +73,12 @@ public struct SharePass: Pass {
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
     }
 
-    /// `conv1=8,fc*=4` as pattern/bits pairs.
-    static func parseLayerBits(_ text: String, problems: inout [String]) -> [(pattern: String, bits: Int)] {
-        var entries: [(pattern: String, bits: Int)] = []
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, let bits = Int(parts[1]), bitRange.contains(bits) else {
-                problems.append("layer-bits entry '\(item)' must be PATTERN=BITS with the bits in 1...8")
-                continue
-            }
-            entries.append((parts[0], bits))
-        }
-        if entries.isEmpty && problems.isEmpty { problems.append("layer-bits names no layer") }
-        return entries
-    }
-
     /// The bits of each selected layer: its first matching `layer-bits`
     /// entry, else `conv-bits` or `fc-bits`. Every `layer-bits` pattern must
     /// match a selected layer.
     func bits(for layers: [PrunableLayer]) throws(ParameterError) -> [Int] {
-        let unmatched = layerBits.map(\.pattern).filter { pattern in !layers.contains { globMatches(pattern, $0.node) } }
-        guard unmatched.isEmpty else {
-            throw ParameterError(pass: Self.name, problems: unmatched.map {
-                "layer-bits pattern '\($0)' matches no selected layer (selected: \(layers.map(\.node).joined(separator: ", ")))"
-            })
-        }
+        let unmatched = unmatchedPatternProblems(layerBits.map(\.pattern), parameter: "layer-bits", layers: layers)
+        guard unmatched.isEmpty else { throw ParameterError(pass: Self.name, problems: unmatched) }
         return layers.map { layer in
             layerBits.first { globMatches($0.pattern, layer.node) }?.bits ?? (layer.isConv ? convBits : fcBits)
         }
