@@ -65,6 +65,16 @@ struct ConvCase: CustomStringConvertible, Sendable {
     var inputSize: (h: Int, w: Int) = (7, 6)
     var description: String { "\(out)x\(channels)x\(kh)x\(kw) stride \(attributes.stride) pad \(attributes.padding)" }
 
+    /// A seeded weight, bias and input batch of this case, and the original
+    /// conv's output on it (the reference a factor chain is compared with).
+    func fixture(seed: UInt64) throws -> (weight: Tensor, bias: Tensor, x: Tensor, original: Tensor) {
+        var rng = SeededGenerator(seed: seed)
+        let weight = rng.gaussianTensor([out, channels, kh, kw], std: 0.5)
+        let bias = rng.gaussianTensor([out], std: 0.5)
+        let x = rng.gaussianTensor([2, channels, inputSize.h, inputSize.w])
+        return (weight, bias, x, try runLayer(.conv2d(attributes), weight: weight, bias: bias, on: x))
+    }
+
     static let all: [ConvCase] = [
         ConvCase(out: 6, channels: 3, kh: 3, kw: 3, attributes: Conv2d(padding: .same(1))),
         ConvCase(out: 5, channels: 4, kh: 3, kw: 2, attributes: Conv2d(stride: .square(2), padding: .same(1))),

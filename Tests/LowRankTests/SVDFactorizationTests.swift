@@ -22,11 +22,7 @@ import Testing
 
     @Test(arguments: ConvCase.all)
     func channelIsExactAtFullRankAndErrorFallsWithRank(_ c: ConvCase) throws {
-        var rng = SeededGenerator(seed: 20)
-        let weight = rng.gaussianTensor([c.out, c.channels, c.kh, c.kw], std: 0.5)
-        let bias = rng.gaussianTensor([c.out], std: 0.5)
-        let x = rng.gaussianTensor([2, c.channels, c.inputSize.h, c.inputSize.w])
-        let original = try runLayer(.conv2d(c.attributes), weight: weight, bias: bias, on: x)
+        let (weight, bias, x, original) = try c.fixture(seed: 20)
         let full = min(c.out, c.channels * c.kh * c.kw)
         var errors: [Float] = []
         for r in 1...full {
@@ -43,11 +39,7 @@ import Testing
 
     @Test(arguments: ConvCase.all)
     func spatialIsExactAtFullRankAndErrorFallsWithRank(_ c: ConvCase) throws {
-        var rng = SeededGenerator(seed: 30)
-        let weight = rng.gaussianTensor([c.out, c.channels, c.kh, c.kw], std: 0.5)
-        let bias = rng.gaussianTensor([c.out], std: 0.5)
-        let x = rng.gaussianTensor([2, c.channels, c.inputSize.h, c.inputSize.w])
-        let original = try runLayer(.conv2d(c.attributes), weight: weight, bias: bias, on: x)
+        let (weight, bias, x, original) = try c.fixture(seed: 30)
         let full = min(c.channels * c.kh, c.kw * c.out)
         var errors: [Float] = []
         var weightErrors: [Float] = []

@@ -5,11 +5,7 @@ import Testing
 @Suite struct TensorFactorizationTests {
     @Test(arguments: ConvCase.all)
     func tucker2IsExactAtFullRanksAndErrorFallsWithRank(_ c: ConvCase) throws {
-        var rng = SeededGenerator(seed: 60)
-        let weight = rng.gaussianTensor([c.out, c.channels, c.kh, c.kw], std: 0.5)
-        let bias = rng.gaussianTensor([c.out], std: 0.5)
-        let x = rng.gaussianTensor([2, c.channels, c.inputSize.h, c.inputSize.w])
-        let original = try runLayer(.conv2d(c.attributes), weight: weight, bias: bias, on: x)
+        let (weight, bias, x, original) = try c.fixture(seed: 60)
         for iterations in [0, 3] {
             let f = try TensorFactorization.tucker2(weight: weight, bias: bias, attributes: c.attributes,
                                                     inputRank: c.channels, outputRank: c.out, iterations: iterations)
