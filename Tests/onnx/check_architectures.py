@@ -22,25 +22,18 @@ Prints one line per model and `onnx export check: N passed, M failed`; exits 1 o
 """
 import argparse
 import os
-import subprocess
 import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
+from check_support import run
+
 ARCHITECTURES = ["lenet300", "lenet5", "vgg-small", "resnet20", "mobilenet-small"]
 BATCHES = [5, 1, 7]
 ABS_TOL = 1e-4
 REL_TOL = 1e-4
-
-
-def run(cmd):
-    """Runs a command, raising with its stderr on failure."""
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout
 
 
 def check_onnx_file(path, arch):

@@ -45,10 +45,8 @@ Prints what each check measured and `qdq export check: N passed, M failed`; exit
 """
 import argparse
 import collections
-import gzip
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -57,8 +55,9 @@ import onnx.numpy_helper
 import onnx.utils
 import onnxruntime as ort
 
+from check_support import DATA, idx, images, run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = "/usr/share/datasets/fashion-mnist"
 
 # (label, shipped model, quantize options besides --format int8 and --calibration-images)
 CASES = [
@@ -90,28 +89,10 @@ INTEGER_FORMS = {
 }
 
 
-def run(cmd):
-    """Runs a command, raising with its stderr on failure."""
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout
-
-
-def idx(path):
-    """An IDX array (gzip)."""
-    with gzip.open(path) as f:
-        b = f.read()
-    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(b[3])]
-    return np.frombuffer(b, np.uint8, offset=4 + 4 * b[3]).reshape(dims)
-
-
 def test_images(n):
     """The first n test images as float32 pixels, scaled like compressor's loader, and labels."""
-    images = idx(os.path.join(DATA, "t10k-images-idx3-ubyte.gz"))[:n]
     labels = idx(os.path.join(DATA, "t10k-labels-idx1-ubyte.gz"))[:n]
-    x = images.astype(np.float32) * np.float32(1.0 / 255.0)
-    return x.reshape(len(images), 1, 28, 28), labels.astype(np.int64)
+    return images("t10k-images-idx3-ubyte.gz", n), labels.astype(np.int64)
 
 
 def session(path, optimize, optimized_path=None):

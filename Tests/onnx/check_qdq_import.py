@@ -37,7 +37,6 @@ Usage: check_qdq_import.py --compressor .build/debug/compressor --work /tmp/qdq
 Needs: numpy, onnx, onnxruntime (with onnxruntime.quantization), Fashion-MNIST IDX files.
 """
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -49,7 +48,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-DATA = "/usr/share/datasets/fashion-mnist"
+from check_support import images, run
+
 CALIBRATION = 32
 # (label, per_channel, activation type, extra options)
 SETTINGS = [("per-channel, uint8 activations", True, QuantType.QUInt8, {}),
@@ -62,19 +62,6 @@ ATOL = 1e-5
 MIN_TOP1 = 0.99
 MIN_EXACT = 0.60
 MAX_STEPS = 3
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout
-
-
-def idx_images(name, count):
-    with gzip.open(os.path.join(DATA, name)) as f:
-        raw = f.read()
-    return (np.frombuffer(raw, np.uint8, offset=16)[:count * 784].reshape(count, 1, 28, 28) / 255).astype(np.float32)
 
 
 class Reader(CalibrationDataReader):
@@ -184,8 +171,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    calibration = idx_images("train-images-idx3-ubyte.gz", CALIBRATION)
-    test = idx_images("t10k-images-idx3-ubyte.gz", args.images)
+    calibration = images("train-images-idx3-ubyte.gz", CALIBRATION)
+    test = images("t10k-images-idx3-ubyte.gz", args.images)
     print(f"onnxruntime {ort.__version__}: QDQ import, {args.images} test images, calibration on {CALIBRATION} training images")
     failed = 0 if check_refusal(args.compressor, args.work) else 1
     for name in args.models.split(","):
