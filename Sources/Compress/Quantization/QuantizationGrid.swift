@@ -133,16 +133,24 @@ public struct QuantizationGrid: Sendable, Equatable {
         return nil
     }
 
-    /// Calls `body(index, scale, zeroPoint)` for every element of a tensor of `shape`.
-    func forEachElement(shape: [Int], _ body: (Int, Float, Int32) -> Void) {
+    /// Calls `body(start, end, scale, zeroPoint)` for every run of elements
+    /// of a tensor of `shape` that share one scale and zero point.
+    func forEachRun(shape: [Int], _ body: (Int, Int, Float, Int32) -> Void) {
         let (channels, inner) = Self.layout(shape: shape, axis: axis)
         let total = shape.elementCount
-        var i = 0
-        while i < total {
-            let c = (i / inner) % channels
-            let (s, z) = (scales[c], zeroPoints[c])
-            for j in i..<min(i + inner, total) { body(j, s, z) }
-            i += inner
+        var (start, run) = (0, 0)
+        while start < total {
+            let c = run % channels
+            body(start, min(start &+ inner, total), scales[c], zeroPoints[c])
+            start &+= inner
+            run &+= 1
+        }
+    }
+
+    /// Calls `body(index, scale, zeroPoint)` for every element of a tensor of `shape`.
+    func forEachElement(shape: [Int], _ body: (Int, Float, Int32) -> Void) {
+        forEachRun(shape: shape) { start, end, s, z in
+            for j in start..<end { body(j, s, z) }
         }
     }
 

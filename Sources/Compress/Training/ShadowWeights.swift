@@ -41,20 +41,6 @@ public struct ShadowWeights: Sendable, Equatable {
     /// The largest finite float16.
     static let float16Max: Float = 65504
 
-    /// Calls `body(start, end, scale, zeroPoint)` for every run of elements
-    /// that share one scale and zero point.
-    func forEachRun(_ grid: QuantizationGrid, _ body: (Int, Int, Float, Int32) -> Void) {
-        let (channels, inner) = QuantizationGrid.layout(shape: shape, axis: grid.axis)
-        let total = values.count
-        var (start, run) = (0, 0)
-        while start < total {
-            let c = run % channels
-            body(start, min(start &+ inner, total), grid.scales[c], grid.zeroPoints[c])
-            start &+= inner
-            run &+= 1
-        }
-    }
-
     /// Writes the shadow weights rounded onto the format into `out`.
     public func materialize(into out: UnsafeMutableBufferPointer<Float>) {
         precondition(out.count == values.count, "one value per shadow weight")
@@ -66,7 +52,7 @@ public struct ShadowWeights: Sendable, Equatable {
                 }
             case .grid(let grid):
                 let range = grid.qmin...grid.qmax
-                forEachRun(grid) { start, end, scale, zeroPoint in
+                grid.forEachRun(shape: shape) { start, end, scale, zeroPoint in
                     for i in start..<end {
                         out[i] = QuantizationGrid.fakeQuantize(w[i], scale: scale, zeroPoint: zeroPoint, range: range)
                     }
@@ -94,7 +80,7 @@ public struct ShadowWeights: Sendable, Equatable {
                 for i in 0..<w.count where !(abs(w[i]) <= Self.float16Max) { gradient[i] = 0 }
             case .grid(let grid):
                 let (low, high) = (Float(grid.qmin), Float(grid.qmax))
-                forEachRun(grid) { start, end, scale, zeroPoint in
+                grid.forEachRun(shape: shape) { start, end, scale, zeroPoint in
                     let z = Float(zeroPoint)
                     for i in start..<end {
                         let q = (w[i] / scale).rounded(.toNearestOrEven) + z
