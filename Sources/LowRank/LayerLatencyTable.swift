@@ -87,7 +87,9 @@ extension LowRankPass {
     /// `batch`, with a tenth of its minimum time, as `bench --layers` times
     /// steps) and, when `tablePath` is given, written there atomically.
     ///
-    /// - Returns: a sentence saying where the latencies came from.
+    /// - Returns: where the latencies come from, the same words whether the
+    ///   table was read or written (so both runs record the same history);
+    ///   `context.log` says which.
     func setLatencies(_ layers: inout [BudgetLayer], nodes: [Node], inputShapes: [[Int]], graph: Graph, batch: Int,
                       tablePath: String?, context: PassContext) throws -> String {
         let threads = 1
@@ -113,7 +115,8 @@ extension LowRankPass {
                     layers[l].candidates[c].cost = ms
                 }
             }
-            return "read from \(tablePath)"
+            context.log("lowrank: \(table.entries.count) latencies read from \(tablePath), nothing timed")
+            return "from the table \(tablePath)"
         }
         var benchmark = context.latency
         if var b = benchmark as? LatencyBenchmark {
@@ -140,7 +143,8 @@ extension LowRankPass {
         }
         guard let tablePath else { return "measured" }
         try writeFileAtomically(Array(try table.json().utf8), to: tablePath)
-        return "measured and written to \(tablePath)"
+        context.log("lowrank: \(table.entries.count) latencies measured and written to \(tablePath)")
+        return "from the table \(tablePath)"
     }
 
     /// A model of `chain` alone on an input of `inputShape` (batch included):
