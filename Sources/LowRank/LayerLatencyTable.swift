@@ -1,3 +1,4 @@
+import CBLAS
 import Compress
 import Foundation
 
@@ -118,6 +119,11 @@ extension LowRankPass {
             context.log("lowrank: \(table.entries.count) latencies read from \(tablePath), nothing timed")
             return "from the table \(tablePath)"
         }
+        // Timing plans sessions, which set BLAS to one thread process-wide;
+        // the factorizations after this run under the caller's setting again,
+        // as they do when the table is read, so both runs write the same weights.
+        let blasThreads = openblas_get_num_threads()
+        defer { openblas_set_num_threads(blasThreads) }
         var benchmark = context.latency
         if var b = benchmark as? LatencyBenchmark {
             b.minSeconds /= 10
