@@ -14,6 +14,8 @@ import Foundation
 /// weight is sparse, shared, hashed or stored at a reduced precision
 /// (factorizing would make it dense float32 again), when another node reads
 /// its weight, or when only `layer-rank` is given and no entry matches it.
+/// With `target-macs` or `target-latency` the ranks are chosen for the whole
+/// model (`chooseRanks`, `allocateRanks`), which may also leave a layer dense.
 public struct LowRankPass: Pass {
     public static let name = "lowrank"
     public static let summary = "Factorize conv/linear layers into chains of smaller layers (truncated SVD, channel/spatial SVD, Tucker-2, CP), optionally fine-tuning."
