@@ -14,6 +14,8 @@ import Foundation
 /// weight is sparse, shared, hashed or stored at a reduced precision
 /// (factorizing would make it dense float32 again), when another node reads
 /// its weight, or when only `layer-rank` is given and no entry matches it.
+/// With `target-macs` or `target-latency` the ranks are chosen for the whole
+/// model (`chooseRanks`, `allocateRanks`), which may also leave a layer dense.
 public struct LowRankPass: Pass {
     public static let name = "lowrank"
     public static let summary = "Factorize conv/linear layers into chains of smaller layers (truncated SVD, channel/spatial SVD, Tucker-2, CP), optionally fine-tuning."
@@ -55,13 +57,15 @@ public struct LowRankPass: Pass {
                       help: "Round each rank up to a multiple of this (e.g. 8 for the blocked kernels), capped at the full rank."),
         ParameterSpec("require-reduction", .bool, default: .bool(true),
                       help: "Leave a layer as it is when its factors would not have fewer weights and MACs; false factorizes it anyway."),
-    ] + FineTuneParameters.specs(epochsHelp: "Fine-tuning epochs after factorizing, training every factor (default: 0).")
+    ] + RankBudgetTarget.parameters + FineTuneParameters.specs(epochsHelp: "Fine-tuning epochs after factorizing, training every factor (default: 0).")
 
     public let method: Method
     public let rank: Int?
     public let energy: Float?
     /// `layer-rank` as pattern/rank pairs, in the order given.
     public let layerRanks: [(pattern: String, rank: Int)]
+    /// `target-macs` or `target-latency`: ranks chosen for the whole model (`chooseRanks`).
+    public let target: RankBudgetTarget?
     public let selection: LayerSelection
     public let roundTo: Int
     public let requireReduction: Bool
@@ -84,8 +88,9 @@ public struct LowRankPass: Pass {
                 Int($0).flatMap { $0 >= 1 ? $0 : nil }
             }.map { (pattern: $0.pattern, rank: $0.value) }
         } ?? []
-        if rank == nil && energy == nil && layerRanks.isEmpty {
-            problems.append("give rank, energy or layer-rank")
+        target = RankBudgetTarget.parse(p, method: method, problems: &problems)
+        if rank == nil && energy == nil && layerRanks.isEmpty && target == nil {
+            problems.append("give rank, energy, target-macs, target-latency or layer-rank")
         }
         if method == .cp && energy != nil {
             problems.append("cp has no singular values to keep a fraction of: give rank or layer-rank, not energy")
@@ -160,8 +165,9 @@ public struct LowRankPass: Pass {
 
     public func apply(to model: Model, context: PassContext) throws -> PassOutcome {
         let (layers, notes) = try selectedLayers(in: model.graph)
+        let budget = try target.map { try chooseRanks(for: layers, in: model, target: $0, context: context) }
         var current = model
-        var changes = notes
+        var changes = notes + (budget?.changes ?? [])
         var problems: [String] = []
         var factorized = 0, skipped = notes.count
         var layerParamsBefore = 0, layerParamsAfter = 0
@@ -173,7 +179,13 @@ public struct LowRankPass: Pass {
                 skipped += 1
                 continue
             }
-            guard let rule = rankRule(for: layer) else {
+            if let budget, budget.keptDense.contains(layer.node) {
+                changes.append("\(layer.node): skipped: left dense by the \(target!.name) choice")
+                skipped += 1
+                continue
+            }
+            let budgetRanks = budget?.ranks[layer.node]
+            guard let rule = budgetRanks.map({ .rank($0[0]) }) ?? rankRule(for: layer) else {
                 changes.append("\(layer.node): skipped: no layer-rank entry matches it, and neither rank nor energy is given")
                 skipped += 1
                 continue
@@ -181,7 +193,11 @@ public struct LowRankPass: Pass {
             let node = current.graph.nodes[current.graph.nodeIndex(named: layer.node)!]
             let factorization: Factorization
             do {
-                factorization = try factorize(node, in: current.graph, rule: rule)
+                if let budgetRanks {
+                    factorization = try factorize(node, in: current.graph, ranks: budgetRanks)
+                } else {
+                    factorization = try factorize(node, in: current.graph, rule: rule)
+                }
             } catch {
                 problems.append("layer '\(layer.node)': \(error)")
                 continue
@@ -211,13 +227,13 @@ public struct LowRankPass: Pass {
                                   macsBefore, macsAfter, factorization.relativeError))
         }
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
-        var metrics: [String: Double] = [
+        var metrics: [String: Double] = (budget?.metrics ?? [:]).merging([
             "factorized-layers": Double(factorized),
             "skipped-layers": Double(skipped),
             "factorized-weights-before": Double(layerParamsBefore),
             "factorized-weights-after": Double(layerParamsAfter),
             "max-relative-error": Double(maxError),
-        ]
+        ]) { $1 }
         if fineTuneEpochs > 0 {
             current = try context.fineTune(current, epochs: fineTuneEpochs, overrides: fineTuneOverrides, pass: Self.name)
             let validation = current.metadata.history.last?.metrics["validation-accuracy"] ?? 0

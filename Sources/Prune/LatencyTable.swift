@@ -55,35 +55,13 @@ public struct LatencyTable: Sendable, Equatable, Codable {
     }
 
     /// The table as pretty JSON with sorted keys (the same table, the same text).
-    public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
-    }
+    public func json() throws -> String { try LatencyTableFile.json(self) }
 
     /// A table from its JSON text, or why the text is not one.
     public init(json text: String) throws(LatencyTableError) {
-        let table: LatencyTable
-        let data = Data(text.utf8)
-        do {
-            table = try JSONDecoder().decode(LatencyTable.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw .notATable("missing \(Self.place(context.codingPath + [key]))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw .notATable("\(Self.place(context.codingPath)) has the wrong type")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw .notATable("\(Self.place(context.codingPath)) is null")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw .notATable("\(Self.place(context.codingPath)) is out of range")
-        } catch {
-            // The decoder calls a number that fits no field "not valid JSON" too.
-            guard (try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed)) != nil else { throw .notJSON }
-            throw .notATable("a number does not fit its field (an integer where one is expected?)")
-        }
-        guard table.format == Self.formatName else { throw .notATable("format is '\(table.format)', not '\(Self.formatName)'") }
-        guard table.version >= 1 && table.version <= Self.currentVersion else {
-            throw .notATable("version \(table.version) is not one this build reads (1...\(Self.currentVersion))")
-        }
+        let table = try LatencyTableFile.decode(LatencyTable.self, json: text)
+        try LatencyTableFile.checkHeader(format: table.format, version: table.version, expectedFormat: Self.formatName,
+                                         currentVersion: Self.currentVersion)
         let times = [table.baseline.ms] + table.candidates.map(\.ms)
         guard times.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw .notATable("a latency is negative or not finite") }
         self = table
@@ -105,31 +83,5 @@ public struct LatencyTable: Sendable, Equatable, Codable {
         guard let text = model.metadata.history.last(where: { $0.attachments[attachmentName] != nil })?
             .attachments[attachmentName] else { throw .noTableInModel }
         return try LatencyTable(json: text)
-    }
-
-    /// `'candidates[2].ms'`, or "the top level".
-    private static func place(_ keys: [any CodingKey]) -> String {
-        guard !keys.isEmpty else { return "the top level" }
-        let path = keys.map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined()
-        return "'" + (path.hasPrefix(".") ? path.dropFirst() : path[...]) + "'"
-    }
-}
-
-/// Why a latency table file cannot be used.
-public enum LatencyTableError: Error, Equatable, CustomStringConvertible {
-    case unreadable
-    case notJSON
-    case notATable(String)
-    case badModelFile(String)
-    case noTableInModel
-
-    public var description: String {
-        switch self {
-        case .unreadable: "no such file or not readable"
-        case .notJSON: "neither JSON nor a model file"
-        case .notATable(let why): "not a latency table: \(why)"
-        case .badModelFile(let why): "not a readable model file: \(why)"
-        case .noTableInModel: "the model's history holds no latency table (it comes from a run with --target-latency)"
-        }
     }
 }

@@ -10,7 +10,9 @@ struct LowRankCommand: GeneratedOptionsCommand {
         channels, then 1x1), spatial (k x 1 then 1 x k), tucker2 (1x1, k x k core, 1x1) \
         or cp (1x1, depthwise k x 1, depthwise 1 x k, 1x1) for convolutions. Give \
         --rank, --energy (the fraction of squared singular values kept) or \
-        --layer-rank. The last factor keeps the layer's bias and output, so \
+        --layer-rank, or a whole-model --target-macs / --target-latency (ranks chosen \
+        per layer, least reconstruction error per MAC or ms saved; \
+        --latency-table keeps the measurements). The last factor keeps the layer's bias and output, so \
         BatchNorm, ReLU and residual Adds after it are untouched. Layers whose \
         factors would not be smaller, and sparse, shared, hashed or quantized \
         layers, are left as they are; the record says which and why. Fine-tuning \
@@ -23,6 +25,8 @@ struct LowRankCommand: GeneratedOptionsCommand {
               --layer-rank 'fc1=32' --round-to 8
           compressor lowrank models/vgg-small.bin -o lr.bin \\
               --method tucker2 --energy 0.9
+          compressor lowrank models/vgg-small.bin -o lr.bin --method tucker2 \\
+              --target-latency 0.5 --latency-table vgg-latency.json
         """)
 
     @OptionGroup var io: PassIOOptions

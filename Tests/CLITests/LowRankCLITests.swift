@@ -83,4 +83,74 @@ import LowRank
         #expect(b.stderr.contains("energy must be in (0, 1], got 2.0"), "\(b.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bad + "/out"))
     }
+
+    /// `--target-macs`: the written model keeps at most the fraction of the MACs; bad targets fail with one message.
+    @Test func targetMACsMeetsTheTargetAndBadTargetsFail() throws {
+        let dir = try runs.fixture()
+        let r = try runs.run(["lowrank", "model.bin", "-o", "lr.bin", "--method", "svd", "--target-macs", "0.3", "--json"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let metrics = try #require(try cli.json(r.stdout)["metrics"] as? [String: Double])
+        let before = try #require(metrics["macs-before"]), after = try #require(metrics["macs-after"])
+        #expect(before == Double(64 * 300 + 300 * 100 + 100 * 4))
+        #expect(after <= 0.3 * before && after > 0.25 * before, "\(after) of \(before)")
+        #expect(try ModelFile.read(path: dir + "/lr.bin").graph.macsPerSample() == Int(after))
+        let cases: [([String], String)] = [
+            (["--target-macs", "1"], "Error: lowrank: target-macs must be in (0, 1), got 1.0\n"),
+            (["--target-macs", "0.5", "--energy", "0.9"],
+             "Error: lowrank: give one of rank, energy, target-macs and target-latency, not energy and target-macs\n"),
+            (["--rank", "4", "--latency-table", "t.json"],
+             "Error: lowrank: latency-table holds the measurements of target-latency; give it with target-latency\n"),
+            (["--target-macs", "0.001"],
+             "Error: lowrank: target-macs 0.001 cannot be reached: the lowest reachable fraction of the MACs is 0.0175 "
+                + "(every budgeted layer at its smallest rank)\n"),
+        ]
+        for (args, expected) in cases {
+            let bad = try runs.run(["lowrank", "model.bin", "-o", "out.bin", "--method", "svd"] + args, in: dir)
+            #expect(bad.status != 0, "\(args)")
+            #expect(bad.stderr == expected, "\(args)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out.bin"), "\(args)")
+        }
+    }
+
+    /// `--target-latency` with a table written by hand: nothing is timed, two
+    /// runs write the same bytes, and the record lists the estimates; a table
+    /// lacking an entry fails with one message and no output.
+    @Test func targetLatencyFromAHandWrittenTableIsReproducible() throws {
+        let dir = try runs.fixture()
+        // ms: the dense layer in x out / 10^4, rank r: r (in + out) / 10^4 + 0.5 (one more layer to run).
+        var entries: [String] = []
+        for (layer, n, m) in [("fc1", 64, 300), ("fc2", 300, 100), ("fc3", 100, 4)] {
+            entries.append(#"{"layer": "\#(layer)", "ranks": [], "ms": \#(Double(n * m) / 1e4)}"#)
+            for r in 1...min(n, m) {
+                entries.append(#"{"layer": "\#(layer)", "ranks": [\#(r)], "ms": \#(Double(r * (n + m)) / 1e4 + 0.5)}"#)
+            }
+        }
+        func table(_ entries: [String]) -> String {
+            #"{"format": "compressor lowrank latency table", "version": 1, "method": "svd", "batch": 1, "threads": 1, "#
+                + #""kernels": "hand-written", "entries": [\#(entries.joined(separator: ", "))]}"#
+        }
+        try table(entries).write(toFile: dir + "/table.json", atomically: true, encoding: .utf8)
+        let args = ["--method", "svd", "--target-latency", "0.4", "--latency-table", "table.json", "--json"]
+        let a = try runs.run(["lowrank", "model.bin", "-o", "a.bin"] + args, in: dir)
+        let b = try runs.run(["lowrank", "model.bin", "-o", "b.bin"] + args, in: dir)
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/a.bin")) == Data(contentsOf: URL(fileURLWithPath: dir + "/b.bin")))
+        let json = try cli.json(a.stdout)
+        let metrics = try #require(json["metrics"] as? [String: Double])
+        let before: Double = Double(64 * 300 + 300 * 100 + 100 * 4) / 1e4
+        #expect(abs(metrics["estimated-latency-before-ms"]! - before) < 1e-9)
+        #expect(metrics["estimated-latency-after-ms"]! <= 0.4 * before)
+        let changes = try #require(json["changes"] as? [String])
+        #expect(changes[0].hasPrefix("target-latency 0.4: estimated latency (the sum over the 3 budgeted layers, each timed alone, batch 1, 1 thread;"),
+                "\(changes)")
+        #expect(changes[0].hasSuffix("latencies from the table table.json"), "\(changes)")
+        // fc3 (4 x 100) saves nothing at any rank: its factors cost 0.5 ms more than the 0.04 ms layer.
+        #expect(changes.contains("fc3: budget ranks dense, estimated 0.0400 -> 0.0400 ms"), "\(changes)")
+        try table(entries.filter { !$0.contains(#""fc2", "ranks": [46]"#) }).write(toFile: dir + "/table.json", atomically: true, encoding: .utf8)
+        let c = try runs.run(["lowrank", "model.bin", "-o", "c.bin"] + args, in: dir)
+        #expect(c.status != 0)
+        #expect(c.stderr == "Error: lowrank: latency-table 'table.json' has no entry for layer 'fc2' at ranks [46] "
+                + "([] is the dense layer); delete it to measure again\n", "\(c.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/c.bin"))
+    }
 }

@@ -179,7 +179,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
             (["energy": "0"], mlp, "lowrank: energy must be in (0, 1], got 0.0"),
             (["energy": "1.5"], mlp, "lowrank: energy must be in (0, 1], got 1.5"),
             (["rank": "4", "energy": "0.9"], mlp, "lowrank: give rank or energy, not both"),
-            ([:], mlp, "lowrank: give rank, energy or layer-rank"),
+            ([:], mlp, "lowrank: give rank, energy, target-macs, target-latency or layer-rank"),
             (["rank": "5", "layers": "fc3"], mlp,
              "lowrank: layer 'fc3': rank 5 is out of range: it must be between 1 and the full rank 4"),
             (["rank": "4", "layers": "fc9"], mlp,

@@ -17,6 +17,24 @@ public struct NodeCost: Sendable, Equatable {
     }
 }
 
+extension NodeCost {
+    /// The MACs `costReport()` counts for one sample of a node running `op`
+    /// with a weight of `weightShape` and writing `outputShape` (batch 1):
+    /// `out_h·out_w·O·(C/groups)·kh·kw` for `Conv2d`, `in·out` for `Linear`,
+    /// 0 for every other op.
+    public static func macs(of op: Op, outputShape: [Int], weightShape: [Int]) -> Int {
+        switch op {
+        case .conv2d:
+            // Weight [O, C/groups, kh, kw]: each output element costs (C/groups)·kh·kw.
+            outputShape[1...].reduce(1, *) * weightShape[1...].reduce(1, *)
+        case .linear:
+            weightShape[0] * weightShape[1]
+        default:
+            0
+        }
+    }
+}
+
 /// Per-node and total cost of a graph for one sample.
 public struct CostReport: Sendable, Equatable {
     /// One entry per node, in topological order.
@@ -43,18 +61,8 @@ extension Graph {
         for node in try topologicallySorted().nodes {
             let out = shapes[node.output]!
             let parameters = node.inputs.reduce(0) { $0 + (initializers[$1]?.count ?? 0) }
-            var macs = 0
-            switch node.op {
-            case .conv2d:
-                // Weight [O, C/groups, kh, kw]: each output element costs (C/groups)·kh·kw.
-                let w = shapes[node.inputs[1]]!
-                macs = out[1...].reduce(1, *) * w[1...].reduce(1, *)
-            case .linear:
-                let w = shapes[node.inputs[1]]!
-                macs = w[0] * w[1]
-            default:
-                break
-            }
+            let weight = node.inputs.count > 1 ? shapes[node.inputs[1]] ?? [] : []
+            let macs = NodeCost.macs(of: node.op, outputShape: out, weightShape: weight)
             costs.append(NodeCost(name: node.name, kind: node.op.kind, outputShape: out,
                                   parameters: parameters, macs: macs))
         }

@@ -57,17 +57,7 @@ public enum SVDFactorization {
         let shape = try ConvShape(weight: weight, bias: bias, attributes: attributes)
         let n = shape.outChannels, c = shape.inChannels, kh = shape.kh, kw = shape.kw
         let rows = c * kh, columns = kw * n
-        // M[(c, y), (x, n)] = W[n, c, y, x]
-        let w = weight.floats
-        var m = [Float](repeating: 0, count: rows * columns)
-        w.withUnsafeBufferPointer { pw in
-            m.withUnsafeMutableBufferPointer { pm in
-                for o in 0..<n { for i in 0..<c { for y in 0..<kh { for x in 0..<kw {
-                    pm[(i &* kh &+ y) &* columns &+ x &* n &+ o] = pw[((o &* c &+ i) &* kh &+ y) &* kw &+ x]
-                } } } }
-            }
-        }
-        let svd = try SingularValueDecomposition(m, rows: rows, columns: columns).truncated(selection)
+        let svd = try SingularValueDecomposition(spatialMatrix(weight), rows: rows, columns: columns).truncated(selection)
         let r = svd.rank
         let (left, right) = svd.balancedFactors()
         // vertical [r, C, kh, 1]: V[k, c, y] = left[(c, y), k]
@@ -83,5 +73,21 @@ public enum SVDFactorization {
                      FactorLayer(op: .conv2d(attributes.horizontal), weight: Tensor(shape: [n, r, 1, kw], floats: horizontal),
                                  bias: bias)],
             ranks: [r], relativeError: svd.relativeTruncationError)
+    }
+
+    /// The kernel `W [N, C, kh, kw]` reshaped to the `(C·kh) x (kw·N)` matrix
+    /// the spatial decomposition factors: `M[(c, y), (x, n)] = W[n, c, y, x]`.
+    static func spatialMatrix(_ weight: Tensor) -> [Float] {
+        let n = weight.shape[0], c = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
+        let columns = kw * n
+        var m = [Float](repeating: 0, count: weight.count)
+        weight.floats.withUnsafeBufferPointer { pw in
+            m.withUnsafeMutableBufferPointer { pm in
+                for o in 0..<n { for i in 0..<c { for y in 0..<kh { for x in 0..<kw {
+                    pm[(i &* kh &+ y) &* columns &+ x &* n &+ o] = pw[((o &* c &+ i) &* kh &+ y) &* kw &+ x]
+                } } } }
+            }
+        }
+        return m
     }
 }
