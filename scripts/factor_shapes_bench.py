@@ -97,8 +97,10 @@ def conv_model(c, n, h, w, kh, kw, groups, seed):
 
 # --- the shapes -----------------------------------------------------------------
 
-RANKS = [12, 20, 24, 37, 48, 64, 128]
 REFERENCES = {28: [16, 32], 14: [64], 7: [128]}
+# Factor ranks at each spatial size, as the shipped models' layers there would get them.
+RANKS = {28: [12, 20, 24, 37, 48], 14: [20, 24, 37, 48, 64], 7: [37, 48, 64, 128]}
+MIXED = {14: [(64, 20), (20, 64), (128, 37), (37, 128), (32, 12), (12, 32)]}
 
 
 def shapes():
@@ -108,14 +110,14 @@ def shapes():
         for ch in channels:
             out.append((f"3x3 {ch}->{ch} @{size}", "3x3", ch, ch, size, 3, 3, 1))
     for size in REFERENCES:
-        for ch in RANKS:
+        for ch in RANKS[size]:
             out.append((f"1x1 {ch}->{ch} @{size}", "1x1", ch, ch, size, 1, 1, 1))
-        for c, n in [(64, 20), (20, 64), (128, 37), (37, 128), (32, 12), (12, 32)]:
+        for c, n in MIXED.get(size, []):
             out.append((f"1x1 {c}->{n} @{size}", "1x1", c, n, size, 1, 1, 1))
-        for ch in RANKS:
+        for ch in RANKS[size]:
             out.append((f"3x1 {ch}->{ch} @{size}", "3x1", ch, ch, size, 3, 1, 1))
             out.append((f"1x3 {ch}->{ch} @{size}", "1x3", ch, ch, size, 1, 3, 1))
-        for ch in RANKS:
+        for ch in RANKS[size]:
             for m in (1, 2):
                 out.append((f"dw3x3 {ch}x{m} @{size}", f"dw x{m}", ch, ch * m, size, 3, 3, ch))
     return out
@@ -129,7 +131,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compressor", default=os.path.join(here, "..", ".build", "release", "compressor"))
-    parser.add_argument("--seconds", type=float, default=0.5, help="bench --seconds per configuration")
+    parser.add_argument("--seconds", type=float, default=0.25, help="bench --seconds per configuration")
     parser.add_argument("--out", default=os.path.join(here, "..", "out", "factor-shapes"))
     parser.add_argument("--only", default="", help="run only shapes whose label contains this")
     parser.add_argument("--json", help="also write the measurements here")
