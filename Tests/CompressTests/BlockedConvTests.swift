@@ -170,6 +170,11 @@ import SIMDKernels
             for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
                 #expect(try Self.matchesReference(g, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
             }
+            // The portable path (plain depthwise loop) on the same inputs.
+            var rng = SeededGenerator(seed: 3)
+            let x = rng.gaussianTensor([2] + c.sample)
+            let portable = try Session(model: Model(graph: g), threads: 1, blockedKernels: false).run(inputs: ["x": x])["y"]!
+            #expect(F.isClose(portable, try ReferenceEvaluator.run(g, inputs: ["x": x])["y"]!))
         }
     }
 
