@@ -30,11 +30,17 @@ public struct BlockedConvShape: Sendable {
     public var strideHeight: Int, strideWidth: Int
     public var outputBlocks: Int
     public var outputHeight: Int, outputWidth: Int
+    /// Real channels in the last input block (the rest are zero padding the
+    /// kernel skips): `channelsPerBlock` when the channel count fills whole blocks.
+    public var lastBlockChannels: Int
 
+    /// - Parameter lastBlockChannels: nil for `channelsPerBlock`.
     public init(inputBlocks: Int, channelsPerBlock: Int, paddedHeight: Int, paddedWidth: Int,
                 kernelHeight: Int, kernelWidth: Int, strideHeight: Int, strideWidth: Int,
-                outputBlocks: Int, outputHeight: Int, outputWidth: Int) {
+                outputBlocks: Int, outputHeight: Int, outputWidth: Int, lastBlockChannels: Int? = nil) {
         self.inputBlocks = inputBlocks; self.channelsPerBlock = channelsPerBlock
+        self.lastBlockChannels = lastBlockChannels ?? channelsPerBlock
+        precondition(self.lastBlockChannels >= 1 && self.lastBlockChannels <= channelsPerBlock)
         self.paddedHeight = paddedHeight; self.paddedWidth = paddedWidth
         self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
         self.strideHeight = strideHeight; self.strideWidth = strideWidth
@@ -81,6 +87,13 @@ public struct BlockedClamp: Sendable {
     public static let none = BlockedClamp(lower: -.infinity, upper: .infinity)
     public static let relu = BlockedClamp(lower: 0, upper: .infinity)
     public static let relu6 = BlockedClamp(lower: 0, upper: 6)
+
+    /// `v` with every lane clamped to `[lower, upper]`.
+    @inline(__always)
+    func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        let low = v.replacing(with: lower, where: v .< lower)
+        return low.replacing(with: upper, where: low .> upper)
+    }
 }
 
 /// Computes output blocks `blocks` and output pixels `pixels` (row-major
@@ -114,11 +127,48 @@ public func blockedConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, 
     }
 }
 
-/// Offset in the padded input of the window of output pixel `q`.
+/// The output pixels of a tile walked in row-major order: one division where
+/// a run of pixels starts, then a step per pixel (a division per pixel cost
+/// more than the arithmetic of a 1x1 conv with few channels).
+private struct PixelCursor {
+    var oy: Int, ox: Int
+    let width: Int
+
+    @inline(__always)
+    init(_ q: Int, width: Int) {
+        (oy, ox) = q.quotientAndRemainder(dividingBy: width)
+        self.width = width
+    }
+
+    @inline(__always)
+    mutating func advance() {
+        ox &+= 1
+        if ox == width { ox = 0; oy &+= 1 }
+    }
+
+    /// Offset in the padded input of this pixel's window.
+    @inline(__always)
+    func offset(_ s: BlockedConvShape, cs: Int) -> Int {
+        (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
+    }
+}
+
+/// Window offsets of the 6 pixels of the tile starting at `q` (pixels past
+/// `last` repeat `last`), leaving `cursor` on the tile's last pixel.
 @inline(__always)
-private func windowOffset(_ q: Int, _ s: BlockedConvShape, cs: Int) -> Int {
-    let (oy, ox) = q.quotientAndRemainder(dividingBy: s.outputWidth)
-    return (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
+private func tileOffsets(_ cursor: inout PixelCursor, _ q: Int, _ last: Int, _ s: BlockedConvShape, cs: Int)
+    -> (Int, Int, Int, Int, Int, Int) {
+    let o0 = cursor.offset(s, cs: cs)
+    if q &+ 1 <= last { cursor.advance() }
+    let o1 = cursor.offset(s, cs: cs)
+    if q &+ 2 <= last { cursor.advance() }
+    let o2 = cursor.offset(s, cs: cs)
+    if q &+ 3 <= last { cursor.advance() }
+    let o3 = cursor.offset(s, cs: cs)
+    if q &+ 4 <= last { cursor.advance() }
+    let o4 = cursor.offset(s, cs: cs)
+    if q &+ 5 <= last { cursor.advance() }
+    return (o0, o1, o2, o3, o4, cursor.offset(s, cs: cs))
 }
 
 /// Bias, residual and clamp for one output vector, then the store.
@@ -127,9 +177,7 @@ private func finish(_ acc: SIMD8<Float>, _ bias: SIMD8<Float>, _ residual: Unsaf
                     _ y: UnsafeMutablePointer<Float>, _ at: Int, _ clamp: BlockedClamp) {
     var v = acc + bias
     if let residual { v += load8(residual + at) }
-    v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
-    v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
-    store8(v, y + at)
+    store8(clamp.apply(v), y + at)
 }
 
 /// Output blocks `ob` and `ob + 1`, 6 pixels at a time (the last tile repeats
@@ -146,22 +194,27 @@ private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>
     let (b0, b1) = (load8(bias + ob &* 8), load8(bias + (ob &+ 1) &* 8))
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
     while q <= last {
         let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last), q3 = min(q &+ 3, last)
         let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
-        let o0 = windowOffset(q, s, cs: cs), o1 = windowOffset(q1, s, cs: cs), o2 = windowOffset(q2, s, cs: cs)
-        let o3 = windowOffset(q3, s, cs: cs), o4 = windowOffset(q4, s, cs: cs), o5 = windowOffset(q5, s, cs: cs)
+        let (o0, o1, o2, o3, o4, o5) = tileOffsets(&cursor, q, last, s, cs: cs)
+        cursor.advance()
         var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
         var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
         var a40 = SIMD8<Float>(), a41 = SIMD8<Float>(), a50 = SIMD8<Float>(), a51 = SIMD8<Float>()
         var f0 = f0Start, f1 = f1Start
         var block = x
-        for _ in 0..<s.inputBlocks {
+        for cb in 0..<s.inputBlocks {
+            // The padded channels of the last block are zero: skip them and their filter rows.
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 8
             for ky in 0..<s.kernelHeight {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     let p0 = t + o0, p1 = t + o1, p2 = t + o2, p3 = t + o3, p4 = t + o4, p5 = t + o5
-                    for ci in 0..<cs {
+                    for ci in 0..<live {
                         let w0 = load8(f0), w1 = load8(f1)
                         f0 += 8; f1 += 8
                         var v = SIMD8<Float>(repeating: p0[ci])
@@ -177,6 +230,7 @@ private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>
                         v = SIMD8<Float>(repeating: p5[ci])
                         a50 = a50.addingProduct(v, w0); a51 = a51.addingProduct(v, w1)
                     }
+                    f0 += skipped; f1 += skipped
                 }
             }
             block += blockStride
@@ -202,21 +256,25 @@ private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
     let b0 = load8(bias + ob &* 8)
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
     while q <= last {
         let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last), q3 = min(q &+ 3, last)
         let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
-        let o0 = windowOffset(q, s, cs: cs), o1 = windowOffset(q1, s, cs: cs), o2 = windowOffset(q2, s, cs: cs)
-        let o3 = windowOffset(q3, s, cs: cs), o4 = windowOffset(q4, s, cs: cs), o5 = windowOffset(q5, s, cs: cs)
+        let (o0, o1, o2, o3, o4, o5) = tileOffsets(&cursor, q, last, s, cs: cs)
+        cursor.advance()
         var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
         var a3 = SIMD8<Float>(), a4 = SIMD8<Float>(), a5 = SIMD8<Float>()
         var f0 = f0Start
         var block = x
-        for _ in 0..<s.inputBlocks {
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 8
             for ky in 0..<s.kernelHeight {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     let p0 = t + o0, p1 = t + o1, p2 = t + o2, p3 = t + o3, p4 = t + o4, p5 = t + o5
-                    for ci in 0..<cs {
+                    for ci in 0..<live {
                         let w0 = load8(f0)
                         f0 += 8
                         a0 = a0.addingProduct(SIMD8<Float>(repeating: p0[ci]), w0)
@@ -226,6 +284,7 @@ private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
                         a4 = a4.addingProduct(SIMD8<Float>(repeating: p4[ci]), w0)
                         a5 = a5.addingProduct(SIMD8<Float>(repeating: p5[ci]), w0)
                     }
+                    f0 += skipped
                 }
             }
             block += blockStride

@@ -26,6 +26,14 @@ import SIMDKernels
                  attributes: Conv2d(stride: Size2(1, 2), padding: Padding2(top: 1, left: 0, bottom: 2, right: 1))),
         ConvCase(label: "7x7 map, 64 -> 64 (6-pixel tiles leave a remainder)", sample: [64, 7, 7], weight: [64, 64, 3, 3],
                  attributes: Conv2d(padding: .same(1))),
+        // Low-rank factor shapes: channel counts that leave a partial last block.
+        ConvCase(label: "1x1, 12 -> 20", sample: [12, 7, 9], weight: [20, 12, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 37 -> 13", sample: [37, 6, 5], weight: [13, 37, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "3x1 pad (1, 0), 20 -> 37", sample: [20, 9, 8], weight: [37, 20, 3, 1],
+                 attributes: Conv2d(padding: Padding2(top: 1, left: 0, bottom: 1, right: 0))),
+        ConvCase(label: "1x3 pad (0, 1), 37 -> 20", sample: [37, 8, 9], weight: [20, 37, 1, 3],
+                 attributes: Conv2d(padding: Padding2(top: 0, left: 1, bottom: 0, right: 1))),
+        ConvCase(label: "3x3 pad 1, 13 -> 9", sample: [13, 7, 7], weight: [9, 13, 3, 3], attributes: Conv2d(padding: .same(1))),
     ]
 
     /// Session outputs (blocked kernels, `threads` workers, batches run image
@@ -120,6 +128,98 @@ import SIMDKernels
         if cpuSupportsBlockedKernels {
             #expect(session.fusedResidualAdds.sorted() == ["add1", "add2"])
             #expect(Set(session.fusedActivations).isSuperset(of: ["relu1", "relu2", "stem.relu", "r1"]))
+        }
+        for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
+            #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
+        }
+    }
+
+    static let depthwiseCases: [ConvCase] = [
+        ConvCase(label: "depthwise 3x3 pad 1, 12 channels", sample: [12, 9, 10], weight: [12, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 12)),
+        ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 5 -> 10", sample: [5, 7, 9], weight: [10, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 5)),
+        ConvCase(label: "depthwise multiplier 3, 3x1, stride 2, asymmetric padding, 7 -> 21", sample: [7, 9, 8],
+                 weight: [21, 1, 3, 1],
+                 attributes: Conv2d(stride: .square(2), padding: Padding2(top: 2, left: 0, bottom: 0, right: 1), groups: 7)),
+        ConvCase(label: "depthwise multiplier 5, 1x3 no padding, no bias, 3 -> 15", sample: [3, 6, 7], weight: [15, 1, 1, 3],
+                 attributes: Conv2d(groups: 3), hasBias: false),
+        ConvCase(label: "depthwise multiplier 2, 5x5 stride (1, 2), 16 -> 32", sample: [16, 11, 12], weight: [32, 1, 5, 5],
+                 attributes: Conv2d(stride: Size2(1, 2), padding: .same(2), groups: 16)),
+    ]
+
+    /// Depthwise convs of any multiplier run the blocked depthwise kernel, from a
+    /// plain input and (after a 1x1 conv) from a blocked one.
+    @Test(arguments: depthwiseCases, [FusedActivation.none, .relu6])
+    func depthwiseMatchesReference(_ c: ConvCase, _ activation: FusedActivation) throws {
+        let channels = c.sample[0]
+        var parameters = [("w", F.weights(c.weight, seed: 7, std: 0.3))]
+        if c.hasBias { parameters.append(("b", F.weights([c.weight[0]], seed: 8))) }
+        var graph = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
+        if activation != .none {
+            graph.nodes[0].output = "c"
+            graph.nodes.append(Node(name: "act", op: .relu6, inputs: ["c"], output: "y"))
+        }
+        let plan = try ExecutionPlan(graph: graph)
+        #expect(plan.steps.contains { $0.kernel is BlockedDepthwiseConvKernel } == cpuSupportsBlockedKernels)
+        var chained = graph
+        chained.nodes[0].inputs[0] = "p"
+        chained.nodes.insert(Node(name: "pre", op: .conv2d(Conv2d()), inputs: ["x", "pre.w"], output: "p"), at: 0)
+        chained.initializers["pre.w"] = F.weights([channels, channels, 1, 1], seed: 9, std: 0.3)
+        for g in [graph, chained] {
+            for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
+                #expect(try Self.matchesReference(g, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
+            }
+            // The portable path (plain depthwise loop) on the same inputs.
+            var rng = SeededGenerator(seed: 3)
+            let x = rng.gaussianTensor([2] + c.sample)
+            let portable = try Session(model: Model(graph: g), threads: 1, blockedKernels: false).run(inputs: ["x": x])["y"]!
+            #expect(F.isClose(portable, try ReferenceEvaluator.run(g, inputs: ["x": x])["y"]!))
+        }
+    }
+
+    /// A chain of convs `x -> c1 -> ... -> y` with ReLUs between, each `(name, weight shape, attributes)`.
+    static func convChain(sample: [Int], _ convs: [(String, [Int], Conv2d)]) -> Graph {
+        var nodes: [Node] = [], initializers: [String: Tensor] = [:]
+        var value = "x"
+        for (i, (name, shape, attributes)) in convs.enumerated() {
+            let last = i == convs.count - 1
+            nodes.append(Node(name: name, op: .conv2d(attributes), inputs: [value, name + ".w", name + ".b"],
+                              output: last ? "y" : name + ".out"))
+            initializers[name + ".w"] = F.weights(shape, seed: UInt64(2 * i + 1), std: 0.3)
+            initializers[name + ".b"] = F.weights([shape[0]], seed: UInt64(2 * i + 2))
+            if !last {
+                nodes.append(Node(name: name + ".relu", op: .relu, inputs: [name + ".out"], output: name + ".a"))
+                value = name + ".a"
+            }
+        }
+        return Graph(inputs: [GraphInput(name: "x", sampleShape: sample)], outputs: ["y"], nodes: nodes,
+                     initializers: initializers)
+    }
+
+    /// Factor chains of the low-rank methods, ranks not multiples of 8: Tucker-2
+    /// (1x1, 3x3, 1x1), spatial (3x1, 1x3), channel (3x3, 1x1), CP (1x1,
+    /// depthwise 3x1, depthwise 1x3, 1x1) and separable (depthwise 3x3 with
+    /// multiplier 2, 1x1). Every factor stays blocked from one conv to the next.
+    static let factorChains: [(String, [(String, [Int], Conv2d)])] = [
+        ("tucker2", [("f1", [12, 16, 1, 1], Conv2d()), ("f2", [20, 12, 3, 3], Conv2d(padding: .same(1))),
+                     ("f3", [16, 20, 1, 1], Conv2d())]),
+        ("spatial", [("f1", [37, 16, 3, 1], Conv2d(padding: Padding2(top: 1, left: 0, bottom: 1, right: 0))),
+                     ("f2", [16, 37, 1, 3], Conv2d(padding: Padding2(top: 0, left: 1, bottom: 0, right: 1)))]),
+        ("channel", [("f1", [13, 16, 3, 3], Conv2d(padding: .same(1))), ("f2", [16, 13, 1, 1], Conv2d())]),
+        ("cp", [("f1", [12, 16, 1, 1], Conv2d()),
+                ("f2", [12, 1, 3, 1], Conv2d(padding: Padding2(top: 1, left: 0, bottom: 1, right: 0), groups: 12)),
+                ("f3", [12, 1, 1, 3], Conv2d(padding: Padding2(top: 0, left: 1, bottom: 0, right: 1), groups: 12)),
+                ("f4", [16, 12, 1, 1], Conv2d())]),
+        ("separable", [("f1", [32, 1, 3, 3], Conv2d(padding: .same(1), groups: 16)), ("f2", [20, 32, 1, 1], Conv2d())]),
+    ]
+
+    @Test(arguments: factorChains.map(\.0)) func factorChainMatchesReference(_ method: String) throws {
+        let graph = Self.convChain(sample: [16, 9, 10], Self.factorChains.first { $0.0 == method }!.1)
+        if cpuSupportsBlockedKernels {
+            let plan = try ExecutionPlan(graph: graph)
+            let reorders = plan.steps.filter { $0.kernel is ReorderKernel }.map(\.node)
+            #expect(reorders == ["y#nchw"], "layout conversions: \(reorders)")
         }
         for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
             #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")

@@ -27,8 +27,11 @@ struct ConvCase: Sendable, CustomTestStringConvertible {
         ConvCase(label: "depthwise stride 2 dilation 2 asymmetric", sample: [4, 9, 8], weight: [4, 1, 3, 3],
                  attributes: Conv2d(stride: .square(2), padding: Padding2(top: 0, left: 2, bottom: 1, right: 0),
                                     dilation: .square(2), groups: 4)),
-        ConvCase(label: "depthwise multiplier 2 (grouped GEMM)", sample: [3, 6, 6], weight: [6, 1, 3, 3],
+        ConvCase(label: "depthwise multiplier 2", sample: [3, 6, 6], weight: [6, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 3)),
+        ConvCase(label: "depthwise multiplier 3, 3x1 kernel, stride 2, asymmetric padding", sample: [4, 9, 8],
+                 weight: [12, 1, 3, 1],
+                 attributes: Conv2d(stride: .square(2), padding: Padding2(top: 2, left: 0, bottom: 0, right: 1), groups: 4)),
         ConvCase(label: "1x1", sample: [6, 5, 5], weight: [4, 6, 1, 1], attributes: Conv2d()),
         ConvCase(label: "1x1 without bias", sample: [6, 5, 5], weight: [4, 6, 1, 1], attributes: Conv2d(), hasBias: false),
         ConvCase(label: "1x1 groups 2", sample: [6, 5, 5], weight: [4, 3, 1, 1], attributes: Conv2d(groups: 2)),
@@ -43,6 +46,17 @@ struct ConvCase: Sendable, CustomTestStringConvertible {
         let graph = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
         #expect(try F.sessionMatchesReference(graph, batch: 1))
         #expect(try F.sessionMatchesReference(graph, batch: 3))
+    }
+
+    /// Depthwise convs with any depth multiplier take the direct depthwise loop, not a GEMM per group.
+    @Test(arguments: [1, 2, 5]) func depthwiseMultiplierTakesTheDepthwisePath(_ multiplier: Int) throws {
+        let weight = F.weights([3 * multiplier, 1, 3, 3], seed: 2)
+        let kernel = ConvKernel(attributes: Conv2d(padding: .same(1), groups: 3), weight: weight, bias: nil, activation: .none)
+        #expect(kernel.strategy == .depthwise)
+        #expect(kernel.depthwiseMultiplier == multiplier)
+        let grouped = ConvKernel(attributes: Conv2d(padding: .same(1), groups: 3), weight: F.weights([6, 2, 3, 3], seed: 2),
+                                 bias: nil, activation: .none)
+        #expect(grouped.strategy == .im2col)
     }
 
     /// conv -> BN -> ReLU: the BN is folded, the ReLU fused, the result unchanged.

@@ -39,6 +39,17 @@ public struct Conv2d: Sendable, Hashable {
     }
 }
 
+extension Conv2d {
+    /// Output channels per input channel when this is a depthwise convolution
+    /// (one input channel per group, `groups > 1`) with weight `[O, 1, kh, kw]`:
+    /// output channel `o` reads input channel `o / multiplier` (ONNX semantics).
+    /// Nil for any other convolution.
+    public func depthwiseMultiplier(weightShape: [Int]) -> Int? {
+        guard groups > 1, weightShape.count == 4, weightShape[1] == 1, weightShape[0] % groups == 0 else { return nil }
+        return weightShape[0] / groups
+    }
+}
+
 /// Attributes of a 2-D max or average pooling window.
 public struct Pool2d: Sendable, Hashable {
     public var kernel: Size2

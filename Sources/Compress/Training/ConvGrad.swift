@@ -12,8 +12,8 @@ import CBLAS
 /// Images go through the GEMMs in chunks whose columns sit side by side
 /// (`[patch, chunk · OH·OW]`), so small late-layer feature maps still make
 /// wide GEMMs. A 1x1 stride-1 unpadded conv of one image per chunk uses the
-/// image itself as the operand; depthwise convs (one channel per group) run
-/// direct loops. Chunks are split over workers, each with its own weight- and
+/// image itself as the operand; depthwise convs (one input channel per group,
+/// any depth multiplier) run direct loops. Chunks are split over workers, each with its own weight- and
 /// bias-gradient accumulators, summed at the end.
 final class ConvTrainingKernel: TrainingKernel {
     let attributes: Conv2d
@@ -21,6 +21,8 @@ final class ConvTrainingKernel: TrainingKernel {
     let bias: ParameterBuffer?
     let outChannels: Int, groupChannels: Int, kernelH: Int, kernelW: Int
     let isDepthwise: Bool
+    /// Output channels per input channel of a depthwise conv (1 otherwise).
+    let depthwiseMultiplier: Int
     let isPointwise: Bool
     /// GEMM width (images times output pixels) a chunk aims for.
     static let chunkColumns = 1024
@@ -30,7 +32,9 @@ final class ConvTrainingKernel: TrainingKernel {
         self.weight = weight
         self.bias = bias
         (outChannels, groupChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-        isDepthwise = groupChannels == 1 && attributes.groups == outChannels && attributes.groups > 1
+        let multiplier = attributes.depthwiseMultiplier(weightShape: weight.shape)
+        depthwiseMultiplier = multiplier ?? 1
+        isDepthwise = multiplier != nil
         isPointwise = kernelH == 1 && kernelW == 1 && attributes.stride == .square(1) && attributes.padding.isZero
     }
 
@@ -260,7 +264,8 @@ final class ConvTrainingKernel: TrainingKernel {
     }
 
     /// Calls `body(channel, inputOffset, outputOffset, tap, count, inputStep)` for every
-    /// (channel, output row, tap) of a depthwise conv: `count` output pixels starting at
+    /// (output channel, output row, tap) of a depthwise conv (output channel `c` reads input
+    /// channel `c / depthwiseMultiplier`): `count` output pixels starting at
     /// `outputOffset` read input pixels `inputOffset + k * inputStep` through tap `ky * kw + kx`.
     @inline(__always)
     private func forEachDepthwiseTap(_ g: ConvGeometry, _ body: (Int, Int, Int, Int, Int, Int) -> Void) {
@@ -271,7 +276,7 @@ final class ConvTrainingKernel: TrainingKernel {
                 let yStart = oy &* sh &- a.padding.top
                 let (kyLo, kyHi) = validTapRange(start: yStart, step: a.dilation.h, taps: kernelH, limit: g.height)
                 for ky in kyLo..<kyHi {
-                    let row = c &* planeIn &+ (yStart &+ ky &* a.dilation.h) &* g.width
+                    let row = (c / depthwiseMultiplier) &* planeIn &+ (yStart &+ ky &* a.dilation.h) &* g.width
                     for kx in 0..<kernelW {
                         let xOffset = kx &* a.dilation.w &- a.padding.left
                         let (lo, hi) = validTapRange(start: xOffset, step: sw, taps: g.outW, limit: g.width)

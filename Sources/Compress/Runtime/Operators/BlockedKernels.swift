@@ -77,11 +77,13 @@ struct BlockedConvKernel: Kernel {
 
     private func shape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
         let p = attributes.padding
+        let inputBlocks = (inChannels + channelsPerBlock - 1) / channelsPerBlock
         return BlockedConvShape(
-            inputBlocks: (inChannels + channelsPerBlock - 1) / channelsPerBlock, channelsPerBlock: channelsPerBlock,
+            inputBlocks: inputBlocks, channelsPerBlock: channelsPerBlock,
             paddedHeight: h + p.top + p.bottom, paddedWidth: w + p.left + p.right,
             kernelHeight: kernelH, kernelWidth: kernelW, strideHeight: attributes.stride.h, strideWidth: attributes.stride.w,
-            outputBlocks: blockedChannels(outChannels) / 8, outputHeight: oh, outputWidth: ow)
+            outputBlocks: blockedChannels(outChannels) / 8, outputHeight: oh, outputWidth: ow,
+            lastBlockChannels: inChannels - (inputBlocks - 1) * channelsPerBlock)
     }
 
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
@@ -148,6 +150,97 @@ struct BlockedConvKernel: Kernel {
         padImage(x, blocked: inputBlocked, channels: c, h: h, w: w, top: p.top, left: p.left, bottom: p.bottom,
                  right: p.right, channelsPerBlock: channelsPerBlock, scratch)
         return UnsafePointer(scratch)
+    }
+}
+
+/// A depthwise convolution (one input channel per group, any depth multiplier)
+/// as a direct NCHW8c kernel (`SIMDKernels.blockedDepthwiseConvolve`): each image
+/// copied into a zero-padded scratch image laid out like the output's channels,
+/// then 8 channels x 4 pixels at a time with bias and activation in the epilogue.
+/// Reads a plain or blocked input, writes a blocked output, so a depthwise factor
+/// between blocked convs needs no layout conversion.
+struct BlockedDepthwiseConvKernel: Kernel {
+    let attributes: Conv2d
+    let filter: [Float]
+    /// `outputBlocks * 8` floats, zero in padded channels.
+    let bias: [Float]
+    let inChannels: Int, outChannels: Int, kernelH: Int, kernelW: Int
+    let multiplier: Int
+    let inputBlocked: Bool
+    let activation: FusedActivation
+
+    /// Whether a conv with these attributes and weight shape runs as a blocked depthwise kernel on this CPU.
+    static func supports(_ a: Conv2d, weightShape: [Int]) -> Bool {
+        cpuSupportsBlockedKernels && a.depthwiseMultiplier(weightShape: weightShape) != nil && a.dilation == .square(1)
+    }
+
+    init(attributes a: Conv2d, weight: Tensor, bias: Tensor?, activation: FusedActivation, inputBlocked: Bool) {
+        attributes = a
+        (outChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        inChannels = a.groups
+        multiplier = a.depthwiseMultiplier(weightShape: weight.shape)!
+        self.activation = activation
+        self.inputBlocked = inputBlocked
+        let (o, kh, kw) = (outChannels, kernelH, kernelW)
+        filter = weight.floats.withUnsafeBufferPointer {
+            packBlockedDepthwiseFilter($0.baseAddress!, outChannels: o, kernelHeight: kh, kernelWidth: kw)
+        }
+        var padded = [Float](repeating: 0, count: blockedChannels(outChannels))
+        if let bias { padded.replaceSubrange(0..<outChannels, with: bias.floats) }
+        self.bias = padded
+    }
+
+    private func shape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
+        let p = attributes.padding, blocks = blockedChannels(outChannels) / 8
+        return BlockedConvShape(
+            inputBlocks: blocks, channelsPerBlock: 8, paddedHeight: h + p.top + p.bottom, paddedWidth: w + p.left + p.right,
+            kernelHeight: kernelH, kernelWidth: kernelW, strideHeight: attributes.stride.h, strideWidth: attributes.stride.w,
+            outputBlocks: blocks, outputHeight: oh, outputWidth: ow)
+    }
+
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
+        shape(h: inputShapes[0][2], w: inputShapes[0][3], oh: outputShape[2], ow: outputShape[3]).paddedInputCount
+    }
+
+    func label(inputShapes: [[Int]], outputShape: [Int]) -> String { "dense-blocked-depthwise" }
+
+    /// Images go to workers; a single image splits its output blocks over workers when large.
+    func run(_ b: StepBinding, _ context: KernelContext) {
+        let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
+        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
+        let s = shape(h: h, w: w, oh: oh, ow: ow)
+        let inImage = (inputBlocked ? blockedChannels(c) : c) * h * w
+        let outImage = s.outputBlocks * 8 * oh * ow
+        let imageWork = outChannels * kernelH * kernelW * oh * ow
+        filter.withUnsafeBufferPointer { fp in
+            bias.withUnsafeBufferPointer { bp in
+                let (f, bias) = (fp.baseAddress!, bp.baseAddress!)
+                let image = { (i: Int, scratch: UnsafeMutablePointer<Float>) in
+                    let p = self.attributes.padding
+                    padDepthwiseImage(b.inputs[0] + i &* inImage, blocked: self.inputBlocked, inChannels: c,
+                                      multiplier: self.multiplier, h: h, w: w, top: p.top, left: p.left,
+                                      bottom: p.bottom, right: p.right, scratch)
+                }
+                if n >= context.threads {
+                    forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
+                        let x = context.scratch(forWorker: worker)
+                        image(i, x)
+                        blockedDepthwiseConvolve(s, input: x, filter: f, bias: bias, output: b.output + i &* outImage,
+                                                 clamp: activation.clamp, blocks: 0..<s.outputBlocks)
+                    }
+                    return
+                }
+                let workers = context.workers(forWork: imageWork, threshold: 50_000_000)
+                for i in 0..<n {
+                    image(i, context.scratch)
+                    forEachIndex(workers, workers: workers) { part, _ in
+                        blockedDepthwiseConvolve(s, input: context.scratch, filter: f, bias: bias,
+                                                 output: b.output + i &* outImage, clamp: activation.clamp,
+                                                 blocks: chunk(s.outputBlocks, parts: workers, part))
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@ import CBLAS
 /// A 2-D convolution over NCHW feature maps with bias and activation fused
 /// into the epilogue. Three strategies, chosen once at plan time:
 /// - pointwise (1x1, stride 1, no padding): the image is already the GEMM operand;
-/// - depthwise (one input and one output channel per group): a direct loop;
+/// - depthwise (one input channel per group, any depth multiplier): a direct loop;
 /// - otherwise im2col of one image (one group at a time) and `cblas_sgemm`.
 struct ConvKernel: Kernel {
     enum Strategy { case pointwise, depthwise, im2col }
@@ -15,6 +15,8 @@ struct ConvKernel: Kernel {
     let outChannels: Int, groupChannels: Int, kernelH: Int, kernelW: Int
     let activation: FusedActivation
     let strategy: Strategy
+    /// Output channels per input channel of a depthwise conv (1 otherwise).
+    let depthwiseMultiplier: Int
 
     init(attributes a: Conv2d, weight: Tensor, bias: Tensor?, activation: FusedActivation) {
         attributes = a
@@ -22,9 +24,11 @@ struct ConvKernel: Kernel {
         self.bias = bias?.floats
         (outChannels, groupChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
         self.activation = activation
+        let multiplier = a.depthwiseMultiplier(weightShape: weight.shape)
+        depthwiseMultiplier = multiplier ?? 1
         if kernelH == 1 && kernelW == 1 && a.stride == .square(1) && a.padding.isZero {
             strategy = .pointwise
-        } else if groupChannels == 1 && a.groups == outChannels {
+        } else if multiplier != nil {
             strategy = .depthwise
         } else {
             strategy = .im2col
@@ -136,15 +140,15 @@ struct ConvKernel: Kernel {
         }
     }
 
-    /// One channel per group: each output row accumulates `weight * input row`
-    /// for every tap, starting from the bias.
+    /// One input channel per group: each output row accumulates `weight * input row`
+    /// for every tap, starting from the bias; output channel `c` reads input channel `c / multiplier`.
     private func depthwise(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ wp: UnsafePointer<Float>,
                            _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int) {
         let a = attributes
         let (sh, sw) = (a.stride.h, a.stride.w)
         let taps = kernelH &* kernelW
         for c in 0..<outChannels {
-            let plane = x + c &* h &* w, out = y + c &* oh &* ow, kernel = wp + c &* taps
+            let plane = x + (c / depthwiseMultiplier) &* h &* w, out = y + c &* oh &* ow, kernel = wp + c &* taps
             let b = bias?[c] ?? 0
             for oy in 0..<oh {
                 let dst = out + oy &* ow

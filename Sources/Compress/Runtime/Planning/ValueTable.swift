@@ -87,6 +87,18 @@ struct ValueTable {
             var inputs = [input]
             if let residual { inputs.append(blockedValue(id(of: residual))) }
             append(node, kernel, inputs, .blocked, density: density)
+        case .conv2d(let a) where blocked && shapes[x]?.count == 4
+            && graph.initializers[node.inputs[1]].map({ BlockedDepthwiseConvKernel.supports(a, weightShape: $0.shape) }) == true:
+            let parameters = try constantParameters(of: node)
+            let input = id(of: x)
+            let kernel = BlockedDepthwiseConvKernel(attributes: a, weight: parameters[0]!, bias: parameters[1],
+                                                    activation: activation, inputBlocked: layouts[input] == .blocked)
+            let density = parameters[0]!.density
+            if let sparse = sparseReplacement(node, dense: kernel, parameters, density: density, activation: activation) {
+                append(node, sparse, [plain(input)], .plain, density: density)
+                return
+            }
+            append(node, kernel, [input], .blocked, density: density)
         case .maxPool(let p) where isBlocked(x):
             append(node, BlockedPoolKernel(pool: p, reduction: .max), [id(of: x)], .blocked)
         case .avgPool(let p, let countIncludePad) where isBlocked(x):
