@@ -119,7 +119,7 @@ public struct LowRankPass: Pass {
         rankSelection = RankSelectionMode(rawValue: p.string("rank-selection"))!
         switch rankSelection {
         case .explicit:
-            if rank == nil && energy == nil && layerRanks.isEmpty {
+            if rank == nil && energy == nil && p.optionalString("layer-rank") == nil {
                 problems.append("give rank, energy or layer-rank")
             }
         case .vbmf:
