@@ -168,6 +168,22 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
         #expect(maxAbsDifference(reference, runtime) < 1e-4)
     }
 
+    /// ResNet-20's 1x1 shortcut convolutions have nothing to separate: listed
+    /// as skipped by default, an error when named; the strided 3x3 convs
+    /// (stride 2, pad 1) keep the layer's outputs at full multiplier.
+    @Test func separableSkipsOneByOneConvolutionsAndKeepsStridedOnes() throws {
+        let resnet = Architecture.resnet20.build(seed: 5, inputShape: [1, 8, 8], classes: 4)
+        let (out, record) = try lowRank(resnet, ["method": "separable", "rank": "9", "require-reduction": "false"])
+        #expect(record.changes.prefix(2) == ["layer2.0.shortcut.conv: skipped: 1x1 convolution; separable needs a larger kernel",
+                                             "layer3.0.shortcut.conv: skipped: 1x1 convolution; separable needs a larger kernel"])
+        #expect(record.metrics["factorized-layers"] == 19)
+        #expect(out.graph.initializers["layer2.0.shortcut.conv.weight"] != nil)
+        let x = batch(resnet)
+        #expect(relativeDifference(try outputs(resnet, x), try outputs(out, x)) < 1e-4)
+        let message = parameterErrorMessage { _ = try lowRank(resnet, ["method": "separable", "rank": "1", "layers": "layer2.0.*"]) }
+        #expect(message == "lowrank: 'layer2.0.shortcut.conv' is a 1x1 convolution; separable needs a kernel larger than 1x1")
+    }
+
     // MARK: rank selection
 
     @Test func vbmfPicksTheRanksAndLayerRankOverrides() throws {
