@@ -166,9 +166,8 @@ public struct LowRankPass: Pass {
             }
             // A 1x1 kernel has nothing to separate: its depthwise factor would only scale channels.
             if method == .separable, let w = graph.initializers[layer.weight], w.rank == 4, w.shape[2] * w.shape[3] == 1 {
-                if selection.include.isEmpty { notes.append("\(layer.node): skipped: 1x1 convolution; separable needs a larger kernel") } else {
-                    problems.append("'\(layer.node)' is a 1x1 convolution; separable needs a kernel larger than 1x1")
-                }
+                let text = "'\(layer.node)' is a 1x1 convolution; separable needs a kernel larger than 1x1"
+                if selection.include.isEmpty { notes.append("\(layer.node): skipped: 1x1 convolution; separable needs a larger kernel") } else { problems.append(text) }
                 continue
             }
             layers.append(layer)

@@ -83,10 +83,10 @@ def main():
         label = f"{model} {method} {' '.join(options)}"
         try:
             (err_abs, err_rel), factors = check_case(index, args.compressor, model, method, options, args.work, x)
-            print(f"ok    {label:<62} {factors:>2} factors  max abs {err_abs:.2e}  max rel {err_rel:.2e}")
+            print(f"ok    {label:<66} {factors:>2} factors  max abs {err_abs:.2e}  max rel {err_rel:.2e}")
             passed += 1
         except Exception as e:  # one line per failure, then go on with the next case
-            print(f"FAIL  {label:<62} {type(e).__name__}: {e}")
+            print(f"FAIL  {label:<66} {type(e).__name__}: {e}")
             failed += 1
     print(f"onnx lowrank check: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
