@@ -47,4 +47,7 @@ public enum RankSelection: Sendable, Hashable {
     case rank(Int)
     /// The smallest rank keeping this fraction, in (0, 1], of the sum of squared singular values.
     case energy(Float)
+    /// The rank empirical variational Bayesian matrix factorization estimates
+    /// (`vbmfRank`), at least 1: the singular values above the noise level.
+    case vbmf
 }

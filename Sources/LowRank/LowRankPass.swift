@@ -18,7 +18,7 @@ import Foundation
 /// model (`chooseRanks`, `allocateRanks`), which may also leave a layer dense.
 public struct LowRankPass: Pass {
     public static let name = "lowrank"
-    public static let summary = "Factorize conv/linear layers into chains of smaller layers (truncated SVD, channel/spatial SVD, Tucker-2, CP), optionally fine-tuning."
+    public static let summary = "Factorize conv/linear layers into chains of smaller layers (truncated SVD, channel/spatial SVD, Tucker-2, CP, depthwise-separable), optionally fine-tuning."
 
     /// How a layer is factorized.
     public enum Method: String, CaseIterable, Sendable {
@@ -32,9 +32,31 @@ public struct LowRankPass: Pass {
         case tucker2
         /// Convolutions: 1x1 `C -> R`, depthwise `kh x 1`, depthwise `1 x kw`, 1x1 `R -> N` (Lebedev et al. 2015).
         case cp
+        /// Convolutions: `kh x kw` depthwise with depth multiplier `m` (`C -> C·m`), then 1x1 `C·m -> N`,
+        /// from each input channel's rank-`m` SVD (Howard et al. 2017; `SVDFactorization.separable`).
+        case separable
 
         /// Whether the method factorizes convolutions (otherwise linear layers).
         public var factorizesConvolutions: Bool { self != .svd }
+    }
+
+    /// How ranks are chosen where no `layer-rank` entry gives them.
+    public enum RankSelectionMode: String, CaseIterable, Sendable {
+        /// `rank` or `energy`.
+        case explicit
+        /// Empirical VBMF of the matrix the method factorizes (tucker2: of both
+        /// channel-mode unfoldings, `vbmfTucker2Ranks`; separable: the largest of
+        /// the channel slices' ranks), as Kim et al. 2016 choose Tucker-2 ranks
+        /// ("Compression of Deep Convolutional Neural Networks for Fast and Low
+        /// Power Mobile Applications", ICLR 2016, https://arxiv.org/abs/1511.06530).
+        case vbmf
+    }
+
+    /// One layer's rank rule: a selection (rank, energy or VBMF), or Tucker-2's
+    /// input and output ranks from a `layer-rank` entry `AxB`.
+    enum LayerRankRule: Equatable {
+        case selection(RankSelection)
+        case tucker2(input: Int, output: Int)
     }
 
     /// A weight with at least this fraction of exact zeros counts as sparse.
@@ -42,13 +64,15 @@ public struct LowRankPass: Pass {
 
     public static let parameters: [ParameterSpec] = [
         ParameterSpec("method", .choice(Method.allCases.map(\.rawValue)), default: .string("svd"),
-                      help: "svd (linear layers), channel, spatial, tucker2 or cp (convolutions with groups = 1)."),
+                      help: "svd (linear layers), channel, spatial, tucker2, cp or separable (convolutions with groups = 1)."),
         .optional("rank", .int,
-                  help: "Rank of every selected layer (tucker2: both channel ranks, each capped at its mode's full rank)."),
+                  help: "Rank of every selected layer (tucker2: both channel ranks, each capped at its mode's full rank; separable: the depth multiplier)."),
         .optional("energy", .double,
                   help: "Instead of rank: the smallest rank keeping this fraction, in (0, 1], of the squared singular values (not for cp)."),
         .optional("layer-rank", .string,
-                  help: "Per-layer ranks overriding rank/energy, e.g. 'conv3=16,fc*=8' (patterns allowed; first match wins)."),
+                  help: "Per-layer ranks overriding rank/energy/rank-selection, e.g. 'conv3=16,fc*=8' (patterns allowed; first match wins; tucker2 also INPUTxOUTPUT, e.g. conv3=16x24)."),
+        ParameterSpec("rank-selection", .choice(RankSelectionMode.allCases.map(\.rawValue)), default: .string("explicit"),
+                      help: "explicit (rank, energy or layer-rank) or vbmf (ranks estimated by empirical VBMF; not for cp; layer-rank entries still override)."),
         ParameterSpec("layers", .string, default: .string(""),
                       help: "Comma-separated node-name patterns of the layers to factorize (default: every layer the method applies to)."),
         ParameterSpec("exclude", .string, default: .string(""),
@@ -62,8 +86,10 @@ public struct LowRankPass: Pass {
     public let method: Method
     public let rank: Int?
     public let energy: Float?
-    /// `layer-rank` as pattern/rank pairs, in the order given.
-    public let layerRanks: [(pattern: String, rank: Int)]
+    /// `layer-rank` as pattern/ranks pairs, in the order given: one rank, or
+    /// Tucker-2's input and output ranks (`AxB`).
+    public let layerRanks: [(pattern: String, ranks: [Int])]
+    public let rankSelection: RankSelectionMode
     /// `target-macs` or `target-latency`: ranks chosen for the whole model (`chooseRanks`).
     public let target: RankBudgetTarget?
     public let selection: LayerSelection
@@ -84,13 +110,30 @@ public struct LowRankPass: Pass {
         }
         if rank != nil && energy != nil { problems.append("give rank or energy, not both") }
         layerRanks = p.optionalString("layer-rank").map { text in
-            parsePerLayerValues(text, parameter: "layer-rank", valueName: "rank", requirement: ">= 1", problems: &problems) {
-                Int($0).flatMap { $0 >= 1 ? $0 : nil }
-            }.map { (pattern: $0.pattern, rank: $0.value) }
+            parsePerLayerValues(text, parameter: "layer-rank", valueName: "rank",
+                                requirement: ">= 1 (tucker2 also INPUTxOUTPUT, e.g. 16x24)", problems: &problems) { value in
+                let ranks = value.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) ?? 0 }
+                return (1...2).contains(ranks.count) && ranks.allSatisfy { $0 >= 1 } ? ranks : nil
+            }.map { (pattern: $0.pattern, ranks: $0.value) }
         } ?? []
+        if method != .tucker2, let entry = layerRanks.first(where: { $0.ranks.count > 1 }) {
+            problems.append("layer-rank entry '\(entry.pattern)=\(entry.ranks.map(String.init).joined(separator: "x"))': "
+                            + "INPUTxOUTPUT ranks are for tucker2 only; \(method.rawValue) takes one rank")
+        }
         target = RankBudgetTarget.parse(p, method: method, problems: &problems)
-        if rank == nil && energy == nil && layerRanks.isEmpty && target == nil {
-            problems.append("give rank, energy, target-macs, target-latency or layer-rank")
+        rankSelection = RankSelectionMode(rawValue: p.string("rank-selection"))!
+        switch rankSelection {
+        case .explicit:
+            if rank == nil && energy == nil && p.optionalString("layer-rank") == nil && target == nil {
+                problems.append("give rank, energy, target-macs, target-latency or layer-rank")
+            }
+        case .vbmf:
+            if rank != nil || energy != nil || target != nil {
+                problems.append("rank-selection vbmf chooses the ranks: give layer-rank to override it for some layers, not rank, energy or a target")
+            }
+            if method == .cp {
+                problems.append("rank-selection vbmf needs singular values, and cp has none: give rank or layer-rank")
+            }
         }
         if method == .cp && energy != nil {
             problems.append("cp has no singular values to keep a fraction of: give rank or layer-rank, not energy")
@@ -126,6 +169,12 @@ public struct LowRankPass: Pass {
                 if selection.include.isEmpty { notes.append("\(layer.node): skipped: grouped convolution (groups = \(a.groups))") } else { problems.append(text) }
                 continue
             }
+            // A 1x1 kernel has nothing to separate: its depthwise factor would only scale channels.
+            if method == .separable, let w = graph.initializers[layer.weight], w.rank == 4, w.shape[2] * w.shape[3] == 1 {
+                let text = "'\(layer.node)' is a 1x1 convolution; separable needs a kernel larger than 1x1"
+                if selection.include.isEmpty { notes.append("\(layer.node): skipped: 1x1 convolution; separable needs a larger kernel") } else { problems.append(text) }
+                continue
+            }
             layers.append(layer)
         }
         guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
@@ -138,11 +187,15 @@ public struct LowRankPass: Pass {
         return (layers, notes)
     }
 
-    /// The rank rule of `layer`: its first `layer-rank` entry, else `rank`, else `energy`.
-    func rankRule(for layer: PrunableLayer) -> RankSelection? {
-        if let entry = layerRanks.first(where: { globMatches($0.pattern, layer.node) }) { return .rank(entry.rank) }
-        if let rank { return .rank(rank) }
-        return energy.map(RankSelection.energy)
+    /// The rank rule of `layer`: its first `layer-rank` entry, else `rank`, else
+    /// `energy`, else VBMF when `rank-selection` is vbmf.
+    func rankRule(for layer: PrunableLayer) -> LayerRankRule? {
+        if let entry = layerRanks.first(where: { globMatches($0.pattern, layer.node) }) {
+            return entry.ranks.count == 2 ? .tucker2(input: entry.ranks[0], output: entry.ranks[1]) : .selection(.rank(entry.ranks[0]))
+        }
+        if let rank { return .selection(.rank(rank)) }
+        if let energy { return .selection(.energy(energy)) }
+        return rankSelection == .vbmf ? .selection(.vbmf) : nil
     }
 
     /// Why `layer` is left dense, or nil when it may be factorized.
@@ -184,8 +237,7 @@ public struct LowRankPass: Pass {
                 skipped += 1
                 continue
             }
-            let budgetRanks = budget?.ranks[layer.node]
-            guard let rule = budgetRanks.map({ .rank($0[0]) }) ?? rankRule(for: layer) else {
+            guard let rule = budget?.ranks[layer.node].map(budgetRule) ?? rankRule(for: layer) else {
                 changes.append("\(layer.node): skipped: no layer-rank entry matches it, and neither rank nor energy is given")
                 skipped += 1
                 continue
@@ -193,11 +245,7 @@ public struct LowRankPass: Pass {
             let node = current.graph.nodes[current.graph.nodeIndex(named: layer.node)!]
             let factorization: Factorization
             do {
-                if let budgetRanks {
-                    factorization = try factorize(node, in: current.graph, ranks: budgetRanks)
-                } else {
-                    factorization = try factorize(node, in: current.graph, rule: rule)
-                }
+                factorization = try factorize(node, in: current.graph, rule: rule)
             } catch {
                 problems.append("layer '\(layer.node)': \(error)")
                 continue
@@ -245,7 +293,7 @@ public struct LowRankPass: Pass {
 
     /// The factorization of `node` by the pass's method under `rule`, with
     /// ranks rounded up to `round-to` (capped at the full rank).
-    func factorize(_ node: Node, in graph: Graph, rule: RankSelection) throws(LowRankError) -> Factorization {
+    func factorize(_ node: Node, in graph: Graph, rule layerRule: LayerRankRule) throws(LowRankError) -> Factorization {
         let weight = graph.initializers[node.inputs[1]]!
         let bias = node.inputs.count > 2 ? graph.initializers[node.inputs[2]] : nil
         if node.inputs.count > 2 && bias == nil {
@@ -256,12 +304,24 @@ public struct LowRankPass: Pass {
         let full = Self.fullRanks(method, shape: weight.shape)
         func roundedUp(_ r: Int, cap: Int) -> Int { min(cap, (r + roundTo - 1) / roundTo * roundTo) }
 
+        if case .tucker2(let input, let output) = layerRule {
+            // init refuses AxB for other methods.
+            guard weight.rank == 4 else {
+                throw .badShape(what: "convolution weight", shape: weight.shape, expected: "[N, C, kh, kw]")
+            }
+            for (r, cap) in zip([input, output], full) where r > cap { throw .rankOutOfRange(rank: r, fullRank: cap) }
+            return try TensorFactorization.tucker2(weight: weight, bias: bias, attributes: attributes,
+                                                   inputRank: roundedUp(input, cap: full[0]), outputRank: roundedUp(output, cap: full[1]))
+        }
+        guard case .selection(let rule) = layerRule else { preconditionFailure("handled above") }
+
         switch method {
-        case .svd, .channel, .spatial:
+        case .svd, .channel, .spatial, .separable:
             func run(_ selection: RankSelection) throws(LowRankError) -> Factorization {
                 switch method {
                 case .svd: try SVDFactorization.linear(weight: weight, bias: bias, rank: selection)
                 case .channel: try SVDFactorization.channel(weight: weight, bias: bias, attributes: attributes, rank: selection)
+                case .separable: try SVDFactorization.separable(weight: weight, bias: bias, attributes: attributes, multiplier: selection)
                 default: try SVDFactorization.spatial(weight: weight, bias: bias, attributes: attributes, rank: selection)
                 }
             }
@@ -283,12 +343,15 @@ public struct LowRankPass: Pass {
                 let n = dims[0], c = dims[1], s = dims[2] * dims[3]
                 ranks = [try SingularValueDecomposition(unfold(w, dims: dims, mode: 1), rows: c, columns: n * s).rank(keepingEnergy: e),
                          try SingularValueDecomposition(w, rows: n, columns: c * s).rank(keepingEnergy: e)]
+            case .vbmf:
+                let estimate = try vbmfTucker2Ranks(weight.floats, shape: weight.shape)
+                ranks = [estimate.input, estimate.output]
             }
             ranks = zip(ranks, full).map { roundedUp($0, cap: $1) }
             return try TensorFactorization.tucker2(weight: weight, bias: bias, attributes: attributes,
                                                    inputRank: ranks[0], outputRank: ranks[1])
         case .cp:
-            guard case .rank(let r) = rule else { preconditionFailure("LowRankPass.init refuses energy for cp") }
+            guard case .rank(let r) = rule else { preconditionFailure("LowRankPass.init refuses energy and vbmf for cp") }
             let rounded = r >= 1 && r <= full[0] ? roundedUp(r, cap: full[0]) : r
             return try TensorFactorization.cp(weight: weight, bias: bias, attributes: attributes, rank: rounded)
         }
@@ -300,13 +363,14 @@ public struct LowRankPass: Pass {
         switch method {
         case .svd:
             return [shape.count == 2 ? min(shape[0], shape[1]) : 0]
-        case .channel, .spatial, .tucker2, .cp:
+        case .channel, .spatial, .tucker2, .cp, .separable:
             guard shape.count == 4 else { return method == .tucker2 ? [0, 0] : [0] }
             let n = shape[0], c = shape[1], kh = shape[2], kw = shape[3], s = kh * kw
             switch method {
             case .channel: return [min(n, c * s)]
             case .spatial: return [min(c * kh, kw * n)]
             case .tucker2: return [min(c, n * s), min(n, c * s)]
+            case .separable: return [min(n, s)]
             default: return [shape.reduce(1, *) / shape.max()!]
             }
         }

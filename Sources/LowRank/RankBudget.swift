@@ -186,6 +186,18 @@ extension LowRankPass {
         case .tucker2:
             return [try dropped(unfold(w, dims: s, mode: 1), rows: s[1], columns: s[0] * s[2] * s[3]),
                     try dropped(w, rows: s[0], columns: s[1] * s[2] * s[3])]
+        case .separable:
+            // Every input channel's N x (kh·kw) slice, their spectra pooled.
+            let n = s[0], c = s[1], area = s[2] * s[3]
+            var squares = [Double](repeating: 0, count: min(n, area))
+            var slice = [Float](repeating: 0, count: n * area)
+            for i in 0..<c {
+                for o in 0..<n { for t in 0..<area { slice[o * area + t] = w[(o * c + i) * area + t] } }
+                for (k, value) in try singularValues(of: slice, rows: n, columns: area).enumerated() { squares[k] += Double(value) * Double(value) }
+            }
+            let total = squares.reduce(0, +)
+            var kept = 0.0
+            return [squares.map { kept += $0; return total > 0 ? max(0, 1 - kept / total) : 0 }]
         case .cp: preconditionFailure("RankBudgetTarget.parse refuses cp")
         }
     }
@@ -205,6 +217,10 @@ extension LowRankPass {
         case .tucker2:
             return [(.conv2d(Conv2d()), [r, shape[1], 1, 1]), (.conv2d(attributes), [ranks[1], r, shape[2], shape[3]]),
                     (.conv2d(Conv2d()), [shape[0], ranks[1], 1, 1])]
+        case .separable:
+            var depthwise = attributes
+            depthwise.groups = shape[1]
+            return [(.conv2d(depthwise), [shape[1] * r, 1, shape[2], shape[3]]), (.conv2d(Conv2d()), [shape[0], shape[1] * r, 1, 1])]
         case .cp: preconditionFailure("RankBudgetTarget.parse refuses cp")
         }
     }
@@ -243,9 +259,9 @@ extension LowRankPass {
     /// The candidates of `node` (dense first). A free layer gets every rank
     /// (`candidateRanks`; for Tucker-2 every pair of them, or with `latency` only
     /// pairs at the same position in both modes' lists); a pinned one
-    /// (`pinnedRank`) its one rank. With `require-reduction`, candidates with
+    /// (`pinnedRanks`, a `layer-rank` entry's) its one rank choice. With `require-reduction`, candidates with
     /// no fewer weights or MACs than the layer are dropped.
-    func budgetCandidates(_ node: Node, in graph: Graph, inputShape: [Int], pinnedRank: Int?,
+    func budgetCandidates(_ node: Node, in graph: Graph, inputShape: [Int], pinnedRanks: [Int]?,
                           latency: Bool) throws -> [RankCandidate] {
         let weight = graph.initializers[node.inputs[1]]!
         var attributes = Conv2d()
@@ -254,8 +270,9 @@ extension LowRankPass {
         let dense = try Self.chainCost([(node.op, weight.shape)], inputShape: inputShape)
         let dropped = try Self.droppedEnergy(method, weight: weight)
         var rankLists: [[Int]]
-        if let pinnedRank {
-            rankLists = [full.map { roundedRank(min(pinnedRank, $0), full: $0) }]
+        if let pinnedRanks {
+            rankLists = [pinnedRanks.count == full.count ? zip(pinnedRanks, full).map { roundedRank($0, full: $1) }
+                                                         : full.map { roundedRank(min(pinnedRanks[0], $0), full: $0) }]
         } else if method == .tucker2 {
             let limit = latency ? Self.latencyCandidatesPerMode : nil
             let inputs = candidateRanks(full: full[0], limit: limit), outputs = candidateRanks(full: full[1], limit: limit)
@@ -309,9 +326,9 @@ extension LowRankPass {
         var budgetLayers: [BudgetLayer] = [], nodes: [Node] = [], inputShapes: [[Int]] = []
         for layer in layers where reasonToSkip(layer, in: model) == nil {
             let node = graph.nodes[graph.nodeIndex(named: layer.node)!]
-            let pinned = layerRanks.first { globMatches($0.pattern, layer.node) }?.rank
+            let pinned = layerRanks.first { globMatches($0.pattern, layer.node) }?.ranks
             let inputShape = shapes[node.inputs[0]]!
-            let candidates = try budgetCandidates(node, in: graph, inputShape: inputShape, pinnedRank: pinned, latency: isLatency)
+            let candidates = try budgetCandidates(node, in: graph, inputShape: inputShape, pinnedRanks: pinned, latency: isLatency)
             budgetLayers.append(BudgetLayer(name: layer.node, candidates: candidates, free: pinned == nil))
             nodes.append(node)
             inputShapes.append(inputShape)
@@ -368,15 +385,9 @@ extension LowRankPass {
         return outcome
     }
 
-    /// The factorization of `node` at exactly `ranks` (a candidate's: already
-    /// multiples of `round-to` or full), per mode for Tucker-2.
-    func factorize(_ node: Node, in graph: Graph, ranks: [Int]) throws(LowRankError) -> Factorization {
-        guard method == .tucker2 else { return try factorize(node, in: graph, rule: .rank(ranks[0])) }
-        let weight = graph.initializers[node.inputs[1]]!
-        let bias = node.inputs.count > 2 ? graph.initializers[node.inputs[2]] : nil
-        var attributes = Conv2d()
-        if case .conv2d(let a) = node.op { attributes = a }
-        return try TensorFactorization.tucker2(weight: weight, bias: bias, attributes: attributes,
-                                               inputRank: ranks[0], outputRank: ranks[1])
+    /// The rule that factorizes a layer at exactly a candidate's `ranks`
+    /// (already multiples of `round-to` or full), per mode for Tucker-2.
+    func budgetRule(_ ranks: [Int]) -> LayerRankRule {
+        ranks.count == 2 ? .tucker2(input: ranks[0], output: ranks[1]) : .selection(.rank(ranks[0]))
     }
 }

@@ -65,6 +65,61 @@ import LowRank
         }
     }
 
+    /// The fixture's directory with a small vgg-small (8x8 inputs, 4 classes) as `vgg.bin`.
+    func convFixture() throws -> String {
+        let dir = try runs.fixture()
+        try ModelFile.write(Architecture.vggSmall.build(seed: 3, inputShape: [1, 8, 8], classes: 4), to: dir + "/vgg.bin")
+        return dir
+    }
+
+    /// Separable at depth multiplier 2 on two layers, fine-tuned one epoch: the
+    /// trainer runs the depthwise factor (groups = C, 2C outputs) forward and
+    /// backward, and the file holds the factors.
+    @Test func separableWithFineTuningWritesTheFactors() throws {
+        let dir = try convFixture()
+        let r = try runs.run(["lowrank", "vgg.bin", "-o", "sep.bin", "--method", "separable", "--rank", "2",
+                              "--layers", "conv4,conv6", "--finetune-epochs", "1", "--finetune-batch", "16", "--data", "data",
+                              "--validation-count", "32", "--json"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try cli.json(r.stdout)
+        let metrics = try #require(json["metrics"] as? [String: Double])
+        #expect(metrics["factorized-layers"] == 2)
+        let changes = try #require(json["changes"] as? [String])
+        #expect(changes.first?.hasPrefix("conv4: separable rank 2, 36864 -> 9344 weights (3.95x)") == true, "\(changes)")
+        let m = try ModelFile.read(path: dir + "/sep.bin")
+        #expect(m.graph.initializers["conv4.factor1.weight"]?.shape == [128, 1, 3, 3])
+        #expect(m.graph.initializers["conv4.factor2.weight"]?.shape == [64, 128, 1, 1])
+        #expect(m.graph.initializers["conv6.factor1.weight"]?.shape == [256, 1, 3, 3])
+        #expect(m.metadata.history.map(\.pass).suffix(2) == ["finetune", "lowrank"])
+        let before = try ModelFile.read(path: dir + "/vgg.bin")
+        let e = try runs.run(["eval", "sep.bin", "--data", "data", "--json"], in: dir)
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(before.graph.initializers["conv4.weight"] != nil)
+    }
+
+    @Test func badConvInputFailsWithOneMessageAndNoFile() throws {
+        let dir = try convFixture()
+        let cases: [([String], String)] = [
+            (["--method", "separable", "--rank", "0"], "Error: lowrank: rank must be >= 1, got 0\n"),
+            (["--method", "separable", "--rank", "10", "--layers", "conv3"],
+             "Error: lowrank: layer 'conv3': rank 10 is out of range: it must be between 1 and the full rank 9\n"),
+            (["--method", "separable", "--layer-rank", "conv3=2x2"],
+             "Error: lowrank: layer-rank entry 'conv3=2x2': INPUTxOUTPUT ranks are for tucker2 only; separable takes one rank\n"),
+            (["--method", "tucker2", "--layer-rank", "conv3=33x8"],
+             "Error: lowrank: layer 'conv3': rank 33 is out of range: it must be between 1 and the full rank 32\n"),
+            (["--method", "cp", "--rank-selection", "vbmf"],
+             "Error: lowrank: rank-selection vbmf needs singular values, and cp has none: give rank or layer-rank\n"),
+            (["--method", "tucker2", "--rank-selection", "vbmf", "--energy", "0.9"],
+             "Error: lowrank: rank-selection vbmf chooses the ranks: give layer-rank to override it for some layers, not rank, energy or a target\n"),
+        ]
+        for (args, expected) in cases {
+            let r = try runs.run(["lowrank", "vgg.bin", "-o", "out.bin"] + args, in: dir)
+            #expect(r.status != 0, "\(args)")
+            #expect(r.stderr == expected, "\(args)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out.bin"), "\(args)")
+        }
+    }
+
     @Test func lowrankStepInAPipeline() throws {
         let dir = try runs.fixture(steps: "steps:\n  - lowrank: {method: svd, rank: 8, exclude: fc3}\n  - eval: {limit: 8}\n")
         let plan = try Pipeline.plan(file: dir + "/pipeline.yaml", overrides: PipelineOverrides(),

@@ -55,7 +55,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
         #expect(relativeDifference(try outputs(mlp, x), try outputs(out, x)) < 1e-4)
     }
 
-    @Test(arguments: ["channel", "spatial", "tucker2"])
+    @Test(arguments: ["channel", "spatial", "tucker2", "separable"])
     func convMethodAtFullRankKeepsTheOutputsThroughBatchNorm(method: String) throws {
         let (out, record) = try lowRank(vgg, ["method": method, "energy": "1", "require-reduction": "false"])
         #expect(record.metrics["factorized-layers"] == 6)
@@ -139,6 +139,87 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
         #expect(try outputs(out, x).floats.allSatisfy(\.isFinite))
     }
 
+    /// Separable at multipliers 1 and 2: the depthwise factor (groups = C, C·m
+    /// outputs) runs in the runtime as in the reference evaluator, and the record
+    /// line counts its weights and MACs.
+    @Test(arguments: [1, 2])
+    func separableWritesADepthwiseAndAPointwiseFactor(multiplier m: Int) throws {
+        let (out, record) = try lowRank(vgg, ["method": "separable", "layers": "conv4,conv6", "rank": String(m)])
+        #expect(nodeNames(out).filter { $0.hasPrefix("conv4") } == ["conv4.factor1", "conv4.factor2"])
+        let depthwise = try #require(out.graph.nodes.first { $0.name == "conv6.factor1" })
+        guard case .conv2d(let a) = depthwise.op else { Issue.record("not a conv"); return }
+        #expect(a.groups == 128 && a.padding == .same(1))
+        #expect(out.graph.initializers["conv6.factor1.weight"]?.shape == [128 * m, 1, 3, 3])
+        #expect(out.graph.initializers["conv6.factor2.weight"]?.shape == [128, 128 * m, 1, 1])
+        let shapes = try out.graph.inferShapes(batch: 1)
+        let conv6 = try #require(vgg.graph.nodes.first { $0.name == "conv6" })
+        let side = try #require(shapes[conv6.output]?.last)
+        let weights = 128 * m * 9 + 128 * 128 * m
+        let macs = (128 * m * 9 + 128 * 128 * m) * side * side
+        let error = try #require(record.metrics["max-relative-error"])
+        #expect(record.changes[1].hasPrefix("conv6: separable rank \(m), 147456 -> \(weights) weights"), "\(record.changes)")
+        #expect(record.changes[1].contains("MACs \(147456 * side * side) -> \(macs)"), "\(record.changes)")
+        #expect(error > 0.1 && error < 1)
+        let x = batch(vgg)
+        // Session.run(_:) normalizes raw pixels; run(inputs:) takes the graph input as the reference evaluator does.
+        let input = out.graph.inputs[0].name, output = out.graph.outputs[0]
+        let reference = try ReferenceEvaluator.run(out.graph, inputs: [input: x])[output]!
+        let runtime = try #require(try Session(model: out).run(inputs: [input: x])[output])
+        #expect(maxAbsDifference(reference, runtime) < 1e-4)
+    }
+
+    /// ResNet-20's 1x1 shortcut convolutions have nothing to separate: listed
+    /// as skipped by default, an error when named; the strided 3x3 convs
+    /// (stride 2, pad 1) keep the layer's outputs at full multiplier.
+    @Test func separableSkipsOneByOneConvolutionsAndKeepsStridedOnes() throws {
+        let resnet = Architecture.resnet20.build(seed: 5, inputShape: [1, 8, 8], classes: 4)
+        let (out, record) = try lowRank(resnet, ["method": "separable", "rank": "9", "require-reduction": "false"])
+        #expect(record.changes.prefix(2) == ["layer2.0.shortcut.conv: skipped: 1x1 convolution; separable needs a larger kernel",
+                                             "layer3.0.shortcut.conv: skipped: 1x1 convolution; separable needs a larger kernel"])
+        #expect(record.metrics["factorized-layers"] == 19)
+        #expect(out.graph.initializers["layer2.0.shortcut.conv.weight"] != nil)
+        let x = batch(resnet)
+        #expect(relativeDifference(try outputs(resnet, x), try outputs(out, x)) < 1e-4)
+        let message = parameterErrorMessage { _ = try lowRank(resnet, ["method": "separable", "rank": "1", "layers": "layer2.0.*"]) }
+        #expect(message == "lowrank: 'layer2.0.shortcut.conv' is a 1x1 convolution; separable needs a kernel larger than 1x1")
+    }
+
+    // MARK: rank selection
+
+    @Test func vbmfPicksTheRanksAndLayerRankOverrides() throws {
+        let (out, record) = try lowRank(vgg, ["method": "tucker2", "rank-selection": "vbmf", "layers": "conv3,conv4,conv5",
+                                              "layer-rank": "conv5=8x16", "require-reduction": "false"])
+        for name in ["conv3", "conv4"] {
+            let w = vgg.graph.initializers[name + ".weight"]!
+            let ranks = try vbmfTucker2Ranks(w.floats, shape: w.shape)
+            #expect(out.graph.initializers[name + ".factor2.weight"]?.shape == [ranks.output, ranks.input, 3, 3], "\(name)")
+            #expect(record.changes.contains { $0.hasPrefix("\(name): tucker2 rank \(ranks.input)x\(ranks.output), ") }, "\(record.changes)")
+        }
+        #expect(out.graph.initializers["conv5.factor1.weight"]?.shape == [8, 64, 1, 1])
+        #expect(out.graph.initializers["conv5.factor2.weight"]?.shape == [16, 8, 3, 3])
+        #expect(out.graph.initializers["conv5.factor3.weight"]?.shape == [128, 16, 1, 1])
+        #expect(record.changes[2].hasPrefix("conv5: tucker2 rank 8x16, "), "\(record.changes)")
+        // svd: the VBMF rank of each weight matrix, then round-to.
+        let (mlpOut, _) = try lowRank(mlp, ["method": "svd", "rank-selection": "vbmf", "round-to": "4", "require-reduction": "false"])
+        for name in ["fc1", "fc2", "fc3"] {
+            let w = mlp.graph.initializers[name + ".weight"]!
+            let r = max(1, try vbmfRank(w.floats, rows: w.shape[0], columns: w.shape[1]).rank)
+            let rounded = min((r + 3) / 4 * 4, min(w.shape[0], w.shape[1]))
+            #expect(mlpOut.graph.initializers[name + ".factor1.weight"]?.shape == [rounded, w.shape[1]], "\(name)")
+        }
+    }
+
+    @Test func perModeTucker2RanksAreRoundedAndChecked() throws {
+        let (out, _) = try lowRank(vgg, ["method": "tucker2", "layer-rank": "conv4=3x5,conv6=20x7", "round-to": "4",
+                                         "require-reduction": "false"])
+        #expect(out.graph.initializers["conv4.factor2.weight"]?.shape == [8, 4, 3, 3])
+        #expect(out.graph.initializers["conv6.factor2.weight"]?.shape == [8, 20, 3, 3])
+        #expect(out.graph.initializers["conv5.weight"] != nil)
+        // conv1 reads one channel: its input mode's full rank is 1.
+        let message = parameterErrorMessage { _ = try lowRank(vgg, ["method": "tucker2", "layer-rank": "conv1=2x4"]) }
+        #expect(message == "lowrank: layer 'conv1': rank 2 is out of range: it must be between 1 and the full rank 1")
+    }
+
     // MARK: skipped layers
 
     @Test func sparseSharedAndUnprofitableLayersAreSkipped() throws {
@@ -193,6 +274,16 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
              "lowrank: layer-rank pattern 'fc7' matches no selected layer (selected: fc1, fc2, fc3)"),
             (["energy": "0.9", "method": "cp"], vgg,
              "lowrank: cp has no singular values to keep a fraction of: give rank or layer-rank, not energy"),
+            (["rank": "10", "method": "separable", "layers": "conv2"], vgg,
+             "lowrank: layer 'conv2': rank 10 is out of range: it must be between 1 and the full rank 9"),
+            (["rank-selection": "vbmf", "rank": "4"], mlp,
+             "lowrank: rank-selection vbmf chooses the ranks: give layer-rank to override it for some layers, not rank, energy or a target"),
+            (["rank-selection": "vbmf", "method": "cp"], vgg,
+             "lowrank: rank-selection vbmf needs singular values, and cp has none: give rank or layer-rank"),
+            (["layer-rank": "fc1=8x4"], mlp,
+             "lowrank: layer-rank entry 'fc1=8x4': INPUTxOUTPUT ranks are for tucker2 only; svd takes one rank"),
+            (["layer-rank": "conv3=8x", "method": "tucker2"], vgg,
+             "lowrank: layer-rank entry 'conv3=8x' must be PATTERN=RANK with the rank >= 1 (tucker2 also INPUTxOUTPUT, e.g. 16x24)"),
         ]
         for (raw, model, expected) in cases {
             let message = parameterErrorMessage { _ = try lowRank(model, raw) }

@@ -113,15 +113,31 @@ struct MACsAsLatency: LatencyMeasuring {
         }
     }
 
+    /// The budget's error proxy (dropped squared singular values) is the
+    /// squared relative error the factorization itself reports, for the methods
+    /// where it is exact.
+    @Test(arguments: ["channel", "spatial", "separable"])
+    func droppedEnergyIsTheFactorizationsError(method: String) throws {
+        let (pass, _) = try lowRankPass(["method": method, "rank": "2"])
+        let node = vgg.graph.nodes.first { $0.name == "conv3" }!
+        let weight = vgg.graph.initializers[node.inputs[1]]!
+        let dropped = try LowRankPass.droppedEnergy(pass.method, weight: weight)[0]
+        for r in [1, 2, 5] {
+            let f = try pass.factorize(node, in: vgg.graph, rule: pass.budgetRule([r]))
+            let error = Double(f.relativeError) * Double(f.relativeError)
+            #expect(abs(dropped[r - 1] - error) <= 1e-4 * max(1, error), "\(method) rank \(r): \(dropped[r - 1]) vs \(error)")
+        }
+    }
+
     /// The chain shapes the budget costs are the shapes the factorizations build.
-    @Test(arguments: ["channel", "spatial", "tucker2"])
+    @Test(arguments: ["channel", "spatial", "tucker2", "separable"])
     func chainShapesMatchTheFactorizations(method: String) throws {
         let (pass, _) = try lowRankPass(["method": method, "rank": "3"])
         let node = vgg.graph.nodes.first { $0.name == "conv3" }!
         let weight = vgg.graph.initializers[node.inputs[1]]!
         guard case .conv2d(let attributes) = node.op else { Issue.record("conv3 is not a conv"); return }
         let ranks = method == "tucker2" ? [3, 5] : [3]
-        let f = try pass.factorize(node, in: vgg.graph, ranks: ranks)
+        let f = try pass.factorize(node, in: vgg.graph, rule: pass.budgetRule(ranks))
         let shapes = LowRankPass.chainShape(pass.method, shape: weight.shape, attributes: attributes, ranks: ranks)
         #expect(shapes.map(\.op) == f.layers.map(\.op))
         #expect(shapes.map(\.weight) == f.layers.map(\.weight.shape))

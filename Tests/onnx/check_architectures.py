@@ -28,12 +28,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from check_support import run
+from check_support import compare, run
 
 ARCHITECTURES = ["lenet300", "lenet5", "vgg-small", "resnet20", "mobilenet-small"]
 BATCHES = [5, 1, 7]
-ABS_TOL = 1e-4
-REL_TOL = 1e-4
 
 
 def check_onnx_file(path, arch):
@@ -51,21 +49,6 @@ def check_onnx_file(path, arch):
     names = props.get("compressor.class_names", "").split("\n")
     assert len(names) == classes, f"{len(names)} class names for {classes} outputs"
     return classes
-
-
-def compare(compressor, model_bin, session, x, work):
-    """Runs x through compressor predict and onnxruntime; returns (max abs, max rel) error."""
-    x_path, y_path = os.path.join(work, "x.npy"), os.path.join(work, "y.npy")
-    np.save(x_path, x)
-    run([compressor, "predict", model_bin, x_path, "-o", y_path])
-    ref = np.load(y_path)
-    got = session.run(None, {session.get_inputs()[0].name: x})[0]
-    assert got.shape == ref.shape, f"onnxruntime output {got.shape}, compressor {ref.shape}"
-    err = float(np.max(np.abs(got.astype(np.float64) - ref)))
-    scale = float(np.max(np.abs(ref)))
-    if err > ABS_TOL + REL_TOL * scale:
-        raise AssertionError(f"batch {x.shape[0]}: max abs error {err:.3g} beyond tolerance (max |ref| {scale:.3g})")
-    return err, err / max(scale, 1e-30)
 
 
 def check_model(compressor, model_bin, arch, work, rng):

@@ -97,6 +97,8 @@ public struct SingularValueDecomposition: Sendable {
             return try truncated(toRank: r)
         case .energy(let e):
             return try truncated(toRank: rank(keepingEnergy: e))
+        case .vbmf:
+            return try truncated(toRank: max(1, vbmfRank(singularValues: allSingularValues, rows: rows, columns: columns).rank))
         }
     }
 

@@ -20,7 +20,13 @@ public struct VBMFEstimate: Sendable {
 /// Fully-Observed Variational Bayesian Matrix Factorization", JMLR 14, 2013
 /// (https://jmlr.org/papers/v14/nakajima13a.html).
 public func vbmfRank(_ matrix: [Float], rows: Int, columns: Int) throws(LowRankError) -> VBMFEstimate {
-    let s = try singularValues(of: matrix, rows: rows, columns: columns).map(Double.init)
+    vbmfRank(singularValues: try singularValues(of: matrix, rows: rows, columns: columns), rows: rows, columns: columns)
+}
+
+/// `vbmfRank(_:rows:columns:)` from the matrix's singular values (all
+/// `min(rows, columns)` of them, non-increasing): EVBMF needs nothing else.
+public func vbmfRank(singularValues: [Float], rows: Int, columns: Int) -> VBMFEstimate {
+    let s = singularValues.map(Double.init)
     // L <= M: the singular values are those of the transpose too.
     let l = Double(min(rows, columns)), m = Double(max(rows, columns))
     let h = s.count

@@ -91,3 +91,71 @@ public enum SVDFactorization {
         return m
     }
 }
+
+extension SVDFactorization {
+    /// Depthwise-separable replacement of a `kh x kw` convolution `C -> N`: a
+    /// `kh x kw` depthwise convolution with depth multiplier `m` (groups `C`,
+    /// `C·m` output channels, output channel `c·m + j` reading input channel `c`,
+    /// the original stride, padding and dilation), then a 1x1 convolution
+    /// `C·m -> N` carrying the bias. Each input channel's slice `W[:, c, :, :]`,
+    /// an `N x (kh·kw)` matrix, becomes its best rank-`m` approximation
+    /// `P_c · D_c` (truncated SVD, singular values split as square roots): the
+    /// rows of `D_c` are the channel's depthwise filters, the columns of `P_c`
+    /// its pointwise weights. Exact at `m = min(N, kh·kw)`. `groups == 1` only.
+    ///
+    /// `multiplier` chooses `m`: `.rank(m)`; `.energy(e)`, the smallest `m`
+    /// keeping the fraction `e` of `Σ s²` summed over every channel's slice
+    /// (that is, of `‖W‖²`); `.vbmf`, the largest of the slices' VBMF ranks.
+    ///
+    /// Howard et al., "MobileNets: Efficient Convolutional Neural Networks for
+    /// Mobile Vision Applications", 2017 (https://arxiv.org/abs/1704.04861).
+    public static func separable(weight: Tensor, bias: Tensor?, attributes: Conv2d,
+                                 multiplier selection: RankSelection) throws(LowRankError) -> Factorization {
+        let shape = try ConvShape(weight: weight, bias: bias, attributes: attributes)
+        let n = shape.outChannels, c = shape.inChannels, s = shape.spatial
+        let full = min(n, s)
+        // Slice c as a row-major N x (kh·kw) matrix: S_c[o, t] = W[o, c, t].
+        let w = weight.floats
+        var svds: [SingularValueDecomposition] = []
+        var slice = [Float](repeating: 0, count: n * s)
+        for i in 0..<c {
+            for o in 0..<n { for t in 0..<s { slice[o * s + t] = w[(o * c + i) * s + t] } }
+            svds.append(try SingularValueDecomposition(slice, rows: n, columns: s))
+        }
+        let squares = svds.map { $0.allSingularValues.map { Double($0) * Double($0) } }
+        let total = squares.reduce(0) { $0 + $1.reduce(0, +) }
+        func kept(_ m: Int) -> Double { squares.reduce(0) { $0 + $1[..<m].reduce(0, +) } }
+        let m: Int
+        switch selection {
+        case .rank(let r):
+            guard r >= 1, r <= full else { throw .rankOutOfRange(rank: r, fullRank: full) }
+            m = r
+        case .energy(let e):
+            guard e > 0, e <= 1, e.isFinite else { throw .energyOutOfRange(e) }
+            let goal = Double(e) * total * (1 - 1e-12)
+            m = (1...full).first { kept($0) >= goal } ?? full
+        case .vbmf:
+            m = max(1, svds.map { vbmfRank(singularValues: $0.allSingularValues, rows: n, columns: s).rank }.max()!)
+        }
+        // Depthwise [C·m, 1, kh, kw]: row c·m + j is row j of D_c; pointwise
+        // [N, C·m, 1, 1]: column c·m + j is column j of P_c.
+        var depthwise = [Float](repeating: 0, count: c * m * s)
+        var pointwise = [Float](repeating: 0, count: n * c * m)
+        for i in 0..<c {
+            let (left, right) = try svds[i].truncated(toRank: m).balancedFactors()
+            for j in 0..<m {
+                for t in 0..<s { depthwise[(i * m + j) * s + t] = right[j * s + t] }
+                for o in 0..<n { pointwise[o * c * m + i * m + j] = left[o * m + j] }
+            }
+        }
+        var depthwiseAttributes = attributes
+        depthwiseAttributes.groups = c
+        let discarded = squares.reduce(0) { $0 + $1[m...].reduce(0, +) }
+        let error = total > 0 ? Float((discarded / total).squareRoot()) : 0
+        return Factorization(
+            layers: [FactorLayer(op: .conv2d(depthwiseAttributes),
+                                 weight: Tensor(shape: [c * m, 1, shape.kh, shape.kw], floats: depthwise)),
+                     FactorLayer(op: .conv2d(Conv2d()), weight: Tensor(shape: [n, c * m, 1, 1], floats: pointwise), bias: bias)],
+            ranks: [m], relativeError: error)
+    }
+}
