@@ -38,9 +38,11 @@ RECIPES = {
     "vgg-spatial": ("vgg-small", "lowrank", ["--method", "spatial", "--energy", "0.7", "--round-to", "8"]),
     "vgg-tucker2": ("vgg-small", "lowrank", ["--method", "tucker2", "--energy", "0.8", "--round-to", "8"]),
     "vgg-cp": ("vgg-small", "lowrank", ["--method", "cp", "--layer-rank", "conv2=48,conv3=64,conv4=96,conv5=128,conv6=192"]),
-    "vgg-separable": ("vgg-small", "lowrank", ["--method", "separable", "--rank", "3", "--exclude", "conv1"]),
+    "vgg-separable": ("vgg-small", "lowrank", ["--method", "separable", "--rank", "3"]),
     "r20-prune": ("resnet20", "prune", ["--granularity", "channel", "--criterion", "l1", "--target-macs", "0.34", "--round-to", "8"]),
+    "r20-spatial": ("resnet20", "lowrank", ["--method", "spatial", "--energy", "0.7", "--round-to", "8"]),
     "r20-tucker2": ("resnet20", "lowrank", ["--method", "tucker2", "--energy", "0.7", "--round-to", "8"]),
+    "r20-separable": ("resnet20", "lowrank", ["--method", "separable", "--rank", "2"]),
 }
 
 
