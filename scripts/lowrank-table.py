@@ -89,8 +89,11 @@ def table(out, names):
     rounds = int(os.environ.get("ROUNDS", "2"))
     for model in dict.fromkeys(RECIPES[n][0] for n in names):
         entries = [("original", os.path.join(MODELS, model + ".bin"), None)]
+        # A recipe not (yet) fine-tuned is timed on its -0 file (the same shapes).
         entries += [(n, os.path.join(out, n + ".bin"), os.path.join(out, n + "-0.bin"))
                     for n in names if RECIPES[n][0] == model]
+        entries = [(label, path if os.path.exists(path) else unfinetuned, unfinetuned)
+                   for label, path, unfinetuned in entries]
         onnx = {}
         for label, path, _ in entries:
             onnx[label] = os.path.join(out, label + "-" + model + ".onnx")
@@ -109,7 +112,8 @@ def table(out, names):
         reference = None
         for label, path, unfinetuned in entries:
             i = info(path)
-            accuracy = top1(path)
+            finetuned = path != unfinetuned
+            accuracy = top1(path) if finetuned else None
             before = top1(unfinetuned) if unfinetuned and os.path.exists(unfinetuned) else None
             if reference is None:
                 reference = (i["macs"], accuracy)
@@ -117,8 +121,9 @@ def table(out, names):
             r1, r64 = best[(label, "ort", 1)], best[(label, "ort", 64)]
             b = best
             print(f"| {label} | {i['parameters']:,} | {i['macs'] / 1e6:.2f}M | {reference[0] / i['macs']:.2f}x "
-                  f"| {'' if before is None else f'{before * 100:.2f}%'} | {accuracy * 100:.2f}% "
-                  f"| {(accuracy - reference[1]) * 100:+.2f} "
+                  f"| {'' if before is None else f'{before * 100:.2f}%'} "
+                  f"| {'not run' if accuracy is None else f'{accuracy * 100:.2f}%'} "
+                  f"| {'' if accuracy is None else f'{(accuracy - reference[1]) * 100:+.2f}'} "
                   f"| {o1:.3f} / {o64:.2f} | {b[('original', 'ours', 1)] / o1:.2f}x / {b[('original', 'ours', 64)] / o64:.2f}x "
                   f"| {r1:.3f} / {r64:.2f} | {b[('original', 'ort', 1)] / r1:.2f}x / {b[('original', 'ort', 64)] / r64:.2f}x |")
 
