@@ -2,10 +2,11 @@ import CBLAS
 import Compress
 import Foundation
 
-/// The measured latencies `lowrank --target-latency` chooses ranks from: for
-/// every budgeted layer, the dense layer and each candidate factor chain,
-/// each run alone on the layer's input shape, with the machine and settings
-/// they were measured with.
+/// The measured latencies `lowrank --target-latency` chooses ranks from, and
+/// `--require-reduction latency` compares: for every budgeted or checked
+/// layer, the dense layer and each candidate factor chain, each run alone on
+/// the layer's input shape, with the machine and settings they were measured
+/// with.
 ///
 /// Written to `latency-table` when that file does not exist; read from it,
 /// with nothing timed, when it does, so given the table the choice and the

@@ -10,7 +10,8 @@ import Foundation
 /// and writes the layer's output value, so whatever read it (BatchNorm, ReLU,
 /// a residual Add) reads the chain's output unchanged. A layer is left as it
 /// is, and the record says why, when its factorization would not reduce both
-/// its weights and its MACs (unless `require-reduction` is false), when its
+/// its weights and its MACs (unless `require-reduction` is none), or, with
+/// `require-reduction latency`, would not run faster as measured, when its
 /// weight is sparse, shared, hashed or stored at a reduced precision
 /// (factorizing would make it dense float32 again), when another node reads
 /// its weight, or when only `layer-rank` is given and no entry matches it.
@@ -59,6 +60,18 @@ public struct LowRankPass: Pass {
         case tucker2(input: Int, output: Int)
     }
 
+    /// When a layer whose factorization would not reduce its cost is left dense (`require-reduction`).
+    public enum ReductionRequirement: String, CaseIterable, Sendable {
+        /// The factors must have fewer weights and fewer MACs than the layer.
+        case counts
+        /// As `counts`, and the factor chain, timed alone on the layer's input
+        /// shape as `target-latency` times candidates (`setLatencies`), must be
+        /// faster than the dense layer timed the same way.
+        case latency
+        /// Factorize whatever the cost.
+        case none
+    }
+
     /// A weight with at least this fraction of exact zeros counts as sparse.
     public static let sparseZeroFraction = 0.1
 
@@ -79,8 +92,8 @@ public struct LowRankPass: Pass {
                       help: "Comma-separated node-name patterns of layers to leave alone."),
         ParameterSpec("round-to", .int, default: .int(1),
                       help: "Round each rank up to a multiple of this (e.g. 8 for the blocked kernels), capped at the full rank."),
-        ParameterSpec("require-reduction", .bool, default: .bool(true),
-                      help: "Leave a layer as it is when its factors would not have fewer weights and MACs; false factorizes it anyway."),
+        ParameterSpec("require-reduction", .choice(ReductionRequirement.allCases.map(\.rawValue)), default: .string("counts"),
+                      help: "Leave a layer as it is when its factors would not have fewer weights and MACs (counts), or also would not run faster, each timed alone (latency; see latency-table); none factorizes it anyway."),
     ] + RankBudgetTarget.parameters + FineTuneParameters.specs(epochsHelp: "Fine-tuning epochs after factorizing, training every factor (default: 0).")
 
     public let method: Method
@@ -94,7 +107,10 @@ public struct LowRankPass: Pass {
     public let target: RankBudgetTarget?
     public let selection: LayerSelection
     public let roundTo: Int
-    public let requireReduction: Bool
+    public let requireReduction: ReductionRequirement
+    /// `latency-table` and `latency-batch`, for `target-latency` and `require-reduction latency`.
+    public let latencyTable: String?
+    public let latencyBatch: Int
     public let fineTuneEpochs: Int
     /// Fine-tuning settings by training parameter name (`lr`, `flip`, ...).
     public let fineTuneOverrides: [String: String]
@@ -120,6 +136,9 @@ public struct LowRankPass: Pass {
             problems.append("layer-rank entry '\(entry.pattern)=\(entry.ranks.map(String.init).joined(separator: "x"))': "
                             + "INPUTxOUTPUT ranks are for tucker2 only; \(method.rawValue) takes one rank")
         }
+        requireReduction = ReductionRequirement(rawValue: p.string("require-reduction"))!
+        (latencyTable, latencyBatch) = RankBudgetTarget.latencySettings(
+            p, measured: p.has("target-latency") || requireReduction == .latency, problems: &problems)
         target = RankBudgetTarget.parse(p, method: method, problems: &problems)
         rankSelection = RankSelectionMode(rawValue: p.string("rank-selection"))!
         switch rankSelection {
@@ -141,7 +160,6 @@ public struct LowRankPass: Pass {
         selection = LayerSelection(include: p.string("layers"), exclude: p.string("exclude"))
         roundTo = p.int("round-to")
         if roundTo < 1 { problems.append("round-to must be >= 1, got \(roundTo)") }
-        requireReduction = p.bool("require-reduction")
         let fineTune = FineTuneParameters.request(p)
         fineTuneEpochs = fineTune.epochs ?? 0
         fineTuneOverrides = fineTune.overrides
@@ -216,6 +234,22 @@ public struct LowRankPass: Pass {
         return nil
     }
 
+    /// A layer `apply` will factorize, once the measured check (if any) passes.
+    struct PlannedFactorization {
+        var node: Node
+        var factorization: Factorization
+        var weightCount: Int, factorCount: Int
+        var macsBefore: Int, macsAfter: Int
+        var rankText: String { factorization.ranks.map(String.init).joined(separator: "x") }
+    }
+
+    /// What `apply` does with one selected layer.
+    enum LayerDecision {
+        /// Left as it is, for this reason (the record line's end).
+        case skip(String)
+        case factorize(PlannedFactorization)
+    }
+
     public func apply(to model: Model, context: PassContext) throws -> PassOutcome {
         let (layers, notes) = try selectedLayers(in: model.graph)
         let budget = try target.map { try chooseRanks(for: layers, in: model, target: $0, context: context) }
@@ -225,56 +259,73 @@ public struct LowRankPass: Pass {
         var factorized = 0, skipped = notes.count
         var layerParamsBefore = 0, layerParamsAfter = 0
         var maxError: Float = 0
+        // Each layer's decision: a record line (skipped) or a factorization.
+        // Factorizing one layer does not change another's weights or input
+        // shape, so all are decided on the original graph, then measured
+        // together (one table), then applied.
+        var plans: [(layer: String, decision: LayerDecision)] = []
+        let costs = try model.graph.costReport()
         for layer in layers {
             try context.checkCancellation()
-            if let reason = reasonToSkip(layer, in: current) {
-                changes.append("\(layer.node): skipped: \(reason)")
-                skipped += 1
+            if let reason = reasonToSkip(layer, in: model) {
+                plans.append((layer.node, .skip(reason)))
                 continue
             }
             if let budget, budget.keptDense.contains(layer.node) {
-                changes.append("\(layer.node): skipped: left dense by the \(target!.name) choice")
-                skipped += 1
+                plans.append((layer.node, .skip(budget.slowerThanDense[layer.node] ?? "left dense by the \(target!.name) choice")))
                 continue
             }
             guard let rule = budget?.ranks[layer.node].map(budgetRule) ?? rankRule(for: layer) else {
-                changes.append("\(layer.node): skipped: no layer-rank entry matches it, and neither rank nor energy is given")
-                skipped += 1
+                plans.append((layer.node, .skip("no layer-rank entry matches it, and neither rank nor energy is given")))
                 continue
             }
-            let node = current.graph.nodes[current.graph.nodeIndex(named: layer.node)!]
+            let node = model.graph.nodes[model.graph.nodeIndex(named: layer.node)!]
             let factorization: Factorization
             do {
-                factorization = try factorize(node, in: current.graph, rule: rule)
+                factorization = try factorize(node, in: model.graph, rule: rule)
             } catch {
                 problems.append("layer '\(layer.node)': \(error)")
                 continue
             }
-            let candidate = try replacing(node, with: factorization.layers, in: current.graph)
+            let candidate = try replacing(node, with: factorization.layers, in: model.graph)
             // The layer's own weights and MACs before, its factors' after.
             let factorNames = Set((1...factorization.layers.count).map { "\(layer.node).factor\($0)" })
-            let macsBefore = try current.graph.costReport().macsByNode[layer.node] ?? 0
-            let macsAfter = try candidate.costReport().nodes.filter { factorNames.contains($0.name) }.reduce(0) { $0 + $1.macs }
-            let weightCount = current.graph.initializers[layer.weight]!.count
-            let factorCount = factorization.layers.reduce(0) { $0 + $1.weight.count }
-            let ranks = factorization.ranks.map(String.init).joined(separator: "x")
-            if requireReduction && (factorCount >= weightCount || macsAfter >= macsBefore) {
-                changes.append("\(layer.node): skipped: \(method.rawValue) at rank \(ranks) would not reduce weights and MACs "
-                               + "(weights \(weightCount) -> \(factorCount), MACs \(macsBefore) -> \(macsAfter))")
+            let plan = PlannedFactorization(
+                node: node, factorization: factorization,
+                weightCount: model.graph.initializers[layer.weight]!.count,
+                factorCount: factorization.layers.reduce(0) { $0 + $1.weight.count },
+                macsBefore: costs.macsByNode[layer.node] ?? 0,
+                macsAfter: try candidate.costReport().nodes.filter { factorNames.contains($0.name) }.reduce(0) { $0 + $1.macs })
+            if requireReduction != .none && (plan.factorCount >= plan.weightCount || plan.macsAfter >= plan.macsBefore) {
+                plans.append((layer.node, .skip(
+                    "\(method.rawValue) at rank \(plan.rankText) would not reduce weights and MACs "
+                        + "(weights \(plan.weightCount) -> \(plan.factorCount), MACs \(plan.macsBefore) -> \(plan.macsAfter))")))
+                continue
+            }
+            plans.append((layer.node, .factorize(plan)))
+        }
+        guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
+        // With a target the budget has already timed every candidate and left
+        // the slower ones out (`chooseRanks`).
+        if requireReduction == .latency && target == nil {
+            try checkMeasuredLatency(&plans, graph: model.graph, context: context)
+        }
+        for (name, decision) in plans {
+            guard case .factorize(let plan) = decision else {
+                if case .skip(let reason) = decision { changes.append("\(name): skipped: \(reason)") }
                 skipped += 1
                 continue
             }
-            current.graph = candidate
+            current.graph = try replacing(plan.node, with: plan.factorization.layers, in: current.graph)
             factorized += 1
-            layerParamsBefore += weightCount
-            layerParamsAfter += factorCount
-            maxError = max(maxError, factorization.relativeError)
+            layerParamsBefore += plan.weightCount
+            layerParamsAfter += plan.factorCount
+            maxError = max(maxError, plan.factorization.relativeError)
             changes.append(String(format: "%@: %@ rank %@, %d -> %d weights (%.2fx), MACs %d -> %d, relative error %.4f",
-                                  layer.node, method.rawValue, ranks, weightCount, factorCount,
-                                  Double(weightCount) / Double(max(factorCount, 1)),
-                                  macsBefore, macsAfter, factorization.relativeError))
+                                  name, method.rawValue, plan.rankText, plan.weightCount, plan.factorCount,
+                                  Double(plan.weightCount) / Double(max(plan.factorCount, 1)),
+                                  plan.macsBefore, plan.macsAfter, plan.factorization.relativeError))
         }
-        guard problems.isEmpty else { throw ParameterError(pass: Self.name, problems: problems) }
         var metrics: [String: Double] = (budget?.metrics ?? [:]).merging([
             "factorized-layers": Double(factorized),
             "skipped-layers": Double(skipped),

@@ -7,10 +7,10 @@ public enum RankBudgetTarget: Sendable, Equatable {
     case macs(Double)
     /// At most this fraction of the estimated latency: the sum over the
     /// selected layers of each layer's measured time, the dense layer or its
-    /// factor chain run alone on the layer's input shape (1 thread, `batch`).
-    /// `table` (`latency-table`) is the file the measurements are read from,
-    /// or written to when it does not exist.
-    case latency(Double, table: String?, batch: Int)
+    /// factor chain run alone on the layer's input shape (1 thread).
+    /// `LowRankPass.latencyTable` and `latencyBatch` say where the
+    /// measurements are read from (or written to) and at what batch.
+    case latency(Double)
 
     /// The parameters `LowRankPass` declares for whole-model targets.
     static let parameters: [ParameterSpec] = [
@@ -19,21 +19,31 @@ public enum RankBudgetTarget: Sendable, Equatable {
         .optional("target-latency", .double,
                   help: "Instead of rank/energy: the same for this fraction, in (0, 1), of the selected layers' latency, each candidate's factor chain timed alone (1 thread)."),
         .optional("latency-table", .string,
-                  help: "With --target-latency: JSON file of the measured per-layer latencies; read (nothing timed) when it exists, else measured and written there."),
+                  help: "With --target-latency or --require-reduction latency: JSON file of the measured per-layer latencies; read (nothing timed) when it exists, else measured and written there."),
         .optional("latency-batch", .int,
-                  help: "With --target-latency: batch size the candidates are timed at (default: 1)."),
+                  help: "With --target-latency or --require-reduction latency: batch size layers and factor chains are timed at (default: 1)."),
     ]
+
+    /// `latency-table` and `latency-batch`, checked: where measured latencies
+    /// are read from or written to, and the batch they are timed at. They
+    /// serve `target-latency` and `require-reduction latency` alike, and are
+    /// refused without either (`measured`: whether one is given).
+    static func latencySettings(_ p: PassParameters, measured: Bool, problems: inout [String]) -> (table: String?, batch: Int) {
+        if p.has("latency-table") && !measured {
+            problems.append("latency-table holds the measurements of target-latency or require-reduction latency; give it with one of them")
+        }
+        if p.has("latency-batch") && !measured {
+            problems.append("latency-batch is the batch target-latency and require-reduction latency time layers at; give it with one of them")
+        }
+        let batch = p.optionalInt("latency-batch") ?? 1
+        if batch < 1 { problems.append("latency-batch must be >= 1, got \(batch)") }
+        return (p.optionalString("latency-table"), batch)
+    }
 
     /// The target given, if any, checked; problems are appended to `problems`.
     static func parse(_ p: PassParameters, method: LowRankPass.Method, problems: inout [String]) -> RankBudgetTarget? {
         let rules = ["rank", "energy", "target-macs", "target-latency"].filter { p.has($0) }
         let targets = rules.filter { $0.hasPrefix("target-") }
-        if p.has("latency-table") && !p.has("target-latency") {
-            problems.append("latency-table holds the measurements of target-latency; give it with target-latency")
-        }
-        if p.has("latency-batch") && !p.has("target-latency") {
-            problems.append("latency-batch is the batch target-latency times candidates at; give it with target-latency")
-        }
         guard let name = targets.first else { return nil }
         if rules.count > 1 {
             problems.append("give one of rank, energy, target-macs and target-latency, not \(rules.joined(separator: " and "))")
@@ -44,9 +54,12 @@ public enum RankBudgetTarget: Sendable, Equatable {
             problems.append("cp has no cheap per-rank error (every rank is its own ALS run): give rank or layer-rank with cp, not \(name)")
         }
         guard name == "target-latency" else { return .macs(fraction) }
-        let batch = p.optionalInt("latency-batch") ?? 1
-        if batch < 1 { problems.append("latency-batch must be >= 1, got \(batch)") }
-        return .latency(fraction, table: p.optionalString("latency-table"), batch: batch)
+        return .latency(fraction)
+    }
+
+    var isLatency: Bool {
+        if case .latency = self { return true }
+        return false
     }
 
     /// The parameter's name, for messages.
@@ -59,7 +72,7 @@ public enum RankBudgetTarget: Sendable, Equatable {
 
     var fraction: Double {
         switch self {
-        case .macs(let f), .latency(let f, _, _): f
+        case .macs(let f), .latency(let f): f
         }
     }
 }
@@ -204,7 +217,7 @@ extension LowRankPass {
 
     /// The layers (op, weight shape) of `method`'s factor chain at `ranks`
     /// for a layer of weight `shape` and `attributes`, as the factorizations
-    /// build them (`SVDFactorization`, `TensorFactorization.tucker2`).
+    /// build them (`SVDFactorization`, `TensorFactorization`).
     static func chainShape(_ method: Method, shape: [Int], attributes: Conv2d, ranks: [Int]) -> [(op: Op, weight: [Int])] {
         let r = ranks[0]
         switch method {
@@ -221,7 +234,12 @@ extension LowRankPass {
             var depthwise = attributes
             depthwise.groups = shape[1]
             return [(.conv2d(depthwise), [shape[1] * r, 1, shape[2], shape[3]]), (.conv2d(Conv2d()), [shape[0], shape[1] * r, 1, 1])]
-        case .cp: preconditionFailure("RankBudgetTarget.parse refuses cp")
+        case .cp:
+            var vertical = attributes.vertical, horizontal = attributes.horizontal
+            vertical.groups = r
+            horizontal.groups = r
+            return [(.conv2d(Conv2d()), [r, shape[1], 1, 1]), (.conv2d(vertical), [r, 1, shape[2], 1]),
+                    (.conv2d(horizontal), [r, 1, 1, shape[3]]), (.conv2d(Conv2d()), [shape[0], r, 1, 1])]
         }
     }
 
@@ -259,7 +277,7 @@ extension LowRankPass {
     /// The candidates of `node` (dense first). A free layer gets every rank
     /// (`candidateRanks`; for Tucker-2 every pair of them, or with `latency` only
     /// pairs at the same position in both modes' lists); a pinned one
-    /// (`pinnedRanks`, a `layer-rank` entry's) its one rank choice. With `require-reduction`, candidates with
+    /// (`pinnedRanks`, a `layer-rank` entry's) its one rank choice. With `require-reduction` counts or latency, candidates with
     /// no fewer weights or MACs than the layer are dropped.
     func budgetCandidates(_ node: Node, in graph: Graph, inputShape: [Int], pinnedRanks: [Int]?,
                           latency: Bool) throws -> [RankCandidate] {
@@ -292,7 +310,7 @@ extension LowRankPass {
         for ranks in rankLists {
             let cost = try Self.chainCost(Self.chainShape(method, shape: weight.shape, attributes: attributes, ranks: ranks),
                                           inputShape: inputShape)
-            if requireReduction && (cost.weights >= dense.weights || cost.macs >= dense.macs) { continue }
+            if requireReduction != .none && (cost.weights >= dense.weights || cost.macs >= dense.macs) { continue }
             let error = zip(ranks, dropped).reduce(0.0) { $0 + $1.1[$1.0 - 1] }
             candidates.append(RankCandidate(ranks: ranks, macs: cost.macs, weights: cost.weights, squaredError: min(error, 1)))
         }
@@ -306,6 +324,9 @@ struct RankBudgetOutcome {
     var ranks: [String: [Int]] = [:]
     /// Budgeted layers the choice leaves dense.
     var keptDense: Set<String> = []
+    /// Why a layer of `keptDense` is (`require-reduction latency`: no factor
+    /// chain it could have is faster than the layer), by layer.
+    var slowerThanDense: [String: String] = [:]
     /// Record lines: the target, the cost before and after, per-layer estimates.
     var changes: [String] = []
     var metrics: [String: Double] = [:]
@@ -321,20 +342,25 @@ extension LowRankPass {
                      context: PassContext) throws -> RankBudgetOutcome {
         let graph = model.graph
         let shapes = try graph.inferShapes(batch: 1)
-        var isLatency = false
-        if case .latency = target { isLatency = true }
+        let measured = target.isLatency || requireReduction == .latency
         var budgetLayers: [BudgetLayer] = [], nodes: [Node] = [], inputShapes: [[Int]] = []
         for layer in layers where reasonToSkip(layer, in: model) == nil {
             let node = graph.nodes[graph.nodeIndex(named: layer.node)!]
             let pinned = layerRanks.first { globMatches($0.pattern, layer.node) }?.ranks
             let inputShape = shapes[node.inputs[0]]!
-            let candidates = try budgetCandidates(node, in: graph, inputShape: inputShape, pinnedRanks: pinned, latency: isLatency)
+            let candidates = try budgetCandidates(node, in: graph, inputShape: inputShape, pinnedRanks: pinned, latency: measured)
             budgetLayers.append(BudgetLayer(name: layer.node, candidates: candidates, free: pinned == nil))
             nodes.append(node)
             inputShapes.append(inputShape)
         }
         var outcome = RankBudgetOutcome()
-        let total: Double, fixedCost: Double, costName: String, source: String
+        var source = ""
+        if measured {
+            source = try setLatencies(&budgetLayers, nodes: nodes, inputShapes: inputShapes, graph: graph, batch: latencyBatch,
+                                      tablePath: latencyTable, context: context)
+            if requireReduction == .latency { leaveOutSlowerChains(&budgetLayers, source: source, outcome: &outcome) }
+        }
+        let total: Double, fixedCost: Double, costName: String
         switch target {
         case .macs:
             for l in budgetLayers.indices {
@@ -342,10 +368,8 @@ extension LowRankPass {
             }
             total = Double(try graph.costReport().totalMACs)
             fixedCost = total - budgetLayers.reduce(0) { $0 + $1.candidates[0].cost }
-            (costName, source) = ("MACs", "")
-        case .latency(_, let table, let batch):
-            source = try setLatencies(&budgetLayers, nodes: nodes, inputShapes: inputShapes, graph: graph, batch: batch,
-                                      tablePath: table, context: context)
+            costName = "MACs"
+        case .latency:
             total = budgetLayers.reduce(0) { $0 + $1.candidates[0].cost }
             fixedCost = 0
             costName = "estimated latency"
@@ -368,11 +392,11 @@ extension LowRankPass {
             outcome.changes.append(String(
                 format: "target-macs %g: MACs %.0f -> %.0f (%.4f of the model), sum of squared relative errors %.4f over %d budgeted layer(s)",
                 target.fraction, total, after, after / total, choice.squaredError, budgetLayers.count))
-        case .latency(_, _, let batch):
+        case .latency:
             outcome.changes.append(String(
                 format: "target-latency %g: estimated latency (the sum over the %d budgeted layers, each timed alone, batch %d, 1 thread; "
                     + "other ops not counted) %.4f -> %.4f ms (%.4f), sum of squared relative errors %.4f; latencies %@",
-                target.fraction, budgetLayers.count, batch, total, after, total > 0 ? after / total : 0, choice.squaredError, source))
+                target.fraction, budgetLayers.count, latencyBatch, total, after, total > 0 ? after / total : 0, choice.squaredError, source))
             for (layer, index) in zip(choice.layers, choice.chosen) {
                 outcome.changes.append(String(format: "%@: %@ ranks %@, estimated %.4f -> %.4f ms", layer.name,
                                               layer.free ? "budget" : "layer-rank", layer.candidates[index].rankText,
@@ -383,6 +407,63 @@ extension LowRankPass {
         }
         outcome.metrics["budget-squared-error"] = choice.squaredError
         return outcome
+    }
+
+    /// `require-reduction latency`: drops from each of `layers` (latencies
+    /// set) the factor chains not faster than the dense layer. A layer left
+    /// with the dense layer alone, where it had chains, is put in
+    /// `outcome.keptDense` with a record line giving the times.
+    func leaveOutSlowerChains(_ layers: inout [BudgetLayer], source: String, outcome: inout RankBudgetOutcome) {
+        for l in layers.indices {
+            let dense = layers[l].candidates[0]
+            let chains = layers[l].candidates.dropFirst()
+            let faster = chains.filter { $0.cost < dense.cost }
+            guard faster.count < chains.count else { continue }
+            layers[l].candidates = [dense] + faster
+            guard faster.isEmpty else { continue }
+            outcome.keptDense.insert(layers[l].name)
+            let fastest = chains.min { $0.cost < $1.cost }!
+            outcome.slowerThanDense[layers[l].name] = notFasterReason(
+                ranks: layers[l].free ? "any rank (fastest: \(fastest.rankText))" : "rank \(fastest.rankText)",
+                chainMs: fastest.cost, denseMs: dense.cost, source: source)
+        }
+    }
+
+    /// The record line's end for a layer left dense because its factor chain
+    /// did not run faster than the layer, both timed alone.
+    func notFasterReason(ranks: String, chainMs: Double, denseMs: Double, source: String) -> String {
+        String(format: "%@ at %@ would not run faster: %.4f ms as factors, %.4f ms dense (each timed alone, batch %d, 1 thread; latencies %@)",
+               method.rawValue, ranks, chainMs, denseMs, latencyBatch, source)
+    }
+
+    /// `require-reduction latency` without a target: times each planned
+    /// factor chain and its dense layer alone, as `target-latency` times
+    /// candidates (`setLatencies`, the same table), and turns the plans whose
+    /// chain is not faster into skips giving both times.
+    func checkMeasuredLatency(_ plans: inout [(layer: String, decision: LayerDecision)], graph: Graph,
+                              context: PassContext) throws {
+        let shapes = try graph.inferShapes(batch: 1)
+        var indices: [Int] = [], timed: [BudgetLayer] = [], nodes: [Node] = [], inputShapes: [[Int]] = []
+        for (i, entry) in plans.enumerated() {
+            guard case .factorize(let plan) = entry.decision else { continue }
+            indices.append(i)
+            nodes.append(plan.node)
+            inputShapes.append(shapes[plan.node.inputs[0]]!)
+            timed.append(BudgetLayer(name: entry.layer, candidates: [
+                RankCandidate(ranks: [], macs: plan.macsBefore, weights: plan.weightCount, squaredError: 0),
+                RankCandidate(ranks: plan.factorization.ranks, macs: plan.macsAfter, weights: plan.factorCount,
+                              squaredError: Double(plan.factorization.relativeError * plan.factorization.relativeError)),
+            ], free: false))
+        }
+        guard !timed.isEmpty else { return }
+        let source = try setLatencies(&timed, nodes: nodes, inputShapes: inputShapes, graph: graph, batch: latencyBatch,
+                                      tablePath: latencyTable, context: context)
+        for (i, layer) in zip(indices, timed) {
+            let dense = layer.candidates[0], chain = layer.candidates[1]
+            guard chain.cost >= dense.cost else { continue }
+            plans[i].decision = .skip(notFasterReason(ranks: "rank \(chain.rankText)", chainMs: chain.cost,
+                                                       denseMs: dense.cost, source: source))
+        }
     }
 
     /// The rule that factorizes a layer at exactly a candidate's `ranks`

@@ -154,7 +154,7 @@ import LowRank
             (["--target-macs", "0.5", "--energy", "0.9"],
              "Error: lowrank: give one of rank, energy, target-macs and target-latency, not energy and target-macs\n"),
             (["--rank", "4", "--latency-table", "t.json"],
-             "Error: lowrank: latency-table holds the measurements of target-latency; give it with target-latency\n"),
+             "Error: lowrank: latency-table holds the measurements of target-latency or require-reduction latency; give it with one of them\n"),
             (["--target-macs", "0.001"],
              "Error: lowrank: target-macs 0.001 cannot be reached: the lowest reachable fraction of the MACs is 0.0175 "
                 + "(every budgeted layer at its smallest rank)\n"),
@@ -201,11 +201,88 @@ import LowRank
         #expect(changes[0].hasSuffix("latencies from the table table.json"), "\(changes)")
         // fc3 (4 x 100) saves nothing at any rank: its factors cost 0.5 ms more than the 0.04 ms layer.
         #expect(changes.contains("fc3: budget ranks dense, estimated 0.0400 -> 0.0400 ms"), "\(changes)")
+        // require-reduction latency: the budget drops every chain slower than
+        // its dense layer; fc3, pinned at rank 2, is left dense and says why.
+        let p = try runs.run(["lowrank", "model.bin", "-o", "p.bin", "--layer-rank", "fc3=2", "--require-reduction", "latency"] + args,
+                             in: dir)
+        #expect(p.status == 0, "\(p.stderr)")
+        let pinned = try #require(try cli.json(p.stdout)["changes"] as? [String])
+        #expect(pinned.contains("fc3: skipped: svd at rank 2 would not run faster: 0.5208 ms as factors, 0.0400 ms dense "
+                                + "(each timed alone, batch 1, 1 thread; latencies from the table table.json)"), "\(pinned)")
+        #expect(pinned.contains { $0.hasPrefix("fc1: svd rank ") } && pinned.contains { $0.hasPrefix("fc2: svd rank ") }, "\(pinned)")
+        let free = try runs.run(["lowrank", "model.bin", "-o", "f.bin", "--require-reduction", "latency"] + args, in: dir)
+        #expect(free.status == 0, "\(free.stderr)")
+        let freeChanges = try #require(try cli.json(free.stdout)["changes"] as? [String])
+        #expect(freeChanges.contains("fc3: skipped: svd at any rank (fastest: 1) would not run faster: 0.5104 ms as factors, "
+                                     + "0.0400 ms dense (each timed alone, batch 1, 1 thread; latencies from the table table.json)"),
+                "\(freeChanges)")
         try table(entries.filter { !$0.contains(#""fc2", "ranks": [46]"#) }).write(toFile: dir + "/table.json", atomically: true, encoding: .utf8)
         let c = try runs.run(["lowrank", "model.bin", "-o", "c.bin"] + args, in: dir)
         #expect(c.status != 0)
         #expect(c.stderr == "Error: lowrank: latency-table 'table.json' has no entry for layer 'fc2' at ranks [46] "
                 + "([] is the dense layer); delete it to measure again\n", "\(c.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/c.bin"))
+    }
+
+    /// `--require-reduction latency` with a hand-written table: fc2's factor
+    /// chain is slower than the dense layer, so fc2 is left as it is with a
+    /// record line giving both times, fc1 is factorized, and two runs write
+    /// the same bytes; without a table the run times the layers and writes one
+    /// the next run reads.
+    @Test func requireReductionLatencyLeavesASlowerLayerDense() throws {
+        let dir = try runs.fixture()
+        let entries = [#"{"layer": "fc1", "ranks": [], "ms": 1.0}"#, #"{"layer": "fc1", "ranks": [8], "ms": 0.3}"#,
+                       #"{"layer": "fc2", "ranks": [], "ms": 0.2}"#, #"{"layer": "fc2", "ranks": [6], "ms": 0.5}"#]
+        try (#"{"format": "compressor lowrank latency table", "version": 1, "method": "svd", "batch": 1, "threads": 1, "#
+             + #""kernels": "hand-written", "entries": [\#(entries.joined(separator: ", "))]}"#)
+            .write(toFile: dir + "/table.json", atomically: true, encoding: .utf8)
+        let args = ["--method", "svd", "--layer-rank", "fc1=8,fc2=6", "--exclude", "fc3", "--require-reduction", "latency", "--json"]
+        let a = try runs.run(["lowrank", "model.bin", "-o", "a.bin", "--latency-table", "table.json"] + args, in: dir)
+        let b = try runs.run(["lowrank", "model.bin", "-o", "b.bin", "--latency-table", "table.json"] + args, in: dir)
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/a.bin")) == Data(contentsOf: URL(fileURLWithPath: dir + "/b.bin")))
+        let json = try cli.json(a.stdout)
+        let changes = try #require(json["changes"] as? [String])
+        #expect(changes.first?.hasPrefix("fc1: svd rank 8, 19200 -> 2912 weights") == true, "\(changes)")
+        #expect(changes.contains("fc2: skipped: svd at rank 6 would not run faster: 0.5000 ms as factors, 0.2000 ms dense "
+                                 + "(each timed alone, batch 1, 1 thread; latencies from the table table.json)"), "\(changes)")
+        let metrics = try #require(json["metrics"] as? [String: Double])
+        #expect(metrics["factorized-layers"] == 1)
+        let m = try ModelFile.read(path: dir + "/a.bin")
+        #expect(m.graph.initializers["fc1.factor1.weight"]?.shape == [8, 64])
+        #expect(m.graph.initializers["fc2.weight"]?.shape == [100, 300])
+
+        // No table: measured and written, then read by the next run.
+        let c = try runs.run(["lowrank", "model.bin", "-o", "c.bin", "--latency-table", "measured.json"] + args, in: dir)
+        #expect(c.status == 0, "\(c.stderr)")
+        let written = try LayerLatencyTable.read(path: dir + "/measured.json")
+        #expect(written.entries.map(\.layer) == ["fc1", "fc1", "fc2", "fc2"])
+        #expect(written.entries.map(\.ranks) == [[], [8], [], [6]])
+        let d = try runs.run(["lowrank", "model.bin", "-o", "d.bin", "--latency-table", "measured.json"] + args, in: dir)
+        #expect(d.status == 0, "\(d.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/c.bin")) == Data(contentsOf: URL(fileURLWithPath: dir + "/d.bin")))
+    }
+
+    @Test func badRequireReductionValuesFailWithOneMessageAndNoFile() throws {
+        let dir = try runs.fixture()
+        try (#"{"format": "compressor lowrank latency table", "version": 1, "method": "svd", "batch": 1, "threads": 1, "#
+             + #""kernels": "hand-written", "entries": []}"#).write(toFile: dir + "/table.json", atomically: true, encoding: .utf8)
+        let cases: [([String], String)] = [
+            (["--require-reduction", "true"],
+             "Error: lowrank: parameter 'require-reduction' must be counts|latency|none, got 'true'\n"),
+            (["--require-reduction", "counts", "--latency-batch", "2"],
+             "Error: lowrank: latency-batch is the batch target-latency and require-reduction latency time layers at; give it with one of them\n"),
+            (["--require-reduction", "latency", "--latency-batch", "0"], "Error: lowrank: latency-batch must be >= 1, got 0\n"),
+            (["--require-reduction", "latency", "--latency-table", "table.json", "--latency-batch", "4"],
+             "Error: lowrank: latency-table 'table.json' was measured for svd at batch 1, 1 thread(s); this run needs svd at batch 4, 1 thread(s)\n"),
+            (["--require-reduction", "latency", "--latency-table", "table.json"],
+             "Error: lowrank: latency-table 'table.json' has no entry for layer 'fc1' at ranks [] ([] is the dense layer); delete it to measure again\n"),
+        ]
+        for (args, expected) in cases {
+            let r = try runs.run(["lowrank", "model.bin", "-o", "out.bin", "--method", "svd", "--layer-rank", "fc1=8"] + args, in: dir)
+            #expect(r.status != 0, "\(args)")
+            #expect(r.stderr == expected, "\(args): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out.bin"), "\(args)")
+        }
     }
 }

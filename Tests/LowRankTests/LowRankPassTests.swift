@@ -40,7 +40,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
     // MARK: exact at full rank
 
     @Test func svdAtFullRankKeepsTheMLPOutputs() throws {
-        let (out, record) = try lowRank(mlp, ["method": "svd", "energy": "1", "require-reduction": "false"])
+        let (out, record) = try lowRank(mlp, ["method": "svd", "energy": "1", "require-reduction": "none"])
         #expect(nodeNames(out).filter { $0.hasPrefix("fc") } == ["fc1.factor1", "fc1.factor2", "fc2.factor1", "fc2.factor2",
                                                                      "fc3.factor1", "fc3.factor2"])
         #expect(out.graph.initializers["fc1.weight"] == nil)
@@ -57,7 +57,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
 
     @Test(arguments: ["channel", "spatial", "tucker2", "separable"])
     func convMethodAtFullRankKeepsTheOutputsThroughBatchNorm(method: String) throws {
-        let (out, record) = try lowRank(vgg, ["method": method, "energy": "1", "require-reduction": "false"])
+        let (out, record) = try lowRank(vgg, ["method": method, "energy": "1", "require-reduction": "none"])
         #expect(record.metrics["factorized-layers"] == 6)
         #expect(out.graph.nodes.contains { $0.name == "conv4" } == false)
         // BatchNorm still reads the value the conv wrote, now written by the last factor.
@@ -87,7 +87,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
     @Test func errorDoesNotIncreaseWithRank() throws {
         var errors: [Float] = []
         for rank in [1, 4, 16, 40, 64] {
-            let (out, record) = try lowRank(mlp, ["method": "svd", "layers": "fc1", "rank": String(rank), "require-reduction": "false"])
+            let (out, record) = try lowRank(mlp, ["method": "svd", "layers": "fc1", "rank": String(rank), "require-reduction": "none"])
             errors.append(Float(try #require(record.metrics["max-relative-error"])))
             #expect(out.graph.initializers["fc1.factor1.weight"]?.shape == [rank, 64])
         }
@@ -105,7 +105,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
         #expect(rounded.graph.initializers["fc2.factor1.weight"]?.shape == [(expected + 7) / 8 * 8, 300])
         // Rounding never passes the full rank.
         let (capped, _) = try lowRank(mlp, ["method": "svd", "layers": "fc1", "rank": "60", "round-to": "16",
-                                            "require-reduction": "false"])
+                                            "require-reduction": "none"])
         #expect(capped.graph.initializers["fc1.factor1.weight"]?.shape == [64, 64])
     }
 
@@ -173,7 +173,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
     /// (stride 2, pad 1) keep the layer's outputs at full multiplier.
     @Test func separableSkipsOneByOneConvolutionsAndKeepsStridedOnes() throws {
         let resnet = Architecture.resnet20.build(seed: 5, inputShape: [1, 8, 8], classes: 4)
-        let (out, record) = try lowRank(resnet, ["method": "separable", "rank": "9", "require-reduction": "false"])
+        let (out, record) = try lowRank(resnet, ["method": "separable", "rank": "9", "require-reduction": "none"])
         #expect(record.changes.prefix(2) == ["layer2.0.shortcut.conv: skipped: 1x1 convolution; separable needs a larger kernel",
                                              "layer3.0.shortcut.conv: skipped: 1x1 convolution; separable needs a larger kernel"])
         #expect(record.metrics["factorized-layers"] == 19)
@@ -188,7 +188,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
 
     @Test func vbmfPicksTheRanksAndLayerRankOverrides() throws {
         let (out, record) = try lowRank(vgg, ["method": "tucker2", "rank-selection": "vbmf", "layers": "conv3,conv4,conv5",
-                                              "layer-rank": "conv5=8x16", "require-reduction": "false"])
+                                              "layer-rank": "conv5=8x16", "require-reduction": "none"])
         for name in ["conv3", "conv4"] {
             let w = vgg.graph.initializers[name + ".weight"]!
             let ranks = try vbmfTucker2Ranks(w.floats, shape: w.shape)
@@ -200,7 +200,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
         #expect(out.graph.initializers["conv5.factor3.weight"]?.shape == [128, 16, 1, 1])
         #expect(record.changes[2].hasPrefix("conv5: tucker2 rank 8x16, "), "\(record.changes)")
         // svd: the VBMF rank of each weight matrix, then round-to.
-        let (mlpOut, _) = try lowRank(mlp, ["method": "svd", "rank-selection": "vbmf", "round-to": "4", "require-reduction": "false"])
+        let (mlpOut, _) = try lowRank(mlp, ["method": "svd", "rank-selection": "vbmf", "round-to": "4", "require-reduction": "none"])
         for name in ["fc1", "fc2", "fc3"] {
             let w = mlp.graph.initializers[name + ".weight"]!
             let r = max(1, try vbmfRank(w.floats, rows: w.shape[0], columns: w.shape[1]).rank)
@@ -211,7 +211,7 @@ func parameterErrorMessage(_ body: () throws -> Void) -> String? {
 
     @Test func perModeTucker2RanksAreRoundedAndChecked() throws {
         let (out, _) = try lowRank(vgg, ["method": "tucker2", "layer-rank": "conv4=3x5,conv6=20x7", "round-to": "4",
-                                         "require-reduction": "false"])
+                                         "require-reduction": "none"])
         #expect(out.graph.initializers["conv4.factor2.weight"]?.shape == [8, 4, 3, 3])
         #expect(out.graph.initializers["conv6.factor2.weight"]?.shape == [8, 20, 3, 3])
         #expect(out.graph.initializers["conv5.weight"] != nil)
