@@ -182,6 +182,11 @@ import SIMDKernels
                  attributes: Conv2d(stride: .square(2), padding: Padding2(top: 2, left: 0, bottom: 0, right: 1), groups: 7)),
         ConvCase(label: "depthwise multiplier 5, 1x3 no padding, no bias, 3 -> 15", sample: [3, 6, 7], weight: [15, 1, 1, 3],
                  attributes: Conv2d(groups: 3), hasBias: false),
+        // Multiplier 2 from a blocked input (the chained run) copies with lane shuffles.
+        ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 13 -> 26", sample: [13, 6, 7], weight: [26, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 13)),
+        ConvCase(label: "depthwise multiplier 2, 3x3 stride 2 pad 1, 20 -> 40", sample: [20, 9, 8], weight: [40, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 20)),
         ConvCase(label: "depthwise multiplier 2, 5x5 stride (1, 2), 16 -> 32", sample: [16, 11, 12], weight: [32, 1, 5, 5],
                  attributes: Conv2d(stride: Size2(1, 2), padding: .same(2), groups: 16)),
     ]
