@@ -5,8 +5,8 @@
 // (8 lanes of a block unrolled, the padded lanes of a partial last block
 // skipped) before one store per vector. The general tile loop of
 // `blockedConvolve` does the same work with a tile set-up (pixel offsets,
-// channel loop) per 8 input channels and a bias add per stored vector, which
-// for the 12-64 channels of low-rank factors was 20-60% of a 1x1 conv's time.
+// channel loop) per 8 input channels; on 1x1 convs of 12-128 channels it took
+// 1.2-1.8x the time of these tiles (docs/lowrank.md, "Kernels for factor shapes").
 //
 // Compiled with AVX2 and FMA like the rest of this target: callers check
 // `cpuSupportsBlockedKernels` first.
