@@ -3,7 +3,8 @@
 // `SIMD8<Float>`; filters are packed once so the 8 output channels of one
 // (input channel, tap) are one vector; an output tile of 6 pixels x 16 output
 // channels lives in 12 registers while every input channel and tap is
-// accumulated into it.
+// accumulated into it. 1x1 stride-1 convs take the pointwise tiles of
+// `BlockedPointwise.swift` instead.
 //
 // This target is compiled with AVX2 and FMA (see Package.swift): callers must
 // check `cpuSupportsBlockedKernels` first.
@@ -98,7 +99,8 @@ public struct BlockedClamp: Sendable {
 
 /// Computes output blocks `blocks` and output pixels `pixels` (row-major
 /// indices into `outputHeight * outputWidth`) of one image:
-/// `y = clamp(conv(x) + bias + residual)`.
+/// `y = clamp(conv(x) + bias + residual)`. The output must not alias the input
+/// or the residual (a pixel may be computed and written twice).
 ///
 /// - Parameters:
 ///   - input: the padded image (see `BlockedConvShape`).
@@ -110,21 +112,63 @@ public func blockedConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, 
                             output: UnsafeMutablePointer<Float>, clamp: BlockedClamp,
                             blocks: Range<Int>, pixels: Range<Int>) {
     guard !pixels.isEmpty else { return }
+    if pointwiseApplies(s) {
+        blockedPointwiseConvolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                                 clamp: clamp, blocks: blocks, pixels: pixels)
+    } else {
+        generalTiles(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                     clamp: clamp, blocks: blocks, pixels: pixels)
+    }
+}
+
+/// `blockedConvolve` by tiles of 6 pixels x 16 (or 8) output channels, any kernel and stride.
+func generalTiles(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                  bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+                  output: UnsafeMutablePointer<Float>, clamp: BlockedClamp,
+                  blocks: Range<Int>, pixels: Range<Int>) {
     var ob = blocks.lowerBound
     while ob < blocks.upperBound {
         let pair = ob &+ 1 < blocks.upperBound
         switch (s.channelsPerBlock, pair) {
-        case (8, true):
-            pairTiles(s, cs: 8, input, filter, bias, residual, output, clamp, ob, pixels)
-        case (_, true):
-            pairTiles(s, cs: s.channelsPerBlock, input, filter, bias, residual, output, clamp, ob, pixels)
-        case (8, false):
-            singleTiles(s, cs: 8, input, filter, bias, residual, output, clamp, ob, pixels)
-        default:
-            singleTiles(s, cs: s.channelsPerBlock, input, filter, bias, residual, output, clamp, ob, pixels)
+        case (8, true): pairTiles8(s, input, filter, bias, residual, output, clamp, ob, pixels)
+        case (_, true): pairTilesAny(s, input, filter, bias, residual, output, clamp, ob, pixels)
+        case (8, false): singleTiles8(s, input, filter, bias, residual, output, clamp, ob, pixels)
+        default: singleTilesAny(s, input, filter, bias, residual, output, clamp, ob, pixels)
         }
         ob &+= pair ? 2 : 1
     }
+}
+
+// Each tile loop is its own function, 8 channels per block a constant in two of
+// them: inlined together into one caller, their 12 accumulators were spilled to
+// the stack in the inner loop (a 3x3 conv ran 2.4x slower).
+
+@inline(never)
+private func pairTiles8(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                        _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    pairTiles(s, cs: 8, x, filter, bias, residual, y, clamp, ob, pixels)
+}
+
+@inline(never)
+private func pairTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                          _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    pairTiles(s, cs: s.channelsPerBlock, x, filter, bias, residual, y, clamp, ob, pixels)
+}
+
+@inline(never)
+private func singleTiles8(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                          _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    singleTiles(s, cs: 8, x, filter, bias, residual, y, clamp, ob, pixels)
+}
+
+@inline(never)
+private func singleTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                            _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                            _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    singleTiles(s, cs: s.channelsPerBlock, x, filter, bias, residual, y, clamp, ob, pixels)
 }
 
 /// The output pixels of a tile walked in row-major order: one division where
@@ -171,11 +215,11 @@ private func tileOffsets(_ cursor: inout PixelCursor, _ q: Int, _ last: Int, _ s
     return (o0, o1, o2, o3, o4, cursor.offset(s, cs: cs))
 }
 
-/// Bias, residual and clamp for one output vector, then the store.
+/// Residual and clamp for one output vector (which started from the bias), then the store.
 @inline(__always)
-private func finish(_ acc: SIMD8<Float>, _ bias: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
+private func finish(_ acc: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
                     _ y: UnsafeMutablePointer<Float>, _ at: Int, _ clamp: BlockedClamp) {
-    var v = acc + bias
+    var v = acc
     if let residual { v += load8(residual + at) }
     store8(clamp.apply(v), y + at)
 }
@@ -191,7 +235,6 @@ private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>
     let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
     let plane = s.outputHeight &* s.outputWidth
     let (y0, y1) = (ob &* plane &* 8, (ob &+ 1) &* plane &* 8)
-    let (b0, b1) = (load8(bias + ob &* 8), load8(bias + (ob &+ 1) &* 8))
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
@@ -201,9 +244,11 @@ private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>
         let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
         let (o0, o1, o2, o3, o4, o5) = tileOffsets(&cursor, q, last, s, cs: cs)
         cursor.advance()
-        var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
-        var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
-        var a40 = SIMD8<Float>(), a41 = SIMD8<Float>(), a50 = SIMD8<Float>(), a51 = SIMD8<Float>()
+        // Accumulators start from the bias: no bias vectors stay live through the channel loop
+        // (with them, 17 vectors competed for 16 registers and accumulators were spilled in it).
+        let b0 = load8(bias + ob &* 8), b1 = load8(bias + (ob &+ 1) &* 8)
+        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1
+        var a30 = b0, a31 = b1, a40 = b0, a41 = b1, a50 = b0, a51 = b1
         var f0 = f0Start, f1 = f1Start
         var block = x
         for cb in 0..<s.inputBlocks {
@@ -235,12 +280,12 @@ private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>
             }
             block += blockStride
         }
-        finish(a00, b0, residual, y, y0 &+ q &* 8, clamp); finish(a01, b1, residual, y, y1 &+ q &* 8, clamp)
-        finish(a10, b0, residual, y, y0 &+ q1 &* 8, clamp); finish(a11, b1, residual, y, y1 &+ q1 &* 8, clamp)
-        finish(a20, b0, residual, y, y0 &+ q2 &* 8, clamp); finish(a21, b1, residual, y, y1 &+ q2 &* 8, clamp)
-        finish(a30, b0, residual, y, y0 &+ q3 &* 8, clamp); finish(a31, b1, residual, y, y1 &+ q3 &* 8, clamp)
-        finish(a40, b0, residual, y, y0 &+ q4 &* 8, clamp); finish(a41, b1, residual, y, y1 &+ q4 &* 8, clamp)
-        finish(a50, b0, residual, y, y0 &+ q5 &* 8, clamp); finish(a51, b1, residual, y, y1 &+ q5 &* 8, clamp)
+        finish(a00, residual, y, y0 &+ q &* 8, clamp); finish(a01, residual, y, y1 &+ q &* 8, clamp)
+        finish(a10, residual, y, y0 &+ q1 &* 8, clamp); finish(a11, residual, y, y1 &+ q1 &* 8, clamp)
+        finish(a20, residual, y, y0 &+ q2 &* 8, clamp); finish(a21, residual, y, y1 &+ q2 &* 8, clamp)
+        finish(a30, residual, y, y0 &+ q3 &* 8, clamp); finish(a31, residual, y, y1 &+ q3 &* 8, clamp)
+        finish(a40, residual, y, y0 &+ q4 &* 8, clamp); finish(a41, residual, y, y1 &+ q4 &* 8, clamp)
+        finish(a50, residual, y, y0 &+ q5 &* 8, clamp); finish(a51, residual, y, y1 &+ q5 &* 8, clamp)
         q &+= 6
     }
 }
@@ -253,7 +298,6 @@ private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
     let f0Start = filter + ob &* s.filterBlockCount
     let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
     let y0 = ob &* s.outputHeight &* s.outputWidth &* 8
-    let b0 = load8(bias + ob &* 8)
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
@@ -263,8 +307,8 @@ private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
         let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
         let (o0, o1, o2, o3, o4, o5) = tileOffsets(&cursor, q, last, s, cs: cs)
         cursor.advance()
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-        var a3 = SIMD8<Float>(), a4 = SIMD8<Float>(), a5 = SIMD8<Float>()
+        let b0 = load8(bias + ob &* 8)
+        var a0 = b0, a1 = b0, a2 = b0, a3 = b0, a4 = b0, a5 = b0
         var f0 = f0Start
         var block = x
         for cb in 0..<s.inputBlocks {
@@ -289,12 +333,12 @@ private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
             }
             block += blockStride
         }
-        finish(a0, b0, residual, y, y0 &+ q &* 8, clamp)
-        finish(a1, b0, residual, y, y0 &+ q1 &* 8, clamp)
-        finish(a2, b0, residual, y, y0 &+ q2 &* 8, clamp)
-        finish(a3, b0, residual, y, y0 &+ q3 &* 8, clamp)
-        finish(a4, b0, residual, y, y0 &+ q4 &* 8, clamp)
-        finish(a5, b0, residual, y, y0 &+ q5 &* 8, clamp)
+        finish(a0, residual, y, y0 &+ q &* 8, clamp)
+        finish(a1, residual, y, y0 &+ q1 &* 8, clamp)
+        finish(a2, residual, y, y0 &+ q2 &* 8, clamp)
+        finish(a3, residual, y, y0 &+ q3 &* 8, clamp)
+        finish(a4, residual, y, y0 &+ q4 &* 8, clamp)
+        finish(a5, residual, y, y0 &+ q5 &* 8, clamp)
         q &+= 6
     }
 }

@@ -2,7 +2,8 @@
 // channels are one vector, each multiplied by the matching lanes of its input
 // channels. The input is first copied into a zero-padded image with the output
 // channels' layout (lane i of block b holds input channel (8b + i) / multiplier),
-// so the inner loop is loads and FMAs only, 4 pixels of a row at a time.
+// so the inner loop is loads and FMAs only, 4 pixels of a row at a time (for
+// multiplier 2 from a blocked input the copy is one lane shuffle per pixel).
 //
 // Compiled with AVX2 and FMA like the rest of this target: callers check
 // `cpuSupportsBlockedKernels` first.
@@ -36,7 +37,28 @@ public func padDepthwiseImage(_ x: UnsafePointer<Float>, blocked: Bool, inChanne
     let outChannels = inChannels &* multiplier
     let blocks = (outChannels &+ 7) / 8
     y.update(repeating: 0, count: blocks &* hp &* wp &* 8)
-    for o in 0..<outChannels {
+    var first = 0
+    if multiplier == 2 && blocked {
+        // Output block b holds input channels 4b..<4b + 4, lanes 0-3 or 4-7 of input
+        // block b / 2, each twice: one shuffle per pixel instead of 8 scalar copies.
+        let wholeBlocks = outChannels / 8
+        for ob in 0..<wholeBlocks {
+            let src = x + (ob / 2) &* h &* w &* 8
+            let plane = y + ob &* hp &* wp &* 8
+            let upper = ob % 2 == 1
+            for row in 0..<h {
+                let s = src + row &* w &* 8
+                let d = plane + ((row &+ top) &* wp &+ left) &* 8
+                if upper {
+                    for i in 0..<w { store8(duplicatingLanes4to7(load8(s + i &* 8)), d + i &* 8) }
+                } else {
+                    for i in 0..<w { store8(duplicatingLanes0to3(load8(s + i &* 8)), d + i &* 8) }
+                }
+            }
+        }
+        first = wholeBlocks &* 8
+    }
+    for o in first..<outChannels {
         let c = o / multiplier
         // Element (row, column) of input channel c is src[(row * w + column) * step].
         let step = blocked ? 8 : 1
@@ -49,6 +71,18 @@ public func padDepthwiseImage(_ x: UnsafePointer<Float>, blocked: Bool, inChanne
             for i in 0..<w { d[i &* 8] = s[i &* step] }
         }
     }
+}
+
+/// `(v0, v0, v1, v1, v2, v2, v3, v3)`.
+@inline(__always)
+private func duplicatingLanes0to3(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    SIMD8<Float>(v[0], v[0], v[1], v[1], v[2], v[2], v[3], v[3])
+}
+
+/// `(v4, v4, v5, v5, v6, v6, v7, v7)`.
+@inline(__always)
+private func duplicatingLanes4to7(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    SIMD8<Float>(v[4], v[4], v[5], v[5], v[6], v[6], v[7], v[7])
 }
 
 /// Output blocks `blocks` of one image's depthwise convolution:

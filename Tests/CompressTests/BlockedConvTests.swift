@@ -34,6 +34,19 @@ import SIMDKernels
         ConvCase(label: "1x3 pad (0, 1), 37 -> 20", sample: [37, 8, 9], weight: [20, 37, 1, 3],
                  attributes: Conv2d(padding: Padding2(top: 0, left: 1, bottom: 0, right: 1))),
         ConvCase(label: "3x3 pad 1, 13 -> 9", sample: [13, 7, 7], weight: [9, 13, 3, 3], attributes: Conv2d(padding: .same(1))),
+        // 1x1 stride 1 runs the pointwise tiles (block triples and pairs); stride 2 the general tiles.
+        ConvCase(label: "1x1, 1 -> 12", sample: [1, 7, 7], weight: [12, 1, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 5 -> 13", sample: [5, 6, 7], weight: [13, 5, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 12 -> 12", sample: [12, 7, 7], weight: [12, 12, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 13 -> 37", sample: [13, 5, 9], weight: [37, 13, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 20 -> 20", sample: [20, 9, 10], weight: [20, 20, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 37 -> 48", sample: [37, 7, 7], weight: [48, 37, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1, 48 -> 5", sample: [48, 4, 5], weight: [5, 48, 1, 1], attributes: Conv2d()),
+        ConvCase(label: "1x1 pad 1, 12 -> 20", sample: [12, 5, 6], weight: [20, 12, 1, 1], attributes: Conv2d(padding: .same(1))),
+        ConvCase(label: "1x1 stride 2, 20 -> 37", sample: [20, 9, 9], weight: [37, 20, 1, 1],
+                 attributes: Conv2d(stride: .square(2))),
+        ConvCase(label: "1x1 stride 2, 48 -> 13", sample: [48, 7, 7], weight: [13, 48, 1, 1],
+                 attributes: Conv2d(stride: .square(2))),
     ]
 
     /// Session outputs (blocked kernels, `threads` workers, batches run image
@@ -134,6 +147,31 @@ import SIMDKernels
         }
     }
 
+    /// `x -> 1x1 C->C -> a; 1x1 C->C (a) + a -> ReLU`: the Add and ReLU go into
+    /// the second conv's epilogue, which runs the pointwise tiles.
+    @Test(arguments: [12, 13, 20, 37, 48])
+    func pointwiseResidualIsFused(_ channels: Int) throws {
+        let c = channels
+        let graph = Graph(
+            inputs: [GraphInput(name: "x", sampleShape: [c, 7, 9])], outputs: ["y"],
+            nodes: [
+                Node(name: "pre", op: .conv2d(Conv2d()), inputs: ["x", "pre.w", "pre.b"], output: "a"),
+                Node(name: "conv", op: .conv2d(Conv2d()), inputs: ["a", "conv.w", "conv.b"], output: "h"),
+                Node(name: "add", op: .add, inputs: ["h", "a"], output: "s"),
+                Node(name: "relu", op: .relu, inputs: ["s"], output: "y"),
+            ],
+            initializers: ["pre.w": F.weights([c, c, 1, 1], seed: 1, std: 0.3), "pre.b": F.weights([c], seed: 2),
+                           "conv.w": F.weights([c, c, 1, 1], seed: 3, std: 0.3), "conv.b": F.weights([c], seed: 4)])
+        if cpuSupportsBlockedKernels {
+            let session = try Session(model: Model(graph: graph))
+            #expect(session.fusedResidualAdds == ["add"])
+            #expect(session.fusedActivations.contains("relu"))
+        }
+        for (batch, threads) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
+            #expect(try Self.matchesReference(graph, batch: batch, threads: threads), "batch \(batch), \(threads) threads")
+        }
+    }
+
     static let depthwiseCases: [ConvCase] = [
         ConvCase(label: "depthwise 3x3 pad 1, 12 channels", sample: [12, 9, 10], weight: [12, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 12)),
@@ -144,6 +182,11 @@ import SIMDKernels
                  attributes: Conv2d(stride: .square(2), padding: Padding2(top: 2, left: 0, bottom: 0, right: 1), groups: 7)),
         ConvCase(label: "depthwise multiplier 5, 1x3 no padding, no bias, 3 -> 15", sample: [3, 6, 7], weight: [15, 1, 1, 3],
                  attributes: Conv2d(groups: 3), hasBias: false),
+        // Multiplier 2 from a blocked input (the chained run) copies with lane shuffles.
+        ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 13 -> 26", sample: [13, 6, 7], weight: [26, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 13)),
+        ConvCase(label: "depthwise multiplier 2, 3x3 stride 2 pad 1, 20 -> 40", sample: [20, 9, 8], weight: [40, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 20)),
         ConvCase(label: "depthwise multiplier 2, 5x5 stride (1, 2), 16 -> 32", sample: [16, 11, 12], weight: [32, 1, 5, 5],
                  attributes: Conv2d(stride: Size2(1, 2), padding: .same(2), groups: 16)),
     ]

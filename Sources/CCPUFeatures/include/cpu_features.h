@@ -5,4 +5,6 @@
 /// Kernels target is compiled for), else 0.
 int compressor_cpu_supports_avx2_fma(void);
 
+#include "simd_memory.h"
+
 #endif

@@ -36,7 +36,8 @@ extension FusedActivation {
 /// filters packed at plan time, each image copied into a zero-padded blocked
 /// scratch image, then output tiles of 6 pixels x 16 channels accumulated in
 /// registers with bias, an optional residual (a fused Add) and the activation
-/// in the epilogue. Reads a plain or blocked input, writes a blocked output.
+/// in the epilogue (1x1 stride-1 convs: tiles of 3 or 2 blocks over all input
+/// channels). Reads a plain or blocked input, writes a blocked output.
 struct BlockedConvKernel: Kernel {
     let attributes: Conv2d
     let filter: [Float]
