@@ -203,9 +203,8 @@ extension LowRankPass {
             // Every input channel's N x (kh·kw) slice, their spectra pooled.
             let n = s[0], c = s[1], area = s[2] * s[3]
             var squares = [Double](repeating: 0, count: min(n, area))
-            var slice = [Float](repeating: 0, count: n * area)
             for i in 0..<c {
-                for o in 0..<n { for t in 0..<area { slice[o * area + t] = w[(o * c + i) * area + t] } }
+                let slice = SVDFactorization.inputChannelSlice(w, shape: s, channel: i)
                 for (k, value) in try singularValues(of: slice, rows: n, columns: area).enumerated() { squares[k] += Double(value) * Double(value) }
             }
             let total = squares.reduce(0, +)

@@ -117,10 +117,8 @@ extension SVDFactorization {
         // Slice c as a row-major N x (kh·kw) matrix: S_c[o, t] = W[o, c, t].
         let w = weight.floats
         var svds: [SingularValueDecomposition] = []
-        var slice = [Float](repeating: 0, count: n * s)
         for i in 0..<c {
-            for o in 0..<n { for t in 0..<s { slice[o * s + t] = w[(o * c + i) * s + t] } }
-            svds.append(try SingularValueDecomposition(slice, rows: n, columns: s))
+            svds.append(try SingularValueDecomposition(inputChannelSlice(w, shape: weight.shape, channel: i), rows: n, columns: s))
         }
         let squares = svds.map { $0.allSingularValues.map { Double($0) * Double($0) } }
         let total = squares.reduce(0) { $0 + $1.reduce(0, +) }
@@ -157,5 +155,15 @@ extension SVDFactorization {
                                  weight: Tensor(shape: [c * m, 1, shape.kh, shape.kw], floats: depthwise)),
                      FactorLayer(op: .conv2d(Conv2d()), weight: Tensor(shape: [n, c * m, 1, 1], floats: pointwise), bias: bias)],
             ranks: [m], relativeError: error)
+    }
+
+    /// Input channel `channel`'s slice of a convolution weight `w [N, C, kh, kw]`:
+    /// the row-major `N x (kh·kw)` matrix `S[o, t] = W[o, channel, t]` that
+    /// `separable` approximates at rank m.
+    static func inputChannelSlice(_ w: [Float], shape: [Int], channel i: Int) -> [Float] {
+        let n = shape[0], c = shape[1], s = shape[2] * shape[3]
+        var slice = [Float](repeating: 0, count: n * s)
+        for o in 0..<n { for t in 0..<s { slice[o * s + t] = w[(o * c + i) * s + t] } }
+        return slice
     }
 }
