@@ -3,8 +3,10 @@
 // `SIMD8<Float>`; filters are packed once so the 8 output channels of one
 // (input channel, tap) are one vector; an output tile of 6 pixels x 16 output
 // channels lives in 12 registers while every input channel and tap is
-// accumulated into it. 1x1 stride-1 convs take the pointwise tiles of
-// `BlockedPointwise.swift` instead.
+// accumulated into it (an odd block count starts with a tile of 3 pixels x 24
+// channels; a last block of at most 4 real channels packs two pixels into one
+// vector, `BlockedHalfTiles.swift`). 1x1 stride-1 convs take the pointwise
+// tiles of `BlockedPointwise.swift` instead.
 //
 // This target is compiled with AVX2 and FMA (see Package.swift): callers must
 // check `cpuSupportsBlockedKernels` first.
@@ -34,14 +36,22 @@ public struct BlockedConvShape: Sendable {
     /// Real channels in the last input block (the rest are zero padding the
     /// kernel skips): `channelsPerBlock` when the channel count fills whole blocks.
     public var lastBlockChannels: Int
+    /// Real channels in the last output block (1-8; its other lanes are
+    /// padding, computed as zero weights and bias).
+    public var lastOutputChannels: Int
 
-    /// - Parameter lastBlockChannels: nil for `channelsPerBlock`.
+    /// - Parameters:
+    ///   - lastBlockChannels: nil for `channelsPerBlock`.
+    ///   - lastOutputChannels: nil for 8.
     public init(inputBlocks: Int, channelsPerBlock: Int, paddedHeight: Int, paddedWidth: Int,
                 kernelHeight: Int, kernelWidth: Int, strideHeight: Int, strideWidth: Int,
-                outputBlocks: Int, outputHeight: Int, outputWidth: Int, lastBlockChannels: Int? = nil) {
+                outputBlocks: Int, outputHeight: Int, outputWidth: Int, lastBlockChannels: Int? = nil,
+                lastOutputChannels: Int? = nil) {
         self.inputBlocks = inputBlocks; self.channelsPerBlock = channelsPerBlock
         self.lastBlockChannels = lastBlockChannels ?? channelsPerBlock
         precondition(self.lastBlockChannels >= 1 && self.lastBlockChannels <= channelsPerBlock)
+        self.lastOutputChannels = lastOutputChannels ?? 8
+        precondition(self.lastOutputChannels >= 1 && self.lastOutputChannels <= 8)
         self.paddedHeight = paddedHeight; self.paddedWidth = paddedWidth
         self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
         self.strideHeight = strideHeight; self.strideWidth = strideWidth
@@ -115,6 +125,12 @@ public func blockedConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, 
     if pointwiseApplies(s) {
         blockedPointwiseConvolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
                                  clamp: clamp, blocks: blocks, pixels: pixels)
+    } else if halfTilesApply(s, blocks) {
+        blockedHalfTileConvolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                                clamp: clamp, blocks: blocks, pixels: pixels) { full in
+            generalTiles(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                         clamp: clamp, blocks: full, pixels: pixels)
+        }
     } else {
         generalTiles(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
                      clamp: clamp, blocks: blocks, pixels: pixels)
@@ -127,6 +143,18 @@ func generalTiles(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: Un
                   output: UnsafeMutablePointer<Float>, clamp: BlockedClamp,
                   blocks: Range<Int>, pixels: Range<Int>) {
     var ob = blocks.lowerBound
+    // An odd count of 3 or more blocks starts with one triple (3 pixels x 3
+    // blocks: 3 filter loads and 3 broadcasts per 9 FMAs), then pairs; a
+    // single block (6 pixels: 1 filter load and 6 broadcasts per 6 FMAs, half
+    // the FMA rate) only when there is one.
+    if blocks.count >= 3 && blocks.count % 2 == 1 {
+        if s.channelsPerBlock == 8 {
+            tripleTiles8(s, input, filter, bias, residual, output, clamp, ob, pixels)
+        } else {
+            tripleTilesAny(s, input, filter, bias, residual, output, clamp, ob, pixels)
+        }
+        ob &+= 3
+    }
     while ob < blocks.upperBound {
         let pair = ob &+ 1 < blocks.upperBound
         switch (s.channelsPerBlock, pair) {
@@ -158,6 +186,20 @@ private func pairTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ fi
 }
 
 @inline(never)
+private func tripleTiles8(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                          _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    tripleTiles(s, cs: 8, x, filter, bias, residual, y, clamp, ob, pixels)
+}
+
+@inline(never)
+private func tripleTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                            _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                            _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    tripleTiles(s, cs: s.channelsPerBlock, x, filter, bias, residual, y, clamp, ob, pixels)
+}
+
+@inline(never)
 private func singleTiles8(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                           _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
                           _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
@@ -174,7 +216,7 @@ private func singleTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ 
 /// The output pixels of a tile walked in row-major order: one division where
 /// a run of pixels starts, then a step per pixel (a division per pixel cost
 /// more than the arithmetic of a 1x1 conv with few channels).
-private struct PixelCursor {
+struct PixelCursor {
     var oy: Int, ox: Int
     let width: Int
 
@@ -290,7 +332,67 @@ private func pairTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>
     }
 }
 
-/// One output block `ob`, 6 pixels at a time (for an odd number of blocks).
+/// Output blocks `ob`, `ob + 1` and `ob + 2`, 3 pixels at a time (the last
+/// tile repeats its final pixel).
+@inline(__always)
+private func tripleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,
+                         _ y: UnsafeMutablePointer<Float>, _ clamp: BlockedClamp, _ ob: Int, _ pixels: Range<Int>) {
+    let filterBlock = s.filterBlockCount
+    let f0Start = filter + ob &* filterBlock, f1Start = f0Start + filterBlock, f2Start = f1Start + filterBlock
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let plane = s.outputHeight &* s.outputWidth
+    let (y0, y1, y2) = (ob &* plane &* 8, (ob &+ 1) &* plane &* 8, (ob &+ 2) &* plane &* 8)
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last)
+        let o0 = cursor.offset(s, cs: cs)
+        if q &+ 1 <= last { cursor.advance() }
+        let o1 = cursor.offset(s, cs: cs)
+        if q &+ 2 <= last { cursor.advance() }
+        let o2 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = load8(bias + ob &* 8), b1 = load8(bias + (ob &+ 1) &* 8), b2 = load8(bias + (ob &+ 2) &* 8)
+        var a00 = b0, a01 = b1, a02 = b2, a10 = b0, a11 = b1, a12 = b2
+        var a20 = b0, a21 = b1, a22 = b2
+        var f0 = f0Start, f1 = f1Start, f2 = f2Start
+        var block = x
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 8
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    let p0 = t + o0, p1 = t + o1, p2 = t + o2
+                    for ci in 0..<live {
+                        let w0 = load8(f0), w1 = load8(f1), w2 = load8(f2)
+                        f0 += 8; f1 += 8; f2 += 8
+                        var v = SIMD8<Float>(repeating: p0[ci])
+                        a00 = a00.addingProduct(v, w0); a01 = a01.addingProduct(v, w1); a02 = a02.addingProduct(v, w2)
+                        v = SIMD8<Float>(repeating: p1[ci])
+                        a10 = a10.addingProduct(v, w0); a11 = a11.addingProduct(v, w1); a12 = a12.addingProduct(v, w2)
+                        v = SIMD8<Float>(repeating: p2[ci])
+                        a20 = a20.addingProduct(v, w0); a21 = a21.addingProduct(v, w1); a22 = a22.addingProduct(v, w2)
+                    }
+                    f0 += skipped; f1 += skipped; f2 += skipped
+                }
+            }
+            block += blockStride
+        }
+        finish(a00, residual, y, y0 &+ q &* 8, clamp); finish(a01, residual, y, y1 &+ q &* 8, clamp)
+        finish(a02, residual, y, y2 &+ q &* 8, clamp)
+        finish(a10, residual, y, y0 &+ q1 &* 8, clamp); finish(a11, residual, y, y1 &+ q1 &* 8, clamp)
+        finish(a12, residual, y, y2 &+ q1 &* 8, clamp)
+        finish(a20, residual, y, y0 &+ q2 &* 8, clamp); finish(a21, residual, y, y1 &+ q2 &* 8, clamp)
+        finish(a22, residual, y, y2 &+ q2 &* 8, clamp)
+        q &+= 3
+    }
+}
+
+/// One output block `ob`, 6 pixels at a time (when only one block is left).
 @inline(__always)
 private func singleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                          _ bias: UnsafePointer<Float>, _ residual: UnsafePointer<Float>?,

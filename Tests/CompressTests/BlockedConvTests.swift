@@ -34,6 +34,18 @@ import SIMDKernels
         ConvCase(label: "1x3 pad (0, 1), 37 -> 20", sample: [37, 8, 9], weight: [20, 37, 1, 3],
                  attributes: Conv2d(padding: Padding2(top: 0, left: 1, bottom: 0, right: 1))),
         ConvCase(label: "3x3 pad 1, 13 -> 9", sample: [13, 7, 7], weight: [9, 13, 3, 3], attributes: Conv2d(padding: .same(1))),
+        // Odd block counts (a triple of blocks first) and last blocks of at most 4
+        // channels (packed half tiles: 1 or 2 full blocks and the half block as the tail).
+        ConvCase(label: "3x1 pad (1, 0), 12 -> 12", sample: [12, 9, 7], weight: [12, 12, 3, 1],
+                 attributes: Conv2d(padding: Padding2(top: 1, left: 0, bottom: 1, right: 0))),
+        ConvCase(label: "1x3 pad (0, 1), 24 -> 28", sample: [24, 7, 8], weight: [28, 24, 1, 3],
+                 attributes: Conv2d(padding: Padding2(top: 0, left: 1, bottom: 0, right: 1))),
+        ConvCase(label: "3x1 pad (1, 0), 24 -> 24", sample: [24, 8, 7], weight: [24, 24, 3, 1],
+                 attributes: Conv2d(padding: Padding2(top: 1, left: 0, bottom: 1, right: 0))),
+        ConvCase(label: "3x3 pad 1, 16 -> 40", sample: [16, 6, 7], weight: [40, 16, 3, 3], attributes: Conv2d(padding: .same(1))),
+        ConvCase(label: "3x3 pad 1, 8 -> 36", sample: [8, 7, 6], weight: [36, 8, 3, 3], attributes: Conv2d(padding: .same(1))),
+        ConvCase(label: "3x3 stride 2 pad 1, 5 -> 44", sample: [5, 9, 9], weight: [44, 5, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1))),
         // 1x1 stride 1 runs the pointwise tiles (block triples and pairs); stride 2 the general tiles.
         ConvCase(label: "1x1, 1 -> 12", sample: [1, 7, 7], weight: [12, 1, 1, 1], attributes: Conv2d()),
         ConvCase(label: "1x1, 5 -> 13", sample: [5, 6, 7], weight: [13, 5, 1, 1], attributes: Conv2d()),

@@ -13,8 +13,9 @@ struct BlockedPointwiseTests {
         var testDescription: String { "1x1 \(inChannels) -> \(outChannels), \(pixels) pixels" }
     }
 
-    /// Channel counts 1-48 (partial blocks, 1 to 6 output blocks: triples, pairs and
-    /// a single block), pixel counts below, at and above a tile, not multiples of 4 or 6.
+    /// Channel counts 1-48 (partial blocks, 1 to 6 output blocks: triples, pairs, a
+    /// single block and, for a last block of at most 4 channels, the packed half
+    /// tiles), pixel counts below, at and above a tile, not multiples of 4 or 6.
     static let cases: [Case] = [
         Case(inChannels: 1, outChannels: 12, pixels: 7), Case(inChannels: 5, outChannels: 13, pixels: 25),
         Case(inChannels: 12, outChannels: 12, pixels: 49), Case(inChannels: 13, outChannels: 37, pixels: 23),
@@ -22,6 +23,8 @@ struct BlockedPointwiseTests {
         Case(inChannels: 37, outChannels: 48, pixels: 49), Case(inChannels: 48, outChannels: 37, pixels: 5),
         Case(inChannels: 48, outChannels: 48, pixels: 196), Case(inChannels: 12, outChannels: 32, pixels: 6),
         Case(inChannels: 64, outChannels: 20, pixels: 4), Case(inChannels: 16, outChannels: 1, pixels: 9),
+        // A last block of at most 4 channels after 2 and 4 full blocks (the packed half tiles).
+        Case(inChannels: 24, outChannels: 36, pixels: 29), Case(inChannels: 9, outChannels: 18, pixels: 2),
     ]
 
     /// `clamp(W x + b + residual)` for real output channels, NCHW8c, by a plain loop.
@@ -58,7 +61,8 @@ struct BlockedPointwiseTests {
         }
         let s = BlockedConvShape(inputBlocks: ib, channelsPerBlock: 8, paddedHeight: 1, paddedWidth: p,
                                  kernelHeight: 1, kernelWidth: 1, strideHeight: 1, strideWidth: 1,
-                                 outputBlocks: ob, outputHeight: 1, outputWidth: p, lastBlockChannels: c - (ib - 1) * 8)
+                                 outputBlocks: ob, outputHeight: 1, outputWidth: p, lastBlockChannels: c - (ib - 1) * 8,
+                                 lastOutputChannels: o - (ob - 1) * 8)
         #expect(pointwiseApplies(s))
         for clamp in [BlockedClamp.none, .relu, .relu6] {
             let expected = Self.reference(x, w, b, r, c: c, o: o, p: p, clamp)

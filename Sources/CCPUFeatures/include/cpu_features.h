@@ -6,5 +6,6 @@
 int compressor_cpu_supports_avx2_fma(void);
 
 #include "simd_memory.h"
+#include "simd_lanes.h"
 
 #endif

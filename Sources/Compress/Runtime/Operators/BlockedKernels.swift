@@ -84,7 +84,8 @@ struct BlockedConvKernel: Kernel {
             paddedHeight: h + p.top + p.bottom, paddedWidth: w + p.left + p.right,
             kernelHeight: kernelH, kernelWidth: kernelW, strideHeight: attributes.stride.h, strideWidth: attributes.stride.w,
             outputBlocks: blockedChannels(outChannels) / 8, outputHeight: oh, outputWidth: ow,
-            lastBlockChannels: inChannels - (inputBlocks - 1) * channelsPerBlock)
+            lastBlockChannels: inChannels - (inputBlocks - 1) * channelsPerBlock,
+            lastOutputChannels: outChannels - (blockedChannels(outChannels) / 8 - 1) * 8)
     }
 
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
