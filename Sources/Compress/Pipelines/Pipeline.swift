@@ -46,6 +46,11 @@ public struct PipelineStep: Sendable, Equatable {
     public static let finetune = "finetune"
     /// The step name that measures test accuracy.
     public static let eval = "eval"
+
+    /// Step parameters holding a file path, resolved against the pipeline
+    /// file's directory like the file's own paths: the teacher of
+    /// distillation (`teacher: input` is not a path).
+    public static let pathParameters: Set<String> = ["teacher", FineTuneParameters.prefix + "teacher"]
 }
 
 /// The `report:` section of a pipeline file.

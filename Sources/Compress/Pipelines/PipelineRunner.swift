@@ -126,7 +126,7 @@ public final class PipelineRunner {
 
     private func context(seed: UInt64) -> PassContext {
         .standard(seed: seed, data: data, threads: plan.pipeline.threads, progress: progress,
-                  cancellation: cancellation, log: passLog)
+                  cancellation: cancellation, input: plan.model, log: passLog)
     }
 
     private func fineTune(_ model: Model, settings: TrainingSettings, step: PipelinePlanStep, seed: UInt64, resume: Bool,
@@ -135,8 +135,11 @@ public final class PipelineRunner {
         s.seed = seed
         s.threads = plan.pipeline.threads
         let checkpoint = stepsDirectory + "/" + step.label + ".ckpt"
+        // A standalone fine-tune step's teacher `input` is the pipeline's input model.
+        let teacher = try s.teacher?.load(input: plan.model, pass: step.name)
         let run = try TrainingRun(model: model, data: try data.splits(), settings: s, passName: step.name,
-                                  checkpointDirectory: checkpoint, progress: progress, cancellation: cancellation)
+                                  checkpointDirectory: checkpoint, teacher: teacher, progress: progress,
+                                  cancellation: cancellation)
         run.log = log
         let outcome = try run.run(resume: resume)
         try? FileManager.default.removeItem(atPath: checkpoint)

@@ -41,7 +41,7 @@ func runPass<P: Pass>(_ pass: P.Type, options io: PassIOOptions) throws {
     defer { interrupt.cancel() }
     let context = PassContext.standard(
         seed: io.runtime.seed, data: .directory(io.dataOptions.data, validationCount: io.dataOptions.validationCount),
-        threads: io.runtime.threads, progress: TerminalProgress(), cancellation: cancellation,
+        threads: io.runtime.threads, progress: TerminalProgress(), cancellation: cancellation, input: model,
         log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
     let (result, record): (Model, PassRecord)
     do {
