@@ -242,15 +242,7 @@ public final class TrainingRun {
     }
 
     static func correctPredictions(_ logits: Tensor, _ labels: [Int32]) -> Int {
-        let k = logits.shape[1]
-        let v = logits.floats
-        var correct = 0
-        for (i, label) in labels.enumerated() {
-            var best = 0
-            for j in 1..<k where v[i * k + j] > v[i * k + best] { best = j }
-            if best == Int(label) { correct += 1 }
-        }
-        return correct
+        zip(Evaluation.topClasses(logits), labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
     }
 
     static func describe(_ s: EpochSummary, of total: Int, best: Bool) -> String {

@@ -18,10 +18,15 @@ struct TrainingOptions: ParsableArguments {
     /// declarations, and the positional arguments; anything unknown or
     /// ill-typed is a usage error (call from the command's `validate()`).
     func parameters(defaults: TrainingSettings, arguments: [String]) throws -> (PassParameters, positionals: [String]) {
-        let given = try GeneratedOptions.training(defaults: defaults).parse(arguments)
+        try parameters(.training(defaults: defaults), arguments: arguments)
+    }
+
+    /// ``parameters(defaults:arguments:)`` for a command whose generated
+    /// options are `options` (the training options and its own).
+    func parameters(_ options: GeneratedOptions, arguments: [String]) throws -> (PassParameters, positionals: [String]) {
+        let given = try options.parse(arguments)
         do {
-            return (try PassParameters(validating: given.values,
-                                       against: TrainingSettings.parameterSpecs(defaults: defaults), pass: "training"),
+            return (try PassParameters(validating: given.values, against: options.specs, pass: "training"),
                     given.positionals)
         } catch {
             throw ValidationError(error.problems.map { $0.replacingOccurrences(of: "parameter '", with: "option '--") }
