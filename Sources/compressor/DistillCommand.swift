@@ -8,15 +8,15 @@ struct DistillCommand: GeneratedOptionsCommand {
         abstract: DistillPass.summary,
         usage: "compressor distill --teacher <file> --student <file> -o <file> [<options>]",
         discussion: """
-        Trains the student, starting from its weights (a fresh one from `compressor init \\
-        --arch NAME --width W`, or a pruned or factorized copy of the teacher), on \\
-        alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * \\
-        cross-entropy with the labels (Hinton et al. 2015). The teacher runs in the \\
-        inference runtime on the student's (augmented) batches. Teacher and student \\
-        must take the same input and have the same number of classes. Same loop as \\
-        train otherwise: the epoch with the best validation accuracy is written, \\
-        checkpoints in OUTPUT.ckpt, --resume. Defaults: train's (10 epochs, batch 64, \\
-        SGD with Nesterov momentum 0.9, lr 0.01, weight decay 5e-4, cosine \\
+        Trains the student, starting from its weights (a fresh one from `compressor init \
+        --arch NAME --width W`, or a pruned or factorized copy of the teacher), on \
+        alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * \
+        cross-entropy with the labels (Hinton et al. 2015). The teacher runs in the \
+        inference runtime on the student's (augmented) batches. Teacher and student \
+        must take the same input and have the same number of classes. Same loop as \
+        train otherwise: the epoch with the best validation accuracy is written, \
+        checkpoints in OUTPUT.ckpt, --resume. Defaults: train's (10 epochs, batch 64, \
+        SGD with Nesterov momentum 0.9, lr 0.01, weight decay 5e-4, cosine \
         schedule), T 4, alpha 0.9. See docs/distillation.md.
 
         Example:
