@@ -115,7 +115,7 @@ import Testing
         output: out/final.bin
         validation-count: 40
         steps:
-          - distill: {teacher: teacher.bin, epochs: 1, batch: 16, temperature: 2}
+          - distill: {teacher: teacher.bin, batch: 16, temperature: 2}
           - prune: {sparsity: 0.5, finetune-epochs: 1, finetune-batch: 16, finetune-teacher: input}
           - finetune: {epochs: 1, batch: 16, teacher: input, alpha: 0.5}
         report:
@@ -123,7 +123,8 @@ import Testing
           batches: [1]
         """
         try cli.put(dir + "/kd.yaml", Data(yaml.utf8))
-        let r = try cli.run(["run", dir + "/kd.yaml", "--json"])
+        // --max-epochs also caps the distill step's default 10 epochs.
+        let r = try cli.run(["run", dir + "/kd.yaml", "--max-epochs", "1", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let history = try ModelFile.read(path: dir + "/out/final.bin").metadata.history
         #expect(history.map(\.pass).suffix(4) == ["distill", "finetune", "prune", "finetune"])
@@ -131,6 +132,7 @@ import Testing
         #expect(distill.parameters["teacher"] == dir + "/teacher.bin")
         #expect(distill.parameters["temperature"] == "2.0")
         #expect(distill.metrics["teacher-agreement-after"] != nil)
+        #expect(distill.parameters["epochs"] == "1" && distill.metrics["epochs"] == 1)
         #expect(history.last?.parameters["teacher"] == "input")
         #expect(history.last?.parameters["alpha"] == "0.5")
 
@@ -139,5 +141,14 @@ import Testing
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("teacher model \(dir)/gone.bin does not exist"), "\(bad.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/bad.bin"))
+
+        // A teacher that cannot teach the input model is refused before the first step.
+        try ModelFile.write(Architecture.lenet300.build(seed: 1, classes: 5), to: dir + "/five.bin")
+        try cli.put(dir + "/five.yaml", Data(yaml.replacingOccurrences(of: "teacher: teacher.bin", with: "teacher: five.bin").utf8))
+        let five = try cli.run(["run", dir + "/five.yaml", "-o", dir + "/five-out.bin"])
+        #expect(five.status != 0)
+        #expect(five.stderr.contains("step 1 (distill, line 6): teacher \(dir)/five.bin: the teacher has 5 classes but the student 10"),
+                "\(five.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/five-out.steps"))
     }
 }

@@ -186,8 +186,13 @@ public final class PipelineRunner {
             "seed \(p.seed) threads \(p.threads)",
         ]
         if let limit = p.imageLimit { lines.append("image-limit \(limit)") }
-        lines += plan.steps.map { step in
-            let parameters = step.parameters.keys.sorted().map { "\($0)=\(step.parameters[$0]!)" }
+        lines += try plan.steps.map { step in
+            let parameters = try step.parameters.keys.sorted().map { key in
+                let value = step.parameters[key]!
+                // A teacher file's content determines the step, as its name does.
+                guard PipelineStep.pathParameters.contains(key), value != "input" else { return "\(key)=\(value)" }
+                return "\(key)=\(value)@\(String(fnv1a(try readFile(value)), radix: 16))"
+            }
             return (["step \(step.number) \(step.name)"] + parameters).joined(separator: " ")
         }
         return lines
