@@ -29,22 +29,15 @@ struct DistillCommand: GeneratedOptionsCommand {
     @Option(name: .long, help: ArgumentHelp("The student model file (native or ONNX).", valueName: "file"))
     var student: String
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
-    var output: String
-
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The options listed below.", valueName: "options"))
     var arguments: [String] = []
 
     @OptionGroup var training: TrainingOptions
-    @OptionGroup var data: DataOptions
-    @OptionGroup var outputOptions: OutputOptions
 
     /// The pass the options describe; unknown or ill-typed options and stray arguments are usage errors.
     private func pass() throws -> DistillPass {
         let (parameters, positionals) = try training.parameters(Self.generatedOptions, arguments: arguments)
-        guard positionals.isEmpty else {
-            throw ValidationError("unexpected argument\(positionals.count == 1 ? "" : "s") \(positionals.map { "'\($0)'" }.joined(separator: ", ")) (the student is --student FILE)")
-        }
+        try noPositionals(positionals, hint: " (the student is --student FILE)")
         return try DistillPass(parameters: parameters)
     }
 
@@ -56,7 +49,6 @@ struct DistillCommand: GeneratedOptionsCommand {
         settings.seed = training.runtime.seed
         settings.threads = training.runtime.threads
         try runTraining(model: try loadModel(student), passName: DistillPass.name, settings: settings, options: training,
-                        data: data, output: output, json: outputOptions.json,
                         historyParameters: ["mode": pass.mode.rawValue])
     }
 }

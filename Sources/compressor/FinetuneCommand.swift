@@ -20,12 +20,7 @@ struct FinetuneCommand: GeneratedOptionsCommand {
               help: ArgumentHelp("Model file (native or ONNX), then the training options listed below.", valueName: "model"))
     var arguments: [String] = []
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
-    var output: String
-
     @OptionGroup var training: TrainingOptions
-    @OptionGroup var data: DataOptions
-    @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
         _ = try singleInput(try training.parameters(defaults: Self.defaults, arguments: arguments).positionals)
@@ -34,7 +29,7 @@ struct FinetuneCommand: GeneratedOptionsCommand {
     func run() throws {
         let (settings, positionals) = try training.settings(defaults: Self.defaults, arguments: arguments)
         let model = try loadModel(try singleInput(positionals))
-        try runTraining(model: model, passName: "finetune", settings: settings, options: training, data: data,
-                        output: output, json: outputOptions.json, historyParameters: [:], teacherInput: model)
+        try runTraining(model: model, passName: "finetune", settings: settings, options: training,
+                        historyParameters: [:], teacherInput: model)
     }
 }

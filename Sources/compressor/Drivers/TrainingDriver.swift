@@ -6,8 +6,8 @@ import Foundation
 /// epoch, the checkpoint removed once the run completes. A teacher named by
 /// the settings is loaded first (`input` is `teacherInput`, refused when nil).
 func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
-                 data: DataOptions, output: String, json: Bool, historyParameters: [String: String],
-                 teacherInput: Model? = nil) throws {
+                 historyParameters: [String: String], teacherInput: Model? = nil) throws {
+    let (data, output, json) = (options.data, options.output, options.outputOptions.json)
     let teacher = try settings.teacher?.load(input: teacherInput, pass: passName)
     let splits = try DatasetLoader.load(directory: data.data, validationCount: data.validationCount)
     let checkpointDirectory = options.checkpointDir ?? output + ".ckpt"

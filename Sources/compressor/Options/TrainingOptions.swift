@@ -2,10 +2,14 @@ import ArgumentParser
 import Compress
 import Foundation
 
-/// What `train` and `finetune` share besides the training options themselves
-/// (those are generated from `TrainingSettings.parameterSpecs`, see
-/// `GeneratedOptions.training`): runtime, checkpointing and resuming.
+/// What `train`, `finetune` and `distill` share besides the training options
+/// themselves (those are generated from `TrainingSettings.parameterSpecs`, see
+/// `GeneratedOptions.training`): the output, runtime, data, checkpointing and
+/// resuming, `--json`.
 struct TrainingOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
+    var output: String
+
     @OptionGroup var runtime: RuntimeOptions
 
     @Option(name: .long, help: ArgumentHelp("Checkpoint directory. (default: OUTPUT.ckpt)", valueName: "dir"))
@@ -13,6 +17,9 @@ struct TrainingOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Continue from the last finished epoch in the checkpoint directory.")
     var resume = false
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var outputOptions: OutputOptions
 
     /// The generated training options in `arguments`, typed against the
     /// declarations, and the positional arguments; anything unknown or
