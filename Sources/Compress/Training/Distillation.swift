@@ -70,8 +70,7 @@ final class DistillationTeacher {
         guard teacher.inputShape == student.inputShape else {
             return ["the teacher takes inputs \(teacher.inputShape) but the student \(student.inputShape)"]
         }
-        let (t, s) = ((try? classCount(teacher)) ?? nil, (try? classCount(student)) ?? nil)
-        guard let t, let s else { return ["teacher and student must both output [N, classes] logits"] }
+        guard let t = try? classCount(teacher), let s = try? classCount(student) else { return ["teacher and student must both output [N, classes] logits"] }
         return t == s ? [] : ["the teacher has \(t) classes but the student \(s)"]
     }
 
