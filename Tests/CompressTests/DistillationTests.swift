@@ -165,6 +165,41 @@ import Testing
         }
     }
 
+    /// Fine-tunes `freshStudent()` for a pass whose input is `passInput`, with `overrides`.
+    func fineTuned(passInput: Model?, overrides: [String: String]) throws -> Model {
+        let d = data()
+        var s = TrainingSettings.fineTuneDefaults
+        s.batchSize = 32
+        let context = PassContext(seed: 4, data: DataProvider { d }, trainer: FineTuner(settings: s), passInput: passInput)
+        return try context.fineTune(freshStudent(), epochs: 1, overrides: overrides, pass: "test")
+    }
+
+    @Test func teacherInputIsThePassInput() throws {
+        let teacher = try trainedTeacher()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("teacher-\(UUID().uuidString).bin").path
+        try ModelFile.write(teacher, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fromFile = try fineTuned(passInput: nil, overrides: ["teacher": path])
+        let fromInput = try fineTuned(passInput: teacher, overrides: ["teacher": "input"])
+        let fromOther = try fineTuned(passInput: freshStudent(), overrides: ["teacher": "input"])
+        #expect(fromInput.graph == fromFile.graph)
+        #expect(fromOther.graph != fromFile.graph)
+        #expect(throws: ParameterError.self) { try fineTuned(passInput: nil, overrides: ["teacher": "input"]) }
+
+        // `Pass.run` makes the pass's input the context's `passInput`.
+        struct InputCheck: Pass {
+            static let name = "input-check"
+            static let summary = ""
+            static let parameters: [ParameterSpec] = []
+            init(parameters: PassParameters) {}
+            func apply(to model: Model, context: PassContext) throws -> PassOutcome {
+                PassOutcome(model: model, changes: [], metrics: ["same": context.passInput == model ? 1 : 0])
+            }
+        }
+        let p = try PassParameters(validating: [:], against: [], pass: "input-check")
+        #expect(try InputCheck(parameters: p).run(on: teacher, context: PassContext(), parameters: p).record.metrics["same"] == 1)
+    }
+
     // MARK: Students by width
 
     @Test func widthRoundsChannelCounts() {
