@@ -85,7 +85,8 @@ public protocol Trainer: Sendable {
     /// validation accuracy (its history records that accuracy). Conv and
     /// linear weights that are exactly zero stay zero, so pruned models keep
     /// their sparsity. `overrides` replace the trainer's own settings, by
-    /// training parameter name (`lr`, `crop-padding`, ...: `TrainingSettings.parameterSpecs`).
+    /// training parameter name (`lr`, `crop-padding`, ...: `TrainingSettings.parameterSpecs`);
+    /// a `teacher` of `input` is the pass's input model (`context.passInput`).
     func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, overrides: [String: String],
                   context: PassContext) throws -> Model
 }
