@@ -122,7 +122,6 @@ extension Pipeline {
         }
     }
 
-    /// The planned step, or nil with its problems appended.
     /// Why a step's teacher file cannot teach the input model (passes keep
     /// the input shape and the class count, so neither can it teach any step's
     /// model); missing files are reported with the step's parameters.
@@ -139,6 +138,8 @@ extension Pipeline {
         }
     }
 
+    /// The planned step, or nil with its problems appended; with `epochCap`,
+    /// the epochs a pass step leaves at a larger default are capped.
     private static func plan(_ step: PipelineStep, number: Int, registry: PassRegistry, epochCap: Int?,
                              problems: inout [String]) -> PipelinePlanStep? {
         let place = "step \(number) (\(step.name)\(step.line.map { ", line \($0)" } ?? ""))"
