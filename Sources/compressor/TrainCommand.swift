@@ -20,27 +20,19 @@ struct TrainCommand: GeneratedOptionsCommand {
     @Option(name: .long, help: "Architecture to build.")
     var arch: Architecture
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
-    var output: String
-
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The training options listed below.", valueName: "options"))
     var arguments: [String] = []
 
     @OptionGroup var training: TrainingOptions
-    @OptionGroup var data: DataOptions
-    @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
-        let positionals = try training.parameters(defaults: Self.defaults, arguments: arguments).positionals
-        guard positionals.isEmpty else {
-            throw ValidationError("unexpected argument\(positionals.count == 1 ? "" : "s") \(positionals.map { "'\($0)'" }.joined(separator: ", "))")
-        }
+        try noPositionals(try training.parameters(defaults: Self.defaults, arguments: arguments).positionals)
     }
 
     func run() throws {
         let (settings, _) = try training.settings(defaults: Self.defaults, arguments: arguments)
         let model = arch.build(seed: settings.seed)
-        try runTraining(model: model, passName: "train", settings: settings, options: training, data: data,
-                        output: output, json: outputOptions.json, historyParameters: ["arch": arch.rawValue])
+        try runTraining(model: model, passName: "train", settings: settings, options: training,
+                        historyParameters: ["arch": arch.rawValue])
     }
 }
