@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Issue 14's distillation comparisons: a student trained from labels alone
-against the same student distilled from a teacher (Hinton KD), with the same
-tuning budget for both.
+"""Issue 14's distillation comparisons: a student trained (or a compressed
+model fine-tuned) from labels alone against the same one distilled from a
+teacher (Hinton KD), with the same tuning budget for both.
 
     scripts/distill-experiments.py make OUTDIR [NAME ...]    # trains (hours; resumable)
     scripts/distill-experiments.py table OUTDIR [NAME ...]   # prints the Markdown table
@@ -28,10 +28,17 @@ BIN = os.path.join(REPO, ".build/release/compressor")
 MODELS = os.path.join(REPO, "models")
 AUGMENT = ["--crop-padding", "2", "--flip", "true"]
 
-# name: (student architecture, width, teacher file, epochs, learning-rate grid)
+# name: (student, teacher file, epochs, learning-rate grid). A student is
+# ("train", architecture, width): trained from its seeded initialization; or
+# ("finetune", command): the file that `compressor COMMAND ... -o FILE` writes,
+# fine-tuned (the teacher is then the model the command started from, which is
+# what `teacher: input` means in a pipeline).
 EXPERIMENTS = {
-    "lenet5-from-vgg": ("lenet5", 1.0, "vgg-small.bin", 10, ["0.005", "0.01", "0.02"]),
-    "vgg-half-from-vgg": ("vgg-small", 0.5, "vgg-small.bin", 10, ["0.02", "0.05"]),
+    "lenet5-from-vgg": (("train", "lenet5", 1.0), "vgg-small.bin", 10, ["0.005", "0.01", "0.02"]),
+    "vgg-half-from-vgg": (("train", "vgg-small", 0.5), "vgg-small.bin", 10, ["0.02", "0.05"]),
+    "r20-pruned-0.3": (("finetune", ["prune", os.path.join(MODELS, "resnet20.bin"), "--granularity", "channel",
+                                     "--criterion", "l1", "--target-macs", "0.3", "--round-to", "8"]),
+                       "resnet20.bin", 5, ["0.01", "0.02"]),
 }
 MODES = ("labels", "kd")
 
@@ -40,15 +47,28 @@ def run_name(name, mode, lr, seed):
     return f"{name}-{mode}-lr{lr}-s{seed}"
 
 
+def start_model(out, name):
+    """The file a fine-tuning experiment starts from, written once."""
+    path = os.path.join(out, name + "-start.bin")
+    if not os.path.exists(path):
+        subprocess.run([BIN, *EXPERIMENTS[name][0][1], "-o", path, "--threads", "1"], check=True,
+                       capture_output=True, text=True)
+    return path
+
+
 def train(out, name, mode, lr, seed):
-    arch, width, teacher, epochs, _ = EXPERIMENTS[name]
+    student, teacher, epochs, _ = EXPERIMENTS[name]
     base = os.path.join(out, run_name(name, mode, lr, seed))
     if os.path.exists(base + ".json"):
         return json.load(open(base + ".json"))
-    args = [BIN, "train", "--arch", arch, "-o", base + ".bin", "--epochs", str(epochs), "--lr", lr,
-            "--seed", str(seed), "--threads", "1", "--json", *AUGMENT]
-    if width != 1.0:
-        args += ["--width", str(width)]
+    common = ["-o", base + ".bin", "--epochs", str(epochs), "--lr", lr, "--seed", str(seed), "--threads", "1",
+              "--json", *AUGMENT]
+    if student[0] == "train":
+        args = [BIN, "train", "--arch", student[1], *common]
+        if student[2] != 1.0:
+            args += ["--width", str(student[2])]
+    else:
+        args = [BIN, "finetune", start_model(out, name), *common]
     if mode == "kd":
         args += ["--teacher", os.path.join(MODELS, teacher)]
     if os.path.isdir(base + ".bin.ckpt"):
@@ -62,7 +82,7 @@ def train(out, name, mode, lr, seed):
 
 
 def chosen_rate(out, name, mode):
-    grid = EXPERIMENTS[name][4]
+    grid = EXPERIMENTS[name][3]
     results = {lr: train(out, name, mode, lr, 0) for lr in grid}
     return max(grid, key=lambda lr: results[lr]["validationAccuracy"]), results
 
@@ -72,7 +92,10 @@ def make(out, names):
     jobs = int(os.environ.get("JOBS", "1"))
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         # Seed 0 over the grid, both modes, then seed 1 at each mode's chosen rate.
-        grid_runs = [pool.submit(train, out, n, m, lr, 0) for n in names for m in MODES for lr in EXPERIMENTS[n][4]]
+        for n in names:
+            if EXPERIMENTS[n][0][0] == "finetune":
+                start_model(out, n)
+        grid_runs = [pool.submit(train, out, n, m, lr, 0) for n in names for m in MODES for lr in EXPERIMENTS[n][3]]
         for f in grid_runs:
             f.result()
         seed_runs = [pool.submit(train, out, n, m, chosen_rate(out, n, m)[0], 1) for n in names for m in MODES]
@@ -86,7 +109,7 @@ def table(out, names):
     for name in names:
         means = {}
         for mode in MODES:
-            paths = {lr: os.path.join(out, run_name(name, mode, lr, 0) + ".json") for lr in EXPERIMENTS[name][4]}
+            paths = {lr: os.path.join(out, run_name(name, mode, lr, 0) + ".json") for lr in EXPERIMENTS[name][3]}
             done = {lr: json.load(open(p)) for lr, p in paths.items() if os.path.exists(p)}
             if len(done) < len(paths):
                 print(f"| {name} | {mode} | {len(done)} of {len(paths)} grid runs done | | | | |")
