@@ -73,7 +73,14 @@ def train(out, name, mode, lr, seed):
         args += ["--teacher", os.path.join(MODELS, teacher)]
     if os.path.isdir(base + ".bin.ckpt"):
         args.append("--resume")
-    result = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0 and "diverged" in done.stderr:
+        # A rate that diverges is a result of the grid: recorded, never chosen.
+        result = json.dumps({"diverged": done.stderr.strip(), "validationAccuracy": 0.0, "testAccuracy": None})
+    elif done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
+    else:
+        result = done.stdout
     with open(base + ".json.tmp", "w") as f:
         f.write(result)
     os.replace(base + ".json.tmp", base + ".json")
@@ -115,7 +122,8 @@ def table(out, names):
                 print(f"| {name} | {mode} | {len(done)} of {len(paths)} grid runs done | | | | |")
                 continue
             lr = max(done, key=lambda r: done[r]["validationAccuracy"])
-            grid = ", ".join(f"{r}: {done[r]['validationAccuracy'] * 100:.2f}%" for r in done)
+            grid = ", ".join(f"{r}: diverged" if "diverged" in done[r] else
+                             f"{r}: {done[r]['validationAccuracy'] * 100:.2f}%" for r in done)
             s1 = os.path.join(out, run_name(name, mode, lr, 1) + ".json")
             t0 = done[lr]["testAccuracy"]
             t1 = json.load(open(s1))["testAccuracy"] if os.path.exists(s1) else None
