@@ -48,7 +48,13 @@ struct DistillCommand: GeneratedOptionsCommand {
         var settings = pass.settings
         settings.seed = training.runtime.seed
         settings.threads = training.runtime.threads
+        let json = training.outputOptions.json
+        let log = { (line: String) in if !json { print(line) } }
         try runTraining(model: try loadModel(student), passName: DistillPass.name, settings: settings, options: training,
-                        historyParameters: ["mode": pass.mode.rawValue])
+                        historyParameters: ["mode": pass.mode.rawValue]) { student, data, teacher, cancellation in
+            let p = try pass.prepare(student: student, teacher: teacher!, data: data, settings: settings, log: log,
+                                     progress: TerminalProgress(), cancellation: cancellation)
+            return (p.student, p.settings, p.configure, p.historyParameters)
+        }
     }
 }
