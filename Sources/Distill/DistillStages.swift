@@ -13,7 +13,9 @@ public struct DistillPreparation {
     public var historyParameters: [String: String]
     /// A line per stage or block of the warm-up.
     public var changes: [String]
-    /// The imitation errors before and after the warm-up (mean over the matches).
+    /// The imitation errors before and after the warm-up: the mean over the
+    /// matches (`imitation-error-before`, `imitation-error-after`) and each
+    /// match's, by its student value (`imitation-error-before:relu1`).
     public var metrics: [String: Double]
 }
 
@@ -35,7 +37,7 @@ extension DistillPass {
     ///   teacher's): each block learns from the inputs it will see.
     ///
     /// Each logs the imitation loss at the start and end of its steps, and the
-    /// mean squared imitation error of every match before and after, on the
+    /// relative squared imitation error of every match before and after, on the
     /// first 1,000 validation images (eval mode).
     ///
     /// - Throws: `ParameterError` when teacher and student take different
@@ -96,9 +98,11 @@ extension DistillPass {
             preparation.student = graph.exportModel()
             let after = try imitation.errors(of: preparation.student, on: probe, threads: settings.threads)
             for (k, match) in matches.enumerated() {
-                preparation.changes.append(String(format: "%@ <- %@: mean squared error on %d validation images %.5g -> %.5g",
+                preparation.changes.append(String(format: "%@ <- %@: relative squared error on %d validation images %.4f -> %.4f",
                                                   match.student, match.teacher, probe.count, before[k], after[k]))
                 log(preparation.changes.last!)
+                preparation.metrics["imitation-error-before:" + match.student] = before[k]
+                preparation.metrics["imitation-error-after:" + match.student] = after[k]
             }
             preparation.metrics["imitation-error-before"] = before.reduce(0, +) / Double(before.count)
             preparation.metrics["imitation-error-after"] = after.reduce(0, +) / Double(after.count)

@@ -140,9 +140,10 @@ final class TeacherFeatures {
 /// FitNets' hint loss (Romero et al., "FitNets: Hints for Thin Deep Nets",
 /// ICLR 2015) and the block outputs of layerwise imitation.
 ///
-/// For each match the loss is the mean squared error between the adapted
-/// student value `r(u)` and the teacher value `v`, over every element of
-/// the batch: `weight · mean((r(u) - v)²)`, summed over the matches. Each
+/// For each match the loss is the squared error between the adapted student
+/// value `r(u)` and the teacher value `v` relative to the teacher value's
+/// mean square, over every element of the batch: `weight · mean((r(u) -
+/// v)²) / mean(v²)` (``relativeSquaredError(_:_:weight:)``), summed over the matches. Each
 /// step trains the adapters (with their own optimizer of the same kind and
 /// settings as the student's) and returns the gradient with respect to each
 /// student value, for `TrainingGraph.backward(seeds:)`.
@@ -192,7 +193,7 @@ final class FeatureImitation {
                 throw TrainingError.noGradient(value: match.student)
             }
             let adapted = try adapter?.forward(value, training: true) ?? value
-            let (loss, gradient) = meanSquaredError(adapted, target, weight: weight)
+            let (loss, gradient) = relativeSquaredError(adapted, target, weight: weight)
             total += loss
             var seed = gradient
             if let adapter {
@@ -206,7 +207,7 @@ final class FeatureImitation {
         return (total, seeds)
     }
 
-    /// Each match's mean squared error (unweighted) between the adapted
+    /// Each match's relative squared error (unweighted) between the adapted
     /// student value and the teacher's, for `student` run in eval mode on
     /// `images`: how well the student imitates, without training anything.
     func errors(of student: Model, on images: LabeledImages, threads: Int) throws -> [Double] {
@@ -220,7 +221,7 @@ final class FeatureImitation {
             for (k, (match, adapter)) in zip(matches, adapters).enumerated() {
                 let value = graph.value(named: match.student)!
                 let adapted = try adapter?.forward(value, training: false) ?? value
-                sums[k] += Double(meanSquaredError(adapted, targets[match.teacherTarget]!, weight: 1).loss) * Double(batch.count)
+                sums[k] += Double(relativeSquaredError(adapted, targets[match.teacherTarget]!, weight: 1).loss) * Double(batch.count)
             }
             start += batch.count
         }
@@ -228,16 +229,22 @@ final class FeatureImitation {
     }
 }
 
-/// `weight · mean((a - b)²)` over every element, and its gradient with respect to `a`.
-func meanSquaredError(_ a: Tensor, _ b: Tensor, weight: Float) -> (loss: Float, gradient: Tensor) {
+/// `weight · mean((a - b)²) / (mean(b²) + 1e-8)` over every element of the
+/// batch, and its gradient with respect to `a`: the squared error relative
+/// to the target's mean square, so the loss starts near 1 (a zero student
+/// value scores exactly 1) whatever the scale of the teacher's features, and
+/// one learning rate and one hint weight fit every layer.
+func relativeSquaredError(_ a: Tensor, _ b: Tensor, weight: Float) -> (loss: Float, gradient: Tensor) {
     precondition(a.shape == b.shape, "compared values must have one shape: \(a.shape) vs \(b.shape)")
     let (x, y) = (a.floats, b.floats)
-    let scale = weight / Float(max(x.count, 1))
+    let count = Double(max(x.count, 1))
+    let meanSquare = y.reduce(0) { $0 + Double($1) * Double($1) } / count
+    let scale = Float(Double(weight) / (count * (meanSquare + 1e-8)))
     var loss: Double = 0
     var gradient = [Float](repeating: 0, count: x.count)
     for i in 0..<x.count {
         let d = x[i] - y[i]
-        loss += Double(d * d)
+        loss += Double(d) * Double(d)
         gradient[i] = 2 * scale * d
     }
     return (Float(loss) * scale, Tensor(shape: a.shape, floats: gradient))
