@@ -46,10 +46,11 @@ extension Graph {
     /// block's end; a cut point that only feeds flatten, reshape or global
     /// average pooling stands for its input when that is a cut point too, so
     /// a block's output is a feature map where there is one. The last layer
-    /// (the classifier) ends no block. For the built-in architectures: after
-    /// every ReLU of `vgg-small` and `mobilenet-small` that a layer reads (after the
-    /// pooling where there is one), the stem and every residual block of
-    /// `resnet20` (`relu1`, `layerI.J.relu2`), `pool1`, `pool2` and `relu1` of `lenet5`.
+    /// (the classifier) ends no block. For the built-in architectures:
+    /// `relu1`, `relu2` of `lenet300`; `pool1`, `pool2`, `relu1` of `lenet5`;
+    /// `relu1`, `pool1`, `relu3`, `pool2`, `relu5`, `pool3` of `vgg-small`;
+    /// the stem's `relu1` and every residual block's `layerI.J.relu2` of
+    /// `resnet20`; `relu1` and each block's `relu1` and `relu2` of `mobilenet-small`.
     func blockOutputs() throws -> [String] {
         let sorted = try topologicallySorted()
         let points = try cutPoints()

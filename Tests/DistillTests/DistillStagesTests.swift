@@ -84,6 +84,8 @@ import Testing
         #expect(try Architecture.resnet20.build(seed: 0, width: 0.5).graph.blockOutputs() == resnet)
         let vgg = try Architecture.vggSmall.build(seed: 0).graph.blockOutputs()
         #expect(vgg == ["relu1", "pool1", "relu3", "pool2", "relu5", "pool3"])
+        let mobilenet = ["relu1"] + (1...4).flatMap { ["block\($0).relu1", "block\($0).relu2"] }
+        #expect(try Architecture.mobilenetSmall.build(seed: 0).graph.blockOutputs() == mobilenet)
     }
 
     @Test func badPairsAreRefusedNamingWhatIsWrong() throws {
