@@ -75,6 +75,18 @@ import Testing
         #expect(prepared.student.graph.initializers["fc2.weight"] == student.graph.initializers["fc2.weight"])
     }
 
+    /// The pass as a pipeline step runs it: warm-up, KD, one record with the warm-up's lines and metrics.
+    @Test func thePassWarmsUpThenDistills() throws {
+        let student = Architecture.lenet5.build(seed: 2, width: 0.5)
+        let data = try FashionSubset.splits(train: 128, validation: 64)
+        let p = try pass(["mode": "layerwise", "imitation-epochs": "1", "epochs": "2", "batch": "32"])
+        let outcome = try p.apply(to: student, context: PassContext(seed: 1, data: DataProvider { data }))
+        #expect(outcome.changes.contains { $0.hasPrefix("block 3/3 relu1 <- relu1: 2 steps") }, "\(outcome.changes)")
+        #expect(outcome.changes.contains { $0.contains("for 2 epochs (1 of KD)") }, "\(outcome.changes)")
+        #expect(outcome.metrics["epochs"] == 1 && outcome.metrics["imitation-error-after:pool2"] != nil)
+        #expect(outcome.model.graph.initializerNames == student.graph.initializerNames)
+    }
+
     @Test func blocksOfTheBuiltInArchitectures() throws {
         #expect(try Architecture.lenet300.build(seed: 0).graph.blockOutputs() == ["relu1", "relu2"])
         #expect(try Architecture.lenet5.build(seed: 0).graph.blockOutputs() == ["pool1", "pool2", "relu1"])
