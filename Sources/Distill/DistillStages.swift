@@ -71,7 +71,7 @@ extension DistillPass {
         }
         preparation.historyParameters["epochs"] = String(settings.epochs)
         preparation.settings.epochs = settings.epochs - warmUpEpochs
-        let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: 1, settings: settings, seed: settings.seed)
+        let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: 1, settings: settings)
         let trainer = ImitationTrainer(data: data.train, settings: settings, progress: progress, cancellation: cancellation)
         let steps = warmUpEpochs * trainer.stepsPerEpoch
         let probe = data.validation.batch(0..<min(Self.errorImages, data.validation.count))

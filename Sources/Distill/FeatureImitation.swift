@@ -77,11 +77,17 @@ struct MatchProblem: Error, Equatable {
 /// then a 1x1 convolution (feature maps) or a linear layer (vectors) when the
 /// channel counts differ. Nil when neither is needed: the student value is compared as it is.
 ///
+/// The adapter starts at zero (weight and bias), so an adapted value starts
+/// at 0 and its relative error (``relativeSquaredError(_:_:weight:)``) at
+/// exactly 1: no random projection pushes the student before the adapter has
+/// learned anything (the gradient through a zero adapter is zero; the
+/// adapter's own is not, so it moves first).
+///
 /// It is a model of its own, trained beside the student: its input is the
 /// student value, and the gradient with respect to that input is what the
 /// student backpropagates. It is never part of the student, so the output
 /// model has no trace of it.
-func adapterModel(for match: FeatureMatch, seed: UInt64) -> Model? {
+func adapterModel(for match: FeatureMatch) -> Model? {
     let input = "feature"
     var nodes: [Node] = []
     var initializers: [String: Tensor] = [:]
@@ -92,11 +98,8 @@ func adapterModel(for match: FeatureMatch, seed: UInt64) -> Model? {
     }
     let (cs, ct) = (match.studentChannels, match.teacherChannels)
     if cs != ct {
-        // He initialization (fan-in), as the built-in architectures' layers; a zero bias.
-        var generator = SeededGenerator(seed: seed)
         let isMap = match.studentShape.count == 3
-        let shape = isMap ? [ct, cs, 1, 1] : [ct, cs]
-        initializers["adapter.weight"] = generator.gaussianTensor(shape, std: (2 / Float(cs)).squareRoot())
+        initializers["adapter.weight"] = .zeros(isMap ? [ct, cs, 1, 1] : [ct, cs])
         initializers["adapter.bias"] = .zeros([ct])
         nodes.append(Node(name: "adapter", op: isMap ? .conv2d(Conv2d()) : .linear,
                           inputs: [current, "adapter.weight", "adapter.bias"], output: "adapter"))
@@ -157,17 +160,13 @@ final class FeatureImitation {
     /// One optimizer per adapter (their parameters share names).
     private let optimizers: [any StatefulOptimizer]
 
-    /// - Parameters:
-    ///   - seed: initializes the adapters (each match its own stream).
-    ///   - settings: the adapters' optimizer and the threads.
-    init(matches: [FeatureMatch], teacher: Model, weight: Float, settings: TrainingSettings, seed: UInt64) throws {
+    /// - Parameter settings: the adapters' optimizer and the threads.
+    init(matches: [FeatureMatch], teacher: Model, weight: Float, settings: TrainingSettings) throws {
         self.matches = matches
         self.weight = weight
         self.teacher = try TeacherFeatures(teacher: teacher, matches: matches, threads: settings.threads)
-        adapters = try matches.enumerated().map { k, match in
-            try adapterModel(for: match, seed: seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15).map {
-                try TrainingGraph(model: $0, threads: settings.threads, computesInputGradient: true)
-            }
+        adapters = try matches.map { match in
+            try adapterModel(for: match).map { try TrainingGraph(model: $0, threads: settings.threads, computesInputGradient: true) }
         }
         optimizers = matches.map { _ in settings.makeOptimizer() }
     }

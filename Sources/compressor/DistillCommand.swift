@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Compress
 import Distill
@@ -49,7 +50,8 @@ struct DistillCommand: GeneratedOptionsCommand {
         settings.seed = training.runtime.seed
         settings.threads = training.runtime.threads
         let json = training.outputOptions.json
-        let log = { (line: String) in if !json { print(line) } }
+        // Unbuffered, as the training loop's lines, so the two keep their order in a file.
+        let log = { (line: String) in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
         try runTraining(model: try loadModel(student), passName: DistillPass.name, settings: settings, options: training,
                         historyParameters: ["mode": pass.mode.rawValue]) { student, data, teacher, cancellation in
             let p = try pass.prepare(student: student, teacher: teacher!, data: data, settings: settings, log: log,
