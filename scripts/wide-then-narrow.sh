@@ -72,6 +72,5 @@ fi
 
 for model in "$WIDE_FILE" "$OUT"/thin-*.bin; do
     [[ "$model" == *thin-init.bin ]] && continue
-    printf '%s: ' "$model"
     "$COMPRESSOR" eval "$model" --threads "$THREADS" "${DATA_OPTIONS[@]}" | grep -i top-1 || true
 done

@@ -71,9 +71,15 @@ extension DistillPass {
         }
         preparation.historyParameters["epochs"] = String(settings.epochs)
         preparation.settings.epochs = settings.epochs - warmUpEpochs
-        let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: 1, settings: settings)
         let trainer = ImitationTrainer(data: data.train, settings: settings, progress: progress, cancellation: cancellation)
         let steps = warmUpEpochs * trainer.stepsPerEpoch
+        if blocks != nil && matches.count > steps {
+            throw ParameterError(pass: Self.name, problems: [
+                "layerwise imitation has \(steps) steps (\(warmUpEpochs) epochs of \(trainer.stepsPerEpoch)) for \(matches.count) blocks: "
+                    + "every block needs at least one; give more imitation-epochs or training images",
+            ])
+        }
+        let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: 1, settings: settings)
         let probe = data.validation.batch(0..<min(Self.errorImages, data.validation.count))
         if steps > 0 {
             let before = try imitation.errors(of: student, on: probe, threads: settings.threads)

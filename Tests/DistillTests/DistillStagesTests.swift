@@ -87,6 +87,15 @@ import Testing
         #expect(outcome.model.graph.initializerNames == student.graph.initializerNames)
     }
 
+    @Test func layerwiseImitationNeedsAStepPerBlock() throws {
+        let p = try pass(["mode": "layerwise", "imitation-epochs": "1", "epochs": "2", "batch": "32"])
+        #expect {
+            try prepare(p, student: Architecture.lenet5.build(seed: 7, width: 0.5), train: 64)
+        } throws: {
+            "\($0)" == "distill: layerwise imitation has 2 steps (1 epochs of 2) for 3 blocks: every block needs at least one; give more imitation-epochs or training images"
+        }
+    }
+
     @Test func blocksOfTheBuiltInArchitectures() throws {
         #expect(try Architecture.lenet300.build(seed: 0).graph.blockOutputs() == ["relu1", "relu2"])
         #expect(try Architecture.lenet5.build(seed: 0).graph.blockOutputs() == ["pool1", "pool2", "relu1"])
