@@ -42,7 +42,7 @@ public struct DistillPass: Pass {
         ParameterSpec("mode", .choice(DistillationMode.allCases.map(\.rawValue)), default: .string(DistillationMode.kd.rawValue),
                       help: "kd: match the teacher's temperature-softened outputs (Hinton et al. 2015); hint: also regress teacher layers (FitNets, Romero et al. 2015); layerwise: imitate the teacher block by block first (Zhou et al. 2020)."),
         .optional("hint", .string,
-                  help: "Mode hint: STUDENT=TEACHER[,...] layer pairs; each student layer's output regresses the teacher layer's (L2) through a learned 1x1 conv or linear adapter where the channel counts differ."),
+                  help: "Mode hint: STUDENT=TEACHER[,...] layer pairs; each student layer's output regresses the teacher layer's (squared error relative to the teacher's mean square) through a learned 1x1 conv or linear adapter where the channel counts differ."),
         ParameterSpec("hint-epochs", .int, default: .int(2),
                       help: "Mode hint: epochs of the first stage (the hint loss alone, training the student up to its hint layers), counted in epochs; KD trains the rest."),
         ParameterSpec("hint-weight", .double, default: .double(0),
