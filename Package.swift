@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
         .testTarget(name: "LowRankTests", dependencies: ["Compress", "LowRank"]),
+        .testTarget(name: "DistillTests", dependencies: ["Compress", "Distill"]),
         .testTarget(name: "CLITests", dependencies: ["Compress", "Prune", "LowRank", "compressor"]),
     ],
     swiftLanguageModes: [.v6]

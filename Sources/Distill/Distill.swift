@@ -1,9 +1,11 @@
 import Compress
 
-/// Knowledge distillation: training smaller students against a teacher's
-/// softened outputs. Today: the `distill` pass in `kd` mode (Hinton et al.
-/// 2015); the loss and the teacher runner live in the core's training engine,
-/// so every pass's fine-tuning can distill too (`finetune-teacher`).
+/// Knowledge distillation: training smaller students against a teacher.
+/// Today: the `distill` pass in `kd` mode (Hinton et al. 2015), `hint` mode
+/// (FitNets' hint layers through learned adapters, Romero et al. 2015) and
+/// `layerwise` mode (block-by-block imitation, Zhou et al. 2020); the KD loss
+/// and the teacher runner live in the core's training engine, so every
+/// pass's fine-tuning can distill too (`finetune-teacher`).
 ///
 /// Passes in this library conform to `Compress.Pass` and are registered with
 /// `PassRegistry` so the CLI and pipelines find them by name. The library

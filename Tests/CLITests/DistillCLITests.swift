@@ -82,14 +82,82 @@ import Testing
         try expectRefused(["distill", "--teacher", teacher, "--student", student, "--alpha", "1.5"] + common,
                           "alpha must be in [0, 1], got 1.5", output: output)
         try expectRefused(["distill", "--student", student] + common, "missing the teacher", output: output)
-        try expectRefused(["distill", "--teacher", teacher, "--student", student, "--mode", "hint"] + common,
-                          "must be kd", output: output)
+        try expectRefused(["distill", "--teacher", teacher, "--student", student, "--mode", "bogus"] + common,
+                          "must be kd|hint|layerwise", output: output)
         // The fine-tune option group: refused before pruning starts.
         try expectRefused(["prune", student, "--sparsity", "0.5", "--finetune-epochs", "1",
                            "--finetune-teacher", dir + "/none.bin", "-o", output, "--data", dir + "/data"],
                           "teacher model \(dir)/none.bin does not exist", output: output)
         try expectRefused(["finetune", student, "--teacher", dir + "/five.bin"] + common,
                           "the teacher has 5 classes but the student 10", output: output)
+    }
+
+    /// The tiny dataset's options for a run of `epochs` epochs.
+    func options(_ dir: String, epochs: Int) -> [String] {
+        ["--data", dir + "/data", "--validation-count", "40", "--batch", "16", "--epochs", String(epochs), "--seed", "3"]
+    }
+
+    @Test func hintAndLayerwiseModesWarmUpThenDistill() throws {
+        let (dir, teacher, student) = try fixture()
+        let studentModel = try ModelFile.read(path: student)
+        let hinted = dir + "/hinted.bin"
+        let r = try cli.run(["distill", "--teacher", teacher, "--student", student, "-o", hinted, "--mode", "hint",
+                             "--hint", "relu2=relu1", "--hint-epochs", "1", "--hint-weight", "0.5"] + options(dir, epochs: 2))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("hint stage relu2=relu1: 5 steps, imitation loss"), "\(r.stdout)")
+        #expect(r.stdout.contains("relu2 <- relu1: relative squared error on 40 validation images"), "\(r.stdout)")
+        let model = try ModelFile.read(path: hinted)
+        let entry = try #require(model.metadata.history.last)
+        #expect(entry.pass == "distill")
+        #expect(entry.parameters["mode"] == "hint" && entry.parameters["hint"] == "relu2=relu1")
+        #expect(entry.parameters["hint-epochs"] == "1" && entry.parameters["hint-weight"] == "0.5")
+        #expect(entry.parameters["epochs"] == "2" && entry.metrics["epochs"] == 1)
+        // The adapter (linear 25 -> 300) is not in the output.
+        #expect(model.graph.initializerNames == studentModel.graph.initializerNames)
+        #expect(model.graph.nodes == studentModel.graph.nodes && model.graph.outputs == studentModel.graph.outputs)
+
+        let imitated = dir + "/imitated.bin"
+        let l = try cli.run(["distill", "--teacher", teacher, "--student", student, "-o", imitated, "--mode", "layerwise",
+                             "--imitation-epochs", "1"] + options(dir, epochs: 2))
+        #expect(l.status == 0, "\(l.stderr)")
+        #expect(l.stdout.contains("block 1/2 relu1 <- relu1: 2 steps"), "\(l.stdout)")
+        #expect(l.stdout.contains("block 2/2 relu2 <- relu2: 3 steps"), "\(l.stdout)")
+        let layerwise = try #require(try ModelFile.read(path: imitated).metadata.history.last)
+        #expect(layerwise.parameters["mode"] == "layerwise" && layerwise.parameters["imitation-epochs"] == "1")
+        #expect(try ModelFile.read(path: imitated).graph.initializerNames == studentModel.graph.initializerNames)
+    }
+
+    @Test func badHintsAndBlocksAreRefusedWithOneMessage() throws {
+        let (dir, teacher, student) = try fixture()
+        let output = dir + "/out.bin"
+        let common = ["-o", output] + options(dir, epochs: 2)
+        let (lenetTeacher, lenetStudent) = (dir + "/lenet5.bin", dir + "/lenet5-half.bin")
+        try cli.runOK(["init", "--arch", "lenet5", "-o", lenetTeacher, "--seed", "1"])
+        try cli.runOK(["init", "--arch", "lenet5", "--width", "0.5", "-o", lenetStudent, "--seed", "2"])
+        let hint = ["distill", "--teacher", lenetTeacher, "--student", lenetStudent, "--mode", "hint", "--hint-epochs", "1"]
+
+        try expectRefused(["distill", "--teacher", teacher, "--student", student, "--mode", "hint"] + common,
+                          "mode hint needs the layer pairs: give 'hint' (--hint STUDENT=TEACHER)", output: output)
+        try expectRefused(["distill", "--teacher", teacher, "--student", student, "--mode", "hint", "--hint", "nope=relu1",
+                           "--hint-epochs", "1"] + common,
+                          "hint 'nope=relu1': the student has no layer 'nope' (its layers: flatten, fc1, relu1, fc2, relu2, fc3)",
+                          output: output)
+        try expectRefused(hint + ["--hint", "pool1=pool2"] + common,
+                          "hint 'pool1=pool2': the student's map is 12x12 and the teacher's 4x4; spatial sizes must match", output: output)
+        try expectRefused(hint + ["--hint", "pool1=conv2", "--hint-pool"] + common,
+                          "hint 'pool1=conv2': the student's map is 12x12 and the teacher's 8x8; pooling needs one map's height and width to be integer multiples of the other's",
+                          output: output)
+        try expectRefused(["distill", "--teacher", lenetTeacher, "--student", lenetStudent, "--mode", "hint", "--hint", "pool1=pool1",
+                           "--hint-epochs", "2"] + common,
+                          "hint-epochs (2) must be fewer than epochs (2): KD trains the remaining epochs", output: output)
+        try expectRefused(["distill", "--teacher", lenetTeacher, "--student", student, "--mode", "layerwise",
+                           "--imitation-epochs", "1"] + common,
+                          "layerwise imitation needs a teacher and student of the same depth: the teacher has 3 blocks (pool1, pool2, relu1) but the student 2 (relu1, relu2)",
+                          output: output)
+        // With pooling, an integer ratio is accepted.
+        let pooled = dir + "/pooled.bin"
+        let ok = try cli.run(hint + ["--hint", "pool1=pool2", "--hint-pool", "-o", pooled] + options(dir, epochs: 2))
+        #expect(ok.status == 0, "\(ok.stderr)")
     }
 
     @Test func fineTuningDistillsFromTheInputModel() throws {

@@ -89,6 +89,34 @@ import Testing
         }
     }
 
+    /// `auxiliaryLoss` adds its gradients on graph values to the batch's: a
+    /// zero one trains the same bytes as none, a non-zero one on a hidden
+    /// value changes the layers before it and is counted in the loss.
+    @Test func auxiliaryLossIsBackpropagatedWithTheBatchLoss() throws {
+        let plain = try TrainingRun(model: model(), data: data(), settings: settings(epochs: 1), passName: "train",
+                                    checkpointDirectory: nil).run(resume: false)
+        func run(scale: Float) throws -> TrainingOutcome {
+            let run = try TrainingRun(model: model(), data: data(), settings: settings(epochs: 1), passName: "train",
+                                      checkpointDirectory: nil)
+            var steps: [Int] = []
+            run.auxiliaryLoss = { graph, batch, step in
+                steps.append(step)
+                let value = try #require(graph.value(named: "relu1"))
+                #expect(value.shape[0] == batch.count)
+                return (scale, ["relu1": Tensor(shape: value.shape, floats: value.floats.map { $0 * scale })])
+            }
+            let outcome = try run.run(resume: false)
+            #expect(steps == Array(0..<steps.count) && !steps.isEmpty)
+            return outcome
+        }
+        let zero = try run(scale: 0)
+        #expect(zero.model == plain.model)
+        let pushed = try run(scale: 0.5)
+        #expect(pushed.model.graph.initializers["fc1.weight"] != plain.model.graph.initializers["fc1.weight"])
+        #expect(pushed.model.graph.initializers["fc3.weight"] != plain.model.graph.initializers["fc3.weight"])
+        #expect(pushed.epochs[0].trainLoss > plain.epochs[0].trainLoss + 0.4)
+    }
+
     @Test func divergenceIsReported() throws {
         var s = settings(epochs: 1)
         s.learningRate = 1e6

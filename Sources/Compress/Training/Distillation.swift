@@ -103,3 +103,11 @@ final class DistillationTeacher {
         return all
     }
 }
+
+extension Model {
+    /// Why `teacher` cannot teach this model by distillation (empty when it
+    /// can): both must take the same input shape and give `[N, K]` logits with the same `K`.
+    public func distillationProblems(teacher: Model) -> [String] {
+        DistillationTeacher.problems(teacher: teacher, student: self)
+    }
+}

@@ -33,6 +33,11 @@ public final class TrainingRun {
     public var onBestModel: ((Model) throws -> Void)?
     /// Called with one line per finished epoch.
     public var log: (String) -> Void = { _ in }
+    /// Called after every training forward with the graph, the batch and the
+    /// step's number (from 0 over the run): an extra loss term and its
+    /// gradients with respect to values of the graph (distillation's hint
+    /// layers), added to the batch's loss and backpropagated with it.
+    public var auxiliaryLoss: ((TrainingGraph, LabeledImages, Int) throws -> (loss: Float, seeds: [String: Tensor]))?
 
     private let initialModel: Model
     private let data: DatasetSplits
@@ -160,12 +165,17 @@ public final class TrainingRun {
             let batch = batches.batch(i)
             graph.zeroGradients()
             let logits = try graph.forward(batch.images, training: true)
-            let (loss, gradient) = try self.loss(logits, batch: batch, indices: batches.indices(i))
+            var (loss, gradient) = try self.loss(logits, batch: batch, indices: batches.indices(i))
+            let auxiliary = try auxiliaryLoss?(graph, batch, epoch * batches.count + i)
+            loss += auxiliary?.loss ?? 0
             guard loss.isFinite else {
                 progress.end()
                 throw TrainingDiverged(epoch: epoch + 1, batch: i + 1, learningRate: learningRate)
             }
-            try graph.backward(gradient)
+            let seeds = [graph.model.graph.outputs[0]: gradient].merging(auxiliary?.seeds ?? [:]) {
+                Tensor(shape: $0.shape, floats: zip($0.floats, $1.floats).map(+))
+            }
+            try graph.backward(seeds: seeds)
             learningRate = schedule.learningRate(atStep: epoch * batches.count + i)
             optimizer.step(graph, learningRate: learningRate)
             lossSum += Double(loss) * Double(batch.count)

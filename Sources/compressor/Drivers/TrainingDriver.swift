@@ -1,12 +1,20 @@
 import Compress
 import Foundation
 
+/// A stage before the training loop (`distill`'s hint stage and layerwise
+/// imitation): given the model, the data, the teacher and the run's
+/// cancellation, the model to train, the loop's settings, a set-up of the run
+/// and extra history parameters.
+typealias TrainingWarmUp = (Model, DatasetSplits, Model?, CancellationFlag) throws
+    -> (model: Model, settings: TrainingSettings, configure: (TrainingRun) -> Void, history: [String: String])
+
 /// Trains `model` as the CLI does: progress on a terminal, a line per epoch,
 /// Ctrl-C stops after the current batch, the best model written after every
 /// epoch, the checkpoint removed once the run completes. A teacher named by
-/// the settings is loaded first (`input` is `teacherInput`, refused when nil).
+/// the settings is loaded first (`input` is `teacherInput`, refused when nil);
+/// `warmUp` runs before the loop (again on `--resume`: it is not checkpointed).
 func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
-                 historyParameters: [String: String], teacherInput: Model? = nil) throws {
+                 historyParameters: [String: String], teacherInput: Model? = nil, warmUp: TrainingWarmUp? = nil) throws {
     let (data, output, json) = (options.data, options.output, options.outputOptions.json)
     let teacher = try settings.teacher?.load(input: teacherInput, pass: passName)
     let splits = try DatasetLoader.load(directory: data.data, validationCount: data.validationCount)
@@ -14,9 +22,21 @@ func runTraining(model: Model, passName: String, settings: TrainingSettings, opt
     let cancellation = CancellationFlag()
     let interrupt = installInterruptHandler(cancellation)
     defer { interrupt.cancel() }
+    var (model, settings, historyParameters) = (model, settings, historyParameters)
+    var configure: (TrainingRun) -> Void = { _ in }
+    if let warmUp {
+        do {
+            let w = try warmUp(model, splits, teacher, cancellation)
+            (model, settings, configure) = (w.model, w.settings, w.configure)
+            historyParameters.merge(w.history) { $1 }
+        } catch is PassCancelled {
+            throw CLIError("interrupted before training: nothing written")
+        }
+    }
     let run = try TrainingRun(model: model, data: splits, settings: settings, passName: passName,
                               checkpointDirectory: checkpointDirectory, teacher: teacher, progress: TerminalProgress(),
                               cancellation: cancellation)
+    configure(run)
     run.historyParameters = historyParameters
     run.log = { line in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
     run.onBestModel = { try saveModel($0, to: output) }
