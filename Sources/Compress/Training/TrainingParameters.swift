@@ -45,7 +45,7 @@ extension TrainingSettings {
                           help: "Keep codebook-shared weights (from `share`) tied to their centroids and hashed ones (from `hash`) to their buckets; false releases them."),
             ParameterSpec("keep-precisions", .bool, default: .bool(d.keepsPrecisions),
                           help: "Keep int8 and float16 weights (from `quantize`) on their grids, training them quantization-aware through float32 shadow weights (biases of int8 layers on their int32 grids); false trains them in float32 and releases them."),
-        ]
+        ] + MultirateSettings.parameterSpecs(defaults: d.multirate)
     }
 
     /// Settings from validated parameters (see ``parameterSpecs(defaults:)``);
@@ -68,6 +68,7 @@ extension TrainingSettings {
         keepsZeroWeights = p.bool("keep-zeros")
         keepsCodebooks = p.bool("keep-codebooks")
         keepsPrecisions = p.bool("keep-precisions")
+        multirate = MultirateSettings(parameters: p)
     }
 
     /// Validates textual values against the training parameters and the

@@ -57,6 +57,8 @@ public struct TrainingSettings: Sendable, Equatable {
     /// (quantization-aware training). When false the trained tensors leave
     /// `precisions` and train in float32.
     public var keepsPrecisions = true
+    /// Multirate training: slow layers updated every k steps (see ``MultirateSettings``).
+    public var multirate = MultirateSettings()
     public var seed: UInt64 = 0
     public var threads = 1
 
@@ -77,7 +79,7 @@ public struct TrainingSettings: Sendable, Equatable {
         if !(0..<1).contains(labelSmoothing) { p.append("label smoothing must be in [0, 1), got \(labelSmoothing)") }
         if augmentation.cropPadding < 0 { p.append("crop padding must be >= 0, got \(augmentation.cropPadding)") }
         if threads < 1 { p.append("threads must be at least 1, got \(threads)") }
-        return p
+        return p + multirate.problems
     }
 
     /// A fresh optimizer for these settings.
@@ -114,6 +116,6 @@ public struct TrainingSettings: Sendable, Equatable {
         if keepsZeroWeights { d["keep-zeros"] = "true" }
         if !keepsCodebooks { d["keep-codebooks"] = "false" }
         if !keepsPrecisions { d["keep-precisions"] = "false" }
-        return d
+        return d.merging(multirate.descriptions) { $1 }
     }
 }
