@@ -23,6 +23,7 @@ struct FinetuneCommand: GeneratedOptionsCommand {
 
     @OptionGroup var training: TrainingOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var transfer: TransferOptions
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -32,6 +33,6 @@ struct FinetuneCommand: GeneratedOptionsCommand {
     func run() throws {
         let (settings, positionals) = try training.settings(defaults: Self.defaults, arguments: arguments)
         try runTraining(model: try loadModel(try singleInput(positionals)), passName: "finetune", settings: settings, options: training,
-                        data: data, output: output, json: outputOptions.json, historyParameters: [:])
+                        data: data, output: output, json: outputOptions.json, historyParameters: [:], transfer: transfer)
     }
 }

@@ -28,6 +28,7 @@ struct TrainCommand: GeneratedOptionsCommand {
 
     @OptionGroup var training: TrainingOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var transfer: TransferOptions
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -41,6 +42,6 @@ struct TrainCommand: GeneratedOptionsCommand {
         let (settings, _) = try training.settings(defaults: Self.defaults, arguments: arguments)
         let model = arch.build(seed: settings.seed)
         try runTraining(model: model, passName: "train", settings: settings, options: training, data: data,
-                        output: output, json: outputOptions.json, historyParameters: ["arch": arch.rawValue])
+                        output: output, json: outputOptions.json, historyParameters: ["arch": arch.rawValue], transfer: transfer)
     }
 }

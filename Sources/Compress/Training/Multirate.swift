@@ -50,6 +50,14 @@ public struct MultirateSettings: Sendable, Equatable {
         return d
     }
 
+    /// A pass's fine-tune group giving multirate options (`overrides`, by
+    /// training parameter name) with no epoch to fine-tune: one problem, named with `prefix`.
+    static func problems(fineTuneOverrides overrides: [String: String], epochs: Int, prefix: String) -> [String] {
+        let given = ["multirate", "slow", "fast-last"].filter { overrides[$0] != nil && !($0 == "multirate" && overrides[$0] == "1") }
+        guard epochs == 0, !given.isEmpty else { return [] }
+        return ["\(given.map { prefix + $0 }.joined(separator: ", ")) without fine-tuning: give \(prefix)epochs N > 0"]
+    }
+
     /// The multirate parameters (`multirate`, `slow`, `fast-last`) of the training parameters.
     static func parameterSpecs(defaults d: MultirateSettings) -> [ParameterSpec] {
         [

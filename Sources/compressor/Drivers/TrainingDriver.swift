@@ -5,8 +5,10 @@ import Foundation
 /// Ctrl-C stops after the current batch, the best model written after every
 /// epoch, the checkpoint removed once the run completes.
 func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
-                 data: DataOptions, output: String, json: Bool, historyParameters: [String: String]) throws {
-    let splits = try DatasetLoader.load(directory: data.data, validationCount: data.validationCount)
+                 data: DataOptions, output: String, json: Bool, historyParameters: [String: String],
+                 transfer: TransferOptions? = nil) throws {
+    var (model, splits) = (model, try DatasetLoader.load(directory: data.data, validationCount: data.validationCount))
+    if let transfer { (model, splits) = try transfer.apply(model: model, splits: splits, seed: settings.seed) }
     let checkpointDirectory = options.checkpointDir ?? output + ".ckpt"
     let cancellation = CancellationFlag()
     let interrupt = installInterruptHandler(cancellation)
@@ -14,7 +16,7 @@ func runTraining(model: Model, passName: String, settings: TrainingSettings, opt
     let run = try TrainingRun(model: model, data: splits, settings: settings, passName: passName,
                               checkpointDirectory: checkpointDirectory, progress: TerminalProgress(),
                               cancellation: cancellation)
-    run.historyParameters = historyParameters
+    run.historyParameters = historyParameters.merging(transfer?.historyParameters ?? [:]) { $1 }
     run.log = { line in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
     run.onBestModel = { try saveModel($0, to: output) }
     let outcome: TrainingOutcome
