@@ -199,6 +199,28 @@ import Testing
         #expect(FineTuneParameters.problems(request, defaultEpochs: 1).isEmpty)
     }
 
+    /// The same declaration serves pipelines: `multirate:` and `fast-last:` on a finetune step.
+    @Test func aPipelineFinetuneStepTrainsMultirate() throws {
+        let f = try PipelineFixture()
+        let path = try f.write("""
+            steps:
+              - finetune:
+                  epochs: 1
+                  batch: 32
+                  multirate: 2
+                  fast-last: 1
+            """)
+        let summary = try PipelineRunner(plan: try f.plan(path)).run(resume: false)
+        let entry = try #require(try ModelFile.read(path: summary.output).metadata.history.last)
+        #expect(entry.pass == "finetune" && entry.parameters["multirate"] == "2" && entry.parameters["fast-last"] == "1")
+        let bad = try f.write("""
+            steps:
+              - finetune:
+                  multirate: 0
+            """, name: "bad.yaml")
+        #expect(throws: PipelineError.self) { try f.plan(bad) }
+    }
+
     @Test func classSubsetsKeepAndRelabelInTheOrderGiven() throws {
         let subset = try ClassSubset(parsing: "3,0-1")
         #expect(subset.classes == [3, 0, 1])
