@@ -17,7 +17,7 @@ struct Compressor: ParsableCommand {
         subcommands: [InitCommand.self, InfoCommand.self, EvalCommand.self, BenchCommand.self,
                       PredictCommand.self, TrainCommand.self, FinetuneCommand.self, FoldBNCommand.self, PruneCommand.self,
                       ShareCommand.self, HuffmanCommand.self, HashCommand.self, QuantizeCommand.self, LowRankCommand.self,
-                      SensitivityCommand.self, ConvertCommand.self,
+                      DistillCommand.self, SensitivityCommand.self, ConvertCommand.self,
                       RunCommand.self, ReportCommand.self]
     )
 

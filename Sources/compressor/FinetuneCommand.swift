@@ -9,7 +9,9 @@ struct FinetuneCommand: GeneratedOptionsCommand {
         discussion: """
         Same loop as train, starting from the given model. Defaults: 3 epochs, \
         batch 64, SGD with Nesterov momentum 0.9, lr 0.01, weight decay 5e-4, \
-        cosine schedule; conv and linear weights that are exactly zero stay zero.
+        cosine schedule; conv and linear weights that are exactly zero stay zero. \
+        --teacher FILE distills from a teacher as well (docs/distillation.md); \
+        --teacher input is the input model itself.
         """)
     static var defaults: TrainingSettings { .fineTuneDefaults }
     static var generatedOptions: GeneratedOptions { .training(defaults: defaults) }
@@ -18,13 +20,8 @@ struct FinetuneCommand: GeneratedOptionsCommand {
               help: ArgumentHelp("Model file (native or ONNX), then the training options listed below.", valueName: "model"))
     var arguments: [String] = []
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
-    var output: String
-
     @OptionGroup var training: TrainingOptions
-    @OptionGroup var data: DataOptions
     @OptionGroup var transfer: TransferOptions
-    @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
         _ = try singleInput(try training.parameters(defaults: Self.defaults, arguments: arguments).positionals)
@@ -32,7 +29,8 @@ struct FinetuneCommand: GeneratedOptionsCommand {
 
     func run() throws {
         let (settings, positionals) = try training.settings(defaults: Self.defaults, arguments: arguments)
-        try runTraining(model: try loadModel(try singleInput(positionals)), passName: "finetune", settings: settings, options: training,
-                        data: data, output: output, json: outputOptions.json, historyParameters: [:], transfer: transfer)
+        let model = try loadModel(try singleInput(positionals))
+        try runTraining(model: model, passName: "finetune", settings: settings, options: training,
+                        historyParameters: [:], teacherInput: model, transfer: transfer)
     }
 }

@@ -1,16 +1,17 @@
 import ArgumentParser
 import Compress
 
-extension Architecture: ExpressibleByArgument {}
-
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Create an untrained model of a built-in architecture (seeded He initialization).",
-        discussion: "Architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
+        discussion: """
+        Architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")). \
+        --width W multiplies every hidden layer's channels (and hidden fully connected \
+        features) by W (students for distillation: docs/distillation.md).
+        """)
 
-    @Option(name: .long, help: "Architecture to build.")
-    var arch: Architecture
+    @OptionGroup var architecture: ArchitectureOptions
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Output model file.", valueName: "file"))
     var output: String
@@ -20,19 +21,20 @@ struct InitCommand: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        let model = arch.build(seed: seedOption.seed)
+        let model = architecture.build(seed: seedOption.seed)
         try saveModel(model, to: output)
         let summary = try ModelSummary(model)
         if outputOptions.json {
-            try printJSON(InitReport(architecture: arch.rawValue, seed: seedOption.seed, output: output,
+            try printJSON(InitReport(architecture: architecture.arch.rawValue, width: architecture.width, seed: seedOption.seed, output: output,
                                      parameters: summary.parameters, macs: summary.macs))
         } else {
-            print("wrote \(output): \(arch.rawValue), \(ReportFormat.grouped(summary.parameters)) parameters, \(ReportFormat.grouped(summary.macs)) MACs per image, seed \(seedOption.seed)")
+            print("wrote \(output): \(architecture.description), \(ReportFormat.grouped(summary.parameters)) parameters, \(ReportFormat.grouped(summary.macs)) MACs per image, seed \(seedOption.seed)")
         }
     }
 
     struct InitReport: Encodable {
         var architecture: String
+        var width: Double
         var seed: UInt64
         var output: String
         var parameters: Int

@@ -66,4 +66,23 @@ import Testing
         let onTest = try accuracyByLoop(model, images: test.images, labels: test.labels)
         #expect(j["testAccuracy"] as? Double == onTest.top1)
     }
+
+    /// `train --width` trains the architecture `init --width` builds: the same
+    /// layer shapes, and the width in the history.
+    @Test func trainAtAWidthTrainsTheInitArchitecture() throws {
+        let (dir, _, _) = try fixture()
+        let output = dir + "/narrow.bin"
+        let r = try cli.run(["train", "--arch", "lenet300", "--width", "0.5", "-o", output, "--data", dir + "/data",
+                             "--validation-count", "40", "--epochs", "1", "--batch", "16", "--seed", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let model = try ModelFile.read(path: output)
+        let built = Architecture.lenet300.build(seed: 3, width: 0.5)
+        #expect(model.graph.initializers.mapValues(\.shape) == built.graph.initializers.mapValues(\.shape))
+        #expect(model.graph.initializers["fc1.weight"]?.shape == [150, 784])
+        #expect(model.metadata.history.last?.parameters["width"] == "0.5")
+        let bad = try cli.run(["train", "--arch", "lenet300", "--width", "0", "-o", dir + "/bad.bin",
+                               "--data", dir + "/data", "--validation-count", "40"])
+        #expect(bad.status != 0 && bad.stderr.contains("--width must be positive"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/bad.bin"))
+    }
 }

@@ -49,13 +49,19 @@ public enum Architecture: String, CaseIterable, Sendable {
     ///   - seed: seeds every weight; the same seed gives the same model.
     ///   - inputShape: one sample's shape `[C, H, W]`.
     ///   - classes: number of outputs of the final layer.
+    ///   - width: the width multiplier of every hidden layer's channels
+    ///     (``scaledChannels(_:width:)``); 1 is the architecture as published,
+    ///     0.5 a thinner student for distillation. The history's `init`
+    ///     entry records it when it is not 1.
     /// - Precondition: `inputShape` is `[C, H, W]` and large enough for the
-    ///   architecture's pooling (16x16 for `lenet5`, 8x8 for the others with pooling).
-    public func build(seed: UInt64, inputShape: [Int] = [1, 28, 28], classes: Int = 10) -> Model {
+    ///   architecture's pooling (16x16 for `lenet5`, 8x8 for the others with
+    ///   pooling); `width` is positive and finite.
+    public func build(seed: UInt64, inputShape: [Int] = [1, 28, 28], classes: Int = 10, width: Double = 1) -> Model {
         precondition(inputShape.count == 3 && inputShape.allSatisfy { $0 > 0 },
                      "input shape must be [C, H, W] with positive sizes, got \(inputShape)")
         precondition(classes >= 1, "classes must be positive, got \(classes)")
-        var b = GraphBuilder(sampleShape: inputShape, seed: seed)
+        precondition(width > 0 && width.isFinite, "width must be positive, got \(width)")
+        var b = GraphBuilder(sampleShape: inputShape, seed: seed, width: width)
         switch self {
         case .lenet300: Self.buildLeNet300(&b, classes: classes)
         case .lenet5: Self.buildLeNet5(&b, classes: classes)
@@ -64,5 +70,17 @@ public enum Architecture: String, CaseIterable, Sendable {
         case .mobilenetSmall: Self.buildMobileNetSmall(&b, classes: classes)
         }
         return b.model(architecture: self, seed: seed, classes: classes)
+    }
+}
+
+extension Architecture {
+    /// A hidden layer's channel count `channels` at width multiplier `width`:
+    /// `channels × width` rounded to the nearest multiple of 8 when
+    /// `channels` is one (halves up, at least 8), else to the nearest integer
+    /// (halves up, at least 1). Width 1 leaves every count as it is.
+    public static func scaledChannels(_ channels: Int, width: Double) -> Int {
+        let exact = Double(channels) * width
+        if channels % 8 == 0 { return max(8, Int((exact / 8).rounded()) * 8) }
+        return max(1, Int(exact.rounded()))
     }
 }

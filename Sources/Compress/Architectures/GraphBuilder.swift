@@ -18,14 +18,21 @@ struct GraphBuilder {
     /// The value the next layer reads by default.
     var current: String
     var generator: SeededGenerator
+    /// The width multiplier hidden layers' channel counts go through (``scaled(_:)``).
+    let width: Double
 
-    init(inputName: String = "input", sampleShape: [Int], seed: UInt64) {
+    init(inputName: String = "input", sampleShape: [Int], seed: UInt64, width: Double = 1) {
         self.inputName = inputName
         self.inputShape = sampleShape
+        self.width = width
         self.current = inputName
         self.generator = SeededGenerator(seed: seed)
         shapes[inputName] = [1] + sampleShape
     }
+
+    /// A hidden layer's channel (or feature) count at this builder's width:
+    /// ``Architecture/scaledChannels(_:width:)``.
+    func scaled(_ channels: Int) -> Int { Architecture.scaledChannels(channels, width: width) }
 
     /// Shape of `value` for a batch of one (`current` when nil).
     func shape(of value: String? = nil) -> [Int] { shapes[value ?? current]! }
@@ -103,7 +110,8 @@ struct GraphBuilder {
                                          std: Array(repeating: Architecture.fashionMNISTStd, count: channels)),
             classNames: classes == DatasetLoader.fashionMNISTClassNames.count
                 ? DatasetLoader.fashionMNISTClassNames : (0..<classes).map(String.init),
-            history: [HistoryEntry(pass: "init", parameters: ["arch": architecture.rawValue], seed: seed, metrics: metrics)])
+            history: [HistoryEntry(pass: "init", parameters: width == 1 ? ["arch": architecture.rawValue]
+                                       : ["arch": architecture.rawValue, "width": String(width)], seed: seed, metrics: metrics)])
         return Model(graph: graph, metadata: metadata)
     }
 }

@@ -5,9 +5,9 @@ extension Architecture {
     /// 266,610 parameters on 28x28 inputs.
     static func buildLeNet300(_ b: inout GraphBuilder, classes: Int) {
         b.add("flatten", .flatten(axis: 1))
-        b.linear("fc1", out: 300)
+        b.linear("fc1", out: b.scaled(300))
         b.add("relu1", .relu)
-        b.linear("fc2", out: 100)
+        b.linear("fc2", out: b.scaled(100))
         b.add("relu2", .relu)
         b.linear("fc3", out: classes)
     }
@@ -18,12 +18,12 @@ extension Architecture {
     /// As in Caffe, the convolutions have no nonlinearity after them.
     /// 431,080 parameters on 28x28 inputs.
     static func buildLeNet5(_ b: inout GraphBuilder, classes: Int) {
-        b.conv("conv1", out: 20, kernel: 5)
+        b.conv("conv1", out: b.scaled(20), kernel: 5)
         b.add("pool1", .maxPool(Pool2d(kernel: .square(2))))
-        b.conv("conv2", out: 50, kernel: 5)
+        b.conv("conv2", out: b.scaled(50), kernel: 5)
         b.add("pool2", .maxPool(Pool2d(kernel: .square(2))))
         b.add("flatten", .flatten(axis: 1))
-        b.linear("fc1", out: 500)
+        b.linear("fc1", out: b.scaled(500))
         b.add("relu1", .relu)
         b.linear("fc2", out: classes)
     }

@@ -9,7 +9,7 @@ extension Architecture {
     /// `block<k>.bn1`, `block<k>.relu1`, then `block<k>.pw` (1x1), `block<k>.bn2`,
     /// `block<k>.relu2`. Convolutions before BN have no bias.
     static func buildMobileNetSmall(_ b: inout GraphBuilder, classes: Int) {
-        b.conv("conv1", out: 16, kernel: 3, padding: 1, bias: false)
+        b.conv("conv1", out: b.scaled(16), kernel: 3, padding: 1, bias: false)
         b.batchNorm("bn1")
         b.add("relu1", .relu6)
         for (k, (width, stride)) in [(32, 2), (64, 1), (128, 2), (128, 1)].enumerated() {
@@ -18,7 +18,7 @@ extension Architecture {
             b.conv("\(prefix).dw", out: channels, kernel: 3, stride: stride, padding: 1, groups: channels, bias: false)
             b.batchNorm("\(prefix).bn1")
             b.add("\(prefix).relu1", .relu6)
-            b.conv("\(prefix).pw", out: width, kernel: 1, bias: false)
+            b.conv("\(prefix).pw", out: b.scaled(width), kernel: 1, bias: false)
             b.batchNorm("\(prefix).bn2")
             b.add("\(prefix).relu2", .relu6)
         }

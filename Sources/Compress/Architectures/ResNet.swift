@@ -9,10 +9,11 @@ extension Architecture {
     /// shortcut (1x1 conv stride 2 + BN, the paper's option B); the others use
     /// the identity. Block `j` of stage `i` is named `layer<i>.<j>`.
     static func buildResNet20(_ b: inout GraphBuilder, classes: Int) {
-        b.conv("conv1", out: 16, kernel: 3, padding: 1, bias: false)
+        b.conv("conv1", out: b.scaled(16), kernel: 3, padding: 1, bias: false)
         b.batchNorm("bn1")
         b.add("relu1", .relu)
-        for (stage, width) in [16, 32, 64].enumerated() {
+        for (stage, published) in [16, 32, 64].enumerated() {
+            let width = b.scaled(published)
             for block in 0..<3 {
                 let prefix = "layer\(stage + 1).\(block)"
                 let stride = (stage > 0 && block == 0) ? 2 : 1

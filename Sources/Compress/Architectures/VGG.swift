@@ -9,7 +9,7 @@ extension Architecture {
         for (stage, width) in [32, 64, 128].enumerated() {
             for _ in 0..<2 {
                 layer += 1
-                b.conv("conv\(layer)", out: width, kernel: 3, padding: 1, bias: false)
+                b.conv("conv\(layer)", out: b.scaled(width), kernel: 3, padding: 1, bias: false)
                 b.batchNorm("bn\(layer)")
                 b.add("relu\(layer)", .relu)
             }

@@ -50,13 +50,18 @@ public struct MiniBatches: Sequence, Sendable {
 
     /// Batch `index`, with augmentation applied.
     public func batch(_ index: Int) -> LabeledImages {
-        let lo = index * batchSize, hi = Swift.min(lo + batchSize, order.count)
-        var b = data.subset(Array(order[lo..<hi]))
+        var b = data.subset(Array(indices(index)))
         if !augmentation.isIdentity {
             var rng = SeededGenerator(seed: augmentationSeed ^ UInt64(index))
             b.images = augmented(b.images, with: augmentation, rng: &rng)
         }
         return b
+    }
+
+    /// The indices into `data` of batch `index`'s images, in batch order.
+    public func indices(_ index: Int) -> ArraySlice<Int> {
+        let lo = index * batchSize
+        return order[lo..<Swift.min(lo + batchSize, order.count)]
     }
 
     public func makeIterator() -> AnyIterator<LabeledImages> {

@@ -34,6 +34,36 @@ public enum Evaluation {
         return result
     }
 
+    /// Top-1 agreement of `model` with `reference` (e.g. a student with its
+    /// teacher): the fraction of the first `limit` images of `data` (all when
+    /// nil) on which both predict the same class, the labels unused. It is
+    /// `model`'s top-1 accuracy with `reference`'s predictions as labels.
+    public static func agreement(of model: Model, with reference: Model, on data: LabeledImages, limit: Int? = nil,
+                                 batch: Int = 256, threads: Int = 1) throws -> Double {
+        let images = data.batch(0..<min(limit ?? data.count, data.count))
+        let session = try Session(model: reference, threads: threads)
+        var predicted: [Int32] = []
+        var start = 0
+        while start < images.count {
+            let end = min(start + batch, images.count)
+            predicted += topClasses(try session.run(images.batch(start..<end).images))
+            start = end
+        }
+        let relabelled = LabeledImages(images: images.images, labels: predicted)
+        return try accuracy(of: model, on: relabelled, batch: batch, threads: threads).top1
+    }
+
+    /// Each row's highest-scoring class of `logits` `[N, classes]` (the first on ties).
+    static func topClasses(_ logits: Tensor) -> [Int32] {
+        let k = logits.shape[1]
+        let v = logits.floats
+        return (0..<logits.shape[0]).map { i in
+            var best = 0
+            for j in 1..<k where v[i * k + j] > v[i * k + best] { best = j }
+            return Int32(best)
+        }
+    }
+
     /// Adds top-1/top-5 hits of `logits` ([N, classes]) against `labels` to `result`.
     static func count(logits: Tensor, labels: [Int32], into result: inout AccuracyResult) {
         let classes = logits.shape[1]

@@ -45,11 +45,12 @@ public struct PassRecord: Sendable, Equatable {
 }
 
 extension Pass {
-    /// Runs the pass, checks the result is a valid graph, appends a history entry
-    /// and returns the new model with its record.
+    /// Runs the pass (its context's ``PassContext/passInput`` is `model`),
+    /// checks the result is a valid graph, appends a history entry and
+    /// returns the new model with its record.
     public func run(on model: Model, context: PassContext,
                     parameters: PassParameters) throws -> (model: Model, record: PassRecord) {
-        let outcome = try apply(to: model, context: context)
+        let outcome = try apply(to: model, context: context.forPass(input: model))
         let outputs = try outcome.model.graph.inferShapes(batch: 1)
         _ = outputs
         var metrics = outcome.metrics

@@ -17,27 +17,42 @@ public final class PassContext: Sendable {
     public let latency: any LatencyMeasuring
     /// Receives one line per finished unit of long work (e.g. a fine-tuning epoch).
     public let log: @Sendable (String) -> Void
+    /// The model the whole run started from (a pipeline's or a command's
+    /// input): what `teacher: input` names for a `distill` step.
+    public let runInput: Model?
+    /// The model the running pass started from (set by `Pass.run`): what
+    /// `teacher: input` names for the pass's own fine-tuning.
+    public let passInput: Model?
 
     public init(seed: UInt64 = 0, data: DataProvider = DataProvider { nil },
                 progress: any ProgressReporting = SilentProgress(), cancellation: CancellationFlag = CancellationFlag(),
                 trainer: (any Trainer)? = nil, threads: Int = 1,
-                latency: any LatencyMeasuring = LatencyBenchmark(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+                latency: any LatencyMeasuring = LatencyBenchmark(), log: @escaping @Sendable (String) -> Void = { _ in },
+                runInput: Model? = nil, passInput: Model? = nil) {
         self.seed = seed; self.data = data; self.progress = progress
         self.cancellation = cancellation; self.trainer = trainer; self.threads = threads
         self.latency = latency
         self.log = log
+        self.runInput = runInput; self.passInput = passInput
+    }
+
+    /// This context for a pass that starts from `input`.
+    public func forPass(input: Model) -> PassContext {
+        PassContext(seed: seed, data: data, progress: progress, cancellation: cancellation, trainer: trainer,
+                    threads: threads, latency: latency, log: log, runInput: runInput, passInput: input)
     }
 
     /// The context commands and pipeline steps run passes in: `data` loaded on
     /// first use, fine-tuning with `TrainingSettings.fineTuneDefaults` on
-    /// `threads` threads, latency measured by `LatencyBenchmark()`.
+    /// `threads` threads, latency measured by `LatencyBenchmark()`; `input`
+    /// is the run's input model (``runInput``).
     public static func standard(seed: UInt64, data: DataProvider, threads: Int, progress: any ProgressReporting,
-                                cancellation: CancellationFlag,
+                                cancellation: CancellationFlag, input: Model? = nil,
                                 log: @escaping @Sendable (String) -> Void) -> PassContext {
         var fineTune = TrainingSettings.fineTuneDefaults
         fineTune.threads = threads
         return PassContext(seed: seed, data: data, progress: progress, cancellation: cancellation,
-                           trainer: FineTuner(settings: fineTune), threads: threads, log: log)
+                           trainer: FineTuner(settings: fineTune), threads: threads, log: log, runInput: input)
     }
 
     /// A fresh generator for a named purpose: the same seed and purpose always
@@ -70,7 +85,8 @@ public protocol Trainer: Sendable {
     /// validation accuracy (its history records that accuracy). Conv and
     /// linear weights that are exactly zero stay zero, so pruned models keep
     /// their sparsity. `overrides` replace the trainer's own settings, by
-    /// training parameter name (`lr`, `crop-padding`, ...: `TrainingSettings.parameterSpecs`).
+    /// training parameter name (`lr`, `crop-padding`, ...: `TrainingSettings.parameterSpecs`);
+    /// a `teacher` of `input` is the pass's input model (`context.passInput`).
     func fineTune(_ model: Model, data: DatasetSplits, epochs: Int, overrides: [String: String],
                   context: PassContext) throws -> Model
 }

@@ -20,6 +20,9 @@ public struct Pipeline: Sendable, Equatable {
     /// Use only the first N images of every split (training, validation,
     /// test), for smoke runs; nil uses them all. Set from the command line.
     public var imageLimit: Int?
+    /// The cap on every epoch count (``PipelineOverrides/maxEpochs``), kept
+    /// so validation also caps the epochs a pass step leaves at its default.
+    public var maxEpochs: Int?
     /// The steps, in the order they run.
     public var steps: [PipelineStep] = []
     /// Where and how the comparison report is written; nil uses the defaults (beside the output).
@@ -46,6 +49,11 @@ public struct PipelineStep: Sendable, Equatable {
     public static let finetune = "finetune"
     /// The step name that measures test accuracy.
     public static let eval = "eval"
+
+    /// Step parameters holding a file path, resolved against the pipeline
+    /// file's directory like the file's own paths: the teacher of
+    /// distillation (`teacher: input` is not a path).
+    public static let pathParameters: Set<String> = ["teacher", FineTuneParameters.prefix + "teacher"]
 }
 
 /// The `report:` section of a pipeline file.
@@ -99,6 +107,7 @@ extension Pipeline {
         }
         if let cap = overrides.maxEpochs {
             p.steps = p.steps.map { $0.cappingEpochs(at: cap) }
+            p.maxEpochs = cap
         }
         if let limit = overrides.imageLimit { p.imageLimit = limit }
         return p
@@ -117,6 +126,16 @@ extension PipelineStep {
         }
         if name == Self.finetune, parameters["epochs"] == nil, TrainingSettings.fineTuneDefaults.epochs > cap {
             step.parameters["epochs"] = String(cap)
+        }
+        return step
+    }
+
+    /// This step with every epoch parameter among `specs` that it leaves at
+    /// a default above `cap` set to `cap` (a `distill` step's `epochs`).
+    func cappingDefaultEpochs(of specs: [ParameterSpec], at cap: Int) -> PipelineStep {
+        var step = self
+        for spec in specs where PipelineOverrides.epochParameters.contains(spec.name) && parameters[spec.name] == nil {
+            if case .int(let epochs)? = spec.defaultValue, epochs > cap { step.parameters[spec.name] = String(cap) }
         }
         return step
     }

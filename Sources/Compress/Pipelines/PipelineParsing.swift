@@ -125,7 +125,8 @@ struct PipelineParser {
                 problem(value, "step \(number) (\(name)): parameter '\(key)' must be a single value")
                 continue
             }
-            values[key] = text
+            values[key] = PipelineStep.pathParameters.contains(key) && text != "input"
+                ? resolvePath(text, against: baseDirectory) : text
         }
         return values
     }

@@ -126,7 +126,7 @@ public final class PipelineRunner {
 
     private func context(seed: UInt64) -> PassContext {
         .standard(seed: seed, data: data, threads: plan.pipeline.threads, progress: progress,
-                  cancellation: cancellation, log: passLog)
+                  cancellation: cancellation, input: plan.model, log: passLog)
     }
 
     private func fineTune(_ model: Model, settings: TrainingSettings, step: PipelinePlanStep, seed: UInt64, resume: Bool,
@@ -135,8 +135,11 @@ public final class PipelineRunner {
         s.seed = seed
         s.threads = plan.pipeline.threads
         let checkpoint = stepsDirectory + "/" + step.label + ".ckpt"
+        // A standalone fine-tune step's teacher `input` is the pipeline's input model.
+        let teacher = try s.teacher?.load(input: plan.model, pass: step.name)
         let run = try TrainingRun(model: model, data: try data.splits(), settings: s, passName: step.name,
-                                  checkpointDirectory: checkpoint, progress: progress, cancellation: cancellation)
+                                  checkpointDirectory: checkpoint, teacher: teacher, progress: progress,
+                                  cancellation: cancellation)
         run.log = log
         let outcome = try run.run(resume: resume)
         try? FileManager.default.removeItem(atPath: checkpoint)
@@ -183,8 +186,13 @@ public final class PipelineRunner {
             "seed \(p.seed) threads \(p.threads)",
         ]
         if let limit = p.imageLimit { lines.append("image-limit \(limit)") }
-        lines += plan.steps.map { step in
-            let parameters = step.parameters.keys.sorted().map { "\($0)=\(step.parameters[$0]!)" }
+        lines += try plan.steps.map { step in
+            let parameters = try step.parameters.keys.sorted().map { key in
+                let value = step.parameters[key]!
+                // A teacher file's content determines the step, as its name does.
+                guard PipelineStep.pathParameters.contains(key), value != "input" else { return "\(key)=\(value)" }
+                return "\(key)=\(value)@\(String(fnv1a(try readFile(value)), radix: 16))"
+            }
             return (["step \(step.number) \(step.name)"] + parameters).joined(separator: " ")
         }
         return lines

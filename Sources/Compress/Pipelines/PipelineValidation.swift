@@ -72,8 +72,9 @@ extension Pipeline {
             problems.append("no steps: a pipeline needs at least one")
         }
         let planned = steps.enumerated().compactMap { i, step in
-            Self.plan(step, number: i + 1, registry: registry, problems: &problems)
+            Self.plan(step, number: i + 1, registry: registry, epochCap: maxEpochs, problems: &problems)
         }
+        if let model { problems += teacherProblems(student: model) }
         guard problems.isEmpty, let model, let modelPath = self.model, let output else {
             throw PipelineError(file: file, problems: problems)
         }
@@ -121,12 +122,29 @@ extension Pipeline {
         }
     }
 
-    /// The planned step, or nil with its problems appended.
-    private static func plan(_ step: PipelineStep, number: Int, registry: PassRegistry,
+    /// Why a step's teacher file cannot teach the input model (passes keep
+    /// the input shape and the class count, so neither can it teach any step's
+    /// model); missing files are reported with the step's parameters.
+    private func teacherProblems(student: Model) -> [String] {
+        steps.enumerated().flatMap { i, step in
+            step.parameters.filter { PipelineStep.pathParameters.contains($0.key) && $0.value != "input" }
+                .sorted { $0.key < $1.key }
+                .compactMap { _, path in (try? ModelLoader.read(path: path)).map { (path, $0) } }
+                .flatMap { path, teacher in
+                    DistillationTeacher.problems(teacher: teacher, student: student).map {
+                        "step \(i + 1) (\(step.name)\(step.line.map { ", line \($0)" } ?? "")): teacher \(path): \($0)"
+                    }
+                }
+        }
+    }
+
+    /// The planned step, or nil with its problems appended; with `epochCap`,
+    /// the epochs a pass step leaves at a larger default are capped.
+    private static func plan(_ step: PipelineStep, number: Int, registry: PassRegistry, epochCap: Int?,
                              problems: inout [String]) -> PipelinePlanStep? {
         let place = "step \(number) (\(step.name)\(step.line.map { ", line \($0)" } ?? ""))"
         do {
-            let (action, parameters) = try action(for: step, registry: registry)
+            let (action, parameters) = try action(for: step, registry: registry, epochCap: epochCap)
             return PipelinePlanStep(number: number, name: step.name, action: action, parameters: parameters)
         } catch let error as ParameterError {
             problems += error.problems.map { "\(place): \($0)" }
@@ -138,7 +156,8 @@ extension Pipeline {
         return nil
     }
 
-    private static func action(for step: PipelineStep, registry: PassRegistry) throws -> (StepAction, [String: String]) {
+    private static func action(for step: PipelineStep, registry: PassRegistry,
+                               epochCap: Int?) throws -> (StepAction, [String: String]) {
         switch step.name {
         case PipelineStep.finetune:
             let settings = try TrainingSettings(validating: step.parameters, defaults: .fineTuneDefaults, name: step.name)
@@ -154,7 +173,8 @@ extension Pipeline {
             guard let type = registry.pass(named: step.name) else {
                 throw UnknownStep(name: step.name, known: [PipelineStep.eval, PipelineStep.finetune] + registry.names)
             }
-            let parameters = try PassParameters(validating: step.parameters, against: type.parameters, pass: step.name)
+            let given = epochCap.map { step.cappingDefaultEpochs(of: type.parameters, at: $0).parameters } ?? step.parameters
+            let parameters = try PassParameters(validating: given, against: type.parameters, pass: step.name)
             return (.pass(try type.init(parameters: parameters), parameters), parameters.descriptions)
         }
     }

@@ -90,6 +90,25 @@ public enum Loss {
         return (Float(t * t * total / Double(n)), Tensor(shape: student.shape, floats: gradient))
     }
 
+    /// Hinton et al.'s knowledge-distillation objective (2015): the
+    /// distillation term ``distillationKL(student:teacher:temperature:)``
+    /// (`T²`-scaled) mixed with the cross-entropy against the labels,
+    /// `loss = α · T² · KL(p ‖ q) + (1 - α) · CE(student, labels)`, and the
+    /// same mix of their gradients with respect to the student logits.
+    ///
+    /// - Parameters:
+    ///   - alpha: weight of the distillation term, in `[0, 1]`; 0 is plain
+    ///     cross-entropy (with `labelSmoothing`), 1 ignores the labels.
+    public static func knowledgeDistillation(student: Tensor, teacher: Tensor, labels: [Int32], temperature: Float,
+                                             alpha: Float, labelSmoothing: Float = 0) -> (loss: Float, gradient: Tensor) {
+        precondition((0...1).contains(alpha), "alpha must be in [0, 1], got \(alpha)")
+        let (hard, hardGradient) = softmaxCrossEntropy(logits: student, labels: labels, labelSmoothing: labelSmoothing)
+        let (soft, softGradient) = distillationKL(student: student, teacher: teacher, temperature: temperature)
+        let (a, b) = (Double(alpha), 1 - Double(alpha))
+        let gradient = zip(softGradient.floats, hardGradient.floats).map { Float(a * Double($0) + b * Double($1)) }
+        return (Float(a * Double(soft) + b * Double(hard)), Tensor(shape: student.shape, floats: gradient))
+    }
+
     /// `log softmax` of one row, stable (max subtracted).
     private static func logSoftmax<C: Collection>(_ row: C) -> [Double] where C.Element: BinaryFloatingPoint {
         let values = row.map { Double($0) }

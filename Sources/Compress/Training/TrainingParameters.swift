@@ -45,6 +45,14 @@ extension TrainingSettings {
                           help: "Keep codebook-shared weights (from `share`) tied to their centroids and hashed ones (from `hash`) to their buckets; false releases them."),
             ParameterSpec("keep-precisions", .bool, default: .bool(d.keepsPrecisions),
                           help: "Keep int8 and float16 weights (from `quantize`) on their grids, training them quantization-aware through float32 shadow weights (biases of int8 layers on their int32 grids); false trains them in float32 and releases them."),
+            .optional("teacher", .string,
+                      help: "Knowledge distillation: the teacher model file, or 'input' (the model the pass or pipeline started from); the loss becomes alpha * T^2 * KL(teacher || student, both softened at temperature T) + (1 - alpha) * cross-entropy."),
+            ParameterSpec("temperature", .double, default: decimal(d.temperature),
+                          help: "Distillation: the temperature T (> 0) both models' outputs are softened at."),
+            ParameterSpec("alpha", .double, default: decimal(d.distillationWeight),
+                          help: "Distillation: the weight alpha in [0, 1] of the teacher's term; 1 - alpha weighs the labels' cross-entropy."),
+            ParameterSpec("teacher-cache", .bool, default: .bool(d.cachesTeacherOutputs),
+                          help: "Distillation: compute the teacher's outputs once on the training split instead of on every batch (needs crop-padding 0 and flip false)."),
         ] + MultirateSettings.parameterSpecs(defaults: d.multirate)
     }
 
@@ -68,6 +76,10 @@ extension TrainingSettings {
         keepsZeroWeights = p.bool("keep-zeros")
         keepsCodebooks = p.bool("keep-codebooks")
         keepsPrecisions = p.bool("keep-precisions")
+        if let teacher = p.optionalString("teacher") { self.teacher = TeacherSource(teacher) }
+        temperature = Float(p.double("temperature"))
+        distillationWeight = Float(p.double("alpha"))
+        cachesTeacherOutputs = p.bool("teacher-cache")
         multirate = MultirateSettings(parameters: p)
     }
 

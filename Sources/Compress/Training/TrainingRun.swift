@@ -13,9 +13,10 @@ public struct TrainingOutcome: Sendable {
     public var resumedAfterEpoch: Int?
 }
 
-/// Trains a model with softmax cross-entropy on the training split, picks the
-/// epoch with the best validation accuracy, and checkpoints after every epoch
-/// so an interrupted run resumes where it stopped.
+/// Trains a model with softmax cross-entropy on the training split (mixed
+/// with the distillation loss of a teacher when the settings name one), picks
+/// the epoch with the best validation accuracy, and checkpoints after every
+/// epoch so an interrupted run resumes where it stopped.
 ///
 /// Batches are shuffled from the settings' seed and the epoch number alone and
 /// every epoch's dropout stream is seeded the same way, so a resumed run
@@ -38,9 +39,14 @@ public final class TrainingRun {
     private let checkpoint: TrainingCheckpoint?
     private let progress: any ProgressReporting
     private let cancellation: CancellationFlag
+    private let teacher: DistillationTeacher?
 
+    /// - Parameter teacher: the model `settings.teacher` names, loaded
+    ///   (``TeacherSource/load(input:pass:)``); required with a teacher, refused without one.
+    /// - Throws: `ParameterError` for unusable settings or data, or a teacher
+    ///   that takes other inputs or has another class count than `model`.
     public init(model: Model, data: DatasetSplits, settings: TrainingSettings, passName: String,
-                checkpointDirectory: String?, progress: any ProgressReporting = SilentProgress(),
+                checkpointDirectory: String?, teacher: Model? = nil, progress: any ProgressReporting = SilentProgress(),
                 cancellation: CancellationFlag = CancellationFlag()) throws {
         let problems = settings.problems
         guard problems.isEmpty else { throw ParameterError(pass: passName, problems: problems) }
@@ -52,6 +58,17 @@ public final class TrainingRun {
         }
         guard data.sampleShape == model.inputShape else {
             throw ParameterError(pass: passName, problems: ["the data's images are \(data.sampleShape) but the model takes \(model.inputShape)"])
+        }
+        switch (settings.teacher, teacher) {
+        case (nil, nil): self.teacher = nil
+        case (.some(let source), nil):
+            throw ParameterError(pass: passName, problems: ["the teacher \(source) is not loaded"])
+        case (nil, .some):
+            throw ParameterError(pass: passName, problems: ["a teacher model is given but the settings name no teacher"])
+        case (.some, .some(let teacher)):
+            self.teacher = try DistillationTeacher(teacher: teacher, student: model, train: data.train,
+                                                   caches: settings.cachesTeacherOutputs, threads: settings.threads,
+                                                   pass: passName)
         }
         initialModel = model
         self.data = data
@@ -156,8 +173,7 @@ public final class TrainingRun {
             let stepStarted = DispatchTime.now().uptimeNanoseconds
             graph.zeroGradients()
             let logits = try graph.forward(batch.images, training: true)
-            let (loss, gradient) = Loss.softmaxCrossEntropy(logits: logits, labels: batch.labels,
-                                                           labelSmoothing: settings.labelSmoothing)
+            let (loss, gradient) = try self.loss(logits, batch: batch, indices: batches.indices(i))
             guard loss.isFinite else {
                 progress.end()
                 throw TrainingDiverged(epoch: epoch + 1, batch: i + 1, learningRate: learningRate)
@@ -210,6 +226,17 @@ public final class TrainingRun {
                             imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9), steps: timing)
     }
 
+    /// The batch's loss and its gradient: cross-entropy with the labels, or
+    /// with a teacher, the knowledge-distillation mix with its logits on the same images.
+    private func loss(_ logits: Tensor, batch: LabeledImages, indices: ArraySlice<Int>) throws -> (loss: Float, gradient: Tensor) {
+        guard let teacher else {
+            return Loss.softmaxCrossEntropy(logits: logits, labels: batch.labels, labelSmoothing: settings.labelSmoothing)
+        }
+        return Loss.knowledgeDistillation(student: logits, teacher: try teacher.logits(for: batch, indices: indices),
+                                          labels: batch.labels, temperature: settings.temperature,
+                                          alpha: settings.distillationWeight, labelSmoothing: settings.labelSmoothing)
+    }
+
     private func save(_ state: RunState, optimizer: any StatefulOptimizer) throws {
         guard let checkpoint else { return }
         let e = state.completedEpochs
@@ -236,15 +263,7 @@ public final class TrainingRun {
     }
 
     static func correctPredictions(_ logits: Tensor, _ labels: [Int32]) -> Int {
-        let k = logits.shape[1]
-        let v = logits.floats
-        var correct = 0
-        for (i, label) in labels.enumerated() {
-            var best = 0
-            for j in 1..<k where v[i * k + j] > v[i * k + best] { best = j }
-            if best == Int(label) { correct += 1 }
-        }
-        return correct
+        zip(Evaluation.topClasses(logits), labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
     }
 
     static func describe(_ s: EpochSummary, of total: Int, best: Bool) -> String {
@@ -265,7 +284,8 @@ public struct TrainingDiverged: Error, CustomStringConvertible {
     }
 }
 
-/// Fine-tunes models for passes through `PassContext.trainer`.
+/// Fine-tunes models for passes through `PassContext.trainer`; a teacher
+/// `input` is the pass's input model (`PassContext.passInput`).
 public struct FineTuner: Trainer {
     public var settings: TrainingSettings
 
@@ -278,8 +298,9 @@ public struct FineTuner: Trainer {
         s.keepsZeroWeights = true
         s.seed = context.seed
         s.threads = context.threads
+        let teacher = try s.teacher?.load(input: context.passInput, pass: "finetune")
         let run = try TrainingRun(model: model, data: data, settings: s, passName: "finetune", checkpointDirectory: nil,
-                                  progress: context.progress, cancellation: context.cancellation)
+                                  teacher: teacher, progress: context.progress, cancellation: context.cancellation)
         run.log = { context.log("  fine-tune " + $0) }
         return try run.run(resume: false).model
     }

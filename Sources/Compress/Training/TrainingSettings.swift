@@ -1,3 +1,5 @@
+import Foundation
+
 /// Which optimizer a training run uses.
 public enum OptimizerKind: String, CaseIterable, Sendable, Codable {
     case sgd
@@ -59,6 +61,20 @@ public struct TrainingSettings: Sendable, Equatable {
     public var keepsPrecisions = true
     /// Multirate training: slow layers updated every k steps (see ``MultirateSettings``).
     public var multirate = MultirateSettings()
+    /// Knowledge distillation (Hinton et al. 2015, ``Loss/knowledgeDistillation(student:teacher:labels:temperature:alpha:labelSmoothing:)``):
+    /// the teacher whose temperature-softened outputs the student also
+    /// matches; nil trains on the labels alone.
+    public var teacher: TeacherSource?
+    /// The distillation temperature `T`, softening both models' outputs.
+    /// 4 is a common choice on small image tasks; Hinton et al. used up to 20 on MNIST.
+    public var temperature: Float = 4
+    /// `α`: the weight of the distillation term; `1 - α` weighs the
+    /// cross-entropy with the labels.
+    public var distillationWeight: Float = 0.9
+    /// The teacher's outputs are computed once, on the un-augmented training
+    /// split, instead of on every batch (only without augmentation, where the
+    /// two are the same images).
+    public var cachesTeacherOutputs = false
     public var seed: UInt64 = 0
     public var threads = 1
 
@@ -79,6 +95,7 @@ public struct TrainingSettings: Sendable, Equatable {
         if !(0..<1).contains(labelSmoothing) { p.append("label smoothing must be in [0, 1), got \(labelSmoothing)") }
         if augmentation.cropPadding < 0 { p.append("crop padding must be >= 0, got \(augmentation.cropPadding)") }
         if threads < 1 { p.append("threads must be at least 1, got \(threads)") }
+        p += distillationProblems
         return p + multirate.problems
     }
 
@@ -116,6 +133,30 @@ public struct TrainingSettings: Sendable, Equatable {
         if keepsZeroWeights { d["keep-zeros"] = "true" }
         if !keepsCodebooks { d["keep-codebooks"] = "false" }
         if !keepsPrecisions { d["keep-precisions"] = "false" }
+        if let teacher {
+            d["teacher"] = teacher.description
+            d["temperature"] = String(temperature)
+            d["alpha"] = String(distillationWeight)
+            if cachesTeacherOutputs { d["teacher-cache"] = "true" }
+        }
         return d.merging(multirate.descriptions) { $1 }
+    }
+}
+
+extension TrainingSettings {
+    /// The problems of the distillation settings (part of ``problems``).
+    var distillationProblems: [String] {
+        var p: [String] = []
+        if case .file(let path) = teacher {
+            if path.isEmpty { p.append("teacher must name a model file or be 'input'") }
+            else if !FileManager.default.fileExists(atPath: path) { p.append("teacher model \(path) does not exist") }
+        }
+        if !(temperature > 0 && temperature.isFinite) { p.append("temperature must be positive, got \(temperature)") }
+        if !(0...1).contains(distillationWeight) { p.append("alpha must be in [0, 1], got \(distillationWeight)") }
+        if cachesTeacherOutputs && teacher == nil { p.append("teacher-cache needs a teacher") }
+        if cachesTeacherOutputs && !augmentation.isIdentity {
+            p.append("teacher-cache needs crop-padding 0 and flip false: the cached outputs are the teacher's on the un-augmented images")
+        }
+        return p
     }
 }

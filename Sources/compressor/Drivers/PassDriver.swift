@@ -28,6 +28,13 @@ func singleInput(_ positionals: [String]) throws -> String {
     return positionals[0]
 }
 
+/// Refuses positional arguments where a command takes none (`hint` says what it takes instead).
+func noPositionals(_ positionals: [String], hint: String = "") throws {
+    guard positionals.isEmpty else {
+        throw ValidationError("unexpected argument\(positionals.count == 1 ? "" : "s") \(positionals.map { "'\($0)'" }.joined(separator: ", "))" + hint)
+    }
+}
+
 /// Runs pass `P` as a subcommand: its parameters from the generated options
 /// the user gave (the declaration supplies defaults), the model from the one
 /// positional argument; writes the result and prints the record.
@@ -41,7 +48,7 @@ func runPass<P: Pass>(_ pass: P.Type, options io: PassIOOptions) throws {
     defer { interrupt.cancel() }
     let context = PassContext.standard(
         seed: io.runtime.seed, data: .directory(io.dataOptions.data, validationCount: io.dataOptions.validationCount),
-        threads: io.runtime.threads, progress: TerminalProgress(), cancellation: cancellation,
+        threads: io.runtime.threads, progress: TerminalProgress(), cancellation: cancellation, input: model,
         log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
     let (result, record): (Model, PassRecord)
     do {

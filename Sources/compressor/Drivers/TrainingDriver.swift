@@ -3,10 +3,13 @@ import Foundation
 
 /// Trains `model` as the CLI does: progress on a terminal, a line per epoch,
 /// Ctrl-C stops after the current batch, the best model written after every
-/// epoch, the checkpoint removed once the run completes.
+/// epoch, the checkpoint removed once the run completes. A teacher named by
+/// the settings is loaded first (`input` is `teacherInput`, refused when nil).
 func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
-                 data: DataOptions, output: String, json: Bool, historyParameters: [String: String],
+                 historyParameters: [String: String], teacherInput: Model? = nil,
                  transfer: TransferOptions? = nil) throws {
+    let (data, output, json) = (options.data, options.output, options.outputOptions.json)
+    let teacher = try settings.teacher?.load(input: teacherInput, pass: passName)
     var (model, splits) = (model, try DatasetLoader.load(directory: data.data, validationCount: data.validationCount))
     if let transfer { (model, splits) = try transfer.apply(model: model, splits: splits, seed: settings.seed) }
     let checkpointDirectory = options.checkpointDir ?? output + ".ckpt"
@@ -14,7 +17,7 @@ func runTraining(model: Model, passName: String, settings: TrainingSettings, opt
     let interrupt = installInterruptHandler(cancellation)
     defer { interrupt.cancel() }
     let run = try TrainingRun(model: model, data: splits, settings: settings, passName: passName,
-                              checkpointDirectory: checkpointDirectory, progress: TerminalProgress(),
+                              checkpointDirectory: checkpointDirectory, teacher: teacher, progress: TerminalProgress(),
                               cancellation: cancellation)
     run.historyParameters = historyParameters.merging(transfer?.historyParameters ?? [:]) { $1 }
     run.log = { line in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
