@@ -231,9 +231,9 @@ import Testing
         let original = DatasetSplits(train: images, validation: images, test: images, classNames: ["a", "b", "c", "d"])
         let splits = try subset.apply(to: original)
         #expect(splits.classNames == ["d", "a", "b"] && splits.test.labels == [1, 0, 2, 0])
-        #expect(throws: ParameterError.self) { try ClassSubset(parsing: "4-2") }
-        #expect(throws: ParameterError(pass: "classes", problems: ["classes names class 1 twice"])) { try ClassSubset(parsing: "0-2,1") }
-        #expect(throws: ParameterError(pass: "classes", problems: ["class 7 not in the dataset, whose classes are 0-3"])) {
+        #expect(throws: ClassSubsetError.self) { try ClassSubset(parsing: "4-2") }
+        #expect(throws: ClassSubsetError(problems: ["classes names class 1 twice"])) { try ClassSubset(parsing: "0-2,1") }
+        #expect(throws: ClassSubsetError(problems: ["class 7 not in the dataset, whose classes are 0-3"])) {
             try ClassSubset(parsing: "7").apply(to: original)
         }
     }

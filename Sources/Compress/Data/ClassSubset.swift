@@ -9,8 +9,8 @@ public struct ClassSubset: Sendable, Equatable {
     public let classes: [Int]
 
     /// Parses `text`: comma-separated labels and inclusive ranges (`0-4`, `1,3,5-7`).
-    /// - Throws: a `ParameterError` for a malformed item, a repeated class, or nothing named.
-    public init(parsing text: String, parameter: String = "classes") throws(ParameterError) {
+    /// - Throws: a `ClassSubsetError` for a malformed item, a repeated class, or nothing named.
+    public init(parsing text: String, parameter: String = "classes") throws(ClassSubsetError) {
         var classes: [Int] = []
         var problems: [String] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
@@ -25,7 +25,7 @@ public struct ClassSubset: Sendable, Equatable {
         let repeated = Set(classes.filter { c in classes.filter { $0 == c }.count > 1 }).sorted()
         if !repeated.isEmpty { problems.append("\(parameter) names class\(repeated.count == 1 ? "" : "es") \(repeated.map(String.init).joined(separator: ", ")) twice") }
         if classes.isEmpty && problems.isEmpty { problems.append("\(parameter) names no class") }
-        guard problems.isEmpty else { throw ParameterError(pass: parameter, problems: problems) }
+        guard problems.isEmpty else { throw ClassSubsetError(problems: problems) }
         self.classes = classes
     }
 
@@ -43,15 +43,22 @@ public struct ClassSubset: Sendable, Equatable {
     }
 
     /// Every split restricted and relabelled, with the kept classes' names.
-    /// - Throws: a `ParameterError` when a class is not in the dataset's `classNames`.
-    public func apply(to splits: DatasetSplits) throws(ParameterError) -> DatasetSplits {
+    /// - Throws: a `ClassSubsetError` when a class is not in the dataset's `classNames`.
+    public func apply(to splits: DatasetSplits) throws(ClassSubsetError) -> DatasetSplits {
         let outside = classes.filter { $0 >= splits.classNames.count }
         guard outside.isEmpty else {
-            throw ParameterError(pass: "classes", problems: [
+            throw ClassSubsetError(problems: [
                 "class\(outside.count == 1 ? "" : "es") \(outside.map(String.init).joined(separator: ", ")) not in the dataset, whose classes are 0-\(splits.classNames.count - 1)",
             ])
         }
         return DatasetSplits(train: apply(to: splits.train), validation: apply(to: splits.validation),
                              test: apply(to: splits.test), classNames: classes.map { splits.classNames[$0] })
     }
+}
+
+/// What is wrong with a class subset, one problem per line.
+public struct ClassSubsetError: Error, Equatable, CustomStringConvertible {
+    public var problems: [String]
+    public init(problems: [String]) { self.problems = problems }
+    public var description: String { problems.joined(separator: "; ") }
 }
