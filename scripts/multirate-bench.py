@@ -110,7 +110,7 @@ def main():
     common = ["--epochs", str(a.epochs), "--lr", a.lr, "--seed", a.seed, "--threads", a.threads]
     out = []
     if a.case in ("lenet5", "all"):
-        pretrained = os.path.join(a.outdir, "lenet5-classes0-4.bin")
+        pretrained = os.path.join(a.outdir, f"lenet5-classes0-4-seed{a.seed}.bin")
         if not os.path.exists(pretrained):
             run(["train", "--arch", "lenet5", "--classes", "0-4", "-o", pretrained, "--epochs", a.pretrain_epochs,
                  "--lr", "0.01", "--seed", a.seed, "--threads", a.threads])

@@ -30,6 +30,16 @@ import Testing
         #expect(text.stdout.contains(" ms full, ") && text.stdout.contains(" ms fast"), "\(text.stdout)")
     }
 
+    @Test func passFineTuningTakesTheMultirateOptions() throws {
+        let (data, model, dir) = try setUp()
+        let out = dir + "/pruned.bin"
+        try cli.runOK(["prune", model, "-o", out, "--sparsity", "0.5", "--data", data, "--validation-count", "40",
+                       "--finetune-epochs", "1", "--finetune-batch", "16", "--finetune-lr", "0.001",
+                       "--finetune-multirate", "2", "--finetune-slow", "conv*"])
+        let fineTune = try #require(try ModelFile.read(path: out).metadata.history.last { $0.pass == "finetune" })
+        #expect(fineTune.parameters["multirate"] == "2" && fineTune.parameters["slow"] == "conv*")
+    }
+
     @Test func transferToANewHeadOnASubsetOfClasses() throws {
         let (data, model, dir) = try setUp()
         let out = dir + "/head.bin"
