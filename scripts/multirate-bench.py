@@ -22,7 +22,7 @@ their output exists (delete OUTDIR to start over); the timed runs always run.
 
 Usage: scripts/multirate-bench.py OUTDIR [--case lenet5|vgg-small|all]
          [--epochs 5] [--lr 0.01] [--multirate 5] [--threads 1] [--seed 1]
-         [--lenet5-fast-last 2] [--vgg-fast-last 3] [--pretrain-epochs 5]
+         [--lenet5-fast-last 2] [--vgg-fast-last 3] [--pretrain-epochs 5] [--pretrain-lr 0.01]
          [--sparsity 0.5]
 """
 import argparse
@@ -102,6 +102,7 @@ def main():
     p.add_argument("--lenet5-fast-last", default="2")
     p.add_argument("--vgg-fast-last", default="3")
     p.add_argument("--pretrain-epochs", default="5")
+    p.add_argument("--pretrain-lr", default="0.01")
     p.add_argument("--sparsity", default="0.5")
     a = p.parse_args()
     subprocess.run(["swift", "build", "-c", "release", "--product", "compressor"], cwd=REPO, check=True,
@@ -113,7 +114,7 @@ def main():
         pretrained = os.path.join(a.outdir, f"lenet5-classes0-4-seed{a.seed}.bin")
         if not os.path.exists(pretrained):
             run(["train", "--arch", "lenet5", "--classes", "0-4", "-o", pretrained, "--epochs", a.pretrain_epochs,
-                 "--lr", "0.01", "--seed", a.seed, "--threads", a.threads])
+                 "--lr", a.pretrain_lr, "--seed", a.seed, "--threads", a.threads])
         base = ["finetune", pretrained, "--classes", "5-9", "--new-head"] + common
         case = {"title": "lenet5: classes 0-4 -> new head, classes 5-9",
                 "plain": os.path.join(a.outdir, "lenet5-plain.bin"),
