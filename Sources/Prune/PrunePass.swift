@@ -91,7 +91,7 @@ public struct PrunePass: Pass {
         }
         if steps < 1 { problems.append("steps must be at least 1, got \(steps)") }
         if schedule == .oneShot && steps != 1 { problems.append("a one-shot schedule has 1 step; use iterative or agp for \(steps)") }
-        problems += FineTuneParameters.problems(fineTune)
+        problems += FineTuneParameters.problems(fineTune, defaultEpochs: fineTuneEpochs)
         if roundTo < 1 { problems.append("round-to must be at least 1, got \(roundTo)") }
         if roundTo > 1 && granularity == .weight { problems.append("round-to applies to channel granularity only") }
         if calibrationImages < 1 { problems.append("calibration-images must be at least 1, got \(calibrationImages)") }

@@ -12,6 +12,7 @@ struct EvalCommand: ParsableCommand {
     var model: String
 
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var classes: ClassesOption
 
     @Option(name: .long, help: "Evaluate only the first N test images.")
     var limit: Int?
@@ -30,7 +31,8 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let m = try loadModel(model)
-        let test = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount, splits: [.test]).test
+        let splits = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount, splits: [.test])
+        let test = try classes.apply(to: splits, model: m).test
         guard Array(test.images.shape.dropFirst()) == m.inputShape else {
             throw CLIError("the data's images are \(test.images.shape.dropFirst().map(String.init).joined(separator: "x")) but the model takes \(m.inputShape.map(String.init).joined(separator: "x"))")
         }

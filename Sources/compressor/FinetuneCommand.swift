@@ -21,6 +21,7 @@ struct FinetuneCommand: GeneratedOptionsCommand {
     var arguments: [String] = []
 
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var transfer: TransferOptions
 
     func validate() throws {
         _ = try singleInput(try training.parameters(defaults: Self.defaults, arguments: arguments).positionals)
@@ -30,6 +31,6 @@ struct FinetuneCommand: GeneratedOptionsCommand {
         let (settings, positionals) = try training.settings(defaults: Self.defaults, arguments: arguments)
         let model = try loadModel(try singleInput(positionals))
         try runTraining(model: model, passName: "finetune", settings: settings, options: training,
-                        historyParameters: [:], teacherInput: model)
+                        historyParameters: [:], teacherInput: model, transfer: transfer)
     }
 }

@@ -24,6 +24,7 @@ struct TrainCommand: GeneratedOptionsCommand {
     var arguments: [String] = []
 
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var transfer: TransferOptions
 
     func validate() throws {
         try noPositionals(try training.parameters(defaults: Self.defaults, arguments: arguments).positionals)
@@ -35,6 +36,6 @@ struct TrainCommand: GeneratedOptionsCommand {
         var history = ["arch": architecture.arch.rawValue]
         if architecture.width != 1 { history["width"] = "\(architecture.width)" }
         try runTraining(model: model, passName: "train", settings: settings, options: training,
-                        historyParameters: history)
+                        historyParameters: history, transfer: transfer)
     }
 }

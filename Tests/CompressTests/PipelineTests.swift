@@ -221,7 +221,7 @@ struct PipelineFixture {
         #expect(TrainingSettings.parameterSpecs.map(\.name) == [
             "epochs", "batch", "lr", "optimizer", "momentum", "nesterov", "weight-decay", "schedule", "step-epochs",
             "gamma", "label-smoothing", "crop-padding", "flip", "keep-zeros", "keep-codebooks", "keep-precisions",
-            "teacher", "temperature", "alpha", "teacher-cache",
+            "teacher", "temperature", "alpha", "teacher-cache", "multirate", "slow", "fast-last",
         ])
     }
 

@@ -40,9 +40,13 @@ public enum FineTuneParameters {
 
     /// Every problem with the request's settings as a whole (range checks
     /// across settings), named with the prefix; empty when they are usable.
-    public static func problems(_ request: Request) -> [String] {
+    /// `defaultEpochs` is what the pass fine-tunes when `finetune-epochs` is
+    /// absent: multirate options without any epoch are refused.
+    public static func problems(_ request: Request, defaultEpochs: Int = 0) -> [String] {
         var problems: [String] = []
         if let e = request.epochs, e < 0 { problems.append("\(prefix)epochs must be >= 0, got \(e)") }
+        problems += MultirateSettings.problems(fineTuneOverrides: request.overrides, epochs: request.epochs ?? defaultEpochs,
+                                               prefix: prefix)
         do {
             _ = try TrainingSettings(validating: request.overrides, defaults: .fineTuneDefaults, name: "finetune")
         } catch {

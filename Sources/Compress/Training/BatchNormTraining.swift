@@ -114,8 +114,10 @@ final class BatchNormTrainingKernel: TrainingKernel {
             sumDy += Double(s)
             sumDyXhat += Double(dot) * Double(inverse)
         }
-        bias.gradient[c] += Float(sumDy)
-        scale.gradient[c] += Float(sumDyXhat)
+        if b.computesParameterGradients {
+            bias.gradient[c] += Float(sumDy)
+            scale.gradient[c] += Float(sumDyXhat)
+        }
         guard let dX = b.inputGradients[0] else { return }
         let gain = scale.values[c] * inverse
         let count = Float(n &* inner)

@@ -160,6 +160,7 @@ final class ConvTrainingKernel: TrainingKernel {
     func backward(_ b: TrainingBinding, _ context: KernelContext) {
         let p = pass(b)
         let workers = workers(b, context, chunks: p.chunks)
+        guard b.computesParameterGradients else { return inputGradientOnly(b, p, workers: workers, context) }
         for worker in 1..<max(workers, 1) {
             (context.scratch(forWorker: worker) + p.layout.weightGradient).update(repeating: 0, count: weight.count + outChannels)
         }
@@ -187,12 +188,32 @@ final class ConvTrainingKernel: TrainingKernel {
         }
     }
 
+    /// The backward through a layer whose parameters are not being updated:
+    /// `dX` only, so no `col` is unfolded and no `dW` GEMM runs.
+    private func inputGradientOnly(_ b: TrainingBinding, _ p: Pass, workers: Int, _ context: KernelContext) {
+        guard let dX = b.inputGradients[0] else { return }
+        forEachIndex(p.chunks, workers: workers) { k, worker in
+            let scratch = context.scratch(forWorker: worker)
+            let images = p.images(k)
+            if isDepthwise {
+                for i in images {
+                    depthwiseInputGradient(b.outputGradient + i &* p.outImage, dX + i &* p.inImage, p.g)
+                }
+                return
+            }
+            for group in 0..<attributes.groups {
+                let dYg = gatheredOutputGradient(images, b.outputGradient, p, group: group, staging: scratch + p.layout.staging)
+                addInputGradient(images, dYg, p, group: group, dX: dX, scratch: scratch)
+            }
+        }
+    }
+
     /// A chunk of images, per group: `dW_g += dY_g colᵀ`, and when the input
     /// needs it `dX_g += col2im(W_gᵀ dY_g)`, with the chunk's output gradients
     /// gathered side by side like its columns.
     private func convolveBackward(_ images: Range<Int>, _ b: TrainingBinding, _ p: Pass, dW: UnsafeMutablePointer<Float>,
                                   scratch: UnsafeMutablePointer<Float>) {
-        let (g, spatial, planes) = (p.g, p.g.outSpatial, p.g.height &* p.g.width)
+        let (g, spatial) = (p.g, p.g.outSpatial)
         let columns = images.count &* spatial
         let (ld, patch, m) = (Int32(columns), Int32(g.patchLength), Int32(groupOut))
         for group in 0..<attributes.groups {
@@ -201,18 +222,28 @@ final class ConvTrainingKernel: TrainingKernel {
             let wOffset = group &* groupOut &* g.patchLength
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, patch, ld, 1, dYg, ld, operand, ld, 1, dW + wOffset, patch)
             guard let dX = b.inputGradients[0] else { continue }
-            let w = weight.values.baseAddress! + wOffset
-            let groupOffset = group &* groupChannels &* planes
-            if readsImageDirectly(chunk: images.count) {
-                let dXg = dX + images.lowerBound &* p.inImage + groupOffset
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, ld, m, 1, w, patch, dYg, ld, 1, dXg, ld)
-                continue
-            }
-            let dCol = scratch + p.layout.dCol
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, ld, m, 1, w, patch, dYg, ld, 0, dCol, ld)
-            for (j, i) in images.enumerated() {
-                col2im(dCol + j &* spatial, g, rowStride: columns, into: dX + i &* p.inImage + groupOffset)
-            }
+            addInputGradient(images, dYg, p, group: group, dX: dX, scratch: scratch)
+        }
+    }
+
+    /// `dX_g += col2im(W_gᵀ dY_g)` for a chunk of images and one group
+    /// (`dY_g` gathered as `gatheredOutputGradient` returns it).
+    private func addInputGradient(_ images: Range<Int>, _ dYg: UnsafeMutablePointer<Float>, _ p: Pass, group: Int,
+                                  dX: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let (g, spatial) = (p.g, p.g.outSpatial)
+        let columns = images.count &* spatial
+        let (ld, patch, m) = (Int32(columns), Int32(g.patchLength), Int32(groupOut))
+        let w = weight.values.baseAddress! + group &* groupOut &* g.patchLength
+        let groupOffset = group &* groupChannels &* g.height &* g.width
+        if readsImageDirectly(chunk: images.count) {
+            let dXg = dX + images.lowerBound &* p.inImage + groupOffset
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, ld, m, 1, w, patch, dYg, ld, 1, dXg, ld)
+            return
+        }
+        let dCol = scratch + p.layout.dCol
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, patch, ld, m, 1, w, patch, dYg, ld, 0, dCol, ld)
+        for (j, i) in images.enumerated() {
+            col2im(dCol + j &* spatial, g, rowStride: columns, into: dX + i &* p.inImage + groupOffset)
         }
     }
 
@@ -259,6 +290,14 @@ final class ConvTrainingKernel: TrainingKernel {
             dW[wIndex] += sum
             guard let dX else { return }
             let (dst, w) = (dX + inOffset, weight.values[wIndex])
+            for k in 0..<count { dst[k &* step] += w * grad[k] }
+        }
+    }
+
+    private func depthwiseInputGradient(_ dY: UnsafeMutablePointer<Float>, _ dX: UnsafeMutablePointer<Float>,
+                                        _ g: ConvGeometry) {
+        forEachDepthwiseTap(g) { c, inOffset, outOffset, tap, count, step in
+            let (grad, dst, w) = (dY + outOffset, dX + inOffset, weight.values[c &* kernelH &* kernelW &+ tap])
             for k in 0..<count { dst[k &* step] += w * grad[k] }
         }
     }

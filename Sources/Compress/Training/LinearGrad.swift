@@ -45,7 +45,7 @@ final class LinearTrainingKernel: TrainingKernel {
         let (k, n) = (Int32(inFeatures), Int32(outFeatures))
         forEachIndex(workers, workers: workers) { part, _ in
             let features = chunk(outFeatures, parts: workers, part)
-            if !features.isEmpty {
+            if b.computesParameterGradients && !features.isEmpty {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(features.count), k, Int32(rows), 1,
                             dY + features.lowerBound, n, x, k, 1,
                             weight.gradient.baseAddress! + features.lowerBound &* inFeatures, k)

@@ -10,6 +10,8 @@ public struct EpochSummary: Sendable, Equatable, Codable {
     public var learningRate: Double
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// Time per step, full and (multirate) fast-only; absent in checkpoints written before it was measured.
+    public var steps: TrainingStepTimes?
 }
 
 /// The per-epoch checkpoint of a training run: a directory holding the model

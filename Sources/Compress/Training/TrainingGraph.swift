@@ -31,11 +31,14 @@ public final class TrainingGraph {
     public let statistics: [String: ParameterBuffer]
 
     let graph: Graph
-    private let plan: TrainingPlan
+    let plan: TrainingPlan
     private let inputNormalization: InputNormalization?
     private let randomness: DropoutRandomness
     private var batchStates: [Int: TrainingBatchState] = [:]
     private var lastForward: TrainingBatchState?
+    /// Called before each step's backward with its node's name and whether it
+    /// computes parameter gradients (for tests counting what a backward does).
+    public var onBackwardStep: ((_ node: String, _ computesParameterGradients: Bool) -> Void)?
 
     /// Plans `model` for training.
     ///
@@ -96,14 +99,18 @@ public final class TrainingGraph {
     /// Backpropagates `gradOutput` (the loss gradient with respect to the
     /// first graph output) through the last forward, adding into every
     /// parameter's gradient.
-    public func backward(_ gradOutput: Tensor) throws {
-        try backward(seeds: [graph.outputs[0]: gradOutput])
+    ///
+    /// With a `scope` (from ``backwardScope(updating:)``), only the gradients
+    /// of the scope's parameters are computed, and the walk stops below the
+    /// lowest layer that has one.
+    public func backward(_ gradOutput: Tensor, scope: BackwardScope? = nil) throws {
+        try backward(seeds: [graph.outputs[0]: gradOutput], scope: scope)
     }
 
     /// Backpropagates loss gradients given for any values of the last forward
     /// (graph outputs or intermediate feature maps, e.g. for hint losses).
     /// Parameter gradients accumulate until `zeroGradients()`.
-    public func backward(seeds: [String: Tensor]) throws {
+    public func backward(seeds: [String: Tensor], scope: BackwardScope? = nil) throws {
         guard let state = lastForward else { throw TrainingError.backwardBeforeForward }
         state.zeroValueGradients()
         for (name, gradient) in seeds {
@@ -117,7 +124,11 @@ public final class TrainingGraph {
         }
         let context = state.context(threads: threads)
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
-        for (step, binding) in zip(plan.steps, state.bindings).reversed() { step.kernel.backward(binding, context) }
+        let bindings = scope?.bindings(state.bindings) ?? state.bindings
+        for s in (scope?.steps ?? Array(plan.steps.indices)).reversed() {
+            onBackwardStep?(plan.steps[s].node, bindings[s].computesParameterGradients)
+            plan.steps[s].kernel.backward(bindings[s], context)
+        }
     }
 
     /// Sets every parameter's accumulated gradient to zero.

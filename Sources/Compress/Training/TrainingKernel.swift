@@ -10,6 +10,10 @@ struct TrainingBinding {
     var outputShape: [Int]
     /// The gradient of the loss with respect to the output, complete when `backward` runs.
     var outputGradient: UnsafeMutablePointer<Float>
+    /// Whether `backward` adds into the kernel's parameter gradients; false on
+    /// a scoped backward (``BackwardScope``) through a layer whose parameters
+    /// are not being updated, which then only passes the gradient on.
+    var computesParameterGradients = true
 }
 
 /// One op compiled for training: a forward that caches what its backward

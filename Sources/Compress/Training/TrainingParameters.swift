@@ -53,7 +53,7 @@ extension TrainingSettings {
                           help: "Distillation: the weight alpha in [0, 1] of the teacher's term; 1 - alpha weighs the labels' cross-entropy."),
             ParameterSpec("teacher-cache", .bool, default: .bool(d.cachesTeacherOutputs),
                           help: "Distillation: compute the teacher's outputs once on the training split instead of on every batch (needs crop-padding 0 and flip false)."),
-        ]
+        ] + MultirateSettings.parameterSpecs(defaults: d.multirate)
     }
 
     /// Settings from validated parameters (see ``parameterSpecs(defaults:)``);
@@ -80,6 +80,7 @@ extension TrainingSettings {
         temperature = Float(p.double("temperature"))
         distillationWeight = Float(p.double("alpha"))
         cachesTeacherOutputs = p.bool("teacher-cache")
+        multirate = MultirateSettings(parameters: p)
     }
 
     /// Validates textual values against the training parameters and the

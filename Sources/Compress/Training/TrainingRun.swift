@@ -93,8 +93,10 @@ public final class TrainingRun {
         }
         let stepsPerEpoch = data.train.count / settings.batchSize
         let schedule = settings.makeSchedule(stepsPerEpoch: stepsPerEpoch)
+        let multirate = try makeMultirateTrainer()
         for epoch in progressState.completedEpochs..<settings.epochs {
-            let summary = try trainEpoch(epoch, state: &progressState, optimizer: optimizer, schedule: schedule)
+            let summary = try trainEpoch(epoch, state: &progressState, optimizer: optimizer, schedule: schedule,
+                                         multirate: multirate)
             progressState.summaries.append(summary)
             log(Self.describe(summary, of: settings.epochs, best: summary.epoch == progressState.bestEpoch))
             try save(progressState, optimizer: optimizer)
@@ -141,8 +143,16 @@ public final class TrainingRun {
                         shadows: try saved.shadowFile.map(checkpoint.loadTensors) ?? [:])
     }
 
+    /// The multirate trainer of these settings, nil for plain training (its slow layers checked against the model).
+    private func makeMultirateTrainer() throws -> MultirateTrainer? {
+        guard settings.multirate.isEnabled else { return nil }
+        let graph = try initialModel.graph.topologicallySorted()
+        return MultirateTrainer(period: settings.multirate.period,
+                                slowNodes: try settings.multirate.slowNodes(in: graph, pass: passName))
+    }
+
     private func trainEpoch(_ epoch: Int, state: inout RunState, optimizer: any StatefulOptimizer,
-                            schedule: LRSchedule) throws -> EpochSummary {
+                            schedule: LRSchedule, multirate: MultirateTrainer?) throws -> EpochSummary {
         let started = Date()
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
                                       threads: settings.threads)
@@ -155,14 +165,17 @@ public final class TrainingRun {
         if settings.keepsCodebooks { graph.tieSharedTensors(state.current.metadata.storage.sharedTensors) }
         if settings.keepsPrecisions { graph.tieQuantizedTensors(state.current.metadata.storage.precisions) }
         try configure?(graph)
+        multirate?.prepare(graph)
         let batches = MiniBatches(data.train, batchSize: settings.batchSize, seed: settings.seed, epoch: epoch,
                                   dropLast: true, augmentation: settings.augmentation)
         progress.begin("epoch \(epoch + 1)/\(settings.epochs)", total: batches.count)
         var (lossSum, correct, seen) = (0.0, 0, 0)
         var learningRate: Float = 0
+        var timing = TrainingStepTimes()
         for i in 0..<batches.count {
             if cancellation.isCancelled { progress.end(); throw PassCancelled() }
             let batch = batches.batch(i)
+            let stepStarted = DispatchTime.now().uptimeNanoseconds
             graph.zeroGradients()
             let logits = try graph.forward(batch.images, training: true)
             var (loss, gradient) = try self.loss(logits, batch: batch, indices: batches.indices(i))
@@ -175,9 +188,17 @@ public final class TrainingRun {
             let seeds = [graph.model.graph.outputs[0]: gradient].merging(auxiliary?.seeds ?? [:]) {
                 Tensor(shape: $0.shape, floats: zip($0.floats, $1.floats).map(+))
             }
-            try graph.backward(seeds: seeds)
-            learningRate = schedule.learningRate(atStep: epoch * batches.count + i)
-            optimizer.step(graph, learningRate: learningRate)
+            let step = epoch * batches.count + i
+            learningRate = schedule.learningRate(atStep: step)
+            if let multirate {
+                try multirate.backwardAndUpdate(graph, seeds: seeds, optimizer: optimizer,
+                                                learningRate: learningRate, step: step)
+            } else {
+                try graph.backward(seeds: seeds)
+                optimizer.step(graph, learningRate: learningRate)
+            }
+            timing.record(full: multirate?.isFullStep(step) ?? true,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - stepStarted) / 1e9)
             lossSum += Double(loss) * Double(batch.count)
             correct += Self.correctPredictions(logits, batch.labels)
             seen += batch.count
@@ -212,7 +233,7 @@ public final class TrainingRun {
         return EpochSummary(epoch: epoch + 1, trainLoss: lossSum / Double(max(seen, 1)),
                             trainAccuracy: Double(correct) / Double(max(seen, 1)), validationAccuracy: validation,
                             learningRate: Double(learningRate), seconds: Date().timeIntervalSince(started),
-                            imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9))
+                            imagesPerSecond: Double(seen) / max(trainSeconds, 1e-9), steps: timing)
     }
 
     /// The batch's loss and its gradient: cross-entropy with the labels, or
@@ -259,6 +280,7 @@ public final class TrainingRun {
         String(format: "epoch %d/%d  loss %.4f  train %.2f%%  validation %.2f%%%@  lr %.4g  %.0f img/s  %.0f s",
                s.epoch, total, s.trainLoss, s.trainAccuracy * 100, s.validationAccuracy * 100, best ? " (best)" : "",
                s.learningRate, s.imagesPerSecond, s.seconds)
+            + (s.steps?.fastStepMilliseconds.map { String(format: "  step %.1f ms full, %.1f ms fast", s.steps!.fullStepMilliseconds ?? 0, $0) } ?? "")
     }
 }
 

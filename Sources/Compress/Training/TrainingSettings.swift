@@ -59,6 +59,8 @@ public struct TrainingSettings: Sendable, Equatable {
     /// (quantization-aware training). When false the trained tensors leave
     /// `precisions` and train in float32.
     public var keepsPrecisions = true
+    /// Multirate training: slow layers updated every k steps (see ``MultirateSettings``).
+    public var multirate = MultirateSettings()
     /// Knowledge distillation (Hinton et al. 2015, ``Loss/knowledgeDistillation(student:teacher:labels:temperature:alpha:labelSmoothing:)``):
     /// the teacher whose temperature-softened outputs the student also
     /// matches; nil trains on the labels alone.
@@ -94,7 +96,7 @@ public struct TrainingSettings: Sendable, Equatable {
         if augmentation.cropPadding < 0 { p.append("crop padding must be >= 0, got \(augmentation.cropPadding)") }
         if threads < 1 { p.append("threads must be at least 1, got \(threads)") }
         p += distillationProblems
-        return p
+        return p + multirate.problems
     }
 
     /// A fresh optimizer for these settings.
@@ -137,7 +139,7 @@ public struct TrainingSettings: Sendable, Equatable {
             d["alpha"] = String(distillationWeight)
             if cachesTeacherOutputs { d["teacher-cache"] = "true" }
         }
-        return d
+        return d.merging(multirate.descriptions) { $1 }
     }
 }
 

@@ -14,15 +14,17 @@ typealias TrainingWarmUp = (Model, DatasetSplits, Model?, CancellationFlag) thro
 /// the settings is loaded first (`input` is `teacherInput`, refused when nil);
 /// `warmUp` runs before the loop (again on `--resume`: it is not checkpointed).
 func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
-                 historyParameters: [String: String], teacherInput: Model? = nil, warmUp: TrainingWarmUp? = nil) throws {
+                 historyParameters: [String: String], teacherInput: Model? = nil, warmUp: TrainingWarmUp? = nil,
+                 transfer: TransferOptions? = nil) throws {
     let (data, output, json) = (options.data, options.output, options.outputOptions.json)
     let teacher = try settings.teacher?.load(input: teacherInput, pass: passName)
-    let splits = try DatasetLoader.load(directory: data.data, validationCount: data.validationCount)
+    var (model, splits) = (model, try DatasetLoader.load(directory: data.data, validationCount: data.validationCount))
+    if let transfer { (model, splits) = try transfer.apply(model: model, splits: splits, seed: settings.seed) }
     let checkpointDirectory = options.checkpointDir ?? output + ".ckpt"
     let cancellation = CancellationFlag()
     let interrupt = installInterruptHandler(cancellation)
     defer { interrupt.cancel() }
-    var (model, settings, historyParameters) = (model, settings, historyParameters)
+    var (settings, historyParameters) = (settings, historyParameters)
     var configure: (TrainingRun) -> Void = { _ in }
     if let warmUp {
         do {
@@ -37,7 +39,7 @@ func runTraining(model: Model, passName: String, settings: TrainingSettings, opt
                               checkpointDirectory: checkpointDirectory, teacher: teacher, progress: TerminalProgress(),
                               cancellation: cancellation)
     configure(run)
-    run.historyParameters = historyParameters
+    run.historyParameters = historyParameters.merging(transfer?.historyParameters ?? [:]) { $1 }
     run.log = { line in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
     run.onBestModel = { try saveModel($0, to: output) }
     let outcome: TrainingOutcome
