@@ -34,7 +34,7 @@ AUGMENT = ["--crop-padding", "2", "--flip", "true"]
 # fine-tuned (the teacher is then the model the command started from, which is
 # what `teacher: input` means in a pipeline).
 EXPERIMENTS = {
-    "lenet5-from-vgg": (("train", "lenet5", 1.0), "vgg-small.bin", 10, ["0.005", "0.01", "0.02"]),
+    "lenet5-from-vgg": (("train", "lenet5", 1.0), "vgg-small.bin", 10, ["0.002", "0.005", "0.01", "0.02"]),
     "vgg-half-from-vgg": (("train", "vgg-small", 0.5), "vgg-small.bin", 10, ["0.02", "0.05"]),
     "r20-pruned-0.3": (("finetune", ["prune", os.path.join(MODELS, "resnet20.bin"), "--granularity", "channel",
                                      "--criterion", "l1", "--target-macs", "0.3", "--round-to", "8"]),
