@@ -259,7 +259,7 @@ private func tileOffsets(_ cursor: inout PixelCursor, _ q: Int, _ last: Int, _ s
 
 /// Residual and clamp for one output vector (which started from the bias), then the store.
 @inline(__always)
-private func finish(_ acc: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
+func finish(_ acc: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
                     _ y: UnsafeMutablePointer<Float>, _ at: Int, _ clamp: BlockedClamp) {
     var v = acc
     if let residual { v += load8(residual + at) }

@@ -75,18 +75,8 @@ private func twoFullAndHalfAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>,
 private func finishHalf(_ acc: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ at0: Int, _ at1: Int, _ clamp: BlockedClamp) {
     let zero = SIMD8<Float>(repeating: 0)
-    var v0 = compressor_join_halves(acc, zero), v1 = compressor_upper_half_down(acc, zero)
-    if let residual { v0 += load8(residual + at0); v1 += load8(residual + at1) }
-    store8(clamp.apply(v0), y + at0)
-    store8(clamp.apply(v1), y + at1)
-}
-
-@inline(__always)
-private func finishFull(_ acc: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
-                        _ y: UnsafeMutablePointer<Float>, _ at: Int, _ clamp: BlockedClamp) {
-    var v = acc
-    if let residual { v += load8(residual + at) }
-    store8(clamp.apply(v), y + at)
+    finish(compressor_join_halves(acc, zero), residual, y, at0, clamp)
+    finish(compressor_upper_half_down(acc, zero), residual, y, at1, clamp)
 }
 
 /// The window offset of `cursor`'s pixel, then `cursor` moved on to pixel
@@ -153,9 +143,9 @@ private func fullAndHalf(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
             }
             block += blockStride
         }
-        finishFull(a0, residual, y, y0 &+ q &* 8, clamp); finishFull(a1, residual, y, y0 &+ q1 &* 8, clamp)
-        finishFull(a2, residual, y, y0 &+ q2 &* 8, clamp); finishFull(a3, residual, y, y0 &+ q3 &* 8, clamp)
-        finishFull(a4, residual, y, y0 &+ q4 &* 8, clamp); finishFull(a5, residual, y, y0 &+ q5 &* 8, clamp)
+        finish(a0, residual, y, y0 &+ q &* 8, clamp); finish(a1, residual, y, y0 &+ q1 &* 8, clamp)
+        finish(a2, residual, y, y0 &+ q2 &* 8, clamp); finish(a3, residual, y, y0 &+ q3 &* 8, clamp)
+        finish(a4, residual, y, y0 &+ q4 &* 8, clamp); finish(a5, residual, y, y0 &+ q5 &* 8, clamp)
         finishHalf(h01, residual, y, y1 &+ q &* 8, y1 &+ q1 &* 8, clamp)
         finishHalf(h23, residual, y, y1 &+ q2 &* 8, y1 &+ q3 &* 8, clamp)
         finishHalf(h45, residual, y, y1 &+ q4 &* 8, y1 &+ q5 &* 8, clamp)
@@ -215,10 +205,10 @@ private func twoFullAndHalf(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<F
             }
             block += blockStride
         }
-        finishFull(a00, residual, y, y0 &+ q &* 8, clamp); finishFull(a01, residual, y, y1 &+ q &* 8, clamp)
-        finishFull(a10, residual, y, y0 &+ q1 &* 8, clamp); finishFull(a11, residual, y, y1 &+ q1 &* 8, clamp)
-        finishFull(a20, residual, y, y0 &+ q2 &* 8, clamp); finishFull(a21, residual, y, y1 &+ q2 &* 8, clamp)
-        finishFull(a30, residual, y, y0 &+ q3 &* 8, clamp); finishFull(a31, residual, y, y1 &+ q3 &* 8, clamp)
+        finish(a00, residual, y, y0 &+ q &* 8, clamp); finish(a01, residual, y, y1 &+ q &* 8, clamp)
+        finish(a10, residual, y, y0 &+ q1 &* 8, clamp); finish(a11, residual, y, y1 &+ q1 &* 8, clamp)
+        finish(a20, residual, y, y0 &+ q2 &* 8, clamp); finish(a21, residual, y, y1 &+ q2 &* 8, clamp)
+        finish(a30, residual, y, y0 &+ q3 &* 8, clamp); finish(a31, residual, y, y1 &+ q3 &* 8, clamp)
         finishHalf(h01, residual, y, y2 &+ q &* 8, y2 &+ q1 &* 8, clamp)
         finishHalf(h23, residual, y, y2 &+ q2 &* 8, y2 &+ q3 &* 8, clamp)
         q &+= 4
