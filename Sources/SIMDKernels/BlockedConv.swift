@@ -237,6 +237,15 @@ struct PixelCursor {
     func offset(_ s: BlockedConvShape, cs: Int) -> Int {
         (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
     }
+
+    /// This pixel's window offset, then a step to pixel `next` when that is
+    /// not past `last` (a tile's pixels past `last` repeat it).
+    @inline(__always)
+    mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
+        let o = offset(s, cs: cs)
+        if next <= last { advance() }
+        return o
+    }
 }
 
 /// Window offsets of the 6 pixels of the tile starting at `q` (pixels past
@@ -244,16 +253,11 @@ struct PixelCursor {
 @inline(__always)
 private func tileOffsets(_ cursor: inout PixelCursor, _ q: Int, _ last: Int, _ s: BlockedConvShape, cs: Int)
     -> (Int, Int, Int, Int, Int, Int) {
-    let o0 = cursor.offset(s, cs: cs)
-    if q &+ 1 <= last { cursor.advance() }
-    let o1 = cursor.offset(s, cs: cs)
-    if q &+ 2 <= last { cursor.advance() }
-    let o2 = cursor.offset(s, cs: cs)
-    if q &+ 3 <= last { cursor.advance() }
-    let o3 = cursor.offset(s, cs: cs)
-    if q &+ 4 <= last { cursor.advance() }
-    let o4 = cursor.offset(s, cs: cs)
-    if q &+ 5 <= last { cursor.advance() }
+    let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+    let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+    let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+    let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+    let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
     return (o0, o1, o2, o3, o4, cursor.offset(s, cs: cs))
 }
 
@@ -349,10 +353,8 @@ private func tripleTiles(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
     let lastBlock = s.inputBlocks &- 1
     while q <= last {
         let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last)
-        let o0 = cursor.offset(s, cs: cs)
-        if q &+ 1 <= last { cursor.advance() }
-        let o1 = cursor.offset(s, cs: cs)
-        if q &+ 2 <= last { cursor.advance() }
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offset(s, cs: cs)
         cursor.advance()
         let b0 = load8(bias + ob &* 8), b1 = load8(bias + (ob &+ 1) &* 8), b2 = load8(bias + (ob &+ 2) &* 8)

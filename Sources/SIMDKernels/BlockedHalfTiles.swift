@@ -79,16 +79,6 @@ private func finishHalf(_ acc: SIMD8<Float>, _ residual: UnsafePointer<Float>?,
     finish(compressor_upper_half_down(acc, zero), residual, y, at1, clamp)
 }
 
-/// The window offset of `cursor`'s pixel, then `cursor` moved on to pixel
-/// `next` when that is not past `last` (the tile's pixels past `last` repeat it).
-@inline(__always)
-private func offsetAndAdvance(_ cursor: inout PixelCursor, next: Int, last: Int, _ s: BlockedConvShape, cs: Int)
-    -> Int {
-    let o = cursor.offset(s, cs: cs)
-    if next <= last { cursor.advance() }
-    return o
-}
-
 /// Full block `ob` and half block `ob + 1`, 6 pixels at a time: 6 + 3
 /// accumulators, 9 FMAs per input channel and tap, all lanes real.
 @inline(__always)
@@ -107,12 +97,12 @@ private func fullAndHalf(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Floa
     while q <= last {
         let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last), q3 = min(q &+ 3, last)
         let q4 = min(q &+ 4, last), q5 = min(q &+ 5, last)
-        let o0 = offsetAndAdvance(&cursor, next: q &+ 1, last: last, s, cs: cs)
-        let o1 = offsetAndAdvance(&cursor, next: q &+ 2, last: last, s, cs: cs)
-        let o2 = offsetAndAdvance(&cursor, next: q &+ 3, last: last, s, cs: cs)
-        let o3 = offsetAndAdvance(&cursor, next: q &+ 4, last: last, s, cs: cs)
-        let o4 = offsetAndAdvance(&cursor, next: q &+ 5, last: last, s, cs: cs)
-        let o5 = offsetAndAdvance(&cursor, next: q &+ 6, last: last, s, cs: cs)
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
         let b0 = load8(bias + ob &* 8), h = compressor_load4_twice(bias + (ob &+ 1) &* 8)
         var a0 = b0, a1 = b0, a2 = b0, a3 = b0, a4 = b0, a5 = b0
         var h01 = h, h23 = h, h45 = h
@@ -171,10 +161,10 @@ private func twoFullAndHalf(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<F
     var cursor = PixelCursor(q, width: s.outputWidth)
     while q <= last {
         let q1 = min(q &+ 1, last), q2 = min(q &+ 2, last), q3 = min(q &+ 3, last)
-        let o0 = offsetAndAdvance(&cursor, next: q &+ 1, last: last, s, cs: cs)
-        let o1 = offsetAndAdvance(&cursor, next: q &+ 2, last: last, s, cs: cs)
-        let o2 = offsetAndAdvance(&cursor, next: q &+ 3, last: last, s, cs: cs)
-        let o3 = offsetAndAdvance(&cursor, next: q &+ 4, last: last, s, cs: cs)
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
         let b0 = load8(bias + ob &* 8), b1 = load8(bias + (ob &+ 1) &* 8)
         let h = compressor_load4_twice(bias + (ob &+ 2) &* 8)
         var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
