@@ -15,6 +15,18 @@ public enum DistillationMode: String, CaseIterable, Sendable {
     case layerwise
 }
 
+/// How layerwise imitation spends its steps over the blocks.
+public enum ImitationOrder: String, CaseIterable, Sendable {
+    /// Block by block, bottom to top: the steps are split evenly over the
+    /// blocks, and each block trains alone on its own output's imitation
+    /// loss, fed by the student's earlier blocks (already trained).
+    case sequential
+    /// Every block on every step: the mean of all blocks' imitation losses
+    /// trains the whole student, so each block gets all the steps (and the
+    /// blocks below it learn to feed it).
+    case joint
+}
+
 /// `distill`: trains the input model (the student) to imitate a teacher by
 /// knowledge distillation (Hinton, Vinyals & Dean, "Distilling the Knowledge
 /// in a Neural Network", 2015): `loss = α · T² · KL(softmax(teacher / T) ‖
@@ -50,7 +62,9 @@ public struct DistillPass: Pass {
         ParameterSpec("hint-pool", .bool, default: .bool(false),
                       help: "Modes hint and layerwise: average-pool the larger of two feature maps of different sizes to the smaller (their ratio must be an integer)."),
         ParameterSpec("imitation-epochs", .int, default: .int(2),
-                      help: "Mode layerwise: epochs of block-by-block imitation, split evenly over the blocks in order, counted in epochs; KD trains the rest."),
+                      help: "Mode layerwise: epochs of block-by-block imitation, counted in epochs; KD trains the rest."),
+        ParameterSpec("imitation", .choice(ImitationOrder.allCases.map(\.rawValue)), default: .string(ImitationOrder.sequential.rawValue),
+                      help: "Mode layerwise: sequential splits the imitation steps evenly over the blocks, bottom to top, each block training alone; joint trains every block on every step on the mean of the blocks' imitation losses."),
     ] + TrainingSettings.parameterSpecs(defaults: defaults)
 
     public let mode: DistillationMode
@@ -68,6 +82,8 @@ public struct DistillPass: Pass {
     public let pools: Bool
     /// Mode layerwise: epochs of block-by-block imitation; KD runs `settings.epochs - imitationEpochs`.
     public let imitationEpochs: Int
+    /// Mode layerwise: the blocks one after another, or all at once.
+    public let imitationOrder: ImitationOrder
 
     public init(parameters p: PassParameters) throws {
         mode = DistillationMode(rawValue: p.string("mode"))!
@@ -78,6 +94,7 @@ public struct DistillPass: Pass {
         (hintEpochs, hintWeight) = (p.int("hint-epochs"), Float(p.double("hint-weight")))
         pools = p.bool("hint-pool")
         imitationEpochs = p.int("imitation-epochs")
+        imitationOrder = ImitationOrder(rawValue: p.string("imitation"))!
         switch mode {
         case .kd: break
         case .hint:
@@ -97,6 +114,9 @@ public struct DistillPass: Pass {
             }
         }
         if mode != .hint && hints != nil { problems.append("hint is for mode hint (the mode is \(mode.rawValue))") }
+        if mode != .layerwise && imitationOrder != .sequential {
+            problems.append("imitation is for mode layerwise (the mode is \(mode.rawValue))")
+        }
         guard problems.isEmpty, let teacher = settings.teacher else {
             throw ParameterError(pass: Self.name, problems: problems)
         }

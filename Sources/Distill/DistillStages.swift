@@ -30,11 +30,14 @@ extension DistillPass {
     /// - Hint stage (FitNets' first stage): for `hint-epochs`, the student's
     ///   parameters its hint layers depend on (those layers included) and the
     ///   adapters train on the hint loss alone; the rest of the student is frozen.
-    /// - Layerwise imitation: the `imitation-epochs` are split evenly over the
-    ///   blocks in order; block `k` trains its own parameters and adapter on
-    ///   its output's imitation loss while every other block is frozen. The
-    ///   student's earlier blocks, already trained, feed it (not the
-    ///   teacher's): each block learns from the inputs it will see.
+    /// - Layerwise imitation, `imitation` sequential: the `imitation-epochs`
+    ///   are split evenly over the blocks in order; block `k` trains its own
+    ///   parameters and adapter on its output's imitation loss while every
+    ///   other block is frozen. The student's earlier blocks, already trained,
+    ///   feed it (not the teacher's): each block learns from the inputs it
+    ///   will see. `imitation` joint: for all the `imitation-epochs`, the mean
+    ///   of every block's imitation loss trains the whole student and the
+    ///   adapters.
     ///
     /// Each logs the imitation loss at the start and end of its steps, and the
     /// relative squared imitation error of every match before and after, on the
@@ -67,24 +70,27 @@ extension DistillPass {
             blocks = try LayerwiseBlocks(student: student, teacher: teacher, pools: pools, pass: Self.name)
             matches = blocks!.matches
             warmUpEpochs = imitationEpochs
-            preparation.historyParameters.merge(["imitation-epochs": String(imitationEpochs), "hint-pool": String(pools)]) { $1 }
+            preparation.historyParameters.merge(["imitation-epochs": String(imitationEpochs), "imitation": imitationOrder.rawValue,
+                                                 "hint-pool": String(pools)]) { $1 }
         }
         preparation.historyParameters["epochs"] = String(settings.epochs)
         preparation.settings.epochs = settings.epochs - warmUpEpochs
         let trainer = ImitationTrainer(data: data.train, settings: settings, progress: progress, cancellation: cancellation)
         let steps = warmUpEpochs * trainer.stepsPerEpoch
-        if blocks != nil && matches.count > steps {
+        if blocks != nil && imitationOrder == .sequential && matches.count > steps {
             throw ParameterError(pass: Self.name, problems: [
                 "layerwise imitation has \(steps) steps (\(warmUpEpochs) epochs of \(trainer.stepsPerEpoch)) for \(matches.count) blocks: "
                     + "every block needs at least one; give more imitation-epochs or training images",
             ])
         }
-        let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: 1, settings: settings)
+        let joint = blocks != nil && imitationOrder == .joint
+        let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: joint ? 1 / Float(matches.count) : 1,
+                                             settings: settings)
         let probe = data.validation.batch(0..<min(Self.errorImages, data.validation.count))
         if steps > 0 {
             let before = try imitation.errors(of: student, on: probe, threads: settings.threads)
             let graph = try trainer.graph(for: student)
-            if let blocks {
+            if let blocks, !joint {
                 for (k, match) in matches.enumerated() {
                     let range = blocks.steps(ofBlock: k, total: steps)
                     let label = "block \(k + 1)/\(matches.count) \(match.student) <- \(match.teacher)"
@@ -94,7 +100,7 @@ extension DistillPass {
                     log(preparation.changes.last!)
                 }
             } else {
-                let label = "hint stage " + hints!.description
+                let label = joint ? "joint imitation of \(matches.count) blocks" : "hint stage " + hints!.description
                 let loss = try trainer.train(graph, imitation: imitation,
                                              trainable: student.graph.parametersUpstream(of: matches.map(\.student)),
                                              steps: 0..<steps, label: label)

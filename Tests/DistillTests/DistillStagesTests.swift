@@ -75,6 +75,31 @@ import Testing
         #expect(prepared.student.graph.initializers["fc2.weight"] == student.graph.initializers["fc2.weight"])
     }
 
+    /// Joint imitation trains every block on every step: each block's error
+    /// goes down, with one line for the whole phase, and it needs no step per
+    /// block (2 steps for 3 blocks are refused in sequential order).
+    @Test func jointImitationLowersEveryBlocksError() throws {
+        let student = Architecture.lenet5.build(seed: 7, width: 0.5)
+        let p = try pass(["mode": "layerwise", "imitation": "joint", "imitation-epochs": "2", "epochs": "3", "batch": "32",
+                          "lr": "0.05"])
+        let prepared = try prepare(p, student: student, train: 960)
+        for block in ["pool1", "pool2", "relu1"] {
+            let before = try #require(prepared.metrics["imitation-error-before:" + block])
+            let after = try #require(prepared.metrics["imitation-error-after:" + block])
+            #expect(after < 0.85 * before, "block \(block): \(before) -> \(after)")
+        }
+        #expect(prepared.changes.first?.hasPrefix("joint imitation of 3 blocks: 60 steps") == true, "\(prepared.changes)")
+        #expect(prepared.historyParameters["imitation"] == "joint")
+        #expect(prepared.student.graph.initializers["fc2.weight"] == student.graph.initializers["fc2.weight"])
+        let short = try pass(["mode": "layerwise", "imitation": "joint", "imitation-epochs": "1", "epochs": "2", "batch": "32"])
+        #expect(try prepare(short, student: student, train: 64).changes.first?.hasPrefix("joint imitation of 3 blocks: 2 steps") == true)
+        #expect {
+            try pass(["mode": "kd", "imitation": "joint"])
+        } throws: {
+            "\($0)".contains("imitation is for mode layerwise (the mode is kd)")
+        }
+    }
+
     /// The pass as a pipeline step runs it: warm-up, KD, one record with the warm-up's lines and metrics.
     @Test func thePassWarmsUpThenDistills() throws {
         let student = Architecture.lenet5.build(seed: 2, width: 0.5)
