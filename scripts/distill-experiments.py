@@ -16,8 +16,10 @@ student's augmented batches (or, without augmentation, once over the training
 split: --teacher-cache); T and alpha are the defaults (4, 0.9). Modes:
 `labels` (train or fine-tune from labels alone), `kd` (the same with the
 teacher, Hinton KD) and `layerwise` (the student, initialized with the same
-seed, imitates the teacher block by block for 2 epochs, then KD for the rest:
-`compressor distill --mode layerwise`, Zhou et al. 2020).
+seed, imitates the teacher's block outputs for 2 epochs, all blocks on every
+step, then KD for the rest: `compressor distill --mode layerwise --imitation
+joint`, Zhou et al. 2020; joint rather than sequential order was chosen on
+validation in a pilot, docs/distillation.md).
 `make` skips runs whose JSON result exists, and `train --resume` continues an
 interrupted run from its checkpoint. Release build, one thread per run; set
 JOBS=2 to run two at once, COMPRESSOR=PATH to use another binary.
@@ -88,7 +90,7 @@ def train(out, name, mode, lr, seed):
             subprocess.run([BIN, "init", "--arch", student[1], "--width", str(student[2]), "--seed", str(seed),
                             "-o", init], check=True, capture_output=True, text=True)
         args = [BIN, "distill", "--teacher", os.path.join(MODELS, teacher), "--student", init, "--mode", "layerwise",
-                "--imitation-epochs", "2", *common]
+                "--imitation", "joint", "--imitation-epochs", "2", *common]
     elif student[0] == "train":
         args = [BIN, "train", "--arch", student[1], *common]
         if student[2] != 1.0:
