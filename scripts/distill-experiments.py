@@ -128,16 +128,17 @@ def make(out, names):
     os.makedirs(out, exist_ok=True)
     jobs = int(os.environ.get("JOBS", "1"))
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        # Seed 0 over the grid, both modes, then seed 1 at each mode's chosen rate.
+        # One experiment after another: seed 0 over the grid, both modes, then
+        # seed 1 at each mode's chosen rate.
         for n in names:
             if EXPERIMENTS[n][0][0] == "finetune":
                 start_model(out, n)
-        grid_runs = [pool.submit(train, out, n, m, lr, 0) for n in names for m in spec(n)[4] for lr in spec(n)[3]]
-        for f in grid_runs:
-            f.result()
-        seed_runs = [pool.submit(train, out, n, m, chosen_rate(out, n, m)[0], 1) for n in names for m in spec(n)[4]]
-        for f in seed_runs:
-            f.result()
+            grid_runs = [pool.submit(train, out, n, m, lr, 0) for m in spec(n)[4] for lr in spec(n)[3]]
+            for f in grid_runs:
+                f.result()
+            seed_runs = [pool.submit(train, out, n, m, chosen_rate(out, n, m)[0], 1) for m in spec(n)[4]]
+            for f in seed_runs:
+                f.result()
 
 
 def table(out, names):
