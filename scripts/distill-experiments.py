@@ -49,6 +49,9 @@ EXPERIMENTS = {
     "lenet5-from-vgg-noaug": (("train", "lenet5", 1.0), "vgg-small.bin", 20, ["0.002", "0.005", "0.01"],
                               ("labels", "kd"), []),
     "vgg-half-from-vgg": (("train", "vgg-small", 0.5), "vgg-small.bin", 10, ["0.02", "0.05"]),
+    # The same at 20 epochs (the teacher trained 30): whether the 10-epoch
+    # student's distance to its teacher is a matter of training length.
+    "vgg-half-from-vgg-20": (("train", "vgg-small", 0.5), "vgg-small.bin", 20, ["0.02", "0.05"]),
     "r20-pruned-0.3": (("finetune", ["prune", os.path.join(MODELS, "resnet20.bin"), "--granularity", "channel",
                                      "--criterion", "l1", "--target-macs", "0.3", "--round-to", "8"]),
                        "resnet20.bin", 5, ["0.01", "0.02"]),
