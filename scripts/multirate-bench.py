@@ -49,22 +49,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPRESSOR = os.environ.get("COMPRESSOR", os.path.join(REPO, ".build", "release", "compressor"))
 
 
-def run(args, capture=False):
+def run(args):
+    """An untimed step (pretraining, pruning); its output goes to stderr."""
     print("$ compressor " + " ".join(shlex.quote(a) for a in args), file=sys.stderr, flush=True)
-    result = subprocess.run([COMPRESSOR] + args, check=True, text=True,
-                            stdout=subprocess.PIPE if capture else sys.stderr)
-    return result.stdout if capture else None
+    subprocess.run([COMPRESSOR] + args, check=True, text=True, stdout=sys.stderr)
 
 
 def finetune(base_args, extra, cache=None):
     """One timed fine-tuning run; its --json report (kept in `cache` when given)."""
     if cache and os.path.exists(cache):
         return json.load(open(cache))
-    try:
-        report = json.loads(run(base_args + extra + ["--json"], capture=True))
-    except subprocess.CalledProcessError:
+    args = base_args + extra + ["--json"]
+    print("$ compressor " + " ".join(shlex.quote(a) for a in args), file=sys.stderr, flush=True)
+    done = subprocess.run([COMPRESSOR] + args, text=True, capture_output=True)
+    if done.returncode != 0 and "diverged" in done.stderr:
         # A diverged run is a result: it reaches nothing.
         report = {"diverged": True, "bestEpoch": 0, "validationAccuracy": 0.0, "testAccuracy": 0.0, "epochs": []}
+    elif done.returncode != 0:
+        sys.exit(f"compressor {' '.join(args)}: {done.stderr.strip()}")
+    else:
+        report = json.loads(done.stdout)
     if cache:
         with open(cache + ".tmp", "w") as f:
             json.dump(report, f)
