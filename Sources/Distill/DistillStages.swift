@@ -43,12 +43,18 @@ extension DistillPass {
     /// relative squared imitation error of every match before and after, on the
     /// first 1,000 validation images (eval mode).
     ///
+    /// With `resumingAfterWarmUp` (a KD run resumed from its checkpoint, which
+    /// holds the warm-up's result) the warm-up is not run again: the
+    /// preparation is the given student, the KD settings and the set-up, whose
+    /// hint adapters the checkpoint restores.
+    ///
     /// - Throws: `ParameterError` when teacher and student take different
     ///   inputs or have other class counts, a hint layer does not exist,
     ///   values cannot be compared, or the models' block counts differ.
     public func prepare(student: Model, teacher: Model, data: DatasetSplits, settings: TrainingSettings,
                         log: @escaping (String) -> Void, progress: any Compress.ProgressReporting = SilentProgress(),
-                        cancellation: CancellationFlag = CancellationFlag()) throws -> DistillPreparation {
+                        cancellation: CancellationFlag = CancellationFlag(),
+                        resumingAfterWarmUp: Bool = false) throws -> DistillPreparation {
         var problems = student.distillationProblems(teacher: teacher)
         if data.train.count < settings.batchSize {
             problems.append("the training split has \(data.train.count) images, fewer than one batch of \(settings.batchSize)")
@@ -87,7 +93,10 @@ extension DistillPass {
         let imitation = try FeatureImitation(matches: matches, teacher: teacher, weight: joint ? 1 / Float(matches.count) : 1,
                                              settings: settings)
         let probe = data.validation.batch(0..<min(Self.errorImages, data.validation.count))
-        if steps > 0 {
+        if steps > 0 && resumingAfterWarmUp {
+            preparation.changes.append("resuming: the \(mode.rawValue) warm-up's result is in the checkpoint, not run again")
+            log(preparation.changes.last!)
+        } else if steps > 0 {
             let before = try imitation.errors(of: student, on: probe, threads: settings.threads)
             let graph = try trainer.graph(for: student)
             if let blocks, !joint {
@@ -122,11 +131,8 @@ extension DistillPass {
         if mode == .hint && hintWeight > 0 {
             imitation.weight = hintWeight
             let schedule = preparation.settings.makeSchedule(stepsPerEpoch: trainer.stepsPerEpoch)
-            preparation.configure = { run in
-                run.auxiliaryLoss = { graph, batch, step in
-                    try imitation.step(student: graph, images: batch.images, learningRate: schedule.learningRate(atStep: step))
-                }
-            }
+            let hints = HintLoss(imitation: imitation, schedule: schedule)
+            preparation.configure = { run in run.auxiliaryLoss = hints }
         }
         return preparation
     }
@@ -134,4 +140,25 @@ extension DistillPass {
     private static func describe(_ label: String, _ loss: (first: Double, last: Double), steps: Int) -> String {
         String(format: "%@: %d steps, imitation loss %.5g -> %.5g (first and last tenth)", label, steps, loss.first, loss.last)
     }
+}
+
+/// FitNets' hint loss beside KD (mode hint with `hint-weight` > 0): the
+/// imitation's loss on every KD step, its adapters trained on the KD run's
+/// learning-rate schedule and checkpointed with the run.
+final class HintLoss: AuxiliaryLoss {
+    let imitation: FeatureImitation
+    let schedule: LRSchedule
+
+    init(imitation: FeatureImitation, schedule: LRSchedule) {
+        self.imitation = imitation
+        self.schedule = schedule
+    }
+
+    func loss(graph: TrainingGraph, batch: LabeledImages, step: Int) throws -> (loss: Float, seeds: [String: Tensor]) {
+        try imitation.step(student: graph, images: batch.images, learningRate: schedule.learningRate(atStep: step))
+    }
+
+    func stateTensors() -> [String: Tensor] { imitation.stateTensors() }
+
+    func loadState(_ tensors: [String: Tensor]) throws { try imitation.loadState(tensors) }
 }

@@ -176,6 +176,38 @@ final class FeatureImitation {
         adapters.reduce(0) { $0 + ($1?.parameters.values.reduce(0) { $0 + $1.count } ?? 0) }
     }
 
+    /// The adapters' parameters (`adapter<k>/<name>`) and their optimizers'
+    /// state (`adapter<k>/optimizer/<slot>`), `k` the match's index.
+    func stateTensors() -> [String: Tensor] {
+        var state: [String: Tensor] = [:]
+        for (k, adapter) in adapters.enumerated() {
+            guard let adapter else { continue }
+            for (name, parameter) in adapter.parameters { state["adapter\(k)/\(name)"] = parameter.tensor }
+            for (name, slot) in optimizers[k].stateTensors() { state["adapter\(k)/optimizer/\(name)"] = slot }
+        }
+        return state
+    }
+
+    /// Restores what ``stateTensors()`` returned.
+    ///
+    /// - Throws: `CheckpointStateMismatch` when an adapter's parameter is missing or has another shape.
+    func loadState(_ state: [String: Tensor]) throws {
+        for (k, adapter) in adapters.enumerated() {
+            guard let adapter else { continue }
+            for (name, parameter) in adapter.parameters {
+                guard let saved = state["adapter\(k)/\(name)"], saved.shape == parameter.shape else {
+                    throw CheckpointStateMismatch(name: "adapter\(k)/\(name)", expected: parameter.shape,
+                                                  found: state["adapter\(k)/\(name)"]?.shape)
+                }
+                parameter.load(saved)
+            }
+            let prefix = "adapter\(k)/optimizer/"
+            var slots: [String: Tensor] = [:]
+            for (name, tensor) in state where name.hasPrefix(prefix) { slots[String(name.dropFirst(prefix.count))] = tensor }
+            try optimizers[k].loadState(slots)
+        }
+    }
+
     /// After a training forward of `student` on `images`: the imitation loss,
     /// and its gradient with respect to each matched student value. When
     /// `learningRate` is given the adapters take one optimizer step.
@@ -225,6 +257,16 @@ final class FeatureImitation {
             start += batch.count
         }
         return sums.map { $0 / Double(max(images.count, 1)) }
+    }
+}
+
+/// A saved adapter parameter that is missing or has another shape than the adapter's.
+struct CheckpointStateMismatch: Error, CustomStringConvertible {
+    var name: String
+    var expected: [Int]
+    var found: [Int]?
+    var description: String {
+        found.map { "\(name) is \($0), the adapter's is \(expected)" } ?? "\(name) is missing"
     }
 }
 

@@ -89,6 +89,29 @@ import Testing
         }
     }
 
+    /// An auxiliary loss that pushes `relu1` by `scale` times itself and
+    /// learns one number of its own (the sum of the losses it gave), so its
+    /// state is something a checkpoint must carry.
+    final class PushLoss: AuxiliaryLoss {
+        let scale: Float
+        var steps: [Int] = []
+        var learned: Float = 0
+        init(scale: Float) { self.scale = scale }
+
+        func loss(graph: TrainingGraph, batch: LabeledImages, step: Int) throws -> (loss: Float, seeds: [String: Tensor]) {
+            steps.append(step)
+            let value = try #require(graph.value(named: "relu1"))
+            #expect(value.shape[0] == batch.count)
+            learned += scale
+            return (scale, ["relu1": Tensor(shape: value.shape, floats: value.floats.map { $0 * scale * (1 + learned / 100) })])
+        }
+        func stateTensors() -> [String: Tensor] { scale == 0 ? [:] : ["learned": Tensor(shape: [1], floats: [learned])] }
+        func loadState(_ tensors: [String: Tensor]) throws {
+            guard let saved = tensors["learned"] else { throw CheckpointError("no learned value") }
+            learned = saved.floats[0]
+        }
+    }
+
     /// `auxiliaryLoss` adds its gradients on graph values to the batch's: a
     /// zero one trains the same bytes as none, a non-zero one on a hidden
     /// value changes the layers before it and is counted in the loss.
@@ -98,15 +121,10 @@ import Testing
         func run(scale: Float) throws -> TrainingOutcome {
             let run = try TrainingRun(model: model(), data: data(), settings: settings(epochs: 1), passName: "train",
                                       checkpointDirectory: nil)
-            var steps: [Int] = []
-            run.auxiliaryLoss = { graph, batch, step in
-                steps.append(step)
-                let value = try #require(graph.value(named: "relu1"))
-                #expect(value.shape[0] == batch.count)
-                return (scale, ["relu1": Tensor(shape: value.shape, floats: value.floats.map { $0 * scale })])
-            }
+            let loss = PushLoss(scale: scale)
+            run.auxiliaryLoss = loss
             let outcome = try run.run(resume: false)
-            #expect(steps == Array(0..<steps.count) && !steps.isEmpty)
+            #expect(loss.steps == Array(0..<loss.steps.count) && !loss.steps.isEmpty)
             return outcome
         }
         let zero = try run(scale: 0)
@@ -115,6 +133,38 @@ import Testing
         #expect(pushed.model.graph.initializers["fc1.weight"] != plain.model.graph.initializers["fc1.weight"])
         #expect(pushed.model.graph.initializers["fc3.weight"] != plain.model.graph.initializers["fc3.weight"])
         #expect(pushed.epochs[0].trainLoss > plain.epochs[0].trainLoss + 0.4)
+    }
+
+    /// The auxiliary loss's state is checkpointed after every epoch and
+    /// restored on resume: the resumed run writes the same bytes as the
+    /// straight one. A checkpoint and a run that disagree on having such a
+    /// state are refused.
+    @Test func auxiliaryLossStateIsCheckpointed() throws {
+        let straightRun = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                          checkpointDirectory: nil)
+        straightRun.auxiliaryLoss = PushLoss(scale: 0.2)
+        let straight = try straightRun.run(resume: false).model
+        let dir = try tempDir()
+        let flag = CancellationFlag()
+        let first = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                    checkpointDirectory: dir, cancellation: flag)
+        first.auxiliaryLoss = PushLoss(scale: 0.2)
+        first.onBestModel = { _ in flag.cancel() }
+        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+        #expect(try TrainingCheckpoint(directory: dir).loadState().auxiliaryFile == "auxiliary-1.bin")
+        // Without the auxiliary loss, or with one that learns nothing: refused.
+        for other in [nil, PushLoss(scale: 0)] {
+            let run = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train", checkpointDirectory: dir)
+            run.auxiliaryLoss = other
+            #expect(throws: CheckpointError.self) { try run.run(resume: true) }
+        }
+        let resumedRun = try TrainingRun(model: model(), data: data(), settings: settings(), passName: "train",
+                                         checkpointDirectory: dir)
+        let resumedLoss = PushLoss(scale: 0.2)
+        resumedRun.auxiliaryLoss = resumedLoss
+        let resumed = try resumedRun.run(resume: true)
+        #expect(resumed.resumedAfterEpoch == 1 && resumedLoss.steps.first == 8)
+        #expect(try ModelFile.encode(resumed.model) == ModelFile.encode(straight))
     }
 
     @Test func divergenceIsReported() throws {

@@ -53,8 +53,38 @@ import Testing
         let graph = try TrainingGraph(model: student)
         let images = try FashionSubset.splits(train: 32, validation: 1).train
         _ = try graph.forward(images.images, training: true)
-        let (loss, seeds) = try hook(graph, images, 0)
+        let (loss, seeds) = try hook.loss(graph: graph, batch: images, step: 0)
         #expect(loss > 0 && seeds.keys.sorted() == ["relu1"])
+    }
+
+    /// Hints beside KD checkpoint their adapters with the KD run: a run
+    /// stopped after its first epoch and resumed (its hint stage not run
+    /// again) writes the same bytes as one never interrupted.
+    @Test func resumedHintRunWritesTheSameModel() throws {
+        let student = Architecture.lenet5.build(seed: 2, width: 0.5)
+        let p = try pass(["mode": "hint", "hint": "relu1=relu1", "hint-epochs": "1", "hint-weight": "0.5", "epochs": "3",
+                          "batch": "32"])
+        let teacher = try ModelLoader.read(path: teacherPath)
+        let data = try FashionSubset.splits(train: 96, validation: 64)
+        func run(directory: String?, resuming: Bool, stopAfterFirstEpoch: Bool = false) throws -> TrainingOutcome {
+            let prepared = try p.prepare(student: student, teacher: teacher, data: data, settings: p.settings, log: { _ in },
+                                         resumingAfterWarmUp: resuming)
+            #expect(resuming == (prepared.student == student))
+            let flag = CancellationFlag()
+            let run = try TrainingRun(model: prepared.student, data: data, settings: prepared.settings, passName: "distill",
+                                      checkpointDirectory: directory, teacher: teacher, cancellation: flag)
+            prepared.configure(run)
+            if stopAfterFirstEpoch { run.onBestModel = { _ in flag.cancel() } }
+            return try run.run(resume: resuming)
+        }
+        let straight = try run(directory: nil, resuming: false)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hint-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(throws: PassCancelled.self) { try run(directory: dir, resuming: false, stopAfterFirstEpoch: true) }
+        #expect(TrainingRun.checkpointExists(in: dir))
+        let resumed = try run(directory: dir, resuming: true)
+        #expect(resumed.resumedAfterEpoch == 1)
+        #expect(try ModelFile.encode(resumed.model) == ModelFile.encode(straight.model))
     }
 
     /// Each block's error, measured on validation images before and after

@@ -16,7 +16,8 @@ public struct EpochSummary: Sendable, Equatable, Codable {
 
 /// The per-epoch checkpoint of a training run: a directory holding the model
 /// after the last finished epoch, the best model so far, the optimizer state,
-/// the shadow weights of quantization-aware training (if any) and `state.json`, which is written last and names the others, so a run
+/// the shadow weights of quantization-aware training and the auxiliary loss's
+/// state (when there are any) and `state.json`, which is written last and names the others, so a run
 /// stopped at any moment resumes from the last finished epoch.
 struct TrainingCheckpoint {
     struct State: Codable {
@@ -31,6 +32,8 @@ struct TrainingCheckpoint {
         var bestFile: String
         /// The shadow weights of quantization-aware training, when there are any.
         var shadowFile: String?
+        /// The auxiliary loss's learned state (hint adapters and their optimizer), when it has one.
+        var auxiliaryFile: String?
     }
 
     let directory: String
@@ -65,7 +68,7 @@ struct TrainingCheckpoint {
 
     /// Writes the epoch's files, then the state that points at them, then removes older epoch files.
     func save(state: State, current: Model, best: Model?, optimizer: [String: Tensor],
-              shadows: [String: Tensor] = [:]) throws {
+              shadows: [String: Tensor] = [:], auxiliary: [String: Tensor] = [:]) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try ModelFile.write(current, to: directory + "/" + state.currentFile)
         let optimizerModel = Model(graph: Graph(inputs: [], outputs: [], nodes: [], initializers: optimizer))
@@ -74,13 +77,17 @@ struct TrainingCheckpoint {
             let shadowModel = Model(graph: Graph(inputs: [], outputs: [], nodes: [], initializers: shadows))
             try ModelFile.write(shadowModel, to: directory + "/" + shadowFile)
         }
+        if let auxiliaryFile = state.auxiliaryFile {
+            let auxiliaryModel = Model(graph: Graph(inputs: [], outputs: [], nodes: [], initializers: auxiliary))
+            try ModelFile.write(auxiliaryModel, to: directory + "/" + auxiliaryFile)
+        }
         if let best { try ModelFile.write(best, to: directory + "/" + state.bestFile) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileAtomically(Array(try encoder.encode(state)), to: statePath)
-        let keep = Set([state.currentFile, state.optimizerFile, state.bestFile, "state.json"] + [state.shadowFile].compactMap { $0 })
+        let keep = Set([state.currentFile, state.optimizerFile, state.bestFile, "state.json"] + [state.shadowFile, state.auxiliaryFile].compactMap { $0 })
         for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !keep.contains(file) {
-            if file.hasPrefix("epoch-") || file.hasPrefix("optimizer-") || file.hasPrefix("shadow-") { try? FileManager.default.removeItem(atPath: directory + "/" + file) }
+            if file.hasPrefix("epoch-") || file.hasPrefix("optimizer-") || file.hasPrefix("shadow-") || file.hasPrefix("auxiliary-") { try? FileManager.default.removeItem(atPath: directory + "/" + file) }
         }
     }
 }

@@ -33,11 +33,8 @@ public final class TrainingRun {
     public var onBestModel: ((Model) throws -> Void)?
     /// Called with one line per finished epoch.
     public var log: (String) -> Void = { _ in }
-    /// Called after every training forward with the graph, the batch and the
-    /// step's number (from 0 over the run): an extra loss term and its
-    /// gradients with respect to values of the graph (distillation's hint
-    /// layers), added to the batch's loss and backpropagated with it.
-    public var auxiliaryLoss: ((TrainingGraph, LabeledImages, Int) throws -> (loss: Float, seeds: [String: Tensor]))?
+    /// An extra loss term (distillation's hint layers), its state checkpointed with the run.
+    public var auxiliaryLoss: (any AuxiliaryLoss)?
 
     private let initialModel: Model
     private let data: DatasetSplits
@@ -84,12 +81,20 @@ public final class TrainingRun {
         self.cancellation = cancellation
     }
 
+    /// Whether `directory` holds a checkpoint a run can resume from (a finished epoch).
+    public static func checkpointExists(in directory: String) -> Bool {
+        TrainingCheckpoint(directory: directory).exists()
+    }
+
     /// Runs the remaining epochs (all of them, unless `resume` finds a checkpoint).
     public func run(resume: Bool) throws -> TrainingOutcome {
         var progressState = try startingState(resume: resume)
         let optimizer = settings.makeOptimizer()
         if let file = progressState.optimizerFile, let checkpoint {
             try optimizer.loadState(try checkpoint.loadOptimizerState(file))
+        }
+        if progressState.resumedAfter != nil, let checkpoint {
+            try resumeAuxiliaryLoss(file: progressState.auxiliaryFile, checkpoint: checkpoint)
         }
         let stepsPerEpoch = data.train.count / settings.batchSize
         let schedule = settings.makeSchedule(stepsPerEpoch: stepsPerEpoch)
@@ -120,6 +125,8 @@ public final class TrainingRun {
         var completedEpochs = 0
         var summaries: [EpochSummary] = []
         var optimizerFile: String?
+        /// The auxiliary loss's state in the checkpoint resumed from, when it saved one.
+        var auxiliaryFile: String?
         var resumedAfter: Int?
         /// The shadow weights of the tensors kept in their precisions
         /// (``ShadowWeights``), by name: what the next epoch trains on. Empty
@@ -139,8 +146,29 @@ public final class TrainingRun {
         return RunState(current: try checkpoint.loadModel(saved.currentFile), best: try checkpoint.loadModel(saved.bestFile),
                         bestEpoch: saved.bestEpoch, bestAccuracy: saved.bestValidationAccuracy,
                         completedEpochs: saved.completedEpochs, summaries: saved.epochs,
-                        optimizerFile: saved.optimizerFile, resumedAfter: saved.completedEpochs,
+                        optimizerFile: saved.optimizerFile, auxiliaryFile: saved.auxiliaryFile,
+                        resumedAfter: saved.completedEpochs,
                         shadows: try saved.shadowFile.map(checkpoint.loadTensors) ?? [:])
+    }
+
+    /// Restores the auxiliary loss's state from the checkpoint; a checkpoint
+    /// written with an auxiliary state and resumed without one, or the other
+    /// way round, is refused (its training would not be the one resumed).
+    private func resumeAuxiliaryLoss(file: String?, checkpoint: TrainingCheckpoint) throws {
+        let expects = !(auxiliaryLoss?.stateTensors().isEmpty ?? true)
+        switch (file, expects) {
+        case (nil, false): return
+        case (.some(let file), true):
+            do { try auxiliaryLoss!.loadState(try checkpoint.loadTensors(file)) } catch let error as CheckpointError {
+                throw error
+            } catch {
+                throw CheckpointError("cannot resume from \(checkpoint.directory): its auxiliary loss state \(file) does not fit this run (\(error))")
+            }
+        case (nil, true):
+            throw CheckpointError("cannot resume from \(checkpoint.directory): this run has an auxiliary loss with learned parameters (hint adapters) and the checkpoint has none")
+        case (.some, false):
+            throw CheckpointError("cannot resume from \(checkpoint.directory): its run had an auxiliary loss with learned parameters (hint adapters) and this one has none")
+        }
     }
 
     /// The multirate trainer of these settings, nil for plain training (its slow layers checked against the model).
@@ -179,7 +207,7 @@ public final class TrainingRun {
             graph.zeroGradients()
             let logits = try graph.forward(batch.images, training: true)
             var (loss, gradient) = try self.loss(logits, batch: batch, indices: batches.indices(i))
-            let auxiliary = try auxiliaryLoss?(graph, batch, epoch * batches.count + i)
+            let auxiliary = try auxiliaryLoss?.loss(graph: graph, batch: batch, step: epoch * batches.count + i)
             loss += auxiliary?.loss ?? 0
             guard loss.isFinite else {
                 progress.end()
@@ -250,13 +278,15 @@ public final class TrainingRun {
     private func save(_ state: RunState, optimizer: any StatefulOptimizer) throws {
         guard let checkpoint else { return }
         let e = state.completedEpochs
+        let auxiliary = auxiliaryLoss?.stateTensors() ?? [:]
         let saved = TrainingCheckpoint.State(completedEpochs: e, bestEpoch: state.bestEpoch,
                                              bestValidationAccuracy: state.bestAccuracy, settings: settings.descriptions,
                                              epochs: state.summaries, currentFile: "epoch-\(e).bin",
                                              optimizerFile: "optimizer-\(e).bin", bestFile: "best.bin",
-                                             shadowFile: state.shadows.isEmpty ? nil : "shadow-\(e).bin")
+                                             shadowFile: state.shadows.isEmpty ? nil : "shadow-\(e).bin",
+                                             auxiliaryFile: auxiliary.isEmpty ? nil : "auxiliary-\(e).bin")
         try checkpoint.save(state: saved, current: state.current, best: state.best, optimizer: optimizer.stateTensors(),
-                            shadows: state.shadows)
+                            shadows: state.shadows, auxiliary: auxiliary)
     }
 
     /// `model` with this run's history entry appended (deterministic numbers only).

@@ -2,17 +2,18 @@ import Compress
 import Foundation
 
 /// A stage before the training loop (`distill`'s hint stage and layerwise
-/// imitation): given the model, the data, the teacher and the run's
-/// cancellation, the model to train, the loop's settings, a set-up of the run
-/// and extra history parameters.
-typealias TrainingWarmUp = (Model, DatasetSplits, Model?, CancellationFlag) throws
+/// imitation): given the model, the data, the teacher, the run's
+/// cancellation and whether the loop resumes from a checkpoint (which holds
+/// the stage's result), the model to train, the loop's settings, a set-up of
+/// the run and extra history parameters.
+typealias TrainingWarmUp = (Model, DatasetSplits, Model?, CancellationFlag, Bool) throws
     -> (model: Model, settings: TrainingSettings, configure: (TrainingRun) -> Void, history: [String: String])
 
 /// Trains `model` as the CLI does: progress on a terminal, a line per epoch,
 /// Ctrl-C stops after the current batch, the best model written after every
 /// epoch, the checkpoint removed once the run completes. A teacher named by
 /// the settings is loaded first (`input` is `teacherInput`, refused when nil);
-/// `warmUp` runs before the loop (again on `--resume`: it is not checkpointed).
+/// `warmUp` runs before the loop (told on `--resume` that a checkpoint holds its result).
 func runTraining(model: Model, passName: String, settings: TrainingSettings, options: TrainingOptions,
                  historyParameters: [String: String], teacherInput: Model? = nil, warmUp: TrainingWarmUp? = nil,
                  transfer: TransferOptions? = nil) throws {
@@ -28,7 +29,8 @@ func runTraining(model: Model, passName: String, settings: TrainingSettings, opt
     var configure: (TrainingRun) -> Void = { _ in }
     if let warmUp {
         do {
-            let w = try warmUp(model, splits, teacher, cancellation)
+            let resuming = options.resume && TrainingRun.checkpointExists(in: checkpointDirectory)
+            let w = try warmUp(model, splits, teacher, cancellation, resuming)
             (model, settings, configure) = (w.model, w.settings, w.configure)
             historyParameters.merge(w.history) { $1 }
         } catch is PassCancelled {
