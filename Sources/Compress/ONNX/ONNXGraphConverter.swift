@@ -83,7 +83,7 @@ struct ONNXGraphConverter {
     /// Converts one node, recording it when unsupported.
     mutating func convertNode(_ node: ONNXNodeProto, named name: String) {
         context.current = name
-        let known = ImportContext.supportedOps.contains(node.opType)
+        let known = ImportContext.supportedOps.contains(node.opType) || node.domain == channelLayerNormDomain
         let failedInput = node.inputs.contains { if case .failed? = context.values[$0] { true } else { false } }
         if failedInput && known {
             for o in node.outputs { context.define(o, .failed) }

@@ -273,9 +273,14 @@ extension ImportContext {
 
     /// The LayerNorm over the channels of an NCHW value that `foldingChannelsLastLayerNorms` wrote.
     mutating func convertChannelLayerNorm(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
-        let x = try dynamic(n.inputs[0])
-        guard x.rank == 4 else { throw UnsupportedFeature("a channels-last LayerNormalization of a \(x.rank)-D value (needs NCHW)") }
-        try emitLayerNorm(n, x, epsilon: try n.float("epsilon", default: 1e-5))
+        do throws(UnsupportedFeature) {
+            let x = try dynamic(n.inputs[0])
+            guard x.rank == 4 else { throw UnsupportedFeature("a channels-last LayerNormalization of a \(x.rank)-D value (needs NCHW)") }
+            try emitLayerNorm(n, x, epsilon: try n.float("epsilon", default: 1e-5))
+        } catch {
+            // Errors name the op the file holds.
+            throw UnsupportedFeature(error.reason, node: error.node, opType: error.opType ?? "LayerNormalization")
+        }
     }
 
     private mutating func emitLayerNorm(_ n: ONNXNodeProto, _ x: DynamicValue, epsilon: Float) throws(UnsupportedFeature) {
