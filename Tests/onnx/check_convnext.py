@@ -12,6 +12,8 @@ TorchScript exporter writes torchvision's convnext at opset 17:
   head       GlobalAveragePool -> Transpose -> LayerNormalization -> Transpose -> Flatten -> Gemm
 The activation is Relu, and GELU in PyTorch's Erf form (x * 0.5 * (1 + erf(x / sqrt 2)));
 a variant whose activation the importer does not know is reported as SKIP with the reason.
+At opset 13 each LayerNormalization is written decomposed, as PyTorch writes it below 17
+(ReduceMean, Sub, Pow, ReduceMean, Add eps, Sqrt, Div, Mul, Add).
 
 Each variant is imported and compared with onnxruntime (`compressor predict --raw`), then
 channel-pruned (`compressor prune --granularity channel`), exported (`compressor convert`,
@@ -32,7 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def build(rng, activation, widths=(16, 32), blocks=(2, 1)):
+def build(rng, activation, opset=17, widths=(16, 32), blocks=(2, 1)):
     f = lambda *s: (rng.standard_normal(s) * 0.3).astype(np.float32)  # noqa: E731
     inits, nodes = [], []
     counter = [0]
@@ -52,7 +54,16 @@ def build(rng, activation, widths=(16, 32), blocks=(2, 1)):
     def layer_norm_channels_last(x, c):
         scale = const((1 + f(c)).astype(np.float32), "ln.weight")
         bias = const(f(c), "ln.bias")
-        return node("LayerNormalization", [x, scale, bias], axis=-1, epsilon=1e-6)
+        if opset >= 17:
+            return node("LayerNormalization", [x, scale, bias], axis=-1, epsilon=1e-6)
+        # torch.nn.functional.layer_norm below opset 17.
+        mean = node("ReduceMean", [x], axes=[-1], keepdims=1)
+        d = node("Sub", [x, mean])
+        sq = node("Pow", [d, const(np.array(2.0, np.float32), "two")])
+        var = node("ReduceMean", [sq], axes=[-1], keepdims=1)
+        shifted = node("Add", [var, const(np.array(1e-6, np.float32), "eps")])
+        normalized = node("Div", [d, node("Sqrt", [shifted])])
+        return node("Add", [node("Mul", [normalized, scale]), bias])
 
     def layer_norm_2d(x, c):
         t = node("Transpose", [x], perm=[0, 2, 3, 1])
@@ -105,10 +116,10 @@ def build(rng, activation, widths=(16, 32), blocks=(2, 1)):
     nodes.append(helper.make_node("Gemm", [x, const(f(10, widths[-1]), "classifier.weight"),
                                            const(f(10), "classifier.bias")], ["logits"], name="/classifier/Gemm",
                                   alpha=1.0, beta=1.0, transB=1))
-    graph = helper.make_graph(nodes, f"convnext_{activation}",
+    graph = helper.make_graph(nodes, f"convnext_{activation}_opset{opset}",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch")
     model.ir_version = 8
     return model
 
@@ -131,47 +142,49 @@ def compare(label, got, want, failures):
         failures.append(label)
 
 
-def check(compressor, work, activation, failures):
+def check(compressor, work, activation, opset, failures):
     rng = np.random.default_rng(3)
-    model = build(rng, activation)
+    model = build(rng, activation, opset)
+    activation = f"{activation}, opset {opset}"
     onnx.checker.check_model(model, full_check=True)
-    path = os.path.join(work, f"convnext_{activation}.onnx")
+    stem = f"convnext_{activation.replace(', ', '_').replace(' ', '')}"
+    path = os.path.join(work, f"{stem}.onnx")
     onnx.save(model, path)
     x = rng.random((2, 3, 32, 32), dtype=np.float32)
     x_path = os.path.join(work, "x.npy")
     np.save(x_path, x)
-    out = os.path.join(work, f"convnext_{activation}_out.npy")
+    out = os.path.join(work, f"{stem}_out.npy")
     ok, message = run([compressor, "predict", path, "--raw", "--input", f"x={x_path}", "-o", out])
     if not ok:
-        if activation != "relu" and "Erf" in message:
+        if not activation.startswith("relu") and "Erf" in message:
             print(f"SKIP convnext ({activation}): the importer does not know this activation yet: {message}")
             return
         print(f"FAIL convnext ({activation}) import: {message}")
         failures.append(f"convnext ({activation}) import")
         return
     compare(f"convnext ({activation}) imported vs onnxruntime", np.load(out), ort_run(path, x), failures)
-    pruned = os.path.join(work, f"convnext_{activation}_pruned.bin")
+    pruned = os.path.join(work, f"{stem}_pruned.bin")
     ok, message = run([compressor, "prune", path, "--granularity", "channel", "--sparsity", "0.4",
                        "--criterion", "l1", "-o", pruned])
     if not ok:
         print(f"FAIL convnext ({activation}) prune: {message}")
         failures.append(f"convnext ({activation}) prune")
         return
-    pruned_out = os.path.join(work, f"convnext_{activation}_pruned_out.npy")
+    pruned_out = os.path.join(work, f"{stem}_pruned_out.npy")
     ok, message = run([compressor, "predict", pruned, "--raw", "--input", f"x={x_path}", "-o", pruned_out])
     if not ok:
         failures.append(f"convnext ({activation}) pruned predict: {message}")
         return
     got = np.load(pruned_out)
-    for opset in (13, 17):
-        exported = os.path.join(work, f"convnext_{activation}_pruned_{opset}.onnx")
-        ok, message = run([compressor, "convert", pruned, "-o", exported, "--opset", str(opset)])
+    for export_opset in (13, 17):
+        exported = os.path.join(work, f"{stem}_pruned_{export_opset}.onnx")
+        ok, message = run([compressor, "convert", pruned, "-o", exported, "--opset", str(export_opset)])
         if not ok:
-            print(f"FAIL convnext ({activation}) convert at opset {opset}: {message}")
-            failures.append(f"convnext ({activation}) convert {opset}")
+            print(f"FAIL convnext ({activation}) convert at opset {export_opset}: {message}")
+            failures.append(f"convnext ({activation}) convert {export_opset}")
             continue
         onnx.checker.check_model(onnx.load(exported), full_check=True)
-        compare(f"convnext ({activation}) pruned, exported at opset {opset}, onnxruntime vs compressor",
+        compare(f"convnext ({activation}) pruned, exported at opset {export_opset}, onnxruntime vs compressor",
                 got, ort_run(exported, x), failures)
 
 
@@ -182,8 +195,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     failures = []
-    for activation in ("relu", "gelu"):
-        check(os.path.abspath(args.compressor), args.work, activation, failures)
+    for activation, opset in (("relu", 17), ("relu", 13), ("gelu", 17)):
+        check(os.path.abspath(args.compressor), args.work, activation, opset, failures)
     for f in failures:
         print(f"FAIL {f}")
     return 1 if failures else 0

@@ -3,7 +3,8 @@
 /// Supported: Conv, Gemm, MatMul (+ Add of a bias), BatchNormalization,
 /// LayerNormalization (over the features of a 2-D value, and ConvNeXt's
 /// channels-last LayerNorm and block between Transposes, folded into
-/// channels-first ops: `ONNXLayerNormFolding.swift`),
+/// channels-first ops, also when written decomposed below opset 17:
+/// `ONNXLayerNormFolding.swift`),
 /// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), MaxPool,
 /// AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Sub, Mul, Div,
 /// Concat, Pad (zero padding absorbed by the Conv or AveragePool after it),

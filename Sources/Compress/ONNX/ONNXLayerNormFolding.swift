@@ -17,11 +17,20 @@
 /// MatMul's result with scalar constants, e.g. `Relu` or GELU's `Erf` form) is
 /// kept node for node: on NCHW it computes the same values.
 ///
+/// A LayerNorm written decomposed over the last axis, as exporters write it
+/// below opset 17 (and this project's export does), becomes one
+/// `LayerNormalization` first: `ReduceMean (axes [-1]) -> Sub -> Pow 2 (or
+/// Mul by itself) -> ReduceMean (axes [-1]) -> Add ε -> Sqrt -> Div -> Mul by
+/// the scale [-> Add the bias]`.
+///
 /// Chains that do not match are left as they are (and then fail on their
 /// `Transpose` or `LayerNormalization` with the converter's message).
 func foldingChannelsLastLayerNorms(_ graph: ONNXGraphProto) -> ONNXGraphProto {
-    var folding = ChannelsLastFolding(graph)
-    for index in graph.nodes.indices { folding.foldChain(startingAt: index) }
+    var lifting = ChannelsLastFolding(graph)
+    for index in graph.nodes.indices { lifting.liftDecomposedLayerNorm(startingAt: index) }
+    let lifted = lifting.result()
+    var folding = ChannelsLastFolding(lifted)
+    for index in lifted.nodes.indices { folding.foldChain(startingAt: index) }
     return folding.result()
 }
 
@@ -205,6 +214,74 @@ private struct ChannelsLastFolding {
         // The activation's nodes stay; the second conv replaces the chain's last node.
         replacements[used.last!] = ONNXNodeProto(
             name: base2, opType: "Conv", domain: "", inputs: [input2] + inputs2, outputs: [output], attributes: [:])
+    }
+
+    /// The constant axes of a ReduceMean (attribute before opset 18, input from 18) when they are [-1] and keepdims is 1.
+    private func reducesLastAxis(_ n: ONNXNodeProto) -> Bool {
+        guard n.opType == "ReduceMean", n.domain.isEmpty, (try? n.int("keepdims", default: 1)) == 1 else { return false }
+        if case .ints(let axes)? = n.attributes["axes"] { return axes == [-1] }
+        guard let name = n.input(1), let axes = constants[name], axes.dtype == .int64 else { return false }
+        return axes.int64s == [-1]
+    }
+
+    /// The index of the node reading `value` alone, when it has op type `opType`.
+    private func soleReader(_ value: String, _ opType: String) -> Int? {
+        guard let r = soleReader(value), graph.nodes[r].opType == opType, graph.nodes[r].domain.isEmpty else { return nil }
+        return r
+    }
+
+    /// The other input of binary node `n` that reads `value`, when it is a constant.
+    private func otherConstant(_ n: Int, _ value: String) -> String? {
+        let inputs = graph.nodes[n].inputs
+        guard inputs.count == 2, inputs.contains(value), let other = inputs.first(where: { $0 != value }),
+              constants[other] != nil else { return nil }
+        return other
+    }
+
+    /// `name` when it holds a `[C]` initializer, else a new `[C]` initializer of `values`.
+    private mutating func vectorInitializer(_ name: String, _ values: [Float]) -> String {
+        if constants[name]?.shape == [values.count], graph.initializers.contains(where: { $0.name == name }) { return name }
+        return addInitializer("\(name).vector", Tensor(shape: [values.count], floats: values))
+    }
+
+    /// Rewrites a decomposed LayerNorm whose first ReduceMean is node `index` into one `LayerNormalization`.
+    mutating func liftDecomposedLayerNorm(startingAt index: Int) {
+        let nodes = graph.nodes
+        guard replacements[index] == nil, reducesLastAxis(nodes[index]), let x = nodes[index].inputs.first,
+              let sub = soleReader(nodes[index].outputs[0], "Sub"), nodes[sub].inputs == [x, nodes[index].outputs[0]],
+              !outputs.contains(nodes[sub].outputs[0]) else { return }
+        let d = nodes[sub].outputs[0]
+        let readersOfD = Set(readers[d] ?? [])
+        guard readersOfD.count == 2, let square = readersOfD.first(where: { ["Pow", "Mul"].contains(nodes[$0].opType) }),
+              let divide = readersOfD.first(where: { nodes[$0].opType == "Div" }) else { return }
+        if nodes[square].opType == "Pow" {
+            guard nodes[square].inputs.first == d, nodes[square].inputs.count == 2, let e = constants[nodes[square].inputs[1]],
+                  e.dtype != .int64, e.shape.elementCount == 1, e.floats == [2] else { return }
+        } else {
+            guard nodes[square].inputs == [d, d] else { return }
+        }
+        guard let variance = soleReader(nodes[square].outputs[0], "ReduceMean"), reducesLastAxis(nodes[variance]),
+              let shift = soleReader(nodes[variance].outputs[0], "Add"),
+              let epsilonName = otherConstant(shift, nodes[variance].outputs[0]), let epsilon = constants[epsilonName],
+              epsilon.shape.elementCount == 1, epsilon.dtype != .int64,
+              let root = soleReader(nodes[shift].outputs[0], "Sqrt"), nodes[divide].inputs == [d, nodes[root].outputs[0]],
+              let scaled = soleReader(nodes[divide].outputs[0], "Mul"),
+              let scaleName = otherConstant(scaled, nodes[divide].outputs[0]), let channels = constants[scaleName]?.shape.last,
+              let scale = vector(scaleName, count: channels) else { return }
+        var used = [index, sub, square, variance, shift, root, divide, scaled]
+        var output = nodes[scaled].outputs[0]
+        var inputs = [x, vectorInitializer(scaleName, scale)]
+        if let add = soleReader(output, "Add"), let biasName = otherConstant(add, output),
+           let bias = vector(biasName, count: channels) {
+            inputs.append(vectorInitializer(biasName, bias))
+            used.append(add)
+            output = nodes[add].outputs[0]
+        }
+        let name = nodes[divide].name.isEmpty ? output : nodes[divide].name
+        for i in used { replacements[i] = .some(nil) }
+        replacements[used.max()!] = ONNXNodeProto(name: name, opType: "LayerNormalization", domain: "", inputs: inputs,
+                                                  outputs: [output],
+                                                  attributes: ["axis": .int(-1), "epsilon": .float(epsilon.floats[0])])
     }
 
     /// Ops computing each element from the same element of their inputs.
