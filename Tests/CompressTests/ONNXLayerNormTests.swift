@@ -149,11 +149,12 @@ import Testing
     // MARK: Refusals
 
     /// Imports a spec whose nodes are `nodes` over input x[C,3,3]; returns the unsupported nodes' reasons.
-    static func refusals(_ nodes: [ONNXNodeSpec], outputs extra: [String] = []) throws -> [String] {
+    static func refusals(_ nodes: [ONNXNodeSpec], outputs extra: [String] = [],
+                         initializers: [(name: String, tensor: ONNXTensorData)]? = nil) throws -> [String] {
         var spec = try ONNXModelSpec(Model(graph: F.singleOp(.relu, sample: [channels, size, size])), opset: 17)
         spec.nodes = nodes
         spec.outputs += extra.map { ONNXValueInfoSpec(name: $0, dataType: .float, dims: [.unknown]) }
-        spec.initializers = [("s", ONNXTensorData(shape: [size], values: .float([1, 1, 1])))]
+        spec.initializers = initializers ?? [("s", ONNXTensorData(shape: [size], values: .float([1, 1, 1])))]
         do {
             _ = try ONNXImporter.decode(try ONNXProtoEncoder.bytes(of: spec))
             return []
@@ -167,6 +168,20 @@ import Testing
         let reasons = try Self.refusals([ln])
         #expect(reasons.count == 1)
         #expect(reasons.first?.hasPrefix("'ln' (LayerNormalization): axis -1 of a 4-D value") == true, "\(reasons)")
+    }
+
+    /// A channels-last LayerNorm followed by something else than the chains the import folds:
+    /// one message, on the Transpose, saying what was found.
+    @Test func unfoldableChannelsLastChainIsRefusedOnItsTranspose() throws {
+        let nodes = [ONNXNodeSpec(name: "t1", opType: "Transpose", inputs: ["x"], outputs: ["t"], attributes: [("perm", .ints([0, 2, 3, 1]))]),
+                  ONNXNodeSpec(name: "ln", opType: "LayerNormalization", inputs: ["t", "s4"], outputs: ["n"]),
+                  ONNXNodeSpec(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["r"]),
+                  ONNXNodeSpec(name: "t2", opType: "Transpose", inputs: ["r"], outputs: ["y"], attributes: [("perm", .ints([0, 3, 1, 2]))])]
+        let reasons = try Self.refusals(nodes, initializers: [("s4", ONNXTensorData(shape: [Self.channels], values: .float([1, 1, 1, 1])))])
+        #expect(reasons.first == "'t1' (Transpose): a Transpose perm [0,2,3,1] is supported only before ConvNeXt's channels-last "
+                + "LayerNorm or block, and here the LayerNormalization 'ln' after it is followed neither by Transpose perm [0,3,1,2] "
+                + "nor by a MatMul by a constant [4, H] matrix (ConvNeXt's block)", "\(reasons)")
+        #expect(!reasons.contains { $0.hasPrefix("'ln'") || $0.hasPrefix("'relu'") })
     }
 
     @Test func usedStatisticsOutputsAreRefused() throws {

@@ -148,7 +148,7 @@ extension ImportContext {
 
     /// Converts `n` by op type.
     mutating func convert(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
-        if n.domain == channelLayerNormDomain && n.opType == channelLayerNormOpType { return try convertChannelLayerNorm(n) }
+        if n.domain == channelLayerNormDomain { return try convertChannelLayerNorm(n) }
         guard n.domain.isEmpty || n.domain == "ai.onnx" else { throw UnsupportedFeature("operator domain '\(n.domain)' not supported") }
         guard Self.supportedOps.contains(n.opType) else { throw UnsupportedFeature("op type not supported") }
         let required = requiredInputs(n.opType)

@@ -30,7 +30,9 @@ func foldingChannelsLastLayerNorms(_ graph: ONNXGraphProto) -> ONNXGraphProto {
     for index in graph.nodes.indices { lifting.liftDecomposedLayerNorm(startingAt: index) }
     let lifted = lifting.result()
     var folding = ChannelsLastFolding(lifted)
-    for index in lifted.nodes.indices { folding.foldChain(startingAt: index) }
+    for index in lifted.nodes.indices {
+        if let reason = folding.foldChain(startingAt: index) { folding.markUnfoldable(index, because: reason) }
+    }
     return folding.result()
 }
 
@@ -38,6 +40,8 @@ func foldingChannelsLastLayerNorms(_ graph: ONNXGraphProto) -> ONNXGraphProto {
 let channelLayerNormDomain = "compressor.folded"
 /// The op type of a LayerNorm over axis 1 of an NCHW value: inputs x, scale `[C]`, bias `[C]`; attribute epsilon.
 let channelLayerNormOpType = "ChannelLayerNormalization"
+/// The op type of a channels-last Transpose that starts a chain the rewrite could not fold; attribute reason.
+let unfoldableTransposeOpType = "UnfoldableTranspose"
 
 /// The state of one rewrite: the graph's nodes by index, who reads each value,
 /// and the replacements decided so far (applied in `result`).
@@ -64,6 +68,15 @@ private struct ChannelsLastFolding {
             }
         }
         names = Set(graph.initializers.map(\.name) + graph.inputs.map(\.name) + graph.nodes.flatMap(\.outputs))
+    }
+
+    /// Replaces Transpose node `index` by a node the converter refuses with `reason`.
+    mutating func markUnfoldable(_ index: Int, because reason: String) {
+        var n = graph.nodes[index]
+        (n.domain, n.opType) = (channelLayerNormDomain, unfoldableTransposeOpType)
+        n.attributes = ["reason": .string("a Transpose perm [0,2,3,1] is supported only before ConvNeXt's channels-last "
+                                          + "LayerNorm or block, and here \(reason)")]
+        replacements[index] = n
     }
 
     /// The rewritten graph.
@@ -132,24 +145,28 @@ private struct ChannelsLastFolding {
     }
 
     /// Rewrites the chain whose first `Transpose` is node `index`, if it matches.
-    mutating func foldChain(startingAt index: Int) {
+    /// Returns why not when the Transpose feeds a `LayerNormalization` over its
+    /// last axis but what follows is not a chain this rewrite knows.
+    mutating func foldChain(startingAt index: Int) -> String? {
         let t1 = graph.nodes[index]
         guard replacements[index] == nil, isTranspose(t1, [0, 2, 3, 1]), t1.inputs.count == 1,
-              let lnIndex = soleReader(t1.outputs[0]) else { return }
+              let lnIndex = soleReader(t1.outputs[0]) else { return nil }
         let ln = graph.nodes[lnIndex]
         guard ln.opType == "LayerNormalization", ln.domain.isEmpty, ln.inputs.count >= 2,
               (try? ln.int("axis", default: -1)).map({ $0 == -1 || $0 == 3 }) == true,
               (try? ln.onlyAttributes(["axis", "epsilon", "stash_type"])) != nil,
               ln.outputs.dropFirst().allSatisfy({ $0.isEmpty || (readers[$0] == nil && !outputs.contains($0)) }),
               let scale = constants[ln.inputs[1]], scale.rank == 1, scale.dtype != .int64,
-              let epsilon = try? ln.float("epsilon", default: 1e-5) else { return }
+              let epsilon = try? ln.float("epsilon", default: 1e-5) else { return nil }
         let channels = scale.shape[0]
         var bias: [Float]? = nil
         if let b = ln.input(2) {
-            guard let v = vector(b, count: channels) else { return }
+            guard let v = vector(b, count: channels) else { return nil }
             bias = v
         }
-        guard let next = soleReader(ln.outputs[0]) else { return }
+        guard let next = soleReader(ln.outputs[0]) else {
+            return "the LayerNormalization '\(ln.name)' after it has several readers or is a graph output"
+        }
         let scaleName = ln.inputs[1]
         let biasName = bias.map { _ in ln.inputs[2] }
         func layerNorm(output: String) -> ONNXNodeProto {
@@ -162,14 +179,22 @@ private struct ChannelsLastFolding {
             replacements[index] = .some(nil)
             replacements[lnIndex] = .some(nil)
             replacements[next] = layerNorm(output: graph.nodes[next].outputs[0])
-            return
+            return nil
         }
         // The block: LayerNormalization -> MatMul (+Add) -> activation -> MatMul (+Add) [-> Mul] -> Transpose [-> Mul].
-        guard let first = linear(reading: ln.outputs[0], at: next), first.w.shape[0] == channels,
-              let exitReader = elementwiseSubgraph(from: first.output)?.exit else { return }
+        guard let first = linear(reading: ln.outputs[0], at: next), first.w.shape[0] == channels else {
+            return "the LayerNormalization '\(ln.name)' after it is followed neither by Transpose perm [0,3,1,2] nor by a MatMul "
+                + "by a constant [\(channels), H] matrix (ConvNeXt's block)"
+        }
+        guard let exitReader = elementwiseSubgraph(from: first.output)?.exit else {
+            return "in the ConvNeXt block after it, the values after the first MatMul are not one elementwise activation "
+                + "that only a second MatMul reads"
+        }
         let hidden = first.w.shape[1]
         let input2 = graph.nodes[exitReader].inputs[0]
-        guard let second = linear(reading: input2, at: exitReader), second.w.shape[0] == hidden else { return }
+        guard let second = linear(reading: input2, at: exitReader), second.w.shape[0] == hidden else {
+            return "in the ConvNeXt block after it, the second MatMul's weight is not a constant [\(hidden), C] matrix"
+        }
         let outChannels = second.w.shape[1]
         var used = [index, lnIndex] + first.nodes + second.nodes
         var layerScale = [Float](repeating: 1, count: outChannels)
@@ -181,7 +206,9 @@ private struct ChannelsLastFolding {
             used.append(m)
             value = graph.nodes[m].outputs[0]
         }
-        guard let t2 = soleReader(value), isTranspose(graph.nodes[t2], [0, 3, 1, 2]) else { return }
+        guard let t2 = soleReader(value), isTranspose(graph.nodes[t2], [0, 3, 1, 2]) else {
+            return "the ConvNeXt block after it does not end in Transpose perm [0,3,1,2] (after an optional per-channel Mul)"
+        }
         used.append(t2)
         var output = graph.nodes[t2].outputs[0]
         if layerScale.allSatisfy({ $0 == 1 }), let m = soleReader(output), graph.nodes[m].opType == "Mul",
@@ -214,6 +241,7 @@ private struct ChannelsLastFolding {
         // The activation's nodes stay; the second conv replaces the chain's last node.
         replacements[used.last!] = ONNXNodeProto(
             name: base2, opType: "Conv", domain: "", inputs: [input2] + inputs2, outputs: [output], attributes: [:])
+        return nil
     }
 
     /// The constant axes of a ReduceMean (attribute before opset 18, input from 18) when they are [-1] and keepdims is 1.
@@ -348,8 +376,12 @@ extension ImportContext {
         try emitLayerNorm(n, x, epsilon: try n.float("epsilon", default: 1e-5))
     }
 
-    /// The LayerNorm over the channels of an NCHW value that `foldingChannelsLastLayerNorms` wrote.
+    /// The LayerNorm over the channels of an NCHW value that `foldingChannelsLastLayerNorms` wrote,
+    /// or the channels-last Transpose it could not fold (refused with its reason).
     mutating func convertChannelLayerNorm(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
+        if n.opType == unfoldableTransposeOpType {
+            throw UnsupportedFeature((try? n.string("reason", default: "")) ?? "", opType: "Transpose")
+        }
         do throws(UnsupportedFeature) {
             let x = try dynamic(n.inputs[0])
             guard x.rank == 4 else { throw UnsupportedFeature("a channels-last LayerNormalization of a \(x.rank)-D value (needs NCHW)") }
