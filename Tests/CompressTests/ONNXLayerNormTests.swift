@@ -173,10 +173,12 @@ import Testing
     /// A channels-last LayerNorm followed by something else than the chains the import folds:
     /// one message, on the Transpose, saying what was found.
     @Test func unfoldableChannelsLastChainIsRefusedOnItsTranspose() throws {
-        let nodes = [ONNXNodeSpec(name: "t1", opType: "Transpose", inputs: ["x"], outputs: ["t"], attributes: [("perm", .ints([0, 2, 3, 1]))]),
-                  ONNXNodeSpec(name: "ln", opType: "LayerNormalization", inputs: ["t", "s4"], outputs: ["n"]),
-                  ONNXNodeSpec(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["r"]),
-                  ONNXNodeSpec(name: "t2", opType: "Transpose", inputs: ["r"], outputs: ["y"], attributes: [("perm", .ints([0, 3, 1, 2]))])]
+        let nodes = [
+            ONNXNodeSpec(name: "t1", opType: "Transpose", inputs: ["x"], outputs: ["t"], attributes: [("perm", .ints([0, 2, 3, 1]))]),
+            ONNXNodeSpec(name: "ln", opType: "LayerNormalization", inputs: ["t", "s4"], outputs: ["n"]),
+            ONNXNodeSpec(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["r"]),
+            ONNXNodeSpec(name: "t2", opType: "Transpose", inputs: ["r"], outputs: ["y"], attributes: [("perm", .ints([0, 3, 1, 2]))]),
+        ]
         let reasons = try Self.refusals(nodes, initializers: [("s4", ONNXTensorData(shape: [Self.channels], values: .float([1, 1, 1, 1])))])
         #expect(reasons.first == "'t1' (Transpose): a Transpose perm [0,2,3,1] is supported only before ConvNeXt's channels-last "
                 + "LayerNorm or block, and here the LayerNormalization 'ln' after it is followed neither by Transpose perm [0,3,1,2] "
