@@ -23,9 +23,16 @@
 /// Mul by itself) -> ReduceMean (axes [-1]) -> Add ε -> Sqrt -> Div -> Mul by
 /// the scale [-> Add the bias]`.
 ///
-/// Chains that do not match are left as they are (and then fail on their
-/// `Transpose` or `LayerNormalization` with the converter's message).
+/// Other chains are left as they are and fail on their `Transpose` or
+/// `LayerNormalization`; a `Transpose perm [0,2,3,1]` before a
+/// `LayerNormalization` over the last axis whose continuation does not match
+/// is refused with a message saying what follows it.
 func foldingChannelsLastLayerNorms(_ graph: ONNXGraphProto) -> ONNXGraphProto {
+    var graph = graph
+    // The rewrite's private domain is not for files: a file's node in it stays unsupported.
+    for i in graph.nodes.indices where graph.nodes[i].domain == channelLayerNormDomain {
+        graph.nodes[i].domain = "\(channelLayerNormDomain) (in the file)"
+    }
     var lifting = ChannelsLastFolding(graph)
     for index in graph.nodes.indices { lifting.liftDecomposedLayerNorm(startingAt: index) }
     let lifted = lifting.result()
@@ -36,7 +43,7 @@ func foldingChannelsLastLayerNorms(_ graph: ONNXGraphProto) -> ONNXGraphProto {
     return folding.result()
 }
 
-/// The private domain of the folded LayerNorm node (never in a file).
+/// The private domain of the nodes the rewrite writes (a file's nodes in it are renamed away).
 let channelLayerNormDomain = "compressor.folded"
 /// The op type of a LayerNorm over axis 1 of an NCHW value: inputs x, scale `[C]`, bias `[C]`; attribute epsilon.
 let channelLayerNormOpType = "ChannelLayerNormalization"
