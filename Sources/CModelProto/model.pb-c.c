@@ -457,6 +457,51 @@ void   compressor__batch_norm_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__batch_norm_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__layer_norm_attributes__init
+                     (Compressor__LayerNormAttributes         *message)
+{
+  static const Compressor__LayerNormAttributes init_value = COMPRESSOR__LAYER_NORM_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__layer_norm_attributes__get_packed_size
+                     (const Compressor__LayerNormAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__layer_norm_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__layer_norm_attributes__pack
+                     (const Compressor__LayerNormAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__layer_norm_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__layer_norm_attributes__pack_to_buffer
+                     (const Compressor__LayerNormAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__layer_norm_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__LayerNormAttributes *
+       compressor__layer_norm_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__LayerNormAttributes *)
+     protobuf_c_message_unpack (&compressor__layer_norm_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__layer_norm_attributes__free_unpacked
+                     (Compressor__LayerNormAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__layer_norm_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__leaky_relu_attributes__init
                      (Compressor__LeakyReluAttributes         *message)
 {
@@ -1928,7 +1973,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[24] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[25] =
 {
   {
     "name",
@@ -2207,6 +2252,18 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[24] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "layer_norm",
+    36,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, layer_norm),
+    &compressor__layer_norm_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "quantize_dequantize",
     60,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -2230,13 +2287,14 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   14,   /* field[14] = flatten */
   13,   /* field[13] = global_avg_pool */
   1,   /* field[1] = inputs */
+  23,   /* field[23] = layer_norm */
   8,   /* field[8] = leaky_relu */
   4,   /* field[4] = linear */
   11,   /* field[11] = max_pool */
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
-  23,   /* field[23] = quantize_dequantize */
+  24,   /* field[24] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
@@ -2245,12 +2303,13 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   17,   /* field[17] = sub */
   10,   /* field[10] = tanh */
 };
-static const ProtobufCIntRange compressor__node__number_ranges[3 + 1] =
+static const ProtobufCIntRange compressor__node__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 60, 23 },
-  { 0, 24 }
+  { 36, 23 },
+  { 60, 24 },
+  { 0, 25 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2260,10 +2319,10 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  24,
+  25,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
-  3,  compressor__node__number_ranges,
+  4,  compressor__node__number_ranges,
   (ProtobufCMessageInit) compressor__node__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2526,6 +2585,44 @@ const ProtobufCMessageDescriptor compressor__batch_norm_attributes__descriptor =
   compressor__batch_norm_attributes__field_indices_by_name,
   1,  compressor__batch_norm_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__batch_norm_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__layer_norm_attributes__field_descriptors[1] =
+{
+  {
+    "epsilon",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__LayerNormAttributes, has_epsilon),
+    offsetof(Compressor__LayerNormAttributes, epsilon),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__layer_norm_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = epsilon */
+};
+static const ProtobufCIntRange compressor__layer_norm_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor compressor__layer_norm_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.LayerNormAttributes",
+  "LayerNormAttributes",
+  "Compressor__LayerNormAttributes",
+  "compressor",
+  sizeof(Compressor__LayerNormAttributes),
+  1,
+  compressor__layer_norm_attributes__field_descriptors,
+  compressor__layer_norm_attributes__field_indices_by_name,
+  1,  compressor__layer_norm_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__layer_norm_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__leaky_relu_attributes__field_descriptors[1] =

@@ -25,6 +25,7 @@ typedef struct Compressor__Size2 Compressor__Size2;
 typedef struct Compressor__Padding2 Compressor__Padding2;
 typedef struct Compressor__Conv2dAttributes Compressor__Conv2dAttributes;
 typedef struct Compressor__BatchNormAttributes Compressor__BatchNormAttributes;
+typedef struct Compressor__LayerNormAttributes Compressor__LayerNormAttributes;
 typedef struct Compressor__LeakyReluAttributes Compressor__LeakyReluAttributes;
 typedef struct Compressor__Pool2dAttributes Compressor__Pool2dAttributes;
 typedef struct Compressor__AvgPoolAttributes Compressor__AvgPoolAttributes;
@@ -163,6 +164,7 @@ typedef enum {
   COMPRESSOR__NODE__OP_CONCAT = 27,
   COMPRESSOR__NODE__OP_SOFTMAX = 28,
   COMPRESSOR__NODE__OP_DROPOUT = 29,
+  COMPRESSOR__NODE__OP_LAYER_NORM = 36,
   COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE = 60
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__NODE__OP__CASE)
 } Compressor__Node__OpCase;
@@ -199,6 +201,7 @@ struct  Compressor__Node
     Compressor__AxisAttributes *concat;
     Compressor__AxisAttributes *softmax;
     Compressor__DropoutAttributes *dropout;
+    Compressor__LayerNormAttributes *layer_norm;
     /*
      * 30..59: free; 60.. quantization.
      */
@@ -281,6 +284,20 @@ struct  Compressor__BatchNormAttributes
 };
 #define COMPRESSOR__BATCH_NORM_ATTRIBUTES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__batch_norm_attributes__descriptor) \
+    , 0, 0 }
+
+
+/*
+ * LayerNorm over the channels (axis 1) at each position.
+ */
+struct  Compressor__LayerNormAttributes
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_epsilon;
+  float epsilon;
+};
+#define COMPRESSOR__LAYER_NORM_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__layer_norm_attributes__descriptor) \
     , 0, 0 }
 
 
@@ -1117,6 +1134,25 @@ Compressor__BatchNormAttributes *
 void   compressor__batch_norm_attributes__free_unpacked
                      (Compressor__BatchNormAttributes *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__LayerNormAttributes methods */
+void   compressor__layer_norm_attributes__init
+                     (Compressor__LayerNormAttributes         *message);
+size_t compressor__layer_norm_attributes__get_packed_size
+                     (const Compressor__LayerNormAttributes   *message);
+size_t compressor__layer_norm_attributes__pack
+                     (const Compressor__LayerNormAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__layer_norm_attributes__pack_to_buffer
+                     (const Compressor__LayerNormAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__LayerNormAttributes *
+       compressor__layer_norm_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__layer_norm_attributes__free_unpacked
+                     (Compressor__LayerNormAttributes *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__LeakyReluAttributes methods */
 void   compressor__leaky_relu_attributes__init
                      (Compressor__LeakyReluAttributes         *message);
@@ -1662,6 +1698,9 @@ typedef void (*Compressor__Conv2dAttributes_Closure)
 typedef void (*Compressor__BatchNormAttributes_Closure)
                  (const Compressor__BatchNormAttributes *message,
                   void *closure_data);
+typedef void (*Compressor__LayerNormAttributes_Closure)
+                 (const Compressor__LayerNormAttributes *message,
+                  void *closure_data);
 typedef void (*Compressor__LeakyReluAttributes_Closure)
                  (const Compressor__LeakyReluAttributes *message,
                   void *closure_data);
@@ -1759,6 +1798,7 @@ extern const ProtobufCMessageDescriptor compressor__size2__descriptor;
 extern const ProtobufCMessageDescriptor compressor__padding2__descriptor;
 extern const ProtobufCMessageDescriptor compressor__conv2d_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__batch_norm_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__layer_norm_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__leaky_relu_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__pool2d_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__avg_pool_attributes__descriptor;

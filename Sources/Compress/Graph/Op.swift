@@ -73,11 +73,19 @@ public struct Pool2d: Sendable, Hashable {
 /// - `conv2d`: x `[N,C,H,W]`, weight `[O, C/groups, kh, kw]`, optional bias `[O]`.
 /// - `linear`: x `[N, in]`, weight `[out, in]`, optional bias `[out]` (y = x Wᵀ + b).
 /// - `batchNorm`: x `[N,C,...]`, scale, bias, running mean, running variance, each `[C]`.
+/// - `layerNorm`: x `[N,C,...]`, scale `[C]`, optional bias `[C]`.
 /// - binary elementwise ops broadcast numpy-style.
 public enum Op: Sendable, Hashable {
     case conv2d(Conv2d)
     case linear
     case batchNorm(epsilon: Float)
+    /// Layer normalization over the channels (axis 1) at each position:
+    /// `y = (x - mean) / sqrt(var + epsilon) * scale[c] + bias[c]`, with the mean
+    /// and the biased variance taken over the C values of one sample at one
+    /// position, as ConvNeXt's channels-first LayerNorm (Liu et al. 2022,
+    /// "A ConvNet for the 2020s"; Ba et al. 2016, "Layer Normalization").
+    /// On `[N, F]` it is an ordinary LayerNorm over the features.
+    case layerNorm(epsilon: Float)
     case relu
     /// min(max(x, 0), 6), as MobileNet uses it.
     case relu6
@@ -109,6 +117,7 @@ public enum Op: Sendable, Hashable {
         case .conv2d: "Conv2d"
         case .linear: "Linear"
         case .batchNorm: "BatchNorm"
+        case .layerNorm: "LayerNorm"
         case .relu: "ReLU"
         case .relu6: "ReLU6"
         case .leakyRelu: "LeakyReLU"
@@ -135,6 +144,7 @@ public enum Op: Sendable, Hashable {
         switch self {
         case .conv2d, .linear: (2, 3)
         case .batchNorm: (5, 5)
+        case .layerNorm: (2, 3)
         case .add, .sub, .mul, .div: (2, 2)
         case .concat: (1, Int.max)
         default: (1, 1)

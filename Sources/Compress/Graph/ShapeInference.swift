@@ -97,6 +97,12 @@ extension Node {
             guard x.count >= 2 else { throw mismatch(0, "BatchNorm needs [N,C,...], got \(x)") }
             for i in 1..<5 where s[i] != [x[1]] { throw mismatch(i, "must be [\(x[1])], got \(s[i])") }
             return x
+        case .layerNorm(let epsilon):
+            let x = s[0]
+            guard x.count >= 2 else { throw mismatch(0, "LayerNorm needs [N,C,...], got \(x)") }
+            guard epsilon >= 0, epsilon.isFinite else { throw .invalidAttribute(node: name, detail: "epsilon \(epsilon) must be finite and >= 0") }
+            for i in 1..<s.count where s[i] != [x[1]] { throw mismatch(i, "must be [\(x[1])], got \(s[i])") }
+            return x
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout:
             return s[0]
         case .quantizeDequantize(let q):

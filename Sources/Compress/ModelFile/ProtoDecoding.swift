@@ -141,6 +141,9 @@ enum ProtoDecoder {
         case COMPRESSOR__NODE__OP_BATCH_NORM:
             let a = try reader.message(n.batch_norm, "batch norm attributes")
             op = .batchNorm(epsilon: try reader.value(a.has_epsilon, a.epsilon, "epsilon"))
+        case COMPRESSOR__NODE__OP_LAYER_NORM:
+            let a = try reader.message(n.layer_norm, "layer norm attributes")
+            op = .layerNorm(epsilon: try reader.value(a.has_epsilon, a.epsilon, "epsilon"))
         case COMPRESSOR__NODE__OP_RELU: op = .relu
         case COMPRESSOR__NODE__OP_RELU6: op = .relu6
         case COMPRESSOR__NODE__OP_LEAKY_RELU:

@@ -130,6 +130,12 @@ struct ProtoEncoder {
             a.pointee.epsilon = epsilon
             n.pointee.op_case = COMPRESSOR__NODE__OP_BATCH_NORM
             n.pointee.batch_norm = a
+        case .layerNorm(let epsilon):
+            let a = arena.message(compressor__layer_norm_attributes__init)
+            a.pointee.has_epsilon = 1
+            a.pointee.epsilon = epsilon
+            n.pointee.op_case = COMPRESSOR__NODE__OP_LAYER_NORM
+            n.pointee.layer_norm = a
         case .relu:
             n.pointee.op_case = COMPRESSOR__NODE__OP_RELU
             n.pointee.relu = noAttributes()

@@ -8,6 +8,7 @@
 /// | `conv2d` | `Conv` (kernel_shape, strides, pads [top, left, bottom, right], dilations, group) |
 /// | `linear` | `Gemm` with `transB = 1` |
 /// | `batchNorm` | `BatchNormalization` (epsilon) |
+/// | `layerNorm` | `Transpose` (channels last), `LayerNormalization` (axis -1, epsilon), `Transpose` back; below opset 17 the middle is decomposed (`ReduceMean`, `Sub`, `Mul`, `ReduceMean`, `Add`, `Sqrt`, `Div`, `Mul`, `Add`); no `Transpose` on `[N, F]` |
 /// | `relu6` | `Clip` with scalar min 0 and max 6 as constant inputs |
 /// | `maxPool`, `avgPool` | `MaxPool`, `AveragePool` (ceil_mode, count_include_pad; a dilated average pool needs opset 19) |
 /// | `globalAvgPool` | `GlobalAveragePool` |

@@ -115,6 +115,10 @@ struct ONNXModelSpec {
                     continue
                 }
             }
+            if case .layerNorm(let epsilon) = node.op {
+                nodes += lowering.layerNormNodes(node, inputs: inputs, epsilon: epsilon)
+                continue
+            }
             nodes.append(try lowering.lower(node, inputs: inputs))
             if let q = qdq?.inheritedQuantizer(after: node) {
                 let requantized = lowering.namer.fresh("\(node.output).requantized")

@@ -68,6 +68,9 @@ struct ONNXNodeLowering {
         case .conv2d(let c): return make(convAttributes(c, weight: shapes[node.inputs[1]] ?? []))
         case .linear: return make([("transB", .int(1))])
         case .batchNorm(let epsilon): return make([("epsilon", .float(epsilon))])
+        case .layerNorm:
+            // `layerNormNodes` writes these as several nodes before lowering reaches them.
+            throw .notExportable(node: node.name, reason: "LayerNorm is written by layerNormNodes")
         case .relu: return make()
         case .relu6: return make(extraInputs: clipBoundNames())
         case .leakyRelu(let alpha): return make([("alpha", .float(alpha))])
@@ -151,6 +154,7 @@ func onnxOpType(_ op: Op) -> String {
     case .conv2d: "Conv"
     case .linear: "Gemm"
     case .batchNorm: "BatchNormalization"
+    case .layerNorm: "LayerNormalization"
     case .relu: "Relu"
     case .relu6: "Clip"
     case .leakyRelu: "LeakyRelu"
@@ -169,5 +173,53 @@ func onnxOpType(_ op: Op) -> String {
     case .softmax: "Softmax"
     case .dropout: "Identity"
     case .quantizeDequantize: "QuantizeLinear"
+    }
+}
+
+extension ONNXNodeLowering {
+    /// A LayerNorm over channels (axis 1), which ONNX's `LayerNormalization`
+    /// can only take over the last axes: the channels are moved last by a
+    /// `Transpose`, normalized over axis -1, and moved back. From opset 17 the
+    /// middle is one `LayerNormalization`; below 17 it is the decomposition
+    /// `ReduceMean`, `Sub`, `Mul`, `ReduceMean`, `Add` ε, `Sqrt`, `Div`, `Mul`
+    /// by the scale, `Add` of the bias. A `[N, F]` value needs no `Transpose`.
+    mutating func layerNormNodes(_ node: Node, inputs: [String], epsilon: Float) -> [ONNXNodeSpec] {
+        let rank = shapes[node.inputs[0]]?.count ?? 2
+        var nodes: [ONNXNodeSpec] = []
+        var x = inputs[0]
+        let output = rank > 2 ? namer.fresh("\(node.output).channels_last") : node.output
+        func add(_ suffix: String, _ opType: String, _ inputs: [String], _ output: String? = nil,
+                 _ attributes: [(name: String, value: ONNXAttributeValue)] = []) -> String {
+            let out = output ?? namer.fresh("\(node.output).\(suffix)")
+            nodes.append(ONNXNodeSpec(name: namer.fresh("\(node.name).\(suffix)"), opType: opType, inputs: inputs,
+                                      outputs: [out], attributes: attributes))
+            return out
+        }
+        if rank > 2 {
+            x = add("to_channels_last", "Transpose", [x], nil, [("perm", .ints([0] + Array(2..<rank) + [1]))])
+        }
+        if opset >= 17 {
+            nodes.append(ONNXNodeSpec(name: node.name, opType: "LayerNormalization", inputs: [x] + inputs.dropFirst(),
+                                      outputs: [output], attributes: [("axis", .int(-1)), ("epsilon", .float(epsilon))]))
+        } else {
+            let lastAxis: [(name: String, value: ONNXAttributeValue)] = [("axes", .ints([-1])), ("keepdims", .int(1))]
+            let mean = add("mean", "ReduceMean", [x], nil, lastAxis)
+            let centered = add("centered", "Sub", [x, mean])
+            let squared = add("squared", "Mul", [centered, centered])
+            let variance = add("variance", "ReduceMean", [squared], nil, lastAxis)
+            let epsilonName = namer.fresh("\(node.name).epsilon")
+            constants[epsilonName] = .scalar(epsilon)
+            let shifted = add("variance_epsilon", "Add", [variance, epsilonName])
+            let deviation = add("deviation", "Sqrt", [shifted])
+            let normalized = add("normalized", "Div", [centered, deviation])
+            let hasBias = inputs.count > 2
+            _ = add("scaled", "Mul", [normalized, inputs[1]], hasBias ? nil : output)
+            if hasBias { _ = add("shifted", "Add", [nodes.last!.outputs[0], inputs[2]], output) }
+        }
+        if rank > 2 {
+            _ = add("to_channels_first", "Transpose", [output], node.output,
+                    [("perm", .ints([0, rank - 1] + Array(1..<(rank - 1))))])
+        }
+        return nodes
     }
 }

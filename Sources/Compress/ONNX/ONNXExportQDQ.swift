@@ -180,6 +180,8 @@ struct ONNXQDQLowering {
         case .relu, .relu6:
             throw refuse("onnxruntime has no integer \(op); it removes one only right before the QuantizeLinear of the "
                          + "layer it follows, and here it reads a quantized value")
+        case .layerNorm:
+            throw refuse("onnxruntime has no integer LayerNormalization; quantize with --activations none for int8 weights only")
         case .batchNorm:
             throw refuse("onnxruntime has no integer BatchNormalization; fold BatchNorm into the convs first "
                          + "(quantize --fold-bn true)")

@@ -83,7 +83,7 @@ struct ONNXGraphConverter {
     /// Converts one node, recording it when unsupported.
     mutating func convertNode(_ node: ONNXNodeProto, named name: String) {
         context.current = name
-        let known = ImportContext.supportedOps.contains(node.opType)
+        let known = ImportContext.supportedOps.contains(node.opType) || node.domain == channelLayerNormDomain
         let failedInput = node.inputs.contains { if case .failed? = context.values[$0] { true } else { false } }
         if failedInput && known {
             for o in node.outputs { context.define(o, .failed) }
@@ -128,7 +128,7 @@ extension ImportContext {
     /// ONNX op types the importer converts.
     static let supportedOps: Set<String> = [
         "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
-        "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
+        "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
         "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "QuantizeLinear", "DequantizeLinear",
     ]
@@ -138,6 +138,7 @@ extension ImportContext {
         switch opType {
         case "Constant": 0
         case "BatchNormalization": 5
+        case "LayerNormalization": 2
         case "Slice": opset < 10 ? 1 : 3
         case "Pad": opset < 11 ? 1 : 2
         case "Conv", "Gemm", "MatMul", "Reshape", "Gather", "Add", "Sub", "Mul", "Div", "QuantizeLinear", "DequantizeLinear": 2
@@ -147,6 +148,7 @@ extension ImportContext {
 
     /// Converts `n` by op type.
     mutating func convert(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
+        if n.domain == channelLayerNormDomain { return try convertChannelLayerNorm(n) }
         guard n.domain.isEmpty || n.domain == "ai.onnx" else { throw UnsupportedFeature("operator domain '\(n.domain)' not supported") }
         guard Self.supportedOps.contains(n.opType) else { throw UnsupportedFeature("op type not supported") }
         let required = requiredInputs(n.opType)
@@ -158,6 +160,7 @@ extension ImportContext {
         case "Gemm": try convertGemm(n)
         case "MatMul": try convertMatMul(n)
         case "BatchNormalization": try convertBatchNorm(n)
+        case "LayerNormalization": try convertLayerNormalization(n)
         case "Relu": try convertUnary(n, .relu)
         case "LeakyRelu": try convertUnary(n, .leakyRelu(alpha: try n.float("alpha", default: 0.01)))
         case "Sigmoid": try convertUnary(n, .sigmoid)

@@ -1,6 +1,10 @@
 /// Imports ONNX models (opsets 9 through 28) into the graph IR.
 ///
 /// Supported: Conv, Gemm, MatMul (+ Add of a bias), BatchNormalization,
+/// LayerNormalization (over the features of a 2-D value, and ConvNeXt's
+/// channels-last LayerNorm and block between Transposes, folded into
+/// channels-first ops, also when written decomposed below opset 17:
+/// `ONNXLayerNormFolding.swift`),
 /// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), MaxPool,
 /// AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Sub, Mul, Div,
 /// Concat, Pad (zero padding absorbed by the Conv or AveragePool after it),
@@ -23,7 +27,7 @@ public enum ONNXImporter {
         let proto = try ONNXProtoReader.model(bytes)
         guard let graph = proto.graph else { throw .missingGraph }
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
-        var converter = try ONNXGraphConverter(graph: graph, opset: opset)
+        var converter = try ONNXGraphConverter(graph: foldingChannelsLastLayerNorms(graph), opset: opset)
         let (imported, outputShape) = try converter.convert()
         var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
         // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.

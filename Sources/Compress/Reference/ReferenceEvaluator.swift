@@ -58,6 +58,7 @@ public enum ReferenceEvaluator {
         case .linear: return linear(x, weight: args[1]!, bias: args.count > 2 ? args[2] : nil)
         case .batchNorm(let eps):
             return batchNorm(x, scale: args[1]!, bias: args[2]!, mean: args[3]!, variance: args[4]!, epsilon: eps)
+        case .layerNorm(let eps): return layerNorm(x, scale: args[1]!, bias: args.count > 2 ? args[2] : nil, epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return unary(node.op, x)
         case .quantizeDequantize(let q): return quantizeDequantize(x, q)
         case .maxPool(let p): return maxPool(x, p)

@@ -5,9 +5,9 @@ public enum ParameterRole: Sendable, Hashable {
     case weight
     /// A convolution or linear bias.
     case bias
-    /// A BatchNorm scale (gamma).
+    /// A BatchNorm or LayerNorm scale (gamma).
     case normScale
-    /// A BatchNorm shift (beta).
+    /// A BatchNorm or LayerNorm shift (beta).
     case normBias
     /// A BatchNorm running mean: updated by training-mode forwards, never by an optimizer.
     case runningMean

@@ -93,6 +93,10 @@ struct TrainingPlanBuilder {
                 scale: try parameter(input(1)!, .normScale, node), bias: try parameter(input(2)!, .normBias, node),
                 runningMean: try statistic(input(3)!, .runningMean, node),
                 runningVariance: try statistic(input(4)!, .runningVariance, node), epsilon: epsilon)
+        case .layerNorm(let epsilon):
+            return LayerNormTrainingKernel(
+                scale: try parameter(input(1)!, .normScale, node),
+                bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .normBias, node) }, epsilon: epsilon)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh: return ActivationTrainingKernel(op: node.op)
         case .dropout(let ratio): return DropoutTrainingKernel(ratio: ratio, randomness: randomness)
         case .quantizeDequantize(let q): return QuantizeDequantizeTrainingKernel(quantization: q)

@@ -61,6 +61,10 @@ public enum SliceRole: Sendable, Hashable {
     case normMean
     /// BatchNorm running variance.
     case normVariance
+    /// LayerNorm (over channels) scale γ.
+    case layerNormScale
+    /// LayerNorm (over channels) shift β.
+    case layerNormShift
 }
 
 /// One initializer a group's removal cuts: which axis, and where each channel lies on it.

@@ -10,6 +10,10 @@ import Compress
 ///   (weight axis 0, bias) and slice their input channels (weight axis 1).
 /// - BatchNorm (its four vectors are sliced), unary activations, Dropout,
 ///   pools and GlobalAvgPool pass channels through.
+/// - LayerNorm over channels passes channels through and its scale and shift
+///   are sliced like BatchNorm's; its statistics are taken over whichever
+///   channels remain, so a pruned LayerNorm normalizes over the kept channels
+///   only (the other channels' values change; channel identity is kept).
 /// - Add, Sub, Mul and Div couple all inputs with equal channel counts and the
 ///   output into one group (inputs broadcasting over channels are left out),
 ///   so a residual branch, its shortcut and every reader share one group.
@@ -74,6 +78,9 @@ private struct ChannelDependencyAnalysis {
         case .batchNorm:
             passThrough(node)
             sliceNormParameters(node)
+        case .layerNorm:
+            passThrough(node)
+            sliceLayerNormParameters(node)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout, .maxPool, .avgPool, .globalAvgPool, .quantizeDequantize:
             passThrough(node)
         case .flatten(let axis): flatten(node, axis: axis)
@@ -148,6 +155,19 @@ private struct ChannelDependencyAnalysis {
                     record(segment.space, node.inputs[k], node, role, axis: 0, segment.mapping)
                 } else {
                     spaceReasons[segment.space].append("BatchNorm '\(node.name)' reads parameters that are not initializers")
+                }
+            }
+        }
+    }
+
+    private mutating func sliceLayerNormParameters(_ node: Node) {
+        let parameters = zip(node.inputs.dropFirst(), [SliceRole.layerNormScale, .layerNormShift]).filter { !$0.0.isEmpty }
+        for segment in layout[node.inputs[0]] ?? [] {
+            for (name, role) in parameters {
+                if isInitializer(name) {
+                    record(segment.space, name, node, role, axis: 0, segment.mapping)
+                } else {
+                    spaceReasons[segment.space].append("LayerNorm '\(node.name)' reads parameters that are not initializers")
                 }
             }
         }

@@ -105,6 +105,9 @@ struct ValueTable {
             append(node, BlockedPoolKernel(pool: p, reduction: .average(countIncludePad: countIncludePad)), [id(of: x)], .blocked)
         case .globalAvgPool where isBlocked(x):
             append(node, BlockedGlobalAveragePoolKernel(), [id(of: x)], .plain)
+        case .layerNorm(let eps) where isBlocked(x) && shapes[x]?.count == 4:
+            let parameters = try constantParameters(of: node)
+            append(node, BlockedLayerNormKernel(scale: parameters[0]!, bias: parameters[1], epsilon: eps), [id(of: x)], .blocked)
         case .relu where isBlocked(x):
             append(node, BlockedActivationKernel(activation: .relu), [id(of: x)], .blocked)
         case .relu6 where isBlocked(x):
@@ -149,6 +152,7 @@ struct ValueTable {
         case .batchNorm(let eps):
             return BatchNormKernel(scale: parameters[0]!, bias: parameters[1]!, mean: parameters[2]!,
                                    variance: parameters[3]!, epsilon: eps)
+        case .layerNorm(let eps): return LayerNormKernel(scale: parameters[0]!, bias: parameters[1], epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return UnaryKernel(op: node.op)
         case .quantizeDequantize(let q): return QuantizeDequantizeKernel(quantization: q, layout: .plain)
         case .maxPool(let p): return PoolKernel(pool: p, reduction: .max)
@@ -180,7 +184,7 @@ extension Op {
     /// Ops whose inputs after the first are parameters the kernel prepares once.
     var readsWeights: Bool {
         switch self {
-        case .conv2d, .linear, .batchNorm: true
+        case .conv2d, .linear, .batchNorm, .layerNorm: true
         default: false
         }
     }
