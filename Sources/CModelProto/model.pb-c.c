@@ -682,6 +682,96 @@ void   compressor__reshape_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__reshape_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__slice_attributes__init
+                     (Compressor__SliceAttributes         *message)
+{
+  static const Compressor__SliceAttributes init_value = COMPRESSOR__SLICE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__slice_attributes__get_packed_size
+                     (const Compressor__SliceAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__slice_attributes__pack
+                     (const Compressor__SliceAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__slice_attributes__pack_to_buffer
+                     (const Compressor__SliceAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__SliceAttributes *
+       compressor__slice_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__SliceAttributes *)
+     protobuf_c_message_unpack (&compressor__slice_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__slice_attributes__free_unpacked
+                     (Compressor__SliceAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__channel_permute_attributes__init
+                     (Compressor__ChannelPermuteAttributes         *message)
+{
+  static const Compressor__ChannelPermuteAttributes init_value = COMPRESSOR__CHANNEL_PERMUTE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__channel_permute_attributes__get_packed_size
+                     (const Compressor__ChannelPermuteAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__channel_permute_attributes__pack
+                     (const Compressor__ChannelPermuteAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__channel_permute_attributes__pack_to_buffer
+                     (const Compressor__ChannelPermuteAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__ChannelPermuteAttributes *
+       compressor__channel_permute_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__ChannelPermuteAttributes *)
+     protobuf_c_message_unpack (&compressor__channel_permute_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__channel_permute_attributes__free_unpacked
+                     (Compressor__ChannelPermuteAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__dropout_attributes__init
                      (Compressor__DropoutAttributes         *message)
 {
@@ -1928,7 +2018,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[24] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[26] =
 {
   {
     "name",
@@ -2207,6 +2297,30 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[24] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "slice",
+    34,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, slice),
+    &compressor__slice_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel_permute",
+    35,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, channel_permute),
+    &compressor__channel_permute_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "quantize_dequantize",
     60,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -2223,6 +2337,7 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   16,   /* field[16] = add */
   12,   /* field[12] = avg_pool */
   5,   /* field[5] = batch_norm */
+  24,   /* field[24] = channel_permute */
   20,   /* field[20] = concat */
   3,   /* field[3] = conv2d */
   19,   /* field[19] = div */
@@ -2236,21 +2351,23 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
-  23,   /* field[23] = quantize_dequantize */
+  25,   /* field[25] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
   9,   /* field[9] = sigmoid */
+  23,   /* field[23] = slice */
   21,   /* field[21] = softmax */
   17,   /* field[17] = sub */
   10,   /* field[10] = tanh */
 };
-static const ProtobufCIntRange compressor__node__number_ranges[3 + 1] =
+static const ProtobufCIntRange compressor__node__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 60, 23 },
-  { 0, 24 }
+  { 34, 23 },
+  { 60, 25 },
+  { 0, 26 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2260,10 +2377,10 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  24,
+  26,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
-  3,  compressor__node__number_ranges,
+  4,  compressor__node__number_ranges,
   (ProtobufCMessageInit) compressor__node__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2781,6 +2898,108 @@ const ProtobufCMessageDescriptor compressor__reshape_attributes__descriptor =
   compressor__reshape_attributes__field_indices_by_name,
   1,  compressor__reshape_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__reshape_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__slice_attributes__field_descriptors[3] =
+{
+  {
+    "axis",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__SliceAttributes, has_axis),
+    offsetof(Compressor__SliceAttributes, axis),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__SliceAttributes, has_start),
+    offsetof(Compressor__SliceAttributes, start),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__SliceAttributes, has_end),
+    offsetof(Compressor__SliceAttributes, end),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__slice_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = axis */
+  2,   /* field[2] = end */
+  1,   /* field[1] = start */
+};
+static const ProtobufCIntRange compressor__slice_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor compressor__slice_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.SliceAttributes",
+  "SliceAttributes",
+  "Compressor__SliceAttributes",
+  "compressor",
+  sizeof(Compressor__SliceAttributes),
+  3,
+  compressor__slice_attributes__field_descriptors,
+  compressor__slice_attributes__field_indices_by_name,
+  1,  compressor__slice_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__slice_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__channel_permute_attributes__field_descriptors[1] =
+{
+  {
+    "order",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__ChannelPermuteAttributes, n_order),
+    offsetof(Compressor__ChannelPermuteAttributes, order),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__channel_permute_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = order */
+};
+static const ProtobufCIntRange compressor__channel_permute_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor compressor__channel_permute_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.ChannelPermuteAttributes",
+  "ChannelPermuteAttributes",
+  "Compressor__ChannelPermuteAttributes",
+  "compressor",
+  sizeof(Compressor__ChannelPermuteAttributes),
+  1,
+  compressor__channel_permute_attributes__field_descriptors,
+  compressor__channel_permute_attributes__field_indices_by_name,
+  1,  compressor__channel_permute_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__channel_permute_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__dropout_attributes__field_descriptors[1] =
