@@ -96,8 +96,8 @@ public enum Op: Sendable, Hashable {
     case mul
     case div
     case concat(axis: Int)
-    /// Elements `start ..< end` along `axis` (step 1; the range is normalized:
-    /// `0 <= start < end <= dim`). One output of an ONNX `Split`, or a `Slice`
+    /// Elements `start ..< end` along `axis`, which is not the batch axis 0
+    /// (step 1; the range is normalized: `0 <= start < end <= dim`). One output of an ONNX `Split`, or a `Slice`
     /// with constant bounds; ShuffleNetV2 (Ma et al. 2018) splits its channels in two.
     case slice(axis: Int, start: Int, end: Int)
     /// Reorders the channels (axis 1): output channel `i` is input channel

@@ -167,6 +167,7 @@ extension Node {
             let x = s[0]
             let a = axis < 0 ? axis + x.count : axis
             guard a >= 0, a < x.count else { throw .invalidAttribute(node: name, detail: "slice axis \(axis) out of range for \(x)") }
+            guard a > 0 else { throw .invalidAttribute(node: name, detail: "slice along axis 0, the batch, is not supported") }
             guard start >= 0, start < end, end <= x[a] else {
                 throw .invalidAttribute(node: name, detail: "slice \(start)..<\(end) is empty or outside 0..<\(x[a]) along axis \(a)")
             }

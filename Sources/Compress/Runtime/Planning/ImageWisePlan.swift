@@ -69,7 +69,7 @@ extension ExecutionPlan {
         for node in graph.nodes {
             let rank = one[node.output]?.count ?? 0
             switch node.op {
-            case .softmax(let axis), .concat(let axis), .slice(let axis, _, _):
+            case .softmax(let axis), .concat(let axis):
                 if (axis < 0 ? axis + rank : axis) == 0 { return false }
             default: break
             }
