@@ -156,4 +156,45 @@ import SIMDKernels
         #expect(decoded == model)
         #expect(decoded.graph.nodes.map(\.op) == nodes.map(\.op))
     }
+
+    // MARK: ONNX
+
+    /// ShuffleNetV2's unit as torch exports it (`Tests/onnx/make_fixtures.py`): the Split becomes two
+    /// slices, the Reshape -> Transpose -> Reshape one channel permutation, and the outputs match onnxruntime's.
+    @Test func shuffleUnitImportsAsSlicesAndOnePermutation() throws {
+        let model = try ONNXImportTests().expectGolden("channel_shuffle")
+        #expect(model.graph.nodes.map(\.op.kind) == ["Slice", "Slice", "Conv2d", "ReLU", "Concat", "ChannelPermute", "Slice"])
+        #expect(model.graph.nodes[0].op == .slice(axis: 1, start: 0, end: 4))
+        #expect(model.graph.nodes[1].op == .slice(axis: 1, start: 4, end: 8))
+        #expect(model.graph.nodes[5].op == .channelPermute(order: Self.shuffle(8, groups: 2)))
+        // Slice starts -7 and ends INT64_MAX along 8 channels: 1..<8.
+        #expect(model.graph.nodes[6].op == .slice(axis: 1, start: 1, end: 8))
+        // Any batch size runs.
+        var rng = SeededGenerator(seed: 3)
+        let x = rng.uniformTensor([3, 8, 4, 4])
+        let fast = try Session(model: model).run(inputs: ["x": x])
+        let reference = try ReferenceEvaluator.run(model.graph, inputs: ["x": x])
+        #expect(F.isClose(fast["y"]!, reference["y"]!))
+    }
+
+    /// Export writes Slice with one-element starts/ends/axes and the permutation as Gather on axis 1;
+    /// importing that file gives the same ops back.
+    @Test func exportWritesSliceAndGatherAndImportsThemBack() throws {
+        let nodes = [
+            Node(name: "slice", op: .slice(axis: 1, start: 2, end: 7), inputs: ["x"], output: "s"),
+            Node(name: "shuffle", op: .channelPermute(order: [4, 0, 3, 1, 2]), inputs: ["s"], output: "p"),
+            Node(name: "rows", op: .slice(axis: 2, start: 1, end: 3), inputs: ["p"], output: "y"),
+        ]
+        let model = Model(graph: Graph(inputs: [GraphInput(name: "x", sampleShape: [8, 3, 2])], outputs: ["y"], nodes: nodes,
+                                       initializers: [:]))
+        let bytes = try ONNXExporter.encode(model)
+        let graph = try #require(try ONNXProtoReader.model(bytes).graph)
+        #expect(graph.nodes.map(\.opType) == ["Slice", "Gather", "Slice"])
+        guard case .int(1)? = graph.nodes[1].attributes["axis"] else { Issue.record("Gather axis is not 1"); return }
+        let constants = Dictionary(uniqueKeysWithValues: graph.initializers.map { ($0.name, $0) })
+        #expect(graph.nodes[0].inputs.dropFirst().map { constants[$0]!.tensor.int64s } == [[2], [7], [1]])
+        #expect(constants[graph.nodes[1].inputs[1]]!.tensor.int64s == [4, 0, 3, 1, 2])
+        let imported = try ONNXImporter.decode(bytes)
+        #expect(imported.graph.nodes.map(\.op) == nodes.map(\.op))
+    }
 }
