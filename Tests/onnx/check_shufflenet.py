@@ -15,7 +15,8 @@ torch.onnx.export (TorchScript) gives torchvision's ShuffleNetV2 and GhostNet:
 Steps: (1) `compressor predict --raw` on the ONNX file vs onnxruntime; (2) the file
 converted to a native model, channel-pruned (`compressor prune --granularity channel
 --target-macs 0.6`), its MACs checked to have dropped; (3) the pruned model converted
-back to ONNX and run by onnxruntime vs `compressor predict` on the pruned model.
+back to ONNX and run by onnxruntime vs `compressor predict` on the pruned model (and
+re-imported); (4) a Transpose other than the shuffle's is refused with one message.
 
 Usage: check_shufflenet.py --compressor .build/debug/compressor --work /tmp/shufflenet-check
 """
@@ -184,7 +185,23 @@ def main():
                   predict(compressor, path("pruned.bin"), path("x.npy"), path("pruned_out.npy")), want)
     ok &= compare("pruned ONNX export re-imported vs onnxruntime",
                   predict(compressor, path("pruned.onnx"), path("x.npy"), path("reimported.npy")), want)
+    ok &= check_refusal(compressor, path)
     return 0 if ok else 1
+
+
+def check_refusal(compressor, path):
+    """A Transpose outside the channel shuffle fails with one message naming the node and the supported pattern."""
+    i64 = lambda *v: numpy_helper.from_array(np.array(v, dtype=np.int64), f"c{len(v)}_{v[0]}")
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="channels_last", perm=[0, 2, 3, 1]),
+             helper.make_node("Gather", ["t", "c2_0"], ["y"], name="pick_two", axis=1)]
+    graph = helper.make_graph(nodes, "refused", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [i64(0, 2)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path("refused.onnx"))
+    r = subprocess.run([compressor, "convert", path("refused.onnx"), "-o", path("refused.bin")], capture_output=True, text=True)
+    message = (r.stderr + r.stdout).strip()
+    good = r.returncode != 0 and "channels_last" in message and "channel shuffle" in message and len(message.splitlines()) == 1
+    print(f"{'PASS' if good else 'FAIL'} Transpose outside the channel shuffle refused: {message}")
+    return good
 
 
 if __name__ == "__main__":
