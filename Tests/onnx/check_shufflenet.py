@@ -74,12 +74,12 @@ class Builder:
         back = self.node("Concat", [self.batch_dim(x), ints(-1), ints(h), ints(w)], axis=0)
         return self.node("Reshape", [y, back])
 
-    def branch(self, x, cin, cout, stride):
-        y = self.conv(x, cin, cout, bn=True)
-        y = self.conv(y, cout, cout, k=3, stride=stride, groups=cout, relu=False, bn=True)
-        return self.conv(y, cout, cout, bn=True)
+    def branch(self, x, cin, cout, stride, bn=True):
+        y = self.conv(x, cin, cout, bn=bn)
+        y = self.conv(y, cout, cout, k=3, stride=stride, groups=cout, relu=False, bn=bn)
+        return self.conv(y, cout, cout, bn=bn)
 
-    def unit(self, x, channels, h, w, chunk):
+    def unit(self, x, channels, h, w, chunk, bn=True):
         half = channels // 2
         if chunk == "split":
             x1, x2 = self.node("Split", [x, self.const(np.array([half, half], dtype=np.int64), "split")], outputs=2, axis=1)
@@ -87,14 +87,14 @@ class Builder:
             i64 = lambda v: self.const(np.array([v], dtype=np.int64), "s")
             x1 = self.node("Slice", [x, i64(0), i64(half), i64(1)])
             x2 = self.node("Slice", [x, i64(half), i64(9223372036854775807), i64(1)])
-        y = self.node("Concat", [x1, self.branch(x2, half, half, 1)], axis=1)
+        y = self.node("Concat", [x1, self.branch(x2, half, half, 1, bn)], axis=1)
         return self.channel_shuffle(y, channels, h, w)
 
-    def down_unit(self, x, cin, cout, h, w):
+    def down_unit(self, x, cin, cout, h, w, bn=True):
         half = cout // 2
-        left = self.conv(x, cin, cin, k=3, stride=2, groups=cin, relu=False, bn=True)
-        left = self.conv(left, cin, half, bn=True)
-        y = self.node("Concat", [left, self.branch(x, cin, half, 2)], axis=1)
+        left = self.conv(x, cin, cin, k=3, stride=2, groups=cin, relu=False, bn=bn)
+        left = self.conv(left, cin, half, bn=bn)
+        y = self.node("Concat", [left, self.branch(x, cin, half, 2, bn)], axis=1)
         return self.channel_shuffle(y, cout, h // 2, w // 2)
 
     def ghost(self, x, cin, oup):
@@ -104,6 +104,28 @@ class Builder:
         y = self.node("Concat", [primary, cheap], axis=1)
         return self.node("Slice", [y, self.const(np.array([0], dtype=np.int64)), self.const(np.array([oup], dtype=np.int64)),
                                    self.const(np.array([1], dtype=np.int64))])
+
+
+def shufflenet_v2_x1(rng):
+    """ShuffleNetV2 x1.0 as torchvision writes it (BatchNorm folded into the convs, as torch's exporter does in
+    eval mode; `chunk` as Split; the head's mean over H and W as ReduceMean), 3x224x224, 1000 classes."""
+    b = Builder(rng)
+    x = b.conv("x", 3, 24, k=3, stride=2)
+    x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    size, cin = 56, 24
+    for cout, repeats in ((116, 4), (232, 8), (464, 4)):
+        x = b.down_unit(x, cin, cout, size, size, bn=False)
+        size, cin = size // 2, cout
+        for _ in range(repeats - 1):
+            x = b.unit(x, cout, size, size, "split", bn=False)
+    x = b.conv(x, 464, 1024)
+    x = b.node("ReduceMean", [x], axes=[2, 3], keepdims=0)
+    fc = b.const(rng.normal(0, 0.01, (1000, 1024)).astype(np.float32), "fc")
+    logits = b.node("Gemm", [x, fc, b.const(np.zeros(1000, np.float32), "fcb")], transB=1)
+    graph = helper.make_graph(b.nodes, "shufflenet_v2_x1_0",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 224, 224])],
+                              [helper.make_tensor_value_info(logits, TensorProto.FLOAT, ["N", 1000])], b.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def shufflenet_model(rng):
@@ -119,7 +141,7 @@ def shufflenet_model(rng):
     x = b.node("Flatten", [x], axis=1)
     fc = b.const(rng.normal(0, 0.1, (10, 64)).astype(np.float32), "fc")
     logits = b.node("Gemm", [x, fc, b.const(np.zeros(10, np.float32), "fcb")], transB=1)
-    graph = helper.make_graph(b.nodes, "shufflenet_units",
+    graph = helper.make_graph(b.nodes, "ShuffleNetV2 units + Ghost module",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
                               [helper.make_tensor_value_info(logits, TensorProto.FLOAT, ["N", 10])], b.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -153,20 +175,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--compressor", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--full", action="store_true",
+                    help="ShuffleNetV2 x1.0 at 224x224 instead of the small units (slow with a debug build)")
     args = ap.parse_args()
     import onnxruntime as ort
     compressor = os.path.abspath(args.compressor)
     os.makedirs(args.work, exist_ok=True)
     path = lambda name: os.path.join(args.work, name)
     rng = np.random.default_rng(0)
-    model = shufflenet_model(rng)
+    model = shufflenet_v2_x1(rng) if args.full else shufflenet_model(rng)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, path("shufflenet.onnx"))
-    x = rng.random((2, 3, 32, 32), dtype=np.float32)
+    x = rng.random((2, 3, 224, 224) if args.full else (2, 3, 32, 32), dtype=np.float32)
     np.save(path("x.npy"), x)
     ok = True
     want = ort.InferenceSession(path("shufflenet.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    ok &= compare("ShuffleNetV2 units + Ghost module imported vs onnxruntime",
+    ok &= compare(f"{model.graph.name} imported vs onnxruntime",
                   predict(compressor, path("shufflenet.onnx"), path("x.npy"), path("imported.npy")), want)
     run([compressor, "convert", path("shufflenet.onnx"), "-o", path("shufflenet.bin")])
     run([compressor, "prune", path("shufflenet.bin"), "-o", path("pruned.bin"), "--granularity", "channel",
