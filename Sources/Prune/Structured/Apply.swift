@@ -179,9 +179,7 @@ extension Op {
         default: false
         }
     }
-}
 
-extension Op {
     /// This op once its input has lost the channels `removed` (indices along
     /// axis 1): a channel Slice's bounds move down by the removed channels
     /// before them; a ChannelPermute keeps its kept channels' order,

@@ -28,9 +28,6 @@ public struct ChannelMapping: Sendable, Hashable {
         return (start + position * block)..<(start + (position + 1) * block)
     }
 
-    /// True when the value carries every channel of the group.
-    public var carriesEveryChannel: Bool { positions?.allSatisfy { $0 != nil } ?? true }
-
     /// How many of the group's `channels` the value carries.
     func carriedCount(channels: Int) -> Int { positions?.count(where: { $0 != nil }) ?? channels }
 
@@ -128,8 +125,7 @@ public struct ChannelIndexedAttributes: Sendable, Hashable {
 /// `c`-th output channel of every source layer in the group, the matching
 /// channel of every value it flows into (through BatchNorm, activations,
 /// pools, Add, Concat, Flatten, depthwise convolutions, Slice and
-/// ChannelPermute), and the matching
-/// inputs of every layer that reads them.
+/// ChannelPermute), and the matching inputs of every layer that reads them.
 public struct ChannelGroup: Sendable, Hashable, Identifiable {
     /// The group's index in the list `channelDependencyGroups(in:)` returns.
     public let id: Int

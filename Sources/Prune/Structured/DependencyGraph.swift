@@ -116,7 +116,7 @@ private struct ChannelDependencyAnalysis {
         let input = node.inputs[0]
         guard let segments = layout[input] else { return }
         guard segments.allSatisfy({ $0.mapping.block == 1 }) else {
-            refuse(values: [input], because: "\(node.op.kind) '\(node.name)' reorders a flattened value's features")
+            refuse(values: [input], because: "\(node.op.kind) '\(node.name)' indexes a flattened value's features, not whole channels")
             return
         }
         var moved: [Segment] = []
