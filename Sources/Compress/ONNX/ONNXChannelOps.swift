@@ -17,6 +17,8 @@ extension ImportContext {
             guard let first = picked.first else {
                 throw UnsupportedFeature("the slice \(starts[k])..<\(ends[k]) of axis \(a) (size \(x.shape[a])) is empty")
             }
+            // The whole axis; along the batch, a range covering the batch it was
+            // imported at is the batch (as a Reshape target equal to it is).
             if picked.count == x.shape[a] { continue }
             if a == 0 && hasBatchAxis(x) { throw UnsupportedFeature("slices the batch dimension") }
             ranges.append((a, first..<(first + picked.count)))
