@@ -16,7 +16,9 @@ Steps: (1) `compressor predict --raw` on the ONNX file vs onnxruntime; (2) the f
 converted to a native model, channel-pruned (`compressor prune --granularity channel
 --target-macs 0.6`), its MACs checked to have dropped; (3) the pruned model converted
 back to ONNX and run by onnxruntime vs `compressor predict` on the pruned model (and
-re-imported); (4) a Transpose other than the shuffle's is refused with one message.
+re-imported); (4) a Split with an opset-11 `split` attribute vs onnxruntime; (5) a
+Transpose other than the shuffle's is refused with one message. `--full` runs (1)-(3)
+on ShuffleNetV2 x1.0 at 224x224 instead.
 
 Usage: check_shufflenet.py --compressor .build/debug/compressor --work /tmp/shufflenet-check
 """
@@ -209,8 +211,24 @@ def main():
                   predict(compressor, path("pruned.bin"), path("x.npy"), path("pruned_out.npy")), want)
     ok &= compare("pruned ONNX export re-imported vs onnxruntime",
                   predict(compressor, path("pruned.onnx"), path("x.npy"), path("reimported.npy")), want)
+    ok &= check_split_attribute(compressor, path)
     ok &= check_refusal(compressor, path)
     return 0 if ok else 1
+
+
+def check_split_attribute(compressor, path):
+    """Split with sizes as an attribute (opset 11) and three unequal outputs, joined in another order."""
+    import onnxruntime as ort
+    nodes = [helper.make_node("Split", ["x"], ["a", "b", "c"], name="split", axis=1, split=[2, 5, 1]),
+             helper.make_node("Concat", ["c", "a", "b"], ["y"], name="join", axis=1)]
+    graph = helper.make_graph(nodes, "split11", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 3, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 3, 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6), path("split11.onnx"))
+    x = np.random.default_rng(1).random((2, 8, 3, 3), dtype=np.float32)
+    np.save(path("split11_x.npy"), x)
+    want = ort.InferenceSession(path("split11.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    return compare("Split with a split attribute (opset 11)",
+                   predict(compressor, path("split11.onnx"), path("split11_x.npy"), path("split11_y.npy")), want)
 
 
 def check_refusal(compressor, path):
