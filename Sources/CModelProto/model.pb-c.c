@@ -727,6 +727,96 @@ void   compressor__reshape_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__reshape_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__slice_attributes__init
+                     (Compressor__SliceAttributes         *message)
+{
+  static const Compressor__SliceAttributes init_value = COMPRESSOR__SLICE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__slice_attributes__get_packed_size
+                     (const Compressor__SliceAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__slice_attributes__pack
+                     (const Compressor__SliceAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__slice_attributes__pack_to_buffer
+                     (const Compressor__SliceAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__SliceAttributes *
+       compressor__slice_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__SliceAttributes *)
+     protobuf_c_message_unpack (&compressor__slice_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__slice_attributes__free_unpacked
+                     (Compressor__SliceAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__slice_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__channel_permute_attributes__init
+                     (Compressor__ChannelPermuteAttributes         *message)
+{
+  static const Compressor__ChannelPermuteAttributes init_value = COMPRESSOR__CHANNEL_PERMUTE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__channel_permute_attributes__get_packed_size
+                     (const Compressor__ChannelPermuteAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__channel_permute_attributes__pack
+                     (const Compressor__ChannelPermuteAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__channel_permute_attributes__pack_to_buffer
+                     (const Compressor__ChannelPermuteAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__ChannelPermuteAttributes *
+       compressor__channel_permute_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__ChannelPermuteAttributes *)
+     protobuf_c_message_unpack (&compressor__channel_permute_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__channel_permute_attributes__free_unpacked
+                     (Compressor__ChannelPermuteAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__channel_permute_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__dropout_attributes__init
                      (Compressor__DropoutAttributes         *message)
 {
@@ -1973,7 +2063,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[25] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[27] =
 {
   {
     "name",
@@ -2252,6 +2342,30 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[25] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "slice",
+    34,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, slice),
+    &compressor__slice_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel_permute",
+    35,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, channel_permute),
+    &compressor__channel_permute_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "layer_norm",
     36,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -2280,6 +2394,7 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   16,   /* field[16] = add */
   12,   /* field[12] = avg_pool */
   5,   /* field[5] = batch_norm */
+  24,   /* field[24] = channel_permute */
   20,   /* field[20] = concat */
   3,   /* field[3] = conv2d */
   19,   /* field[19] = div */
@@ -2287,18 +2402,19 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   14,   /* field[14] = flatten */
   13,   /* field[13] = global_avg_pool */
   1,   /* field[1] = inputs */
-  23,   /* field[23] = layer_norm */
+  25,   /* field[25] = layer_norm */
   8,   /* field[8] = leaky_relu */
   4,   /* field[4] = linear */
   11,   /* field[11] = max_pool */
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
-  24,   /* field[24] = quantize_dequantize */
+  26,   /* field[26] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
   9,   /* field[9] = sigmoid */
+  23,   /* field[23] = slice */
   21,   /* field[21] = softmax */
   17,   /* field[17] = sub */
   10,   /* field[10] = tanh */
@@ -2307,9 +2423,9 @@ static const ProtobufCIntRange compressor__node__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 36, 23 },
-  { 60, 24 },
-  { 0, 25 }
+  { 34, 23 },
+  { 60, 26 },
+  { 0, 27 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2319,7 +2435,7 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  25,
+  27,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
   4,  compressor__node__number_ranges,
@@ -2878,6 +2994,108 @@ const ProtobufCMessageDescriptor compressor__reshape_attributes__descriptor =
   compressor__reshape_attributes__field_indices_by_name,
   1,  compressor__reshape_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__reshape_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__slice_attributes__field_descriptors[3] =
+{
+  {
+    "axis",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__SliceAttributes, has_axis),
+    offsetof(Compressor__SliceAttributes, axis),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__SliceAttributes, has_start),
+    offsetof(Compressor__SliceAttributes, start),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__SliceAttributes, has_end),
+    offsetof(Compressor__SliceAttributes, end),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__slice_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = axis */
+  2,   /* field[2] = end */
+  1,   /* field[1] = start */
+};
+static const ProtobufCIntRange compressor__slice_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor compressor__slice_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.SliceAttributes",
+  "SliceAttributes",
+  "Compressor__SliceAttributes",
+  "compressor",
+  sizeof(Compressor__SliceAttributes),
+  3,
+  compressor__slice_attributes__field_descriptors,
+  compressor__slice_attributes__field_indices_by_name,
+  1,  compressor__slice_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__slice_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__channel_permute_attributes__field_descriptors[1] =
+{
+  {
+    "order",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__ChannelPermuteAttributes, n_order),
+    offsetof(Compressor__ChannelPermuteAttributes, order),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__channel_permute_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = order */
+};
+static const ProtobufCIntRange compressor__channel_permute_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor compressor__channel_permute_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.ChannelPermuteAttributes",
+  "ChannelPermuteAttributes",
+  "Compressor__ChannelPermuteAttributes",
+  "compressor",
+  sizeof(Compressor__ChannelPermuteAttributes),
+  1,
+  compressor__channel_permute_attributes__field_descriptors,
+  compressor__channel_permute_attributes__field_indices_by_name,
+  1,  compressor__channel_permute_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__channel_permute_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__dropout_attributes__field_descriptors[1] =

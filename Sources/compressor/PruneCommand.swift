@@ -12,8 +12,8 @@ struct PruneCommand: GeneratedOptionsCommand {
         stores them sparsely, and fine-tuning (--finetune-epochs, needs --data or the \
         default Fashion-MNIST) holds pruned weights at exactly zero. Channel granularity \
         removes whole channels through the graph's channel dependency groups (residual \
-        Adds, Concat, Flatten and depthwise convs handled), giving a smaller dense model \
-        that is faster in any runtime.
+        Adds, Concat, Flatten, depthwise convs, slices and channel shuffles handled), \
+        giving a smaller dense model that is faster in any runtime.
 
         Examples (the recipes measured in docs/pruning.md):
           compressor prune models/lenet300.bin -o sparse.bin \\

@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 SCOPE = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
          "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
          "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
-         "LayerNormalization"}
+         "LayerNormalization", "Slice", "Split", "Gather", "Transpose"}
 # Ops whose inputs after the first are data (not weights) when they match the first input's rank.
 MULTI_DATA = {"Add", "Sub", "Mul", "Div", "Concat"}
 RTOL, ATOL = 1e-3, 1e-5
@@ -277,6 +277,32 @@ def skip_reason(model, inputs, data_count, values):
             first = copied[0] if copied[0] != -1 else int(np.prod(data_shape)) // max(1, -int(np.prod(copied[1:])))
             if first != data_shape[0]:
                 return "Reshape target moves the batch dimension (the IR keeps dimension 0 as the batch)"
+        if op == "Slice" and node.input[0] in values:
+            shape = values[node.input[0]].shape
+            starts, ends = [int(v) for v in values[node.input[1]]], [int(v) for v in values[node.input[2]]]
+            axes = [int(v) % len(shape) for v in values[node.input[3]]] if len(node.input) > 3 and node.input[3] else \
+                list(range(len(starts)))
+            steps = [int(v) for v in values[node.input[4]]] if len(node.input) > 4 and node.input[4] else [1] * len(starts)
+            if any(step != 1 for step in steps):
+                return "Slice of a computed value with a step other than 1"
+            for start, end, axis in zip(starts, ends, axes):
+                kept = len(range(*slice(start, end, 1).indices(shape[axis])))
+                if kept == 0:
+                    return "empty Slice output (the IR has no empty values)"
+                if axis == 0 and kept != shape[0]:
+                    return "Slice of dimension 0 (the IR keeps dimension 0 as the batch)"
+        if op == "Split" and node.input[0] in values and attr(node, "axis", 0) % values[node.input[0]].ndim == 0:
+            return "Split of dimension 0 (the IR keeps dimension 0 as the batch)"
+        if op == "Gather" and node.input[0] in values:
+            channels = values[node.input[0]].shape[1] if values[node.input[0]].ndim > 1 else 0
+            picked = [int(i) % channels for i in np.ravel(values[node.input[1]])] if channels else []
+            run = picked == list(range(picked[0], picked[0] + len(picked))) if picked else False
+            permutation = sorted(picked) == list(range(channels))
+            if attr(node, "axis", 0) % values[node.input[0]].ndim != 1 or values[node.input[1]].ndim != 1 \
+                    or not (run or permutation):
+                return "Gather of a computed value other than a permutation or run of its channels (axis 1)"
+        if op == "Transpose":
+            return "Transpose other than the channel shuffle (Reshape [N,G,C/G,H,W] -> Transpose [0,2,1,3,4] -> Reshape)"
         if op in MULTI_DATA and data_count > 1:
             shapes = {tuple(values[i].shape[:1]) for i in node.input[:data_count] if i in values}
             if len(shapes) > 1:

@@ -74,6 +74,28 @@ def opset9_attributes(rng):
     return model(nodes, inits, 9, ["N", 2, 6, 5], [("y", ["N", 5])], "opset9_attributes")
 
 
+def channel_shuffle(rng):
+    """ShuffleNetV2's unit as torch writes it (opset 17): Split with a constant split input, a branch,
+    Concat, the channel shuffle Reshape [N, 2, 4, 4, 4] (target from a Shape chain) -> Transpose
+    [0, 2, 1, 3, 4] -> Reshape [N, -1, 4, 4], then a Slice with a negative start and an end past the axis."""
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    inits = [const("split", i64(4, 4)), const("w", f(4, 4, 1, 1)), const("b", f(4)), const("zero", np.array(0, np.int64)),
+             const("first", i64(0)), const("dims5", i64(2, 4, 4, 4)), const("dims4", i64(-1, 4, 4)),
+             const("starts", i64(-7)), const("ends", i64(9223372036854775807)), const("axes", i64(1))]
+    nodes = [n("Split", ["x", "split"], ["left", "right"], axis=1), n("Conv", ["right", "w", "b"], ["c"]),
+             n("Relu", ["c"], ["r"]), n("Concat", ["left", "r"], ["cat"], axis=1),
+             n("Shape", ["cat"], ["shape"]), n("Gather", ["shape", "zero"], ["batch"], axis=0),
+             n("Unsqueeze", ["batch", "first"], ["batch1"]),
+             n("Concat", ["batch1", "dims5"], ["target5"], axis=0), n("Reshape", ["cat", "target5"], ["grouped"]),
+             n("Transpose", ["grouped"], ["swapped"], perm=[0, 2, 1, 3, 4]),
+             n("Concat", ["batch1", "dims4"], ["target4"], axis=0), n("Reshape", ["swapped", "target4"], ["shuffled"]),
+             n("Slice", ["shuffled", "starts", "ends", "axes"], ["y"])]
+    m = model(nodes, inits, 17, ["N", 8, 4, 4], [("y", ["N", 7, 4, 4])], "channel_shuffle")
+    m.ir_version = 8
+    return m
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -83,6 +105,8 @@ def main():
                  n("Erf", ["r"], ["y"], name="erf")], [], 13, ["N", 4], [("y", ["N", 4])], "unsupported")
     onnx.checker.check_model(bad)
     onnx.save(bad, os.path.join(OUT, "unsupported.onnx"))
+    shuffle_rng = np.random.default_rng(15)
+    save(channel_shuffle(shuffle_rng), "channel_shuffle", shuffle_rng.random((2, 8, 4, 4), dtype=np.float32))
 
 
 if __name__ == "__main__":

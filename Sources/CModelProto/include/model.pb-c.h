@@ -31,6 +31,8 @@ typedef struct Compressor__Pool2dAttributes Compressor__Pool2dAttributes;
 typedef struct Compressor__AvgPoolAttributes Compressor__AvgPoolAttributes;
 typedef struct Compressor__AxisAttributes Compressor__AxisAttributes;
 typedef struct Compressor__ReshapeAttributes Compressor__ReshapeAttributes;
+typedef struct Compressor__SliceAttributes Compressor__SliceAttributes;
+typedef struct Compressor__ChannelPermuteAttributes Compressor__ChannelPermuteAttributes;
 typedef struct Compressor__DropoutAttributes Compressor__DropoutAttributes;
 typedef struct Compressor__QuantizeDequantizeAttributes Compressor__QuantizeDequantizeAttributes;
 typedef struct Compressor__Tensor Compressor__Tensor;
@@ -164,6 +166,8 @@ typedef enum {
   COMPRESSOR__NODE__OP_CONCAT = 27,
   COMPRESSOR__NODE__OP_SOFTMAX = 28,
   COMPRESSOR__NODE__OP_DROPOUT = 29,
+  COMPRESSOR__NODE__OP_SLICE = 34,
+  COMPRESSOR__NODE__OP_CHANNEL_PERMUTE = 35,
   COMPRESSOR__NODE__OP_LAYER_NORM = 36,
   COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE = 60
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__NODE__OP__CASE)
@@ -201,6 +205,8 @@ struct  Compressor__Node
     Compressor__AxisAttributes *concat;
     Compressor__AxisAttributes *softmax;
     Compressor__DropoutAttributes *dropout;
+    Compressor__SliceAttributes *slice;
+    Compressor__ChannelPermuteAttributes *channel_permute;
     Compressor__LayerNormAttributes *layer_norm;
     /*
      * 30..59: free; 60.. quantization.
@@ -364,6 +370,38 @@ struct  Compressor__ReshapeAttributes
 };
 #define COMPRESSOR__RESHAPE_ATTRIBUTES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__reshape_attributes__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * Elements start ..< end along axis (step 1, 0 <= start < end <= dim).
+ */
+struct  Compressor__SliceAttributes
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_axis;
+  int64_t axis;
+  protobuf_c_boolean has_start;
+  int64_t start;
+  protobuf_c_boolean has_end;
+  int64_t end;
+};
+#define COMPRESSOR__SLICE_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__slice_attributes__descriptor) \
+    , 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * Output channel i is input channel order[i].
+ */
+struct  Compressor__ChannelPermuteAttributes
+{
+  ProtobufCMessage base;
+  size_t n_order;
+  int64_t *order;
+};
+#define COMPRESSOR__CHANNEL_PERMUTE_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__channel_permute_attributes__descriptor) \
     , 0,NULL }
 
 
@@ -1248,6 +1286,44 @@ Compressor__ReshapeAttributes *
 void   compressor__reshape_attributes__free_unpacked
                      (Compressor__ReshapeAttributes *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__SliceAttributes methods */
+void   compressor__slice_attributes__init
+                     (Compressor__SliceAttributes         *message);
+size_t compressor__slice_attributes__get_packed_size
+                     (const Compressor__SliceAttributes   *message);
+size_t compressor__slice_attributes__pack
+                     (const Compressor__SliceAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__slice_attributes__pack_to_buffer
+                     (const Compressor__SliceAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__SliceAttributes *
+       compressor__slice_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__slice_attributes__free_unpacked
+                     (Compressor__SliceAttributes *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__ChannelPermuteAttributes methods */
+void   compressor__channel_permute_attributes__init
+                     (Compressor__ChannelPermuteAttributes         *message);
+size_t compressor__channel_permute_attributes__get_packed_size
+                     (const Compressor__ChannelPermuteAttributes   *message);
+size_t compressor__channel_permute_attributes__pack
+                     (const Compressor__ChannelPermuteAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__channel_permute_attributes__pack_to_buffer
+                     (const Compressor__ChannelPermuteAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__ChannelPermuteAttributes *
+       compressor__channel_permute_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__channel_permute_attributes__free_unpacked
+                     (Compressor__ChannelPermuteAttributes *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__DropoutAttributes methods */
 void   compressor__dropout_attributes__init
                      (Compressor__DropoutAttributes         *message);
@@ -1716,6 +1792,12 @@ typedef void (*Compressor__AxisAttributes_Closure)
 typedef void (*Compressor__ReshapeAttributes_Closure)
                  (const Compressor__ReshapeAttributes *message,
                   void *closure_data);
+typedef void (*Compressor__SliceAttributes_Closure)
+                 (const Compressor__SliceAttributes *message,
+                  void *closure_data);
+typedef void (*Compressor__ChannelPermuteAttributes_Closure)
+                 (const Compressor__ChannelPermuteAttributes *message,
+                  void *closure_data);
 typedef void (*Compressor__DropoutAttributes_Closure)
                  (const Compressor__DropoutAttributes *message,
                   void *closure_data);
@@ -1804,6 +1886,8 @@ extern const ProtobufCMessageDescriptor compressor__pool2d_attributes__descripto
 extern const ProtobufCMessageDescriptor compressor__avg_pool_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__axis_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__reshape_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__slice_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__channel_permute_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__quantize_dequantize_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__tensor__descriptor;

@@ -104,6 +104,15 @@ public enum Op: Sendable, Hashable {
     case mul
     case div
     case concat(axis: Int)
+    /// Elements `start ..< end` along `axis`, which is not the batch axis 0
+    /// (step 1; the range is normalized: `0 <= start < end <= dim`). One output of an ONNX `Split`, or a `Slice`
+    /// with constant bounds; ShuffleNetV2 (Ma et al. 2018) splits its channels in two.
+    case slice(axis: Int, start: Int, end: Int)
+    /// Reorders the channels (axis 1): output channel `i` is input channel
+    /// `order[i]`; `order` is a permutation of `0 ..< C`. The channel shuffle of
+    /// ShuffleNet (Ma et al. 2018) with `g` groups of `C/g` is
+    /// `order[i] = (i % g)·(C/g) + i / g`.
+    case channelPermute(order: [Int])
     case softmax(axis: Int)
     /// Identity at inference; training draws a seeded mask.
     case dropout(ratio: Float)
@@ -133,6 +142,8 @@ public enum Op: Sendable, Hashable {
         case .mul: "Mul"
         case .div: "Div"
         case .concat: "Concat"
+        case .slice: "Slice"
+        case .channelPermute: "ChannelPermute"
         case .softmax: "Softmax"
         case .dropout: "Dropout"
         case .quantizeDequantize: "QuantizeDequantize"

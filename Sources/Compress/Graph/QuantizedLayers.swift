@@ -8,7 +8,7 @@ extension Graph {
     /// at inference), so its output lies on its input's activation grid.
     public static func passesGridValues(_ op: Op) -> Bool {
         switch op {
-        case .maxPool, .flatten, .reshape, .dropout: true
+        case .maxPool, .flatten, .reshape, .dropout, .slice, .channelPermute: true
         default: false
         }
     }

@@ -169,6 +169,24 @@ extension Node {
                 out[a] += s[i][a]
             }
             return out
+        case .slice(let axis, let start, let end):
+            let x = s[0]
+            let a = axis < 0 ? axis + x.count : axis
+            guard a >= 0, a < x.count else { throw .invalidAttribute(node: name, detail: "slice axis \(axis) out of range for \(x)") }
+            guard a > 0 else { throw .invalidAttribute(node: name, detail: "slice along axis 0, the batch, is not supported") }
+            guard start >= 0, start < end, end <= x[a] else {
+                throw .invalidAttribute(node: name, detail: "slice \(start)..<\(end) is empty or outside 0..<\(x[a]) along axis \(a)")
+            }
+            var out = x
+            out[a] = end - start
+            return out
+        case .channelPermute(let order):
+            let x = s[0]
+            guard x.count >= 2 else { throw mismatch(0, "ChannelPermute needs [N,C,...], got \(x)") }
+            guard order.count == x[1], Set(order).count == order.count, order.allSatisfy({ (0..<x[1]).contains($0) }) else {
+                throw .invalidAttribute(node: name, detail: "channel order \(order) is not a permutation of 0..<\(x[1])")
+            }
+            return x
         case .softmax(let axis):
             let a = axis < 0 ? axis + s[0].count : axis
             guard a >= 0, a < s[0].count else { throw .invalidAttribute(node: name, detail: "softmax axis \(axis) out of range for \(s[0])") }

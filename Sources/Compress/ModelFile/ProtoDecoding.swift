@@ -174,6 +174,16 @@ enum ProtoDecoder {
             op = .concat(axis: try reader.axis(n.concat, "concat attributes"))
         case COMPRESSOR__NODE__OP_SOFTMAX:
             op = .softmax(axis: try reader.axis(n.softmax, "softmax attributes"))
+        case COMPRESSOR__NODE__OP_SLICE:
+            let a = try reader.message(n.slice, "slice attributes")
+            op = .slice(axis: try reader.int(a.has_axis, a.axis, "slice axis"),
+                        start: try reader.int(a.has_start, a.start, "slice start"),
+                        end: try reader.int(a.has_end, a.end, "slice end"))
+        case COMPRESSOR__NODE__OP_CHANNEL_PERMUTE:
+            let a = try reader.message(n.channel_permute, "channel permute attributes")
+            var order: [Int] = []
+            for i in buffer(a.order, a.n_order) { order.append(try reader.int(1, i, "channel order")) }
+            op = .channelPermute(order: order)
         case COMPRESSOR__NODE__OP_DROPOUT:
             let a = try reader.message(n.dropout, "dropout attributes")
             op = .dropout(ratio: try reader.value(a.has_ratio, a.ratio, "ratio"))

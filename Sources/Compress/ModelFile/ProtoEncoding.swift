@@ -194,6 +194,19 @@ struct ProtoEncoder {
         case .softmax(let axis):
             n.pointee.op_case = COMPRESSOR__NODE__OP_SOFTMAX
             n.pointee.softmax = axisAttributes(axis)
+        case .slice(let axis, let start, let end):
+            let a = arena.message(compressor__slice_attributes__init)
+            (a.pointee.has_axis, a.pointee.axis) = (1, Int64(axis))
+            (a.pointee.has_start, a.pointee.start) = (1, Int64(start))
+            (a.pointee.has_end, a.pointee.end) = (1, Int64(end))
+            n.pointee.op_case = COMPRESSOR__NODE__OP_SLICE
+            n.pointee.slice = a
+        case .channelPermute(let order):
+            let a = arena.message(compressor__channel_permute_attributes__init)
+            a.pointee.n_order = order.count
+            a.pointee.order = int64s(order)
+            n.pointee.op_case = COMPRESSOR__NODE__OP_CHANNEL_PERMUTE
+            n.pointee.channel_permute = a
         case .dropout(let ratio):
             let a = arena.message(compressor__dropout_attributes__init)
             a.pointee.has_ratio = 1

@@ -14,6 +14,8 @@
 /// | `globalAvgPool` | `GlobalAveragePool` |
 /// | `reshape` | `Reshape` with the target as an INT64 initializer |
 /// | `dropout` | `Identity` |
+/// | `slice` | `Slice` with starts, ends and axes as one-element INT64 initializers (step 1) |
+/// | `channelPermute` | `Gather` on axis 1 with the order as an INT64 initializer (any permutation, a channel shuffle included) |
 /// | others | the op of the same meaning (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Flatten`, `Add`, `Sub`, `Mul`, `Div`, `Concat`, `Softmax`) |
 ///
 /// The model's input normalization becomes part of the graph: a `Sub` node

@@ -90,6 +90,11 @@ struct ONNXNodeLowering {
         case .div: return make()
         case .concat(let axis): return make([("axis", .int(axis))])
         case .softmax(let axis): return make([("axis", .int(axis))])
+        case .slice(let axis, let start, let end):
+            return make(extraInputs: [int64Constant([start], "\(node.name).starts"), int64Constant([end], "\(node.name).ends"),
+                                      int64Constant([axis], "\(node.name).axes")])
+        case .channelPermute(let order):
+            return make([("axis", .int(1))], extraInputs: [int64Constant(order, "\(node.name).indices")])
         case .dropout: return make()
         case .quantizeDequantize:
             // `ONNXQDQLowering` writes these as QuantizeLinear + DequantizeLinear before lowering reaches them.
@@ -141,8 +146,13 @@ struct ONNXNodeLowering {
 
     /// An INT64 initializer holding `shape`, named after the node.
     private mutating func reshapeTarget(_ shape: [Int], node: Node) -> String {
-        let name = namer.fresh("\(node.name).shape")
-        constants[name] = ONNXTensorData(shape: [shape.count], values: .int64(shape.map { Int64($0) }))
+        int64Constant(shape, "\(node.name).shape")
+    }
+
+    /// A 1-D INT64 initializer holding `values`, named `base` (or a fresh variant).
+    private mutating func int64Constant(_ values: [Int], _ base: String) -> String {
+        let name = namer.fresh(base)
+        constants[name] = ONNXTensorData(shape: [values.count], values: .int64(values.map { Int64($0) }))
         return name
     }
 }
@@ -171,6 +181,8 @@ func onnxOpType(_ op: Op) -> String {
     case .div: "Div"
     case .concat: "Concat"
     case .softmax: "Softmax"
+    case .slice: "Slice"
+    case .channelPermute: "Gather"
     case .dropout: "Identity"
     case .quantizeDequantize: "QuantizeLinear"
     }

@@ -164,7 +164,7 @@ struct ONNXQDQLowering {
         let op = onnxOpType(node.op)
         func refuse(_ why: String) -> ONNXExportError { .notQuantizable(node: node.name, op: op, reason: why) }
         switch node.op {
-        case .quantizeDequantize, .dropout, .maxPool, .flatten, .reshape:
+        case .quantizeDequantize, .dropout, .maxPool, .flatten, .reshape, .slice, .channelPermute:
             return
         case .linear:
             // QGemm: the output may stay float32 (the logits).

@@ -71,7 +71,8 @@ struct ONNXGraphConverter {
             if firstShape == nil { firstShape = shape }
         }
         guard unsupported.isEmpty else { throw .unsupported(unsupported) }
-        let g = Graph(inputs: inputs, outputs: outputs, nodes: context.nodes, initializers: context.initializers)
+        let g = removingRedundantReshapes(Graph(inputs: inputs, outputs: outputs, nodes: context.nodes,
+                                                initializers: context.initializers))
         do {
             _ = try g.inferShapes()
         } catch {
@@ -131,6 +132,7 @@ extension ImportContext {
         "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
         "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "QuantizeLinear", "DequantizeLinear",
+        "Split", "Transpose",
     ]
 
     /// Inputs each op needs at least (absent ones are 1).
@@ -187,6 +189,8 @@ extension ImportContext {
         case "Unsqueeze": try convertUnsqueeze(n)
         case "Squeeze": try convertSqueeze(n)
         case "Slice": try convertSlice(n)
+        case "Split": try convertSplit(n)
+        case "Transpose": try convertTranspose(n)
         case "QuantizeLinear": try convertQuantizeLinear(n)
         case "DequantizeLinear": try convertDequantizeLinear(n)
         default: try convertCast(n)

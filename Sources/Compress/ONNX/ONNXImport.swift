@@ -11,6 +11,11 @@
 /// ReduceMean over H and W, Softmax, and Dropout, Identity and Constant, which
 /// disappear. Shape computations around Reshape (Shape, Gather, Unsqueeze,
 /// Squeeze, Slice, Concat, Cast, arithmetic) are folded to constants.
+/// Slice (step 1) and Split of computed values become `slice` nodes, Gather
+/// of a computed value on axis 1 with constant indices a `channelPermute`
+/// (or a `slice` for a run of channels), and the channel shuffle Reshape ->
+/// Transpose perm [0, 2, 1, 3, 4] -> Reshape one `channelPermute`
+/// (`ONNXChannelOps.swift`); any other Transpose is refused.
 /// QuantizeLinear/DequantizeLinear (QDQ models) import as an int8 model:
 /// int8 weights with their grids, activation quantizers as
 /// `quantizeDequantize` nodes (see `ONNXQDQImport.swift`).

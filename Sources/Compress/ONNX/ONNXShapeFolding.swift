@@ -36,8 +36,9 @@ extension ImportContext {
                                                       tags: Array(tags[range]))))
     }
 
-    /// `Gather` of constant data with constant indices.
+    /// `Gather` of constant data with constant indices (of channels: `convertChannelGather`).
     mutating func convertGather(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
+        if case .dynamic(let x) = try value(n.inputs[0]) { return try convertChannelGather(of: x, n) }
         let data = try constant(n.inputs[0], "Gather data")
         let indices = try constant(n.inputs[1], "Gather indices")
         let axis = try normalizedAxis(try n.int("axis", default: 0), rank: data.shape.count)
@@ -53,9 +54,9 @@ extension ImportContext {
         define(n.outputs[0], .constant(data.gathering(selectedIndices(shape: data.shape, picks: picks), shape: shape)))
     }
 
-    /// `Slice` of a constant (starts/ends/axes attributes before opset 10, inputs from 10).
+    /// `Slice` of a constant (starts/ends/axes attributes before opset 10, inputs from 10);
+    /// of a computed value: `convertSlice(of:)`.
     mutating func convertSlice(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
-        let data = try constant(n.inputs[0], "Slice data")
         let starts: [Int], ends: [Int], axesGiven: [Int]?, steps: [Int]?
         if opset < 10 {
             starts = try n.ints("starts") ?? []; ends = try n.ints("ends") ?? []
@@ -67,7 +68,13 @@ extension ImportContext {
             steps = try optionalConstant(n, 4, "Slice steps")?.ints
         }
         let axes = axesGiven ?? Array(0..<starts.count)
-        guard starts.count == ends.count, axes.count == starts.count else { throw UnsupportedFeature("starts, ends and axes differ in length") }
+        guard starts.count == ends.count, axes.count == starts.count, steps.map({ $0.count == starts.count }) ?? true else {
+            throw UnsupportedFeature("starts, ends, axes and steps differ in length")
+        }
+        guard case .constant = try value(n.inputs[0]) else {
+            return try convertSlice(of: try dynamic(n.inputs[0]), n, starts: starts, ends: ends, axes: axes, steps: steps)
+        }
+        let data = try constant(n.inputs[0], "Slice data")
         var picks = data.shape.map { Array(0..<$0) }
         for (k, axis) in axes.enumerated() {
             let a = try normalizedAxis(axis, rank: data.shape.count)

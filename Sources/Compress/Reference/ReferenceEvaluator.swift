@@ -69,6 +69,8 @@ public enum ReferenceEvaluator {
         case .add, .sub, .mul, .div: return binary(node.op, x, args[1]!)
         case .concat(let axis): return concat(args.map { $0! }, axis: axis)
         case .softmax(let axis): return softmax(x, axis: axis)
+        case .slice(let axis, let start, let end): return slice(x, axis: axis, range: start..<end)
+        case .channelPermute(let order): return permuteChannels(x, order: order)
         }
     }
 }

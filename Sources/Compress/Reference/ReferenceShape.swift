@@ -33,4 +33,36 @@ extension ReferenceEvaluator {
         }
         return Tensor(shape: shape, floats: out)
     }
+
+    /// The elements at `range` along `axis`: for every index before the axis,
+    /// the rows `range` of the input's block.
+    static func slice(_ x: Tensor, axis: Int, range: Range<Int>) -> Tensor {
+        let a = axis < 0 ? axis + x.rank : axis
+        let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
+        let values = x.floats
+        var out: [Float] = []
+        for o in 0..<outer {
+            for k in range {
+                let start = (o * x.shape[a] + k) * inner
+                out.append(contentsOf: values[start..<(start + inner)])
+            }
+        }
+        var shape = x.shape
+        shape[a] = range.count
+        return Tensor(shape: shape, floats: out)
+    }
+
+    /// Channel `i` of the output is channel `order[i]` of the input.
+    static func permuteChannels(_ x: Tensor, order: [Int]) -> Tensor {
+        let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
+        let values = x.floats
+        var out: [Float] = []
+        for n in 0..<x.shape[0] {
+            for c in order {
+                let start = (n * channels + c) * inner
+                out.append(contentsOf: values[start..<(start + inner)])
+            }
+        }
+        return Tensor(shape: x.shape, floats: out)
+    }
 }

@@ -106,6 +106,8 @@ struct TrainingPlanBuilder {
         case .add, .sub, .mul, .div: return BinaryTrainingKernel(op: node.op)
         case .concat(let axis): return ConcatTrainingKernel(axis: axis)
         case .softmax(let axis): return SoftmaxTrainingKernel(axis: axis)
+        case .slice(let axis, let start, let end): return SliceTrainingKernel(axis: axis, range: start..<end)
+        case .channelPermute(let order): return ChannelPermuteTrainingKernel(order: order)
         case .flatten, .reshape: preconditionFailure("\(node.op.kind) is planned as an alias")
         }
     }

@@ -57,14 +57,17 @@ public struct ChannelPruningResult: Sendable {
 /// Removes channels from `model`, returning a dense model whose layers are
 /// physically narrower: every parameter slice of each group (source filters
 /// and biases, BatchNorm vectors, depthwise filters, readers' input channels)
-/// loses the removed indices, and depthwise convolutions' `groups` shrink with
-/// their channels. Node and value names are unchanged; metadata is kept as is.
+/// loses the removed indices, depthwise convolutions' `groups` shrink with
+/// their channels, and the nodes whose attributes index channels (Slice
+/// bounds, ChannelPermute orders) are rewritten for their input's kept
+/// channels. Node and value names are unchanged; metadata is kept as is.
 ///
 /// - Parameter channels: channel indices to remove by group id, the groups
 ///   being `channelDependencyGroups(in: model.graph)` (ids are deterministic).
 /// - Throws: `StructuredPruningError` for an unknown or unprunable group, an
 ///   index out of range or listed twice, or a removal that would empty a
-///   group; `GraphError` if the result is not a valid graph.
+///   group or a value (a slice of removed channels only); `GraphError` if the
+///   result is not a valid graph.
 public func applyChannelPruning(_ model: Model, removing channels: [Int: [Int]]) throws -> ChannelPruningResult {
     let groups = try channelDependencyGroups(in: model.graph)
     let removal = try validatedRemoval(channels, groups: groups)
@@ -73,8 +76,16 @@ public func applyChannelPruning(_ model: Model, removing channels: [Int: [Int]])
         graph.initializers[key.initializer] = try graph.initializers[key.initializer]!.removing(indices, alongAxis: key.axis)
     }
     let depthwise = Set(removal.keys.flatMap { groups[$0].slices(.depthwiseFilter).map(\.node) })
-    graph.nodes = graph.nodes.map { depthwise.contains($0.name) ? resizingGroups($0, in: graph) : $0 }
-    _ = try graph.inferShapes(batch: 1)
+    let removedInputChannels = inputChannelsToRemove(removal, groups: groups)
+    graph.nodes = try graph.nodes.map { node throws(StructuredPruningError) in
+        var rewritten = depthwise.contains(node.name) ? resizingGroups(node, in: graph) : node
+        if let removed = removedInputChannels[node.name] {
+            guard let op = node.op.removingInputChannels(removed) else { throw .valueWouldBeEmpty(node.output) }
+            rewritten.op = op
+        }
+        return rewritten
+    }
+    for (value, shape) in try graph.inferShapes(batch: 1) where shape.contains(0) { throw StructuredPruningError.valueWouldBeEmpty(value) }
     var pruned = model
     pruned.graph = graph
     return ChannelPruningResult(model: pruned, record: try pruningRecord(before: model.graph, after: graph, removal))
@@ -119,6 +130,17 @@ private func indicesToRemove(_ removal: [Int: [Int]], groups: [ChannelGroup]) ->
     return result
 }
 
+/// Input channel indices each channel-indexing node loses, over every pruned group.
+private func inputChannelsToRemove(_ removal: [Int: [Int]], groups: [ChannelGroup]) -> [String: Set<Int>] {
+    var result: [String: Set<Int>] = [:]
+    for (id, channels) in removal {
+        for entry in groups[id].indexedAttributes {
+            for c in channels { result[entry.node, default: []].formUnion(entry.mapping.indices(ofChannel: c)) }
+        }
+    }
+    return result
+}
+
 /// A depthwise convolution whose `groups` follows its (sliced) output channels.
 private func resizingGroups(_ node: Node, in graph: Graph) -> Node {
     guard case .conv2d(var attributes) = node.op else { return node }
@@ -155,6 +177,24 @@ extension Op {
         switch self {
         case .conv2d, .linear: true
         default: false
+        }
+    }
+
+    /// This op once its input has lost the channels `removed` (indices along
+    /// axis 1): a channel Slice's bounds move down by the removed channels
+    /// before them; a ChannelPermute keeps its kept channels' order,
+    /// renumbered. Nil when a Slice would keep no channel. Other ops are unchanged.
+    func removingInputChannels(_ removed: Set<Int>) -> Op? {
+        switch self {
+        case .slice(let axis, let start, let end):
+            let (newStart, newEnd) = (start - removed.count(where: { $0 < start }), end - removed.count(where: { $0 < end }))
+            return newStart < newEnd ? .slice(axis: axis, start: newStart, end: newEnd) : nil
+        case .channelPermute(let order):
+            let kept = (0..<order.count).filter { !removed.contains($0) }
+            let renumbered = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($0.element, $0.offset) })
+            return .channelPermute(order: order.compactMap { renumbered[$0] })
+        default:
+            return self
         }
     }
 }

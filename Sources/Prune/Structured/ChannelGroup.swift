@@ -1,35 +1,71 @@
 import Compress
 
 /// Where channel `c` of a group lies along one axis of a tensor: the indices
-/// `start + c·block ..< start + (c+1)·block`.
+/// `start + p·block ..< start + (p+1)·block`, `p` being the channel's position.
 ///
-/// A feature map's own channels have `block` 1 and `start` 0; a Concat shifts
-/// `start` by the channels of the inputs before it; a Flatten of `[N,C,H,W]`
-/// multiplies both by `H·W`, so channel `c` becomes a run of `H·W` features.
+/// A feature map's own channels have `block` 1, `start` 0 and channel `c` at
+/// position `c`; a Concat shifts `start` by the channels of the inputs before
+/// it; a Flatten of `[N,C,H,W]` multiplies both by `H·W`, so channel `c`
+/// becomes a run of `H·W` features. A Slice or a ChannelPermute moves channels
+/// out of order (or leaves some out): then `positions` lists each channel's place.
 public struct ChannelMapping: Sendable, Hashable {
     public let start: Int
     public let block: Int
+    /// Channel `c`'s position, or nil when this value does not carry channel
+    /// `c`; nil altogether when channel `c` sits at position `c`.
+    public let positions: [Int?]?
 
-    public init(start: Int, block: Int) {
-        self.start = start; self.block = block
+    public init(start: Int, block: Int, positions: [Int?]? = nil) {
+        self.start = start; self.block = block; self.positions = positions
     }
 
     /// A feature map's own channels: channel `c` is index `c`.
     public static let identity = ChannelMapping(start: 0, block: 1)
 
-    /// The indices channel `c` occupies.
+    /// The indices channel `c` occupies (empty when the value does not carry it).
     public func indices(ofChannel c: Int) -> Range<Int> {
-        (start + c * block)..<(start + (c + 1) * block)
+        guard let position = positions.map({ $0[c] }) ?? c else { return start..<start }
+        return (start + position * block)..<(start + (position + 1) * block)
     }
+
+    /// How many of the group's `channels` the value carries.
+    func carriedCount(channels: Int) -> Int { positions?.count(where: { $0 != nil }) ?? channels }
 
     /// This mapping seen through a Flatten that turns each index into `inner` consecutive features.
     func flattened(inner: Int) -> ChannelMapping {
-        ChannelMapping(start: start * inner, block: block * inner)
+        ChannelMapping(start: start * inner, block: block * inner, positions: positions)
     }
 
     /// This mapping seen `offset` indices further along the axis (a Concat input after others).
     func shifted(by offset: Int) -> ChannelMapping {
-        ChannelMapping(start: start + offset, block: block)
+        ChannelMapping(start: start + offset, block: block, positions: positions)
+    }
+
+    /// The index of each of `channels` channels along the axis (block 1), nil where not carried.
+    private func channelIndices(_ channels: Int) -> [Int?] {
+        (0..<channels).map { c in (positions.map { $0[c] } ?? c).map { start + $0 } }
+    }
+
+    /// This mapping (block 1) seen through a slice keeping the indices `range`;
+    /// nil when none of the group's `channels` fall inside.
+    func sliced(_ range: Range<Int>, channels: Int) -> ChannelMapping? {
+        Self.placing(channelIndices(channels).map { i in i.flatMap { range.contains($0) ? $0 - range.lowerBound : nil } })
+    }
+
+    /// This mapping (block 1) seen through a permutation moving index `j` to `destination[j]`.
+    func permuted(_ destination: [Int], channels: Int) -> ChannelMapping {
+        Self.placing(channelIndices(channels).map { i in i.map { destination[$0] } })!
+    }
+
+    /// The block-1 mapping putting channel `c` at `indices[c]`, in the plain
+    /// form (`start`, no positions) when the carried channels are all there and
+    /// consecutive; nil when no channel is carried.
+    static func placing(_ indices: [Int?]) -> ChannelMapping? {
+        guard let first = indices.first(where: { $0 != nil }).flatMap({ $0 }) else { return nil }
+        if indices.first! == first && indices.enumerated().allSatisfy({ $0.element == first + $0.offset }) {
+            return ChannelMapping(start: first, block: 1)
+        }
+        return ChannelMapping(start: 0, block: 1, positions: indices)
     }
 }
 
@@ -79,11 +115,21 @@ public struct ParameterSlice: Sendable, Hashable {
     public let mapping: ChannelMapping
 }
 
+/// A node whose attributes index its input's channels (a Slice's bounds, a
+/// ChannelPermute's order): removing channels of the group rewrites them
+/// (`Op.removingInputChannels`).
+public struct ChannelIndexedAttributes: Sendable, Hashable {
+    /// The node's name.
+    public let node: String
+    /// Where the group's channels sit along the node's input's axis 1.
+    public let mapping: ChannelMapping
+}
+
 /// Channels that must be removed together: one channel index `c` names the
 /// `c`-th output channel of every source layer in the group, the matching
 /// channel of every value it flows into (through BatchNorm, activations,
-/// pools, Add, Concat, Flatten, depthwise convolutions), and the matching
-/// inputs of every layer that reads them.
+/// pools, Add, Concat, Flatten, depthwise convolutions, Slice and
+/// ChannelPermute), and the matching inputs of every layer that reads them.
 public struct ChannelGroup: Sendable, Hashable, Identifiable {
     /// The group's index in the list `channelDependencyGroups(in:)` returns.
     public let id: Int
@@ -95,6 +141,8 @@ public struct ChannelGroup: Sendable, Hashable, Identifiable {
     public let members: [ChannelMember]
     /// Every parameter a removal touches.
     public let slices: [ParameterSlice]
+    /// Every node whose attributes a removal rewrites.
+    public let indexedAttributes: [ChannelIndexedAttributes]
     /// Why the group cannot be pruned; empty when it can.
     public let notPrunableReasons: [String]
 

@@ -4,12 +4,17 @@ import Compress
 /// group loses, without building the pruned graph: the cost of every
 /// convolution and linear layer is a product of its kept output and input
 /// channels, and which channels go does not matter. Agrees with
-/// `Graph.costReport()` on the pruned graph.
+/// `Graph.costReport()` on the pruned graph when every value carries all
+/// channels of its groups; a value carrying part of a group (after a Slice)
+/// is charged that share of the group's removed channels, an estimate.
 struct ChannelCostModel {
     /// A run of a group's channels along a layer's input or output channel axis.
     private struct Run {
         var group: Int
         var block: Int
+        /// The group's channels the value carries, and the group's channels.
+        var carried: Int
+        var channels: Int
     }
 
     private struct LayerCost {
@@ -30,7 +35,11 @@ struct ChannelCostModel {
         let shapes = try graph.inferShapes(batch: 1)
         var runs: [String: [Run]] = [:]
         for group in groups {
-            for member in group.members { runs[member.value, default: []].append(Run(group: group.id, block: member.mapping.block)) }
+            for member in group.members {
+                runs[member.value, default: []].append(Run(group: group.id, block: member.mapping.block,
+                                                           carried: member.mapping.carriedCount(channels: group.channels),
+                                                           channels: group.channels))
+            }
         }
         layers = graph.nodes.compactMap { node in
             let (output, input) = (shapes[node.output]!, shapes[node.inputs[0]]!)
@@ -54,7 +63,7 @@ struct ChannelCostModel {
     func macs(removing removed: [Int: Int]) -> Int {
         layers.reduce(0) { total, layer in
             func kept(_ channels: Int, _ runs: [Run]) -> Int {
-                channels - runs.reduce(0) { $0 + removed[$1.group, default: 0] * $1.block }
+                channels - runs.reduce(0) { $0 + removed[$1.group, default: 0] * $1.carried / $1.channels * $1.block }
             }
             let outputs = kept(layer.outputs, layer.outputRuns)
             let inputsPerOutput = layer.isDepthwise ? 1 : kept(layer.inputs, layer.inputRuns) / layer.groups

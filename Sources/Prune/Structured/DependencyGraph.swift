@@ -21,8 +21,15 @@ import Compress
 /// - Flatten of `[N,C,H,W]` maps channel `c` to features `c·H·W ..< (c+1)·H·W`.
 /// - A depthwise convolution (groups = input = output channels) follows its
 ///   input: its filter and output channel `c` go with input channel `c`.
+/// - Slice along channels gives its output the sub-range of its input's
+///   layout (a group may then lie partly in one value, partly in another, as
+///   after ShuffleNetV2's split); along another axis it passes channels
+///   through. ChannelPermute moves each channel to its new index. Both record
+///   their node (`ChannelGroup.indexedAttributes`) so a removal rewrites the
+///   bounds or the order.
 ///
 /// Groups are not prunable when they reach a graph output, a Reshape, a
+/// Slice or ChannelPermute of a flattened value's features, a
 /// Softmax over channels, a grouped convolution other than depthwise, an
 /// elementwise op or Concat whose inputs' channels cannot be matched one to
 /// one (or include a graph input or constant), a layer whose parameters are
@@ -61,6 +68,8 @@ private struct ChannelDependencyAnalysis {
     private var spaceReasons: [[String]] = []
     /// Slices in the order they were found, with the space each belongs to.
     private var slices: [(space: Int, slice: ParameterSlice)] = []
+    /// Nodes whose attributes index channels, with the space each entry belongs to.
+    private var indexedAttributes: [(space: Int, attributes: ChannelIndexedAttributes)] = []
     /// Channel layout of each traced value; absent for untraced values (graph
     /// inputs, initializers, outputs of refused ops).
     private var layout: [String: [Segment]] = [:]
@@ -94,7 +103,37 @@ private struct ChannelDependencyAnalysis {
         case .add, .sub, .mul, .div: couple(node)
         case .concat(let axis):
             if normalized(axis, rank: rank(node.output)) == 1 { concatenate(node) } else { couple(node) }
+        case .slice(let axis, let start, let end):
+            if normalized(axis, rank: rank(node.output)) == 1 {
+                moveChannels(node) { mapping, channels in mapping.sliced(start..<end, channels: channels) }
+            } else {
+                passThrough(node)
+            }
+        case .channelPermute(let order):
+            var destination = order
+            for (i, j) in order.enumerated() { destination[j] = i }
+            moveChannels(node) { mapping, channels in mapping.permuted(destination, channels: channels) }
         }
+    }
+
+    /// A Slice along channels or a ChannelPermute: each run of the input's layout
+    /// moved (or dropped) by `move`, and the node recorded for every space it
+    /// reads, since a removal rewrites its attributes.
+    private mutating func moveChannels(_ node: Node, _ move: (ChannelMapping, Int) -> ChannelMapping?) {
+        let input = node.inputs[0]
+        guard let segments = layout[input] else { return }
+        guard segments.allSatisfy({ $0.mapping.block == 1 }) else {
+            refuse(values: [input], because: "\(node.op.kind) '\(node.name)' indexes a flattened value's features, not whole channels")
+            return
+        }
+        var moved: [Segment] = []
+        for segment in segments {
+            indexedAttributes.append((segment.space, ChannelIndexedAttributes(node: node.name, mapping: segment.mapping)))
+            if let mapping = move(segment.mapping, spaceChannels[segment.space]) {
+                moved.append(Segment(space: segment.space, mapping: mapping))
+            }
+        }
+        if !moved.isEmpty { layout[node.output] = moved }
     }
 
     private mutating func visitConvolution(_ node: Node, _ attributes: Conv2d) {
@@ -281,6 +320,7 @@ private struct ChannelDependencyAnalysis {
         return roots.enumerated().map { id, root in
             let spaces = parent.indices.filter { find($0) == root }
             let groupSlices = slices.filter { find($0.space) == root }.map(\.slice)
+            let groupAttributes = indexedAttributes.filter { find($0.space) == root }.map(\.attributes)
             let shared = Set(groupSlices.map(\.initializer)).sorted().compactMap { name -> String? in
                 let count = readers[name, default: 0]
                 return count > 1 ? "initializer '\(name)' is read by \(count) nodes" : nil
@@ -288,7 +328,8 @@ private struct ChannelDependencyAnalysis {
             var seen = Set<String>()
             let reasons = (spaces.flatMap { spaceReasons[$0] } + shared).filter { seen.insert($0).inserted }
             return ChannelGroup(id: id, channels: spaceChannels[root], sourceLayers: spaces.map { spaceSource[$0] },
-                                members: members(of: root), slices: groupSlices, notPrunableReasons: reasons)
+                                members: members(of: root), slices: groupSlices, indexedAttributes: groupAttributes,
+                                notPrunableReasons: reasons)
         }
     }
 

@@ -6,6 +6,8 @@ public enum StructuredPruningError: Error, Equatable, CustomStringConvertible {
     case duplicateChannel(group: Int, channel: Int)
     /// Removing the requested channels would leave the group with none.
     case groupWouldBeEmpty(group: Int, sourceLayers: [String], channels: Int)
+    /// Removing the requested channels would leave a value with none (a Slice of removed channels only).
+    case valueWouldBeEmpty(String)
     case unknownLayer(String)
     case conflictingRatios(group: Int, layers: [String])
     case invalidRatio(layer: String?, ratio: Double)
@@ -26,6 +28,8 @@ public enum StructuredPruningError: Error, Equatable, CustomStringConvertible {
         case .duplicateChannel(let g, let c): "channel \(c) of group \(g) is listed twice"
         case .groupWouldBeEmpty(let g, let layers, let n):
             "pruning would remove all \(n) channels of group \(g) (\(layers.joined(separator: ", "))); at least one must stay"
+        case .valueWouldBeEmpty(let value):
+            "pruning would remove every channel of '\(value)'; keep at least one of its channels"
         case .unknownLayer(let name): "'\(name)' is not a convolution or linear layer of the graph"
         case .conflictingRatios(let g, let layers):
             "layers \(layers.joined(separator: ", ")) share channel group \(g) but were given different ratios"

@@ -115,6 +115,11 @@ struct ValueTable {
         case .quantizeDequantize(let q) where isBlocked(x):
             // Elementwise, and zero stays zero: padded channels keep their zeros.
             append(node, QuantizeDequantizeKernel(quantization: q, layout: .blocked), [id(of: x)], .blocked)
+        case .slice(let axis, let start, let end) where isBlocked(x) && (axis == 1 || axis == 1 - shapes[x]!.count)
+            && BlockedChannelSliceKernel.supports(start..<end):
+            append(node, BlockedChannelSliceKernel(range: start..<end), [id(of: x)], .blocked)
+        case .channelPermute(let order) where isBlocked(x):
+            append(node, ChannelPermuteKernel(order: order, layout: .blocked), [id(of: x)], .blocked)
         case .add where node.inputs.contains(where: isBlocked) && shapes[node.inputs[0]] == shapes[node.inputs[1]]:
             let inputs = node.inputs.map { blockedValue(id(of: $0)) }
             append(node, BlockedAddKernel(), inputs, .blocked)
@@ -161,6 +166,8 @@ struct ValueTable {
         case .add, .sub, .mul, .div: return BinaryKernel(op: node.op)
         case .concat(let axis): return ConcatKernel(axis: axis)
         case .softmax(let axis): return SoftmaxKernel(axis: axis)
+        case .slice(let axis, let start, let end): return SliceKernel(axis: axis, range: start..<end)
+        case .channelPermute(let order): return ChannelPermuteKernel(order: order, layout: .plain)
         case .flatten, .reshape: preconditionFailure("\(node.op.kind) is planned as an alias")
         }
     }
