@@ -12,6 +12,8 @@
 /// | `maxPool`, `avgPool` | `MaxPool`, `AveragePool` (ceil_mode, count_include_pad; a dilated average pool needs opset 19) |
 /// | `globalAvgPool` | `GlobalAveragePool` |
 /// | `reshape` | `Reshape` with the target as an INT64 initializer |
+/// | `convTranspose` | `ConvTranspose` (kernel_shape, strides, pads, dilations, group, output_padding) |
+/// | `resize` | `Resize` (mode, coordinate_transformation_mode, nearest_mode) with an empty roi and float scales `[1, 1, h, w]`; sizes on `axes` [2, 3] (opset 18) when no scale reproduces them |
 /// | `dropout` | `Identity` |
 /// | others | the op of the same meaning (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Flatten`, `Add`, `Sub`, `Mul`, `Div`, `Concat`, `Softmax`) |
 ///

@@ -131,6 +131,7 @@ extension ImportContext {
         "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
         "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "QuantizeLinear", "DequantizeLinear",
+        "Resize", "Upsample", "ConvTranspose",
     ]
 
     /// Inputs each op needs at least (absent ones are 1).
@@ -141,6 +142,9 @@ extension ImportContext {
         case "Slice": opset < 10 ? 1 : 3
         case "Pad": opset < 11 ? 1 : 2
         case "Conv", "Gemm", "MatMul", "Reshape", "Gather", "Add", "Sub", "Mul", "Div", "QuantizeLinear", "DequantizeLinear": 2
+        case "ConvTranspose": 2
+        case "Resize": opset < 11 ? 2 : 1
+        case "Upsample": opset < 9 ? 1 : 2
         default: 1
         }
     }
@@ -186,6 +190,9 @@ extension ImportContext {
         case "Slice": try convertSlice(n)
         case "QuantizeLinear": try convertQuantizeLinear(n)
         case "DequantizeLinear": try convertDequantizeLinear(n)
+        case "Resize": try convertResize(n)
+        case "Upsample": try convertUpsample(n)
+        case "ConvTranspose": try convertConvTranspose(n)
         default: try convertCast(n)
         }
     }
