@@ -2,7 +2,8 @@
 # Checks compressor against the outside world: ONNX export vs onnxruntime for every
 # built-in architecture and for the factor layers of every lowrank method, the int8 QDQ
 # export vs onnxruntime (unoptimized and on its integer kernels), import of foreign ONNX
-# models, ONNX's backend node tests, and import of QDQ models written by onnxruntime's
+# models, ONNX's backend node tests, an encoder-decoder (Resize, ConvTranspose) imported,
+# channel-pruned and exported, and import of QDQ models written by onnxruntime's
 # quantizer.
 # Usage: scripts/onnx-checks.sh [path/to/compressor]   (default: .build/debug/compressor)
 set -euo pipefail
@@ -17,7 +18,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for check in Tests/onnx/check_architectures.py Tests/onnx/check_lowrank.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py; do
+for check in Tests/onnx/check_architectures.py Tests/onnx/check_lowrank.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py Tests/onnx/check_encoder_decoder.py; do
   if [ -f "$check" ]; then
     mkdir -p "$work/$(basename "$check" .py)"
     "$venv/bin/python" "$check" --compressor "$bin" --work "$work/$(basename "$check" .py)" || status=1

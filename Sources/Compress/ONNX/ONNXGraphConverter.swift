@@ -142,9 +142,8 @@ extension ImportContext {
         case "Slice": opset < 10 ? 1 : 3
         case "Pad": opset < 11 ? 1 : 2
         case "Conv", "Gemm", "MatMul", "Reshape", "Gather", "Add", "Sub", "Mul", "Div", "QuantizeLinear", "DequantizeLinear": 2
-        case "ConvTranspose": 2
+        case "ConvTranspose", "Upsample": 2
         case "Resize": opset < 11 ? 2 : 1
-        case "Upsample": opset < 9 ? 1 : 2
         default: 1
         }
     }

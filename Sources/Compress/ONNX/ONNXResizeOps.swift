@@ -89,19 +89,10 @@ extension ImportContext {
         define(n.outputs[0], .dynamic(try emit(.resize(resize), [x], output: n.outputs[0])))
     }
 
-    /// `Upsample` (opsets 7 to 9; scales an attribute before 9, an input from 9).
+    /// `Upsample` (opset 9, deprecated from 10: the importer reads opsets from 9, where scales are an input).
     mutating func convertUpsample(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
-        let scales: [Float]
-        if opset < 9 {
-            try n.onlyAttributes(["mode", "scales"])
-            guard case .floats(let v)? = n.attributes["scales"] else { throw UnsupportedFeature("scales attribute missing") }
-            scales = v
-        } else {
-            try n.onlyAttributes(["mode"])
-            guard n.input(1) != nil else { throw UnsupportedFeature("scales input missing") }
-            scales = try constant(n.inputs[1], "scales").tensor.floats
-        }
-        try defineLegacyResize(n, scales: scales)
+        try n.onlyAttributes(["mode"])
+        try defineLegacyResize(n, scales: try constant(n.inputs[1], "scales").tensor.floats)
     }
 
     /// `Upsample` and opset-10 `Resize`: asymmetric coordinates; nearest
