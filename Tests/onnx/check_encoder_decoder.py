@@ -14,6 +14,8 @@ Shape -> Slice -> Concat chain -> output feature map [N, 4, 40, 40]. Then:
 3. `compressor convert` of the pruned model back to ONNX: onnxruntime on that file must
    equal `compressor predict --raw` of the pruned model, and the ConvTranspose must have
    lost channels.
+4. Resize at opset 10 and Upsample at opset 9 (nearest and linear) agree with onnxruntime,
+   and a cubic Resize is refused with a message naming the node and the mode.
 
 Usage: check_encoder_decoder.py --compressor .build/debug/compressor --work /tmp/encdec
 Needs: pip install numpy onnx onnxruntime
@@ -79,6 +81,52 @@ def encoder_decoder(rng):
     return model
 
 
+def single_resize(op, opset, attributes, scales, shape=(1, 2, 5, 4), sizes=None):
+    """One Resize or Upsample node over x, with constant scales (or sizes)."""
+    inputs, inits = ["x"], []
+    if op == "Resize" and opset >= 11:
+        inputs.append("")
+    inputs.append("scales")
+    inits.append(const("scales", np.asarray(scales, np.float32)))
+    if sizes is not None:
+        inputs.append("sizes")
+        inits.append(const("sizes", np.asarray(sizes, np.int64)))
+    node = helper.make_node(op, inputs, ["y"], name="resize", **attributes)
+    graph = helper.make_graph([node], "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + list(shape[1:]))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="check_encoder_decoder")
+    model.ir_version = 7
+    return model
+
+
+def check_legacy_and_refusals(compressor, work, failures):
+    """Resize at opset 10 and Upsample at opset 9 (asymmetric coordinates) against onnxruntime; cubic refused by name."""
+    import onnxruntime as ort
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 2, 5, 4)).astype(np.float32)
+    x_path = os.path.join(work, "small_x.npy")
+    np.save(x_path, x)
+    cases = [("Resize", 10, {"mode": "nearest"}, [1, 1, 2, 3]), ("Resize", 10, {"mode": "linear"}, [1, 1, 2, 1.5]),
+             ("Resize", 10, {"mode": "nearest"}, [1, 1, 0.5, 0.5]), ("Upsample", 9, {"mode": "nearest"}, [1, 1, 2, 2]),
+             ("Upsample", 9, {"mode": "linear"}, [1, 1, 3, 2])]
+    for k, (op, opset, attributes, scales) in enumerate(cases):
+        path = os.path.join(work, f"legacy{k}.onnx")
+        onnx.save(single_resize(op, opset, attributes, scales), path)
+        want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        out = os.path.join(work, f"legacy{k}.npy")
+        run([compressor, "predict", path, "--raw", "--input", f"x={x_path}", "-o", out])
+        compare(f"{op} opset {opset} {attributes['mode']} scales {scales[2:]} vs onnxruntime", np.load(out), want, failures)
+    path = os.path.join(work, "cubic.onnx")
+    onnx.save(single_resize("Resize", 13, {"mode": "cubic"}, [1, 1, 2, 2]), path)
+    r = subprocess.run([compressor, "predict", path, "--raw", "--input", f"x={x_path}", "-o", os.path.join(work, "cubic.npy")],
+                       capture_output=True, text=True)
+    message = (r.stderr or r.stdout).strip()
+    good = r.returncode != 0 and "mode cubic" in message and "'resize'" in message
+    print(f"{'PASS' if good else 'FAIL'} cubic Resize refused by name: {message}")
+    if not good:
+        failures.append("cubic Resize not refused by name")
+
+
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -141,6 +189,7 @@ def main():
     if not shrunk:
         failures.append("ConvTranspose lost no channels")
     print("prune: " + "; ".join(report.get("changes", [])))
+    check_legacy_and_refusals(compressor, args.work, failures)
     for f in failures:
         print(f"FAIL {f}")
     return 1 if failures else 0

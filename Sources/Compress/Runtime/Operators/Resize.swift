@@ -2,13 +2,13 @@
 /// output index `o` along an axis reads `low[o]` (nearest: only it) and, in
 /// bilinear mode, `high[o]` with weight `fraction[o]`.
 struct ResizeTables {
-    struct Axis {
+    struct SourcePixels {
         var low: [Int]
         var high: [Int]
         var fraction: [Float]
     }
 
-    let rows: Axis, columns: Axis
+    let rows: SourcePixels, columns: SourcePixels
     let isNearest: Bool
 
     init(_ r: Resize2d, h: Int, w: Int, oh: Int, ow: Int) {
@@ -18,8 +18,8 @@ struct ResizeTables {
         columns = Self.axis(r, input: w, output: ow, scale: scaleW)
     }
 
-    private static func axis(_ r: Resize2d, input: Int, output: Int, scale: Float) -> Axis {
-        var a = Axis(low: [], high: [], fraction: [])
+    private static func axis(_ r: Resize2d, input: Int, output: Int, scale: Float) -> SourcePixels {
+        var a = SourcePixels(low: [], high: [], fraction: [])
         for o in 0..<output {
             let s = r.sourceCoordinate(o, inputLength: input, outputLength: output, scale: scale)
             if r.mode == .nearest {
