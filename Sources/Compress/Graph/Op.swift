@@ -71,6 +71,8 @@ public struct Pool2d: Sendable, Hashable {
 /// every input pixel scatters its weighted kernel into the output. The
 /// weight is `[inChannels, outChannels / groups, kh, kw]`; each output side
 /// is `(in - 1)·stride - padBefore - padAfter + dilation·(k - 1) + 1 + outputPadding`.
+/// The learned upsampling of encoder-decoder networks (Long, Shelhamer &
+/// Darrell, "Fully Convolutional Networks for Semantic Segmentation", 2015).
 public struct ConvTranspose2d: Sendable, Hashable {
     public var stride: Size2
     public var padding: Padding2
@@ -159,6 +161,7 @@ public struct Resize2d: Sendable, Hashable {
 /// Input conventions (ONNX's, so import and export stay one-to-one):
 /// - `conv2d`: x `[N,C,H,W]`, weight `[O, C/groups, kh, kw]`, optional bias `[O]`.
 /// - `linear`: x `[N, in]`, weight `[out, in]`, optional bias `[out]` (y = x Wᵀ + b).
+/// - `convTranspose`: x `[N,C,H,W]`, weight `[C, O/groups, kh, kw]`, optional bias `[O]`.
 /// - `batchNorm`: x `[N,C,...]`, scale, bias, running mean, running variance, each `[C]`.
 /// - binary elementwise ops broadcast numpy-style.
 public enum Op: Sendable, Hashable {
