@@ -168,6 +168,24 @@ struct ConvTransposeCase: Sendable, CustomTestStringConvertible {
         #expect(try F.sessionMatchesReference(graph, batch: 2))
     }
 
+    /// A BatchNorm after a ConvTranspose (grouped, so each output channel's scale lands on weight axis 1
+    /// within its group) folds into it and computes what the two nodes did.
+    @Test(arguments: [1, 2]) func batchNormFoldsIntoTheTransposedConvolution(_ groups: Int) throws {
+        let parameters = [("w", F.weights([4, 3, 2, 2], seed: 2)), ("b", F.weights([3 * groups], seed: 3))]
+        var graph = F.singleOp(.convTranspose(ConvTranspose2d(stride: .square(2), groups: groups)), sample: [4, 3, 3],
+                               parameters: parameters)
+        graph.nodes[0].output = "t"
+        let bn = F.batchNormParameters("bn", channels: 3 * groups, seed: 4)
+        for (name, t) in bn { graph.initializers[name] = t }
+        graph.nodes.append(Node(name: "bn", op: .batchNorm(epsilon: 1e-5), inputs: ["t"] + bn.map(\.0), output: "y"))
+        let (folded, names) = foldingBatchNorm(graph)
+        #expect(names == ["bn"] && folded.nodes.map(\.name) == ["op"] && folded.nodes[0].output == "y")
+        var rng = SeededGenerator(seed: 9)
+        let x = rng.gaussianTensor([2, 4, 3, 3])
+        expectClose(try ReferenceEvaluator.run(folded, inputs: ["x": x])["y"]!,
+                    try ReferenceEvaluator.run(graph, inputs: ["x": x])["y"]!, tolerance: 1e-5)
+    }
+
     @Test(arguments: resizes) func resizeKernelMatchesReference(_ r: Resize2d) throws {
         let sample = r.size == nil ? [3, 5, 6] : [2, 5, 6]
         let graph = F.singleOp(.resize(r), sample: sample)
