@@ -2,9 +2,10 @@
 # Checks compressor against the outside world: ONNX export vs onnxruntime for every
 # built-in architecture and for the factor layers of every lowrank method, the int8 QDQ
 # export vs onnxruntime (unoptimized and on its integer kernels), import of foreign ONNX
-# models (ConvNeXt's channels-last blocks, ShuffleNetV2 units and a GhostNet module among
-# them: import, channel pruning, export), ONNX's backend node tests, and import of QDQ
-# models written by onnxruntime's quantizer.
+# models (ConvNeXt's channels-last blocks, ShuffleNetV2 units, a GhostNet module and an
+# encoder-decoder with Resize and ConvTranspose among them: import, channel pruning,
+# export), ONNX's backend node tests, and import of QDQ models written by onnxruntime's
+# quantizer.
 # Usage: scripts/onnx-checks.sh [path/to/compressor]   (default: .build/debug/compressor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for check in Tests/onnx/check_architectures.py Tests/onnx/check_lowrank.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py Tests/onnx/check_convnext.py Tests/onnx/check_shufflenet.py; do
+for check in Tests/onnx/check_architectures.py Tests/onnx/check_lowrank.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py Tests/onnx/check_convnext.py Tests/onnx/check_shufflenet.py Tests/onnx/check_encoder_decoder.py; do
   if [ -f "$check" ]; then
     mkdir -p "$work/$(basename "$check" .py)"
     "$venv/bin/python" "$check" --compressor "$bin" --work "$work/$(basename "$check" .py)" || status=1

@@ -862,6 +862,96 @@ void   compressor__dropout_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__dropout_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__resize_attributes__init
+                     (Compressor__ResizeAttributes         *message)
+{
+  static const Compressor__ResizeAttributes init_value = COMPRESSOR__RESIZE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__resize_attributes__get_packed_size
+                     (const Compressor__ResizeAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__resize_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__resize_attributes__pack
+                     (const Compressor__ResizeAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__resize_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__resize_attributes__pack_to_buffer
+                     (const Compressor__ResizeAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__resize_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__ResizeAttributes *
+       compressor__resize_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__ResizeAttributes *)
+     protobuf_c_message_unpack (&compressor__resize_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__resize_attributes__free_unpacked
+                     (Compressor__ResizeAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__resize_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__conv_transpose_attributes__init
+                     (Compressor__ConvTransposeAttributes         *message)
+{
+  static const Compressor__ConvTransposeAttributes init_value = COMPRESSOR__CONV_TRANSPOSE_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__conv_transpose_attributes__get_packed_size
+                     (const Compressor__ConvTransposeAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__conv_transpose_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__conv_transpose_attributes__pack
+                     (const Compressor__ConvTransposeAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__conv_transpose_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__conv_transpose_attributes__pack_to_buffer
+                     (const Compressor__ConvTransposeAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__conv_transpose_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__ConvTransposeAttributes *
+       compressor__conv_transpose_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__ConvTransposeAttributes *)
+     protobuf_c_message_unpack (&compressor__conv_transpose_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__conv_transpose_attributes__free_unpacked
+                     (Compressor__ConvTransposeAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__conv_transpose_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__quantize_dequantize_attributes__init
                      (Compressor__QuantizeDequantizeAttributes         *message)
 {
@@ -2063,7 +2153,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[27] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[29] =
 {
   {
     "name",
@@ -2378,6 +2468,30 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[27] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "resize",
+    37,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, resize),
+    &compressor__resize_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "conv_transpose",
+    38,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, conv_transpose),
+    &compressor__conv_transpose_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "quantize_dequantize",
     60,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -2397,6 +2511,7 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   24,   /* field[24] = channel_permute */
   20,   /* field[20] = concat */
   3,   /* field[3] = conv2d */
+  27,   /* field[27] = conv_transpose */
   19,   /* field[19] = div */
   22,   /* field[22] = dropout */
   14,   /* field[14] = flatten */
@@ -2409,10 +2524,11 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
-  26,   /* field[26] = quantize_dequantize */
+  28,   /* field[28] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
+  26,   /* field[26] = resize */
   9,   /* field[9] = sigmoid */
   23,   /* field[23] = slice */
   21,   /* field[21] = softmax */
@@ -2424,8 +2540,8 @@ static const ProtobufCIntRange compressor__node__number_ranges[4 + 1] =
   { 1, 0 },
   { 10, 3 },
   { 34, 23 },
-  { 60, 26 },
-  { 0, 27 }
+  { 60, 28 },
+  { 0, 29 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2435,7 +2551,7 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  27,
+  29,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
   4,  compressor__node__number_ranges,
@@ -3134,6 +3250,199 @@ const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor =
   compressor__dropout_attributes__field_indices_by_name,
   1,  compressor__dropout_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__dropout_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__resize_attributes__field_descriptors[6] =
+{
+  {
+    "mode",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ResizeAttributes, mode),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "coordinate_transformation",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ResizeAttributes, coordinate_transformation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nearest_rounding",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ResizeAttributes, nearest_rounding),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "scale_h",
+    4,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__ResizeAttributes, has_scale_h),
+    offsetof(Compressor__ResizeAttributes, scale_h),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "scale_w",
+    5,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__ResizeAttributes, has_scale_w),
+    offsetof(Compressor__ResizeAttributes, scale_w),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    6,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ResizeAttributes, size),
+    &compressor__size2__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__resize_attributes__field_indices_by_name[] = {
+  1,   /* field[1] = coordinate_transformation */
+  0,   /* field[0] = mode */
+  2,   /* field[2] = nearest_rounding */
+  3,   /* field[3] = scale_h */
+  4,   /* field[4] = scale_w */
+  5,   /* field[5] = size */
+};
+static const ProtobufCIntRange compressor__resize_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor compressor__resize_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.ResizeAttributes",
+  "ResizeAttributes",
+  "Compressor__ResizeAttributes",
+  "compressor",
+  sizeof(Compressor__ResizeAttributes),
+  6,
+  compressor__resize_attributes__field_descriptors,
+  compressor__resize_attributes__field_indices_by_name,
+  1,  compressor__resize_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__resize_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__conv_transpose_attributes__field_descriptors[5] =
+{
+  {
+    "stride",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ConvTransposeAttributes, stride),
+    &compressor__size2__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "padding",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ConvTransposeAttributes, padding),
+    &compressor__padding2__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dilation",
+    3,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ConvTransposeAttributes, dilation),
+    &compressor__size2__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "groups",
+    4,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Compressor__ConvTransposeAttributes, has_groups),
+    offsetof(Compressor__ConvTransposeAttributes, groups),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_padding",
+    5,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Compressor__ConvTransposeAttributes, output_padding),
+    &compressor__size2__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__conv_transpose_attributes__field_indices_by_name[] = {
+  2,   /* field[2] = dilation */
+  3,   /* field[3] = groups */
+  4,   /* field[4] = output_padding */
+  1,   /* field[1] = padding */
+  0,   /* field[0] = stride */
+};
+static const ProtobufCIntRange compressor__conv_transpose_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor compressor__conv_transpose_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.ConvTransposeAttributes",
+  "ConvTransposeAttributes",
+  "Compressor__ConvTransposeAttributes",
+  "compressor",
+  sizeof(Compressor__ConvTransposeAttributes),
+  5,
+  compressor__conv_transpose_attributes__field_descriptors,
+  compressor__conv_transpose_attributes__field_indices_by_name,
+  1,  compressor__conv_transpose_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__conv_transpose_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__quantize_dequantize_attributes__field_descriptors[3] =

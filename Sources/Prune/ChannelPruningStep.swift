@@ -6,7 +6,11 @@ extension PrunePass {
     /// groups over the schedule's steps, fine-tuning after each, and returns
     /// a physically smaller dense model.
     func pruneChannels(_ model: Model, context: PassContext) throws -> PassOutcome {
-        let selected = Set(try selection.layers(in: model.graph, pass: Self.name).map(\.node))
+        var selected = Set(try selection.layers(in: model.graph, pass: Self.name).map(\.node))
+        // Transposed convolutions are sources of channel groups too (the other passes leave their weights alone).
+        for node in model.graph.nodes where selection.contains(node.name) {
+            if case .convTranspose = node.op { selected.insert(node.name) }
+        }
         var current = model
         var changes: [String] = []
         var attachments: [String: String] = [:]

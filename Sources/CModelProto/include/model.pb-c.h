@@ -34,6 +34,8 @@ typedef struct Compressor__ReshapeAttributes Compressor__ReshapeAttributes;
 typedef struct Compressor__SliceAttributes Compressor__SliceAttributes;
 typedef struct Compressor__ChannelPermuteAttributes Compressor__ChannelPermuteAttributes;
 typedef struct Compressor__DropoutAttributes Compressor__DropoutAttributes;
+typedef struct Compressor__ResizeAttributes Compressor__ResizeAttributes;
+typedef struct Compressor__ConvTransposeAttributes Compressor__ConvTransposeAttributes;
 typedef struct Compressor__QuantizeDequantizeAttributes Compressor__QuantizeDequantizeAttributes;
 typedef struct Compressor__Tensor Compressor__Tensor;
 typedef struct Compressor__DenseFloat32 Compressor__DenseFloat32;
@@ -169,6 +171,8 @@ typedef enum {
   COMPRESSOR__NODE__OP_SLICE = 34,
   COMPRESSOR__NODE__OP_CHANNEL_PERMUTE = 35,
   COMPRESSOR__NODE__OP_LAYER_NORM = 36,
+  COMPRESSOR__NODE__OP_RESIZE = 37,
+  COMPRESSOR__NODE__OP_CONV_TRANSPOSE = 38,
   COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE = 60
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(COMPRESSOR__NODE__OP__CASE)
 } Compressor__Node__OpCase;
@@ -208,6 +212,8 @@ struct  Compressor__Node
     Compressor__SliceAttributes *slice;
     Compressor__ChannelPermuteAttributes *channel_permute;
     Compressor__LayerNormAttributes *layer_norm;
+    Compressor__ResizeAttributes *resize;
+    Compressor__ConvTransposeAttributes *conv_transpose;
     /*
      * 30..59: free; 60.. quantization.
      */
@@ -420,7 +426,46 @@ struct  Compressor__DropoutAttributes
  * ONNX QuantizeLinear then DequantizeLinear with one scale and zero point:
  * y = (saturate(round_half_to_even(x / scale) + zero_point) - zero_point) * scale,
  * saturating to uint8 (0..255), or int8 (-128..127) when `signed`.
+ * Resize (nearest or bilinear over H and W). The strings are ONNX's names:
+ * mode "nearest" or "linear"; coordinate_transformation e.g. "half_pixel",
+ * "pytorch_half_pixel", "align_corners", "asymmetric"; nearest_rounding e.g.
+ * "round_prefer_floor", "floor". Without size the output is floor(input * scale).
  */
+struct  Compressor__ResizeAttributes
+{
+  ProtobufCMessage base;
+  char *mode;
+  char *coordinate_transformation;
+  char *nearest_rounding;
+  protobuf_c_boolean has_scale_h;
+  float scale_h;
+  protobuf_c_boolean has_scale_w;
+  float scale_w;
+  Compressor__Size2 *size;
+};
+#define COMPRESSOR__RESIZE_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__resize_attributes__descriptor) \
+    , NULL, NULL, NULL, 0, 0, 0, 0, NULL }
+
+
+/*
+ * ConvTranspose: weight [C, O/groups, kh, kw].
+ */
+struct  Compressor__ConvTransposeAttributes
+{
+  ProtobufCMessage base;
+  Compressor__Size2 *stride;
+  Compressor__Padding2 *padding;
+  Compressor__Size2 *dilation;
+  protobuf_c_boolean has_groups;
+  int64_t groups;
+  Compressor__Size2 *output_padding;
+};
+#define COMPRESSOR__CONV_TRANSPOSE_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__conv_transpose_attributes__descriptor) \
+    , NULL, NULL, NULL, 0, 0, NULL }
+
+
 struct  Compressor__QuantizeDequantizeAttributes
 {
   ProtobufCMessage base;
@@ -1343,6 +1388,44 @@ Compressor__DropoutAttributes *
 void   compressor__dropout_attributes__free_unpacked
                      (Compressor__DropoutAttributes *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__ResizeAttributes methods */
+void   compressor__resize_attributes__init
+                     (Compressor__ResizeAttributes         *message);
+size_t compressor__resize_attributes__get_packed_size
+                     (const Compressor__ResizeAttributes   *message);
+size_t compressor__resize_attributes__pack
+                     (const Compressor__ResizeAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__resize_attributes__pack_to_buffer
+                     (const Compressor__ResizeAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__ResizeAttributes *
+       compressor__resize_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__resize_attributes__free_unpacked
+                     (Compressor__ResizeAttributes *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__ConvTransposeAttributes methods */
+void   compressor__conv_transpose_attributes__init
+                     (Compressor__ConvTransposeAttributes         *message);
+size_t compressor__conv_transpose_attributes__get_packed_size
+                     (const Compressor__ConvTransposeAttributes   *message);
+size_t compressor__conv_transpose_attributes__pack
+                     (const Compressor__ConvTransposeAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__conv_transpose_attributes__pack_to_buffer
+                     (const Compressor__ConvTransposeAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__ConvTransposeAttributes *
+       compressor__conv_transpose_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__conv_transpose_attributes__free_unpacked
+                     (Compressor__ConvTransposeAttributes *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__QuantizeDequantizeAttributes methods */
 void   compressor__quantize_dequantize_attributes__init
                      (Compressor__QuantizeDequantizeAttributes         *message);
@@ -1801,6 +1884,12 @@ typedef void (*Compressor__ChannelPermuteAttributes_Closure)
 typedef void (*Compressor__DropoutAttributes_Closure)
                  (const Compressor__DropoutAttributes *message,
                   void *closure_data);
+typedef void (*Compressor__ResizeAttributes_Closure)
+                 (const Compressor__ResizeAttributes *message,
+                  void *closure_data);
+typedef void (*Compressor__ConvTransposeAttributes_Closure)
+                 (const Compressor__ConvTransposeAttributes *message,
+                  void *closure_data);
 typedef void (*Compressor__QuantizeDequantizeAttributes_Closure)
                  (const Compressor__QuantizeDequantizeAttributes *message,
                   void *closure_data);
@@ -1889,6 +1978,8 @@ extern const ProtobufCMessageDescriptor compressor__reshape_attributes__descript
 extern const ProtobufCMessageDescriptor compressor__slice_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__channel_permute_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dropout_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__resize_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__conv_transpose_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__quantize_dequantize_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__tensor__descriptor;
 extern const ProtobufCMessageDescriptor compressor__dense_float32__descriptor;

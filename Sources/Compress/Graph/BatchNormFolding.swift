@@ -1,9 +1,10 @@
-/// Folds inference-time batch normalization into the convolution or linear
-/// layer that feeds it.
+/// Folds inference-time batch normalization into the convolution, transposed
+/// convolution or linear layer that feeds it.
 ///
 /// A BatchNorm `y = (x - mean) / sqrt(var + eps) * scale + bias` whose input
-/// `x = W * in + b` comes from a `conv2d` or `linear` with no other consumer is
-/// the same layer with `W' = W * s` (row by output channel) and
+/// `x = W * in + b` comes from a `conv2d`, `convTranspose` or `linear` with no
+/// other consumer is the same layer with `W' = W * s` (each weight scaled by its
+/// output channel's `s`: axis 0, or axis 1 per group for `convTranspose`) and
 /// `b' = (b - mean) * s + bias`, where `s = scale / sqrt(var + eps)`. The layer
 /// gets a bias if it had none, takes over the BatchNorm's output name, and the
 /// BatchNorm node is removed, so consumers and graph outputs are untouched.
@@ -33,7 +34,8 @@ extension Graph {
               let layerIndex = nodes.firstIndex(where: { $0.output == bn.inputs[0] }),
               let plan = batchNormFoldPlan(layer: nodes[layerIndex], bn: bn) else { return false }
         var layer = nodes[layerIndex]
-        let (weight, bias) = foldedParameters(plan.weight, plan.bias, bn: bn, epsilon: epsilon)
+        let (weight, bias) = foldedParameters(plan.weight, plan.bias, channels: plan.channels, bn: bn, epsilon: epsilon,
+                                              outputChannel: Self.outputChannel(of: layer.op, weightShape: plan.weight.shape))
         let biasName = plan.biasName ?? unusedName(base: layer.name + ".bias")
         initializers[layer.inputs[1]] = weight
         initializers[biasName] = bias
@@ -48,36 +50,44 @@ extension Graph {
     }
 
     /// What folding `bn` into `layer` needs, or nil when it must not be folded.
-    private func batchNormFoldPlan(layer: Node, bn: Node) -> (weight: Tensor, bias: Tensor?, biasName: String?)? {
+    private func batchNormFoldPlan(layer: Node, bn: Node) -> (weight: Tensor, bias: Tensor?, biasName: String?, channels: Int)? {
         switch layer.op {
-        case .conv2d, .linear: break
+        case .conv2d, .linear, .convTranspose: break
         default: return nil
         }
         guard readerCount(of: layer.output) == 1, !outputs.contains(layer.output),
               bn.inputs[1...].allSatisfy({ initializers[$0] != nil }),
-              let weight = initializers[layer.inputs[1]], isPrivate(layer.inputs[1]) else { return nil }
-        let channels = weight.shape[0]
+              let weight = initializers[layer.inputs[1]], isPrivate(layer.inputs[1]), weight.rank >= 2 else { return nil }
+        var channels = weight.shape[0]
+        if case .convTranspose(let a) = layer.op { channels = weight.shape[1] * a.groups }
         guard bn.inputs[1...].allSatisfy({ initializers[$0]!.count == channels }) else { return nil }
-        guard layer.inputs.count == 3, !layer.inputs[2].isEmpty else { return (weight, nil, nil) }
+        guard layer.inputs.count == 3, !layer.inputs[2].isEmpty else { return (weight, nil, nil, channels) }
         let biasName = layer.inputs[2]
         guard let bias = initializers[biasName], isPrivate(biasName), bias.count == channels else { return nil }
-        return (weight, bias, biasName)
+        return (weight, bias, biasName, channels)
     }
 
-    /// `W * s` row by row and `(b - mean) * s + beta`, computed in Double.
-    private func foldedParameters(_ weight: Tensor, _ bias: Tensor?, bn: Node, epsilon: Float) -> (Tensor, Tensor) {
+    /// The output channel weight element `i` belongs to: its row (axis 0) for conv2d and
+    /// linear; for convTranspose `[C, O/groups, kh, kw]`, group of its input channel
+    /// times `O/groups` plus its index on axis 1.
+    private static func outputChannel(of op: Op, weightShape: [Int]) -> (Int) -> Int {
+        let rowLength = weightShape.dropFirst().reduce(1, *)
+        guard case .convTranspose(let a) = op else { return { $0 / rowLength } }
+        let (groupOut, taps) = (weightShape[1], weightShape[2...].reduce(1, *))
+        let groupIn = weightShape[0] / a.groups
+        return { i in (i / rowLength / groupIn) * groupOut + (i / taps) % groupOut }
+    }
+
+    /// `W * s` by output channel and `(b - mean) * s + beta`, computed in Double.
+    private func foldedParameters(_ weight: Tensor, _ bias: Tensor?, channels: Int, bn: Node, epsilon: Float,
+                                  outputChannel: (Int) -> Int) -> (Tensor, Tensor) {
         let (scale, beta, mean, variance) = (initializers[bn.inputs[1]]!.floats, initializers[bn.inputs[2]]!.floats,
                                              initializers[bn.inputs[3]]!.floats, initializers[bn.inputs[4]]!.floats)
-        let channels = weight.shape[0]
-        let rowLength = weight.count / max(channels, 1)
         let oldBias = bias?.floats ?? [Float](repeating: 0, count: channels)
+        let s = (0..<channels).map { c in Double(scale[c]) / (Double(variance[c]) + Double(epsilon)).squareRoot() }
         var w = weight.floats
-        var b = [Float](repeating: 0, count: channels)
-        for c in 0..<channels {
-            let s = Double(scale[c]) / (Double(variance[c]) + Double(epsilon)).squareRoot()
-            for i in (c * rowLength)..<((c + 1) * rowLength) { w[i] = Float(Double(w[i]) * s) }
-            b[c] = Float((Double(oldBias[c]) - Double(mean[c])) * s + Double(beta[c]))
-        }
+        for i in w.indices { w[i] = Float(Double(w[i]) * s[outputChannel(i)]) }
+        let b = (0..<channels).map { c in Float((Double(oldBias[c]) - Double(mean[c])) * s[c] + Double(beta[c])) }
         return (Tensor(shape: weight.shape, floats: w), Tensor(shape: [channels], floats: b))
     }
 

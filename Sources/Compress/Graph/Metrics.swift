@@ -19,14 +19,18 @@ public struct NodeCost: Sendable, Equatable {
 
 extension NodeCost {
     /// The MACs `costReport()` counts for one sample of a node running `op`
-    /// with a weight of `weightShape` and writing `outputShape` (batch 1):
-    /// `out_h·out_w·O·(C/groups)·kh·kw` for `Conv2d`, `in·out` for `Linear`,
+    /// with a weight of `weightShape`, reading `inputShape` and writing `outputShape` (batch 1):
+    /// `out_h·out_w·O·(C/groups)·kh·kw` for `Conv2d`, `C·H·W·(O/groups)·kh·kw`
+    /// for `ConvTranspose` (every input pixel scatters its kernel), `in·out` for `Linear`,
     /// 0 for every other op.
-    public static func macs(of op: Op, outputShape: [Int], weightShape: [Int]) -> Int {
+    public static func macs(of op: Op, outputShape: [Int], weightShape: [Int], inputShape: [Int] = []) -> Int {
         switch op {
         case .conv2d:
             // Weight [O, C/groups, kh, kw]: each output element costs (C/groups)·kh·kw.
             outputShape[1...].reduce(1, *) * weightShape[1...].reduce(1, *)
+        case .convTranspose:
+            // Weight [C, O/groups, kh, kw]: each input element scatters (O/groups)·kh·kw products.
+            inputShape.dropFirst().reduce(1, *) * weightShape[1...].reduce(1, *)
         case .linear:
             weightShape[0] * weightShape[1]
         default:
@@ -62,7 +66,8 @@ extension Graph {
             let out = shapes[node.output]!
             let parameters = node.inputs.reduce(0) { $0 + (initializers[$1]?.count ?? 0) }
             let weight = node.inputs.count > 1 ? shapes[node.inputs[1]] ?? [] : []
-            let macs = NodeCost.macs(of: node.op, outputShape: out, weightShape: weight)
+            let macs = NodeCost.macs(of: node.op, outputShape: out, weightShape: weight,
+                                     inputShape: shapes[node.inputs[0]] ?? [])
             costs.append(NodeCost(name: node.name, kind: node.op.kind, outputShape: out,
                                   parameters: parameters, macs: macs))
         }

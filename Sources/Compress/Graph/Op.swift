@@ -66,12 +66,102 @@ public struct Pool2d: Sendable, Hashable {
     }
 }
 
+/// Attributes of a 2-D transposed convolution (ONNX `ConvTranspose`), the
+/// adjoint of `Conv2d` with the same stride, padding, dilation and groups:
+/// every input pixel scatters its weighted kernel into the output. The
+/// weight is `[inChannels, outChannels / groups, kh, kw]`; each output side
+/// is `(in - 1)·stride - padBefore - padAfter + dilation·(k - 1) + 1 + outputPadding`.
+/// The learned upsampling of encoder-decoder networks (Long, Shelhamer &
+/// Darrell, "Fully Convolutional Networks for Semantic Segmentation", 2015).
+public struct ConvTranspose2d: Sendable, Hashable {
+    public var stride: Size2
+    public var padding: Padding2
+    public var dilation: Size2
+    public var groups: Int
+    /// Extra rows and columns added at the bottom and right of the output
+    /// (ONNX `output_padding`), smaller than the stride or the dilation.
+    public var outputPadding: Size2
+
+    public init(stride: Size2 = .square(1), padding: Padding2 = .zero, dilation: Size2 = .square(1),
+                groups: Int = 1, outputPadding: Size2 = .square(0)) {
+        self.stride = stride; self.padding = padding; self.dilation = dilation
+        self.groups = groups; self.outputPadding = outputPadding
+    }
+
+    /// The convolution whose input gradient this op computes: same stride,
+    /// padding, dilation and groups, with weight `[C, O/groups, kh, kw]` read as
+    /// a conv weight `[outChannels, inChannels/groups, kh, kw]`.
+    public var adjointConv: Conv2d { Conv2d(stride: stride, padding: padding, dilation: dilation, groups: groups) }
+
+    /// Output size along one axis.
+    public static func outputSize(input: Int, kernel: Int, stride: Int, padBefore: Int, padAfter: Int,
+                                  dilation: Int, outputPadding: Int) -> Int {
+        (input - 1) * stride - padBefore - padAfter + dilation * (kernel - 1) + 1 + outputPadding
+    }
+}
+
+/// Attributes of a spatial resize of `[N, C, H, W]` (ONNX `Resize` and
+/// `Upsample`): each output pixel maps to a source coordinate through
+/// `coordinates`, then takes the nearest input pixel or interpolates the
+/// four around it. The scales are what the coordinate mapping divides by;
+/// the output size is `size` when the model gave sizes, else floor(input · scale).
+public struct Resize2d: Sendable, Hashable {
+    /// How an output pixel reads its input.
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        case nearest
+        /// Bilinear over H and W (ONNX `linear` on a 4-D value).
+        case linear
+    }
+
+    /// How an output coordinate maps to an input coordinate (ONNX
+    /// `coordinate_transformation_mode`; raw values are ONNX's names).
+    public enum CoordinateTransformation: String, Sendable, Hashable, CaseIterable {
+        case halfPixel = "half_pixel"
+        case pytorchHalfPixel = "pytorch_half_pixel"
+        case alignCorners = "align_corners"
+        case asymmetric
+        case tfHalfPixelForNN = "tf_half_pixel_for_nn"
+        case halfPixelSymmetric = "half_pixel_symmetric"
+    }
+
+    /// How a nearest-mode source coordinate rounds to a pixel (ONNX `nearest_mode`).
+    public enum NearestRounding: String, Sendable, Hashable, CaseIterable {
+        case roundPreferFloor = "round_prefer_floor"
+        case roundPreferCeil = "round_prefer_ceil"
+        case floor
+        case ceil
+    }
+
+    public var mode: Mode
+    public var coordinates: CoordinateTransformation
+    public var nearestRounding: NearestRounding
+    /// Output size over input size along H and W, as the coordinate mapping uses it.
+    public var scaleH: Float
+    public var scaleW: Float
+    /// The output's H and W when the model gave them (ONNX `sizes`); nil: floor(input · scale) in Float.
+    public var size: Size2?
+
+    public init(mode: Mode, coordinates: CoordinateTransformation = .halfPixel,
+                nearestRounding: NearestRounding = .roundPreferFloor, scaleH: Float, scaleW: Float, size: Size2? = nil) {
+        self.mode = mode; self.coordinates = coordinates; self.nearestRounding = nearestRounding
+        self.scaleH = scaleH; self.scaleW = scaleW; self.size = size
+    }
+
+    /// Output H and W for an input of `h x w`.
+    public func outputSize(h: Int, w: Int) -> Size2 {
+        if let size { return size }
+        // Float products truncated, as onnxruntime computes them.
+        return Size2(Int((Float(h) * scaleH).rounded(.down)), Int((Float(w) * scaleW).rounded(.down)))
+    }
+}
+
 /// The closed set of operations a graph can hold. Ops are data: attributes are
 /// associated values; weights are node inputs that name initializers.
 ///
 /// Input conventions (ONNX's, so import and export stay one-to-one):
 /// - `conv2d`: x `[N,C,H,W]`, weight `[O, C/groups, kh, kw]`, optional bias `[O]`.
 /// - `linear`: x `[N, in]`, weight `[out, in]`, optional bias `[out]` (y = x Wᵀ + b).
+/// - `convTranspose`: x `[N,C,H,W]`, weight `[C, O/groups, kh, kw]`, optional bias `[O]`.
 /// - `batchNorm`: x `[N,C,...]`, scale, bias, running mean, running variance, each `[C]`.
 /// - `layerNorm`: x `[N,C,...]`, scale `[C]`, optional bias `[C]`.
 /// - binary elementwise ops broadcast numpy-style.
@@ -119,6 +209,10 @@ public enum Op: Sendable, Hashable {
     /// ONNX QuantizeLinear then DequantizeLinear, per tensor: the value on an
     /// 8-bit grid, in float32 (`ActivationQuantization`).
     case quantizeDequantize(ActivationQuantization)
+    /// Nearest or bilinear spatial resize of `[N, C, H, W]`; channels pass through.
+    case resize(Resize2d)
+    /// x `[N, C, H, W]`, weight `[C, O/groups, kh, kw]`, optional bias `[O]`.
+    case convTranspose(ConvTranspose2d)
 
     /// The name used in tables, files and error messages.
     public var kind: String {
@@ -147,13 +241,15 @@ public enum Op: Sendable, Hashable {
         case .softmax: "Softmax"
         case .dropout: "Dropout"
         case .quantizeDequantize: "QuantizeDequantize"
+        case .resize: "Resize"
+        case .convTranspose: "ConvTranspose"
         }
     }
 
     /// Inputs the op accepts: (required, maximum).
     public var arity: (min: Int, max: Int) {
         switch self {
-        case .conv2d, .linear: (2, 3)
+        case .conv2d, .linear, .convTranspose: (2, 3)
         case .batchNorm: (5, 5)
         case .layerNorm: (2, 3)
         case .add, .sub, .mul, .div: (2, 2)
@@ -168,5 +264,59 @@ public enum Op: Sendable, Hashable {
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: true
         default: false
         }
+    }
+}
+
+extension Resize2d {
+    /// The input coordinate output index `x` maps to along an axis of
+    /// `inputLength` resized to `outputLength` by `scale`, in Float as
+    /// onnxruntime computes it (nearest rounding then matches it at ties).
+    @inlinable
+    public func sourceCoordinate(_ x: Int, inputLength: Int, outputLength: Int, scale: Float) -> Float {
+        let xf = Float(x)
+        switch coordinates {
+        case .halfPixel: return (xf + 0.5) / scale - 0.5
+        case .pytorchHalfPixel: return outputLength > 1 ? (xf + 0.5) / scale - 0.5 : 0
+        case .alignCorners:
+            return outputLength == 1 ? 0 : xf * Float(inputLength - 1) / Float(outputLength - 1)
+        case .asymmetric: return xf / scale
+        case .tfHalfPixelForNN: return (xf + 0.5) / scale
+        case .halfPixelSymmetric:
+            let adjustment = Float(outputLength) / (scale * Float(inputLength))
+            let offset = Float(inputLength) / 2 * (1 - adjustment)
+            return offset + (xf + 0.5) / scale - 0.5
+        }
+    }
+
+    /// The input pixel a nearest-mode source coordinate reads, clamped into `0..<inputLength`.
+    @inlinable
+    public func nearestIndex(_ coordinate: Float, inputLength: Int) -> Int {
+        let rounded: Float
+        switch nearestRounding {
+        case .roundPreferFloor:
+            rounded = coordinate == coordinate.rounded(.down) + 0.5 ? coordinate.rounded(.down) : coordinate.rounded()
+        case .roundPreferCeil: rounded = coordinate.rounded()
+        case .floor: rounded = coordinate.rounded(.down)
+        case .ceil: rounded = coordinate.rounded(.up)
+        }
+        guard rounded.isFinite else { return 0 }
+        return min(max(Int(rounded), 0), inputLength - 1)
+    }
+
+    /// For bilinear mode: the two input pixels around a source coordinate
+    /// (clamped into the input) and the weight of the second.
+    @inlinable
+    public func linearNeighbours(_ coordinate: Float, inputLength: Int) -> (Int, Int, Float) {
+        let c = min(max(coordinate, 0), Float(inputLength - 1))
+        let low = min(Int(c), inputLength - 1)
+        let high = min(low + 1, inputLength - 1)
+        return (low, high, low == high ? 0 : c - Float(low))
+    }
+
+    /// The scale the coordinate mapping divides by along H and W for an input of
+    /// `h x w`: the stored scales, or output over input when sizes were given (ONNX).
+    public func mappingScales(h: Int, w: Int) -> (Float, Float) {
+        guard let size else { return (scaleH, scaleW) }
+        return (Float(size.h) / Float(h), Float(size.w) / Float(w))
     }
 }

@@ -86,6 +86,38 @@ extension Node {
                                        padAfter: a.padding.right, dilation: a.dilation.w)
             guard oh > 0, ow > 0 else { throw mismatch(0, "input \(x) is smaller than the \(w[2])x\(w[3]) kernel") }
             return [x[0], w[0], oh, ow]
+        case .convTranspose(let a):
+            let x = s[0], w = s[1]
+            guard x.count == 4 else { throw mismatch(0, "ConvTranspose needs a 4-D input [N,C,H,W], got \(x)") }
+            guard w.count == 4 else { throw mismatch(1, "ConvTranspose weight must be 4-D [C,O/groups,kh,kw], got \(w)") }
+            guard a.groups >= 1, x[1] % a.groups == 0 else {
+                throw .invalidAttribute(node: name, detail: "groups \(a.groups) must divide input channels \(x[1])")
+            }
+            guard w[0] == x[1] else { throw mismatch(1, "weight \(w) expects \(w[0]) input channels, input has \(x[1])") }
+            guard a.stride.h >= 1, a.stride.w >= 1, a.dilation.h >= 1, a.dilation.w >= 1,
+                  min(a.padding.top, a.padding.left, a.padding.bottom, a.padding.right) >= 0,
+                  a.outputPadding.h >= 0, a.outputPadding.w >= 0,
+                  a.outputPadding.h < max(a.stride.h, a.dilation.h), a.outputPadding.w < max(a.stride.w, a.dilation.w) else {
+                throw .invalidAttribute(node: name, detail: "strides and dilations must be >= 1, pads >= 0, and output padding "
+                                        + "\(a.outputPadding) >= 0 and below the stride or the dilation")
+            }
+            let o = w[1] * a.groups
+            if s.count == 3 && s[2] != [o] { throw mismatch(2, "bias must be [\(o)], got \(s[2])") }
+            let oh = ConvTranspose2d.outputSize(input: x[2], kernel: w[2], stride: a.stride.h, padBefore: a.padding.top,
+                                                padAfter: a.padding.bottom, dilation: a.dilation.h, outputPadding: a.outputPadding.h)
+            let ow = ConvTranspose2d.outputSize(input: x[3], kernel: w[3], stride: a.stride.w, padBefore: a.padding.left,
+                                                padAfter: a.padding.right, dilation: a.dilation.w, outputPadding: a.outputPadding.w)
+            guard oh > 0, ow > 0 else { throw mismatch(0, "padding \(a.padding) leaves no output for input \(x) and weight \(w)") }
+            return [x[0], o, oh, ow]
+        case .resize(let r):
+            let x = s[0]
+            guard x.count == 4 else { throw mismatch(0, "Resize needs a 4-D input [N,C,H,W], got \(x)") }
+            guard r.scaleH > 0, r.scaleW > 0, r.scaleH.isFinite, r.scaleW.isFinite else {
+                throw .invalidAttribute(node: name, detail: "scales \(r.scaleH), \(r.scaleW) must be positive")
+            }
+            let out = r.outputSize(h: x[2], w: x[3])
+            guard out.h > 0, out.w > 0 else { throw mismatch(0, "resizing \(x) by \(r.scaleH)x\(r.scaleW) leaves no pixels") }
+            return [x[0], x[1], out.h, out.w]
         case .linear:
             let x = s[0], w = s[1]
             guard x.count == 2 else { throw mismatch(0, "Linear needs a 2-D input [N,features], got \(x)") }

@@ -187,6 +187,21 @@ enum ProtoDecoder {
         case COMPRESSOR__NODE__OP_DROPOUT:
             let a = try reader.message(n.dropout, "dropout attributes")
             op = .dropout(ratio: try reader.value(a.has_ratio, a.ratio, "ratio"))
+        case COMPRESSOR__NODE__OP_RESIZE:
+            let a = try reader.message(n.resize, "resize attributes")
+            op = .resize(Resize2d(mode: try reader.named(a.mode, "mode"),
+                                  coordinates: try reader.named(a.coordinate_transformation, "coordinate_transformation"),
+                                  nearestRounding: try reader.named(a.nearest_rounding, "nearest_rounding"),
+                                  scaleH: try reader.value(a.has_scale_h, a.scale_h, "scale_h"),
+                                  scaleW: try reader.value(a.has_scale_w, a.scale_w, "scale_w"),
+                                  size: a.size == nil ? nil : try reader.size2(a.size, "size")))
+        case COMPRESSOR__NODE__OP_CONV_TRANSPOSE:
+            let a = try reader.message(n.conv_transpose, "conv transpose attributes")
+            op = .convTranspose(ConvTranspose2d(stride: try reader.size2(a.stride, "stride"),
+                                                padding: try reader.padding2(a.padding, "padding"),
+                                                dilation: try reader.size2(a.dilation, "dilation"),
+                                                groups: try reader.int(a.has_groups, a.groups, "groups"),
+                                                outputPadding: try reader.size2(a.output_padding, "output_padding")))
         case COMPRESSOR__NODE__OP_QUANTIZE_DEQUANTIZE:
             let a = try reader.message(n.quantize_dequantize, "quantize-dequantize attributes")
             let q = ActivationQuantization(scale: try reader.value(a.has_scale, a.scale, "scale"),
@@ -527,6 +542,17 @@ private struct AttributeReader {
                       padding: try padding2(a.padding, "\(field).padding"),
                       dilation: try size2(a.dilation, "\(field).dilation"),
                       ceilMode: try value(a.has_ceil_mode, a.ceil_mode, "\(field).ceil_mode") != 0)
+    }
+
+    /// The case of `E` whose raw value is the string at `p`.
+    func named<E: RawRepresentable & CaseIterable>(_ p: UnsafeMutablePointer<CChar>?, _ field: String) throws(ModelFileError) -> E
+        where E.RawValue == String {
+        guard let p else { throw missing(field) }
+        let text = String(cString: p)
+        guard let value = E(rawValue: text) else {
+            throw .invalidAttribute(node: node, detail: "\(field) '\(text)' is not one of \(E.allCases.map(\.rawValue))")
+        }
+        return value
     }
 
     func axis(_ p: UnsafeMutablePointer<Compressor__AxisAttributes>?, _ field: String) throws(ModelFileError) -> Int {

@@ -213,6 +213,28 @@ struct ProtoEncoder {
             a.pointee.ratio = ratio
             n.pointee.op_case = COMPRESSOR__NODE__OP_DROPOUT
             n.pointee.dropout = a
+        case .resize(let r):
+            let a = arena.message(compressor__resize_attributes__init)
+            a.pointee.mode = try string(r.mode.rawValue, "resize mode")
+            a.pointee.coordinate_transformation = try string(r.coordinates.rawValue, "resize coordinate transformation")
+            a.pointee.nearest_rounding = try string(r.nearestRounding.rawValue, "resize nearest rounding")
+            a.pointee.has_scale_h = 1
+            a.pointee.scale_h = r.scaleH
+            a.pointee.has_scale_w = 1
+            a.pointee.scale_w = r.scaleW
+            if let size = r.size { a.pointee.size = size2(size) }
+            n.pointee.op_case = COMPRESSOR__NODE__OP_RESIZE
+            n.pointee.resize = a
+        case .convTranspose(let c):
+            let a = arena.message(compressor__conv_transpose_attributes__init)
+            a.pointee.stride = size2(c.stride)
+            a.pointee.padding = padding2(c.padding)
+            a.pointee.dilation = size2(c.dilation)
+            a.pointee.has_groups = 1
+            a.pointee.groups = Int64(c.groups)
+            a.pointee.output_padding = size2(c.outputPadding)
+            n.pointee.op_case = COMPRESSOR__NODE__OP_CONV_TRANSPOSE
+            n.pointee.conv_transpose = a
         case .quantizeDequantize(let q):
             let a = arena.message(compressor__quantize_dequantize_attributes__init)
             a.pointee.has_scale = 1

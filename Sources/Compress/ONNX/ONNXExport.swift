@@ -13,6 +13,8 @@
 /// | `maxPool`, `avgPool` | `MaxPool`, `AveragePool` (ceil_mode, count_include_pad; a dilated average pool needs opset 19) |
 /// | `globalAvgPool` | `GlobalAveragePool` |
 /// | `reshape` | `Reshape` with the target as an INT64 initializer |
+/// | `convTranspose` | `ConvTranspose` (kernel_shape, strides, pads, dilations, group, output_padding) |
+/// | `resize` | `Resize` (mode, coordinate_transformation_mode, nearest_mode) with an empty roi and float scales `[1, 1, h, w]`; sizes on `axes` [2, 3] (opset 18) when no scale reproduces them |
 /// | `dropout` | `Identity` |
 /// | `slice` | `Slice` with starts, ends and axes as one-element INT64 initializers (step 1) |
 /// | `channelPermute` | `Gather` on axis 1 with the order as an INT64 initializer (any permutation, a channel shuffle included) |

@@ -3,6 +3,7 @@ enum ONNXAttributeValue: Sendable, Equatable {
     case int(Int)
     case ints([Int])
     case float(Float)
+    case string(String)
 }
 
 /// An ONNX node before encoding: op type, value names and attributes in a
@@ -96,10 +97,48 @@ struct ONNXNodeLowering {
         case .channelPermute(let order):
             return make([("axis", .int(1))], extraInputs: [int64Constant(order, "\(node.name).indices")])
         case .dropout: return make()
+        case .resize(let r): return try lowerResize(r, node: node, inputs: inputs)
+        case .convTranspose(let c):
+            return make([("dilations", .ints([c.dilation.h, c.dilation.w])), ("group", .int(c.groups)),
+                         ("kernel_shape", .ints(Array((shapes[node.inputs[1]] ?? []).suffix(2)))),
+                         ("output_padding", .ints([c.outputPadding.h, c.outputPadding.w])), ("pads", .ints(pads(c.padding))),
+                         ("strides", .ints([c.stride.h, c.stride.w]))])
         case .quantizeDequantize:
             // `ONNXQDQLowering` writes these as QuantizeLinear + DequantizeLinear before lowering reaches them.
             throw .notExportable(node: node.name, reason: "QuantizeDequantize is written only by the QDQ export of a quantized model")
         }
+    }
+
+    /// `Resize` with an empty roi and the scales `[1, 1, h, w]` as a float
+    /// initializer. A resize to given sizes writes the scales when onnxruntime's
+    /// float product `input · scale` truncates to those sizes (the scale it
+    /// maps coordinates with is then the same float), else sizes with
+    /// `axes = [2, 3]`, which needs opset 18.
+    private mutating func lowerResize(_ r: Resize2d, node: Node, inputs: [String]) throws(ONNXExportError) -> ONNXNodeSpec {
+        var attributes: [(name: String, value: ONNXAttributeValue)] = [
+            ("coordinate_transformation_mode", .string(r.coordinates.rawValue)), ("mode", .string(r.mode.rawValue)),
+        ]
+        if r.mode == .nearest { attributes.append(("nearest_mode", .string(r.nearestRounding.rawValue))) }
+        var extra: [String] = [""]
+        let x = shapes[node.inputs[0]] ?? []
+        let out = x.count == 4 ? r.outputSize(h: x[2], w: x[3]) : Size2(0, 0)
+        let (scaleH, scaleW) = x.count == 4 ? r.mappingScales(h: x[2], w: x[3]) : (r.scaleH, r.scaleW)
+        if r.size == nil || (Int(Float(x[2]) * scaleH) == out.h && Int(Float(x[3]) * scaleW) == out.w) {
+            let name = namer.fresh("\(node.name).scales")
+            constants[name] = ONNXTensorData(shape: [4], values: .float([1, 1, scaleH, scaleW]))
+            extra.append(name)
+        } else {
+            guard opset >= 18 else {
+                throw .requiresNewerOpset(node: node.name, minimum: 18,
+                                          reason: "Resize to \(out) is written as sizes on axes [2, 3], which needs opset 18")
+            }
+            let name = namer.fresh("\(node.name).sizes")
+            constants[name] = ONNXTensorData(shape: [2], values: .int64([Int64(out.h), Int64(out.w)]))
+            extra += ["", name]
+            attributes.insert(("axes", .ints([2, 3])), at: 0)
+        }
+        return ONNXNodeSpec(name: node.name, opType: "Resize", inputs: inputs + extra, outputs: [node.output],
+                            attributes: attributes)
     }
 
     private func convAttributes(_ c: Conv2d, weight: [Int]) -> [(name: String, value: ONNXAttributeValue)] {
@@ -185,6 +224,8 @@ func onnxOpType(_ op: Op) -> String {
     case .channelPermute: "Gather"
     case .dropout: "Identity"
     case .quantizeDequantize: "QuantizeLinear"
+    case .resize: "Resize"
+    case .convTranspose: "ConvTranspose"
     }
 }
 

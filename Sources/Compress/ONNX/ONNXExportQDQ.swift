@@ -177,6 +177,8 @@ struct ONNXQDQLowering {
                 throw refuse("its input '\(float)' is not quantized, and onnxruntime's integer \(op) needs every input quantized")
             }
             if let why = requantizationProblem(node) { throw refuse(why) }
+        case .resize, .convTranspose:
+            throw refuse("the QDQ export does not write an integer \(op); quantize with --activations none for int8 weights only")
         case .relu, .relu6:
             throw refuse("onnxruntime has no integer \(op); it removes one only right before the QuantizeLinear of the "
                          + "layer it follows, and here it reads a quantized value")

@@ -133,6 +133,7 @@ extension ImportContext {
         "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "QuantizeLinear", "DequantizeLinear",
         "Split", "Transpose",
+        "Resize", "Upsample", "ConvTranspose",
     ]
 
     /// Inputs each op needs at least (absent ones are 1).
@@ -144,6 +145,8 @@ extension ImportContext {
         case "Slice": opset < 10 ? 1 : 3
         case "Pad": opset < 11 ? 1 : 2
         case "Conv", "Gemm", "MatMul", "Reshape", "Gather", "Add", "Sub", "Mul", "Div", "QuantizeLinear", "DequantizeLinear": 2
+        case "ConvTranspose", "Upsample": 2
+        case "Resize": opset < 11 ? 2 : 1
         default: 1
         }
     }
@@ -193,6 +196,9 @@ extension ImportContext {
         case "Transpose": try convertTranspose(n)
         case "QuantizeLinear": try convertQuantizeLinear(n)
         case "DequantizeLinear": try convertDequantizeLinear(n)
+        case "Resize": try convertResize(n)
+        case "Upsample": try convertUpsample(n)
+        case "ConvTranspose": try convertConvTranspose(n)
         default: try convertCast(n)
         }
     }

@@ -61,6 +61,8 @@ public enum ReferenceEvaluator {
         case .layerNorm(let eps): return layerNorm(x, scale: args[1]!, bias: args.count > 2 ? args[2] : nil, epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return unary(node.op, x)
         case .quantizeDequantize(let q): return quantizeDequantize(x, q)
+        case .resize(let r): return resize(x, r)
+        case .convTranspose(let a): return convTranspose(x, weight: args[1]!, bias: args.count > 2 ? args[2] : nil, a)
         case .maxPool(let p): return maxPool(x, p)
         case .avgPool(let p, let countIncludePad): return avgPool(x, p, countIncludePad: countIncludePad)
         case .globalAvgPool: return globalAvgPool(x)

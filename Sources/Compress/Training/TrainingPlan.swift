@@ -85,6 +85,10 @@ struct TrainingPlanBuilder {
         case .conv2d(let a):
             return ConvTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
                                       bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
+        case .convTranspose(let a):
+            return ConvTransposeTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
+                                               bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
+        case .resize(let r): return ResizeTrainingKernel(attributes: r)
         case .linear:
             return LinearTrainingKernel(weight: try parameter(input(1)!, .weight, node),
                                         bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })

@@ -143,10 +143,16 @@ private func inputChannelsToRemove(_ removal: [Int: [Int]], groups: [ChannelGrou
 
 /// A depthwise convolution whose `groups` follows its (sliced) output channels.
 private func resizingGroups(_ node: Node, in graph: Graph) -> Node {
-    guard case .conv2d(var attributes) = node.op else { return node }
-    attributes.groups = graph.initializers[node.inputs[1]]!.shape[0]
     var resized = node
-    resized.op = .conv2d(attributes)
+    switch node.op {
+    case .conv2d(var attributes):
+        attributes.groups = graph.initializers[node.inputs[1]]!.shape[0]
+        resized.op = .conv2d(attributes)
+    case .convTranspose(var attributes):
+        attributes.groups = graph.initializers[node.inputs[1]]!.shape[0]
+        resized.op = .convTranspose(attributes)
+    default: break
+    }
     return resized
 }
 
@@ -172,10 +178,10 @@ private func costsByName(_ report: CostReport) -> [String: NodeCost] {
 }
 
 extension Op {
-    /// True for Conv2d and Linear, the layers with channels of their own.
+    /// True for Conv2d, ConvTranspose and Linear, the layers with channels of their own.
     var isConvolutionOrLinear: Bool {
         switch self {
-        case .conv2d, .linear: true
+        case .conv2d, .convTranspose, .linear: true
         default: false
         }
     }

@@ -50,6 +50,12 @@ struct ChannelCostModel {
                 return LayerCost(perPair: output[2...].reduce(1, *) * weight[2...].reduce(1, *),
                                  outputs: output[1], outputRuns: runs[node.output] ?? [], inputs: input[1],
                                  inputRuns: runs[node.inputs[0]] ?? [], groups: a.groups, isDepthwise: isDepthwise)
+            case .convTranspose(let a):
+                let weight = shapes[node.inputs[1]]!
+                let isDepthwise = a.groups > 1 && a.groups == input[1] && a.groups == output[1]
+                return LayerCost(perPair: input[2...].reduce(1, *) * weight[2...].reduce(1, *),
+                                 outputs: output[1], outputRuns: runs[node.output] ?? [], inputs: input[1],
+                                 inputRuns: runs[node.inputs[0]] ?? [], groups: a.groups, isDepthwise: isDepthwise)
             case .linear:
                 return LayerCost(perPair: 1, outputs: output[1], outputRuns: runs[node.output] ?? [], inputs: input[1],
                                  inputRuns: runs[node.inputs[0]] ?? [], groups: 1, isDepthwise: false)

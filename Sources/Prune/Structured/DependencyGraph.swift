@@ -27,6 +27,9 @@ import Compress
 ///   through. ChannelPermute moves each channel to its new index. Both record
 ///   their node (`ChannelGroup.indexedAttributes`) so a removal rewrites the
 ///   bounds or the order.
+/// - ConvTranspose (groups 1) is a source like Conv2d with its weight's axes
+///   swapped (`[C, O, kh, kw]`: output channels axis 1, input channels axis 0);
+///   its depthwise form follows its input. Resize passes channels through.
 ///
 /// Groups are not prunable when they reach a graph output, a Reshape, a
 /// Slice or ChannelPermute of a flattened value's features, a
@@ -84,6 +87,8 @@ private struct ChannelDependencyAnalysis {
         switch node.op {
         case .conv2d(let attributes): visitConvolution(node, attributes)
         case .linear: visitSource(node)
+        case .convTranspose(let attributes): visitTransposedConvolution(node, attributes)
+        case .resize: passThrough(node)
         case .batchNorm:
             passThrough(node)
             sliceNormParameters(node)
@@ -151,19 +156,39 @@ private struct ChannelDependencyAnalysis {
         }
     }
 
+    /// A transposed convolution (weight `[C, O/groups, kh, kw]`): like a
+    /// convolution with the weight's axes swapped. Groups 1 is a source whose
+    /// output channels are weight axis 1 and whose input channels are axis 0;
+    /// one input and one output channel per group follows its input like a
+    /// depthwise convolution; other grouped forms are refused.
+    private mutating func visitTransposedConvolution(_ node: Node, _ attributes: ConvTranspose2d) {
+        let (inChannels, outChannels) = (shapes[node.inputs[0]]![1], shapes[node.output]![1])
+        if attributes.groups == 1 {
+            visitSource(node, outputAxis: 1, inputAxis: 0)
+        } else if attributes.groups == inChannels && outChannels == inChannels {
+            visitDepthwise(node)
+        } else {
+            let reason = "grouped transposed convolution '\(node.name)' (groups \(attributes.groups))"
+            refuse(values: [node.inputs[0]], because: "read by " + reason)
+            let space = newSpace(channels: outChannels, source: node.name)
+            spaceReasons[space].append("output of " + reason)
+            layout[node.output] = [Segment(space: space, mapping: .identity)]
+        }
+    }
+
     /// A dense convolution or linear layer: a new space for its outputs, and its weight's axis 1 sliced by its input.
-    private mutating func visitSource(_ node: Node) {
+    private mutating func visitSource(_ node: Node, outputAxis: Int = 0, inputAxis: Int = 1) {
         let (weight, bias) = (node.inputs[1], optionalInput(node, 2))
         let space = newSpace(channels: shapes[node.output]![1], source: node.name)
         if isInitializer(weight) && (bias.map(isInitializer) ?? true) {
-            record(space, weight, node, .filter, axis: 0, .identity)
+            record(space, weight, node, .filter, axis: outputAxis, .identity)
             if let bias { record(space, bias, node, .bias, axis: 0, .identity) }
         } else {
             spaceReasons[space].append("'\(node.name)' reads parameters that are not initializers")
         }
         for segment in layout[node.inputs[0]] ?? [] {
             if isInitializer(weight) {
-                record(segment.space, weight, node, .consumerInput, axis: 1, segment.mapping)
+                record(segment.space, weight, node, .consumerInput, axis: inputAxis, segment.mapping)
             } else {
                 spaceReasons[segment.space].append("read by '\(node.name)', whose weight is not an initializer")
             }

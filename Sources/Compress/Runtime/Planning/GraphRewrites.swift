@@ -119,7 +119,7 @@ extension Op {
     /// Ops with a bias-and-activation epilogue in the runtime.
     var acceptsFusedActivation: Bool {
         switch self {
-        case .conv2d, .linear: true
+        case .conv2d, .linear, .convTranspose: true
         default: false
         }
     }

@@ -154,6 +154,9 @@ struct ValueTable {
         case .conv2d(let a):
             return ConvKernel(attributes: a, weight: parameters[0]!, bias: parameters[1], activation: activation)
         case .linear: return LinearKernel(weight: parameters[0]!, bias: parameters[1], activation: activation)
+        case .convTranspose(let a):
+            return ConvTransposeKernel(attributes: a, weight: parameters[0]!, bias: parameters[1], activation: activation)
+        case .resize(let r): return ResizeKernel(attributes: r)
         case .batchNorm(let eps):
             return BatchNormKernel(scale: parameters[0]!, bias: parameters[1]!, mean: parameters[2]!,
                                    variance: parameters[3]!, epsilon: eps)
@@ -191,7 +194,7 @@ extension Op {
     /// Ops whose inputs after the first are parameters the kernel prepares once.
     var readsWeights: Bool {
         switch self {
-        case .conv2d, .linear, .batchNorm, .layerNorm: true
+        case .conv2d, .linear, .batchNorm, .layerNorm, .convTranspose: true
         default: false
         }
     }
