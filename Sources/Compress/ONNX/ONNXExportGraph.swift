@@ -115,7 +115,11 @@ struct ONNXModelSpec {
                     continue
                 }
             }
-            nodes.append(try lowering.lower(node, inputs: inputs))
+            if let decomposed = lowering.decomposedActivation(node, inputs: inputs) {
+                nodes += decomposed
+            } else {
+                nodes.append(try lowering.lower(node, inputs: inputs))
+            }
             if let q = qdq?.inheritedQuantizer(after: node) {
                 let requantized = lowering.namer.fresh("\(node.output).requantized")
                 nodes += qdq!.quantizeDequantize(q, name: "\(node.name).requantize", input: node.output,

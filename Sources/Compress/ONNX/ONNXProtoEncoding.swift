@@ -103,6 +103,11 @@ struct ONNXProtoEncoder {
             a.pointee.type = ONNX_SUBSET__ONNX_ATTRIBUTE__ATTRIBUTE_TYPE__FLOAT
             a.pointee.has_f = 1
             a.pointee.f = f
+        case .string(let s):
+            a.pointee.type = ONNX_SUBSET__ONNX_ATTRIBUTE__ATTRIBUTE_TYPE__STRING
+            a.pointee.has_s = 1
+            let utf8 = Array(s.utf8)
+            a.pointee.s = arena.bytes(count: utf8.count) { out in utf8.withUnsafeBytes { out.copyMemory(from: $0) } }
         }
         return a
     }

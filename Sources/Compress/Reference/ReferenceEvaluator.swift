@@ -59,6 +59,7 @@ public enum ReferenceEvaluator {
         case .batchNorm(let eps):
             return batchNorm(x, scale: args[1]!, bias: args[2]!, mean: args[3]!, variance: args[4]!, epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return unary(node.op, x)
+        case .hardSigmoid, .hardSwish, .gelu: return unary(node.op, x)
         case .quantizeDequantize(let q): return quantizeDequantize(x, q)
         case .maxPool(let p): return maxPool(x, p)
         case .avgPool(let p, let countIncludePad): return avgPool(x, p, countIncludePad: countIncludePad)

@@ -94,6 +94,7 @@ struct TrainingPlanBuilder {
                 runningMean: try statistic(input(3)!, .runningMean, node),
                 runningVariance: try statistic(input(4)!, .runningVariance, node), epsilon: epsilon)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh: return ActivationTrainingKernel(op: node.op)
+        case .hardSigmoid, .hardSwish, .gelu: return ActivationTrainingKernel(op: node.op)
         case .dropout(let ratio): return DropoutTrainingKernel(ratio: ratio, randomness: randomness)
         case .quantizeDequantize(let q): return QuantizeDequantizeTrainingKernel(quantization: q)
         case .maxPool(let p): return PoolTrainingKernel(pool: p, isMax: true)
