@@ -1,7 +1,9 @@
 /// Imports ONNX models (opsets 9 through 28) into the graph IR.
 ///
 /// Supported: Conv, Gemm, MatMul (+ Add of a bias), BatchNormalization,
-/// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), MaxPool,
+/// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), HardSigmoid,
+/// HardSwish, Gelu (also as the Erf form and the Clip forms of hard sigmoid
+/// and hard swish, `ONNXActivationFolding.swift`), MaxPool,
 /// AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Sub, Mul, Div,
 /// Concat, Pad (zero padding absorbed by the Conv or AveragePool after it),
 /// ReduceMean over H and W, Softmax, and Dropout, Identity and Constant, which
@@ -23,7 +25,7 @@ public enum ONNXImporter {
         let proto = try ONNXProtoReader.model(bytes)
         guard let graph = proto.graph else { throw .missingGraph }
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
-        var converter = try ONNXGraphConverter(graph: graph, opset: opset)
+        var converter = try ONNXGraphConverter(graph: foldingDecomposedActivations(graph, opset: opset), opset: opset)
         let (imported, outputShape) = try converter.convert()
         var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
         // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.
