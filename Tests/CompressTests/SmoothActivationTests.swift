@@ -55,6 +55,15 @@ import SIMDKernels
         #expect(try Self.evaluate(.hardSwish, [-10, -3, 3, 10]) == [0, 0, 3, 10])
     }
 
+    @Test func shapesPassThroughAndNonFiniteHardSigmoidIsRefused() throws {
+        for op in Self.ops {
+            #expect(try F.singleOp(op, sample: [3, 5, 7]).inferShapes(batch: 2)["y"] == [2, 3, 5, 7])
+        }
+        #expect(throws: GraphError.self) {
+            try F.singleOp(.hardSigmoid(alpha: .infinity, beta: 0.5), sample: [3]).inferShapes(batch: 1)
+        }
+    }
+
     // MARK: Runtime kernels
 
     @Test(arguments: ops) func unaryKernelMatchesReference(_ op: Op) throws {
