@@ -134,9 +134,15 @@ public struct BlockedClamp: Sendable {
         return low.replacing(with: upper, where: low .> upper)
     }
 
-    /// The activation of every lane of `v`.
+    /// The activation of every lane of `v`. Inline only the clamp (ReLU,
+    /// ReLU6), so the tile loops' epilogues stay as small as before the other forms.
     @inline(__always)
     func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        form == .clamp ? clamped(v) : applyOtherForm(v)
+    }
+
+    @inline(never)
+    func applyOtherForm(_ v: SIMD8<Float>) -> SIMD8<Float> {
         switch form {
         case .clamp: clamped(v)
         case .affineClamp: clamped(SIMD8(repeating: offset).addingProduct(v, SIMD8(repeating: scale)))

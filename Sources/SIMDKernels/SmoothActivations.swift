@@ -49,8 +49,7 @@ func complementaryErrorFunction(_ z: SIMD8<Float>) -> SIMD8<Float> {
 /// GELU, x·Φ(x) (Hendrycks & Gimpel 2016), lane by lane: Φ(x) = erfc(-x/√2) / 2,
 /// taken as 1 - erfc(|x|/√2) / 2 for x >= 0, so negative lanes keep their
 /// relative accuracy (no 1 + erf cancellation). GELU(0) = 0 exactly.
-// Out of line: the tile loops inline their epilogue once per accumulator.
-@inline(never)
+@inline(__always)
 func gaussianErrorLinearUnit(_ x: SIMD8<Float>) -> SIMD8<Float> {
     let z = x.replacing(with: -x, where: x .< 0) * 0.707106781
     let half = complementaryErrorFunction(z) * 0.5
@@ -60,8 +59,7 @@ func gaussianErrorLinearUnit(_ x: SIMD8<Float>) -> SIMD8<Float> {
 
 /// GELU's tanh approximation, x·(1 + tanh(u)) / 2 with u = √(2/π)(x + 0.044715x³),
 /// lane by lane, as x / (1 + e^(-2u)).
-// Out of line: the tile loops inline their epilogue once per accumulator.
-@inline(never)
+@inline(__always)
 func gaussianErrorLinearUnitTanh(_ x: SIMD8<Float>) -> SIMD8<Float> {
     // -2u = x·(-2√(2/π) - 2·0.044715·√(2/π)·x²)
     let minusTwiceU = x * SIMD8(repeating: -1.59576912).addingProduct(x * x, SIMD8(repeating: -0.0713548162))
