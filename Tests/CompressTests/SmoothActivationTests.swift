@@ -354,6 +354,32 @@ import SIMDKernels
         #expect(graph.nodes.map(\.op) == [expected])
     }
 
+    /// Clip(alpha·x + beta, 0, 1) is a hard sigmoid (x·alpha or x / d, operands in either order);
+    /// x times Clip(x/6 + 1/2, 0, 1) a hard swish.
+    @Test(arguments: 0..<3) func clipToUnitIntervalFolds(_ variant: Int) throws {
+        let S = Self.self
+        var nodes = [S.scalar("zero", 0), S.scalar("one", 1), S.scalar("alpha", 0.25), S.scalar("sixth", 1.0 / 6),
+                     S.scalar("six", 6), S.scalar("half", 0.5)]
+        switch variant {
+        case 0: nodes += [S.node("Mul", ["alpha", "x"], "m"), S.node("Add", ["half", "m"], "a"),
+                          S.node("Clip", ["a", "zero", "one"], "y")]
+        case 1: nodes += [S.node("Div", ["x", "six"], "m"), S.node("Add", ["m", "half"], "a"),
+                          S.node("Clip", ["a", "zero", "one"], "c"), S.node("Mul", ["c", "x"], "y")]
+        default: nodes += [S.node("Mul", ["x", "sixth"], "m"), S.node("Add", ["m", "half"], "a"),
+                           S.node("Clip", ["a", "zero", "one"], "c"), S.node("Mul", ["x", "c"], "y")]
+        }
+        let expected: Op = variant == 0 ? .hardSigmoid(alpha: 0.25, beta: 0.5) : .hardSwish
+        #expect(try Self.importGraph(nodes).nodes.map(\.op) == [expected])
+        // Other bounds stay a Clip, refused with the bounds named.
+        let other = [S.scalar("lo", -1), S.scalar("one", 1), S.node("Clip", ["x", "lo", "one"], "y")]
+        do {
+            _ = try Self.importGraph(other)
+            Issue.record("Clip(-1, 1) imported")
+        } catch let error as ONNXImportError {
+            #expect(error.description.contains("Clip(min=-1.0, max=1.0)"))
+        }
+    }
+
     @Test func opset10ClipAttributesAndHardSigmoidTimesXFold() throws {
         let S = Self.self
         let clip = S.node("Clip", ["a"], "c", ["min": .float(0), "max": .float(6)])

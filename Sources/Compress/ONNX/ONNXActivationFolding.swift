@@ -12,6 +12,8 @@
 ///   2019) written out: `Clip(x + 3, 0, 6)` (PyTorch's `relu6(x + 3)`) then
 ///   `/ 6` (or `· 1/6`) → `HardSigmoid(alpha 1/6, beta 1/2)`; that times x, in
 ///   either grouping (`x · (clip / 6)` or `(x · clip) / 6`) → `HardSwish`;
+///   `Clip(alpha·x + beta, 0, 1)` (`x · alpha` or `x / d`, then `+ beta`) →
+///   `HardSigmoid(alpha, beta)`, times x with alpha 1/6 and beta 1/2 → `HardSwish`;
 ///   and `x · HardSigmoid(x; 1/6, 1/2)` (PyTorch's hardswish below opset 14) → `HardSwish`.
 ///
 /// Every intermediate value must have the pattern's node as its only reader
@@ -191,7 +193,7 @@ private struct ActivationFolding {
             guard let add = node(a, "Add"), add.inputs.count == 2 else { continue }
             let x: String
             if isScalar(add.inputs[1], 3) { x = add.inputs[0] } else if isScalar(add.inputs[0], 3) { x = add.inputs[1] } else { continue }
-            guard let c = soleReader(of: add.outputs[0]), let clip = node(c, "Clip"), clipsToSix(clip) else { continue }
+            guard let c = soleReader(of: add.outputs[0]), let clip = node(c, "Clip"), clipBounds(clip).map({ $0 == (0, 6) }) == true else { continue }
             let clipped = clip.outputs[0]
             if let g = scaling(clipped, by: 1 / 6) {
                 if let last = product(nodes[g]!.outputs[0], with: x) {
@@ -207,6 +209,17 @@ private struct ActivationFolding {
                 replace([a, c, m], last: last, opType: "HardSwish", x: x)
             }
         }
+        for c in nodes.indices {
+            guard let clip = node(c, "Clip"), clipBounds(clip).map({ $0 == (0, 1) }) == true, let (x, alpha, beta, inner) = affineArgument(clip.inputs[0])
+            else { continue }
+            if abs(alpha - 1 / 6) <= 1e-6, abs(beta - 0.5) <= 1e-6, let last = product(clip.outputs[0], with: x) {
+                // x · Clip(x/6 + 1/2, 0, 1)
+                replace(inner + [c], last: last, opType: "HardSwish", x: x)
+            } else {
+                // Clip(alpha·x + beta, 0, 1)
+                replace(inner, last: c, opType: "HardSigmoid", x: x, attributes: ["alpha": .float(alpha), "beta": .float(beta)])
+            }
+        }
         for h in nodes.indices {
             guard let hs = node(h, "HardSigmoid"), hs.inputs.count == 1,
                   (try? hs.float("alpha", default: 0.2)).map({ abs($0 - 1 / 6) <= 1e-6 }) == true,
@@ -217,12 +230,35 @@ private struct ActivationFolding {
         }
     }
 
-    /// True for a `Clip` to [0, 6]: attributes before opset 11, constant inputs from 11.
-    func clipsToSix(_ clip: ONNXNodeProto) -> Bool {
+    /// A `Clip`'s constant bounds (attributes before opset 11, inputs from 11;
+    /// an absent bound is infinite), nil when a bound is not a scalar constant.
+    func clipBounds(_ clip: ONNXNodeProto) -> (Float, Float)? {
         if opset < 11 {
-            return (try? clip.float("min", default: -.infinity)) == 0 && (try? clip.float("max", default: .infinity)) == 6
+            guard let low = try? clip.float("min", default: -.infinity), let high = try? clip.float("max", default: .infinity)
+            else { return nil }
+            return (low, high)
         }
-        guard let low = clip.input(1), let high = clip.input(2) else { return false }
-        return scalars[low] == 0 && scalars[high] == 6
+        var bounds: (Float, Float) = (-.infinity, .infinity)
+        if let low = clip.input(1) { guard let v = scalars[low] else { return nil }; bounds.0 = v }
+        if let high = clip.input(2) { guard let v = scalars[high] else { return nil }; bounds.1 = v }
+        return bounds
+    }
+
+    /// For `value` = alpha·x + beta written as `Add(Mul(x, alpha), beta)` or
+    /// `Add(Div(x, d), beta)` (operands of Add and Mul in either order, the
+    /// intermediate read once, `value` read once): x, alpha, beta and the two nodes.
+    func affineArgument(_ value: String) -> (String, Float, Float, [Int])? {
+        guard readers[value] == 1, let a = producers[value], let add = node(a, "Add"), add.inputs.count == 2 else { return nil }
+        for (scaled, offset) in [(add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])] {
+            guard let beta = scalars[offset], readers[scaled] == 1, let m = producers[scaled] else { continue }
+            if let mul = node(m, "Mul"), mul.inputs.count == 2 {
+                if let alpha = scalars[mul.inputs[1]], scalars[mul.inputs[0]] == nil { return (mul.inputs[0], alpha, beta, [m, a]) }
+                if let alpha = scalars[mul.inputs[0]], scalars[mul.inputs[1]] == nil { return (mul.inputs[1], alpha, beta, [m, a]) }
+            }
+            if let div = node(m, "Div"), div.inputs.count == 2, let d = scalars[div.inputs[1]], d != 0, scalars[div.inputs[0]] == nil {
+                return (div.inputs[0], 1 / d, beta, [m, a])
+            }
+        }
+        return nil
     }
 }
