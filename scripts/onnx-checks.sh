@@ -19,7 +19,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for check in Tests/onnx/check_architectures.py Tests/onnx/check_lowrank.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py Tests/onnx/check_convnext.py Tests/onnx/check_shufflenet.py Tests/onnx/check_encoder_decoder.py; do
+for check in Tests/onnx/check_architectures.py Tests/onnx/check_lowrank.py Tests/onnx/check_qdq.py Tests/onnx/check_imports.py Tests/onnx/check_convnext.py Tests/onnx/check_shufflenet.py Tests/onnx/check_encoder_decoder.py \
+             Tests/onnx/check_activations.py; do
   if [ -f "$check" ]; then
     mkdir -p "$work/$(basename "$check" .py)"
     "$venv/bin/python" "$check" --compressor "$bin" --work "$work/$(basename "$check" .py)" || status=1

@@ -547,6 +547,96 @@ void   compressor__leaky_relu_attributes__free_unpacked
   assert(message->base.descriptor == &compressor__leaky_relu_attributes__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   compressor__hard_sigmoid_attributes__init
+                     (Compressor__HardSigmoidAttributes         *message)
+{
+  static const Compressor__HardSigmoidAttributes init_value = COMPRESSOR__HARD_SIGMOID_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__hard_sigmoid_attributes__get_packed_size
+                     (const Compressor__HardSigmoidAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__hard_sigmoid_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__hard_sigmoid_attributes__pack
+                     (const Compressor__HardSigmoidAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__hard_sigmoid_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__hard_sigmoid_attributes__pack_to_buffer
+                     (const Compressor__HardSigmoidAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__hard_sigmoid_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__HardSigmoidAttributes *
+       compressor__hard_sigmoid_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__HardSigmoidAttributes *)
+     protobuf_c_message_unpack (&compressor__hard_sigmoid_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__hard_sigmoid_attributes__free_unpacked
+                     (Compressor__HardSigmoidAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__hard_sigmoid_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   compressor__gelu_attributes__init
+                     (Compressor__GeluAttributes         *message)
+{
+  static const Compressor__GeluAttributes init_value = COMPRESSOR__GELU_ATTRIBUTES__INIT;
+  *message = init_value;
+}
+size_t compressor__gelu_attributes__get_packed_size
+                     (const Compressor__GeluAttributes *message)
+{
+  assert(message->base.descriptor == &compressor__gelu_attributes__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t compressor__gelu_attributes__pack
+                     (const Compressor__GeluAttributes *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &compressor__gelu_attributes__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t compressor__gelu_attributes__pack_to_buffer
+                     (const Compressor__GeluAttributes *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &compressor__gelu_attributes__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Compressor__GeluAttributes *
+       compressor__gelu_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Compressor__GeluAttributes *)
+     protobuf_c_message_unpack (&compressor__gelu_attributes__descriptor,
+                                allocator, len, data);
+}
+void   compressor__gelu_attributes__free_unpacked
+                     (Compressor__GeluAttributes *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &compressor__gelu_attributes__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   compressor__pool2d_attributes__init
                      (Compressor__Pool2dAttributes         *message)
 {
@@ -2153,7 +2243,7 @@ const ProtobufCMessageDescriptor compressor__graph_input__descriptor =
   (ProtobufCMessageInit) compressor__graph_input__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor compressor__node__field_descriptors[29] =
+static const ProtobufCFieldDescriptor compressor__node__field_descriptors[32] =
 {
   {
     "name",
@@ -2432,6 +2522,42 @@ static const ProtobufCFieldDescriptor compressor__node__field_descriptors[29] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "hard_sigmoid",
+    30,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, hard_sigmoid),
+    &compressor__hard_sigmoid_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hard_swish",
+    31,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, hard_swish),
+    &compressor__no_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gelu",
+    32,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Compressor__Node, op_case),
+    offsetof(Compressor__Node, gelu),
+    &compressor__gelu_attributes__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "slice",
     34,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -2508,29 +2634,32 @@ static const unsigned compressor__node__field_indices_by_name[] = {
   16,   /* field[16] = add */
   12,   /* field[12] = avg_pool */
   5,   /* field[5] = batch_norm */
-  24,   /* field[24] = channel_permute */
+  27,   /* field[27] = channel_permute */
   20,   /* field[20] = concat */
   3,   /* field[3] = conv2d */
-  27,   /* field[27] = conv_transpose */
+  30,   /* field[30] = conv_transpose */
   19,   /* field[19] = div */
   22,   /* field[22] = dropout */
   14,   /* field[14] = flatten */
+  25,   /* field[25] = gelu */
   13,   /* field[13] = global_avg_pool */
+  23,   /* field[23] = hard_sigmoid */
+  24,   /* field[24] = hard_swish */
   1,   /* field[1] = inputs */
-  25,   /* field[25] = layer_norm */
+  28,   /* field[28] = layer_norm */
   8,   /* field[8] = leaky_relu */
   4,   /* field[4] = linear */
   11,   /* field[11] = max_pool */
   18,   /* field[18] = mul */
   0,   /* field[0] = name */
   2,   /* field[2] = output */
-  28,   /* field[28] = quantize_dequantize */
+  31,   /* field[31] = quantize_dequantize */
   6,   /* field[6] = relu */
   7,   /* field[7] = relu6 */
   15,   /* field[15] = reshape */
-  26,   /* field[26] = resize */
+  29,   /* field[29] = resize */
   9,   /* field[9] = sigmoid */
-  23,   /* field[23] = slice */
+  26,   /* field[26] = slice */
   21,   /* field[21] = softmax */
   17,   /* field[17] = sub */
   10,   /* field[10] = tanh */
@@ -2539,9 +2668,9 @@ static const ProtobufCIntRange compressor__node__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 3 },
-  { 34, 23 },
-  { 60, 28 },
-  { 0, 29 }
+  { 34, 26 },
+  { 60, 31 },
+  { 0, 32 }
 };
 const ProtobufCMessageDescriptor compressor__node__descriptor =
 {
@@ -2551,7 +2680,7 @@ const ProtobufCMessageDescriptor compressor__node__descriptor =
   "Compressor__Node",
   "compressor",
   sizeof(Compressor__Node),
-  29,
+  32,
   compressor__node__field_descriptors,
   compressor__node__field_indices_by_name,
   4,  compressor__node__number_ranges,
@@ -2893,6 +3022,95 @@ const ProtobufCMessageDescriptor compressor__leaky_relu_attributes__descriptor =
   compressor__leaky_relu_attributes__field_indices_by_name,
   1,  compressor__leaky_relu_attributes__number_ranges,
   (ProtobufCMessageInit) compressor__leaky_relu_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__hard_sigmoid_attributes__field_descriptors[2] =
+{
+  {
+    "alpha",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__HardSigmoidAttributes, has_alpha),
+    offsetof(Compressor__HardSigmoidAttributes, alpha),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "beta",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Compressor__HardSigmoidAttributes, has_beta),
+    offsetof(Compressor__HardSigmoidAttributes, beta),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__hard_sigmoid_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = alpha */
+  1,   /* field[1] = beta */
+};
+static const ProtobufCIntRange compressor__hard_sigmoid_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor compressor__hard_sigmoid_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.HardSigmoidAttributes",
+  "HardSigmoidAttributes",
+  "Compressor__HardSigmoidAttributes",
+  "compressor",
+  sizeof(Compressor__HardSigmoidAttributes),
+  2,
+  compressor__hard_sigmoid_attributes__field_descriptors,
+  compressor__hard_sigmoid_attributes__field_indices_by_name,
+  1,  compressor__hard_sigmoid_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__hard_sigmoid_attributes__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor compressor__gelu_attributes__field_descriptors[1] =
+{
+  {
+    "tanh_approximation",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Compressor__GeluAttributes, has_tanh_approximation),
+    offsetof(Compressor__GeluAttributes, tanh_approximation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned compressor__gelu_attributes__field_indices_by_name[] = {
+  0,   /* field[0] = tanh_approximation */
+};
+static const ProtobufCIntRange compressor__gelu_attributes__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor compressor__gelu_attributes__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "compressor.GeluAttributes",
+  "GeluAttributes",
+  "Compressor__GeluAttributes",
+  "compressor",
+  sizeof(Compressor__GeluAttributes),
+  1,
+  compressor__gelu_attributes__field_descriptors,
+  compressor__gelu_attributes__field_indices_by_name,
+  1,  compressor__gelu_attributes__number_ranges,
+  (ProtobufCMessageInit) compressor__gelu_attributes__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor compressor__pool2d_attributes__field_descriptors[5] =

@@ -91,19 +91,72 @@ public func packBlockedFilter(_ weight: UnsafePointer<Float>, outChannels: Int, 
     return packed
 }
 
-/// The activation applied last in the epilogue, as a clamp to `[lower, upper]`.
+/// The activation applied last in the epilogue: a clamp to `[lower, upper]`
+/// (none, ReLU, ReLU6), or, by `form`, a clamp of `scale·x + offset` (hard
+/// sigmoid), that times x (hard swish), or GELU.
 public struct BlockedClamp: Sendable {
+    /// What the epilogue computes from x.
+    public enum Form: Sendable {
+        /// clamp(x, lower, upper)
+        case clamp
+        /// clamp(scale·x + offset, lower, upper)
+        case affineClamp
+        /// x · clamp(scale·x + offset, lower, upper)
+        case gatedClamp
+        /// x·Φ(x), erfc-based (`gaussianErrorLinearUnit`)
+        case gelu
+        /// GELU's tanh approximation
+        case geluTanh
+    }
     public var lower: Float, upper: Float
+    public var scale: Float = 1, offset: Float = 0
+    public var form: Form = .clamp
     public init(lower: Float, upper: Float) { self.lower = lower; self.upper = upper }
+    public init(form: Form, lower: Float = -.infinity, upper: Float = .infinity, scale: Float = 1, offset: Float = 0) {
+        self.form = form; self.lower = lower; self.upper = upper; self.scale = scale; self.offset = offset
+    }
     public static let none = BlockedClamp(lower: -.infinity, upper: .infinity)
     public static let relu = BlockedClamp(lower: 0, upper: .infinity)
     public static let relu6 = BlockedClamp(lower: 0, upper: 6)
+    /// max(0, min(1, alpha·x + beta)) (MobileNetV3, Howard et al. 2019).
+    public static func hardSigmoid(alpha: Float, beta: Float) -> BlockedClamp {
+        BlockedClamp(form: .affineClamp, lower: 0, upper: 1, scale: alpha, offset: beta)
+    }
+    /// x · max(0, min(1, x/6 + 1/2)).
+    public static let hardSwish = BlockedClamp(form: .gatedClamp, lower: 0, upper: 1, scale: 1.0 / 6, offset: 0.5)
+    public static let gelu = BlockedClamp(form: .gelu)
+    public static let geluTanh = BlockedClamp(form: .geluTanh)
 
     /// `v` with every lane clamped to `[lower, upper]`.
     @inline(__always)
-    func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    func clamped(_ v: SIMD8<Float>) -> SIMD8<Float> {
         let low = v.replacing(with: lower, where: v .< lower)
         return low.replacing(with: upper, where: low .> upper)
+    }
+
+    /// The activation of every lane of `v`. Inline only the clamp (ReLU,
+    /// ReLU6), so the tile loops' epilogues stay as small as before the other forms.
+    @inline(__always)
+    func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        form == .clamp ? clamped(v) : applyOtherForm(v)
+    }
+
+    @inline(never)
+    func applyOtherForm(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        switch form {
+        case .clamp: clamped(v)
+        case .affineClamp: clamped(SIMD8(repeating: offset).addingProduct(v, SIMD8(repeating: scale)))
+        case .gatedClamp: v * clamped(SIMD8(repeating: offset).addingProduct(v, SIMD8(repeating: scale)))
+        case .gelu: gaussianErrorLinearUnit(v)
+        case .geluTanh: gaussianErrorLinearUnitTanh(v)
+        }
+    }
+
+    /// The activation of one value.
+    @inline(__always)
+    func apply(_ v: Float) -> Float {
+        if form == .clamp { return v < lower ? lower : (v > upper ? upper : v) }
+        return apply(SIMD8(repeating: v))[0]
     }
 }
 

@@ -133,22 +133,18 @@ public func blockedAdd(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y
     var i = 0
     while i < count {
         let u = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
-        var v = u + UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
-        v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
-        v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        let v = u + UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: clamp.apply(v), as: SIMD8<Float>.self)
         i &+= 8
     }
 }
 
-/// `y = clamp(x)` over `count` floats (a multiple of 8): ReLU or ReLU6 on a blocked value.
+/// `y = clamp(x)` over `count` floats (a multiple of 8): an activation on a blocked value.
 public func blockedClamp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, clamp: BlockedClamp) {
     var i = 0
     while i < count {
-        var v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-        v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
-        v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: clamp.apply(v), as: SIMD8<Float>.self)
         i &+= 8
     }
 }

@@ -28,7 +28,7 @@ func blockedPointwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>
                               bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
                               output: UnsafeMutablePointer<Float>, clamp: BlockedClamp,
                               blocks: Range<Int>, pixels: Range<Int>) {
-    let clamped = clamp.lower > -.infinity || clamp.upper < .infinity
+    let clamped = clamp.form != .clamp || clamp.lower > -.infinity || clamp.upper < .infinity
     var ob = blocks.lowerBound
     if halfTilesApply(s, blocks) && blocks.count % 2 == 1 {
         // A last block of at most 4 channels after an even number of full blocks: the

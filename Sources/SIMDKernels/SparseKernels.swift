@@ -17,16 +17,10 @@
 // the sparse format in the Compress target.
 
 @inline(__always)
-private func clamped(_ v: SIMD8<Float>, _ clamp: BlockedClamp) -> SIMD8<Float> {
-    var v = v.replacing(with: clamp.lower, where: v .< clamp.lower)
-    v = v.replacing(with: clamp.upper, where: v .> clamp.upper)
-    return v
-}
+private func clamped(_ v: SIMD8<Float>, _ clamp: BlockedClamp) -> SIMD8<Float> { clamp.apply(v) }
 
 @inline(__always)
-private func clamped(_ v: Float, _ clamp: BlockedClamp) -> Float {
-    v < clamp.lower ? clamp.lower : (v > clamp.upper ? clamp.upper : v)
-}
+private func clamped(_ v: Float, _ clamp: BlockedClamp) -> Float { clamp.apply(v) }
 
 /// `x[c[0]], ..., x[c[7]]`. The indices arrive as two 64-bit words: two loads
 /// and shifts instead of eight 16-bit loads keep the load ports for `x`.

@@ -94,14 +94,14 @@ import SIMDKernels
         }
     }
 
-    @Test(arguments: convCases, [FusedActivation.none, .relu, .relu6])
+    @Test(arguments: convCases, [FusedActivation.none, .relu, .relu6, .hardSwish, .gelu(tanhApproximation: false)])
     func convMatchesReference(_ c: ConvCase, _ activation: FusedActivation) throws {
         var parameters = [("w", F.weights(c.weight, seed: 7, std: 0.3))]
         if c.hasBias { parameters.append(("b", F.weights([c.weight[0]], seed: 8))) }
         var graph = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
         if activation != .none {
             graph.nodes[0].output = "c"
-            graph.nodes.append(Node(name: "act", op: activation == .relu ? .relu : .relu6, inputs: ["c"], output: "y"))
+            graph.nodes.append(Node(name: "act", op: activation.op!, inputs: ["c"], output: "y"))
         }
         let plan = try ExecutionPlan(graph: graph)
         #expect(plan.steps.contains { $0.kernel is BlockedConvKernel } == cpuSupportsBlockedKernels)
@@ -205,7 +205,7 @@ import SIMDKernels
 
     /// Depthwise convs of any multiplier run the blocked depthwise kernel, from a
     /// plain input and (after a 1x1 conv) from a blocked one.
-    @Test(arguments: depthwiseCases, [FusedActivation.none, .relu6])
+    @Test(arguments: depthwiseCases, [FusedActivation.none, .relu6, .gelu(tanhApproximation: true)])
     func depthwiseMatchesReference(_ c: ConvCase, _ activation: FusedActivation) throws {
         let channels = c.sample[0]
         var parameters = [("w", F.weights(c.weight, seed: 7, std: 0.3))]
@@ -213,7 +213,7 @@ import SIMDKernels
         var graph = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
         if activation != .none {
             graph.nodes[0].output = "c"
-            graph.nodes.append(Node(name: "act", op: .relu6, inputs: ["c"], output: "y"))
+            graph.nodes.append(Node(name: "act", op: activation.op!, inputs: ["c"], output: "y"))
         }
         let plan = try ExecutionPlan(graph: graph)
         #expect(plan.steps.contains { $0.kernel is BlockedDepthwiseConvKernel } == cpuSupportsBlockedKernels)

@@ -155,6 +155,19 @@ enum GradientCheck {
         #expect(result.worst < Self.tolerance, "\(result)")
     }
 
+    /// The hard sigmoid, hard swish and GELU (both forms), inputs kept away from the hard activations' kinks.
+    @Test(arguments: SmoothActivationTests.ops) func smoothActivation(_ op: Op) throws {
+        let kinks: [Float]
+        switch op {
+        case .hardSigmoid(let alpha, let beta): kinks = [-beta / alpha, (1 - beta) / alpha]
+        case .hardSwish: kinks = [-3, 3]
+        default: kinks = []
+        }
+        let input = G.awayFromKinks([2, 3, 4, 4], seed: 1, std: 3, kinks: kinks)
+        let result = try G.run(F.singleOp(op, sample: [3, 4, 4]), input: input)
+        #expect(result.worst < Self.tolerance, "\(result)")
+    }
+
     static let pools: [(String, Op)] = [
         ("max 2x2", .maxPool(Pool2d(kernel: .square(2)))),
         ("max 3x3 stride 2 pad 1 ceil", .maxPool(Pool2d(kernel: .square(3), stride: .square(2), padding: .same(1), ceilMode: true))),

@@ -31,6 +31,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 SCOPE = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
+         "HardSigmoid", "HardSwish", "Gelu",
          "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
          "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
          "LayerNormalization", "Slice", "Split", "Gather", "Transpose",

@@ -27,6 +27,8 @@ typedef struct Compressor__Conv2dAttributes Compressor__Conv2dAttributes;
 typedef struct Compressor__BatchNormAttributes Compressor__BatchNormAttributes;
 typedef struct Compressor__LayerNormAttributes Compressor__LayerNormAttributes;
 typedef struct Compressor__LeakyReluAttributes Compressor__LeakyReluAttributes;
+typedef struct Compressor__HardSigmoidAttributes Compressor__HardSigmoidAttributes;
+typedef struct Compressor__GeluAttributes Compressor__GeluAttributes;
 typedef struct Compressor__Pool2dAttributes Compressor__Pool2dAttributes;
 typedef struct Compressor__AvgPoolAttributes Compressor__AvgPoolAttributes;
 typedef struct Compressor__AxisAttributes Compressor__AxisAttributes;
@@ -168,6 +170,9 @@ typedef enum {
   COMPRESSOR__NODE__OP_CONCAT = 27,
   COMPRESSOR__NODE__OP_SOFTMAX = 28,
   COMPRESSOR__NODE__OP_DROPOUT = 29,
+  COMPRESSOR__NODE__OP_HARD_SIGMOID = 30,
+  COMPRESSOR__NODE__OP_HARD_SWISH = 31,
+  COMPRESSOR__NODE__OP_GELU = 32,
   COMPRESSOR__NODE__OP_SLICE = 34,
   COMPRESSOR__NODE__OP_CHANNEL_PERMUTE = 35,
   COMPRESSOR__NODE__OP_LAYER_NORM = 36,
@@ -209,13 +214,16 @@ struct  Compressor__Node
     Compressor__AxisAttributes *concat;
     Compressor__AxisAttributes *softmax;
     Compressor__DropoutAttributes *dropout;
+    Compressor__HardSigmoidAttributes *hard_sigmoid;
+    Compressor__NoAttributes *hard_swish;
+    Compressor__GeluAttributes *gelu;
     Compressor__SliceAttributes *slice;
     Compressor__ChannelPermuteAttributes *channel_permute;
     Compressor__LayerNormAttributes *layer_norm;
     Compressor__ResizeAttributes *resize;
     Compressor__ConvTransposeAttributes *conv_transpose;
     /*
-     * 30..59: free; 60.. quantization.
+     * 33, 39..59: free; 60.. quantization.
      */
     Compressor__QuantizeDequantizeAttributes *quantize_dequantize;
   };
@@ -321,6 +329,36 @@ struct  Compressor__LeakyReluAttributes
 };
 #define COMPRESSOR__LEAKY_RELU_ATTRIBUTES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&compressor__leaky_relu_attributes__descriptor) \
+    , 0, 0 }
+
+
+/*
+ * max(0, min(1, alpha * x + beta)).
+ */
+struct  Compressor__HardSigmoidAttributes
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_alpha;
+  float alpha;
+  protobuf_c_boolean has_beta;
+  float beta;
+};
+#define COMPRESSOR__HARD_SIGMOID_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__hard_sigmoid_attributes__descriptor) \
+    , 0, 0, 0, 0 }
+
+
+struct  Compressor__GeluAttributes
+{
+  ProtobufCMessage base;
+  /*
+   * True for the tanh approximation, false (or absent) for the exact erf form.
+   */
+  protobuf_c_boolean has_tanh_approximation;
+  protobuf_c_boolean tanh_approximation;
+};
+#define COMPRESSOR__GELU_ATTRIBUTES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&compressor__gelu_attributes__descriptor) \
     , 0, 0 }
 
 
@@ -1255,6 +1293,44 @@ Compressor__LeakyReluAttributes *
 void   compressor__leaky_relu_attributes__free_unpacked
                      (Compressor__LeakyReluAttributes *message,
                       ProtobufCAllocator *allocator);
+/* Compressor__HardSigmoidAttributes methods */
+void   compressor__hard_sigmoid_attributes__init
+                     (Compressor__HardSigmoidAttributes         *message);
+size_t compressor__hard_sigmoid_attributes__get_packed_size
+                     (const Compressor__HardSigmoidAttributes   *message);
+size_t compressor__hard_sigmoid_attributes__pack
+                     (const Compressor__HardSigmoidAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__hard_sigmoid_attributes__pack_to_buffer
+                     (const Compressor__HardSigmoidAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__HardSigmoidAttributes *
+       compressor__hard_sigmoid_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__hard_sigmoid_attributes__free_unpacked
+                     (Compressor__HardSigmoidAttributes *message,
+                      ProtobufCAllocator *allocator);
+/* Compressor__GeluAttributes methods */
+void   compressor__gelu_attributes__init
+                     (Compressor__GeluAttributes         *message);
+size_t compressor__gelu_attributes__get_packed_size
+                     (const Compressor__GeluAttributes   *message);
+size_t compressor__gelu_attributes__pack
+                     (const Compressor__GeluAttributes   *message,
+                      uint8_t             *out);
+size_t compressor__gelu_attributes__pack_to_buffer
+                     (const Compressor__GeluAttributes   *message,
+                      ProtobufCBuffer     *buffer);
+Compressor__GeluAttributes *
+       compressor__gelu_attributes__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   compressor__gelu_attributes__free_unpacked
+                     (Compressor__GeluAttributes *message,
+                      ProtobufCAllocator *allocator);
 /* Compressor__Pool2dAttributes methods */
 void   compressor__pool2d_attributes__init
                      (Compressor__Pool2dAttributes         *message);
@@ -1863,6 +1939,12 @@ typedef void (*Compressor__LayerNormAttributes_Closure)
 typedef void (*Compressor__LeakyReluAttributes_Closure)
                  (const Compressor__LeakyReluAttributes *message,
                   void *closure_data);
+typedef void (*Compressor__HardSigmoidAttributes_Closure)
+                 (const Compressor__HardSigmoidAttributes *message,
+                  void *closure_data);
+typedef void (*Compressor__GeluAttributes_Closure)
+                 (const Compressor__GeluAttributes *message,
+                  void *closure_data);
 typedef void (*Compressor__Pool2dAttributes_Closure)
                  (const Compressor__Pool2dAttributes *message,
                   void *closure_data);
@@ -1971,6 +2053,8 @@ extern const ProtobufCMessageDescriptor compressor__conv2d_attributes__descripto
 extern const ProtobufCMessageDescriptor compressor__batch_norm_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__layer_norm_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__leaky_relu_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__hard_sigmoid_attributes__descriptor;
+extern const ProtobufCMessageDescriptor compressor__gelu_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__pool2d_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__avg_pool_attributes__descriptor;
 extern const ProtobufCMessageDescriptor compressor__axis_attributes__descriptor;

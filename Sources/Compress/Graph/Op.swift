@@ -182,6 +182,16 @@ public enum Op: Sendable, Hashable {
     case leakyRelu(alpha: Float)
     case sigmoid
     case tanh
+    /// max(0, min(1, alpha·x + beta)): ONNX HardSigmoid (defaults alpha 0.2,
+    /// beta 0.5; PyTorch's `nn.Hardsigmoid` is alpha 1/6, beta 0.5), the gate
+    /// of MobileNetV3's squeeze-and-excitation (Howard et al. 2019).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x · max(0, min(1, x/6 + 1/2)): MobileNetV3's activation (Howard et al. 2019).
+    case hardSwish
+    /// x · Φ(x), Φ the standard normal CDF: x · (1 + erf(x/√2)) / 2 (Hendrycks &
+    /// Gimpel 2016); with `tanhApproximation`, x · (1 + tanh(√(2/π)(x + 0.044715x³))) / 2
+    /// (ONNX Gelu's approximate="tanh").
+    case gelu(tanhApproximation: Bool)
     case maxPool(Pool2d)
     case avgPool(Pool2d, countIncludePad: Bool)
     case globalAvgPool
@@ -226,6 +236,9 @@ public enum Op: Sendable, Hashable {
         case .leakyRelu: "LeakyReLU"
         case .sigmoid: "Sigmoid"
         case .tanh: "Tanh"
+        case .hardSigmoid: "HardSigmoid"
+        case .hardSwish: "HardSwish"
+        case .gelu: "GELU"
         case .maxPool: "MaxPool"
         case .avgPool: "AvgPool"
         case .globalAvgPool: "GlobalAvgPool"
@@ -262,6 +275,7 @@ public enum Op: Sendable, Hashable {
     public var isUnaryElementwise: Bool {
         switch self {
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: true
+        case .hardSigmoid, .hardSwish, .gelu: true
         default: false
         }
     }

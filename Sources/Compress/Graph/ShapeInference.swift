@@ -137,6 +137,13 @@ extension Node {
             return x
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout:
             return s[0]
+        case .hardSigmoid(let alpha, let beta):
+            guard alpha.isFinite, beta.isFinite else {
+                throw .invalidAttribute(node: name, detail: "HardSigmoid alpha \(alpha) and beta \(beta) must be finite")
+            }
+            return s[0]
+        case .hardSwish, .gelu:
+            return s[0]
         case .quantizeDequantize(let q):
             if let problem = q.problem { throw .invalidAttribute(node: name, detail: problem) }
             return s[0]

@@ -151,6 +151,15 @@ enum ProtoDecoder {
             op = .leakyRelu(alpha: try reader.value(a.has_alpha, a.alpha, "alpha"))
         case COMPRESSOR__NODE__OP_SIGMOID: op = .sigmoid
         case COMPRESSOR__NODE__OP_TANH: op = .tanh
+        case COMPRESSOR__NODE__OP_HARD_SIGMOID:
+            let a = try reader.message(n.hard_sigmoid, "hard sigmoid attributes")
+            op = .hardSigmoid(alpha: try reader.value(a.has_alpha, a.alpha, "alpha"),
+                              beta: try reader.value(a.has_beta, a.beta, "beta"))
+        case COMPRESSOR__NODE__OP_HARD_SWISH: op = .hardSwish
+        case COMPRESSOR__NODE__OP_GELU:
+            let a = try reader.message(n.gelu, "gelu attributes")
+            op = .gelu(tanhApproximation: try reader.value(a.has_tanh_approximation, a.tanh_approximation,
+                                                           "tanh_approximation") != 0)
         case COMPRESSOR__NODE__OP_MAX_POOL:
             op = .maxPool(try reader.pool2d(n.max_pool, "max pool attributes"))
         case COMPRESSOR__NODE__OP_AVG_POOL:

@@ -154,6 +154,23 @@ struct ProtoEncoder {
         case .tanh:
             n.pointee.op_case = COMPRESSOR__NODE__OP_TANH
             n.pointee.tanh = noAttributes()
+        case .hardSigmoid(let alpha, let beta):
+            let a = arena.message(compressor__hard_sigmoid_attributes__init)
+            a.pointee.has_alpha = 1
+            a.pointee.alpha = alpha
+            a.pointee.has_beta = 1
+            a.pointee.beta = beta
+            n.pointee.op_case = COMPRESSOR__NODE__OP_HARD_SIGMOID
+            n.pointee.hard_sigmoid = a
+        case .hardSwish:
+            n.pointee.op_case = COMPRESSOR__NODE__OP_HARD_SWISH
+            n.pointee.hard_swish = noAttributes()
+        case .gelu(let tanhApproximation):
+            let a = arena.message(compressor__gelu_attributes__init)
+            a.pointee.has_tanh_approximation = 1
+            a.pointee.tanh_approximation = tanhApproximation ? 1 : 0
+            n.pointee.op_case = COMPRESSOR__NODE__OP_GELU
+            n.pointee.gelu = a
         case .maxPool(let p):
             n.pointee.op_case = COMPRESSOR__NODE__OP_MAX_POOL
             n.pointee.max_pool = pool2d(p)

@@ -26,6 +26,27 @@ extension ImportContext {
         try convertUnary(n, op)
     }
 
+    /// `HardSigmoid` (alpha, beta), `HardSwish`, `Gelu` (approximate "none" or "tanh").
+    mutating func convertSmoothActivation(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
+        let op: Op
+        switch n.opType {
+        case "HardSigmoid":
+            try n.onlyAttributes(["alpha", "beta"])
+            op = .hardSigmoid(alpha: try n.float("alpha", default: 0.2), beta: try n.float("beta", default: 0.5))
+        case "HardSwish":
+            try n.onlyAttributes([])
+            op = .hardSwish
+        default:
+            try n.onlyAttributes(["approximate"])
+            switch try n.string("approximate", default: "none") {
+            case "none": op = .gelu(tanhApproximation: false)
+            case "tanh": op = .gelu(tanhApproximation: true)
+            case let other: throw UnsupportedFeature("Gelu approximate=\"\(other)\" (only \"none\" and \"tanh\" exist)")
+            }
+        }
+        try convertUnary(n, op)
+    }
+
     /// Add, Sub, Mul, Div: folded when both operands are constant; an Add of
     /// a constant bias to a bias-free Linear (from MatMul or Gemm) becomes its bias.
     mutating func convertBinary(_ n: ONNXNodeProto, _ op: Op) throws(UnsupportedFeature) {

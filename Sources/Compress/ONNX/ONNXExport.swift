@@ -10,6 +10,9 @@
 /// | `batchNorm` | `BatchNormalization` (epsilon) |
 /// | `layerNorm` | `Transpose` (channels last), `LayerNormalization` (axis -1, epsilon), `Transpose` back; below opset 17 the middle is decomposed (`ReduceMean`, `Sub`, `Mul`, `ReduceMean`, `Add`, `Sqrt`, `Div`, `Mul`, `Add`); no `Transpose` on `[N, F]` |
 /// | `relu6` | `Clip` with scalar min 0 and max 6 as constant inputs |
+/// | `hardSigmoid` | `HardSigmoid` (alpha, beta) |
+/// | `hardSwish` | `HardSwish` from opset 14; below, `x * HardSigmoid(x)` (alpha 1/6, beta 1/2) |
+/// | `gelu` | `Gelu` from opset 20 (approximate "tanh" for the tanh form); below, `Div(x, √2)`, `Erf`, `Add(1)`, `Mul(x)`, `Mul(0.5)` as PyTorch writes it (`Mul`/`Tanh` for the tanh form), which the importer folds back |
 /// | `maxPool`, `avgPool` | `MaxPool`, `AveragePool` (ceil_mode, count_include_pad; a dilated average pool needs opset 19) |
 /// | `globalAvgPool` | `GlobalAveragePool` |
 /// | `reshape` | `Reshape` with the target as an INT64 initializer |

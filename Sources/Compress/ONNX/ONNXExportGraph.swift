@@ -117,9 +117,11 @@ struct ONNXModelSpec {
             }
             if case .layerNorm(let epsilon) = node.op {
                 nodes += lowering.layerNormNodes(node, inputs: inputs, epsilon: epsilon)
-                continue
+            } else if let decomposed = lowering.decomposedActivation(node, inputs: inputs) {
+                nodes += decomposed
+            } else {
+                nodes.append(try lowering.lower(node, inputs: inputs))
             }
-            nodes.append(try lowering.lower(node, inputs: inputs))
             if let q = qdq?.inheritedQuantizer(after: node) {
                 let requantized = lowering.namer.fresh("\(node.output).requantized")
                 nodes += qdq!.quantizeDequantize(q, name: "\(node.name).requantize", input: node.output,

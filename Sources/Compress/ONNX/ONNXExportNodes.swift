@@ -77,6 +77,10 @@ struct ONNXNodeLowering {
         case .leakyRelu(let alpha): return make([("alpha", .float(alpha))])
         case .sigmoid: return make()
         case .tanh: return make()
+        case .hardSigmoid(let alpha, let beta): return make([("alpha", .float(alpha)), ("beta", .float(beta))])
+        case .hardSwish: return make()
+        case .gelu(let tanhApproximation):
+            return make(tanhApproximation ? [("approximate", .string("tanh"))] : [])
         case .maxPool(let p):
             return make([("ceil_mode", .int(p.ceilMode ? 1 : 0)), ("dilations", .ints([p.dilation.h, p.dilation.w]))]
                         + windowAttributes(p))
@@ -209,6 +213,9 @@ func onnxOpType(_ op: Op) -> String {
     case .leakyRelu: "LeakyRelu"
     case .sigmoid: "Sigmoid"
     case .tanh: "Tanh"
+    case .hardSigmoid: "HardSigmoid"
+    case .hardSwish: "HardSwish"
+    case .gelu: "Gelu"
     case .maxPool: "MaxPool"
     case .avgPool: "AveragePool"
     case .globalAvgPool: "GlobalAveragePool"
@@ -274,5 +281,62 @@ extension ONNXNodeLowering {
                     [("perm", .ints([0, rank - 1] + Array(1..<(rank - 1))))])
         }
         return nodes
+    }
+}
+
+extension ONNXNodeLowering {
+    /// The ONNX nodes for an activation the target opset lacks, written with
+    /// older ops, or nil when `lower` writes `node` as one node:
+    /// `HardSwish` (opset 14) below 14 is `x * HardSigmoid(x; 1/6, 1/2)`;
+    /// `Gelu` (opset 20) below 20 is `x * (1 + Erf(x / √2)) * 0.5` in the
+    /// order PyTorch's exporter writes it (the importer folds it back), or
+    /// for the tanh form `x * (1 + Tanh(√(2/π) (x + 0.044715 x³))) * 0.5`.
+    mutating func decomposedActivation(_ node: Node, inputs: [String]) -> [ONNXNodeSpec]? {
+        let x = inputs[0]
+        var nodes: [ONNXNodeSpec] = []
+        /// Appends `opType(operands)` as a node named after `node` and returns its output
+        /// (`node.output` for the last step).
+        func step(_ opType: String, _ operands: [String], _ what: String, last: Bool = false,
+                  attributes: [(name: String, value: ONNXAttributeValue)] = []) -> String {
+            let output = last ? node.output : namer.fresh("\(node.output).\(what)")
+            nodes.append(ONNXNodeSpec(name: last ? node.name : namer.fresh("\(node.name).\(what)"), opType: opType,
+                                      inputs: operands, outputs: [output], attributes: attributes))
+            return output
+        }
+        switch node.op {
+        case .hardSwish where opset < 14:
+            let gate = step("HardSigmoid", [x], "gate", attributes: [("alpha", .float(1 / 6)), ("beta", .float(0.5))])
+            _ = step("Mul", [x, gate], "mul", last: true)
+        case .gelu(tanhApproximation: false) where opset < 20:
+            let scaled = step("Div", [x, scalarConstant(Float(2).squareRoot(), "gelu.sqrt2")], "div")
+            let erf = step("Erf", [scaled], "erf")
+            let shifted = step("Add", [erf, scalarConstant(1, "gelu.one")], "add")
+            let product = step("Mul", [x, shifted], "mul")
+            _ = step("Mul", [product, scalarConstant(0.5, "gelu.half")], "half", last: true)
+        case .gelu(tanhApproximation: true) where opset < 20:
+            let square = step("Mul", [x, x], "square")
+            let cube = step("Mul", [square, x], "cube")
+            let cubic = step("Mul", [cube, scalarConstant(0.044715, "gelu.cubic")], "cubic")
+            let inner = step("Add", [x, cubic], "inner")
+            let scaled = step("Mul", [inner, scalarConstant((2 / Float.pi).squareRoot(), "gelu.sqrt2overpi")], "scaled")
+            let tanh = step("Tanh", [scaled], "tanh")
+            let shifted = step("Add", [tanh, scalarConstant(1, "gelu.one")], "add")
+            let product = step("Mul", [x, shifted], "mul")
+            _ = step("Mul", [product, scalarConstant(0.5, "gelu.half")], "half", last: true)
+        default:
+            return nil
+        }
+        return nodes
+    }
+
+    /// A float scalar initializer holding `value`, named `name` (or a fresh
+    /// variant when the graph uses that name), shared by every node that needs it.
+    private mutating func scalarConstant(_ value: Float, _ name: String) -> String {
+        if let existing = constants.keys.sorted().first(where: {
+            ($0 == name || $0.hasPrefix(name + "_")) && constants[$0] == .scalar(value)
+        }) { return existing }
+        let fresh = namer.fresh(name)
+        constants[fresh] = .scalar(value)
+        return fresh
     }
 }

@@ -187,7 +187,7 @@ struct ONNXQDQLowering {
         case .batchNorm:
             throw refuse("onnxruntime has no integer BatchNormalization; fold BatchNorm into the convs first "
                          + "(quantize --fold-bn true)")
-        case .tanh, .sub, .div:
+        case .tanh, .sub, .div, .hardSigmoid, .hardSwish, .gelu:
             throw refuse("onnxruntime has no integer \(op) (its QDQ rules cover Conv, Gemm, MatMul, Add, Mul, Concat, "
                          + "AveragePool, GlobalAveragePool, LeakyRelu, Sigmoid, Softmax, MaxPool, Flatten, Reshape); "
                          + "quantize with --activations none for int8 weights only")

@@ -129,6 +129,7 @@ extension ImportContext {
     /// ONNX op types the importer converts.
     static let supportedOps: Set<String> = [
         "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
+        "HardSigmoid", "HardSwish", "Gelu",
         "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
         "Concat", "Pad", "ReduceMean", "Softmax", "Dropout", "Identity", "Constant",
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "QuantizeLinear", "DequantizeLinear",
@@ -155,6 +156,9 @@ extension ImportContext {
     mutating func convert(_ n: ONNXNodeProto) throws(UnsupportedFeature) {
         if n.domain == channelLayerNormDomain { return try convertChannelLayerNorm(n) }
         guard n.domain.isEmpty || n.domain == "ai.onnx" else { throw UnsupportedFeature("operator domain '\(n.domain)' not supported") }
+        if n.opType == "Erf" {
+            throw UnsupportedFeature("Erf is supported only inside GELU written as x * 0.5 * (1 + Erf(x / sqrt(2)))")
+        }
         guard Self.supportedOps.contains(n.opType) else { throw UnsupportedFeature("op type not supported") }
         let required = requiredInputs(n.opType)
         guard n.inputs.prefix(required).filter({ !$0.isEmpty }).count == required, !n.outputs.isEmpty else {
@@ -171,6 +175,7 @@ extension ImportContext {
         case "Sigmoid": try convertUnary(n, .sigmoid)
         case "Tanh": try convertUnary(n, .tanh)
         case "Clip": try convertClip(n)
+        case "HardSigmoid", "HardSwish", "Gelu": try convertSmoothActivation(n)
         case "MaxPool": try convertPool(n, average: false)
         case "AveragePool": try convertPool(n, average: true)
         case "GlobalAveragePool": try convertGlobalAveragePool(n)

@@ -5,7 +5,9 @@
 /// channels-last LayerNorm and block between Transposes, folded into
 /// channels-first ops, also when written decomposed below opset 17:
 /// `ONNXLayerNormFolding.swift`),
-/// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), MaxPool,
+/// Relu, LeakyRelu, Sigmoid, Tanh, Clip (as ReLU/ReLU6), HardSigmoid,
+/// HardSwish, Gelu (also as the Erf form and the Clip forms of hard sigmoid
+/// and hard swish, `ONNXActivationFolding.swift`), MaxPool,
 /// AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Sub, Mul, Div,
 /// Concat, Pad (zero padding absorbed by the Conv or AveragePool after it),
 /// ReduceMean over H and W, Softmax, and Dropout, Identity and Constant, which
@@ -32,7 +34,9 @@ public enum ONNXImporter {
         let proto = try ONNXProtoReader.model(bytes)
         guard let graph = proto.graph else { throw .missingGraph }
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
-        var converter = try ONNXGraphConverter(graph: foldingChannelsLastLayerNorms(graph), opset: opset)
+        // Activations first: the LayerNorm folding carries the folded GELU between its MatMuls.
+        var converter = try ONNXGraphConverter(graph: foldingChannelsLastLayerNorms(foldingDecomposedActivations(graph, opset: opset)),
+                                               opset: opset)
         let (imported, outputShape) = try converter.convert()
         var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
         // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.

@@ -10,6 +10,13 @@ extension ReferenceEvaluator {
         case .leakyRelu(let alpha): f = { $0 >= 0 ? $0 : alpha * $0 }
         case .sigmoid: f = { Float(1 / (1 + exp(-Double($0)))) }
         case .tanh: f = { Float(Foundation.tanh(Double($0))) }
+        case .hardSigmoid(let alpha, let beta): f = { min(max(alpha * $0 + beta, 0), 1) }
+        case .hardSwish: f = { $0 * min(max($0 / 6 + 0.5, 0), 1) }
+        case .gelu(tanhApproximation: false):
+            // Φ(x) = erfc(-x/√2) / 2: no cancellation for negative x, as 1 + erf has.
+            f = { Float(Double($0) * erfc(-Double($0) / 2.squareRoot()) / 2) }
+        case .gelu(tanhApproximation: true):
+            f = { let x = Double($0); return Float(x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x))) / 2) }
         case .dropout: f = { $0 }
         default: preconditionFailure("\(op.kind) is not a unary elementwise op")
         }

@@ -60,6 +60,7 @@ public enum ReferenceEvaluator {
             return batchNorm(x, scale: args[1]!, bias: args[2]!, mean: args[3]!, variance: args[4]!, epsilon: eps)
         case .layerNorm(let eps): return layerNorm(x, scale: args[1]!, bias: args.count > 2 ? args[2] : nil, epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return unary(node.op, x)
+        case .hardSigmoid, .hardSwish, .gelu: return unary(node.op, x)
         case .quantizeDequantize(let q): return quantizeDequantize(x, q)
         case .resize(let r): return resize(x, r)
         case .convTranspose(let a): return convTranspose(x, weight: args[1]!, bias: args.count > 2 ? args[2] : nil, a)

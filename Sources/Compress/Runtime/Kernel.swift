@@ -53,8 +53,42 @@ extension Kernel {
 }
 
 /// An activation fused into a convolution's or linear layer's epilogue.
-enum FusedActivation: Sendable {
+enum FusedActivation: Sendable, Equatable {
     case none, relu, relu6
+    case hardSigmoid(alpha: Float, beta: Float)
+    case hardSwish
+    case gelu(tanhApproximation: Bool)
+
+    /// The activation a node of `op` fuses as; nil for ops that do not fuse.
+    init?(_ op: Op) {
+        switch op {
+        case .relu: self = .relu
+        case .relu6: self = .relu6
+        case .hardSigmoid(let alpha, let beta): self = .hardSigmoid(alpha: alpha, beta: beta)
+        case .hardSwish: self = .hardSwish
+        case .gelu(let tanhApproximation): self = .gelu(tanhApproximation: tanhApproximation)
+        default: return nil
+        }
+    }
+
+    /// The op computing this activation on its own (nil for none).
+    var op: Op? {
+        switch self {
+        case .none: nil
+        case .relu: .relu
+        case .relu6: .relu6
+        case .hardSigmoid(let alpha, let beta): .hardSigmoid(alpha: alpha, beta: beta)
+        case .hardSwish: .hardSwish
+        case .gelu(let tanhApproximation): .gelu(tanhApproximation: tanhApproximation)
+        }
+    }
+
+    /// True when the activation maps 0 to 0, so it can be applied to blocked
+    /// values, whose padded channels must stay zero (the hard sigmoid maps 0 to beta).
+    var keepsZero: Bool {
+        if case .hardSigmoid = self { return false }
+        return true
+    }
 }
 
 /// Calls `body` with a pointer to `bias`'s elements, or with nil when the
@@ -79,6 +113,9 @@ func applyChannelBiasAndActivation(_ y: UnsafeMutablePointer<Float>, channels: I
             for i in 0..<length { let v = row[i] + b; row[i] = v > 0 ? v : 0 }
         case .relu6:
             for i in 0..<length { let v = row[i] + b; row[i] = v > 0 ? (v < 6 ? v : 6) : 0 }
+        case .hardSigmoid, .hardSwish, .gelu:
+            if b != 0 { for i in 0..<length { row[i] += b } }
+            _ = applyActivation(activation.op!, row, row, count: length)
         }
     }
 }
@@ -97,6 +134,7 @@ func applyColumnBiasAndActivation(_ y: UnsafeMutablePointer<Float>, rows: Int, c
         case .none: break
         case .relu: for j in 0..<columns { row[j] = row[j] > 0 ? row[j] : 0 }
         case .relu6: for j in 0..<columns { let v = row[j]; row[j] = v > 0 ? (v < 6 ? v : 6) : 0 }
+        case .hardSigmoid, .hardSwish, .gelu: _ = applyActivation(activation.op!, row, row, count: columns)
         }
     }
 }

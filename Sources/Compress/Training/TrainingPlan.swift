@@ -102,6 +102,7 @@ struct TrainingPlanBuilder {
                 scale: try parameter(input(1)!, .normScale, node),
                 bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .normBias, node) }, epsilon: epsilon)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh: return ActivationTrainingKernel(op: node.op)
+        case .hardSigmoid, .hardSwish, .gelu: return ActivationTrainingKernel(op: node.op)
         case .dropout(let ratio): return DropoutTrainingKernel(ratio: ratio, randomness: randomness)
         case .quantizeDequantize(let q): return QuantizeDequantizeTrainingKernel(quantization: q)
         case .maxPool(let p): return PoolTrainingKernel(pool: p, isMax: true)

@@ -97,6 +97,8 @@ private struct ChannelDependencyAnalysis {
             sliceLayerNormParameters(node)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout, .maxPool, .avgPool, .globalAvgPool, .quantizeDequantize:
             passThrough(node)
+        case .hardSigmoid, .hardSwish, .gelu:
+            passThrough(node)
         case .flatten(let axis): flatten(node, axis: axis)
         case .reshape: refuse(values: [node.inputs[0]], because: "read by Reshape '\(node.name)'")
         case .softmax(let axis):

@@ -28,6 +28,9 @@ extension FusedActivation {
         case .none: .none
         case .relu: .relu
         case .relu6: .relu6
+        case .hardSigmoid(let alpha, let beta): .hardSigmoid(alpha: alpha, beta: beta)
+        case .hardSwish: .hardSwish
+        case .gelu(let tanhApproximation): tanhApproximation ? .geluTanh : .gelu
         }
     }
 }

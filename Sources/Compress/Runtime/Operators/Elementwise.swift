@@ -10,9 +10,9 @@ struct UnaryKernel: Kernel {
     }
 }
 
-/// `op` (ReLU, ReLU6, LeakyReLU, sigmoid or tanh) of `count` values, `x` into
-/// `y`, the one definition inference and training share; false, writing
-/// nothing, for any other op.
+/// `op` (ReLU, ReLU6, LeakyReLU, sigmoid, tanh, hard sigmoid, hard swish or
+/// GELU) of `count` values, `x` into `y` (which may be `x`), the one
+/// definition inference and training share; false, writing nothing, for any other op.
 func applyActivation(_ op: Op, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) -> Bool {
     switch op {
     case .relu: for i in 0..<count { let v = x[i]; y[i] = v > 0 ? v : 0 }
@@ -20,9 +20,38 @@ func applyActivation(_ op: Op, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePoin
     case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
     case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + exp(-x[i])) }
     case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
+    case .hardSigmoid(let alpha, let beta):
+        for i in 0..<count { y[i] = ScalarActivation.hardSigmoid(x[i], alpha: alpha, beta: beta) }
+    case .hardSwish: for i in 0..<count { y[i] = ScalarActivation.hardSwish(x[i]) }
+    case .gelu(tanhApproximation: false): for i in 0..<count { y[i] = ScalarActivation.gelu(x[i]) }
+    case .gelu(tanhApproximation: true): for i in 0..<count { y[i] = ScalarActivation.geluTanh(x[i]) }
     default: return false
     }
     return true
+}
+
+/// The hard sigmoid, hard swish (Howard et al. 2019, MobileNetV3) and GELU
+/// (Hendrycks & Gimpel 2016) of one value, in float32.
+enum ScalarActivation {
+    @inline(__always)
+    static func hardSigmoid(_ v: Float, alpha: Float, beta: Float) -> Float {
+        let g = alpha * v + beta
+        return g > 0 ? (g < 1 ? g : 1) : 0
+    }
+
+    @inline(__always)
+    static func hardSwish(_ v: Float) -> Float { v * hardSigmoid(v, alpha: 1 / 6, beta: 0.5) }
+
+    /// x·Φ(x) with Φ(x) = erfc(-x/√2) / 2, exact to float32 rounding (no
+    /// cancellation for negative x, as 1 + erf(x/√2) has).
+    @inline(__always)
+    static func gelu(_ v: Float) -> Float { v * erfc(-v * 0.70710678) * 0.5 }
+
+    /// x·(1 + tanh(u)) / 2 with u = √(2/π)(x + 0.044715x³), as x / (1 + e^(-2u)).
+    @inline(__always)
+    static func geluTanh(_ v: Float) -> Float {
+        v / (1 + exp(-v * (1.59576912 + 0.0713548162 * v * v)))
+    }
 }
 
 /// Inference batch normalization that could not be folded: `x * scale[c] + shift[c]`.

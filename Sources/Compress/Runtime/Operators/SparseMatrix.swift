@@ -124,6 +124,9 @@ extension FusedActivation {
         case .none: v
         case .relu: v > 0 ? v : 0
         case .relu6: v > 0 ? (v < 6 ? v : 6) : 0
+        case .hardSigmoid(let alpha, let beta): ScalarActivation.hardSigmoid(v, alpha: alpha, beta: beta)
+        case .hardSwish: ScalarActivation.hardSwish(v)
+        case .gelu(let tanhApproximation): tanhApproximation ? ScalarActivation.geluTanh(v) : ScalarActivation.gelu(v)
         }
     }
 }

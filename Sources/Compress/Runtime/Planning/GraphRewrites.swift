@@ -3,7 +3,7 @@
 // Each returns a new graph; the fusions also say what they moved where.
 
 extension Graph {
-    /// Moves each ReLU/ReLU6 that is the only reader of a conv2d or linear
+    /// Moves each activation (`FusedActivation`) that is the only reader of a conv2d or linear
     /// output (not itself a graph output) into that layer: the layer writes
     /// the activation's output and the activation node goes.
     /// Returns the layers' activations by node name and the removed nodes' names.
@@ -15,12 +15,7 @@ extension Graph {
         var renamed: [String: String] = [:]
         var removed: [String] = []
         for node in nodes {
-            let activation: FusedActivation
-            switch node.op {
-            case .relu: activation = .relu
-            case .relu6: activation = .relu6
-            default: continue
-            }
+            guard let activation = FusedActivation(node.op) else { continue }
             guard let layerName = producers[node.inputs[0]], readers[node.inputs[0]] == 1,
                   !outputs.contains(node.inputs[0]), let layer = nodes.first(where: { $0.name == layerName }),
                   layer.op.acceptsFusedActivation, activations[layerName] == nil else { continue }
@@ -56,7 +51,7 @@ extension Graph {
     /// Moves each Add of two equally shaped feature maps, one of which is the
     /// only reader of a convolution that `fusable` accepts, into that
     /// convolution's epilogue as a residual (the conv then writes the Add's
-    /// output), and a ReLU/ReLU6 that is then the Add's only reader with it.
+    /// output), and an activation mapping 0 to 0 that is then the Add's only reader with it.
     /// When both inputs qualify, the conv later in the (topological) node order
     /// takes the Add, so the residual it reads is computed before it runs.
     ///
@@ -98,12 +93,7 @@ extension Graph {
             guard readers[add.output] == 1, !outputs.contains(add.output),
                   let next = nodes.indices.first(where: { !removed.contains(nodes[$0].name) && nodes[$0].inputs.contains(add.output) })
             else { continue }
-            let activation: FusedActivation
-            switch nodes[next].op {
-            case .relu: activation = .relu
-            case .relu6: activation = .relu6
-            default: continue
-            }
+            guard let activation = FusedActivation(nodes[next].op), activation.keepsZero else { continue }
             activations[nodes[conv].name] = activation
             nodes[conv].output = nodes[next].output
             removed.insert(nodes[next].name)

@@ -64,6 +64,12 @@ struct ValueTable {
 
     private func isBlocked(_ name: String) -> Bool { ids[name].map { layouts[$0] == .blocked } ?? false }
 
+    /// Whether `activation` leaves the padded channels of the blocked value
+    /// `output` zero: it maps 0 to 0, or `output`'s channels fill whole blocks.
+    private func keepsPaddingZero(_ activation: FusedActivation, _ output: String) -> Bool {
+        activation.keepsZero || (shapes[output].map { $0.count >= 2 && $0[1] % 8 == 0 } ?? false)
+    }
+
     /// Registers `node`'s output and appends its step (after any layout conversions
     /// it needs), unless it only renames its input.
     mutating func add(_ node: Node, activation: FusedActivation) throws(RuntimeError) {
@@ -71,7 +77,7 @@ struct ValueTable {
         switch node.op {
         case .flatten, .reshape, .dropout:
             _ = add(node.output, .alias(of: plain(id(of: x))))
-        case .conv2d(let a) where blocked && shapes[x]?.count == 4
+        case .conv2d(let a) where blocked && shapes[x]?.count == 4 && keepsPaddingZero(activation, node.output)
             && graph.initializers[node.inputs[1]].map({ BlockedConvKernel.supports(a, weightShape: $0.shape) }) == true:
             let parameters = try constantParameters(of: node)
             let input = id(of: x)
@@ -87,7 +93,7 @@ struct ValueTable {
             var inputs = [input]
             if let residual { inputs.append(blockedValue(id(of: residual))) }
             append(node, kernel, inputs, .blocked, density: density)
-        case .conv2d(let a) where blocked && shapes[x]?.count == 4
+        case .conv2d(let a) where blocked && shapes[x]?.count == 4 && keepsPaddingZero(activation, node.output)
             && graph.initializers[node.inputs[1]].map({ BlockedDepthwiseConvKernel.supports(a, weightShape: $0.shape) }) == true:
             let parameters = try constantParameters(of: node)
             let input = id(of: x)
@@ -112,6 +118,9 @@ struct ValueTable {
             append(node, BlockedActivationKernel(activation: .relu), [id(of: x)], .blocked)
         case .relu6 where isBlocked(x):
             append(node, BlockedActivationKernel(activation: .relu6), [id(of: x)], .blocked)
+        case .hardSigmoid where isBlocked(x) && keepsPaddingZero(FusedActivation(node.op)!, node.output),
+             .hardSwish where isBlocked(x), .gelu where isBlocked(x):
+            append(node, BlockedActivationKernel(activation: FusedActivation(node.op)!), [id(of: x)], .blocked)
         case .quantizeDequantize(let q) where isBlocked(x):
             // Elementwise, and zero stays zero: padded channels keep their zeros.
             append(node, QuantizeDequantizeKernel(quantization: q, layout: .blocked), [id(of: x)], .blocked)
@@ -162,6 +171,7 @@ struct ValueTable {
                                    variance: parameters[3]!, epsilon: eps)
         case .layerNorm(let eps): return LayerNormKernel(scale: parameters[0]!, bias: parameters[1], epsilon: eps)
         case .relu, .relu6, .leakyRelu, .sigmoid, .tanh, .dropout: return UnaryKernel(op: node.op)
+        case .hardSigmoid, .hardSwish, .gelu: return UnaryKernel(op: node.op)
         case .quantizeDequantize(let q): return QuantizeDequantizeKernel(quantization: q, layout: .plain)
         case .maxPool(let p): return PoolKernel(pool: p, reduction: .max)
         case .avgPool(let p, let countIncludePad): return PoolKernel(pool: p, reduction: .average(countIncludePad: countIncludePad))
