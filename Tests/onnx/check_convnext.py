@@ -90,7 +90,11 @@ def build(rng, activation, opset=17, widths=(16, 32), blocks=(2, 1)):
         y = node("Add", [const(f(4 * c), "block.3.bias"), y])
         y = act(y)
         y = node("MatMul", [y, const(f(4 * c, c), "onnx::MatMul")])
-        y = node("Add", [const(f(c), "block.5.bias"), y])
+        bias = const(f(c), "block.5.bias")
+        if gamma_channels_last:
+            # PyTorch writes equal parameters once and the others as Identity nodes of it.
+            bias = node("Identity", [bias])
+        y = node("Add", [bias, y])
         gamma = (rng.uniform(0.5, 1.5, c)).astype(np.float32)
         if gamma_channels_last:
             y = node("Mul", [const(gamma, "gamma"), y])

@@ -34,9 +34,10 @@ public enum ONNXImporter {
         let proto = try ONNXProtoReader.model(bytes)
         guard let graph = proto.graph else { throw .missingGraph }
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
-        // Activations first: the LayerNorm folding carries the folded GELU between its MatMuls.
-        var converter = try ONNXGraphConverter(graph: foldingChannelsLastLayerNorms(foldingDecomposedActivations(graph, opset: opset)),
-                                               opset: opset)
+        // Aliases first, so the foldings see constants; activations before LayerNorms: the
+        // LayerNorm folding carries the folded GELU between its MatMuls.
+        let prepared = foldingChannelsLastLayerNorms(foldingDecomposedActivations(resolvingInitializerAliases(graph), opset: opset))
+        var converter = try ONNXGraphConverter(graph: prepared, opset: opset)
         let (imported, outputShape) = try converter.convert()
         var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
         // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.
@@ -108,4 +109,29 @@ struct ProtobufWireScanner {
         offset += Int(n)
         return true
     }
+}
+
+/// `graph` with every `Identity` of an initializer replaced by an initializer
+/// of the Identity's output name holding the same tensor. PyTorch's exporter
+/// writes one initializer for equal parameters (zero biases, equal layer
+/// scales) and Identity nodes for the others; the pattern foldings before
+/// conversion look for constants and would not see through them.
+func resolvingInitializerAliases(_ graph: ONNXGraphProto) -> ONNXGraphProto {
+    var graph = graph
+    var tensors = Dictionary(graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    let outputs = Set(graph.outputs.map(\.name))
+    var kept: [ONNXNodeProto] = []
+    for node in graph.nodes {
+        if node.opType == "Identity", node.domain.isEmpty, node.inputs.count == 1, node.outputs.count == 1,
+           let tensor = tensors[node.inputs[0]], !outputs.contains(node.outputs[0]), tensors[node.outputs[0]] == nil {
+            let name = node.outputs[0]
+            tensors[name] = tensor
+            graph.initializers.append((name: name, tensor: tensor))
+            graph.initializerTypes[name] = graph.initializerTypes[node.inputs[0]]
+            continue
+        }
+        kept.append(node)
+    }
+    graph.nodes = kept
+    return graph
 }
