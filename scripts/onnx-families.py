@@ -21,7 +21,7 @@ table and the script goes on.
 Usage (needs torch and torchvision from PyPI, onnx, onnxruntime):
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch torchvision onnx onnxruntime
     /tmp/torchvenv/bin/python scripts/onnx-families.py OUTDIR [--compressor .build/release/compressor]
-        [--families mobilenet_v3_small,...] [--no-bench]
+        [--families mobilenet_v3_small,...] [--round-to 8] [--no-bench]
 """
 import argparse
 import json
@@ -209,6 +209,8 @@ def main():
     ap.add_argument("--compressor", default=os.path.join(ROOT, ".build", "release", "compressor"))
     ap.add_argument("--families", default=",".join(TARGETS))
     ap.add_argument("--target-macs", default="0.6")
+    ap.add_argument("--round-to", default=None,
+                    help="prune --round-to N: keep each layer's channel count a multiple of N")
     ap.add_argument("--no-bench", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
@@ -233,7 +235,7 @@ def main():
             step = "prune"
             pruned = base + "-pruned.bin"
             run([args.compressor, "prune", onnx_path, "-o", pruned, "--granularity", "channel",
-                 "--target-macs", args.target_macs])
+                 "--target-macs", args.target_macs] + (["--round-to", args.round_to] if args.round_to else []))
             step = "export"
             pruned_onnx = base + "-pruned.onnx"
             run([args.compressor, "convert", pruned, "-o", pruned_onnx])
