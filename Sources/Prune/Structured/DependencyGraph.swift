@@ -150,12 +150,17 @@ private struct ChannelDependencyAnalysis {
         } else if attributes.groups == inChannels && outChannels == inChannels {
             visitDepthwise(node)
         } else {
-            let reason = "grouped convolution '\(node.name)' (groups \(attributes.groups))"
-            refuse(values: [node.inputs[0]], because: "read by " + reason)
-            let space = newSpace(channels: outChannels, source: node.name)
-            spaceReasons[space].append("output of " + reason)
-            layout[node.output] = [Segment(space: space, mapping: .identity)]
+            refuseGrouped(node, "grouped convolution '\(node.name)' (groups \(attributes.groups))", outChannels: outChannels)
         }
+    }
+
+    /// A grouped layer no rule covers: its input channels are refused, and
+    /// its output channels start a space that is refused for the same `reason`.
+    private mutating func refuseGrouped(_ node: Node, _ reason: String, outChannels: Int) {
+        refuse(values: [node.inputs[0]], because: "read by " + reason)
+        let space = newSpace(channels: outChannels, source: node.name)
+        spaceReasons[space].append("output of " + reason)
+        layout[node.output] = [Segment(space: space, mapping: .identity)]
     }
 
     /// A transposed convolution (weight `[C, O/groups, kh, kw]`): like a
@@ -170,11 +175,8 @@ private struct ChannelDependencyAnalysis {
         } else if attributes.groups == inChannels && outChannels == inChannels {
             visitDepthwise(node)
         } else {
-            let reason = "grouped transposed convolution '\(node.name)' (groups \(attributes.groups))"
-            refuse(values: [node.inputs[0]], because: "read by " + reason)
-            let space = newSpace(channels: outChannels, source: node.name)
-            spaceReasons[space].append("output of " + reason)
-            layout[node.output] = [Segment(space: space, mapping: .identity)]
+            refuseGrouped(node, "grouped transposed convolution '\(node.name)' (groups \(attributes.groups))",
+                          outChannels: outChannels)
         }
     }
 
