@@ -20,11 +20,18 @@ import Testing
         let model = architecture.build(seed: 7)
         let shapes = try model.graph.inferShapes(batch: 5)
         #expect(model.graph.outputs.count == 1)
-        #expect(shapes[model.graph.outputs[0]] == [5, 10])
-        #expect(model.inputShape == [1, 28, 28])
+        let imageNet = architecture == .resnet18 || architecture == .mobilenetv2
+        #expect(shapes[model.graph.outputs[0]] == [5, imageNet ? 1000 : 10])
+        #expect(model.inputShape == (imageNet ? [3, 224, 224] : [1, 28, 28]))
+        #expect(model.inputShape == architecture.defaultInputShape && architecture.defaultClasses == (imageNet ? 1000 : 10))
         #expect(model.metadata.architecture == architecture.rawValue)
-        #expect(model.metadata.classNames == DatasetLoader.fashionMNISTClassNames)
-        #expect(model.metadata.normalization == Normalization(mean: [0.2860], std: [0.3530]))
+        if imageNet {
+            #expect(model.metadata.classNames == (0..<1000).map(String.init))
+            #expect(model.metadata.normalization == Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]))
+        } else {
+            #expect(model.metadata.classNames == DatasetLoader.fashionMNISTClassNames)
+            #expect(model.metadata.normalization == Normalization(mean: [0.2860], std: [0.3530]))
+        }
         let history = try #require(model.metadata.history.first)
         #expect(history.pass == "init" && history.seed == 7 && history.parameters == ["arch": architecture.rawValue])
         #expect(history.metrics["params"] == Double(model.graph.parameterCount))

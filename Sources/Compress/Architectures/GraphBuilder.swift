@@ -106,8 +106,7 @@ struct GraphBuilder {
         let channels = inputShape.first ?? 1
         let metadata = ModelMetadata(
             architecture: architecture.rawValue,
-            normalization: Normalization(mean: Array(repeating: Architecture.fashionMNISTMean, count: channels),
-                                         std: Array(repeating: Architecture.fashionMNISTStd, count: channels)),
+            normalization: architecture.normalization(channels: channels),
             classNames: classes == DatasetLoader.fashionMNISTClassNames.count
                 ? DatasetLoader.fashionMNISTClassNames : (0..<classes).map(String.init),
             history: [HistoryEntry(pass: "init", parameters: width == 1 ? ["arch": architecture.rawValue]
