@@ -15,7 +15,7 @@ extension PrunePass {
         var changes: [String] = []
         var attachments: [String: String] = [:]
         var validation: Double?
-        let calibration = try calibrationImages(context: context)
+        let calibration = try calibrationImages(for: model, context: context)
         for step in 1...steps {
             try context.checkCancellation()
             let groups = try channelDependencyGroups(in: current.graph).filter { g in
@@ -58,9 +58,9 @@ extension PrunePass {
 
     /// The calibration images of a data-driven criterion (the first
     /// validation images), or nil when the criterion needs none.
-    func calibrationImages(context: PassContext) throws -> CalibrationImages? {
+    func calibrationImages(for model: Model, context: PassContext) throws -> CalibrationImages? {
         guard criterion.needsImages else { return nil }
-        return try CalibrationImages.firstValidation(calibrationImages, context: context, pass: Self.name,
+        return try CalibrationImages.firstValidation(calibrationImages, for: model, context: context, pass: Self.name,
                                                      purpose: "criterion \(criterion.rawValue)")
     }
 

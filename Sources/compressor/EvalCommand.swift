@@ -33,8 +33,8 @@ struct EvalCommand: ParsableCommand {
         let m = try loadModel(model)
         let splits = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount, splits: [.test])
         let test = try classes.apply(to: splits, model: m).test
-        guard Array(test.images.shape.dropFirst()) == m.inputShape else {
-            throw CLIError("the data's images are \(test.images.shape.dropFirst().map(String.init).joined(separator: "x")) but the model takes \(m.inputShape.map(String.init).joined(separator: "x"))")
+        if let problem = DatasetSplits.inputShapeProblem(data: test.sampleShape, model: m.inputShape) {
+            throw CLIError(problem)
         }
         let start = Date()
         let result = try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threadsOption.threads,

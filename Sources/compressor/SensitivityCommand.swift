@@ -53,8 +53,8 @@ struct SensitivityCommand: ParsableCommand {
                                             splits: [.validation])
         var images = splits.validation
         guard images.count > 0 else { throw CLIError("the validation split is empty (--validation-count)") }
-        guard images.sampleShape == m.inputShape else {
-            throw CLIError("the data's images are \(images.sampleShape) but the model takes \(m.inputShape)")
+        if let problem = DatasetSplits.inputShapeProblem(data: images.sampleShape, model: m.inputShape) {
+            throw CLIError(problem)
         }
         if let limit, limit < images.count { images = images.batch(0..<limit) }
         let cancellation = CancellationFlag()

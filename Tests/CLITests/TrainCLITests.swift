@@ -85,4 +85,28 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("--width must be positive"), "\(bad.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/bad.bin"))
     }
+
+    /// A 3x224x224 built-in on 1x28x28 data: every command that feeds it data
+    /// refuses with the same one-line message and writes nothing.
+    @Test func imageNetShapedModelsRefuseFashionMNISTSizedData() throws {
+        let (dir, _, _) = try fixture()
+        let model = dir + "/mobilenetv2.bin"
+        let created = try cli.run(["init", "--arch", "mobilenetv2", "--seed", "1", "-o", model])
+        #expect(created.status == 0, "\(created.stderr)")
+        let message = "the data's images are 1x28x28 but the model takes 3x224x224"
+        let data = ["--data", dir + "/data", "--validation-count", "40"]
+        let commands: [[String]] = [
+            ["train", "--arch", "mobilenetv2", "-o", dir + "/out.bin", "--epochs", "1", "--batch", "16"],
+            ["eval", model],
+            ["finetune", model, "-o", dir + "/out.bin", "--epochs", "1", "--batch", "16"],
+            ["quantize", model, "-o", dir + "/out.bin", "--format", "int8", "--activations", "int8"],
+            ["prune", model, "-o", dir + "/out.bin", "--granularity", "channel", "--criterion", "taylor", "--sparsity", "0.5"],
+        ]
+        for command in commands {
+            let r = try cli.run(command + data)
+            #expect(r.status != 0 && r.stderr.contains(message), "\(command[0]): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(command[0]): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out.bin"))
+    }
 }

@@ -87,6 +87,16 @@ public struct DatasetSplits: Sendable, Equatable {
     /// Shape of one image, `[C, H, W]` (empty splits carry it too).
     public var sampleShape: [Int] { test.sampleShape }
 
+    /// Nil when images of `dataShape` fit a model input of `inputShape` (both
+    /// one sample, `[C, H, W]`), else the message every command that feeds
+    /// data to a model refuses with, e.g. "the data's images are 1x28x28 but
+    /// the model takes 3x224x224" (a 224x224 `resnet18` on Fashion-MNIST).
+    public static func inputShapeProblem(data dataShape: [Int], model inputShape: [Int]) -> String? {
+        guard dataShape != inputShape else { return nil }
+        func text(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "x") }
+        return "the data's images are \(text(dataShape)) but the model takes \(text(inputShape))"
+    }
+
     /// The first `limit` images of every split (all of a smaller split).
     public func prefix(_ limit: Int) -> DatasetSplits {
         func cut(_ images: LabeledImages) -> LabeledImages { images.batch(0..<min(limit, images.count)) }

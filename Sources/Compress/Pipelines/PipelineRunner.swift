@@ -153,9 +153,8 @@ public final class PipelineRunner {
 
     private func evaluate(_ model: Model, limit: Int?) throws -> AccuracyResult {
         let test = try data.splits().test
-        guard test.sampleShape == model.inputShape else {
-            throw ParameterError(pass: PipelineStep.eval,
-                                 problems: ["the data's images are \(test.sampleShape) but the model takes \(model.inputShape)"])
+        if let problem = DatasetSplits.inputShapeProblem(data: test.sampleShape, model: model.inputShape) {
+            throw ParameterError(pass: PipelineStep.eval, problems: [problem])
         }
         return try Evaluation.accuracy(of: model, on: test, limit: limit, threads: plan.pipeline.threads,
                                        progress: progress, cancellation: cancellation)

@@ -58,8 +58,8 @@ public final class TrainingRun {
         guard data.validation.count > 0 else {
             throw ParameterError(pass: passName, problems: ["the validation split is empty: the best epoch is chosen on validation data"])
         }
-        guard data.sampleShape == model.inputShape else {
-            throw ParameterError(pass: passName, problems: ["the data's images are \(data.sampleShape) but the model takes \(model.inputShape)"])
+        if let problem = DatasetSplits.inputShapeProblem(data: data.sampleShape, model: model.inputShape) {
+            throw ParameterError(pass: passName, problems: [problem])
         }
         switch (settings.teacher, teacher) {
         case (nil, nil): self.teacher = nil

@@ -186,8 +186,8 @@ public struct QuantizePass: Pass {
         metrics["quantized-values"] = Double(count)
         metrics["mean-abs-error"] = count == 0 ? 0 : errorSum / Double(count)
         guard activations != .none else { return }
-        let calibrationSet = try CalibrationImages.firstValidation(calibrationImages, context: context, pass: Self.name,
-                                                                   purpose: "int8 activation calibration")
+        let calibrationSet = try CalibrationImages.firstValidation(calibrationImages, for: current, context: context,
+                                                                   pass: Self.name, purpose: "int8 activation calibration")
         let points = activationQuantizationPoints(in: current.graph)
         let quantizers = try calibratedActivations(current, points: points, images: calibrationSet.images, method: calibration,
                                                    percentile: percentile, type: activations, context: context)
