@@ -7,8 +7,10 @@ struct InitCommand: ParsableCommand {
         abstract: "Create an untrained model of a built-in architecture (seeded He initialization).",
         discussion: """
         Architectures: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")). \
-        --width W multiplies every hidden layer's channels (and hidden fully connected \
-        features) by W (students for distillation: docs/distillation.md).
+        resnet18 and mobilenetv2 take 3x224x224 images and have 1000 classes (ImageNet-shaped, \
+        for benchmarks); the others take 1x28x28 images and have 10 classes. --width W \
+        multiplies every hidden layer's channels (and hidden fully connected features) by W \
+        (students for distillation: docs/distillation.md).
         """)
 
     @OptionGroup var architecture: ArchitectureOptions
