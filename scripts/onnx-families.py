@@ -29,7 +29,6 @@ import math
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import onnx
@@ -37,6 +36,8 @@ import onnxruntime as ort
 import torch
 import torchvision
 from torch import nn
+
+from torch_cnns import export, seeded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORT_LATENCY = os.path.join(ROOT, "..", "shared", "bench", "ort_latency.py")
@@ -139,27 +140,8 @@ TARGETS = ["mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "co
 
 
 def build(name):
-    torch.manual_seed(0)
     make, size = FAMILIES[name]
-    model = make().eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
-                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-    return model, size
-
-
-def export(model, size, path):
-    x = torch.rand(1, 3, size, size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), path, opset_version=17, dynamo=False, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    return seeded(make, seed=0, statistics_seed=1), size
 
 
 def run(cmd):
