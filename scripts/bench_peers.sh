@@ -70,7 +70,8 @@ rm -f "$out"/ours-*.json "$out"/ort-*.json "$out"/layers-*.json "$out"/train-*.j
 # The machine: CPU model, vector extensions, load average (again at the end).
 {
   if [ -r /proc/cpuinfo ]; then
-    echo "cpu: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; }
+    echo "cpu: $(field 'model name') (family $(field 'cpu family'), model $(field model))"
     flags=$(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2-)
   else
     echo "cpu: $(sysctl -n machdep.cpu.brand_string 2>/dev/null || uname -m)"
