@@ -92,7 +92,7 @@ if os.path.exists(macs_path):
         missing = sorted(set(macs) - {st["node"] for st in steps})
         note = f" ({len(missing)} conv layers not timed on their own: {', '.join(missing)})" if missing else ""
         print(f"resnet18 convs, batch {profile['batch']}, {profile['threads']} thread, kernels {s}: "
-              f"{flops / seconds / 1e9:.1f} GFLOP/s ({len(steps)} conv layers, {flops / 2 / 1e9:.2f} G MACs without "
+              f"{flops / seconds / 1e9:.1f} GFLOP/s ({len(steps)} conv layers, {flops / 2 / 1e9:.2f} G MACs per batch without "
               f"padding zeros, {seconds * 1e3:.1f} ms){note}")
 
 # Training.
