@@ -190,6 +190,11 @@ import SIMDKernels
     static let depthwiseCases: [ConvCase] = [
         ConvCase(label: "depthwise 3x3 pad 1, 12 channels", sample: [12, 9, 10], weight: [12, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 12)),
+        // 3x3 rows in tiles of 8 (stride 1) and 4 (stride 2) pixels, with tails.
+        ConvCase(label: "depthwise 3x3 pad 1, 16 channels, 19 wide", sample: [16, 5, 19], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 24 channels, 21 wide", sample: [24, 7, 21], weight: [24, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 24)),
         ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 5 -> 10", sample: [5, 7, 9], weight: [10, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 3, 3x1, stride 2, asymmetric padding, 7 -> 21", sample: [7, 9, 8],
