@@ -87,6 +87,8 @@ rm -f "$out"/ours-*.json "$out"/ort-*.json "$out"/layers-*.json "$out"/train-*.j
   echo "compressor: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "rounds: $rounds$([ $quick = 1 ] && echo ' (quick: not for quoting)')"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)"
+  # One core's FMA peak, the denominator of the conv GFLOP/s line's percent of peak.
+  if cc -O2 "$repo/scripts/fma_peak.c" -o "$out/fma_peak" 2>/dev/null; then "$out/fma_peak"; fi
 } > "$out/machine.txt"
 cat "$out/machine.txt"
 flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2- || true)
