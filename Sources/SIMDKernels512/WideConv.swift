@@ -1,0 +1,543 @@
+// Direct convolution over NCHW8c maps with 16-lane vectors ("2x NCHW8c"): one
+// vector holds 16 output channels, the adjacent 8-channel blocks 2p and 2p + 1
+// (output pair p), so the runtime's layout is kept; lanes 0-7 and 8-15 of an
+// accumulator are stored to their two block planes. Filters are packed per pair
+// (`packWideFilter`) so the 16 output channels of one (input channel, tap) are one
+// vector. Output tiles of 7 pixels x 2 pairs (14 accumulators) or, for a single
+// pair left, 14 pixels x 1 pair, start from the bias and accumulate every input
+// channel and tap before the epilogue (residual, clamp, store). 1x1 stride-1
+// convs take the pointwise tiles at the end of this file.
+//
+// This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
+// (zmm registers, callers check `cpuSupportsAVX512Kernels` first) and, through a
+// symlink, in SIMDKernelsWide16 with AVX2 only (each 16-lane operation as two ymm
+// operations), so the width-16 algorithm is tested on every AVX2 machine. Its
+// SIMD operations are the always-inline C helpers of simd_wide.h, never generic
+// `SIMD16` code of the standard library, whose specializations the linker could
+// share between the twins.
+
+import CCPUFeatures
+import SIMDKernels
+
+/// Floats of a filter packed by `packWideFilter`: `[O/16][C/cs][kh][kw][cs][16]`.
+public func wideFilterCount(outChannels: Int, inChannels: Int, kernelHeight: Int, kernelWidth: Int,
+                            channelsPerBlock cs: Int) -> Int {
+    (outChannels + 15) / 16 * ((inChannels + cs - 1) / cs) * kernelHeight * kernelWidth * cs * 16
+}
+
+/// Floats of the bias `wideConvolve` reads: `outChannels` rounded up to whole pairs of blocks.
+public func wideBiasCount(outChannels: Int) -> Int { (outChannels + 15) / 16 * 16 }
+
+/// Packs `[O, C, kh, kw]` weights as `[O/16][C/cs][kh][kw][cs][16]` into `packed`
+/// (`wideFilterCount` floats), zero where `O` or `C` is padded up to whole blocks.
+public func packWideFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int,
+                           kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int,
+                           into packed: UnsafeMutablePointer<Float>) {
+    let outPairs = (outChannels + 15) / 16, inBlocks = (inChannels + cs - 1) / cs
+    var i = 0
+    for op in 0..<outPairs {
+        for cb in 0..<inBlocks {
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    for ci in 0..<cs {
+                        for oi in 0..<16 {
+                            let (o, c) = (op * 16 + oi, cb * cs + ci)
+                            packed[i] = o < outChannels && c < inChannels
+                                ? weight[((o * inChannels + c) * kh + ky) * kw + kx] : 0
+                            i += 1
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Computes output blocks `blocks` (8-channel blocks, as in `blockedConvolve`) and
+/// output pixels `pixels` (row-major indices into `outputHeight * outputWidth`) of
+/// one image: `y = clamp(conv(x) + bias + residual)`, the result of
+/// `blockedConvolve` on the same arguments up to the order of the sums. Work goes
+/// by pairs of blocks: a range that starts at an odd block or ends at an odd block
+/// before the last computes that block's whole pair and stores only the block in
+/// range (so splits at even blocks waste nothing). The output must not alias the
+/// input or the residual (a pixel may be computed and written twice).
+///
+/// - Parameters:
+///   - s: as for `blockedConvolve`; `lastOutputChannels` is not read (padded
+///     channels are computed with zero weights and bias).
+///   - input: the padded image (see `BlockedConvShape`).
+///   - filter: from `packWideFilter`.
+///   - bias: `wideBiasCount` floats, zero in padded channels.
+///   - residual: an NCHW8c image shaped like the output, or nil.
+public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                         bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+                         output: UnsafeMutablePointer<Float>, clamp: BlockedClamp,
+                         blocks: Range<Int>, pixels: Range<Int>) {
+    guard !pixels.isEmpty && !blocks.isEmpty else { return }
+    precondition(blocks.lowerBound >= 0 && blocks.upperBound <= s.outputBlocks)
+    let e = WideEpilogue(s, output: output, residual: residual, clamp: clamp, blocks: blocks)
+    if widePointwiseApplies(s, pixels) {
+        widePointwiseConvolve(s, input: input, filter: filter, bias: bias, e, blocks: blocks, pixels: pixels)
+        return
+    }
+    var p = blocks.lowerBound / 2
+    let pairsEnd = (blocks.upperBound + 1) / 2
+    while p < pairsEnd {
+        let two = p &+ 1 < pairsEnd
+        switch (two, s.channelsPerBlock == 8) {
+        case (true, true): tiles7x2Full(s, input, filter, bias, e, p, pixels)
+        case (true, false): tiles7x2Any(s, input, filter, bias, e, p, pixels)
+        case (false, true): tiles14x1Full(s, input, filter, bias, e, p, pixels)
+        case (false, false): tiles14x1Any(s, input, filter, bias, e, p, pixels)
+        }
+        p &+= two ? 2 : 1
+    }
+}
+
+/// Where and how a tile's accumulators are finished: residual, clamp, store to
+/// the blocks in range.
+struct WideEpilogue {
+    let output: UnsafeMutablePointer<Float>
+    let residual: UnsafePointer<Float>?
+    /// Floats per output block plane.
+    let blockStride: Int
+    let blocks: Range<Int>
+    let clamp: BlockedClamp
+    /// A clamp with a finite bound, applied to each vector before its store.
+    let clampsVectors: Bool
+    /// Another form (GELU, hard swish...): applied by `blockedClamp` to the stored tile.
+    let activatesStored: Bool
+
+    @inline(__always)
+    init(_ s: BlockedConvShape, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+         clamp: BlockedClamp, blocks: Range<Int>) {
+        self.output = output; self.residual = residual; self.clamp = clamp; self.blocks = blocks
+        blockStride = s.outputHeight &* s.outputWidth &* 8
+        clampsVectors = clamp.form == .clamp && (clamp.lower > -.infinity || clamp.upper < .infinity)
+        activatesStored = clamp.form != .clamp
+    }
+
+    /// Adds the residual to pixel `q` of pair `p`, clamps, and stores the blocks in range.
+    @inline(__always)
+    func finish(_ acc: SIMD16<Float>, pair p: Int, pixel q: Int) {
+        let low = p &* 2
+        let lowAt = low &* blockStride &+ q &* 8, highAt = lowAt &+ blockStride
+        let storesLow = low >= blocks.lowerBound, storesHigh = low &+ 1 < blocks.upperBound
+        var v = acc
+        if let residual {
+            // A block out of range may not exist (the last pair of an odd block count):
+            // its lanes read the other block's residual and are not stored.
+            v = compressor_add16(v, compressor_load8_pair(residual + (storesLow ? lowAt : highAt),
+                                                          residual + (storesHigh ? highAt : lowAt)))
+        }
+        if clampsVectors { v = compressor_clamp16(v, clamp.lower, clamp.upper) }
+        if storesLow { compressor_store16_low(v, output + lowAt) }
+        if storesHigh { compressor_store16_high(v, output + highAt) }
+    }
+
+    /// The activation of a form other than a clamp over pixels `q...last` of the
+    /// stored blocks of `pairs` (after `finish` of every accumulator of the tile).
+    @inline(__always)
+    func activate(pairs: Range<Int>, from q: Int, through last: Int) {
+        if activatesStored { activateStored(pairs: pairs, from: q, through: last) }
+    }
+
+    @inline(never)
+    func activateStored(pairs: Range<Int>, from q: Int, through last: Int) {
+        let first = max(pairs.lowerBound &* 2, blocks.lowerBound), end = min(pairs.upperBound &* 2, blocks.upperBound)
+        for b in first..<end {
+            let at = output + (b &* blockStride &+ q &* 8)
+            blockedClamp(at, at, count: (last &- q &+ 1) &* 8, clamp: clamp)
+        }
+    }
+}
+
+/// The output pixels of a tile walked in row-major order (one division where a
+/// run of pixels starts, then a step per pixel), as in `blockedConvolve`.
+struct WideCursor {
+    var oy: Int, ox: Int
+    let width: Int
+
+    @inline(__always)
+    init(_ q: Int, width: Int) {
+        (oy, ox) = q.quotientAndRemainder(dividingBy: width)
+        self.width = width
+    }
+
+    @inline(__always)
+    mutating func advance() {
+        ox &+= 1
+        if ox == width { ox = 0; oy &+= 1 }
+    }
+
+    /// Offset in the padded input of this pixel's window.
+    @inline(__always)
+    func offset(_ s: BlockedConvShape, cs: Int) -> Int {
+        (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
+    }
+
+    /// This pixel's window offset, then a step to pixel `next` when that is not
+    /// past `last` (a tile's pixels past `last` repeat it).
+    @inline(__always)
+    mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
+        let o = offset(s, cs: cs)
+        if next <= last { advance() }
+        return o
+    }
+}
+
+// Each tile loop is its own function, 8 channels per block a constant in two of
+// them, so that each inner loop is compiled alone (see `blockedConvolve`).
+
+@inline(never)
+private func tiles7x2Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles7x2(s, cs: 8, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func tiles7x2Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles7x2(s, cs: s.channelsPerBlock, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func tiles14x1Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles14x1(s, cs: 8, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func tiles14x1Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles14x1(s, cs: s.channelsPerBlock, x, filter, bias, e, p, pixels)
+}
+
+/// Pairs `p..<p + 2` (4 output blocks), 7 pixels per tile (the last tile repeats its
+/// final pixel, writing the same values twice): 14 accumulators.
+@inline(__always)
+private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                             _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = WideCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let o6 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
+        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
+        var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1
+        var f0 = f0Start, f1 = f1Start
+        var block = x
+        for cb in 0..<s.inputBlocks {
+            // The padded channels of the last block are zero: skip them and their filter rows.
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 16
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    for ci in 0..<live {
+                        let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
+                        f0 += 16; f1 += 16
+                        var v = t[o0 &+ ci]
+                        a00 = compressor_fma16(a00, v, w0); a01 = compressor_fma16(a01, v, w1)
+                        v = t[o1 &+ ci]
+                        a10 = compressor_fma16(a10, v, w0); a11 = compressor_fma16(a11, v, w1)
+                        v = t[o2 &+ ci]
+                        a20 = compressor_fma16(a20, v, w0); a21 = compressor_fma16(a21, v, w1)
+                        v = t[o3 &+ ci]
+                        a30 = compressor_fma16(a30, v, w0); a31 = compressor_fma16(a31, v, w1)
+                        v = t[o4 &+ ci]
+                        a40 = compressor_fma16(a40, v, w0); a41 = compressor_fma16(a41, v, w1)
+                        v = t[o5 &+ ci]
+                        a50 = compressor_fma16(a50, v, w0); a51 = compressor_fma16(a51, v, w1)
+                        v = t[o6 &+ ci]
+                        a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
+                    }
+                    f0 += skipped; f1 += skipped
+                }
+            }
+            block += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
+        e.finish(a10, pair: p, pixel: min(q &+ 1, last)); e.finish(a11, pair: p &+ 1, pixel: min(q &+ 1, last))
+        e.finish(a20, pair: p, pixel: min(q &+ 2, last)); e.finish(a21, pair: p &+ 1, pixel: min(q &+ 2, last))
+        e.finish(a30, pair: p, pixel: min(q &+ 3, last)); e.finish(a31, pair: p &+ 1, pixel: min(q &+ 3, last))
+        e.finish(a40, pair: p, pixel: min(q &+ 4, last)); e.finish(a41, pair: p &+ 1, pixel: min(q &+ 4, last))
+        e.finish(a50, pair: p, pixel: min(q &+ 5, last)); e.finish(a51, pair: p &+ 1, pixel: min(q &+ 5, last))
+        e.finish(a60, pair: p, pixel: min(q &+ 6, last)); e.finish(a61, pair: p &+ 1, pixel: min(q &+ 6, last))
+        e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ 6, last))
+        q &+= 7
+    }
+}
+
+/// Pairs `p..<p + 1` (2 output blocks), 14 pixels per tile (the last tile repeats its
+/// final pixel, writing the same values twice): 14 accumulators.
+@inline(__always)
+private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                              _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = WideCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let o6 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 7, last: last)
+        let o7 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 8, last: last)
+        let o8 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 9, last: last)
+        let o9 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 10, last: last)
+        let o10 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 11, last: last)
+        let o11 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 12, last: last)
+        let o12 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 13, last: last)
+        let o13 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16)
+        var a00 = b0, a10 = b0, a20 = b0, a30 = b0, a40 = b0, a50 = b0, a60 = b0
+        var a70 = b0, a80 = b0, a90 = b0, a100 = b0, a110 = b0, a120 = b0, a130 = b0
+        var f0 = f0Start
+        var block = x
+        for cb in 0..<s.inputBlocks {
+            // The padded channels of the last block are zero: skip them and their filter rows.
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 16
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    for ci in 0..<live {
+                        let w0 = compressor_load16(f0)
+                        f0 += 16
+                        a00 = compressor_fma16(a00, t[o0 &+ ci], w0)
+                        a10 = compressor_fma16(a10, t[o1 &+ ci], w0)
+                        a20 = compressor_fma16(a20, t[o2 &+ ci], w0)
+                        a30 = compressor_fma16(a30, t[o3 &+ ci], w0)
+                        a40 = compressor_fma16(a40, t[o4 &+ ci], w0)
+                        a50 = compressor_fma16(a50, t[o5 &+ ci], w0)
+                        a60 = compressor_fma16(a60, t[o6 &+ ci], w0)
+                        a70 = compressor_fma16(a70, t[o7 &+ ci], w0)
+                        a80 = compressor_fma16(a80, t[o8 &+ ci], w0)
+                        a90 = compressor_fma16(a90, t[o9 &+ ci], w0)
+                        a100 = compressor_fma16(a100, t[o10 &+ ci], w0)
+                        a110 = compressor_fma16(a110, t[o11 &+ ci], w0)
+                        a120 = compressor_fma16(a120, t[o12 &+ ci], w0)
+                        a130 = compressor_fma16(a130, t[o13 &+ ci], w0)
+                    }
+                    f0 += skipped
+                }
+            }
+            block += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q)
+        e.finish(a10, pair: p, pixel: min(q &+ 1, last))
+        e.finish(a20, pair: p, pixel: min(q &+ 2, last))
+        e.finish(a30, pair: p, pixel: min(q &+ 3, last))
+        e.finish(a40, pair: p, pixel: min(q &+ 4, last))
+        e.finish(a50, pair: p, pixel: min(q &+ 5, last))
+        e.finish(a60, pair: p, pixel: min(q &+ 6, last))
+        e.finish(a70, pair: p, pixel: min(q &+ 7, last))
+        e.finish(a80, pair: p, pixel: min(q &+ 8, last))
+        e.finish(a90, pair: p, pixel: min(q &+ 9, last))
+        e.finish(a100, pair: p, pixel: min(q &+ 10, last))
+        e.finish(a110, pair: p, pixel: min(q &+ 11, last))
+        e.finish(a120, pair: p, pixel: min(q &+ 12, last))
+        e.finish(a130, pair: p, pixel: min(q &+ 13, last))
+        e.activate(pairs: p..<p &+ 1, from: q, through: min(q &+ 13, last))
+        q &+= 14
+    }
+}
+
+// MARK: - 1x1 stride-1 convolution
+
+// A GEMM whose rows are pixels (pixel q of every input block at offset 8q) and
+// whose columns are output pairs. Tiles of 12 pixels x 2 pairs (24 accumulators
+// of the 32 zmm registers) or 12 pixels x 1 pair start from the bias and
+// accumulate every input channel before one epilogue per vector; no window
+// offsets are kept, so the tile is wider than the general one. In this file with
+// the general tiles because they share the epilogue: a debug build compiles file
+// by file and would call `WideEpilogue.finish` out of line from another file.
+
+/// Pixels per pointwise tile.
+private let pointwisePixels = 12
+
+/// Whether `wideConvolve` runs `s` over `pixels` with the pointwise tiles: a 1x1
+/// kernel, stride 1 (output pixel `q` reads input pixel `q`), 8 channels per
+/// input block and at least one tile of pixels.
+@inline(__always)
+func widePointwiseApplies(_ s: BlockedConvShape, _ pixels: Range<Int>) -> Bool {
+    s.kernelHeight == 1 && s.kernelWidth == 1 && s.strideHeight == 1 && s.strideWidth == 1
+        && s.channelsPerBlock == 8 && pixels.count >= pointwisePixels
+}
+
+/// `wideConvolve` for `widePointwiseApplies` shapes.
+func widePointwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                           bias: UnsafePointer<Float>, _ e: WideEpilogue, blocks: Range<Int>, pixels: Range<Int>) {
+    var p = blocks.lowerBound / 2
+    let pairsEnd = (blocks.upperBound + 1) / 2
+    while p < pairsEnd {
+        if p &+ 1 < pairsEnd {
+            pointwise12x2(s, input, filter, bias, e, p, pixels)
+            p &+= 2
+        } else {
+            pointwise12x1(s, input, filter, bias, e, p, pixels)
+            p &+= 1
+        }
+    }
+}
+
+@inline(never)
+private func pointwise12x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    pointwiseTiles12x2(s, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func pointwise12x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    pointwiseTiles12x1(s, x, filter, bias, e, p, pixels)
+}
+
+/// Pairs `p..<p + 2`, 12 pixels per tile over `pixels` (at least 12): 24 accumulators. The last
+/// tile ends at the range's end, overlapping the one before: its overlapped pixels are computed
+/// again from the same inputs and written again with the same values.
+@inline(__always)
+private func pointwiseTiles12x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                                _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
+    let blockStride = s.outputHeight &* s.outputWidth &* 8
+    let lastBlock = s.inputBlocks &- 1
+    let lastTile = pixels.upperBound &- 12
+    var q = pixels.lowerBound
+    while true {
+        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
+        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
+        var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1, a70 = b0, a71 = b1
+        var a80 = b0, a81 = b1, a90 = b0, a91 = b1, a100 = b0, a101 = b1, a110 = b0, a111 = b1
+        var f0 = f0Start, f1 = f1Start
+        var t = x + q &* 8
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : 8
+            for ci in 0..<live {
+                let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
+                f0 += 16; f1 += 16
+                var v = t[ci]
+                a00 = compressor_fma16(a00, v, w0); a01 = compressor_fma16(a01, v, w1)
+                v = t[8 &+ ci]
+                a10 = compressor_fma16(a10, v, w0); a11 = compressor_fma16(a11, v, w1)
+                v = t[16 &+ ci]
+                a20 = compressor_fma16(a20, v, w0); a21 = compressor_fma16(a21, v, w1)
+                v = t[24 &+ ci]
+                a30 = compressor_fma16(a30, v, w0); a31 = compressor_fma16(a31, v, w1)
+                v = t[32 &+ ci]
+                a40 = compressor_fma16(a40, v, w0); a41 = compressor_fma16(a41, v, w1)
+                v = t[40 &+ ci]
+                a50 = compressor_fma16(a50, v, w0); a51 = compressor_fma16(a51, v, w1)
+                v = t[48 &+ ci]
+                a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
+                v = t[56 &+ ci]
+                a70 = compressor_fma16(a70, v, w0); a71 = compressor_fma16(a71, v, w1)
+                v = t[64 &+ ci]
+                a80 = compressor_fma16(a80, v, w0); a81 = compressor_fma16(a81, v, w1)
+                v = t[72 &+ ci]
+                a90 = compressor_fma16(a90, v, w0); a91 = compressor_fma16(a91, v, w1)
+                v = t[80 &+ ci]
+                a100 = compressor_fma16(a100, v, w0); a101 = compressor_fma16(a101, v, w1)
+                v = t[88 &+ ci]
+                a110 = compressor_fma16(a110, v, w0); a111 = compressor_fma16(a111, v, w1)
+            }
+            let skipped = (8 &- live) &* 16
+            f0 += skipped; f1 += skipped
+            t += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
+        e.finish(a10, pair: p, pixel: q &+ 1); e.finish(a11, pair: p &+ 1, pixel: q &+ 1)
+        e.finish(a20, pair: p, pixel: q &+ 2); e.finish(a21, pair: p &+ 1, pixel: q &+ 2)
+        e.finish(a30, pair: p, pixel: q &+ 3); e.finish(a31, pair: p &+ 1, pixel: q &+ 3)
+        e.finish(a40, pair: p, pixel: q &+ 4); e.finish(a41, pair: p &+ 1, pixel: q &+ 4)
+        e.finish(a50, pair: p, pixel: q &+ 5); e.finish(a51, pair: p &+ 1, pixel: q &+ 5)
+        e.finish(a60, pair: p, pixel: q &+ 6); e.finish(a61, pair: p &+ 1, pixel: q &+ 6)
+        e.finish(a70, pair: p, pixel: q &+ 7); e.finish(a71, pair: p &+ 1, pixel: q &+ 7)
+        e.finish(a80, pair: p, pixel: q &+ 8); e.finish(a81, pair: p &+ 1, pixel: q &+ 8)
+        e.finish(a90, pair: p, pixel: q &+ 9); e.finish(a91, pair: p &+ 1, pixel: q &+ 9)
+        e.finish(a100, pair: p, pixel: q &+ 10); e.finish(a101, pair: p &+ 1, pixel: q &+ 10)
+        e.finish(a110, pair: p, pixel: q &+ 11); e.finish(a111, pair: p &+ 1, pixel: q &+ 11)
+        e.activate(pairs: p..<p &+ 2, from: q, through: q &+ 11)
+        if q == lastTile { break }
+        q = min(q &+ 12, lastTile)
+    }
+}
+
+/// Pairs `p..<p + 1`, 12 pixels per tile over `pixels` (at least 12): 12 accumulators. The last
+/// tile ends at the range's end, overlapping the one before: its overlapped pixels are computed
+/// again from the same inputs and written again with the same values.
+@inline(__always)
+private func pointwiseTiles12x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                                _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter
+    let blockStride = s.outputHeight &* s.outputWidth &* 8
+    let lastBlock = s.inputBlocks &- 1
+    let lastTile = pixels.upperBound &- 12
+    var q = pixels.lowerBound
+    while true {
+        let b0 = compressor_load16(bias + p &* 16)
+        var a00 = b0, a10 = b0, a20 = b0, a30 = b0, a40 = b0, a50 = b0, a60 = b0
+        var a70 = b0, a80 = b0, a90 = b0, a100 = b0, a110 = b0
+        var f0 = f0Start
+        var t = x + q &* 8
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : 8
+            for ci in 0..<live {
+                let w0 = compressor_load16(f0)
+                f0 += 16
+                a00 = compressor_fma16(a00, t[ci], w0)
+                a10 = compressor_fma16(a10, t[8 &+ ci], w0)
+                a20 = compressor_fma16(a20, t[16 &+ ci], w0)
+                a30 = compressor_fma16(a30, t[24 &+ ci], w0)
+                a40 = compressor_fma16(a40, t[32 &+ ci], w0)
+                a50 = compressor_fma16(a50, t[40 &+ ci], w0)
+                a60 = compressor_fma16(a60, t[48 &+ ci], w0)
+                a70 = compressor_fma16(a70, t[56 &+ ci], w0)
+                a80 = compressor_fma16(a80, t[64 &+ ci], w0)
+                a90 = compressor_fma16(a90, t[72 &+ ci], w0)
+                a100 = compressor_fma16(a100, t[80 &+ ci], w0)
+                a110 = compressor_fma16(a110, t[88 &+ ci], w0)
+            }
+            let skipped = (8 &- live) &* 16
+            f0 += skipped
+            t += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q)
+        e.finish(a10, pair: p, pixel: q &+ 1)
+        e.finish(a20, pair: p, pixel: q &+ 2)
+        e.finish(a30, pair: p, pixel: q &+ 3)
+        e.finish(a40, pair: p, pixel: q &+ 4)
+        e.finish(a50, pair: p, pixel: q &+ 5)
+        e.finish(a60, pair: p, pixel: q &+ 6)
+        e.finish(a70, pair: p, pixel: q &+ 7)
+        e.finish(a80, pair: p, pixel: q &+ 8)
+        e.finish(a90, pair: p, pixel: q &+ 9)
+        e.finish(a100, pair: p, pixel: q &+ 10)
+        e.finish(a110, pair: p, pixel: q &+ 11)
+        e.activate(pairs: p..<p &+ 1, from: q, through: q &+ 11)
+        if q == lastTile { break }
+        q = min(q &+ 12, lastTile)
+    }
+}
