@@ -9,7 +9,7 @@
 // convs take the pointwise tiles at the end of this file.
 //
 // This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
-// (zmm registers, callers check `cpuSupportsAVX512Kernels` first) and, through a
+// (zmm registers, callers check `cpuSupportsAVX512` first) and, through a
 // symlink, in SIMDKernelsWide16 with AVX2 only (each 16-lane operation as two ymm
 // operations), so the width-16 algorithm is tested on every AVX2 machine. Its
 // SIMD operations are the always-inline C helpers of simd_wide.h, never generic

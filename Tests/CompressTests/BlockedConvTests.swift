@@ -69,7 +69,7 @@ import SIMDKernels
         for input in graph.inputs { inputs[input.name] = rng.gaussianTensor([batch] + input.sampleShape) }
         let reference = try ReferenceEvaluator.run(graph, inputs: inputs)
         for imageWise in [true, false] {
-            let session = try Session(model: Model(graph: graph), threads: threads, blockedKernels: true, imageWise: imageWise)
+            let session = try Session(model: Model(graph: graph), threads: threads, kernels: .avx2, imageWise: imageWise)
             let fast = try session.run(inputs: inputs)
             guard graph.outputs.allSatisfy({ F.isClose(fast[$0]!, reference[$0]!) }) else { return false }
         }
@@ -91,6 +91,9 @@ import SIMDKernels
             let flags = Set(line.split(separator: ":", maxSplits: 1).last!.split(separator: " ").map(String.init))
             #expect(cpuSupportsBlockedKernels == (flags.contains("avx2") && flags.contains("fma")),
                     "cpuSupportsBlockedKernels is \(cpuSupportsBlockedKernels); /proc/cpuinfo avx2 \(flags.contains("avx2")), fma \(flags.contains("fma"))")
+            let avx512 = flags.contains("avx512f") && flags.contains("avx512vl") && cpuSupportsBlockedKernels
+            #expect(cpuSupportsAVX512 == avx512, "cpuSupportsAVX512 is \(cpuSupportsAVX512); /proc/cpuinfo says \(avx512)")
+            #expect(KernelSet.best == (avx512 ? .avx512 : cpuSupportsBlockedKernels ? .avx2 : .portable))
         }
     }
 
@@ -228,7 +231,7 @@ import SIMDKernels
             // The portable path (plain depthwise loop) on the same inputs.
             var rng = SeededGenerator(seed: 3)
             let x = rng.gaussianTensor([2] + c.sample)
-            let portable = try Session(model: Model(graph: g), threads: 1, blockedKernels: false).run(inputs: ["x": x])["y"]!
+            let portable = try Session(model: Model(graph: g), threads: 1, kernels: .portable).run(inputs: ["x": x])["y"]!
             #expect(F.isClose(portable, try ReferenceEvaluator.run(g, inputs: ["x": x])["y"]!))
         }
     }
@@ -329,7 +332,7 @@ import SIMDKernels
         let reference = try ReferenceEvaluator.run(model: model, input: x)
         for threads in [1, 2] {
             #expect(F.isClose(try Session(model: model, threads: threads).run(x), reference, relative: 1e-3))
-            #expect(F.isClose(try Session(model: model, threads: threads, blockedKernels: false).run(x), reference,
+            #expect(F.isClose(try Session(model: model, threads: threads, kernels: .portable).run(x), reference,
                               relative: 1e-3))
         }
     }

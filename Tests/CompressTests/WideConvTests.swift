@@ -273,15 +273,15 @@ import SIMDKernelsWide16
 
     @Test func wide16TwinComputesSubRanges() { Self.checkSubRanges(Self.wide16) }
 
-    @Test(.enabled(if: cpuSupportsAVX512Kernels)) func avx512MatchesBlockedKernel() {
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512MatchesBlockedKernel() {
         Self.checkWholeOutputs(Self.avx512)
     }
 
-    @Test(.enabled(if: cpuSupportsAVX512Kernels)) func avx512ComputesSubRanges() { Self.checkSubRanges(Self.avx512) }
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512ComputesSubRanges() { Self.checkSubRanges(Self.avx512) }
 
     /// The two builds compute the same algorithm: equal outputs up to rounding
     /// (FMA in both, so in practice bit-equal).
-    @Test(.enabled(if: cpuSupportsAVX512Kernels)) func twinsAgree() {
+    @Test(.enabled(if: cpuSupportsAVX512)) func twinsAgree() {
         for (i, c) in Self.cases.enumerated() {
             let x = Inputs(c, seed: UInt64(300 + i))
             let s = c.shape, pixels = 0..<c.outputHeight * c.outputWidth
@@ -297,7 +297,7 @@ import SIMDKernelsWide16
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
         let listed = Set(flags.split(separator: " ").map(String.init))
-        #expect(cpuSupportsAVX512Kernels == (listed.contains("avx512f") && listed.contains("avx512vl")
+        #expect(cpuSupportsAVX512 == (listed.contains("avx512f") && listed.contains("avx512vl")
                                               && listed.contains("avx2") && listed.contains("fma")))
     }
 }
