@@ -1,6 +1,5 @@
-import Foundation
 import Testing
-import Compress
+@testable import Compress
 import SIMDKernels
 import SIMDKernels512
 import SIMDKernelsWide16
@@ -291,13 +290,54 @@ import SIMDKernelsWide16
         }
     }
 
-    /// The CPUID check agrees with Linux, which lists `avx512f` and `avx512vl` in
-    /// /proc/cpuinfo only when the CPU has them and the OS saves the zmm state.
-    @Test func avx512DetectionAgreesWithCPUInfo() throws {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
-        let listed = Set(flags.split(separator: " ").map(String.init))
-        #expect(cpuSupportsAVX512 == (listed.contains("avx512f") && listed.contains("avx512vl")
-                                              && listed.contains("avx2") && listed.contains("fma")))
+    // MARK: Whole models
+
+    /// Built-in models, and copies at widths whose channel counts are not multiples
+    /// of 8 or 16 (odd output block counts, partial input blocks).
+    static let models: [(String, Model)] = [
+        ("vgg-small", Architecture.vggSmall.build(seed: 3, inputShape: [3, 32, 32])),
+        ("resnet20", Architecture.resnet20.build(seed: 4, inputShape: [3, 32, 32])),
+        ("mobilenet-small", Architecture.mobilenetSmall.build(seed: 5, inputShape: [3, 32, 32])),
+        ("resnet20 width 0.7", Architecture.resnet20.build(seed: 6, inputShape: [3, 20, 20], width: 0.7)),
+        ("vgg-small width 0.45", Architecture.vggSmall.build(seed: 7, inputShape: [1, 28, 28], width: 0.45)),
+    ]
+
+    /// `build`'s outputs against the `avx2` kernels' and the reference evaluator's,
+    /// image by image and layer by layer, on 1 and 2 threads.
+    static func checkModels(_ build: DirectConvBuild, kernels: KernelSet) throws {
+        for (name, model) in models {
+            let graph = model.graph
+            var rng = SeededGenerator(seed: 11)
+            var inputs: [String: Tensor] = [:]
+            for input in graph.inputs { inputs[input.name] = rng.gaussianTensor([3] + input.sampleShape) }
+            let reference = try ReferenceEvaluator.run(graph, inputs: inputs)
+            let avx2 = try Session(model: model, threads: 1, kernels: .avx2).run(inputs: inputs)
+            for (imageWise, threads) in [(true, 1), (false, 1), (true, 2)] {
+                let session = try Session(model: model, threads: threads, kernels: kernels, imageWise: imageWise,
+                                          convBuild: build)
+                let wide = try session.run(inputs: inputs)
+                for output in graph.outputs {
+                    #expect(RuntimeFixtures.isClose(wide[output]!, reference[output]!),
+                            "\(build) \(name) image-wise \(imageWise), \(threads) threads: from the reference")
+                    #expect(RuntimeFixtures.isClose(wide[output]!, avx2[output]!),
+                            "\(build) \(name) image-wise \(imageWise), \(threads) threads: from the avx2 kernels")
+                }
+            }
+        }
+    }
+
+    @Test func wide16TwinRunsModels() throws { try Self.checkModels(.wide16OnAVX2, kernels: .avx2) }
+
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512RunsModels() throws {
+        try Self.checkModels(.avx512, kernels: .avx512)
+    }
+
+    /// The `avx512` kernel set plans the zmm build of the direct convs.
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512PlansWideConvs() throws {
+        let plan = try ExecutionPlan(graph: Self.models[1].1.graph, kernels: .avx512)
+        let builds = plan.steps.compactMap { ($0.kernel as? BlockedConvKernel)?.build }
+        #expect(!builds.isEmpty && builds.allSatisfy { $0 == .avx512 })
+        let avx2 = try ExecutionPlan(graph: Self.models[1].1.graph, kernels: .avx2)
+        #expect(avx2.steps.compactMap { ($0.kernel as? BlockedConvKernel)?.build }.allSatisfy { $0 == .avx2 })
     }
 }
