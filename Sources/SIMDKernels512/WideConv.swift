@@ -3,8 +3,8 @@
 // (output pair p), so the runtime's layout is kept; lanes 0-7 and 8-15 of an
 // accumulator are stored to their two block planes. Filters are packed per pair
 // (`packWideFilter`) so the 16 output channels of one (input channel, tap) are one
-// vector. Output tiles of 7 pixels x 2 pairs (14 accumulators) or, for a single
-// pair left, 14 pixels x 1 pair, start from the bias and accumulate every input
+// vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators) or,
+// for a single pair left, 14 pixels x 1 pair, start from the bias and accumulate every input
 // channel and tap before the epilogue (residual, clamp, store). 1x1 stride-1
 // convs take the pointwise tiles at the end of this file.
 //
@@ -80,15 +80,20 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         widePointwiseConvolve(s, input: input, filter: filter, bias: bias, e, blocks: blocks, pixels: pixels)
         return
     }
+    // Tiles of 8 pixels when they leave fewer repeated pixels than tiles of 7 (8x8, 16x16
+    // and 32x32 maps), else 7 (7x7, 14x14, 28x28, 56x56, 112x112).
+    let eight = (8 &- pixels.count % 8) % 8 < (7 &- pixels.count % 7) % 7
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
         let two = p &+ 1 < pairsEnd
-        switch (two, s.channelsPerBlock == 8) {
-        case (true, true): tiles7x2Full(s, input, filter, bias, e, p, pixels)
-        case (true, false): tiles7x2Any(s, input, filter, bias, e, p, pixels)
-        case (false, true): tiles14x1Full(s, input, filter, bias, e, p, pixels)
-        case (false, false): tiles14x1Any(s, input, filter, bias, e, p, pixels)
+        switch (two, eight, s.channelsPerBlock == 8) {
+        case (true, true, true): tiles8x2Full(s, input, filter, bias, e, p, pixels)
+        case (true, true, false): tiles8x2Any(s, input, filter, bias, e, p, pixels)
+        case (true, false, true): tiles7x2Full(s, input, filter, bias, e, p, pixels)
+        case (true, false, false): tiles7x2Any(s, input, filter, bias, e, p, pixels)
+        case (false, _, true): tiles14x1Full(s, input, filter, bias, e, p, pixels)
+        case (false, _, false): tiles14x1Any(s, input, filter, bias, e, p, pixels)
         }
         p &+= two ? 2 : 1
     }
@@ -202,6 +207,18 @@ private func tiles7x2Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ fil
 }
 
 @inline(never)
+private func tiles8x2Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles8x2(s, cs: 8, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func tiles8x2Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles8x2(s, cs: s.channelsPerBlock, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
 private func tiles14x1Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                            _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
     generalTiles14x1(s, cs: 8, x, filter, bias, e, p, pixels)
@@ -278,6 +295,78 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
         e.finish(a60, pair: p, pixel: min(q &+ 6, last)); e.finish(a61, pair: p &+ 1, pixel: min(q &+ 6, last))
         e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ 6, last))
         q &+= 7
+    }
+}
+
+/// Pairs `p..<p + 2` (4 output blocks), 8 pixels per tile (the last tile repeats its
+/// final pixel, writing the same values twice): 16 accumulators.
+@inline(__always)
+private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                             _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = WideCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let o6 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 7, last: last)
+        let o7 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
+        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
+        var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1, a70 = b0, a71 = b1
+        var f0 = f0Start, f1 = f1Start
+        var block = x
+        for cb in 0..<s.inputBlocks {
+            // The padded channels of the last block are zero: skip them and their filter rows.
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 16
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    for ci in 0..<live {
+                        let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
+                        f0 += 16; f1 += 16
+                        var v = t[o0 &+ ci]
+                        a00 = compressor_fma16(a00, v, w0); a01 = compressor_fma16(a01, v, w1)
+                        v = t[o1 &+ ci]
+                        a10 = compressor_fma16(a10, v, w0); a11 = compressor_fma16(a11, v, w1)
+                        v = t[o2 &+ ci]
+                        a20 = compressor_fma16(a20, v, w0); a21 = compressor_fma16(a21, v, w1)
+                        v = t[o3 &+ ci]
+                        a30 = compressor_fma16(a30, v, w0); a31 = compressor_fma16(a31, v, w1)
+                        v = t[o4 &+ ci]
+                        a40 = compressor_fma16(a40, v, w0); a41 = compressor_fma16(a41, v, w1)
+                        v = t[o5 &+ ci]
+                        a50 = compressor_fma16(a50, v, w0); a51 = compressor_fma16(a51, v, w1)
+                        v = t[o6 &+ ci]
+                        a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
+                        v = t[o7 &+ ci]
+                        a70 = compressor_fma16(a70, v, w0); a71 = compressor_fma16(a71, v, w1)
+                    }
+                    f0 += skipped; f1 += skipped
+                }
+            }
+            block += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
+        e.finish(a10, pair: p, pixel: min(q &+ 1, last)); e.finish(a11, pair: p &+ 1, pixel: min(q &+ 1, last))
+        e.finish(a20, pair: p, pixel: min(q &+ 2, last)); e.finish(a21, pair: p &+ 1, pixel: min(q &+ 2, last))
+        e.finish(a30, pair: p, pixel: min(q &+ 3, last)); e.finish(a31, pair: p &+ 1, pixel: min(q &+ 3, last))
+        e.finish(a40, pair: p, pixel: min(q &+ 4, last)); e.finish(a41, pair: p &+ 1, pixel: min(q &+ 4, last))
+        e.finish(a50, pair: p, pixel: min(q &+ 5, last)); e.finish(a51, pair: p &+ 1, pixel: min(q &+ 5, last))
+        e.finish(a60, pair: p, pixel: min(q &+ 6, last)); e.finish(a61, pair: p &+ 1, pixel: min(q &+ 6, last))
+        e.finish(a70, pair: p, pixel: min(q &+ 7, last)); e.finish(a71, pair: p &+ 1, pixel: min(q &+ 7, last))
+        e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ 7, last))
+        q &+= 8
     }
 }
 
