@@ -6,7 +6,7 @@
 // vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators) or,
 // for a single pair left, 14 pixels x 1 pair, start from the bias and accumulate every input
 // channel and tap before the epilogue (residual, clamp, store). 1x1 stride-1
-// convs take the pointwise tiles at the end of this file.
+// convs take the pointwise tiles at the end of this file (no window offsets).
 //
 // This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
 // (zmm registers, callers check `cpuSupportsAVX512` first) and, through a
@@ -455,15 +455,13 @@ private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer
 // MARK: - 1x1 stride-1 convolution
 
 // A GEMM whose rows are pixels (pixel q of every input block at offset 8q) and
-// whose columns are output pairs. Tiles of 12 pixels x 2 pairs (24 accumulators
-// of the 32 zmm registers) or 12 pixels x 1 pair start from the bias and
-// accumulate every input channel before one epilogue per vector; no window
-// offsets are kept, so the tile is wider than the general one. In this file with
+// whose columns are output pairs. Tiles of 7 or 8 pixels x 2 pairs (as in the
+// general tiles, the size that recomputes fewer pixels) or 14 pixels x 1 pair
+// start from the bias and accumulate every input channel before one epilogue per
+// vector. Tiles of 12 pixels x 2 pairs (24 accumulators) ran 1x1 convs at 7x7
+// and 14x14 slower than the AVX2 kernel (more overlapped pixels). In this file with
 // the general tiles because they share the epilogue: a debug build compiles file
 // by file and would call `WideEpilogue.finish` out of line from another file.
-
-/// Pixels per pointwise tile.
-private let pointwisePixels = 12
 
 /// Whether `wideConvolve` runs `s` over `pixels` with the pointwise tiles: a 1x1
 /// kernel, stride 1 (output pixel `q` reads input pixel `q`), 8 channels per
@@ -471,54 +469,116 @@ private let pointwisePixels = 12
 @inline(__always)
 func widePointwiseApplies(_ s: BlockedConvShape, _ pixels: Range<Int>) -> Bool {
     s.kernelHeight == 1 && s.kernelWidth == 1 && s.strideHeight == 1 && s.strideWidth == 1
-        && s.channelsPerBlock == 8 && pixels.count >= pointwisePixels
+        && s.channelsPerBlock == 8 && pixels.count >= 14
 }
 
 /// `wideConvolve` for `widePointwiseApplies` shapes.
 func widePointwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
                            bias: UnsafePointer<Float>, _ e: WideEpilogue, blocks: Range<Int>, pixels: Range<Int>) {
+    // Tiles of 8 pixels when they recompute fewer overlapped pixels than tiles of 7.
+    let eight = (8 &- pixels.count % 8) % 8 < (7 &- pixels.count % 7) % 7
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
         if p &+ 1 < pairsEnd {
-            pointwise12x2(s, input, filter, bias, e, p, pixels)
+            if eight { pointwise8x2(s, input, filter, bias, e, p, pixels) } else { pointwise7x2(s, input, filter, bias, e, p, pixels) }
             p &+= 2
         } else {
-            pointwise12x1(s, input, filter, bias, e, p, pixels)
+            pointwise14x1(s, input, filter, bias, e, p, pixels)
             p &+= 1
         }
     }
 }
 
 @inline(never)
-private func pointwise12x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
-                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
-    pointwiseTiles12x2(s, x, filter, bias, e, p, pixels)
+private func pointwise7x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    pointwiseTiles7x2(s, x, filter, bias, e, p, pixels)
 }
 
 @inline(never)
-private func pointwise12x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
-                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
-    pointwiseTiles12x1(s, x, filter, bias, e, p, pixels)
+private func pointwise8x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    pointwiseTiles8x2(s, x, filter, bias, e, p, pixels)
 }
 
-/// Pairs `p..<p + 2`, 12 pixels per tile over `pixels` (at least 12): 24 accumulators. The last
+@inline(never)
+private func pointwise14x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    pointwiseTiles14x1(s, x, filter, bias, e, p, pixels)
+}
+
+/// Pairs `p..<p + 2`, 7 pixels per tile over `pixels` (at least 7): 14 accumulators. The last
 /// tile ends at the range's end, overlapping the one before: its overlapped pixels are computed
 /// again from the same inputs and written again with the same values.
 @inline(__always)
-private func pointwiseTiles12x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
-                                _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+private func pointwiseTiles7x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                               _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
     let pairFilter = s.filterBlockCount &* 2
     let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
     let blockStride = s.outputHeight &* s.outputWidth &* 8
     let lastBlock = s.inputBlocks &- 1
-    let lastTile = pixels.upperBound &- 12
+    let lastTile = pixels.upperBound &- 7
+    var q = pixels.lowerBound
+    while true {
+        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
+        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
+        var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1
+        var f0 = f0Start, f1 = f1Start
+        var t = x + q &* 8
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : 8
+            for ci in 0..<live {
+                let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
+                f0 += 16; f1 += 16
+                var v = t[ci]
+                a00 = compressor_fma16(a00, v, w0); a01 = compressor_fma16(a01, v, w1)
+                v = t[8 &+ ci]
+                a10 = compressor_fma16(a10, v, w0); a11 = compressor_fma16(a11, v, w1)
+                v = t[16 &+ ci]
+                a20 = compressor_fma16(a20, v, w0); a21 = compressor_fma16(a21, v, w1)
+                v = t[24 &+ ci]
+                a30 = compressor_fma16(a30, v, w0); a31 = compressor_fma16(a31, v, w1)
+                v = t[32 &+ ci]
+                a40 = compressor_fma16(a40, v, w0); a41 = compressor_fma16(a41, v, w1)
+                v = t[40 &+ ci]
+                a50 = compressor_fma16(a50, v, w0); a51 = compressor_fma16(a51, v, w1)
+                v = t[48 &+ ci]
+                a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
+            }
+            let skipped = (8 &- live) &* 16
+            f0 += skipped; f1 += skipped
+            t += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
+        e.finish(a10, pair: p, pixel: q &+ 1); e.finish(a11, pair: p &+ 1, pixel: q &+ 1)
+        e.finish(a20, pair: p, pixel: q &+ 2); e.finish(a21, pair: p &+ 1, pixel: q &+ 2)
+        e.finish(a30, pair: p, pixel: q &+ 3); e.finish(a31, pair: p &+ 1, pixel: q &+ 3)
+        e.finish(a40, pair: p, pixel: q &+ 4); e.finish(a41, pair: p &+ 1, pixel: q &+ 4)
+        e.finish(a50, pair: p, pixel: q &+ 5); e.finish(a51, pair: p &+ 1, pixel: q &+ 5)
+        e.finish(a60, pair: p, pixel: q &+ 6); e.finish(a61, pair: p &+ 1, pixel: q &+ 6)
+        e.activate(pairs: p..<p &+ 2, from: q, through: q &+ 6)
+        if q == lastTile { break }
+        q = min(q &+ 7, lastTile)
+    }
+}
+
+/// Pairs `p..<p + 2`, 8 pixels per tile over `pixels` (at least 8): 16 accumulators. The last
+/// tile ends at the range's end, overlapping the one before: its overlapped pixels are computed
+/// again from the same inputs and written again with the same values.
+@inline(__always)
+private func pointwiseTiles8x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                               _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
+    let blockStride = s.outputHeight &* s.outputWidth &* 8
+    let lastBlock = s.inputBlocks &- 1
+    let lastTile = pixels.upperBound &- 8
     var q = pixels.lowerBound
     while true {
         let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
         var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
         var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1, a70 = b0, a71 = b1
-        var a80 = b0, a81 = b1, a90 = b0, a91 = b1, a100 = b0, a101 = b1, a110 = b0, a111 = b1
         var f0 = f0Start, f1 = f1Start
         var t = x + q &* 8
         for cb in 0..<s.inputBlocks {
@@ -542,14 +602,6 @@ private func pointwiseTiles12x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>
                 a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
                 v = t[56 &+ ci]
                 a70 = compressor_fma16(a70, v, w0); a71 = compressor_fma16(a71, v, w1)
-                v = t[64 &+ ci]
-                a80 = compressor_fma16(a80, v, w0); a81 = compressor_fma16(a81, v, w1)
-                v = t[72 &+ ci]
-                a90 = compressor_fma16(a90, v, w0); a91 = compressor_fma16(a91, v, w1)
-                v = t[80 &+ ci]
-                a100 = compressor_fma16(a100, v, w0); a101 = compressor_fma16(a101, v, w1)
-                v = t[88 &+ ci]
-                a110 = compressor_fma16(a110, v, w0); a111 = compressor_fma16(a111, v, w1)
             }
             let skipped = (8 &- live) &* 16
             f0 += skipped; f1 += skipped
@@ -563,32 +615,28 @@ private func pointwiseTiles12x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>
         e.finish(a50, pair: p, pixel: q &+ 5); e.finish(a51, pair: p &+ 1, pixel: q &+ 5)
         e.finish(a60, pair: p, pixel: q &+ 6); e.finish(a61, pair: p &+ 1, pixel: q &+ 6)
         e.finish(a70, pair: p, pixel: q &+ 7); e.finish(a71, pair: p &+ 1, pixel: q &+ 7)
-        e.finish(a80, pair: p, pixel: q &+ 8); e.finish(a81, pair: p &+ 1, pixel: q &+ 8)
-        e.finish(a90, pair: p, pixel: q &+ 9); e.finish(a91, pair: p &+ 1, pixel: q &+ 9)
-        e.finish(a100, pair: p, pixel: q &+ 10); e.finish(a101, pair: p &+ 1, pixel: q &+ 10)
-        e.finish(a110, pair: p, pixel: q &+ 11); e.finish(a111, pair: p &+ 1, pixel: q &+ 11)
-        e.activate(pairs: p..<p &+ 2, from: q, through: q &+ 11)
+        e.activate(pairs: p..<p &+ 2, from: q, through: q &+ 7)
         if q == lastTile { break }
-        q = min(q &+ 12, lastTile)
+        q = min(q &+ 8, lastTile)
     }
 }
 
-/// Pairs `p..<p + 1`, 12 pixels per tile over `pixels` (at least 12): 12 accumulators. The last
+/// Pairs `p..<p + 1`, 14 pixels per tile over `pixels` (at least 14): 14 accumulators. The last
 /// tile ends at the range's end, overlapping the one before: its overlapped pixels are computed
 /// again from the same inputs and written again with the same values.
 @inline(__always)
-private func pointwiseTiles12x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+private func pointwiseTiles14x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                                 _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
     let pairFilter = s.filterBlockCount &* 2
     let f0Start = filter + p &* pairFilter
     let blockStride = s.outputHeight &* s.outputWidth &* 8
     let lastBlock = s.inputBlocks &- 1
-    let lastTile = pixels.upperBound &- 12
+    let lastTile = pixels.upperBound &- 14
     var q = pixels.lowerBound
     while true {
         let b0 = compressor_load16(bias + p &* 16)
         var a00 = b0, a10 = b0, a20 = b0, a30 = b0, a40 = b0, a50 = b0, a60 = b0
-        var a70 = b0, a80 = b0, a90 = b0, a100 = b0, a110 = b0
+        var a70 = b0, a80 = b0, a90 = b0, a100 = b0, a110 = b0, a120 = b0, a130 = b0
         var f0 = f0Start
         var t = x + q &* 8
         for cb in 0..<s.inputBlocks {
@@ -608,6 +656,8 @@ private func pointwiseTiles12x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>
                 a90 = compressor_fma16(a90, t[72 &+ ci], w0)
                 a100 = compressor_fma16(a100, t[80 &+ ci], w0)
                 a110 = compressor_fma16(a110, t[88 &+ ci], w0)
+                a120 = compressor_fma16(a120, t[96 &+ ci], w0)
+                a130 = compressor_fma16(a130, t[104 &+ ci], w0)
             }
             let skipped = (8 &- live) &* 16
             f0 += skipped
@@ -625,8 +675,10 @@ private func pointwiseTiles12x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>
         e.finish(a90, pair: p, pixel: q &+ 9)
         e.finish(a100, pair: p, pixel: q &+ 10)
         e.finish(a110, pair: p, pixel: q &+ 11)
-        e.activate(pairs: p..<p &+ 1, from: q, through: q &+ 11)
+        e.finish(a120, pair: p, pixel: q &+ 12)
+        e.finish(a130, pair: p, pixel: q &+ 13)
+        e.activate(pairs: p..<p &+ 1, from: q, through: q &+ 13)
         if q == lastTile { break }
-        q = min(q &+ 12, lastTile)
+        q = min(q &+ 14, lastTile)
     }
 }

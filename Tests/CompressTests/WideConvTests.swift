@@ -66,7 +66,8 @@ import SIMDKernelsWide16
     /// not a multiple of 8 (a partial last input block, an odd count of output
     /// blocks, a last block of at most 4 channels), a single output pair, strides 1
     /// and 2, kernels 1x1, 3x3, 5x5, 7x7 and non-square, maps smaller than a tile,
-    /// and 1x1 stride-1 convs (pointwise tiles) with and without a whole tile of pixels.
+    /// maps whose pixel counts take tiles of 7 and of 8 pixels, and 1x1 stride-1 convs
+    /// (pointwise tiles) with and without a whole tile of pixels.
     static let cases: [Case] = [
         Case(inChannels: 16, outChannels: 32, paddedHeight: 11, paddedWidth: 11, kernel: (3, 3)),
         Case(inChannels: 64, outChannels: 64, paddedHeight: 9, paddedWidth: 9, kernel: (3, 3)),
@@ -81,9 +82,11 @@ import SIMDKernelsWide16
         Case(inChannels: 20, outChannels: 37, paddedHeight: 11, paddedWidth: 8, kernel: (3, 1)),
         Case(inChannels: 37, outChannels: 20, paddedHeight: 8, paddedWidth: 11, kernel: (1, 3)),
         Case(inChannels: 32, outChannels: 64, paddedHeight: 3, paddedWidth: 3, kernel: (3, 3)),
+        Case(inChannels: 24, outChannels: 48, paddedHeight: 10, paddedWidth: 10, kernel: (3, 3)),
         Case(inChannels: 16, outChannels: 32, paddedHeight: 14, paddedWidth: 14, kernel: (1, 1), stride: (2, 2)),
         Case(inChannels: 5, outChannels: 44, paddedHeight: 11, paddedWidth: 11, kernel: (3, 3), stride: (2, 2)),
-        // 1x1 stride 1: pointwise tiles (at least 12 pixels), general tiles below that.
+        // 1x1 stride 1: pointwise tiles (at least 14 pixels), general tiles below that.
+        Case(inChannels: 16, outChannels: 40, paddedHeight: 8, paddedWidth: 8, kernel: (1, 1)),
         Case(inChannels: 64, outChannels: 64, paddedHeight: 7, paddedWidth: 7, kernel: (1, 1)),
         Case(inChannels: 12, outChannels: 20, paddedHeight: 7, paddedWidth: 9, kernel: (1, 1)),
         Case(inChannels: 37, outChannels: 48, paddedHeight: 7, paddedWidth: 7, kernel: (1, 1)),

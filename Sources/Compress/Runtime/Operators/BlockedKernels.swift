@@ -68,7 +68,7 @@ enum DirectConvBuild: Sendable {
 /// in the epilogue (1x1 stride-1 convs: tiles of 3 or 2 blocks over all input
 /// channels). Reads a plain or blocked input, writes a blocked output. With
 /// the `avx512` build, `SIMDKernels512.wideConvolve` over the same layout
-/// (tiles of 7 pixels x 32 channels, 1x1 stride 1: 12 pixels x 32 channels).
+/// (tiles of 7 or 8 pixels x 32 channels, 1x1 stride 1 without window offsets).
 struct BlockedConvKernel: Kernel {
     let attributes: Conv2d
     let build: DirectConvBuild
