@@ -272,33 +272,35 @@ private func singleTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ 
 
 /// The output pixels of a tile walked in row-major order: one division where
 /// a run of pixels starts, then a step per pixel (a division per pixel cost
-/// more than the arithmetic of a 1x1 conv with few channels).
-struct PixelCursor {
-    var oy: Int, ox: Int
-    let width: Int
+/// more than the arithmetic of a 1x1 conv with few channels). Public and
+/// inlinable for the width-16 tiles of SIMDKernels512 (scalar code, inlined
+/// into each caller with its own flags).
+public struct PixelCursor {
+    public var oy: Int, ox: Int
+    public let width: Int
 
-    @inline(__always)
-    init(_ q: Int, width: Int) {
+    @inlinable @inline(__always)
+    public init(_ q: Int, width: Int) {
         (oy, ox) = q.quotientAndRemainder(dividingBy: width)
         self.width = width
     }
 
-    @inline(__always)
-    mutating func advance() {
+    @inlinable @inline(__always)
+    public mutating func advance() {
         ox &+= 1
         if ox == width { ox = 0; oy &+= 1 }
     }
 
     /// Offset in the padded input of this pixel's window.
-    @inline(__always)
-    func offset(_ s: BlockedConvShape, cs: Int) -> Int {
+    @inlinable @inline(__always)
+    public func offset(_ s: BlockedConvShape, cs: Int) -> Int {
         (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
     }
 
     /// This pixel's window offset, then a step to pixel `next` when that is
     /// not past `last` (a tile's pixels past `last` repeat it).
-    @inline(__always)
-    mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
+    @inlinable @inline(__always)
+    public mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
         let o = offset(s, cs: cs)
         if next <= last { advance() }
         return o

@@ -157,40 +157,6 @@ struct WideEpilogue {
     }
 }
 
-/// The output pixels of a tile walked in row-major order (one division where a
-/// run of pixels starts, then a step per pixel), as in `blockedConvolve`.
-struct WideCursor {
-    var oy: Int, ox: Int
-    let width: Int
-
-    @inline(__always)
-    init(_ q: Int, width: Int) {
-        (oy, ox) = q.quotientAndRemainder(dividingBy: width)
-        self.width = width
-    }
-
-    @inline(__always)
-    mutating func advance() {
-        ox &+= 1
-        if ox == width { ox = 0; oy &+= 1 }
-    }
-
-    /// Offset in the padded input of this pixel's window.
-    @inline(__always)
-    func offset(_ s: BlockedConvShape, cs: Int) -> Int {
-        (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
-    }
-
-    /// This pixel's window offset, then a step to pixel `next` when that is not
-    /// past `last` (a tile's pixels past `last` repeat it).
-    @inline(__always)
-    mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
-        let o = offset(s, cs: cs)
-        if next <= last { advance() }
-        return o
-    }
-}
-
 // Each tile loop is its own function, 8 channels per block a constant in two of
 // them, so that each inner loop is compiled alone (see `blockedConvolve`).
 
@@ -240,7 +206,7 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
-    var cursor = WideCursor(q, width: s.outputWidth)
+    var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
     while q <= last {
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
@@ -308,7 +274,7 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
-    var cursor = WideCursor(q, width: s.outputWidth)
+    var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
     while q <= last {
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
@@ -380,7 +346,7 @@ private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer
     let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
     let last = pixels.upperBound &- 1
     var q = pixels.lowerBound
-    var cursor = WideCursor(q, width: s.outputWidth)
+    var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
     while q <= last {
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
