@@ -3,9 +3,9 @@
 // (output pair p), so the runtime's layout is kept; lanes 0-7 and 8-15 of an
 // accumulator are stored to their two block planes. Filters are packed per pair
 // (`packWideFilter`) so the 16 output channels of one (input channel, tap) are one
-// vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators) or,
-// for a single pair left, 14 pixels x 1 pair, start from the bias and accumulate every input
-// channel and tap before the epilogue (residual, clamp, store). 1x1 stride-1
+// vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators) or, for
+// a single pair left, 14 pixels x 1 pair, start from the bias and accumulate every
+// input channel and tap before the epilogue (residual, clamp, store). 1x1 stride-1
 // convs take the pointwise tiles at the end of this file (no window offsets).
 //
 // This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
@@ -55,8 +55,9 @@ public func packWideFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inC
 
 /// Computes output blocks `blocks` (8-channel blocks, as in `blockedConvolve`) and
 /// output pixels `pixels` (row-major indices into `outputHeight * outputWidth`) of
-/// one image: `y = clamp(conv(x) + bias + residual)`, the result of
-/// `blockedConvolve` on the same arguments up to the order of the sums. Work goes
+/// one image: `y = clamp(conv(x) + bias + residual)`, as `blockedConvolve` computes
+/// it (the same FMAs in the same order: bias, then input blocks, taps, channels;
+/// resnet18 and mobilenet_v2 gave equal bytes). Work goes
 /// by pairs of blocks: a range that starts at an odd block or ends at an odd block
 /// before the last computes that block's whole pair and stores only the block in
 /// range (so splits at even blocks waste nothing). The output must not alias the
