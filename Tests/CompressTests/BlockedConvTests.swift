@@ -190,6 +190,23 @@ import SIMDKernels
     static let depthwiseCases: [ConvCase] = [
         ConvCase(label: "depthwise 3x3 pad 1, 12 channels", sample: [12, 9, 10], weight: [12, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 12)),
+        // 3x3 rows in tiles of 8 (stride 1) and 4 (stride 2) pixels, with tails.
+        ConvCase(label: "depthwise 3x3 pad 1, 16 channels, 19 wide", sample: [16, 5, 19], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 24 channels, 21 wide", sample: [24, 7, 21], weight: [24, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 24)),
+        // Multiplier 1 from a blocked input (the chained run) is read in place: taps
+        // in the padding are skipped on every edge, asymmetric and wider than the kernel too.
+        ConvCase(label: "depthwise 5x5 stride 2 pad 2, 16 channels, 13x11", sample: [16, 13, 11], weight: [16, 1, 5, 5],
+                 attributes: Conv2d(stride: .square(2), padding: .same(2), groups: 16)),
+        ConvCase(label: "depthwise 3x1 stride (2, 1), asymmetric padding, 9 channels", sample: [9, 8, 10],
+                 weight: [9, 1, 3, 1],
+                 attributes: Conv2d(stride: Size2(2, 1), padding: Padding2(top: 2, left: 0, bottom: 1, right: 3), groups: 9)),
+        ConvCase(label: "depthwise 3x3 pad 3 on a 2x2 image, 8 channels", sample: [8, 2, 2], weight: [8, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(3), groups: 8)),
+        ConvCase(label: "depthwise 3x3 stride 2, right and bottom padding only, 8 channels, 12 wide", sample: [8, 6, 12],
+                 weight: [8, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: Padding2(top: 0, left: 0, bottom: 1, right: 1), groups: 8)),
         ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 5 -> 10", sample: [5, 7, 9], weight: [10, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 3, 3x1, stride 2, asymmetric padding, 7 -> 21", sample: [7, 9, 8],
