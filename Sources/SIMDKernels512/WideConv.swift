@@ -3,9 +3,11 @@
 // (output pair p), so the runtime's layout is kept; lanes 0-7 and 8-15 of an
 // accumulator are stored to their two block planes. Filters are packed per pair
 // (`packWideFilter`) so the 16 output channels of one (input channel, tap) are one
-// vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators) or, for
-// a single pair left, 14 pixels x 1 pair, start from the bias and accumulate every
-// input channel and tap before the epilogue (residual, clamp, store). 1x1 stride-1
+// vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators; x 1
+// pair for a single pair left) start from the bias and accumulate every input
+// channel and tap before the epilogue (residual, clamp, store). A block whose
+// pair has no other block in range (the last of an odd count, or the first of a
+// range starting at an odd block) runs alone with 8-lane tiles. 1x1 stride-1
 // convs take the pointwise tiles at the end of this file (no window offsets).
 //
 // This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
@@ -58,9 +60,8 @@ public func packWideFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inC
 /// one image: `y = clamp(conv(x) + bias + residual)`, as `blockedConvolve` computes
 /// it (the same FMAs in the same order: bias, then input blocks, taps, channels;
 /// resnet18 and mobilenet_v2 gave equal bytes). Work goes
-/// by pairs of blocks: a range that starts at an odd block or ends at an odd block
-/// before the last computes that block's whole pair and stores only the block in
-/// range (so splits at even blocks waste nothing). The output must not alias the
+/// by pairs of blocks; a range that starts at an odd block, or ends at an even
+/// one, computes that block alone with 8-lane tiles. The output must not alias the
 /// input or the residual (a pixel may be computed and written twice).
 ///
 /// - Parameters:
@@ -87,16 +88,44 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
-        let two = p &+ 1 < pairsEnd
+        if let block = loneBlock(p, blocks) {
+            halfTiles(s, input, filter, bias, e, block, pixels, eight: eight)
+            p &+= 1
+            continue
+        }
+        let two = p &+ 1 < pairsEnd && loneBlock(p &+ 1, blocks) == nil
         switch (two, eight, s.channelsPerBlock == 8) {
         case (true, true, true): tiles8x2Full(s, input, filter, bias, e, p, pixels)
         case (true, true, false): tiles8x2Any(s, input, filter, bias, e, p, pixels)
         case (true, false, true): tiles7x2Full(s, input, filter, bias, e, p, pixels)
         case (true, false, false): tiles7x2Any(s, input, filter, bias, e, p, pixels)
-        case (false, _, true): tiles14x1Full(s, input, filter, bias, e, p, pixels)
-        case (false, _, false): tiles14x1Any(s, input, filter, bias, e, p, pixels)
+        case (false, true, true): tiles8x1Full(s, input, filter, bias, e, p, pixels)
+        case (false, true, false): tiles8x1Any(s, input, filter, bias, e, p, pixels)
+        case (false, false, true): tiles7x1Full(s, input, filter, bias, e, p, pixels)
+        case (false, false, false): tiles7x1Any(s, input, filter, bias, e, p, pixels)
         }
         p &+= two ? 2 : 1
+    }
+}
+
+/// The one block of pair `p` in `blocks` when the other is not (a range that starts
+/// at an odd block, or ends at an even one: the last block of an odd count), else nil.
+@inline(__always)
+func loneBlock(_ p: Int, _ blocks: Range<Int>) -> Int? {
+    let low = p &* 2
+    if low < blocks.lowerBound { return low &+ 1 }
+    if low &+ 1 >= blocks.upperBound { return low }
+    return nil
+}
+
+/// Block `block` alone with 8-lane tiles of 8 or 7 pixels.
+func halfTiles(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+               _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>, eight: Bool) {
+    switch (eight, s.channelsPerBlock == 8) {
+    case (true, true): halfTiles8Full(s, x, filter, bias, e, block, pixels)
+    case (true, false): halfTiles8Any(s, x, filter, bias, e, block, pixels)
+    case (false, true): halfTiles7Full(s, x, filter, bias, e, block, pixels)
+    case (false, false): halfTiles7Any(s, x, filter, bias, e, block, pixels)
     }
 }
 
@@ -139,6 +168,16 @@ struct WideEpilogue {
         if clampsVectors { v = compressor_clamp16(v, clamp.lower, clamp.upper) }
         if storesLow { compressor_store16_low(v, output + lowAt) }
         if storesHigh { compressor_store16_high(v, output + highAt) }
+    }
+
+    /// Adds the residual to pixel `q` of block `block` alone, clamps, and stores.
+    @inline(__always)
+    func finish(_ acc: SIMD8<Float>, block: Int, pixel q: Int) {
+        let at = block &* blockStride &+ q &* 8
+        var v = acc
+        if let residual { v = compressor_add8(v, compressor_load8(residual + at)) }
+        if clampsVectors { v = compressor_clamp8(v, clamp.lower, clamp.upper) }
+        compressor_store8(v, output + at)
     }
 
     /// The activation of a form other than a clamp over pixels `q...last` of the
@@ -186,15 +225,51 @@ private func tiles8x2Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ fil
 }
 
 @inline(never)
-private func tiles14x1Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
-                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
-    generalTiles14x1(s, cs: 8, x, filter, bias, e, p, pixels)
+private func tiles8x1Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles8x1(s, cs: 8, x, filter, bias, e, p, pixels)
 }
 
 @inline(never)
-private func tiles14x1Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+private func tiles8x1Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles8x1(s, cs: s.channelsPerBlock, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func tiles7x1Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
-    generalTiles14x1(s, cs: s.channelsPerBlock, x, filter, bias, e, p, pixels)
+    generalTiles7x1(s, cs: 8, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func tiles7x1Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    generalTiles7x1(s, cs: s.channelsPerBlock, x, filter, bias, e, p, pixels)
+}
+
+@inline(never)
+private func halfTiles8Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                            _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
+    halfTiles8(s, cs: 8, x, filter, bias, e, block, pixels)
+}
+
+@inline(never)
+private func halfTiles8Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
+    halfTiles8(s, cs: s.channelsPerBlock, x, filter, bias, e, block, pixels)
+}
+
+@inline(never)
+private func halfTiles7Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                            _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
+    halfTiles7(s, cs: 8, x, filter, bias, e, block, pixels)
+}
+
+@inline(never)
+private func halfTiles7Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
+    halfTiles7(s, cs: s.channelsPerBlock, x, filter, bias, e, block, pixels)
 }
 
 /// Pairs `p..<p + 2` (4 output blocks), 7 pixels per tile (the last tile repeats its
@@ -337,11 +412,11 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     }
 }
 
-/// Pairs `p..<p + 1` (2 output blocks), 14 pixels per tile (the last tile repeats its
-/// final pixel, writing the same values twice): 14 accumulators.
+/// Pairs `p..<p + 1` (2 output blocks), 8 pixels per tile (the last tile repeats its
+/// final pixel, writing the same values twice): 8 accumulators.
 @inline(__always)
-private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
-                              _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                             _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
     let pairFilter = s.filterBlockCount &* 2
     let f0Start = filter + p &* pairFilter
     let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
@@ -357,17 +432,11 @@ private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer
         let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
         let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
         let o6 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 7, last: last)
-        let o7 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 8, last: last)
-        let o8 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 9, last: last)
-        let o9 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 10, last: last)
-        let o10 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 11, last: last)
-        let o11 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 12, last: last)
-        let o12 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 13, last: last)
-        let o13 = cursor.offset(s, cs: cs)
+        let o7 = cursor.offset(s, cs: cs)
         cursor.advance()
         let b0 = compressor_load16(bias + p &* 16)
         var a00 = b0, a10 = b0, a20 = b0, a30 = b0, a40 = b0, a50 = b0, a60 = b0
-        var a70 = b0, a80 = b0, a90 = b0, a100 = b0, a110 = b0, a120 = b0, a130 = b0
+        var a70 = b0
         var f0 = f0Start
         var block = x
         for cb in 0..<s.inputBlocks {
@@ -388,12 +457,6 @@ private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer
                         a50 = compressor_fma16(a50, t[o5 &+ ci], w0)
                         a60 = compressor_fma16(a60, t[o6 &+ ci], w0)
                         a70 = compressor_fma16(a70, t[o7 &+ ci], w0)
-                        a80 = compressor_fma16(a80, t[o8 &+ ci], w0)
-                        a90 = compressor_fma16(a90, t[o9 &+ ci], w0)
-                        a100 = compressor_fma16(a100, t[o10 &+ ci], w0)
-                        a110 = compressor_fma16(a110, t[o11 &+ ci], w0)
-                        a120 = compressor_fma16(a120, t[o12 &+ ci], w0)
-                        a130 = compressor_fma16(a130, t[o13 &+ ci], w0)
                     }
                     f0 += skipped
                 }
@@ -408,14 +471,191 @@ private func generalTiles14x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer
         e.finish(a50, pair: p, pixel: min(q &+ 5, last))
         e.finish(a60, pair: p, pixel: min(q &+ 6, last))
         e.finish(a70, pair: p, pixel: min(q &+ 7, last))
-        e.finish(a80, pair: p, pixel: min(q &+ 8, last))
-        e.finish(a90, pair: p, pixel: min(q &+ 9, last))
-        e.finish(a100, pair: p, pixel: min(q &+ 10, last))
-        e.finish(a110, pair: p, pixel: min(q &+ 11, last))
-        e.finish(a120, pair: p, pixel: min(q &+ 12, last))
-        e.finish(a130, pair: p, pixel: min(q &+ 13, last))
-        e.activate(pairs: p..<p &+ 1, from: q, through: min(q &+ 13, last))
-        q &+= 14
+        e.activate(pairs: p..<p &+ 1, from: q, through: min(q &+ 7, last))
+        q &+= 8
+    }
+}
+
+/// Pairs `p..<p + 1` (2 output blocks), 7 pixels per tile (the last tile repeats its
+/// final pixel, writing the same values twice): 7 accumulators.
+@inline(__always)
+private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                             _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>) {
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let o6 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16)
+        var a00 = b0, a10 = b0, a20 = b0, a30 = b0, a40 = b0, a50 = b0, a60 = b0
+        var f0 = f0Start
+        var block = x
+        for cb in 0..<s.inputBlocks {
+            // The padded channels of the last block are zero: skip them and their filter rows.
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 16
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = block + (ky &* rowStride &+ kx &* cs)
+                    for ci in 0..<live {
+                        let w0 = compressor_load16(f0)
+                        f0 += 16
+                        a00 = compressor_fma16(a00, t[o0 &+ ci], w0)
+                        a10 = compressor_fma16(a10, t[o1 &+ ci], w0)
+                        a20 = compressor_fma16(a20, t[o2 &+ ci], w0)
+                        a30 = compressor_fma16(a30, t[o3 &+ ci], w0)
+                        a40 = compressor_fma16(a40, t[o4 &+ ci], w0)
+                        a50 = compressor_fma16(a50, t[o5 &+ ci], w0)
+                        a60 = compressor_fma16(a60, t[o6 &+ ci], w0)
+                    }
+                    f0 += skipped
+                }
+            }
+            block += blockStride
+        }
+        e.finish(a00, pair: p, pixel: q)
+        e.finish(a10, pair: p, pixel: min(q &+ 1, last))
+        e.finish(a20, pair: p, pixel: min(q &+ 2, last))
+        e.finish(a30, pair: p, pixel: min(q &+ 3, last))
+        e.finish(a40, pair: p, pixel: min(q &+ 4, last))
+        e.finish(a50, pair: p, pixel: min(q &+ 5, last))
+        e.finish(a60, pair: p, pixel: min(q &+ 6, last))
+        e.activate(pairs: p..<p &+ 1, from: q, through: min(q &+ 6, last))
+        q &+= 7
+    }
+}
+
+/// Output block `block` alone (one half of its pair's packed filter and bias), 8 pixels per
+/// tile with 8-lane accumulators (the last tile repeats its final pixel).
+@inline(__always)
+private func halfTiles8(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
+    // Lanes 0-7 of pair block / 2 for an even block, lanes 8-15 for an odd one.
+    let lane = block % 2 &* 8
+    let f0Start = filter + (block / 2 &* s.filterBlockCount &* 2 &+ lane)
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let o6 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 7, last: last)
+        let o7 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load8(bias + (block / 2 &* 16 &+ lane))
+        var a0 = b0, a1 = b0, a2 = b0, a3 = b0, a4 = b0, a5 = b0, a6 = b0, a7 = b0
+        var f0 = f0Start
+        var input = x
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 16
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = input + (ky &* rowStride &+ kx &* cs)
+                    for ci in 0..<live {
+                        let w0 = compressor_load8(f0)
+                        f0 += 16
+                        a0 = compressor_fma8(a0, t[o0 &+ ci], w0)
+                        a1 = compressor_fma8(a1, t[o1 &+ ci], w0)
+                        a2 = compressor_fma8(a2, t[o2 &+ ci], w0)
+                        a3 = compressor_fma8(a3, t[o3 &+ ci], w0)
+                        a4 = compressor_fma8(a4, t[o4 &+ ci], w0)
+                        a5 = compressor_fma8(a5, t[o5 &+ ci], w0)
+                        a6 = compressor_fma8(a6, t[o6 &+ ci], w0)
+                        a7 = compressor_fma8(a7, t[o7 &+ ci], w0)
+                    }
+                    f0 += skipped
+                }
+            }
+            input += blockStride
+        }
+        e.finish(a0, block: block, pixel: q)
+        e.finish(a1, block: block, pixel: min(q &+ 1, last))
+        e.finish(a2, block: block, pixel: min(q &+ 2, last))
+        e.finish(a3, block: block, pixel: min(q &+ 3, last))
+        e.finish(a4, block: block, pixel: min(q &+ 4, last))
+        e.finish(a5, block: block, pixel: min(q &+ 5, last))
+        e.finish(a6, block: block, pixel: min(q &+ 6, last))
+        e.finish(a7, block: block, pixel: min(q &+ 7, last))
+        e.activate(pairs: block / 2..<block / 2 &+ 1, from: q, through: min(q &+ 7, last))
+        q &+= 8
+    }
+}
+
+/// Output block `block` alone (one half of its pair's packed filter and bias), 7 pixels per
+/// tile with 8-lane accumulators (the last tile repeats its final pixel).
+@inline(__always)
+private func halfTiles7(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
+    // Lanes 0-7 of pair block / 2 for an even block, lanes 8-15 for an odd one.
+    let lane = block % 2 &* 8
+    let f0Start = filter + (block / 2 &* s.filterBlockCount &* 2 &+ lane)
+    let rowStride = s.paddedWidth &* cs, blockStride = s.paddedHeight &* rowStride
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    let lastBlock = s.inputBlocks &- 1
+    while q <= last {
+        let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let o3 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let o4 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let o5 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let o6 = cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load8(bias + (block / 2 &* 16 &+ lane))
+        var a0 = b0, a1 = b0, a2 = b0, a3 = b0, a4 = b0, a5 = b0, a6 = b0
+        var f0 = f0Start
+        var input = x
+        for cb in 0..<s.inputBlocks {
+            let live = cb == lastBlock ? s.lastBlockChannels : cs
+            let skipped = (cs &- live) &* 16
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let t = input + (ky &* rowStride &+ kx &* cs)
+                    for ci in 0..<live {
+                        let w0 = compressor_load8(f0)
+                        f0 += 16
+                        a0 = compressor_fma8(a0, t[o0 &+ ci], w0)
+                        a1 = compressor_fma8(a1, t[o1 &+ ci], w0)
+                        a2 = compressor_fma8(a2, t[o2 &+ ci], w0)
+                        a3 = compressor_fma8(a3, t[o3 &+ ci], w0)
+                        a4 = compressor_fma8(a4, t[o4 &+ ci], w0)
+                        a5 = compressor_fma8(a5, t[o5 &+ ci], w0)
+                        a6 = compressor_fma8(a6, t[o6 &+ ci], w0)
+                    }
+                    f0 += skipped
+                }
+            }
+            input += blockStride
+        }
+        e.finish(a0, block: block, pixel: q)
+        e.finish(a1, block: block, pixel: min(q &+ 1, last))
+        e.finish(a2, block: block, pixel: min(q &+ 2, last))
+        e.finish(a3, block: block, pixel: min(q &+ 3, last))
+        e.finish(a4, block: block, pixel: min(q &+ 4, last))
+        e.finish(a5, block: block, pixel: min(q &+ 5, last))
+        e.finish(a6, block: block, pixel: min(q &+ 6, last))
+        e.activate(pairs: block / 2..<block / 2 &+ 1, from: q, through: min(q &+ 6, last))
+        q &+= 7
     }
 }
 
@@ -447,7 +687,10 @@ func widePointwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, f
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
-        if p &+ 1 < pairsEnd {
+        if let block = loneBlock(p, blocks) {
+            halfTiles(s, input, filter, bias, e, block, pixels, eight: eight)
+            p &+= 1
+        } else if p &+ 1 < pairsEnd && loneBlock(p &+ 1, blocks) == nil {
             if eight { pointwise8x2(s, input, filter, bias, e, p, pixels) } else { pointwise7x2(s, input, filter, bias, e, p, pixels) }
             p &+= 2
         } else {

@@ -14,6 +14,8 @@
 // In NCHW8c one 16-lane vector is two 8-channel blocks: lanes 0-7 belong to
 // block 2p, lanes 8-15 to block 2p + 1, each in its own plane.
 
+#include "simd_memory.h"
+
 typedef float compressor_float16 __attribute__((ext_vector_type(16)));
 
 #define COMPRESSOR_WIDE_INLINE static inline __attribute__((always_inline))
@@ -62,6 +64,23 @@ COMPRESSOR_WIDE_INLINE compressor_float16 compressor_add16(compressor_float16 v,
 /// (a NaN lane stays NaN): vmaxps, vminps.
 COMPRESSOR_WIDE_INLINE compressor_float16 compressor_clamp16(compressor_float16 v, float lower, float upper) {
     compressor_float16 low = (compressor_float16)lower, high = (compressor_float16)upper;
+    v = v < low ? low : v;
+    return v > high ? high : v;
+}
+
+/// `acc + x * w` in every lane of an 8-lane vector (the tiles of one block alone).
+COMPRESSOR_WIDE_INLINE compressor_float8 compressor_fma8(compressor_float8 acc, float x, compressor_float8 w) {
+    return __builtin_elementwise_fma((compressor_float8)x, w, acc);
+}
+
+/// `v + r` in 8 lanes.
+COMPRESSOR_WIDE_INLINE compressor_float8 compressor_add8(compressor_float8 v, compressor_float8 r) {
+    return v + r;
+}
+
+/// `v` clamped like `compressor_clamp16`, in 8 lanes.
+COMPRESSOR_WIDE_INLINE compressor_float8 compressor_clamp8(compressor_float8 v, float lower, float upper) {
+    compressor_float8 low = (compressor_float8)lower, high = (compressor_float8)upper;
     v = v < low ? low : v;
     return v > high ? high : v;
 }
