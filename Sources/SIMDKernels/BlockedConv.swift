@@ -68,20 +68,22 @@ public struct BlockedConvShape: Sendable {
     public var paddedInputCount: Int { inputBlocks &* paddedHeight &* paddedWidth &* channelsPerBlock }
 }
 
-/// Packs `[O, C, kh, kw]` weights as `[O/8][C/cs][kh][kw][cs][8]`, zero where
-/// `O` or `C` is padded up to whole blocks.
+/// Packs `[O, C, kh, kw]` weights as `[O/L][C/cs][kh][kw][cs][L]` for `L =
+/// outputLanes` output channels per vector (8 for `blockedConvolve`, 16 for the
+/// width-16 `wideConvolve`), zero where `O` or `C` is padded up to whole blocks.
 public func packBlockedFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int,
-                              kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int) -> [Float] {
-    let outBlocks = (outChannels + 7) / 8, inBlocks = (inChannels + cs - 1) / cs
-    var packed = [Float](repeating: 0, count: outBlocks * inBlocks * kh * kw * cs * 8)
+                              kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int,
+                              outputLanes lanes: Int = 8) -> [Float] {
+    let outBlocks = (outChannels + lanes - 1) / lanes, inBlocks = (inChannels + cs - 1) / cs
+    var packed = [Float](repeating: 0, count: outBlocks * inBlocks * kh * kw * cs * lanes)
     var i = 0
     for ob in 0..<outBlocks {
         for cb in 0..<inBlocks {
             for ky in 0..<kh {
                 for kx in 0..<kw {
                     for ci in 0..<cs {
-                        for oi in 0..<8 {
-                            let (o, c) = (ob * 8 + oi, cb * cs + ci)
+                        for oi in 0..<lanes {
+                            let (o, c) = (ob * lanes + oi, cb * cs + ci)
                             if o < outChannels && c < inChannels {
                                 packed[i] = weight[((o * inChannels + c) * kh + ky) * kw + kx]
                             }

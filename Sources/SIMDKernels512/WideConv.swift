@@ -2,7 +2,7 @@
 // vector holds 16 output channels, the adjacent 8-channel blocks 2p and 2p + 1
 // (output pair p), so the runtime's layout is kept; lanes 0-7 and 8-15 of an
 // accumulator are stored to their two block planes. Filters are packed per pair
-// (`packWideFilter`) so the 16 output channels of one (input channel, tap) are one
+// (`packBlockedFilter` with 16 output lanes) so the 16 output channels of one (input channel, tap) are one
 // vector. Output tiles of 7 or 8 pixels x 2 pairs (14 or 16 accumulators; x 1
 // pair for a single pair left) start from the bias and accumulate every input
 // channel and tap before the epilogue (residual, clamp, store). A block whose
@@ -21,39 +21,8 @@
 import CCPUFeatures
 import SIMDKernels
 
-/// Floats of a filter packed by `packWideFilter`: `[O/16][C/cs][kh][kw][cs][16]`.
-public func wideFilterCount(outChannels: Int, inChannels: Int, kernelHeight: Int, kernelWidth: Int,
-                            channelsPerBlock cs: Int) -> Int {
-    (outChannels + 15) / 16 * ((inChannels + cs - 1) / cs) * kernelHeight * kernelWidth * cs * 16
-}
-
 /// Floats of the bias `wideConvolve` reads: `outChannels` rounded up to whole pairs of blocks.
 public func wideBiasCount(outChannels: Int) -> Int { (outChannels + 15) / 16 * 16 }
-
-/// Packs `[O, C, kh, kw]` weights as `[O/16][C/cs][kh][kw][cs][16]` into `packed`
-/// (`wideFilterCount` floats), zero where `O` or `C` is padded up to whole blocks.
-public func packWideFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int,
-                           kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int,
-                           into packed: UnsafeMutablePointer<Float>) {
-    let outPairs = (outChannels + 15) / 16, inBlocks = (inChannels + cs - 1) / cs
-    var i = 0
-    for op in 0..<outPairs {
-        for cb in 0..<inBlocks {
-            for ky in 0..<kh {
-                for kx in 0..<kw {
-                    for ci in 0..<cs {
-                        for oi in 0..<16 {
-                            let (o, c) = (op * 16 + oi, cb * cs + ci)
-                            packed[i] = o < outChannels && c < inChannels
-                                ? weight[((o * inChannels + c) * kh + ky) * kw + kx] : 0
-                            i += 1
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// Computes output blocks `blocks` (8-channel blocks, as in `blockedConvolve`) and
 /// output pixels `pixels` (row-major indices into `outputHeight * outputWidth`) of
@@ -68,7 +37,8 @@ public func packWideFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inC
 ///   - s: as for `blockedConvolve`; `lastOutputChannels` is not read (padded
 ///     channels are computed with zero weights and bias).
 ///   - input: the padded image (see `BlockedConvShape`).
-///   - filter: from `packWideFilter`.
+///   - filter: from `packBlockedFilter(..., outputLanes: 16)`:
+///     `[O/16][C/cs][kh][kw][cs][16]`.
 ///   - bias: `wideBiasCount` floats, zero in padded channels.
 ///   - residual: an NCHW8c image shaped like the output, or nil.
 public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,

@@ -14,8 +14,6 @@ import SIMDKernelsWide16
     /// One of the two builds of the width-16 source.
     struct Twin: Sendable {
         let name: String
-        let filterCount: @Sendable (Int, Int, Int, Int, Int) -> Int
-        let pack: @Sendable (UnsafePointer<Float>, Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void
         let convolve: @Sendable (BlockedConvShape, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                  UnsafePointer<Float>?, UnsafeMutablePointer<Float>, BlockedClamp, Range<Int>,
                                  Range<Int>) -> Void
@@ -23,19 +21,11 @@ import SIMDKernelsWide16
 
     static let wide16 = Twin(
         name: "SIMDKernelsWide16",
-        filterCount: { SIMDKernelsWide16.wideFilterCount(outChannels: $0, inChannels: $1, kernelHeight: $2,
-                                                         kernelWidth: $3, channelsPerBlock: $4) },
-        pack: { SIMDKernelsWide16.packWideFilter($0, outChannels: $1, inChannels: $2, kernelHeight: $3,
-                                                 kernelWidth: $4, channelsPerBlock: $5, into: $6) },
         convolve: { SIMDKernelsWide16.wideConvolve($0, input: $1, filter: $2, bias: $3, residual: $4, output: $5,
                                                    clamp: $6, blocks: $7, pixels: $8) })
 
     static let avx512 = Twin(
         name: "SIMDKernels512",
-        filterCount: { SIMDKernels512.wideFilterCount(outChannels: $0, inChannels: $1, kernelHeight: $2,
-                                                      kernelWidth: $3, channelsPerBlock: $4) },
-        pack: { SIMDKernels512.packWideFilter($0, outChannels: $1, inChannels: $2, kernelHeight: $3,
-                                              kernelWidth: $4, channelsPerBlock: $5, into: $6) },
         convolve: { SIMDKernels512.wideConvolve($0, input: $1, filter: $2, bias: $3, residual: $4, output: $5,
                                                 clamp: $6, blocks: $7, pixels: $8) })
 
@@ -162,12 +152,9 @@ import SIMDKernelsWide16
     static func runWide(_ twin: Twin, _ c: Case, _ x: Inputs, residual: Bool, clamp: BlockedClamp,
                         blocks: Range<Int>, pixels: Range<Int>) -> [Float] {
         let s = c.shape, (kh, kw) = c.kernel
-        var filter = [Float](repeating: .nan, count: twin.filterCount(c.outChannels, c.inChannels, kh, kw,
-                                                                      s.channelsPerBlock))
-        x.weight.withUnsafeBufferPointer { w in
-            filter.withUnsafeMutableBufferPointer {
-                twin.pack(w.baseAddress!, c.outChannels, c.inChannels, kh, kw, s.channelsPerBlock, $0.baseAddress!)
-            }
+        let filter = x.weight.withUnsafeBufferPointer {
+            packBlockedFilter($0.baseAddress!, outChannels: c.outChannels, inChannels: c.inChannels, kernelHeight: kh,
+                              kernelWidth: kw, channelsPerBlock: s.channelsPerBlock, outputLanes: 16)
         }
         var y = [Float](repeating: .nan, count: x.residual.count)
         x.input.withUnsafeBufferPointer { input in

@@ -57,7 +57,7 @@ enum DirectConvBuild: Sendable {
         }
     }
 
-    /// Whether filters are packed in pairs of blocks (`packWideFilter`).
+    /// Whether filters are packed in pairs of blocks (16 output lanes).
     var isWide: Bool { self != .avx2 }
 }
 
@@ -72,7 +72,7 @@ enum DirectConvBuild: Sendable {
 struct BlockedConvKernel: Kernel {
     let attributes: Conv2d
     let build: DirectConvBuild
-    /// Packed by `packBlockedFilter`, or by `packWideFilter` for a wide build.
+    /// Packed by `packBlockedFilter`, with 16 output lanes for a wide build.
     let filter: [Float]
     /// `outputBlocks * 8` floats (wide builds: whole pairs of blocks), zero in padded channels.
     let bias: [Float]
@@ -98,21 +98,9 @@ struct BlockedConvKernel: Kernel {
         self.hasResidual = hasResidual
         channelsPerBlock = inputBlocked || inChannels >= 8 ? 8 : inChannels
         let (o, c, kh, kw, cs) = (outChannels, inChannels, kernelH, kernelW, channelsPerBlock)
-        filter = weight.floats.withUnsafeBufferPointer { w in
-            switch build {
-            case .avx2:
-                return packBlockedFilter(w.baseAddress!, outChannels: o, inChannels: c, kernelHeight: kh,
-                                         kernelWidth: kw, channelsPerBlock: cs)
-            case .avx512, .wide16OnAVX2:
-                // The packing is plain scalar code, the same in both builds of the width-16 source.
-                let count = SIMDKernelsWide16.wideFilterCount(outChannels: o, inChannels: c, kernelHeight: kh,
-                                                              kernelWidth: kw, channelsPerBlock: cs)
-                return [Float](unsafeUninitializedCapacity: count) { packed, initialized in
-                    SIMDKernelsWide16.packWideFilter(w.baseAddress!, outChannels: o, inChannels: c, kernelHeight: kh,
-                                                     kernelWidth: kw, channelsPerBlock: cs, into: packed.baseAddress!)
-                    initialized = count
-                }
-            }
+        filter = weight.floats.withUnsafeBufferPointer {
+            packBlockedFilter($0.baseAddress!, outChannels: o, inChannels: c, kernelHeight: kh, kernelWidth: kw,
+                              channelsPerBlock: cs, outputLanes: build.isWide ? 16 : 8)
         }
         let biasCount = build.isWide ? SIMDKernelsWide16.wideBiasCount(outChannels: o) : blockedChannels(o)
         var padded = [Float](repeating: 0, count: biasCount)
