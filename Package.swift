@@ -38,8 +38,20 @@ let package = Package(
         // "-O" keeps the kernels optimized in debug builds too, so tests run them at speed.
         .target(name: "SIMDKernels", dependencies: ["CCPUFeatures"],
                 swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-O"])]),
+        // The width-16 kernels (two NCHW8c blocks per 16-lane vector), one Swift
+        // source compiled twice: natively for AVX-512 (zmm registers; only called
+        // after `cpuSupportsWideKernels512`), and as SIMDKernelsWide16 with AVX2
+        // flags only, whose files are symlinks to SIMDKernels512's, so the same
+        // algorithm is tested on every AVX2 machine. Their SIMD operations are
+        // the always-inline C helpers of CCPUFeatures/include/simd_wide.h.
+        .target(name: "SIMDKernels512", dependencies: ["CCPUFeatures", "SIMDKernels"],
+                swiftSettings: [.unsafeFlags(["-Xcc", "-mavx512f", "-Xcc", "-mavx512vl", "-Xcc", "-mavx2",
+                                              "-Xcc", "-mfma", "-O"])]),
+        .target(name: "SIMDKernelsWide16", dependencies: ["CCPUFeatures", "SIMDKernels"],
+                swiftSettings: [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-O"])]),
         .target(name: "Compress", dependencies: ["CBLAS", "CLAPACKE", "CProtobufC", "CZlib", "CModelProto", "COnnxProto",
-                                                 "SIMDKernels", .product(name: "Yams", package: "Yams")]),
+                                                 "SIMDKernels", "SIMDKernels512", "SIMDKernelsWide16",
+                                                 .product(name: "Yams", package: "Yams")]),
         .target(name: "Prune", dependencies: ["Compress"]),
         .target(name: "LowRank", dependencies: ["Compress", "CLAPACKE", "CBLAS"]),
         .target(name: "Distill", dependencies: ["Compress"]),
@@ -47,7 +59,7 @@ let package = Package(
             "Compress", "Prune", "LowRank", "Distill",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
+        .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "SIMDKernels512", "SIMDKernelsWide16", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
         .testTarget(name: "LowRankTests", dependencies: ["Compress", "LowRank"]),
         .testTarget(name: "DistillTests", dependencies: ["Compress", "Distill"]),

@@ -68,20 +68,22 @@ public struct BlockedConvShape: Sendable {
     public var paddedInputCount: Int { inputBlocks &* paddedHeight &* paddedWidth &* channelsPerBlock }
 }
 
-/// Packs `[O, C, kh, kw]` weights as `[O/8][C/cs][kh][kw][cs][8]`, zero where
-/// `O` or `C` is padded up to whole blocks.
+/// Packs `[O, C, kh, kw]` weights as `[O/L][C/cs][kh][kw][cs][L]` for `L =
+/// outputLanes` output channels per vector (8 for `blockedConvolve`, 16 for the
+/// width-16 `wideConvolve`), zero where `O` or `C` is padded up to whole blocks.
 public func packBlockedFilter(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int,
-                              kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int) -> [Float] {
-    let outBlocks = (outChannels + 7) / 8, inBlocks = (inChannels + cs - 1) / cs
-    var packed = [Float](repeating: 0, count: outBlocks * inBlocks * kh * kw * cs * 8)
+                              kernelHeight kh: Int, kernelWidth kw: Int, channelsPerBlock cs: Int,
+                              outputLanes lanes: Int = 8) -> [Float] {
+    let outBlocks = (outChannels + lanes - 1) / lanes, inBlocks = (inChannels + cs - 1) / cs
+    var packed = [Float](repeating: 0, count: outBlocks * inBlocks * kh * kw * cs * lanes)
     var i = 0
     for ob in 0..<outBlocks {
         for cb in 0..<inBlocks {
             for ky in 0..<kh {
                 for kx in 0..<kw {
                     for ci in 0..<cs {
-                        for oi in 0..<8 {
-                            let (o, c) = (ob * 8 + oi, cb * cs + ci)
+                        for oi in 0..<lanes {
+                            let (o, c) = (ob * lanes + oi, cb * cs + ci)
                             if o < outChannels && c < inChannels {
                                 packed[i] = weight[((o * inChannels + c) * kh + ky) * kw + kx]
                             }
@@ -272,33 +274,35 @@ private func singleTilesAny(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ 
 
 /// The output pixels of a tile walked in row-major order: one division where
 /// a run of pixels starts, then a step per pixel (a division per pixel cost
-/// more than the arithmetic of a 1x1 conv with few channels).
-struct PixelCursor {
-    var oy: Int, ox: Int
-    let width: Int
+/// more than the arithmetic of a 1x1 conv with few channels). Public and
+/// inlinable for the width-16 tiles of SIMDKernels512 (scalar code, inlined
+/// into each caller with its own flags).
+public struct PixelCursor {
+    public var oy: Int, ox: Int
+    public let width: Int
 
-    @inline(__always)
-    init(_ q: Int, width: Int) {
+    @inlinable @inline(__always)
+    public init(_ q: Int, width: Int) {
         (oy, ox) = q.quotientAndRemainder(dividingBy: width)
         self.width = width
     }
 
-    @inline(__always)
-    mutating func advance() {
+    @inlinable @inline(__always)
+    public mutating func advance() {
         ox &+= 1
         if ox == width { ox = 0; oy &+= 1 }
     }
 
     /// Offset in the padded input of this pixel's window.
-    @inline(__always)
-    func offset(_ s: BlockedConvShape, cs: Int) -> Int {
+    @inlinable @inline(__always)
+    public func offset(_ s: BlockedConvShape, cs: Int) -> Int {
         (oy &* s.strideHeight &* s.paddedWidth &+ ox &* s.strideWidth) &* cs
     }
 
     /// This pixel's window offset, then a step to pixel `next` when that is
     /// not past `last` (a tile's pixels past `last` repeat it).
-    @inline(__always)
-    mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
+    @inlinable @inline(__always)
+    public mutating func offsetThenAdvance(_ s: BlockedConvShape, cs: Int, next: Int, last: Int) -> Int {
         let o = offset(s, cs: cs)
         if next <= last { advance() }
         return o

@@ -11,5 +11,6 @@ int compressor_cpu_supports_avx512(void);
 
 #include "simd_memory.h"
 #include "simd_lanes.h"
+#include "simd_wide.h"
 
 #endif

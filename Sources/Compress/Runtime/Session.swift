@@ -59,16 +59,19 @@ public final class Session {
 
     /// `imageWise: false` runs every batch layer by layer over all images.
     /// `sparseNodes` limits `.sparse` to these layers; `kernelTiming` replaces
-    /// the timing of `.auto`'s candidates (tests decide which is faster).
+    /// the timing of `.auto`'s candidates (tests decide which is faster);
+    /// `convBuild` replaces the direct conv build of `kernels` (tests run the
+    /// `avx512` algorithm on any AVX2 CPU with `wide16OnAVX2`).
     init(model: Model, threads: Int, kernels: KernelSet, imageWise: Bool = true,
          sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil,
-         kernelTiming: KernelTiming? = nil) throws {
+         kernelTiming: KernelTiming? = nil, convBuild: DirectConvBuild? = nil) throws {
         self.model = model
         self.threads = max(1, threads)
         // Before planning: `.auto` times BLAS-backed kernels.
         openblas_set_num_threads(1)
         plan = try ExecutionPlan(graph: model.graph, kernels: kernels, sparseKernels: sparseKernels,
-                                 threads: self.threads, sparseNodes: sparseNodes, kernelTiming: kernelTiming)
+                                 threads: self.threads, sparseNodes: sparseNodes, kernelTiming: kernelTiming,
+                                 convBuild: convBuild)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
             inputNormalization = try normalization.perChannel(channels: model.inputShape.first ?? 1)

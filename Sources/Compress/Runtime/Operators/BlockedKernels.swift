@@ -1,4 +1,6 @@
 import SIMDKernels
+import SIMDKernels512
+import SIMDKernelsWide16
 
 /// How a planned feature map is stored. The plan chooses it per value; the
 /// graph IR and the model file know nothing of it.
@@ -35,16 +37,44 @@ extension FusedActivation {
     }
 }
 
+/// The build of the direct convolution a `BlockedConvKernel` runs.
+enum DirectConvBuild: Sendable {
+    /// `SIMDKernels.blockedConvolve`: 8-lane vectors, AVX2 and FMA (kernel set `avx2`).
+    case avx2
+    /// `SIMDKernels512.wideConvolve`: 16 output channels (two blocks) per zmm
+    /// register (kernel set `avx512`).
+    case avx512
+    /// `SIMDKernelsWide16.wideConvolve`: the width-16 source built for AVX2, so
+    /// tests run whole models through the `avx512` plan's algorithm on any AVX2 CPU.
+    case wide16OnAVX2
+
+    /// The build the plan of `kernels` uses (nil for `portable`, which plans no direct convs).
+    init?(_ kernels: KernelSet) {
+        switch kernels {
+        case .avx512: self = .avx512
+        case .avx2: self = .avx2
+        case .portable: return nil
+        }
+    }
+
+    /// Whether filters are packed in pairs of blocks (16 output lanes).
+    var isWide: Bool { self != .avx2 }
+}
+
 /// A dense convolution as a direct NCHW8c kernel (`SIMDKernels.blockedConvolve`):
 /// filters packed at plan time, each image copied into a zero-padded blocked
 /// scratch image, then output tiles of 6 pixels x 16 channels accumulated in
 /// registers with bias, an optional residual (a fused Add) and the activation
 /// in the epilogue (1x1 stride-1 convs: tiles of 3 or 2 blocks over all input
-/// channels). Reads a plain or blocked input, writes a blocked output.
+/// channels). Reads a plain or blocked input, writes a blocked output. With
+/// the `avx512` build, `SIMDKernels512.wideConvolve` over the same layout
+/// (tiles of 7 or 8 pixels x 32 channels, 1x1 stride 1 without window offsets).
 struct BlockedConvKernel: Kernel {
     let attributes: Conv2d
+    let build: DirectConvBuild
+    /// Packed by `packBlockedFilter`, with 16 output lanes for a wide build.
     let filter: [Float]
-    /// `outputBlocks * 8` floats, zero in padded channels.
+    /// `outputBlocks * 8` floats (wide builds: whole pairs of blocks), zero in padded channels.
     let bias: [Float]
     let inChannels: Int, outChannels: Int, kernelH: Int, kernelW: Int
     let inputBlocked: Bool
@@ -59,8 +89,9 @@ struct BlockedConvKernel: Kernel {
     }
 
     init(attributes a: Conv2d, weight: Tensor, bias: Tensor?, activation: FusedActivation,
-         inputBlocked: Bool, hasResidual: Bool) {
+         inputBlocked: Bool, hasResidual: Bool, build: DirectConvBuild) {
         attributes = a
+        self.build = build
         (outChannels, inChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
         self.activation = activation
         self.inputBlocked = inputBlocked
@@ -69,9 +100,10 @@ struct BlockedConvKernel: Kernel {
         let (o, c, kh, kw, cs) = (outChannels, inChannels, kernelH, kernelW, channelsPerBlock)
         filter = weight.floats.withUnsafeBufferPointer {
             packBlockedFilter($0.baseAddress!, outChannels: o, inChannels: c, kernelHeight: kh, kernelWidth: kw,
-                              channelsPerBlock: cs)
+                              channelsPerBlock: cs, outputLanes: build.isWide ? 16 : 8)
         }
-        var padded = [Float](repeating: 0, count: blockedChannels(outChannels))
+        let biasCount = build.isWide ? SIMDKernelsWide16.wideBiasCount(outChannels: o) : blockedChannels(o)
+        var padded = [Float](repeating: 0, count: biasCount)
         if let bias { padded.replaceSubrange(0..<outChannels, with: bias.floats) }
         self.bias = padded
     }
@@ -117,9 +149,8 @@ struct BlockedConvKernel: Kernel {
                 if n >= context.threads {
                     forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
                         let x = image(i, context.scratch(forWorker: worker))
-                        blockedConvolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
-                                        output: b.output + i &* outImage, clamp: activation.clamp,
-                                        blocks: 0..<s.outputBlocks, pixels: 0..<oh &* ow)
+                        convolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
+                                 output: b.output + i &* outImage, blocks: 0..<s.outputBlocks, pixels: 0..<oh &* ow)
                     }
                     return
                 }
@@ -138,12 +169,29 @@ struct BlockedConvKernel: Kernel {
                         } else {
                             pixels = chunk(oh * ow, parts: workers, part)
                         }
-                        blockedConvolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
-                                        output: b.output + i &* outImage, clamp: activation.clamp,
-                                        blocks: blocks, pixels: pixels)
+                        convolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
+                                 output: b.output + i &* outImage, blocks: blocks, pixels: pixels)
                     }
                 }
             }
+        }
+    }
+
+    /// Output blocks `blocks` and pixels `pixels` of one image by this kernel's build.
+    private func convolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                          bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+                          output: UnsafeMutablePointer<Float>, blocks: Range<Int>, pixels: Range<Int>) {
+        let clamp = activation.clamp
+        switch build {
+        case .avx2:
+            blockedConvolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                            clamp: clamp, blocks: blocks, pixels: pixels)
+        case .avx512:
+            SIMDKernels512.wideConvolve(s, input: input, filter: filter, bias: bias, residual: residual,
+                                        output: output, clamp: clamp, blocks: blocks, pixels: pixels)
+        case .wide16OnAVX2:
+            SIMDKernelsWide16.wideConvolve(s, input: input, filter: filter, bias: bias, residual: residual,
+                                           output: output, clamp: clamp, blocks: blocks, pixels: pixels)
         }
     }
 

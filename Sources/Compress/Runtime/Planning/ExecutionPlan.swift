@@ -60,8 +60,10 @@ struct ExecutionPlan {
     ///     (`SparseKernelSelector`); `threads` is what timed choices may use.
     ///   - sparseNodes: with `.sparse`, only these layers go sparse.
     ///   - kernelTiming: how `.auto` times candidates (nil: by running them).
+    ///   - convBuild: replaces the direct conv build `kernels` implies (tests: `wide16OnAVX2`).
     init(graph original: Graph, kernels: KernelSet = .best, sparseKernels: SparseKernelPolicy = .auto,
-         threads: Int = 1, sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil) throws {
+         threads: Int = 1, sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil,
+         convBuild: DirectConvBuild? = nil) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
         var rewritten = fused.removingUnusedNodes()
@@ -82,7 +84,8 @@ struct ExecutionPlan {
         fusedResidualAdds = addNames
         let selector = SparseKernelSelector(policy: sparseKernels, threads: threads, onlyNodes: sparseNodes,
                                             timing: kernelTiming)
-        var builder = ValueTable(graph: graph, shapes: shapes, kernels: kernels, residuals: residuals, selector: selector)
+        var builder = ValueTable(graph: graph, shapes: shapes, kernels: kernels, residuals: residuals, selector: selector,
+                                 convBuild: convBuild)
         for input in graph.inputs { _ = builder.add(input.name, .graphInput) }
         for node in graph.nodes {
             try builder.add(node, activation: allActivations[node.name] ?? .none)

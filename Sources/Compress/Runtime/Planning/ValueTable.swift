@@ -8,6 +8,8 @@ struct ValueTable {
     let kernels: KernelSet
     /// Feature maps may be NCHW8c (every set but `portable`).
     let blocked: Bool
+    /// The build of dense direct convolutions (nil with `portable`).
+    let convBuild: DirectConvBuild?
     /// Conv node name -> the value its epilogue adds.
     let residuals: [String: String]
     let selector: SparseKernelSelector
@@ -22,9 +24,13 @@ struct ValueTable {
     var copies: [Int: Int] = [:]
     var layerKernels: [LayerKernelChoice] = []
 
-    init(graph: Graph, shapes: [String: [Int]], kernels: KernelSet, residuals: [String: String], selector: SparseKernelSelector) {
+    /// - Parameter convBuild: replaces the direct conv build of `kernels` (tests
+    ///   run the `avx512` algorithm through `wide16OnAVX2`).
+    init(graph: Graph, shapes: [String: [Int]], kernels: KernelSet, residuals: [String: String],
+         selector: SparseKernelSelector, convBuild: DirectConvBuild? = nil) {
         (self.graph, self.shapes, self.kernels, self.residuals, self.selector) = (graph, shapes, kernels, residuals, selector)
         blocked = kernels != .portable
+        self.convBuild = blocked ? convBuild ?? DirectConvBuild(kernels) : nil
     }
 
     mutating func add(_ name: String, _ source: ValueSource, layout: ValueLayout = .plain) -> Int {
@@ -87,7 +93,8 @@ struct ValueTable {
             let input = id(of: x)
             let residual = residuals[node.name]
             let kernel = BlockedConvKernel(attributes: a, weight: parameters[0]!, bias: parameters[1], activation: activation,
-                                           inputBlocked: layouts[input] == .blocked, hasResidual: residual != nil)
+                                           inputBlocked: layouts[input] == .blocked, hasResidual: residual != nil,
+                                           build: convBuild!)
             let density = parameters[0]!.density
             if let sparse = sparseReplacement(node, dense: kernel, parameters, density: density, activation: activation) {
                 append(node, sparse, ([x] + (residual.map { [$0] } ?? [])).map { plain(id(of: $0)) }, .plain,

@@ -1,0 +1,1 @@
+../SIMDKernels512/WideConv.swift
