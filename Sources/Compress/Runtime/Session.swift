@@ -36,6 +36,8 @@ public final class Session {
     public let model: Model
     /// Workers each step may be split over (at least 1).
     public let threads: Int
+    /// The session's `threads - 1` helper threads, ended with the session.
+    let pool: WorkerPool
     private let plan: ExecutionPlan
     private var batchPlans: [Int: PreparedBatch] = [:]
     /// Run batches above 1 image by image (`ImageWisePlan`) when the graph allows it.
@@ -57,16 +59,18 @@ public final class Session {
     /// GEMM convolutions) and runs sparse kernels in plain Swift, as on a CPU
     /// without AVX2 and FMA. `imageWise: false` runs every batch layer by layer over all images.
     /// `sparseNodes` limits `.sparse` to these layers; `kernelTiming` replaces
-    /// the timing of `.auto`'s candidates (tests decide which is faster).
+    /// the timing of `.auto`'s candidates (tests decide which is faster);
+    /// `splitsAllWork` splits every step kernels can split, whatever its size.
     init(model: Model, threads: Int, blockedKernels: Bool, imageWise: Bool = true,
          sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil,
-         kernelTiming: KernelTiming? = nil) throws {
+         kernelTiming: KernelTiming? = nil, splitsAllWork: Bool = false) throws {
         self.model = model
         self.threads = max(1, threads)
+        pool = WorkerPool(threads: self.threads, splitsAllWork: splitsAllWork)
         // Before planning: `.auto` times BLAS-backed kernels.
         openblas_set_num_threads(1)
         plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels, sparseKernels: sparseKernels,
-                                 threads: self.threads, sparseNodes: sparseNodes, kernelTiming: kernelTiming)
+                                 pool: pool, sparseNodes: sparseNodes, kernelTiming: kernelTiming)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
             inputNormalization = try normalization.perChannel(channels: model.inputShape.first ?? 1)
@@ -125,15 +129,15 @@ public final class Session {
         _ = try run(input)
         let batch = input.shape[0]
         let prepared = try plan(for: batch)
-        let (batchPlan, threads, scale, execution): (BatchPlan, Int, Double, String)
+        let (batchPlan, pool, scale, execution): (BatchPlan, WorkerPool, Double, String)
         switch prepared {
-        case .layerWise(let p): (batchPlan, threads, scale, execution) = (p, self.threads, 1, "layer-wise")
+        case .layerWise(let p): (batchPlan, pool, scale, execution) = (p, self.pool, 1, "layer-wise")
         case .imageWise(let p):
             let perWorker = (batch + p.workers.count - 1) / p.workers.count
-            (batchPlan, threads, scale, execution) = (p.workers[0], 1, Double(perWorker), "image-wise")
+            (batchPlan, pool, scale, execution) = (p.workers[0], p.serial, Double(perWorker), "image-wise")
         }
         let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
-                                    threads: threads)
+                                    pool: pool)
         let steps = zip(plan.steps, batchPlan.bindings).map { step, binding in
             StepRun(node: step.node, kernel: step.kernel.label(inputShapes: binding.inputShapes, outputShape: binding.outputShape),
                     weightDensity: step.weightDensity) { step.kernel.run(binding, context) }
@@ -159,10 +163,10 @@ public final class Session {
     private func execute(_ prepared: PreparedBatch) {
         Self.useSingleThreadedBLAS()
         switch prepared {
-        case .imageWise(let p): p.execute(plan)
+        case .imageWise(let p): p.execute(plan, pool: pool)
         case .layerWise(let batchPlan):
             let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
-                                        threads: threads)
+                                        pool: pool)
             for (step, binding) in zip(plan.steps, batchPlan.bindings) { step.kernel.run(binding, context) }
         }
     }

@@ -18,18 +18,33 @@ struct LinearKernel: Kernel {
 
     func label(inputShapes: [[Int]], outputShape: [Int]) -> String { inputShapes[0][0] == 1 ? "dense-gemv" : "dense-gemm" }
 
-    /// Workers take blocks of rows (a batch) or of output features (one row).
+    /// Multiply-adds from which the product is cut into parts that workers
+    /// take: SPLIT_LINEAR_NOTE
+    static let splitWork = 262_144
+    /// Rows per part of a batch of at least two parts; otherwise output features
+    /// per part. Fixed sizes, not a share per worker: the same BLAS calls (and
+    /// so the same sums) run on any number of threads.
+    static let rowsPerPart = 32, featuresPerPart = 64
+
+    /// Workers take parts of rows (a batch) or of output features (a few rows).
     func run(_ b: StepBinding, _ context: KernelContext) {
         let rows = b.inputShapes[0][0]
-        let workers = context.workers(forWork: rows * outFeatures * inFeatures)
         weight.withUnsafeBufferPointer { w in
-            forEachIndex(workers, workers: workers) { part, _ in
-                if rows == 1 {
-                    let features = chunk(outFeatures, parts: workers, part)
-                    multiply(b.inputs[0], rows: 0..<1, w.baseAddress!, features: features, b.output)
-                } else {
-                    multiply(b.inputs[0], rows: chunk(rows, parts: workers, part), w.baseAddress!,
+            guard context.splits(rows * outFeatures * inFeatures, threshold: Self.splitWork) else {
+                return multiply(b.inputs[0], rows: 0..<rows, w.baseAddress!, features: 0..<outFeatures, b.output)
+            }
+            let byRows = rows >= 2 * Self.rowsPerPart
+            let parts = byRows ? (rows + Self.rowsPerPart - 1) / Self.rowsPerPart
+                : (outFeatures + Self.featuresPerPart - 1) / Self.featuresPerPart
+            context.forEachIndex(parts, workers: context.threads) { part, _ in
+                if byRows {
+                    let start = part * Self.rowsPerPart
+                    multiply(b.inputs[0], rows: start..<min(start + Self.rowsPerPart, rows), w.baseAddress!,
                              features: 0..<outFeatures, b.output)
+                } else {
+                    let start = part * Self.featuresPerPart
+                    multiply(b.inputs[0], rows: 0..<rows, w.baseAddress!,
+                             features: start..<min(start + Self.featuresPerPart, outFeatures), b.output)
                 }
             }
         }

@@ -54,11 +54,11 @@ struct ExecutionPlan {
     ///     sparse kernels with AVX2; only honoured when the CPU supports them.
     ///     Otherwise everything is plain NCHW and plain Swift or BLAS.
     ///   - sparseKernels: which conv and linear layers run sparse kernels
-    ///     (`SparseKernelSelector`); `threads` is what timed choices may use.
+    ///     (`SparseKernelSelector`); `pool` is what timed choices run on.
     ///   - sparseNodes: with `.sparse`, only these layers go sparse.
     ///   - kernelTiming: how `.auto` times candidates (nil: by running them).
     init(graph original: Graph, blockedKernels: Bool = true, sparseKernels: SparseKernelPolicy = .auto,
-         threads: Int = 1, sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil) throws {
+         pool: WorkerPool = WorkerPool(threads: 1), sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
         var rewritten = fused.removingUnusedNodes()
@@ -76,7 +76,7 @@ struct ExecutionPlan {
         foldedBatchNorms = foldedNames
         fusedActivations = fusedNames + moreActivations
         fusedResidualAdds = addNames
-        let selector = SparseKernelSelector(policy: sparseKernels, threads: threads, onlyNodes: sparseNodes,
+        let selector = SparseKernelSelector(policy: sparseKernels, pool: pool, onlyNodes: sparseNodes,
                                             timing: kernelTiming)
         var builder = ValueTable(graph: graph, shapes: shapes, blocked: blocked, residuals: residuals, selector: selector)
         for input in graph.inputs { _ = builder.add(input.name, .graphInput) }
