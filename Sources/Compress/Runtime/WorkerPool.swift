@@ -9,16 +9,18 @@ import Synchronization
 /// parts of a parallel loop: how a session (or a training graph) splits a step
 /// over its workers without a dispatch per step.
 ///
-/// A call publishes the loop body and bumps a generation counter; helpers
-/// waiting for it spin on the counter for `spinNanoseconds` after their last
-/// part, then sleep on a condition variable, so a step that follows another
-/// closely wakes them within a microsecond or so, and an idle pool costs no
-/// CPU. Every helper answers every call (those without a part just count
-/// themselves done), and the caller runs part 0 and waits for them all, so
-/// no part of one call can overlap the next. A call allocates nothing.
+/// A loop over `workers` workers has `workers` fixed shares (share `w`: indices
+/// `w, w + workers, ...`, run in order with worker id `w`); threads claim whole
+/// shares with an atomic ticket, the caller too, so what a share computes (and
+/// which scratch region it uses) never depends on which thread ran it, and a
+/// helper the OS has not scheduled yet delays nothing: the caller takes its
+/// share. Helpers poll a generation counter for `spinNanoseconds` after their
+/// last share, then sleep on a condition variable, so a step that follows
+/// another closely starts on both cores within a microsecond or so, and an
+/// idle pool costs no CPU. A call allocates nothing.
 ///
 /// Threads are joined when the pool goes away. A pool is used by one thread
-/// at a time (the session's contract), and a part must not call the pool again.
+/// at a time (the session's contract), and a share must not call the pool again.
 final class WorkerPool {
     /// Workers a loop may be split over: the helper threads and the caller.
     let threads: Int
@@ -28,7 +30,7 @@ final class WorkerPool {
     private let state: WorkerPoolState
     private var helpers: [pthread_t] = []
 
-    /// After its part, how long a helper polls for the next call before
+    /// After its last share, how long a helper polls for the next call before
     /// sleeping: longer than the gap between two split steps of one run
     /// (a few microseconds for the small steps in between), far shorter than
     /// a scheduler tick, so an idle pool stops costing CPU at once.
@@ -68,9 +70,10 @@ final class WorkerPool {
     }
 
     /// Runs `body(i, worker)` for `i` in `0..<count`, split over `workers`
-    /// workers (at most `threads`); worker `w` takes `i = w, w + workers, ...`,
-    /// worker 0 on the calling thread. `body` must only write memory owned by
-    /// index `i` or by its worker.
+    /// workers (at most `threads`): worker `w` takes `i = w, w + workers, ...`
+    /// in that order, on whichever thread claims it first (the caller's or a
+    /// helper), and no two threads run one worker at once. `body` must only
+    /// write memory owned by index `i` or by its worker.
     func forEachIndex(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
         let workers = min(workers, count, threads)
         guard workers > 1 else {
@@ -91,21 +94,25 @@ private final class WorkerPoolStart {
 /// The state the caller and the helpers share.
 private final class WorkerPoolState {
     let helpers: Int
-    /// Bumped once per call (and once to stop); helpers run a part when it moves.
+    /// Bumped once per call (and once to stop): wakes the helpers.
     let generation = Atomic<Int>(0)
-    /// Helpers that have not yet finished the current call.
-    let pending = Atomic<Int>(0)
+    /// The current call's shares: `workers << 32 | next share to claim`. A share
+    /// is claimed by moving `next` with a compare-and-exchange; a stale helper
+    /// whose exchange succeeds claims a share of the current call (the word
+    /// alone says which), and the call cannot end before that share is done.
+    let ticket = Atomic<UInt64>(0)
+    /// Shares of the current call done.
+    let finished = Atomic<Int>(0)
     /// Helpers asleep (or about to sleep) on `wake`.
     let sleepers = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
-    /// The current call (body, index count, workers), set before `generation`
-    /// moves and cleared after every helper finished: written by the caller
-    /// only while no helper reads it, read by helpers only in between (the
-    /// generation's release/acquire and `pending` order both), which the
-    /// compiler cannot see. Plain stored fields, so a call allocates nothing.
+    /// The current call's body and index count, set before `ticket` is published
+    /// and cleared after every share is done: written by the caller only while
+    /// no share runs, read by a helper only after it claimed a share (the
+    /// ticket's release/acquire and `finished` order both), which the compiler
+    /// cannot see. Plain stored fields, so a call allocates nothing.
     nonisolated(unsafe) var body: ((_ index: Int, _ worker: Int) -> Void)?
     nonisolated(unsafe) var count = 0
-    nonisolated(unsafe) var workers = 0
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -122,19 +129,20 @@ private final class WorkerPoolState {
         wake.deallocate()
     }
 
-    /// Runs worker 0's share of `body` here and worker `w`'s on helper `w`,
-    /// returning when all are done.
+    /// Runs the `workers` shares of `body` over `0..<count` on this thread and
+    /// the helpers, returning when all are done.
     func run(_ count: Int, workers: Int, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
-        (self.body, self.count, self.workers) = (body, count, workers)
-        pending.store(helpers, ordering: .relaxed)
+        (self.body, self.count) = (body, count)
+        finished.store(0, ordering: .relaxed)
+        ticket.store(UInt64(workers) << 32, ordering: .releasing)
         publish()
-        for i in stride(from: 0, to: count, by: workers) { body(i, 0) }
-        // The helpers' parts are about as long as ours: poll, yielding the core
-        // once it is clear a helper is not running (the machine is oversubscribed).
+        claimShares()
+        // A share a helper claimed is about as long as ours: poll, yielding the
+        // core once it is clear the helper is not running (an oversubscribed machine).
         var polls = 0
-        while pending.load(ordering: .acquiring) != 0 {
+        while finished.load(ordering: .acquiring) != workers {
             polls &+= 1
-            if polls > 4096 { sched_yield() }
+            if polls > 2048 { sched_yield() }
         }
         self.body = nil
     }
@@ -157,25 +165,42 @@ private final class WorkerPoolState {
         }
     }
 
-    /// A helper's life: wait for each call, run its part, report done.
+    /// Claims and runs shares of the current call until none is left.
+    private func claimShares() {
+        var t = ticket.load(ordering: .acquiring)
+        while true {
+            let (workers, next) = (Int(t >> 32), Int(t & 0xffff_ffff))
+            if next >= workers { return }
+            let (exchanged, original) = ticket.compareExchange(expected: t, desired: t &+ 1,
+                                                               ordering: .acquiringAndReleasing)
+            guard exchanged else {
+                t = original
+                continue
+            }
+            runShare(next, workers: workers)
+            finished.add(1, ordering: .releasing)
+            t = ticket.load(ordering: .acquiring)
+        }
+    }
+
+    /// Share `worker` of the current call, in a function of its own so a
+    /// helper's reference to the body is released before the share counts as
+    /// done (the caller then clears it, and `withoutActuallyEscaping` checks
+    /// that nothing kept it).
+    @inline(never)
+    private func runShare(_ worker: Int, workers: Int) {
+        guard let body else { return }
+        for i in stride(from: worker, to: count, by: workers) { body(i, worker) }
+    }
+
+    /// A helper's life: wait for each call, claim shares while there are any.
     func helperLoop(index: Int) {
         var seen = 0
         while true {
             seen = waitForGeneration(after: seen)
             if stopping.load(ordering: .relaxed) { return }
-            runPart(index)
-            pending.subtract(1, ordering: .releasing)
+            claimShares()
         }
-    }
-
-    /// Helper `index`'s share of the current call, in a function of its own so
-    /// the helper's reference to the body is released before it reports done
-    /// (the caller then clears it, and `withoutActuallyEscaping` checks that
-    /// nothing kept it).
-    @inline(never)
-    private func runPart(_ index: Int) {
-        guard index < workers, let body else { return }
-        for i in stride(from: index, to: count, by: workers) { body(i, index) }
     }
 
     /// The first generation after `seen`: polled for `spinNanoseconds`, then slept for.
