@@ -17,15 +17,23 @@ import CBLAS
 /// layout conversion where a value crosses between the two. Inputs and outputs
 /// are always plain; the IR and the model file do not know about layouts.
 ///
-/// Threads: the runtime splits work itself over `threads` workers (images,
-/// or output channels / features of a single image; pooling planes), each
-/// calling OpenBLAS single-threaded. So the session sets OpenBLAS to one
-/// thread with `openblas_set_num_threads(1)`, which is **process-global**
-/// (it is checked again before each run). Measured on LeNet-5 at batch 64,
-/// letting OpenBLAS thread its per-image GEMMs gave no speed-up, and its
-/// spinning workers made the runtime's own parallel loops 3x slower.
-/// Work below about 200k multiply-adds per step stays on the calling thread.
-/// A session is not safe to use from several threads at once.
+/// Threads: the session owns a `WorkerPool` of `threads - 1` persistent
+/// threads (they poll briefly after each step, then sleep, and end with the
+/// session), and the runtime splits work itself over them and the calling
+/// thread: images (a batch that runs image by image gives each worker its
+/// own images), or, below one image per worker, one image's output channel
+/// blocks or pixel tiles, depthwise blocks, pooling planes, channel blocks
+/// of layout conversions, runs of an Add or activation, and parts of a
+/// linear layer's features or rows. Each kernel states from how much work
+/// it splits (a few hundred thousand multiply-adds for convs, 32K floats for
+/// memory-bound steps); smaller steps stay on the calling thread. A split
+/// never changes the order of a floating-point sum: 1 and 2 threads give the
+/// same bytes. Each worker calls OpenBLAS single-threaded, so the session
+/// sets OpenBLAS to one thread with `openblas_set_num_threads(1)`, which is
+/// **process-global** (it is checked again before each run). Measured on
+/// LeNet-5 at batch 64, letting OpenBLAS thread its per-image GEMMs gave no
+/// speed-up, and its spinning workers made the runtime's own parallel loops
+/// 3x slower. A session is not safe to use from several threads at once.
 ///
 /// Pruned layers: a conv or linear layer whose weights are mostly zero can run
 /// a sparse kernel (`SparseLinearKernel`, `SparseConvKernel`) instead; with the

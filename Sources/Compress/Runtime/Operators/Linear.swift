@@ -21,9 +21,12 @@ struct LinearKernel: Kernel {
     /// Multiply-adds from which the product is cut into parts that workers
     /// take: SPLIT_LINEAR_NOTE
     static let splitWork = 262_144
-    /// Rows per part of a batch of at least two parts; otherwise output features
-    /// per part. Fixed sizes, not a share per worker: the same BLAS calls (and
-    /// so the same sums) run on any number of threads.
+    /// Output features per part, or rows per part of a batch of at least two
+    /// parts when there are fewer than two parts of features. Fixed sizes, not
+    /// a share per worker: the same BLAS calls (and so the same sums) run on
+    /// any number of threads. Features first: each worker then reads (and
+    /// OpenBLAS packs) only its parts of the weights, not all of them
+    /// (LeNet-5's 800 x 500 layer at batch 64: 1.6 MB, more than a core's L2).
     static let rowsPerPart = 32, featuresPerPart = 64
 
     /// Workers take parts of rows (a batch) or of output features (a few rows).
@@ -33,7 +36,7 @@ struct LinearKernel: Kernel {
             guard context.splits(rows * outFeatures * inFeatures, threshold: Self.splitWork) else {
                 return multiply(b.inputs[0], rows: 0..<rows, w.baseAddress!, features: 0..<outFeatures, b.output)
             }
-            let byRows = rows >= 2 * Self.rowsPerPart
+            let byRows = outFeatures < 2 * Self.featuresPerPart && rows >= 2 * Self.rowsPerPart
             let parts = byRows ? (rows + Self.rowsPerPart - 1) / Self.rowsPerPart
                 : (outFeatures + Self.featuresPerPart - 1) / Self.featuresPerPart
             context.forEachIndex(parts, workers: context.threads) { part, _ in
