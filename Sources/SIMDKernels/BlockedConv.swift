@@ -16,6 +16,10 @@ import CCPUFeatures
 /// Whether this CPU can run the kernels of this module (AVX2 and FMA).
 public let cpuSupportsBlockedKernels: Bool = compressor_cpu_supports_avx2_fma() != 0
 
+/// Whether this CPU (and its OS) can run AVX-512F and AVX-512VL code, the
+/// width-16 kernels' instructions, besides AVX2 and FMA.
+public let cpuSupportsAVX512: Bool = compressor_cpu_supports_avx512() != 0
+
 /// Channels per block of the NCHW8c layout.
 public let channelBlock = 8
 

@@ -61,7 +61,8 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if outputOptions.json {
-            try printJSON(BenchReport(model: model, mode: train ? "training-step" : "inference", results: results,
+            try printJSON(BenchReport(model: model, mode: train ? "training-step" : "inference",
+                                      kernels: KernelSet.processDefault.rawValue, results: results,
                                       details: train ? nil : details))
             return
         }
@@ -71,7 +72,8 @@ struct BenchCommand: ParsableCommand {
                 + [String(format: "%.3f", r.medianMs), String(format: "%.3f", r.p90Ms),
                    String(format: "%.3f", r.minMs), String(format: "%.0f", r.imagesPerSecond), String(r.repetitions)]
         }
-        print("\(model)\(train ? " (training step: forward + backward + SGD update)" : "")\n")
+        print("\(model)\(train ? " (training step: forward + backward + SGD update)" : ""), "
+              + "kernels \(KernelSet.processDefault.rawValue)\n")
         print(formatTable(["batch", "threads"] + (showPolicy ? ["sparse"] : [])
                           + ["median ms", "p90 ms", "min ms", "images/s", "runs"], rows))
         if layers { for d in details { print("\n" + layerTable(d)) } }
@@ -115,6 +117,8 @@ struct BenchCommand: ParsableCommand {
         }
         var model: String
         var mode: String
+        /// The kernel set every configuration ran (`--kernels`).
+        var kernels: String
         var results: [LatencyMeasurement]
         var details: [Detail]?
     }

@@ -21,6 +21,7 @@ struct EvalCommand: ParsableCommand {
     var batch = 256
 
     @OptionGroup var threadsOption: ThreadsOption
+    @OptionGroup var kernelsOption: KernelsOption
 
     @OptionGroup var outputOptions: OutputOptions
 

@@ -47,6 +47,7 @@ struct PredictCommand: ParsableCommand {
     var probabilities = false
 
     @OptionGroup var threadsOption: ThreadsOption
+    @OptionGroup var kernelsOption: KernelsOption
 
     @OptionGroup var outputOptions: OutputOptions
 

@@ -45,6 +45,7 @@ struct RunCommand: ParsableCommand {
         valueName: "N"))
     var limit: Int?
 
+    @OptionGroup var kernelsOption: KernelsOption
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {

@@ -37,6 +37,7 @@ struct SensitivityCommand: ParsableCommand {
     var limit: Int?
 
     @OptionGroup var threadsOption: ThreadsOption
+    @OptionGroup var kernelsOption: KernelsOption
 
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var outputOptions: OutputOptions

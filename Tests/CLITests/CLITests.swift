@@ -213,6 +213,27 @@ import Testing
         #expect(bad.status != 0)
     }
 
+    /// `--kernels` picks the kernel set bench times (named in its JSON) and the
+    /// set a trained model's history records; a bad or missing set is one clear error.
+    @Test func kernelsOptionChoosesAndRecordsTheSet() throws {
+        let dir = try tempDir()
+        let m = dir.appendingPathComponent("m.bin").path
+        try runOK(["init", "--arch", "lenet5", "-o", m])
+        for set in KernelSet.supported {
+            let r = try runOK(["bench", m, "--batch", "1", "--repetitions", "2", "--seconds", "0", "--kernels", set.rawValue,
+                               "--json"])
+            #expect(try json(r.stdout)["kernels"] as? String == set.rawValue)
+        }
+        let auto = try runOK(["bench", m, "--batch", "1", "--repetitions", "2", "--seconds", "0", "--json"])
+        #expect(try json(auto.stdout)["kernels"] as? String == KernelSet.best.rawValue)
+        let bogus = try run(["bench", m, "--kernels", "sse9"])
+        #expect(bogus.status != 0 && bogus.stderr.contains("--kernels must be auto, avx512, avx2, portable"))
+        for set in KernelSet.allCases where !set.isSupported {
+            let refused = try run(["bench", m, "--kernels", set.rawValue])
+            #expect(refused.status != 0 && refused.stderr.contains("lacks"), "\(refused.stderr)")
+        }
+    }
+
     /// --sparse compares kernel policies in one run and --layers times every step, on a
     /// model whose fc layers `compressor prune` made 90% sparse.
     @Test func benchComparesSparseKernelsPerLayer() throws {

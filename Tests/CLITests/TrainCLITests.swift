@@ -40,6 +40,8 @@ import Testing
         let model = try ModelFile.read(path: output)
         #expect(model.metadata.architecture == "lenet300")
         #expect(model.metadata.history.last?.pass == "train")
+        // The kernel set of the accuracies it states (auto: the best this CPU runs).
+        #expect(model.metadata.history.last?.parameters["kernels"] == KernelSet.best.rawValue)
         #expect(!FileManager.default.fileExists(atPath: output + ".ckpt"), "the checkpoint is removed after a full run")
         // Training moved the weights away from the seed's initialization.
         let initial = Architecture.lenet300.build(seed: 3)

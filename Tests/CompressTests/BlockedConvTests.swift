@@ -69,7 +69,7 @@ import SIMDKernels
         for input in graph.inputs { inputs[input.name] = rng.gaussianTensor([batch] + input.sampleShape) }
         let reference = try ReferenceEvaluator.run(graph, inputs: inputs)
         for imageWise in [true, false] {
-            let session = try Session(model: Model(graph: graph), threads: threads, blockedKernels: true, imageWise: imageWise)
+            let session = try Session(model: Model(graph: graph), threads: threads, kernels: .avx2, imageWise: imageWise)
             let fast = try session.run(inputs: inputs)
             guard graph.outputs.allSatisfy({ F.isClose(fast[$0]!, reference[$0]!) }) else { return false }
         }
@@ -91,6 +91,9 @@ import SIMDKernels
             let flags = Set(line.split(separator: ":", maxSplits: 1).last!.split(separator: " ").map(String.init))
             #expect(cpuSupportsBlockedKernels == (flags.contains("avx2") && flags.contains("fma")),
                     "cpuSupportsBlockedKernels is \(cpuSupportsBlockedKernels); /proc/cpuinfo avx2 \(flags.contains("avx2")), fma \(flags.contains("fma"))")
+            let avx512 = flags.contains("avx512f") && flags.contains("avx512vl") && cpuSupportsBlockedKernels
+            #expect(cpuSupportsAVX512 == avx512, "cpuSupportsAVX512 is \(cpuSupportsAVX512); /proc/cpuinfo says \(avx512)")
+            #expect(KernelSet.best == (avx512 ? .avx512 : cpuSupportsBlockedKernels ? .avx2 : .portable))
         }
     }
 
@@ -187,6 +190,23 @@ import SIMDKernels
     static let depthwiseCases: [ConvCase] = [
         ConvCase(label: "depthwise 3x3 pad 1, 12 channels", sample: [12, 9, 10], weight: [12, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 12)),
+        // 3x3 rows in tiles of 8 (stride 1) and 4 (stride 2) pixels, with tails.
+        ConvCase(label: "depthwise 3x3 pad 1, 16 channels, 19 wide", sample: [16, 5, 19], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 24 channels, 21 wide", sample: [24, 7, 21], weight: [24, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 24)),
+        // Multiplier 1 from a blocked input (the chained run) is read in place: taps
+        // in the padding are skipped on every edge, asymmetric and wider than the kernel too.
+        ConvCase(label: "depthwise 5x5 stride 2 pad 2, 16 channels, 13x11", sample: [16, 13, 11], weight: [16, 1, 5, 5],
+                 attributes: Conv2d(stride: .square(2), padding: .same(2), groups: 16)),
+        ConvCase(label: "depthwise 3x1 stride (2, 1), asymmetric padding, 9 channels", sample: [9, 8, 10],
+                 weight: [9, 1, 3, 1],
+                 attributes: Conv2d(stride: Size2(2, 1), padding: Padding2(top: 2, left: 0, bottom: 1, right: 3), groups: 9)),
+        ConvCase(label: "depthwise 3x3 pad 3 on a 2x2 image, 8 channels", sample: [8, 2, 2], weight: [8, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(3), groups: 8)),
+        ConvCase(label: "depthwise 3x3 stride 2, right and bottom padding only, 8 channels, 12 wide", sample: [8, 6, 12],
+                 weight: [8, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: Padding2(top: 0, left: 0, bottom: 1, right: 1), groups: 8)),
         ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 5 -> 10", sample: [5, 7, 9], weight: [10, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 3, 3x1, stride 2, asymmetric padding, 7 -> 21", sample: [7, 9, 8],
@@ -228,7 +248,7 @@ import SIMDKernels
             // The portable path (plain depthwise loop) on the same inputs.
             var rng = SeededGenerator(seed: 3)
             let x = rng.gaussianTensor([2] + c.sample)
-            let portable = try Session(model: Model(graph: g), threads: 1, blockedKernels: false).run(inputs: ["x": x])["y"]!
+            let portable = try Session(model: Model(graph: g), threads: 1, kernels: .portable).run(inputs: ["x": x])["y"]!
             #expect(F.isClose(portable, try ReferenceEvaluator.run(g, inputs: ["x": x])["y"]!))
         }
     }
@@ -329,7 +349,7 @@ import SIMDKernels
         let reference = try ReferenceEvaluator.run(model: model, input: x)
         for threads in [1, 2] {
             #expect(F.isClose(try Session(model: model, threads: threads).run(x), reference, relative: 1e-3))
-            #expect(F.isClose(try Session(model: model, threads: threads, blockedKernels: false).run(x), reference,
+            #expect(F.isClose(try Session(model: model, threads: threads, kernels: .portable).run(x), reference,
                               relative: 1e-3))
         }
     }

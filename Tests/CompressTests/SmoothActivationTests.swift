@@ -71,7 +71,7 @@ import SIMDKernels
         let graph = F.singleOp(op, sample: [3, 4, 4])
         let x = rng.gaussianTensor([2, 3, 4, 4], std: 4)
         for blocked in [false, true] {
-            let fast = try Session(model: Model(graph: graph), threads: 1, blockedKernels: blocked).run(inputs: ["x": x])["y"]!
+            let fast = try Session(model: Model(graph: graph), threads: 1, kernels: blocked ? .avx2 : .portable).run(inputs: ["x": x])["y"]!
             let reference = try ReferenceEvaluator.run(graph, inputs: ["x": x])["y"]!
             #expect(F.isClose(fast, reference, relative: 1e-6))
         }
@@ -152,7 +152,7 @@ import SIMDKernels
                                                             ("dw.b", F.weights([channels], seed: 7))]
                                      + F.batchNormParameters("bn", channels: channels, seed: 10)))
         for blocked in [false, true] {
-            let session = try Session(model: Model(graph: graph), threads: 1, blockedKernels: blocked)
+            let session = try Session(model: Model(graph: graph), threads: 1, kernels: blocked ? .avx2 : .portable)
             #expect(session.foldedBatchNorms == ["bn"])
             #expect(Set(session.fusedActivations) == ["act", "act2"])
         }
@@ -189,7 +189,7 @@ import SIMDKernels
                     Node(name: "act", op: activation, inputs: ["s"], output: "y")],
             initializers: ["w": F.weights([8, 8, 3, 3], seed: 3, std: 0.3), "b": F.weights([8], seed: 4)])
         if cpuSupportsBlockedKernels {
-            let session = try Session(model: Model(graph: graph), threads: 1, blockedKernels: true)
+            let session = try Session(model: Model(graph: graph), threads: 1, kernels: .avx2)
             #expect(session.fusedActivations.contains("act") == FusedActivation(activation)!.keepsZero)
         }
         #expect(try BlockedConvTests.matchesReference(graph, batch: 2))

@@ -43,7 +43,7 @@ import SIMDKernels
         let inputs = inputs(graph, batch: batch)
         let reference = try ReferenceEvaluator.run(graph, inputs: inputs)
         for imageWise in [true, false] {
-            let session = try Session(model: Model(graph: graph), threads: threads, blockedKernels: vectorized,
+            let session = try Session(model: Model(graph: graph), threads: threads, kernels: vectorized ? .avx2 : .portable,
                                       imageWise: imageWise, sparseKernels: policy, sparseNodes: sparseNodes)
             let fast = try session.run(inputs: inputs)
             guard graph.outputs.allSatisfy({ F.isClose(fast[$0]!, reference[$0]!, relative: tolerance) }) else { return false }
@@ -308,7 +308,7 @@ import SIMDKernels
                 timed.append(label)
                 return label.hasPrefix("sparse-") ? seconds.sparse : seconds.dense
             }
-            let session = try Session(model: Model(graph: graph), threads: 1, blockedKernels: blocked,
+            let session = try Session(model: Model(graph: graph), threads: 1, kernels: blocked ? .avx2 : .portable,
                                       sparseKernels: .auto, kernelTiming: timing)
             // conv1 is dense, so never timed; each pruned layer times its dense candidate, then its sparse one.
             #expect(timed.count == 6 && timed.enumerated().allSatisfy { $0.element.hasPrefix("sparse-") == ($0.offset % 2 == 1) },
@@ -322,7 +322,7 @@ import SIMDKernels
                 #expect(choice.denseMicroseconds == seconds.dense * 1e6 && choice.sparseMicroseconds == seconds.sparse * 1e6)
             }
             let x = Self.inputs(graph, batch: 2)["x"]!
-            let dense = try Session(model: Model(graph: graph), threads: 1, blockedKernels: blocked, sparseKernels: .dense)
+            let dense = try Session(model: Model(graph: graph), threads: 1, kernels: blocked ? .avx2 : .portable, sparseKernels: .dense)
             #expect(F.isClose(try session.run(x), try dense.run(x), relative: Self.tolerance))
         }
     }

@@ -74,14 +74,14 @@ struct WorkerPoolTests {
         var rng = SeededGenerator(seed: 6)
         for batch in [1, 3] {
             let x = rng.uniformTensor([batch] + model.inputShape)
-            for blocked in [true, false] {
+            for kernels in KernelSet.supported {
                 for imageWise in [true, false] {
                     for splitsAll in [false, true] {
                         let outputs = try [1, 2, 3].map { threads in
-                            try Session(model: model, threads: threads, blockedKernels: blocked, imageWise: imageWise,
+                            try Session(model: model, threads: threads, kernels: kernels, imageWise: imageWise,
                                         splitsAllWork: splitsAll).run(x).floats
                         }
-                        let setting = "batch \(batch), blocked \(blocked), image-wise \(imageWise), split all \(splitsAll)"
+                        let setting = "batch \(batch), kernels \(kernels), image-wise \(imageWise), split all \(splitsAll)"
                         #expect(outputs[1].map(\.bitPattern) == outputs[0].map(\.bitPattern), "2 threads, \(setting)")
                         #expect(outputs[2].map(\.bitPattern) == outputs[0].map(\.bitPattern), "3 threads, \(setting)")
                     }

@@ -12,11 +12,14 @@ public struct AccuracyResult: Sendable, Equatable, Codable {
 
 /// Runs a model over a dataset in batches and counts correct predictions.
 public enum Evaluation {
-    /// Accuracy of `model` on the first `limit` images of `data` (all when nil).
+    /// Accuracy of `model` on the first `limit` images of `data` (all when nil),
+    /// computed with the `kernels` set (kernel sets round differently, so an
+    /// accuracy is reproducible with the set that measured it).
     public static func accuracy(of model: Model, on data: LabeledImages, limit: Int? = nil, batch: Int = 256,
-                                threads: Int = 1, progress: any ProgressReporting = SilentProgress(),
+                                threads: Int = 1, kernels: KernelSet = .processDefault,
+                                progress: any ProgressReporting = SilentProgress(),
                                 cancellation: CancellationFlag? = nil) throws -> AccuracyResult {
-        let session = try Session(model: model, threads: threads)
+        let session = try Session(model: model, threads: threads, kernels: kernels)
         let n = min(limit ?? data.count, data.count)
         var result = AccuracyResult(images: 0, top1Correct: 0, top5Correct: 0)
         progress.begin("eval", total: n)

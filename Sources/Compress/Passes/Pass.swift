@@ -62,7 +62,9 @@ extension Pass {
         let record = PassRecord(pass: Self.name, parameters: parameters.descriptions, seed: context.seed,
                                 changes: outcome.changes, metrics: metrics)
         var result = outcome.model
-        result.metadata.history.append(HistoryEntry(pass: Self.name, parameters: record.parameters,
+        // The kernel set that computed the pass's measurements (accuracies, calibration) goes with them.
+        let historyParameters = record.parameters.merging(["kernels": KernelSet.processDefault.rawValue]) { given, _ in given }
+        result.metadata.history.append(HistoryEntry(pass: Self.name, parameters: historyParameters,
                                                     seed: context.seed, metrics: metrics, attachments: outcome.attachments))
         return (result, record)
     }

@@ -9,7 +9,7 @@ import CBLAS
 /// with its weights prepared. Buffers are planned per batch size on first use
 /// and cached: a run allocates only the tensors it returns.
 ///
-/// Layout: on a CPU with AVX2 and FMA, dense convolutions run as direct
+/// Layout: with the `avx2` or `avx512` kernel set (`KernelSet`), dense convolutions run as direct
 /// kernels over channel-blocked NCHW8c feature maps (`BlockedConvKernel`),
 /// and pools, ReLUs and Adds reading them stay in that layout; an Add of a
 /// conv output and another feature map, with the ReLU after it, is fused into
@@ -53,23 +53,25 @@ public final class Session {
     /// The model's normalization, one mean and std per channel.
     private let inputNormalization: InputNormalization?
 
-    /// Plans `model` for inference with `threads` threads; `sparseKernels`
-    /// says which conv and linear layers run sparse kernels.
+    /// Plans `model` for inference with `threads` threads and the `kernels`
+    /// instruction set (default: `KernelSet.processDefault`, the best this CPU
+    /// runs unless the CLI's `--kernels` chose another); `sparseKernels` says
+    /// which conv and linear layers run sparse kernels.
     ///
     /// - Throws: `GraphError` when the graph is invalid, `RuntimeError` when a
     ///   conv, linear or BatchNorm parameter is not an initializer or the
-    ///   normalization does not match the input's channels.
-    public convenience init(model: Model, threads: Int = 1, sparseKernels: SparseKernelPolicy = .auto) throws {
-        try self.init(model: model, threads: threads, blockedKernels: true, imageWise: true, sparseKernels: sparseKernels)
+    ///   normalization does not match the input's channels, `KernelSetError`
+    ///   when this CPU cannot run `kernels`.
+    public convenience init(model: Model, threads: Int = 1, kernels: KernelSet = .processDefault,
+                            sparseKernels: SparseKernelPolicy = .auto) throws {
+        try self.init(model: model, threads: threads, kernels: kernels, imageWise: true, sparseKernels: sparseKernels)
     }
 
-    /// `blockedKernels: false` keeps every feature map in plain NCHW (im2col +
-    /// GEMM convolutions) and runs sparse kernels in plain Swift, as on a CPU
-    /// without AVX2 and FMA. `imageWise: false` runs every batch layer by layer over all images.
+    /// `imageWise: false` runs every batch layer by layer over all images.
     /// `sparseNodes` limits `.sparse` to these layers; `kernelTiming` replaces
     /// the timing of `.auto`'s candidates (tests decide which is faster);
     /// `splitsAllWork` splits every step kernels can split, whatever its size.
-    init(model: Model, threads: Int, blockedKernels: Bool, imageWise: Bool = true,
+    init(model: Model, threads: Int, kernels: KernelSet, imageWise: Bool = true,
          sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil,
          kernelTiming: KernelTiming? = nil, splitsAllWork: Bool = false) throws {
         self.model = model
@@ -77,7 +79,7 @@ public final class Session {
         pool = WorkerPool(threads: self.threads, splitsAllWork: splitsAllWork)
         // Before planning: `.auto` times BLAS-backed kernels.
         openblas_set_num_threads(1)
-        plan = try ExecutionPlan(graph: model.graph, blockedKernels: blockedKernels, sparseKernels: sparseKernels,
+        plan = try ExecutionPlan(graph: model.graph, kernels: kernels, sparseKernels: sparseKernels,
                                  pool: pool, sparseNodes: sparseNodes, kernelTiming: kernelTiming)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
@@ -86,6 +88,9 @@ public final class Session {
             inputNormalization = nil
         }
     }
+
+    /// The instruction set this session's kernels use.
+    public var kernels: KernelSet { plan.kernels }
 
     /// Names of the BatchNorm nodes folded into the layer before them.
     public var foldedBatchNorms: [String] { plan.foldedBatchNorms }

@@ -297,7 +297,10 @@ public final class TrainingRun {
             "validation-accuracy": state.bestAccuracy, "params": Double(model.graph.parameterCount),
         ]
         if let testAccuracy { metrics["test-accuracy"] = testAccuracy }
-        m.metadata.history.append(HistoryEntry(pass: passName, parameters: settings.descriptions.merging(historyParameters) { $1 },
+        // The kernel set of the validation and test evaluations goes with their accuracies.
+        let parameters = settings.descriptions.merging(historyParameters) { $1 }
+            .merging(["kernels": KernelSet.processDefault.rawValue]) { given, _ in given }
+        m.metadata.history.append(HistoryEntry(pass: passName, parameters: parameters,
                                                seed: settings.seed, metrics: metrics))
         return m
     }

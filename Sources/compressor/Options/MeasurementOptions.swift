@@ -10,6 +10,8 @@ struct MeasurementOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Thread counts to time, comma-separated.", valueName: "list"))
     var threads = "1"
 
+    @OptionGroup var kernelsOption: KernelsOption
+
     @Option(name: .long, help: "Minimum timed runs per configuration.")
     var repetitions = 20
 

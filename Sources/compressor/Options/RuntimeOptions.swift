@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compress
 
 /// `--threads N`: the one declaration of a single thread count (commands that
 /// time several thread counts take `MeasurementOptions` instead).
@@ -17,11 +18,42 @@ struct SeedOption: ParsableArguments {
     var seed: UInt64 = 0
 }
 
-/// How a single-valued command runs: `--threads` and `--seed` (the kernel set
-/// joins them when the runtime gets one).
+/// `--kernels auto|avx512|avx2|portable`: the one declaration of the kernel
+/// set (`KernelSet`) every command that computes runs with.
+///
+/// Validating it makes the set the process's `KernelSet.processDefault`, so
+/// every session the command plans (evaluation, fine-tuning, calibration,
+/// teachers, timing) uses it; a set this CPU lacks is refused before any work.
+struct KernelsOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Kernel instruction set: auto (the best this CPU runs: \(KernelSet.best.rawValue)), avx512, avx2 or portable "
+            + "(plain Swift and BLAS). Results are reproducible per set; sets agree within rounding.",
+        valueName: "set"))
+    var kernels = "auto"
+
+    /// The set asked for (`auto`: the best this CPU runs).
+    func kernelSet() throws -> KernelSet {
+        if kernels == "auto" { return .best }
+        guard let set = KernelSet(rawValue: kernels) else {
+            throw ValidationError("--kernels must be auto, \(KernelSet.allCases.map(\.rawValue).joined(separator: ", ")); got '\(kernels)'")
+        }
+        return set
+    }
+
+    func validate() throws {
+        do {
+            KernelSet.processDefault = try kernelSet().checkedSupported()
+        } catch let error as KernelSetError {
+            throw ValidationError("--kernels: \(error)")
+        }
+    }
+}
+
+/// How a single-valued command runs: `--threads`, `--seed` and `--kernels`.
 struct RuntimeOptions: ParsableArguments {
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var seedOption: SeedOption
+    @OptionGroup var kernelsOption: KernelsOption
 
     var threads: Int { threadsOption.threads }
     var seed: UInt64 { seedOption.seed }

@@ -164,9 +164,10 @@ struct BlockedConvKernel: Kernel {
 }
 
 /// A depthwise convolution (one input channel per group, any depth multiplier)
-/// as a direct NCHW8c kernel (`SIMDKernels.blockedDepthwiseConvolve`): each image
-/// copied into a zero-padded scratch image laid out like the output's channels,
-/// then 8 channels x 4 pixels at a time with bias and activation in the epilogue.
+/// as a direct NCHW8c kernel (`SIMDKernels.blockedDepthwiseConvolve`): a blocked
+/// input of multiplier 1 is read in place (taps in the padding skipped); other
+/// inputs are copied into a zero-padded scratch image laid out like the output's
+/// channels; then rows of 8 channels x 4-8 pixels with bias and activation in the epilogue.
 /// Reads a plain or blocked input, writes a blocked output, so a depthwise factor
 /// between blocked convs needs no layout conversion.
 struct BlockedDepthwiseConvKernel: Kernel {
@@ -208,15 +209,19 @@ struct BlockedDepthwiseConvKernel: Kernel {
             outputBlocks: blocks, outputHeight: oh, outputWidth: ow)
     }
 
+    /// A blocked input of multiplier 1 is read in place, its padding skipped
+    /// by the kernel; other inputs are copied into the padded scratch image.
+    private var readsInputInPlace: Bool { inputBlocked && multiplier == 1 }
+
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
-        shape(h: inputShapes[0][2], w: inputShapes[0][3], oh: outputShape[2], ow: outputShape[3]).paddedInputCount
+        readsInputInPlace ? 0
+            : shape(h: inputShapes[0][2], w: inputShapes[0][3], oh: outputShape[2], ow: outputShape[3]).paddedInputCount
     }
 
     func label(inputShapes: [[Int]], outputShape: [Int]) -> String { "dense-blocked-depthwise" }
 
     /// Images go to workers; below one image per worker, each image's output
-    /// blocks are split (from `splitImageWork` multiply-adds), and with one
-    /// input channel per output channel each worker also pads its own blocks.
+    /// blocks are split (from `splitImageWork` multiply-adds).
     func run(_ b: StepBinding, _ context: KernelContext) {
         let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
         let (oh, ow) = (b.outputShape[2], b.outputShape[3])
@@ -227,41 +232,32 @@ struct BlockedDepthwiseConvKernel: Kernel {
         filter.withUnsafeBufferPointer { fp in
             bias.withUnsafeBufferPointer { bp in
                 let (f, bias) = (fp.baseAddress!, bp.baseAddress!)
-                let image = { (i: Int, scratch: UnsafeMutablePointer<Float>) in
-                    let p = self.attributes.padding
+                let p = attributes.padding
+                // Image `i` as the kernel reads it: in place, or padded into `scratch`.
+                let image = { (i: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> in
+                    if self.readsInputInPlace { return UnsafePointer(b.inputs[0] + i &* inImage) }
                     padDepthwiseImage(b.inputs[0] + i &* inImage, blocked: self.inputBlocked, inChannels: c,
                                       multiplier: self.multiplier, h: h, w: w, top: p.top, left: p.left,
                                       bottom: p.bottom, right: p.right, scratch)
+                    return UnsafePointer(scratch)
                 }
+                let (ih, iw, top, left) = readsInputInPlace ? (h, w, p.top, p.left) : (s.paddedHeight, s.paddedWidth, 0, 0)
                 if n >= context.threads {
                     context.forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
-                        let x = context.scratch(forWorker: worker)
-                        image(i, x)
-                        blockedDepthwiseConvolve(s, input: x, filter: f, bias: bias, output: b.output + i &* outImage,
+                        let x = image(i, context.scratch(forWorker: worker))
+                        blockedDepthwiseConvolve(s, input: x, height: ih, width: iw, top: top, left: left, filter: f,
+                                                 bias: bias, output: b.output + i &* outImage,
                                                  clamp: activation.clamp, blocks: 0..<s.outputBlocks)
                     }
                     return
                 }
                 let workers = context.workers(forWork: imageWork, threshold: Self.splitImageWork)
-                let p = self.attributes.padding
-                let paddedBlock = (h + p.top + p.bottom) * (w + p.left + p.right) * 8
                 for i in 0..<n {
-                    // Output block k reads input channels 8k..<8k + 8 alone: the same block
-                    // offset (8 planes) in the plain and the blocked layout.
-                    let padsOwnBlocks = multiplier == 1 && workers > 1
-                    if !padsOwnBlocks { image(i, context.scratch) }
+                    let x = image(i, context.scratch)
                     context.forEachIndex(workers, workers: workers) { part, _ in
-                        let blocks = chunk(s.outputBlocks, parts: workers, part)
-                        if padsOwnBlocks && !blocks.isEmpty {
-                            padDepthwiseImage(b.inputs[0] + i &* inImage + blocks.lowerBound &* 8 &* h &* w,
-                                              blocked: self.inputBlocked,
-                                              inChannels: min(c, blocks.upperBound &* 8) &- blocks.lowerBound &* 8,
-                                              multiplier: 1, h: h, w: w, top: p.top, left: p.left, bottom: p.bottom,
-                                              right: p.right, context.scratch + blocks.lowerBound &* paddedBlock)
-                        }
-                        blockedDepthwiseConvolve(s, input: context.scratch, filter: f, bias: bias,
-                                                 output: b.output + i &* outImage, clamp: activation.clamp,
-                                                 blocks: blocks)
+                        blockedDepthwiseConvolve(s, input: x, height: ih, width: iw, top: top, left: left, filter: f,
+                                                 bias: bias, output: b.output + i &* outImage, clamp: activation.clamp,
+                                                 blocks: chunk(s.outputBlocks, parts: workers, part))
                     }
                 }
             }

@@ -45,24 +45,28 @@ struct ExecutionPlan {
     let fusedResidualAdds: [String]
     /// The kernel chosen for each conv and linear layer, in plan order.
     let layerKernels: [LayerKernelChoice]
+    /// The instruction set the kernels were chosen for.
+    let kernels: KernelSet
     /// Images never interact, so a batch may run image by image (`ImageWisePlan`).
     private(set) var isImageWise = false
 
     /// - Parameters:
-    ///   - blockedKernels: plan dense convolutions as NCHW8c direct kernels
-    ///     (and pools, ReLUs and Adds on their outputs in that layout), and
-    ///     sparse kernels with AVX2; only honoured when the CPU supports them.
-    ///     Otherwise everything is plain NCHW and plain Swift or BLAS.
+    ///   - kernels: the instruction set of the kernels (`KernelSet`): with
+    ///     `avx512` or `avx2`, dense convolutions run as NCHW8c direct kernels
+    ///     (and pools, ReLUs and Adds on their outputs in that layout) and
+    ///     sparse kernels use AVX2; with `portable` everything is plain NCHW
+    ///     and plain Swift or BLAS. Throws `KernelSetError` when the CPU lacks the set.
     ///   - sparseKernels: which conv and linear layers run sparse kernels
     ///     (`SparseKernelSelector`); `pool` is what timed choices run on.
     ///   - sparseNodes: with `.sparse`, only these layers go sparse.
     ///   - kernelTiming: how `.auto` times candidates (nil: by running them).
-    init(graph original: Graph, blockedKernels: Bool = true, sparseKernels: SparseKernelPolicy = .auto,
+    init(graph original: Graph, kernels: KernelSet = .best, sparseKernels: SparseKernelPolicy = .auto,
          pool: WorkerPool = WorkerPool(threads: 1), sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
         var rewritten = fused.removingUnusedNodes()
-        let blocked = blockedKernels && cpuSupportsBlockedKernels
+        self.kernels = try kernels.checkedSupported()
+        let blocked = kernels != .portable
         var (allActivations, residuals, addNames, moreActivations) = (activations, [String: String](), [String](), [String]())
         if blocked {
             (rewritten, allActivations, residuals, addNames, moreActivations) =
@@ -78,7 +82,7 @@ struct ExecutionPlan {
         fusedResidualAdds = addNames
         let selector = SparseKernelSelector(policy: sparseKernels, pool: pool, onlyNodes: sparseNodes,
                                             timing: kernelTiming)
-        var builder = ValueTable(graph: graph, shapes: shapes, blocked: blocked, residuals: residuals, selector: selector)
+        var builder = ValueTable(graph: graph, shapes: shapes, kernels: kernels, residuals: residuals, selector: selector)
         for input in graph.inputs { _ = builder.add(input.name, .graphInput) }
         for node in graph.nodes {
             try builder.add(node, activation: allActivations[node.name] ?? .none)

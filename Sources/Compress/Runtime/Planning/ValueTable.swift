@@ -4,6 +4,9 @@ struct ValueTable {
     let graph: Graph
     /// Batch-1 shapes by value name.
     let shapes: [String: [Int]]
+    /// The instruction set kernels are chosen for.
+    let kernels: KernelSet
+    /// Feature maps may be NCHW8c (every set but `portable`).
     let blocked: Bool
     /// Conv node name -> the value its epilogue adds.
     let residuals: [String: String]
@@ -19,8 +22,9 @@ struct ValueTable {
     var copies: [Int: Int] = [:]
     var layerKernels: [LayerKernelChoice] = []
 
-    init(graph: Graph, shapes: [String: [Int]], blocked: Bool, residuals: [String: String], selector: SparseKernelSelector) {
-        (self.graph, self.shapes, self.blocked, self.residuals, self.selector) = (graph, shapes, blocked, residuals, selector)
+    init(graph: Graph, shapes: [String: [Int]], kernels: KernelSet, residuals: [String: String], selector: SparseKernelSelector) {
+        (self.graph, self.shapes, self.kernels, self.residuals, self.selector) = (graph, shapes, kernels, residuals, selector)
+        blocked = kernels != .portable
     }
 
     mutating func add(_ name: String, _ source: ValueSource, layout: ValueLayout = .plain) -> Int {
