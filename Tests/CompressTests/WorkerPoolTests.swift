@@ -28,6 +28,25 @@ struct WorkerPoolTests {
         }
     }
 
+    /// `forEachPart` runs every index once, on a worker below `workers`.
+    @Test func runsEveryPartOnce() throws {
+        let pool = WorkerPool(threads: 3)
+        let slots = UnsafeMutableBufferPointer<Int>.allocate(capacity: 100)
+        defer { slots.deallocate() }
+        for round in 0..<600 {
+            for (count, workers) in [(0, 3), (1, 3), (2, 2), (5, 2), (100, 3), (100, 5), (7, 1)] {
+                slots.initialize(repeating: -1)
+                pool.forEachPart(count, workers: workers) { i, worker in
+                    slots[i] = slots[i] == -1 ? worker : -2
+                }
+                let used = max(min(workers, count, 3), 1)
+                #expect((0..<count).allSatisfy { (0..<used).contains(slots[$0]) }, "count \(count), workers \(workers)")
+                #expect((count..<100).allSatisfy { slots[$0] == -1 })
+            }
+            if round % 200 == 199 { usleep(2_000) }
+        }
+    }
+
     /// A pool's helper threads exist while it lives and are gone once it is released.
     @Test func releasedPoolEndsItsThreads() throws {
         func liveThreads() throws -> Set<Int32> {

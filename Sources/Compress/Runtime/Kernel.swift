@@ -36,6 +36,13 @@ struct KernelContext {
     func forEachIndex(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
         pool.forEachIndex(count, workers: workers, body)
     }
+
+    /// Runs `body(i, worker)` once for each `i` in `0..<count`, indices claimed
+    /// one at a time by up to `workers` threads of the pool (`WorkerPool.forEachPart`):
+    /// `worker` says whose scratch memory to use, and must not change the result.
+    func forEachPart(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+        pool.forEachPart(count, workers: workers, body)
+    }
 }
 
 /// One op compiled for the runtime: attributes and prepared weights, with no

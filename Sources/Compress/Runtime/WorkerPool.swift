@@ -9,13 +9,16 @@ import Synchronization
 /// parts of a parallel loop: how a session (or a training graph) splits a step
 /// over its workers without a dispatch per step.
 ///
-/// A loop over `workers` workers has `workers` fixed shares (share `w`: indices
-/// `w, w + workers, ...`, run in order with worker id `w`); threads claim whole
-/// shares with an atomic ticket, the caller too, so what a share computes (and
-/// which scratch region it uses) never depends on which thread ran it, and a
-/// helper the OS has not scheduled yet delays nothing: the caller takes its
-/// share. Helpers poll a generation counter for `spinNanoseconds` after their
-/// last share, then sleep on a condition variable, so a step that follows
+/// Two kinds of loop, both claimed through one atomic ticket by
+/// whichever threads are running, the caller's among them, so a helper the OS
+/// has not scheduled yet delays nothing: the others take its work.
+/// `forEachIndex` has `workers` fixed shares (share `w`: indices `w, w +
+/// workers, ...`, in order, with worker id `w`), so what a share computes
+/// (a per-worker partial sum) never depends on which thread ran it;
+/// `forEachPart` hands out single indices, the worker id being the claiming
+/// thread's (for scratch memory), which balances uneven or late threads.
+/// Helpers poll a generation counter for `spinNanoseconds` after their last
+/// claim, then sleep on a condition variable, so a step that follows
 /// another closely starts on both cores within a microsecond or so, and an
 /// idle pool costs no CPU. A call allocates nothing.
 ///
@@ -80,7 +83,21 @@ final class WorkerPool {
             for i in 0..<count { body(i, 0) }
             return
         }
-        withoutActuallyEscaping(body) { state.run(count, workers: workers, $0) }
+        withoutActuallyEscaping(body) { state.run(count, workers: workers, perIndex: false, $0) }
+    }
+
+    /// Runs `body(i, worker)` once for each `i` in `0..<count`, indices claimed
+    /// one at a time, in increasing order, by up to `workers` threads (at most
+    /// `threads`); `worker` is the claiming thread's number (below `workers`,
+    /// never held by two threads at once), so which worker runs which index
+    /// varies from run to run: `body` may use the worker's scratch memory, and
+    /// must only write memory owned by index `i` or by its worker.
+    func forEachPart(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+        let workers = min(workers, count, threads)
+        guard workers > 1 && count < WorkerPoolState.maxParts else {
+            return forEachIndex(count, workers: workers, body)
+        }
+        withoutActuallyEscaping(body) { state.run(count, workers: workers, perIndex: true, $0) }
     }
 }
 
@@ -96,13 +113,17 @@ private final class WorkerPoolState {
     let helpers: Int
     /// Bumped once per call (and once to stop): wakes the helpers.
     let generation = Atomic<Int>(0)
-    /// The current call's shares: `workers << 32 | next share to claim`. A share
-    /// is claimed by moving `next` with a compare-and-exchange; a stale helper
-    /// whose exchange succeeds claims a share of the current call (the word
-    /// alone says which), and the call cannot end before that share is done.
+    /// The current call's claims: bit 63 set for single indices (`forEachPart`),
+    /// bits 48-62 the threads that may claim (helper `h` when `h` is below it),
+    /// bits 24-47 the claims (indices or shares), bits 0-23 the next claim. A
+    /// claim moves the next claim with a compare-and-exchange; a stale helper
+    /// whose exchange succeeds claims in the current call (the word alone says
+    /// what), and the call cannot end before that claim is done.
     let ticket = Atomic<UInt64>(0)
-    /// Shares of the current call done.
+    /// Claims of the current call done.
     let finished = Atomic<Int>(0)
+    /// Indices a `forEachPart` call may have (the ticket's 24-bit fields).
+    static let maxParts = 1 << 24
     /// Helpers asleep (or about to sleep) on `wake`.
     let sleepers = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
@@ -129,18 +150,19 @@ private final class WorkerPoolState {
         wake.deallocate()
     }
 
-    /// Runs the `workers` shares of `body` over `0..<count` on this thread and
-    /// the helpers, returning when all are done.
-    func run(_ count: Int, workers: Int, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
+    /// Runs `body` over `0..<count` on this thread and up to `workers - 1`
+    /// helpers: `workers` shares, or single indices (`perIndex`); returns when all are done.
+    func run(_ count: Int, workers: Int, perIndex: Bool, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
         (self.body, self.count) = (body, count)
+        let claims = perIndex ? count : workers
         finished.store(0, ordering: .relaxed)
-        ticket.store(UInt64(workers) << 32, ordering: .releasing)
+        ticket.store((perIndex ? 1 << 63 : 0) | UInt64(workers) << 48 | UInt64(claims) << 24, ordering: .releasing)
         publish()
-        claimShares()
+        claimShares(thread: 0)
         // A share a helper claimed is about as long as ours: poll, yielding the
         // core once it is clear the helper is not running (an oversubscribed machine).
         var polls = 0
-        while finished.load(ordering: .acquiring) != workers {
+        while finished.load(ordering: .acquiring) != claims {
             polls &+= 1
             if polls > 2048 { sched_yield() }
         }
@@ -165,19 +187,21 @@ private final class WorkerPoolState {
         }
     }
 
-    /// Claims and runs shares of the current call until none is left.
-    private func claimShares() {
+    /// Claims and runs work of the current call (as thread `thread`, 0 the
+    /// caller) until none is left that this thread may take.
+    private func claimShares(thread: Int) {
         var t = ticket.load(ordering: .acquiring)
         while true {
-            let (workers, next) = (Int(t >> 32), Int(t & 0xffff_ffff))
-            if next >= workers { return }
+            let perIndex = t >> 63 == 1, workers = Int(t >> 48 & 0x7fff)
+            let (claims, next) = (Int(t >> 24 & 0xff_ffff), Int(t & 0xff_ffff))
+            if next >= claims || thread >= workers { return }
             let (exchanged, original) = ticket.compareExchange(expected: t, desired: t &+ 1,
                                                                ordering: .acquiringAndReleasing)
             guard exchanged else {
                 t = original
                 continue
             }
-            runShare(next, workers: workers)
+            if perIndex { runPart(next, thread: thread) } else { runShare(next, workers: workers) }
             finished.add(1, ordering: .releasing)
             t = ticket.load(ordering: .acquiring)
         }
@@ -193,13 +217,19 @@ private final class WorkerPoolState {
         for i in stride(from: worker, to: count, by: workers) { body(i, worker) }
     }
 
+    /// Index `index` of the current call on thread `thread` (as `runShare`).
+    @inline(never)
+    private func runPart(_ index: Int, thread: Int) {
+        body?(index, thread)
+    }
+
     /// A helper's life: wait for each call, claim shares while there are any.
     func helperLoop(index: Int) {
         var seen = 0
         while true {
             seen = waitForGeneration(after: seen)
             if stopping.load(ordering: .relaxed) { return }
-            claimShares()
+            claimShares(thread: index)
         }
     }
 

@@ -116,7 +116,7 @@ struct BlockedConvKernel: Kernel {
                     self.padded(b.inputs[0] + i &* inImage, c: c, h: h, w: w, scratch)
                 }
                 if n >= context.threads {
-                    context.forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
+                    context.forEachPart(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
                         let x = image(i, context.scratch(forWorker: worker))
                         blockedConvolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
                                         output: b.output + i &* outImage, clamp: activation.clamp,
@@ -128,15 +128,18 @@ struct BlockedConvKernel: Kernel {
                 let pairs = (s.outputBlocks + 1) / 2
                 // Pixel chunks start on whole tiles of 6 pixels (3 for pointwise triples).
                 let tiles = (oh * ow + 5) / 6
+                let byBlocks = pairs >= 2 * workers
+                let parts = min(byBlocks ? pairs : tiles, Self.partsPerWorker * workers)
                 for i in 0..<n {
                     let x = image(i, context.scratch)
-                    context.forEachIndex(workers, workers: workers) { part, _ in
+                    context.forEachPart(workers > 1 ? parts : 1, workers: workers) { part, _ in
                         var blocks = 0..<s.outputBlocks, pixels = 0..<oh &* ow
-                        if pairs >= 2 * workers {
-                            let p = chunk(pairs, parts: workers, part)
+                        if workers == 1 {
+                        } else if byBlocks {
+                            let p = chunk(pairs, parts: parts, part)
                             blocks = 2 * p.lowerBound..<min(2 * p.upperBound, s.outputBlocks)
                         } else {
-                            let t = chunk(tiles, parts: workers, part)
+                            let t = chunk(tiles, parts: parts, part)
                             pixels = 6 * t.lowerBound..<min(6 * t.upperBound, oh * ow)
                         }
                         blockedConvolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
@@ -151,6 +154,10 @@ struct BlockedConvKernel: Kernel {
     /// Multiply-adds from which one image's conv is split over workers. Measured
     /// with the worker pool at batch 1 on 2 cores (Zen 4): SPLIT_CONV_NOTE
     static let splitImageWork = 400_000
+    /// Parts per worker of a split image: threads claim them one by one, so a
+    /// thread that starts late (another process had its core) leaves its parts
+    /// to the others; each part keeps whole tiles.
+    static let partsPerWorker = 4
 
     /// The image as `blockedConvolve` reads it: in place, or copied into `scratch` with its padding.
     private func padded(_ x: UnsafeMutablePointer<Float>, c: Int, h: Int, w: Int,
@@ -243,7 +250,7 @@ struct BlockedDepthwiseConvKernel: Kernel {
                 }
                 let (ih, iw, top, left) = readsInputInPlace ? (h, w, p.top, p.left) : (s.paddedHeight, s.paddedWidth, 0, 0)
                 if n >= context.threads {
-                    context.forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
+                    context.forEachPart(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
                         let x = image(i, context.scratch(forWorker: worker))
                         blockedDepthwiseConvolve(s, input: x, height: ih, width: iw, top: top, left: left, filter: f,
                                                  bias: bias, output: b.output + i &* outImage,
@@ -252,12 +259,14 @@ struct BlockedDepthwiseConvKernel: Kernel {
                     return
                 }
                 let workers = context.workers(forWork: imageWork, threshold: Self.splitImageWork)
+                let parts = min(s.outputBlocks, BlockedConvKernel.partsPerWorker * workers)
                 for i in 0..<n {
                     let x = image(i, context.scratch)
-                    context.forEachIndex(workers, workers: workers) { part, _ in
+                    context.forEachPart(workers > 1 ? parts : 1, workers: workers) { part, _ in
                         blockedDepthwiseConvolve(s, input: x, height: ih, width: iw, top: top, left: left, filter: f,
                                                  bias: bias, output: b.output + i &* outImage, clamp: activation.clamp,
-                                                 blocks: chunk(s.outputBlocks, parts: workers, part))
+                                                 blocks: workers > 1 ? chunk(s.outputBlocks, parts: parts, part)
+                                                     : 0..<s.outputBlocks)
                     }
                 }
             }
@@ -284,7 +293,7 @@ struct ReorderKernel: Kernel {
         let blocks = blockedChannels(c) / 8
         let blockedImage = blocks * 8 * plane
         let workers = context.workers(forWork: n * blockedImage, threshold: elementwiseSplitCount)
-        context.forEachIndex(n * blocks, workers: workers) { unit, _ in
+        context.forEachPart(n * blocks, workers: workers) { unit, _ in
             let (i, block) = unit.quotientAndRemainder(dividingBy: blocks)
             let live = min(8, c &- block &* 8), start = block &* 8 &* plane
             if toBlocked {
@@ -314,7 +323,7 @@ struct BlockedPoolKernel: Kernel {
         }
         let p = pool
         let work = planes * 8 * oh * ow * p.kernel.h * p.kernel.w
-        context.forEachIndex(planes, workers: context.workers(forWork: work, threshold: elementwiseSplitCount)) { plane, _ in
+        context.forEachPart(planes, workers: context.workers(forWork: work, threshold: elementwiseSplitCount)) { plane, _ in
             blockedPool(b.inputs[0] + plane &* h &* w &* 8, blocks: 1, h: h, w: w, b.output + plane &* oh &* ow &* 8,
                         oh: oh, ow: ow, kernel: (p.kernel.h, p.kernel.w), stride: (p.stride.h, p.stride.w),
                         padding: (p.padding.top, p.padding.left, p.padding.bottom, p.padding.right),
@@ -342,7 +351,7 @@ struct BlockedActivationKernel: Kernel {
     func run(_ b: StepBinding, _ context: KernelContext) {
         let count = ValueLayout.blocked.storageCount(b.outputShape)
         let workers = context.workers(forWork: count, threshold: elementwiseSplitCount)
-        context.forEachIndex(workers, workers: workers) { part, _ in
+        context.forEachPart(workers, workers: workers) { part, _ in
             let range = vectorChunk(count, parts: workers, part)
             blockedClamp(b.inputs[0] + range.lowerBound, b.output + range.lowerBound, count: range.count,
                          clamp: activation.clamp)
@@ -355,7 +364,7 @@ struct BlockedAddKernel: Kernel {
     func run(_ b: StepBinding, _ context: KernelContext) {
         let count = ValueLayout.blocked.storageCount(b.outputShape)
         let workers = context.workers(forWork: count, threshold: elementwiseSplitCount)
-        context.forEachIndex(workers, workers: workers) { part, _ in
+        context.forEachPart(workers, workers: workers) { part, _ in
             let r = vectorChunk(count, parts: workers, part)
             blockedAdd(b.inputs[0] + r.lowerBound, b.inputs[1] + r.lowerBound, b.output + r.lowerBound,
                        count: r.count, clamp: .none)

@@ -68,7 +68,7 @@ struct ConvKernel: Kernel {
         weight.withUnsafeBufferPointer { wp in
             let wBase = wp.baseAddress!
             if n >= context.threads || parts == 1 {
-                context.forEachIndex(n, workers: context.workers(forWork: n * outImage * patchLength)) { i, worker in
+                context.forEachPart(n, workers: context.workers(forWork: n * outImage * patchLength)) { i, worker in
                     convolve(b.inputs[0] + i &* inImage, h: h, w: w, wBase, b.output + i &* outImage, oh: oh, ow: ow,
                              col: context.scratch(forWorker: worker), parts: parts)
                 }
@@ -124,7 +124,7 @@ struct ConvKernel: Kernel {
         } else {
             operand = x
         }
-        context.forEachIndex(parts, workers: context.threads) { part, _ in
+        context.forEachPart(parts, workers: context.threads) { part, _ in
             convolvePart(channels(ofPart: part, parts: parts), operand, wp, y, spatial: spatial)
         }
     }

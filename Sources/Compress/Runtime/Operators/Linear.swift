@@ -39,7 +39,7 @@ struct LinearKernel: Kernel {
             let byRows = outFeatures < 2 * Self.featuresPerPart && rows >= 2 * Self.rowsPerPart
             let parts = byRows ? (rows + Self.rowsPerPart - 1) / Self.rowsPerPart
                 : (outFeatures + Self.featuresPerPart - 1) / Self.featuresPerPart
-            context.forEachIndex(parts, workers: context.threads) { part, _ in
+            context.forEachPart(parts, workers: context.threads) { part, _ in
                 if byRows {
                     let start = part * Self.rowsPerPart
                     multiply(b.inputs[0], rows: start..<min(start + Self.rowsPerPart, rows), w.baseAddress!,

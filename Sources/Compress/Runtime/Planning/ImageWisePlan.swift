@@ -38,10 +38,10 @@ final class ImageWisePlan {
     /// Where value `id` (a graph input or output) lives for the whole batch.
     func pointer(_ id: Int) -> UnsafeMutablePointer<Float> { buffers[id]!.pointer }
 
-    /// Runs every image on `pool` (worker `w` takes images `w, w + workers, ...`):
+    /// Runs every image on `pool` (each thread claims the next image and runs it on its own plan):
     /// copy its inputs in, run the steps, copy its outputs out.
     func execute(_ plan: ExecutionPlan, pool: WorkerPool) {
-        pool.forEachIndex(batch, workers: workers.count) { image, worker in
+        pool.forEachPart(batch, workers: workers.count) { image, worker in
             let local = self.workers[worker]
             for input in inputs {
                 local.pointers[input.id].update(from: input.storage + image &* input.count, count: input.count)
