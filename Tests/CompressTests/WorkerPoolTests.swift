@@ -65,6 +65,29 @@ struct WorkerPoolTests {
         #expect(try liveThreads().isDisjoint(with: ids))
     }
 
+    /// An idle pool's helpers sleep: after a burst of calls, they use no CPU
+    /// time (clock ticks of their /proc stat) while the pool waits.
+    @Test func idlePoolUsesNoCPU() throws {
+        let pool = WorkerPool(threads: 3)
+        let slots = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 3)
+        defer { slots.deallocate() }
+        for _ in 0..<100 { threadIDs(of: pool, into: slots) }
+        let helpers = Set(slots).subtracting([threadID()])
+        #expect(helpers.count == 2)
+        func ticks() throws -> Int {
+            try helpers.map { id in
+                let stat = try String(contentsOfFile: "/proc/self/task/\(id)/stat", encoding: .utf8)
+                // Fields after the command name: state is field 3, utime 14, stime 15.
+                let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+                return Int(fields[11])! + Int(fields[12])!
+            }.reduce(0, +)
+        }
+        usleep(100_000)
+        let before = try ticks()
+        usleep(1_000_000)
+        #expect(try ticks() - before <= 1, "helpers used CPU while idle")
+    }
+
     /// Sessions (thousands of them in the test suite) leave no thread behind.
     @Test func sessionsLeaveNoThreads() throws {
         let model = Architecture.lenet5.build(seed: 1)
