@@ -241,7 +241,12 @@ private final class WorkerPoolState {
             let g = generation.load(ordering: .acquiring)
             if g != seen { return g }
             polls &+= 1
-            if polls & 63 == 0 && monotonicNanoseconds() > deadline { break }
+            if polls & 63 == 0 {
+                if monotonicNanoseconds() > deadline { break }
+                // On a machine with more runnable threads than cores the caller may
+                // share this core: give it (and other processes) the core while polling.
+                sched_yield()
+            }
         }
         pthread_mutex_lock(mutex)
         sleepers.add(1, ordering: .sequentiallyConsistent)

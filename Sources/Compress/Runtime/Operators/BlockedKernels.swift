@@ -151,8 +151,12 @@ struct BlockedConvKernel: Kernel {
         }
     }
 
-    /// Multiply-adds from which one image's conv is split over workers. Measured
-    /// with the worker pool at batch 1 on 2 cores (Zen 4): SPLIT_CONV_NOTE
+    /// Multiply-adds from which one image's conv is split over workers (about
+    /// 10 us on one core). Measured with the worker pool at batch 1 on 2 cores
+    /// (Zen 4, `bench --layers` step minima, a loaded machine): MobileNetV2's
+    /// 1x1 and 3x3 convs of 0.04-0.4 ms ran in 0.50-0.56x the one-thread time
+    /// whenever the second core was free; a call costs the caller about a
+    /// microsecond when the helper is polling.
     static let splitImageWork = 400_000
     /// Parts per worker of a split image: threads claim them one by one, so a
     /// thread that starts late (another process had its core) leaves its parts
@@ -276,7 +280,8 @@ struct BlockedDepthwiseConvKernel: Kernel {
 
 extension BlockedDepthwiseConvKernel {
     /// Multiply-adds from which one image's depthwise conv is split over workers
-    /// (measured as `BlockedConvKernel.splitImageWork`): SPLIT_DW_NOTE
+    /// (about 10 us on one core; measured as `BlockedConvKernel.splitImageWork`:
+    /// MobileNetV2's depthwise steps of 26-85 us ran in 0.51-0.60x the time).
     static let splitImageWork = 100_000
 }
 
@@ -373,7 +378,8 @@ struct BlockedAddKernel: Kernel {
 }
 
 /// Floats (or comparisons) from which a memory-bound step (reorder, pool,
-/// activation, Add) is split over workers: SPLIT_ELEMENTWISE_NOTE
+/// activation, Add) is split over workers: 128 KB read, several microseconds
+/// on one core, a few times what a call of the pool costs its caller.
 let elementwiseSplitCount = 32_768
 
 /// Part `part` of `0..<count` cut into `parts` ranges that start on whole
