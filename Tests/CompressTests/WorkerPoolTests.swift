@@ -8,39 +8,26 @@ import Testing
 struct WorkerPoolTests {
     typealias F = RuntimeFixtures
 
-    /// Every index runs once, on worker `index % workers`, over many calls in a
-    /// row (helpers spinning) and after pauses (helpers asleep).
-    @Test func runsEveryIndexOnceOnItsWorker() throws {
+    /// Every index runs once: with `forEachIndex` on worker `index % workers`,
+    /// with `forEachPart` on some worker below `workers`; over many calls in a
+    /// row (helpers polling) and after pauses (helpers asleep).
+    @Test(arguments: [false, true])
+    func runsEveryIndexOnce(claimingParts: Bool) throws {
         let pool = WorkerPool(threads: 3)
         let slots = UnsafeMutableBufferPointer<Int>.allocate(capacity: 100)
         defer { slots.deallocate() }
         for round in 0..<600 {
             for (count, workers) in [(0, 3), (1, 3), (2, 3), (5, 2), (100, 3), (100, 5), (7, 1)] {
                 slots.initialize(repeating: -1)
-                pool.forEachIndex(count, workers: workers) { i, worker in
-                    slots[i] = slots[i] == -1 ? worker : -2
-                }
-                let used = min(workers, count, 3)
-                #expect((0..<count).allSatisfy { slots[$0] == $0 % max(used, 1) }, "count \(count), workers \(workers)")
-                #expect((count..<100).allSatisfy { slots[$0] == -1 })
-            }
-            if round % 200 == 199 { usleep(2_000) }
-        }
-    }
-
-    /// `forEachPart` runs every index once, on a worker below `workers`.
-    @Test func runsEveryPartOnce() throws {
-        let pool = WorkerPool(threads: 3)
-        let slots = UnsafeMutableBufferPointer<Int>.allocate(capacity: 100)
-        defer { slots.deallocate() }
-        for round in 0..<600 {
-            for (count, workers) in [(0, 3), (1, 3), (2, 2), (5, 2), (100, 3), (100, 5), (7, 1)] {
-                slots.initialize(repeating: -1)
-                pool.forEachPart(count, workers: workers) { i, worker in
-                    slots[i] = slots[i] == -1 ? worker : -2
+                let body = { (i: Int, worker: Int) in slots[i] = slots[i] == -1 ? worker : -2 }
+                if claimingParts {
+                    pool.forEachPart(count, workers: workers, body)
+                } else {
+                    pool.forEachIndex(count, workers: workers, body)
                 }
                 let used = max(min(workers, count, 3), 1)
-                #expect((0..<count).allSatisfy { (0..<used).contains(slots[$0]) }, "count \(count), workers \(workers)")
+                let expected = { (i: Int) in claimingParts ? (0..<used).contains(slots[i]) : slots[i] == i % used }
+                #expect((0..<count).allSatisfy(expected), "count \(count), workers \(workers)")
                 #expect((count..<100).allSatisfy { slots[$0] == -1 })
             }
             if round % 200 == 199 { usleep(2_000) }
