@@ -153,6 +153,8 @@ private final class WorkerPoolState {
     /// Runs `body` over `0..<count` on this thread and up to `workers - 1`
     /// helpers: `workers` shares, or single indices (`perIndex`); returns when all are done.
     func run(_ count: Int, workers: Int, perIndex: Bool, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
+        // A share calling the pool again, or two threads using it, would overwrite this call.
+        precondition(self.body == nil, "a WorkerPool runs one loop at a time")
         (self.body, self.count) = (body, count)
         let claims = perIndex ? count : workers
         finished.store(0, ordering: .relaxed)
