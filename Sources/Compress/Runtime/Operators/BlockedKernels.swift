@@ -152,12 +152,13 @@ struct BlockedConvKernel: Kernel {
     }
 
     /// Multiply-adds from which one image's conv is split over workers (about
-    /// 10 us on one core). Measured with the worker pool at batch 1 on 2 cores
-    /// (Zen 4, `bench --layers` step minima, a loaded machine): MobileNetV2's
-    /// 1x1 and 3x3 convs of 0.04-0.4 ms ran in 0.50-0.56x the one-thread time
-    /// whenever the second core was free; a call costs the caller about a
-    /// microsecond when the helper is polling.
-    static let splitImageWork = 400_000
+    /// 25 us on one core). Measured with the worker pool at batch 1 on 2 cores
+    /// (Zen 4, `bench --layers`): MobileNetV2's 1x1 and 3x3 convs of 0.04-0.4 ms
+    /// ran in 0.50-0.56x the one-thread time. Steps of 5-15 us (mobilenet-small's
+    /// pointwise convs, 0.4-0.7M multiply-adds) also ran in 0.6x on their own,
+    /// but split inside a whole run they made it 6% slower (the next step reads
+    /// the other core's half of the output), hence 1M.
+    static let splitImageWork = 1_000_000
     /// Parts per worker of a split image: threads claim them one by one, so a
     /// thread that starts late (another process had its core) leaves its parts
     /// to the others; each part keeps whole tiles.

@@ -53,7 +53,7 @@ struct ConvKernel: Kernel {
     /// Multiply-adds from which one image of an ungrouped GEMM conv runs as
     /// parts of `channelsPerPart` output channels (one GEMM each), which
     /// workers share when there are fewer images than workers (the blocked
-    /// convs' threshold, 2.5x for the im2col copy that stays on one thread).
+    /// convs' threshold, `BlockedConvKernel.splitImageWork`).
     static let splitImageWork = 1_000_000
     /// Output channels per part: fixed, not a share per worker, so the same
     /// BLAS calls (and so the same sums) run on any number of threads.
