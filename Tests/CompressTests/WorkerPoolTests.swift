@@ -125,10 +125,12 @@ struct WorkerPoolTests {
 private func threadIDs(of pool: WorkerPool, into slots: UnsafeMutableBufferPointer<Int32>) {
     final class Started: Sendable { let count = Atomic<Int>(0) }
     let started = Started()
+    pool.endBackOff()
+    let deadline = Date().addingTimeInterval(10)
     pool.forEachIndex(pool.threads, workers: pool.threads) { _, worker in
         slots[worker] = threadID()
         started.count.add(1, ordering: .relaxed)
-        while started.count.load(ordering: .relaxed) < pool.threads {}
+        while started.count.load(ordering: .relaxed) < pool.threads && Date() < deadline {}
     }
 }
 

@@ -86,6 +86,10 @@ final class WorkerPool {
         withoutActuallyEscaping(body) { state.run(count, workers: workers, perIndex: false, $0) }
     }
 
+    /// Lets the next loop use the helpers even if the last ones backed off to
+    /// the caller alone (tests that need every thread).
+    func endBackOff() { state.endBackOff() }
+
     /// Runs `body(i, worker)` once for each `i` in `0..<count`, indices claimed
     /// one at a time, in increasing order, by up to `workers` threads (at most
     /// `threads`); `worker` is the claiming thread's number (below `workers`,
@@ -134,6 +138,14 @@ private final class WorkerPoolState {
     /// cannot see. Plain stored fields, so a call allocates nothing.
     nonisolated(unsafe) var body: ((_ index: Int, _ worker: Int) -> Void)?
     nonisolated(unsafe) var count = 0
+    /// Calls run on the caller alone until this time (monotonic nanoseconds),
+    /// and for how long the last back-off was: after a call whose caller waited
+    /// far longer for a helper's claim than its own work took (the helper lost
+    /// its core to another process mid-claim), later calls stay serial for 10 ms,
+    /// doubling while it recurs (up to 1 s), so a machine with no free core
+    /// costs little more than one thread. Touched by the caller only.
+    nonisolated(unsafe) private var serialUntil: UInt64 = 0
+    nonisolated(unsafe) private var backOff: UInt64 = 0
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -155,12 +167,24 @@ private final class WorkerPoolState {
     func run(_ count: Int, workers: Int, perIndex: Bool, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
         // A share calling the pool again, or two threads using it, would overwrite this call.
         precondition(self.body == nil, "a WorkerPool runs one loop at a time")
+        let start = monotonicNanoseconds()
+        if start < serialUntil {
+            if perIndex {
+                for i in 0..<count { body(i, 0) }
+            } else {
+                for worker in 0..<workers {
+                    for i in stride(from: worker, to: count, by: workers) { body(i, worker) }
+                }
+            }
+            return
+        }
         (self.body, self.count) = (body, count)
         let claims = perIndex ? count : workers
         finished.store(0, ordering: .relaxed)
         ticket.store((perIndex ? 1 << 63 : 0) | UInt64(workers) << 48 | UInt64(claims) << 24, ordering: .releasing)
         publish()
         claimShares(thread: 0)
+        let ownEnd = monotonicNanoseconds()
         // A share a helper claimed is about as long as ours: poll, yielding the
         // core once it is clear the helper is not running (an oversubscribed machine).
         var polls = 0
@@ -169,7 +193,17 @@ private final class WorkerPoolState {
             if polls > 2048 { sched_yield() }
         }
         self.body = nil
+        let end = monotonicNanoseconds()
+        if end &- ownEnd > max(2 &* (ownEnd &- start), 50_000) {
+            backOff = min(max(2 &* backOff, 10_000_000), 1_000_000_000)
+            serialUntil = end &+ backOff
+        } else {
+            backOff = 0
+        }
     }
+
+    /// See `WorkerPool.endBackOff`.
+    func endBackOff() { (serialUntil, backOff) = (0, 0) }
 
     /// Tells every helper to return.
     func stop() {
