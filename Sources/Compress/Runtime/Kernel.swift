@@ -1,5 +1,3 @@
-import Dispatch
-
 /// The pointers and concrete shapes one planned step reads and writes, fixed
 /// for one batch size. Layout is dense row-major (NCHW for feature maps).
 struct StepBinding {
@@ -14,15 +12,37 @@ struct KernelContext {
     /// `threads` regions of `scratchPerWorker` floats, shared by every step (steps run one at a time).
     var scratch: UnsafeMutablePointer<Float>
     var scratchPerWorker: Int
-    var threads: Int
+    /// The threads a step's parallel loops run on.
+    let pool: WorkerPool
+
+    /// Workers a step may be split over.
+    var threads: Int { pool.threads }
 
     /// Worker `worker`'s own scratch region.
     func scratch(forWorker worker: Int) -> UnsafeMutablePointer<Float> { scratch + worker &* scratchPerWorker }
 
     /// How many workers `work` multiply-adds (or comparisons) are worth: one
-    /// below `threshold`, where waking a second thread cost more than it saved
-    /// (measured on LeNet-5 layers: 1.6M-MAC convs of one image still lost).
-    func workers(forWork work: Int, threshold: Int = 1_000_000) -> Int { work >= threshold ? threads : 1 }
+    /// below `threshold`, where waking a second thread cost more than it saved.
+    func workers(forWork work: Int, threshold: Int = 1_000_000) -> Int { splits(work, threshold: threshold) ? threads : 1 }
+
+    /// Whether a step of `work` is cut into parts: from `threshold` on (or always, for
+    /// tests: `WorkerPool.splitsAllWork`). Kernels whose parts are fixed sizes ask this
+    /// rather than `workers`, so the same parts run on any number of threads.
+    func splits(_ work: Int, threshold: Int) -> Bool { work >= threshold || pool.splitsAllWork }
+
+    /// Runs `body(i, worker)` for `i` in `0..<count`, split over `workers`
+    /// workers of the pool when `workers > 1`; worker `w` takes `i = w, w + workers, ...`.
+    /// `body` must only write memory owned by index `i` or by its worker.
+    func forEachIndex(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+        pool.forEachIndex(count, workers: workers, body)
+    }
+
+    /// Runs `body(i, worker)` once for each `i` in `0..<count`, indices claimed
+    /// one at a time by up to `workers` threads of the pool (`WorkerPool.forEachPart`):
+    /// `worker` says whose scratch memory to use, and must not change the result.
+    func forEachPart(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+        pool.forEachPart(count, workers: workers, body)
+    }
 }
 
 /// One op compiled for the runtime: attributes and prepared weights, with no
@@ -135,25 +155,6 @@ func applyColumnBiasAndActivation(_ y: UnsafeMutablePointer<Float>, rows: Int, c
         case .relu: for j in 0..<columns { row[j] = row[j] > 0 ? row[j] : 0 }
         case .relu6: for j in 0..<columns { let v = row[j]; row[j] = v > 0 ? (v < 6 ? v : 6) : 0 }
         case .hardSigmoid, .hardSwish, .gelu: _ = applyActivation(activation.op!, row, row, count: columns)
-        }
-    }
-}
-
-/// Runs `body(i, worker)` for `i` in `0..<count`, split over `workers`
-/// threads when `workers > 1`; worker `w` takes `i = w, w + workers, ...`.
-/// `body` must only write memory owned by index `i` or by its worker.
-func forEachIndex(_ count: Int, workers: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
-    let workers = min(workers, count)
-    guard workers > 1 else {
-        for i in 0..<count { body(i, 0) }
-        return
-    }
-    // Workers touch disjoint memory (the caller's contract), which the
-    // compiler cannot see through the raw pointers `body` captures.
-    withoutActuallyEscaping(body) { body in
-        nonisolated(unsafe) let work = body
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            for i in stride(from: worker, to: count, by: workers) { work(i, worker) }
         }
     }
 }

@@ -17,15 +17,23 @@ import CBLAS
 /// layout conversion where a value crosses between the two. Inputs and outputs
 /// are always plain; the IR and the model file do not know about layouts.
 ///
-/// Threads: the runtime splits work itself over `threads` workers (images,
-/// or output channels / features of a single image; pooling planes), each
-/// calling OpenBLAS single-threaded. So the session sets OpenBLAS to one
-/// thread with `openblas_set_num_threads(1)`, which is **process-global**
-/// (it is checked again before each run). Measured on LeNet-5 at batch 64,
-/// letting OpenBLAS thread its per-image GEMMs gave no speed-up, and its
-/// spinning workers made the runtime's own parallel loops 3x slower.
-/// Work below about 200k multiply-adds per step stays on the calling thread.
-/// A session is not safe to use from several threads at once.
+/// Threads: the session owns a `WorkerPool` of `threads - 1` persistent
+/// threads (they poll briefly after each step, then sleep, and end with the
+/// session), and the runtime splits work itself over them and the calling
+/// thread: images (a batch that runs image by image gives each worker its
+/// own images), or, below one image per worker, one image's output channel
+/// blocks or pixel tiles, depthwise blocks, pooling planes, channel blocks
+/// of layout conversions, runs of an Add or activation, and parts of a
+/// linear layer's features or rows. Each kernel states from how much work
+/// it splits (a few hundred thousand multiply-adds for convs, 32K floats for
+/// memory-bound steps); smaller steps stay on the calling thread. A split
+/// never changes the order of a floating-point sum: 1 and 2 threads give the
+/// same bytes. Each worker calls OpenBLAS single-threaded, so the session
+/// sets OpenBLAS to one thread with `openblas_set_num_threads(1)`, which is
+/// **process-global** (it is checked again before each run). Measured on
+/// LeNet-5 at batch 64, letting OpenBLAS thread its per-image GEMMs gave no
+/// speed-up, and its spinning workers made the runtime's own parallel loops
+/// 3x slower. A session is not safe to use from several threads at once.
 ///
 /// Pruned layers: a conv or linear layer whose weights are mostly zero can run
 /// a sparse kernel (`SparseLinearKernel`, `SparseConvKernel`) instead; with the
@@ -36,6 +44,8 @@ public final class Session {
     public let model: Model
     /// Workers each step may be split over (at least 1).
     public let threads: Int
+    /// The session's `threads - 1` helper threads, ended with the session.
+    let pool: WorkerPool
     private let plan: ExecutionPlan
     private var batchPlans: [Int: PreparedBatch] = [:]
     /// Run batches above 1 image by image (`ImageWisePlan`) when the graph allows it.
@@ -61,17 +71,18 @@ public final class Session {
     /// `sparseNodes` limits `.sparse` to these layers; `kernelTiming` replaces
     /// the timing of `.auto`'s candidates (tests decide which is faster);
     /// `convBuild` replaces the direct conv build of `kernels` (tests run the
-    /// `avx512` algorithm on any AVX2 CPU with `wide16OnAVX2`).
+    /// `avx512` algorithm on any AVX2 CPU with `wide16OnAVX2`); `splitsAllWork`
+    /// splits every step kernels can split, whatever its size.
     init(model: Model, threads: Int, kernels: KernelSet, imageWise: Bool = true,
          sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil,
-         kernelTiming: KernelTiming? = nil, convBuild: DirectConvBuild? = nil) throws {
+         kernelTiming: KernelTiming? = nil, convBuild: DirectConvBuild? = nil, splitsAllWork: Bool = false) throws {
         self.model = model
         self.threads = max(1, threads)
+        pool = WorkerPool(threads: self.threads, splitsAllWork: splitsAllWork)
         // Before planning: `.auto` times BLAS-backed kernels.
         openblas_set_num_threads(1)
         plan = try ExecutionPlan(graph: model.graph, kernels: kernels, sparseKernels: sparseKernels,
-                                 threads: self.threads, sparseNodes: sparseNodes, kernelTiming: kernelTiming,
-                                 convBuild: convBuild)
+                                 pool: pool, sparseNodes: sparseNodes, kernelTiming: kernelTiming, convBuild: convBuild)
         self.imageWise = imageWise
         if let normalization = model.metadata.normalization {
             inputNormalization = try normalization.perChannel(channels: model.inputShape.first ?? 1)
@@ -133,15 +144,15 @@ public final class Session {
         _ = try run(input)
         let batch = input.shape[0]
         let prepared = try plan(for: batch)
-        let (batchPlan, threads, scale, execution): (BatchPlan, Int, Double, String)
+        let (batchPlan, pool, scale, execution): (BatchPlan, WorkerPool, Double, String)
         switch prepared {
-        case .layerWise(let p): (batchPlan, threads, scale, execution) = (p, self.threads, 1, "layer-wise")
+        case .layerWise(let p): (batchPlan, pool, scale, execution) = (p, self.pool, 1, "layer-wise")
         case .imageWise(let p):
             let perWorker = (batch + p.workers.count - 1) / p.workers.count
-            (batchPlan, threads, scale, execution) = (p.workers[0], 1, Double(perWorker), "image-wise")
+            (batchPlan, pool, scale, execution) = (p.workers[0], p.serial, Double(perWorker), "image-wise")
         }
         let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
-                                    threads: threads)
+                                    pool: pool)
         let steps = zip(plan.steps, batchPlan.bindings).map { step, binding in
             StepRun(node: step.node, kernel: step.kernel.label(inputShapes: binding.inputShapes, outputShape: binding.outputShape),
                     weightDensity: step.weightDensity) { step.kernel.run(binding, context) }
@@ -167,10 +178,10 @@ public final class Session {
     private func execute(_ prepared: PreparedBatch) {
         Self.useSingleThreadedBLAS()
         switch prepared {
-        case .imageWise(let p): p.execute(plan)
+        case .imageWise(let p): p.execute(plan, pool: pool)
         case .layerWise(let batchPlan):
             let context = KernelContext(scratch: batchPlan.scratch.pointer, scratchPerWorker: batchPlan.scratchPerWorker,
-                                        threads: threads)
+                                        pool: pool)
             for (step, binding) in zip(plan.steps, batchPlan.bindings) { step.kernel.run(binding, context) }
         }
     }

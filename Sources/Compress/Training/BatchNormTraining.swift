@@ -47,7 +47,7 @@ final class BatchNormTrainingKernel: TrainingKernel {
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseStd.withUnsafeMutableBufferPointer { stdBuffer in
                 let (means, inverseStds) = (meanBuffer.baseAddress!, stdBuffer.baseAddress!)
-                forEachIndex(channels, workers: workers) { c, _ in
+                context.forEachIndex(channels, workers: workers) { c, _ in
                     if training { measure(b.inputs[0], channel: c, n: n, inner: inner, means, inverseStds) }
                     normalize(b.inputs[0], b.output, channel: c, n: n, inner: inner,
                               mean: means[c], inverseStd: inverseStds[c])
@@ -97,7 +97,7 @@ final class BatchNormTrainingKernel: TrainingKernel {
         let (n, inner) = (shape[0], shape[2...].reduce(1, *))
         let workers = context.workers(forWork: 3 &* shape.elementCount)
         let usedBatchStatistics = lastForwardTrained
-        forEachIndex(channels, workers: workers) { c, _ in
+        context.forEachIndex(channels, workers: workers) { c, _ in
             channelBackward(b, channel: c, n: n, inner: inner, batchStatistics: usedBatchStatistics)
         }
     }

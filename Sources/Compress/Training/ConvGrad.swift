@@ -105,7 +105,7 @@ final class ConvTrainingKernel: TrainingKernel {
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         let p = pass(b)
-        forEachIndex(p.chunks, workers: workers(b, context, chunks: p.chunks)) { k, worker in
+        context.forEachIndex(p.chunks, workers: workers(b, context, chunks: p.chunks)) { k, worker in
             let images = p.images(k)
             if isDepthwise {
                 for i in images { depthwiseForward(b.inputs[0] + i &* p.inImage, b.output + i &* p.outImage, p.g) }
@@ -164,7 +164,7 @@ final class ConvTrainingKernel: TrainingKernel {
         for worker in 1..<max(workers, 1) {
             (context.scratch(forWorker: worker) + p.layout.weightGradient).update(repeating: 0, count: weight.count + outChannels)
         }
-        forEachIndex(p.chunks, workers: workers) { k, worker in
+        context.forEachIndex(p.chunks, workers: workers) { k, worker in
             let scratch = context.scratch(forWorker: worker)
             let dW = worker == 0 ? weight.gradient.baseAddress! : scratch + p.layout.weightGradient
             let dB = worker == 0 ? bias?.gradient.baseAddress : scratch + p.layout.biasGradient
@@ -192,7 +192,7 @@ final class ConvTrainingKernel: TrainingKernel {
     /// `dX` only, so no `col` is unfolded and no `dW` GEMM runs.
     private func inputGradientOnly(_ b: TrainingBinding, _ p: Pass, workers: Int, _ context: KernelContext) {
         guard let dX = b.inputGradients[0] else { return }
-        forEachIndex(p.chunks, workers: workers) { k, worker in
+        context.forEachIndex(p.chunks, workers: workers) { k, worker in
             let scratch = context.scratch(forWorker: worker)
             let images = p.images(k)
             if isDepthwise {

@@ -38,7 +38,7 @@ final class ConvTransposeTrainingKernel: TrainingKernel {
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         let g = geometry(b.inputShapes[0], b.outputShape)
         let (inImage, outImage) = (g.inChannels &* g.spatial, g.outChannels &* g.outSpatial)
-        forEachIndex(b.inputShapes[0][0], workers: workers(b, g, context)) { i, worker in
+        context.forEachIndex(b.inputShapes[0][0], workers: workers(b, g, context)) { i, worker in
             let y = b.output + i &* outImage
             convTransposeImage(b.inputs[0] + i &* inImage, weight: weight.values.baseAddress!, y, g,
                                col: context.scratch(forWorker: worker))
@@ -64,7 +64,7 @@ final class ConvTransposeTrainingKernel: TrainingKernel {
         let (inImage, outImage) = (g.inChannels &* g.spatial, g.outChannels &* g.outSpatial)
         let unfolding = g.unfolding
         let (patch, spatial, groupIn) = (Int32(g.patchLength), Int32(g.spatial), Int32(g.groupIn))
-        forEachIndex(n, workers: workers) { i, worker in
+        context.forEachIndex(n, workers: workers) { i, worker in
             let scratch = context.scratch(forWorker: worker)
             let (col, dW, dB) = (scratch, scratch + accumulators, scratch + (accumulators &+ weight.count))
             let dY = b.outputGradient + i &* outImage

@@ -33,7 +33,7 @@ final class LayerNormTrainingKernel: TrainingKernel {
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseDeviation.withUnsafeMutableBufferPointer { deviationBuffer in
                 let (means, deviations) = (meanBuffer.baseAddress!, deviationBuffer.baseAddress!)
-                forEachIndex(n, workers: context.workers(forWork: 4 &* shape.elementCount)) { image, _ in
+                context.forEachIndex(n, workers: context.workers(forWork: 4 &* shape.elementCount)) { image, _ in
                     let x = UnsafePointer(b.inputs[0]) + image &* channels &* inner
                     let y = b.output + image &* channels &* inner
                     let (mu, r) = (means + image &* inner, deviations + image &* inner)
@@ -81,7 +81,7 @@ final class LayerNormTrainingKernel: TrainingKernel {
                 guard let dX = b.inputGradients[0] else { return }
                 let g = scale.values
                 let inverseCount = 1 / Float(channels)
-                forEachIndex(n, workers: context.workers(forWork: 6 &* shape.elementCount)) { image, worker in
+                context.forEachIndex(n, workers: context.workers(forWork: 6 &* shape.elementCount)) { image, worker in
                     let base = image &* channels &* inner
                     let (mu, r) = (means + image &* inner, deviations + image &* inner)
                     let meanG = context.scratch(forWorker: worker), meanGXhat = meanG + inner

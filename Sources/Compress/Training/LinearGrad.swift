@@ -24,7 +24,7 @@ final class LinearTrainingKernel: TrainingKernel {
         let rows = b.inputShapes[0][0]
         let workers = workers(rows: rows, context)
         let (k, n) = (Int32(inFeatures), Int32(outFeatures))
-        forEachIndex(workers, workers: workers) { part, _ in
+        context.forEachIndex(workers, workers: workers) { part, _ in
             let r = chunk(rows, parts: workers, part)
             guard !r.isEmpty else { return }
             let y = b.output + r.lowerBound &* outFeatures
@@ -43,7 +43,7 @@ final class LinearTrainingKernel: TrainingKernel {
         let workers = workers(rows: rows, context)
         let (dY, x) = (b.outputGradient, b.inputs[0])
         let (k, n) = (Int32(inFeatures), Int32(outFeatures))
-        forEachIndex(workers, workers: workers) { part, _ in
+        context.forEachIndex(workers, workers: workers) { part, _ in
             let features = chunk(outFeatures, parts: workers, part)
             if b.computesParameterGradients && !features.isEmpty {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(features.count), k, Int32(rows), 1,

@@ -74,7 +74,7 @@ final class PoolTrainingKernel: TrainingKernel {
         let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
         argmax.withUnsafeMutableBufferPointer { indices in
             let winners = isMax ? indices.baseAddress : nil
-            forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
+            context.forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
                 let x = b.inputs[0] + plane &* g.h &* g.w, y = b.output + plane &* g.oh &* g.ow
                 let planeWinners = winners.map { $0 + plane &* g.oh &* g.ow }
                 if let planeWinners, isPlainHalving(g) {
@@ -133,7 +133,7 @@ final class PoolTrainingKernel: TrainingKernel {
         let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
         argmax.withUnsafeBufferPointer { indices in
             let winners = isMax ? indices.baseAddress : nil
-            forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
+            context.forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
                 let dX = dXBase + plane &* g.h &* g.w, dY = b.outputGradient + plane &* g.oh &* g.ow
                 if let winners {
                     let planeWinners = winners + plane &* g.oh &* g.ow

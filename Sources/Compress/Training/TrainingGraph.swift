@@ -14,8 +14,8 @@ import CBLAS
 /// Buffers for every value and its gradient are planned once per batch size
 /// and reused; activations are kept from the forward for the backward.
 /// Flatten and Reshape alias their input's storage. Kernels split images,
-/// channels or rows over `threads` workers, each calling OpenBLAS with one
-/// thread (set process-wide with `openblas_set_num_threads(1)`, as `Session` does).
+/// channels or rows over `threads` workers (the graph's own `WorkerPool`,
+/// whose threads end with it), each calling OpenBLAS with one thread (set process-wide with `openblas_set_num_threads(1)`, as `Session` does).
 ///
 /// Not safe to use from several threads at once.
 public final class TrainingGraph {
@@ -23,6 +23,8 @@ public final class TrainingGraph {
     public let model: Model
     /// Workers each step may be split over (at least 1).
     public let threads: Int
+    /// The threads steps are split over.
+    private let pool: WorkerPool
     /// Whether `backward` also computes the gradient with respect to the graph input.
     public let computesInputGradient: Bool
     /// Trainable parameters by initializer name.
@@ -51,6 +53,7 @@ public final class TrainingGraph {
     public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false) throws {
         self.model = model
         self.threads = max(1, threads)
+        pool = WorkerPool(threads: self.threads)
         self.computesInputGradient = computesInputGradient
         graph = try model.graph.topologicallySorted()
         _ = try graph.inferShapes(batch: 1)
@@ -89,7 +92,7 @@ public final class TrainingGraph {
         let batch = try graph.validatedBatchSize(of: [name: input])
         let state = try batchState(for: batch)
         copy(input, to: state.values[plan.inputID])
-        let context = state.context(threads: threads)
+        let context = state.context(pool: pool)
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
         for (step, binding) in zip(plan.steps, state.bindings) { step.kernel.forward(binding, training: training, context) }
         lastForward = state
@@ -122,7 +125,7 @@ public final class TrainingGraph {
             }
             gradient.floats.withUnsafeBufferPointer { accumulate($0.baseAddress!, into: destination, count: $0.count) }
         }
-        let context = state.context(threads: threads)
+        let context = state.context(pool: pool)
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
         let bindings = scope?.bindings(state.bindings) ?? state.bindings
         for s in (scope?.steps ?? Array(plan.steps.indices)).reversed() {

@@ -196,8 +196,8 @@ final class TrainingBatchState {
         scratch = FloatBuffer(count: scratchPerWorker * threads)
     }
 
-    func context(threads: Int) -> KernelContext {
-        KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, threads: threads)
+    func context(pool: WorkerPool) -> KernelContext {
+        KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, pool: pool)
     }
 
     /// Zeroes the gradients of all values (not of parameters).

@@ -131,7 +131,8 @@ struct BlockedConvKernel: Kernel {
     func label(inputShapes: [[Int]], outputShape: [Int]) -> String { "dense-blocked" }
 
     /// Images go to workers when there are at least as many as workers; otherwise
-    /// each image's output blocks (or, with fewer than two block pairs per worker, pixels) are split.
+    /// each image's output blocks (or, with fewer than two block pairs per worker,
+    /// pixel tiles) are split, for images of at least `splitImageWork` multiply-adds.
     func run(_ b: StepBinding, _ context: KernelContext) {
         let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
         let (oh, ow) = (b.outputShape[2], b.outputShape[3])
@@ -147,27 +148,30 @@ struct BlockedConvKernel: Kernel {
                     self.padded(b.inputs[0] + i &* inImage, c: c, h: h, w: w, scratch)
                 }
                 if n >= context.threads {
-                    forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
+                    context.forEachPart(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
                         let x = image(i, context.scratch(forWorker: worker))
                         convolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
                                  output: b.output + i &* outImage, blocks: 0..<s.outputBlocks, pixels: 0..<oh &* ow)
                     }
                     return
                 }
-                // Splitting one image's conv over workers cost more than it saved on every
-                // layer of the built-in models (DispatchQueue.concurrentPerform per layer,
-                // measured at batch 1 on 2 cores); only very large layers are split.
-                let workers = context.workers(forWork: imageWork, threshold: 50_000_000)
+                let workers = context.workers(forWork: imageWork, threshold: Self.splitImageWork)
                 let pairs = (s.outputBlocks + 1) / 2
+                // Pixel chunks start on whole tiles of 6 pixels (3 for pointwise triples).
+                let tiles = (oh * ow + 5) / 6
+                let byBlocks = pairs >= 2 * workers
+                let parts = min(byBlocks ? pairs : tiles, Self.partsPerWorker * workers)
                 for i in 0..<n {
                     let x = image(i, context.scratch)
-                    forEachIndex(workers, workers: workers) { part, _ in
+                    context.forEachPart(workers > 1 ? parts : 1, workers: workers) { part, _ in
                         var blocks = 0..<s.outputBlocks, pixels = 0..<oh &* ow
-                        if pairs >= 2 * workers {
-                            let p = chunk(pairs, parts: workers, part)
+                        if workers == 1 {
+                        } else if byBlocks {
+                            let p = chunk(pairs, parts: parts, part)
                             blocks = 2 * p.lowerBound..<min(2 * p.upperBound, s.outputBlocks)
                         } else {
-                            pixels = chunk(oh * ow, parts: workers, part)
+                            let t = chunk(tiles, parts: parts, part)
+                            pixels = 6 * t.lowerBound..<min(6 * t.upperBound, oh * ow)
                         }
                         convolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
                                  output: b.output + i &* outImage, blocks: blocks, pixels: pixels)
@@ -194,6 +198,19 @@ struct BlockedConvKernel: Kernel {
                                            output: output, clamp: clamp, blocks: blocks, pixels: pixels)
         }
     }
+
+    /// Multiply-adds from which one image's conv is split over workers (about
+    /// 25 us on one core). Measured with the worker pool at batch 1 on 2 cores
+    /// (Zen 4, `bench --layers`): MobileNetV2's 1x1 and 3x3 convs of 0.04-0.4 ms
+    /// ran in 0.50-0.56x the one-thread time. Steps of 5-15 us (mobilenet-small's
+    /// pointwise convs, 0.4-0.7M multiply-adds) also ran in 0.6x on their own,
+    /// but split inside a whole run they made it 6% slower (the next step reads
+    /// the other core's half of the output), hence 1M.
+    static let splitImageWork = 1_000_000
+    /// Parts per worker of a split image: threads claim them one by one, so a
+    /// thread that starts late (another process had its core) leaves its parts
+    /// to the others; each part keeps whole tiles.
+    static let partsPerWorker = 4
 
     /// The image as `blockedConvolve` reads it: in place, or copied into `scratch` with its padding.
     private func padded(_ x: UnsafeMutablePointer<Float>, c: Int, h: Int, w: Int,
@@ -263,7 +280,8 @@ struct BlockedDepthwiseConvKernel: Kernel {
 
     func label(inputShapes: [[Int]], outputShape: [Int]) -> String { "dense-blocked-depthwise" }
 
-    /// Images go to workers; a single image splits its output blocks over workers when large.
+    /// Images go to workers; below one image per worker, each image's output
+    /// blocks are split (from `splitImageWork` multiply-adds).
     func run(_ b: StepBinding, _ context: KernelContext) {
         let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
         let (oh, ow) = (b.outputShape[2], b.outputShape[3])
@@ -285,7 +303,7 @@ struct BlockedDepthwiseConvKernel: Kernel {
                 }
                 let (ih, iw, top, left) = readsInputInPlace ? (h, w, p.top, p.left) : (s.paddedHeight, s.paddedWidth, 0, 0)
                 if n >= context.threads {
-                    forEachIndex(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
+                    context.forEachPart(n, workers: context.workers(forWork: n * imageWork)) { i, worker in
                         let x = image(i, context.scratch(forWorker: worker))
                         blockedDepthwiseConvolve(s, input: x, height: ih, width: iw, top: top, left: left, filter: f,
                                                  bias: bias, output: b.output + i &* outImage,
@@ -293,13 +311,15 @@ struct BlockedDepthwiseConvKernel: Kernel {
                     }
                     return
                 }
-                let workers = context.workers(forWork: imageWork, threshold: 50_000_000)
+                let workers = context.workers(forWork: imageWork, threshold: Self.splitImageWork)
+                let parts = min(s.outputBlocks, BlockedConvKernel.partsPerWorker * workers)
                 for i in 0..<n {
                     let x = image(i, context.scratch)
-                    forEachIndex(workers, workers: workers) { part, _ in
+                    context.forEachPart(workers > 1 ? parts : 1, workers: workers) { part, _ in
                         blockedDepthwiseConvolve(s, input: x, height: ih, width: iw, top: top, left: left, filter: f,
                                                  bias: bias, output: b.output + i &* outImage, clamp: activation.clamp,
-                                                 blocks: chunk(s.outputBlocks, parts: workers, part))
+                                                 blocks: workers > 1 ? chunk(s.outputBlocks, parts: parts, part)
+                                                     : 0..<s.outputBlocks)
                     }
                 }
             }
@@ -307,20 +327,35 @@ struct BlockedDepthwiseConvKernel: Kernel {
     }
 }
 
+extension BlockedDepthwiseConvKernel {
+    /// Multiply-adds from which one image's depthwise conv is split over workers
+    /// (about 10 us on one core; measured as `BlockedConvKernel.splitImageWork`:
+    /// MobileNetV2's depthwise steps of 26-85 us ran in 0.51-0.60x the time).
+    static let splitImageWork = 100_000
+}
+
 /// Converts a feature map between the plain and the blocked layout (at plan
 /// boundaries, where an op without a blocked kernel reads a blocked value or the reverse).
 struct ReorderKernel: Kernel {
     let toBlocked: Bool
 
+    /// Blocks of 8 channels (of every image) go to workers: a block sits at the
+    /// same offset, 8 planes in, in both layouts.
     func run(_ b: StepBinding, _ context: KernelContext) {
         let shape = b.inputShapes[0]
         let (n, c, plane) = (shape[0], shape[1], shape[2...].reduce(1, *))
-        let blockedImage = blockedChannels(c) * plane
-        for i in 0..<n {
+        let blocks = blockedChannels(c) / 8
+        let blockedImage = blocks * 8 * plane
+        let workers = context.workers(forWork: n * blockedImage, threshold: elementwiseSplitCount)
+        context.forEachPart(n * blocks, workers: workers) { unit, _ in
+            let (i, block) = unit.quotientAndRemainder(dividingBy: blocks)
+            let live = min(8, c &- block &* 8), start = block &* 8 &* plane
             if toBlocked {
-                plainToBlocked(b.inputs[0] + i &* c &* plane, channels: c, plane: plane, b.output + i &* blockedImage)
+                plainToBlocked(b.inputs[0] + i &* c &* plane + start, channels: live, plane: plane,
+                               b.output + i &* blockedImage + start)
             } else {
-                blockedToPlain(b.inputs[0] + i &* blockedImage, channels: c, plane: plane, b.output + i &* c &* plane)
+                blockedToPlain(b.inputs[0] + i &* blockedImage + start, channels: live, plane: plane,
+                               b.output + i &* c &* plane + start)
             }
         }
     }
@@ -342,7 +377,7 @@ struct BlockedPoolKernel: Kernel {
         }
         let p = pool
         let work = planes * 8 * oh * ow * p.kernel.h * p.kernel.w
-        forEachIndex(planes, workers: context.workers(forWork: work)) { plane, _ in
+        context.forEachPart(planes, workers: context.workers(forWork: work, threshold: elementwiseSplitCount)) { plane, _ in
             blockedPool(b.inputs[0] + plane &* h &* w &* 8, blocks: 1, h: h, w: w, b.output + plane &* oh &* ow &* 8,
                         oh: oh, ow: ow, kernel: (p.kernel.h, p.kernel.w), stride: (p.stride.h, p.stride.w),
                         padding: (p.padding.top, p.padding.left, p.padding.bottom, p.padding.right),
@@ -368,15 +403,38 @@ struct BlockedActivationKernel: Kernel {
     let activation: FusedActivation
 
     func run(_ b: StepBinding, _ context: KernelContext) {
-        blockedClamp(b.inputs[0], b.output, count: ValueLayout.blocked.storageCount(b.outputShape),
-                     clamp: activation.clamp)
+        let count = ValueLayout.blocked.storageCount(b.outputShape)
+        let workers = context.workers(forWork: count, threshold: elementwiseSplitCount)
+        context.forEachPart(workers, workers: workers) { part, _ in
+            let range = vectorChunk(count, parts: workers, part)
+            blockedClamp(b.inputs[0] + range.lowerBound, b.output + range.lowerBound, count: range.count,
+                         clamp: activation.clamp)
+        }
     }
 }
 
 /// Elementwise Add of two equally shaped blocked values (padded channels stay 0).
 struct BlockedAddKernel: Kernel {
     func run(_ b: StepBinding, _ context: KernelContext) {
-        blockedAdd(b.inputs[0], b.inputs[1], b.output, count: ValueLayout.blocked.storageCount(b.outputShape),
-                   clamp: .none)
+        let count = ValueLayout.blocked.storageCount(b.outputShape)
+        let workers = context.workers(forWork: count, threshold: elementwiseSplitCount)
+        context.forEachPart(workers, workers: workers) { part, _ in
+            let r = vectorChunk(count, parts: workers, part)
+            blockedAdd(b.inputs[0] + r.lowerBound, b.inputs[1] + r.lowerBound, b.output + r.lowerBound,
+                       count: r.count, clamp: .none)
+        }
     }
+}
+
+/// Floats (or comparisons) from which a memory-bound step (reorder, pool,
+/// activation, Add) is split over workers: 128 KB read, several microseconds
+/// on one core, a few times what a call of the pool costs its caller.
+let elementwiseSplitCount = 32_768
+
+/// Part `part` of `0..<count` cut into `parts` ranges that start on whole
+/// 64-byte lines (16 floats), so workers share no cache line.
+func vectorChunk(_ count: Int, parts: Int, _ part: Int) -> Range<Int> {
+    let lines = (count + 15) / 16
+    let r = chunk(lines, parts: parts, part)
+    return min(16 * r.lowerBound, count)..<min(16 * r.upperBound, count)
 }

@@ -50,50 +50,74 @@ struct ConvKernel: Kernel {
 
     func label(inputShapes: [[Int]], outputShape: [Int]) -> String { strategy == .depthwise ? "dense-depthwise" : "dense-gemm" }
 
+    /// Multiply-adds from which one image of an ungrouped GEMM conv runs as
+    /// parts of `channelsPerPart` output channels (one GEMM each), which
+    /// workers share when there are fewer images than workers (the blocked
+    /// convs' threshold, `BlockedConvKernel.splitImageWork`).
+    static let splitImageWork = 1_000_000
+    /// Output channels per part: fixed, not a share per worker, so the same
+    /// BLAS calls (and so the same sums) run on any number of threads.
+    static let channelsPerPart = 16
+
     /// Images go to workers when there are enough of them; a single image
     /// (ungrouped) splits its output channels over the workers instead.
     func run(_ b: StepBinding, _ context: KernelContext) {
         let (n, c, h, w) = (b.inputShapes[0][0], b.inputShapes[0][1], b.inputShapes[0][2], b.inputShapes[0][3])
         let (oh, ow) = (b.outputShape[2], b.outputShape[3])
         let (inImage, outImage) = (c * h * w, outChannels * oh * ow)
-        let work = n * outImage * patchLength
-        // Splitting one image's channels pays off only for large layers.
-        let workers = context.workers(forWork: work, threshold: n >= context.threads ? 1_000_000 : 8_000_000)
+        let parts = channelParts(splits: context.splits(outImage * patchLength, threshold: Self.splitImageWork))
         weight.withUnsafeBufferPointer { wp in
             let wBase = wp.baseAddress!
-            if n >= workers || strategy == .depthwise || attributes.groups > 1 {
-                forEachIndex(n, workers: workers) { i, worker in
+            if n >= context.threads || parts == 1 {
+                context.forEachPart(n, workers: context.workers(forWork: n * outImage * patchLength)) { i, worker in
                     convolve(b.inputs[0] + i &* inImage, h: h, w: w, wBase, b.output + i &* outImage, oh: oh, ow: ow,
-                             col: context.scratch(forWorker: worker))
+                             col: context.scratch(forWorker: worker), parts: parts)
                 }
                 return
             }
             for i in 0..<n {
                 convolveSplittingChannels(b.inputs[0] + i &* inImage, h: h, w: w, wBase, b.output + i &* outImage,
-                                          oh: oh, ow: ow, col: context.scratch, workers: workers)
+                                          oh: oh, ow: ow, context, parts: parts)
             }
         }
     }
 
+    /// Parts one image's GEMM is cut into: 1 for small, grouped or depthwise convs.
+    private func channelParts(splits: Bool) -> Int {
+        guard strategy != .depthwise && attributes.groups == 1 && splits else { return 1 }
+        return (outChannels + Self.channelsPerPart - 1) / Self.channelsPerPart
+    }
+
+    /// Output channels of part `part`.
+    private func channels(ofPart part: Int, parts: Int) -> Range<Int> {
+        parts == 1 ? 0..<outChannels : part * Self.channelsPerPart..<min((part + 1) * Self.channelsPerPart, outChannels)
+    }
+
     /// One image, bias and activation included.
     private func convolve(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ wp: UnsafePointer<Float>,
-                          _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int, col: UnsafeMutablePointer<Float>) {
+                          _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int, col: UnsafeMutablePointer<Float>,
+                          parts: Int) {
         switch strategy {
         case .depthwise: depthwise(x, h: h, w: w, wp, y, oh: oh, ow: ow)
+        case .pointwise where parts > 1:
+            for part in 0..<parts { convolvePart(channels(ofPart: part, parts: parts), x, wp, y, spatial: oh * ow) }
         case .pointwise:
             pointwise(x, spatial: h * w, wp, y)
             epilogue(y, channels: 0..<outChannels, spatial: oh * ow)
+        case .im2col where parts > 1:
+            im2col(x, geometry(h: h, w: w, oh: oh, ow: ow), col: col, rowStride: oh * ow)
+            for part in 0..<parts { convolvePart(channels(ofPart: part, parts: parts), col, wp, y, spatial: oh * ow) }
         case .im2col:
             im2colGEMM(x, h: h, w: w, wp, y, oh: oh, ow: ow, col: col)
             epilogue(y, channels: 0..<outChannels, spatial: oh * ow)
         }
     }
 
-    /// One image of an ungrouped conv, each worker computing a block of output channels.
+    /// One image of an ungrouped conv, workers taking its parts of output channels.
     private func convolveSplittingChannels(_ x: UnsafeMutablePointer<Float>, h: Int, w: Int, _ wp: UnsafePointer<Float>,
                                            _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
-                                           col: UnsafeMutablePointer<Float>, workers: Int) {
-        let spatial = oh * ow
+                                           _ context: KernelContext, parts: Int) {
+        let spatial = oh * ow, col = context.scratch
         let operand: UnsafeMutablePointer<Float>
         if strategy == .im2col {
             im2col(x, geometry(h: h, w: w, oh: oh, ow: ow), col: col, rowStride: spatial)
@@ -101,12 +125,18 @@ struct ConvKernel: Kernel {
         } else {
             operand = x
         }
-        forEachIndex(workers, workers: workers) { part, _ in
-            let rows = chunk(outChannels, parts: workers, part)
-            gemm(m: rows.count, n: spatial, k: patchLength, wp + rows.lowerBound &* patchLength, operand,
-                 y + rows.lowerBound &* spatial)
-            epilogue(y, channels: rows, spatial: spatial)
+        context.forEachPart(parts, workers: context.threads) { part, _ in
+            convolvePart(channels(ofPart: part, parts: parts), operand, wp, y, spatial: spatial)
         }
+    }
+
+    /// Output channels `rows` of one ungrouped image from its GEMM operand (the
+    /// image, or its im2col unfolding), bias and activation included.
+    private func convolvePart(_ rows: Range<Int>, _ operand: UnsafeMutablePointer<Float>, _ wp: UnsafePointer<Float>,
+                              _ y: UnsafeMutablePointer<Float>, spatial: Int) {
+        gemm(m: rows.count, n: spatial, k: patchLength, wp + rows.lowerBound &* patchLength, operand,
+             y + rows.lowerBound &* spatial)
+        epilogue(y, channels: rows, spatial: spatial)
     }
 
     /// Bias and activation over output channels `channels` of one image.

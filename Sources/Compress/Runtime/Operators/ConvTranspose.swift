@@ -81,7 +81,7 @@ struct ConvTransposeKernel: Kernel {
         let (inImage, outImage) = (g.inChannels &* g.spatial, g.outChannels &* g.outSpatial)
         let workers = context.workers(forWork: n &* g.inChannels &* g.spatial &* g.patchLength)
         weight.withUnsafeBufferPointer { wp in
-            forEachIndex(n, workers: workers) { i, worker in
+            context.forEachPart(n, workers: workers) { i, worker in
                 let y = b.output + i &* outImage
                 convTransposeImage(b.inputs[0] + i &* inImage, weight: wp.baseAddress!, y, g,
                                    col: context.scratch(forWorker: worker))

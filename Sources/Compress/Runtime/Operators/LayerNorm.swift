@@ -27,7 +27,7 @@ struct LayerNormKernel: Kernel {
         scale.withUnsafeBufferPointer { sp in
             bias.withUnsafeBufferPointer { bp in
                 let (g, beta) = (sp.baseAddress!, bp.baseAddress!)
-                forEachIndex(n * tiles, workers: context.workers(forWork: 4 * n * channels * inner)) { unit, worker in
+                context.forEachPart(n * tiles, workers: context.workers(forWork: 4 * n * channels * inner)) { unit, worker in
                     let (image, start) = (unit / tiles, (unit % tiles) &* Self.tile)
                     let count = min(Self.tile, inner &- start)
                     let x = b.inputs[0] + (image &* channels &* inner &+ start)
@@ -81,7 +81,7 @@ struct BlockedLayerNormKernel: Kernel {
         scale.withUnsafeBufferPointer { sp in
             bias.withUnsafeBufferPointer { bp in
                 let (g, beta) = (sp.baseAddress!, bp.baseAddress!)
-                forEachIndex(n, workers: context.workers(forWork: 4 * n * image)) { i, _ in
+                context.forEachPart(n, workers: context.workers(forWork: 4 * n * image)) { i, _ in
                     blockedLayerNorm(b.inputs[0] + i &* image, channels: channels, plane: plane, scale: g, bias: beta,
                                      epsilon: epsilon, b.output + i &* image)
                 }

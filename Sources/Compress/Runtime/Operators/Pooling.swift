@@ -20,7 +20,7 @@ struct PoolKernel: Kernel {
                 (cols[3 &* ox], cols[3 &* ox &+ 1], cols[3 &* ox &+ 2]) = (lo, hi, padded)
             }
             let work = n &* c &* oh &* ow &* pool.kernel.h &* pool.kernel.w
-            forEachIndex(n * c, workers: context.workers(forWork: work)) { plane, _ in
+            context.forEachPart(n * c, workers: context.workers(forWork: work)) { plane, _ in
                 poolPlane(b.inputs[0] + plane &* h &* w, h: h, w: w, b.output + plane &* oh &* ow, oh: oh, ow: ow, cols)
             }
         }

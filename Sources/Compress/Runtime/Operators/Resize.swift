@@ -100,7 +100,7 @@ struct ResizeKernel: Kernel {
         let tables = ResizeTables(attributes, h: s[2], w: s[3], oh: oh, ow: ow)
         let planes = s[0] &* s[1]
         let workers = context.workers(forWork: b.outputShape.elementCount &* (tables.isNearest ? 1 : 8))
-        forEachIndex(workers, workers: workers) { part, _ in
+        context.forEachPart(workers, workers: workers) { part, _ in
             tables.forward(b.inputs[0], b.output, planes: chunk(planes, parts: workers, part), h: s[2], w: s[3])
         }
     }

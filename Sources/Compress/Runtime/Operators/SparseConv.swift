@@ -48,7 +48,7 @@ struct SparseConvKernel: Kernel {
         let residual = hasResidual ? UnsafePointer(b.inputs[1]) : nil
         withBias(bias) { bias in
             if n >= workers || attributes.groups > 1 {
-                forEachIndex(n, workers: workers) { i, worker in
+                context.forEachPart(n, workers: workers) { i, worker in
                     let output = StridedRows(start: b.output + i &* outImage, residual: residual.map { $0 + i &* outImage },
                                              rowStride: spatial, columnStride: 1)
                     convolve(b.inputs[0] + i &* inImage, h: h, w: w, b.outputShape, bias, output,
@@ -61,7 +61,7 @@ struct SparseConvKernel: Kernel {
                 let output = StridedRows(start: b.output + i &* outImage, residual: residual.map { $0 + i &* outImage },
                                          rowStride: spatial, columnStride: 1)
                 let operand = unfolded(x, h: h, w: w, b.outputShape, col: context.scratch)
-                forEachIndex(workers, workers: workers) { part, _ in
+                context.forEachPart(workers, workers: workers) { part, _ in
                     matrix.multiplyDense(rows: chunk(outChannels, parts: workers, part), operand, rowStride: spatial,
                                          width: spatial, bias: bias, output, activation, vectorized: vectorized)
                 }

@@ -44,14 +44,14 @@ struct SparseLinearKernel: Kernel {
         let (x, y) = (UnsafePointer(b.inputs[0]), b.output)
         if n == 1, let sliced {
             guard workers > 1 else { return sliced.multiplyVector(slices: 0..<sliced.sliceCount, x, y, activation.clamp) }
-            forEachIndex(workers, workers: workers) { part, _ in
+            context.forEachPart(workers, workers: workers) { part, _ in
                 sliced.multiplyVector(slices: sliced.slices(part: part, of: workers), x, y, activation.clamp)
             }
             return
         }
         withBias(bias) { bias in
             if n == 1 {
-                forEachIndex(workers, workers: workers) { part, _ in
+                context.forEachPart(workers, workers: workers) { part, _ in
                     matrix.multiplyVector(rows: chunk(outFeatures, parts: workers, part), x, y, bias: bias, activation)
                 }
                 return
@@ -59,7 +59,7 @@ struct SparseLinearKernel: Kernel {
             let xt = context.scratch
             transpose(x, rows: n, columns: inFeatures, xt, vectorized: vectorized)
             let output = StridedRows(start: y, residual: nil, rowStride: 1, columnStride: outFeatures)
-            forEachIndex(workers, workers: workers) { part, _ in
+            context.forEachPart(workers, workers: workers) { part, _ in
                 matrix.multiplyDense(rows: chunk(outFeatures, parts: workers, part), xt, rowStride: n, width: n,
                                      bias: bias, output, activation, vectorized: vectorized)
             }

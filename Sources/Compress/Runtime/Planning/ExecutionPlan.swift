@@ -57,12 +57,12 @@ struct ExecutionPlan {
     ///     sparse kernels use AVX2; with `portable` everything is plain NCHW
     ///     and plain Swift or BLAS. Throws `KernelSetError` when the CPU lacks the set.
     ///   - sparseKernels: which conv and linear layers run sparse kernels
-    ///     (`SparseKernelSelector`); `threads` is what timed choices may use.
+    ///     (`SparseKernelSelector`); `pool` is what timed choices run on.
     ///   - sparseNodes: with `.sparse`, only these layers go sparse.
     ///   - kernelTiming: how `.auto` times candidates (nil: by running them).
     ///   - convBuild: replaces the direct conv build `kernels` implies (tests: `wide16OnAVX2`).
     init(graph original: Graph, kernels: KernelSet = .best, sparseKernels: SparseKernelPolicy = .auto,
-         threads: Int = 1, sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil,
+         pool: WorkerPool = WorkerPool(threads: 1), sparseNodes: Set<String>? = nil, kernelTiming: KernelTiming? = nil,
          convBuild: DirectConvBuild? = nil) throws {
         let (folded, foldedNames) = foldingBatchNorm(original)
         let (fused, activations, fusedNames) = try folded.topologicallySorted().fusingActivations()
@@ -82,7 +82,7 @@ struct ExecutionPlan {
         foldedBatchNorms = foldedNames
         fusedActivations = fusedNames + moreActivations
         fusedResidualAdds = addNames
-        let selector = SparseKernelSelector(policy: sparseKernels, threads: threads, onlyNodes: sparseNodes,
+        let selector = SparseKernelSelector(policy: sparseKernels, pool: pool, onlyNodes: sparseNodes,
                                             timing: kernelTiming)
         var builder = ValueTable(graph: graph, shapes: shapes, kernels: kernels, residuals: residuals, selector: selector,
                                  convBuild: convBuild)

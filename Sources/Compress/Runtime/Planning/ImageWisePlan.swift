@@ -13,6 +13,11 @@ final class ImageWisePlan {
     /// Batch-sized storage of the graph inputs and outputs, by value id.
     let buffers: [Int: FloatBuffer]
     let workers: [BatchPlan]
+    /// What each worker's steps run on: one thread, its own.
+    let serial = WorkerPool(threads: 1)
+    /// The graph inputs and outputs: value id, batch storage and floats per image.
+    private let inputs: [(id: Int, storage: UnsafeMutablePointer<Float>, count: Int)]
+    private let outputs: [(id: Int, storage: UnsafeMutablePointer<Float>, count: Int)]
 
     init(_ plan: ExecutionPlan, batch: Int, threads: Int) throws {
         self.batch = batch
@@ -23,27 +28,29 @@ final class ImageWisePlan {
             buffers[id] = FloatBuffer(count: shapes[id].elementCount)
         }
         self.buffers = buffers
+        let shapes = self.shapes
+        let staged = { (id: Int) in (id: id, storage: buffers[id]!.pointer, count: shapes[id].elementCount / batch) }
+        inputs = plan.inputIDs.map(staged)
+        outputs = plan.outputIDs.map(staged)
         workers = try (0..<max(1, min(threads, batch))).map { _ in try BatchPlan(plan, batch: 1, threads: 1) }
     }
 
     /// Where value `id` (a graph input or output) lives for the whole batch.
     func pointer(_ id: Int) -> UnsafeMutablePointer<Float> { buffers[id]!.pointer }
 
-    /// Runs every image: copy its inputs in, run the steps, copy its outputs out.
-    func execute(_ plan: ExecutionPlan) {
-        let ids = Array(buffers.keys)
-        let sampleCounts = Dictionary(uniqueKeysWithValues: ids.map { ($0, shapes[$0].elementCount / batch) })
-        forEachIndex(batch, workers: workers.count) { image, worker in
+    /// Runs every image on `pool` (each thread claims the next image and runs it on its own plan):
+    /// copy its inputs in, run the steps, copy its outputs out.
+    func execute(_ plan: ExecutionPlan, pool: WorkerPool) {
+        pool.forEachPart(batch, workers: workers.count) { image, worker in
             let local = self.workers[worker]
-            for id in plan.inputIDs {
-                let n = sampleCounts[id]!
-                local.pointers[id].update(from: self.buffers[id]!.pointer + image &* n, count: n)
+            for input in inputs {
+                local.pointers[input.id].update(from: input.storage + image &* input.count, count: input.count)
             }
-            let context = KernelContext(scratch: local.scratch.pointer, scratchPerWorker: local.scratchPerWorker, threads: 1)
+            let context = KernelContext(scratch: local.scratch.pointer, scratchPerWorker: local.scratchPerWorker,
+                                        pool: serial)
             for (step, binding) in zip(plan.steps, local.bindings) { step.kernel.run(binding, context) }
-            for id in plan.outputIDs {
-                let n = sampleCounts[id]!
-                (self.buffers[id]!.pointer + image &* n).update(from: local.pointers[id], count: n)
+            for output in outputs {
+                (output.storage + image &* output.count).update(from: local.pointers[output.id], count: output.count)
             }
         }
     }

@@ -43,17 +43,17 @@ struct SparseKernelSelector {
     static let densityLimit = 0.5
 
     let policy: SparseKernelPolicy
-    /// Threads the timed runs may use (the session's).
-    let threads: Int
+    /// The threads the timed runs may use (the session's).
+    let pool: WorkerPool
     /// With `.sparse`, only these layers go sparse (tests mixing dense and sparse layers).
     var onlyNodes: Set<String>? = nil
     /// How `.auto` times each candidate.
     let timing: KernelTiming
 
-    /// `timing` nil: `measuredTiming(threads:)`.
-    init(policy: SparseKernelPolicy, threads: Int, onlyNodes: Set<String>? = nil, timing: KernelTiming? = nil) {
-        (self.policy, self.threads, self.onlyNodes) = (policy, threads, onlyNodes)
-        self.timing = timing ?? Self.measuredTiming(threads: threads)
+    /// `timing` nil: `measuredTiming(pool:)`.
+    init(policy: SparseKernelPolicy, pool: WorkerPool, onlyNodes: Set<String>? = nil, timing: KernelTiming? = nil) {
+        (self.policy, self.pool, self.onlyNodes) = (policy, pool, onlyNodes)
+        self.timing = timing ?? Self.measuredTiming(pool: pool)
     }
 
     func considers(_ node: String, density: Double) -> Bool {
@@ -75,9 +75,9 @@ struct SparseKernelSelector {
 
     /// The real timing: the fastest run of the kernel on seeded buffers
     /// (`KernelBench`), timed by `RunTimer.kernelChoice`.
-    static func measuredTiming(threads: Int) -> KernelTiming {
+    static func measuredTiming(pool: WorkerPool) -> KernelTiming {
         { kernel, inputShapes, outputShape in
-            KernelBench(inputShapes: inputShapes, outputShape: outputShape, threads: threads).fastestRun(kernel)
+            KernelBench(inputShapes: inputShapes, outputShape: outputShape, pool: pool).fastestRun(kernel)
         }
     }
 }
@@ -86,7 +86,7 @@ struct SparseKernelSelector {
 private struct KernelBench {
     let inputShapes: [[Int]]
     let outputShape: [Int]
-    let threads: Int
+    let pool: WorkerPool
 
     /// The fastest run by `RunTimer.kernelChoice`, in seconds.
     func fastestRun(_ kernel: any Kernel) -> Double {
@@ -102,10 +102,10 @@ private struct KernelBench {
         }
         let output = FloatBuffer(count: storage(outputShape))
         let perWorker = kernel.scratchCount(inputShapes: inputShapes, outputShape: outputShape)
-        let scratch = FloatBuffer(count: perWorker * threads)
+        let scratch = FloatBuffer(count: perWorker * pool.threads)
         let binding = StepBinding(inputs: inputs.map(\.pointer), inputShapes: inputShapes, output: output.pointer,
                                   outputShape: outputShape)
-        let context = KernelContext(scratch: scratch.pointer, scratchPerWorker: perWorker, threads: threads)
+        let context = KernelContext(scratch: scratch.pointer, scratchPerWorker: perWorker, pool: pool)
         let times = RunTimer.kernelChoice.time { kernel.run(binding, context) }
         return withExtendedLifetime((inputs, output, scratch)) { times.fastestMs / 1000 }
     }
