@@ -211,6 +211,11 @@ import Testing
         #expect((trainingJSON["results"] as? [[String: Any]])?.first?["batch"] as? Int == 4)
         let bad = try run(["bench", m, "--batch", "0"])
         #expect(bad.status != 0)
+        // A thread count no machine has is one clear error, not a failed pthread_create.
+        let tooMany = try run(["bench", m, "--threads", "100000"])
+        #expect(tooMany.status != 0 && tooMany.stderr.contains("between 1 and 256"), "\(tooMany.stderr)")
+        let evalTooMany = try run(["eval", m, "--threads", "100000"])
+        #expect(evalTooMany.status != 0 && evalTooMany.stderr.contains("between 1 and 256"), "\(evalTooMany.stderr)")
     }
 
     /// `--kernels` picks the kernel set bench times (named in its JSON) and the

@@ -26,7 +26,13 @@ struct MeasurementOptions: ParsableArguments {
     func batches() throws -> [Int] { try parsePositiveList(batch, name: "batch") }
 
     /// The thread counts, each at least 1.
-    func threadCounts() throws -> [Int] { try parsePositiveList(threads, name: "threads") }
+    func threadCounts() throws -> [Int] {
+        let counts = try parsePositiveList(threads, name: "threads")
+        guard counts.allSatisfy({ $0 <= ThreadsOption.maximum }) else {
+            throw CLIError("--threads takes counts between 1 and \(ThreadsOption.maximum), got '\(threads)'")
+        }
+        return counts
+    }
 
     /// The benchmark timing each configuration.
     var benchmark: LatencyBenchmark { LatencyBenchmark(minRepetitions: repetitions, minSeconds: seconds) }

@@ -7,8 +7,13 @@ struct ThreadsOption: ParsableArguments {
     @Option(name: .long, help: "Threads for the runtime, training and BLAS.")
     var threads = 1
 
+    /// More threads than this is a typo, not a machine: each is a real thread of the worker pool.
+    static let maximum = 256
+
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (1...Self.maximum).contains(threads) else {
+            throw ValidationError("--threads must be between 1 and \(Self.maximum), got \(threads)")
+        }
     }
 }
 
