@@ -12,8 +12,9 @@ import Synchronization
 /// - `portable`: plain NCHW, im2col + BLAS convolutions and plain Swift for
 ///   the rest; runs on any CPU.
 ///
-/// The same model, input and kernel set give the same bytes; sets differ in
-/// the order of floating-point sums, so their outputs agree only within rounding.
+/// The same model, input and kernel set give the same bytes. `avx512` and
+/// `avx2` do the same multiply-adds in the same order (same bytes too);
+/// `portable` sums in another order, so it agrees with them within rounding.
 public enum KernelSet: String, CaseIterable, Sendable, Codable {
     case avx512, avx2, portable
 
