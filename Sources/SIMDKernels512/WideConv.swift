@@ -24,6 +24,14 @@ import SIMDKernels
 /// Floats of the bias `wideConvolve` reads: `outChannels` rounded up to whole pairs of blocks.
 public func wideBiasCount(outChannels: Int) -> Int { (outChannels + 15) / 16 * 16 }
 
+/// Pixels per tile `wideConvolve` uses for a range of `pixelCount` pixels: 8 when
+/// tiles of 8 repeat fewer pixels than tiles of 7 (8x8, 16x16 and 32x32 maps), else
+/// 7 (7x7, 14x14, 28x28, 56x56, 112x112). A range split at multiples of the whole
+/// map's tile keeps every part's tiles whole.
+public func wideTilePixels(pixelCount: Int) -> Int {
+    (8 &- pixelCount % 8) % 8 < (7 &- pixelCount % 7) % 7 ? 8 : 7
+}
+
 /// Computes output blocks `blocks` (8-channel blocks, as in `blockedConvolve`) and
 /// output pixels `pixels` (row-major indices into `outputHeight * outputWidth`) of
 /// one image: `y = clamp(conv(x) + bias + residual)`, as `blockedConvolve` computes
@@ -52,9 +60,7 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         widePointwiseConvolve(s, input: input, filter: filter, bias: bias, e, blocks: blocks, pixels: pixels)
         return
     }
-    // Tiles of 8 pixels when they leave fewer repeated pixels than tiles of 7 (8x8, 16x16
-    // and 32x32 maps), else 7 (7x7, 14x14, 28x28, 56x56, 112x112).
-    let eight = (8 &- pixels.count % 8) % 8 < (7 &- pixels.count % 7) % 7
+    let eight = wideTilePixels(pixelCount: pixels.count) == 8
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
@@ -652,8 +658,7 @@ func widePointwiseApplies(_ s: BlockedConvShape, _ pixels: Range<Int>) -> Bool {
 /// `wideConvolve` for `widePointwiseApplies` shapes.
 func widePointwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
                            bias: UnsafePointer<Float>, _ e: WideEpilogue, blocks: Range<Int>, pixels: Range<Int>) {
-    // Tiles of 8 pixels when they recompute fewer overlapped pixels than tiles of 7.
-    let eight = (8 &- pixels.count % 8) % 8 < (7 &- pixels.count % 7) % 7
+    let eight = wideTilePixels(pixelCount: pixels.count) == 8
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {

@@ -157,8 +157,10 @@ struct BlockedConvKernel: Kernel {
                 }
                 let workers = context.workers(forWork: imageWork, threshold: Self.splitImageWork)
                 let pairs = (s.outputBlocks + 1) / 2
-                // Pixel chunks start on whole tiles of 6 pixels (3 for pointwise triples).
-                let tiles = (oh * ow + 5) / 6
+                // Pixel chunks start on whole tiles of the build: 6 pixels for AVX2 (3 for
+                // pointwise triples), 7 or 8 for the width-16 builds.
+                let tile = build.isWide ? SIMDKernelsWide16.wideTilePixels(pixelCount: oh * ow) : 6
+                let tiles = (oh * ow + tile - 1) / tile
                 let byBlocks = pairs >= 2 * workers
                 let parts = min(byBlocks ? pairs : tiles, Self.partsPerWorker * workers)
                 for i in 0..<n {
@@ -171,7 +173,7 @@ struct BlockedConvKernel: Kernel {
                             blocks = 2 * p.lowerBound..<min(2 * p.upperBound, s.outputBlocks)
                         } else {
                             let t = chunk(tiles, parts: parts, part)
-                            pixels = 6 * t.lowerBound..<min(6 * t.upperBound, oh * ow)
+                            pixels = tile * t.lowerBound..<min(tile * t.upperBound, oh * ow)
                         }
                         convolve(s, input: x, filter: f, bias: bias, residual: residual.map { $0 + i &* outImage },
                                  output: b.output + i &* outImage, blocks: blocks, pixels: pixels)

@@ -4,8 +4,6 @@ struct ValueTable {
     let graph: Graph
     /// Batch-1 shapes by value name.
     let shapes: [String: [Int]]
-    /// The instruction set kernels are chosen for.
-    let kernels: KernelSet
     /// Feature maps may be NCHW8c (every set but `portable`).
     let blocked: Bool
     /// The build of dense direct convolutions (nil with `portable`).
@@ -28,7 +26,7 @@ struct ValueTable {
     ///   run the `avx512` algorithm through `wide16OnAVX2`).
     init(graph: Graph, shapes: [String: [Int]], kernels: KernelSet, residuals: [String: String],
          selector: SparseKernelSelector, convBuild: DirectConvBuild? = nil) {
-        (self.graph, self.shapes, self.kernels, self.residuals, self.selector) = (graph, shapes, kernels, residuals, selector)
+        (self.graph, self.shapes, self.residuals, self.selector) = (graph, shapes, residuals, selector)
         blocked = kernels != .portable
         self.convBuild = blocked ? convBuild ?? DirectConvBuild(kernels) : nil
     }
