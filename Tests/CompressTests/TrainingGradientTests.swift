@@ -18,8 +18,8 @@ enum GradientCheck {
     }
 
     static func run(_ graph: Graph, input: Tensor, training: Bool = true, eps: Float = 1e-2, samples: Int = 40,
-                    seed: UInt64 = 11) throws -> Result {
-        let trainer = try TrainingGraph(model: Model(graph: graph), seed: 5, computesInputGradient: true)
+                    seed: UInt64 = 11, kernels: KernelSet = .processDefault) throws -> Result {
+        let trainer = try TrainingGraph(model: Model(graph: graph), seed: 5, computesInputGradient: true, kernels: kernels)
         trainer.freezesDropoutMasks = true
         let y = try trainer.forward(input, training: training)
         var rng = SeededGenerator(seed: seed)

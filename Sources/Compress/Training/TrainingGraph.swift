@@ -27,6 +27,9 @@ public final class TrainingGraph {
     private let pool: WorkerPool
     /// Whether `backward` also computes the gradient with respect to the graph input.
     public let computesInputGradient: Bool
+    /// The kernel set the steps were planned for: dense convolutions train on
+    /// direct NCHW8c kernels (``BlockedConvTrainingKernel``) unless `portable`.
+    public let kernels: KernelSet
     /// Trainable parameters by initializer name.
     public let parameters: [String: ParameterBuffer]
     /// BatchNorm running means and variances by initializer name (no gradient).
@@ -48,18 +51,21 @@ public final class TrainingGraph {
     ///   - seed: seeds the dropout masks.
     ///   - threads: workers per step.
     ///   - computesInputGradient: also compute `inputGradient` (for gradient checks, adversarial inputs).
+    ///   - kernels: the kernel set to plan for (this CPU must support it).
     /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
     ///   parameter is not an initializer or the normalization does not fit the input.
-    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false) throws {
+    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
+                kernels: KernelSet = .processDefault) throws {
         self.model = model
         self.threads = max(1, threads)
         pool = WorkerPool(threads: self.threads)
         self.computesInputGradient = computesInputGradient
+        self.kernels = try kernels.checkedSupported()
         graph = try model.graph.topologicallySorted()
         _ = try graph.inferShapes(batch: 1)
         _ = try model.firstInputName()
         randomness = DropoutRandomness(seed: seed)
-        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness)
+        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: kernels)
         plan = try builder.build(inputNeedsGradient: computesInputGradient)
         parameters = builder.parameters
         statistics = builder.statistics

@@ -29,14 +29,17 @@ struct TrainingPlan {
 struct TrainingPlanBuilder {
     let graph: Graph
     let randomness: DropoutRandomness
+    /// The kernel set dense convolutions train on (direct blocked kernels unless `portable`).
+    let kernels: KernelSet
     var parameters: [String: ParameterBuffer] = [:]
     var statistics: [String: ParameterBuffer] = [:]
     private var plan = TrainingPlan(ids: [:], names: [], sources: [], needsGradient: [], constants: [], steps: [],
                                     inputID: 0, outputIDs: [])
 
-    init(graph: Graph, randomness: DropoutRandomness) {
+    init(graph: Graph, randomness: DropoutRandomness, kernels: KernelSet) {
         self.graph = graph
         self.randomness = randomness
+        self.kernels = kernels
     }
 
     mutating func build(inputNeedsGradient: Bool) throws -> TrainingPlan {
@@ -83,8 +86,12 @@ struct TrainingPlanBuilder {
         func input(_ k: Int) -> String? { k < node.inputs.count && !node.inputs[k].isEmpty ? node.inputs[k] : nil }
         switch node.op {
         case .conv2d(let a):
-            return ConvTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
-                                      bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
+            let weight = try parameter(input(1)!, .weight, node)
+            let bias = try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) }
+            if let build = DirectConvBuild(kernels), BlockedConvKernel.supports(a, weightShape: weight.shape) {
+                return BlockedConvTrainingKernel(attributes: a, weight: weight, bias: bias, build: build)
+            }
+            return ConvTrainingKernel(attributes: a, weight: weight, bias: bias)
         case .convTranspose(let a):
             return ConvTransposeTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
                                                bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })

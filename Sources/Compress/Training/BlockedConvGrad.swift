@@ -1,0 +1,294 @@
+import SIMDKernels
+import SIMDKernels512
+import SIMDKernelsWide16
+
+/// A trainable dense 2-D convolution (groups 1, dilation 1) on the runtime's
+/// direct NCHW8c kernels, behind the plain NCHW interface of the other
+/// training kernels. Per image, over workers:
+///
+/// - forward: the image padded into a blocked scratch image (`padImage`), the
+///   inference conv of the plan's build (`blockedConvolve`, or `wideConvolve`
+///   of `SIMDKernels512` / `SIMDKernelsWide16`) with the bias in its epilogue,
+///   and the blocked result copied out plain. The filter is packed at every
+///   call, since the optimizer changes the weights between steps.
+/// - weight gradient: `dY` reordered to NCHW8c, then
+///   `blockedConvWeightGradient` over the padded image into a per-worker
+///   packed accumulator; the partials are unpacked and added into
+///   `weight.gradient` in worker order (images are fixed shares of workers),
+///   so the same inputs and thread count give the same bytes.
+/// - data gradient, stride 1 with every padding at most the kernel size - 1:
+///   the same direct conv of `dY` padded by `k - 1 - p` on each side with the
+///   filter flipped 180 degrees and its input and output channels swapped
+///   (`dX = conv(pad(dY), flip(Wᵀ))`), added into the plain `dX`. Other
+///   strides and paddings take the im2col data gradient of
+///   ``ConvTrainingKernel``.
+/// - bias gradient: the sum of each `dY` plane, as ``ConvTrainingKernel``.
+final class BlockedConvTrainingKernel: TrainingKernel {
+    let attributes: Conv2d
+    let weight: ParameterBuffer
+    let bias: ParameterBuffer?
+    let build: DirectConvBuild
+    let outChannels: Int, inChannels: Int, kernelH: Int, kernelW: Int
+    /// Input channels per block of the padded image: 8, or C when C < 8 (as the inference kernel of a plain input).
+    let inputChannelsPerBlock: Int
+    /// Whether the data gradient runs as a direct conv (else by `im2colGradient`).
+    let hasDirectInputGradient: Bool
+    /// The im2col kernel over the same parameters, for the data gradients a direct conv does not serve.
+    let im2colGradient: ConvTrainingKernel
+
+    /// Whether a conv with these attributes and weight shape trains on this kernel with `kernels`.
+    static func supports(_ a: Conv2d, weightShape: [Int], kernels: KernelSet) -> Bool {
+        DirectConvBuild(kernels) != nil && BlockedConvKernel.supports(a, weightShape: weightShape)
+    }
+
+    init(attributes: Conv2d, weight: ParameterBuffer, bias: ParameterBuffer?, build: DirectConvBuild) {
+        self.attributes = attributes
+        self.weight = weight
+        self.bias = bias
+        self.build = build
+        (outChannels, inChannels, kernelH, kernelW) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        inputChannelsPerBlock = inChannels >= 8 ? 8 : inChannels
+        let p = attributes.padding
+        hasDirectInputGradient = attributes.stride == .square(1) && p.top < kernelH && p.bottom < kernelH
+            && p.left < kernelW && p.right < kernelW
+        im2colGradient = ConvTrainingKernel(attributes: attributes, weight: weight, bias: bias)
+    }
+
+    private func forwardShape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
+        let p = attributes.padding, cs = inputChannelsPerBlock
+        let inputBlocks = (inChannels + cs - 1) / cs
+        let outputBlocks = blockedChannels(outChannels) / 8
+        return BlockedConvShape(
+            inputBlocks: inputBlocks, channelsPerBlock: cs, paddedHeight: h + p.top + p.bottom,
+            paddedWidth: w + p.left + p.right, kernelHeight: kernelH, kernelWidth: kernelW,
+            strideHeight: attributes.stride.h, strideWidth: attributes.stride.w, outputBlocks: outputBlocks,
+            outputHeight: oh, outputWidth: ow, lastBlockChannels: inChannels - (inputBlocks - 1) * cs,
+            lastOutputChannels: outChannels - (outputBlocks - 1) * 8)
+    }
+
+    /// The data-gradient conv: `dY` (blocked, 8 channels per block) padded by `k - 1 - p`, output `dX` blocked.
+    private func inputGradientShape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
+        let p = attributes.padding
+        let inputBlocks = blockedChannels(outChannels) / 8, outputBlocks = blockedChannels(inChannels) / 8
+        return BlockedConvShape(
+            inputBlocks: inputBlocks, channelsPerBlock: 8,
+            paddedHeight: oh + 2 * (kernelH - 1) - p.top - p.bottom, paddedWidth: ow + 2 * (kernelW - 1) - p.left - p.right,
+            kernelHeight: kernelH, kernelWidth: kernelW, strideHeight: 1, strideWidth: 1, outputBlocks: outputBlocks,
+            outputHeight: h, outputWidth: w, lastBlockChannels: outChannels - (inputBlocks - 1) * 8,
+            lastOutputChannels: inChannels - (outputBlocks - 1) * 8)
+    }
+
+    /// Offsets (floats, 64-byte aligned) of one worker's scratch regions.
+    private struct ScratchLayout {
+        var blockedOutput: Int, paddedOutputGradient: Int, blockedInputGradient: Int
+        var weightGradient: Int, biasGradient: Int, total: Int
+    }
+
+    private func scratchLayout(h: Int, w: Int, oh: Int, ow: Int) -> ScratchLayout {
+        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+        let f = forwardShape(h: h, w: w, oh: oh, ow: ow)
+        var next = aligned(f.paddedInputCount)
+        let blockedOutput = next
+        next += aligned(blockedChannels(outChannels) * oh * ow)
+        var paddedOutputGradient = next, blockedInputGradient = next
+        if hasDirectInputGradient {
+            let d = inputGradientShape(h: h, w: w, oh: oh, ow: ow)
+            next += aligned(d.paddedInputCount)
+            blockedInputGradient = next
+            next += aligned(blockedChannels(inChannels) * h * w)
+        } else {
+            paddedOutputGradient = next
+        }
+        let weightGradient = next
+        next += aligned(f.outputBlocks * f.filterBlockCount)
+        let biasGradient = next
+        next += aligned(outChannels)
+        return ScratchLayout(blockedOutput: blockedOutput, paddedOutputGradient: paddedOutputGradient,
+                             blockedInputGradient: blockedInputGradient, weightGradient: weightGradient,
+                             biasGradient: biasGradient, total: next)
+    }
+
+    func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
+        let s = inputShapes[0]
+        let own = scratchLayout(h: s[2], w: s[3], oh: outputShape[2], ow: outputShape[3]).total
+        return max(own, im2colGradient.scratchCount(inputShapes: inputShapes, outputShape: outputShape))
+    }
+
+    private func workers(_ b: TrainingBinding, _ context: KernelContext) -> Int {
+        let n = b.inputShapes[0][0]
+        let work = n * outChannels * inChannels * kernelH * kernelW * b.outputShape[2] * b.outputShape[3]
+        return min(n, context.workers(forWork: work))
+    }
+
+    /// `weight` packed for the forward conv of this build.
+    private func packedForwardFilter() -> [Float] {
+        packBlockedFilter(weight.values.baseAddress!, outChannels: outChannels, inChannels: inChannels,
+                          kernelHeight: kernelH, kernelWidth: kernelW, channelsPerBlock: inputChannelsPerBlock,
+                          outputLanes: build.isWide ? 16 : 8)
+    }
+
+    /// The data-gradient filter `W'[c][o][ky][kx] = W[o][c][kh-1-ky][kw-1-kx]`, packed for this build.
+    private func packedInputGradientFilter() -> [Float] {
+        let (o, c, kh, kw) = (outChannels, inChannels, kernelH, kernelW)
+        var flipped = [Float](repeating: 0, count: weight.count)
+        flipped.withUnsafeMutableBufferPointer { t in
+            let w = weight.values
+            for oc in 0..<o {
+                for ic in 0..<c {
+                    for ky in 0..<kh {
+                        for kx in 0..<kw {
+                            t[((ic &* o &+ oc) &* kh &+ (kh &- 1 &- ky)) &* kw &+ (kw &- 1 &- kx)] =
+                                w[((oc &* c &+ ic) &* kh &+ ky) &* kw &+ kx]
+                        }
+                    }
+                }
+            }
+        }
+        return flipped.withUnsafeBufferPointer {
+            packBlockedFilter($0.baseAddress!, outChannels: c, inChannels: o, kernelHeight: kh, kernelWidth: kw,
+                              channelsPerBlock: 8, outputLanes: build.isWide ? 16 : 8)
+        }
+    }
+
+    /// `channels` floats of bias (or zeros) padded as this build's epilogue reads them.
+    private func paddedBias(_ values: UnsafeMutableBufferPointer<Float>?, channels: Int) -> [Float] {
+        let count = build.isWide ? SIMDKernelsWide16.wideBiasCount(outChannels: channels) : blockedChannels(channels)
+        var padded = [Float](repeating: 0, count: count)
+        if let values { for c in 0..<channels { padded[c] = values[c] } }
+        return padded
+    }
+
+    private func convolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                          bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let (blocks, pixels) = (0..<s.outputBlocks, 0..<s.outputHeight &* s.outputWidth)
+        switch build {
+        case .avx2:
+            blockedConvolve(s, input: input, filter: filter, bias: bias, residual: nil, output: output,
+                            clamp: .none, blocks: blocks, pixels: pixels)
+        case .avx512:
+            SIMDKernels512.wideConvolve(s, input: input, filter: filter, bias: bias, residual: nil, output: output,
+                                        clamp: .none, blocks: blocks, pixels: pixels)
+        case .wide16OnAVX2:
+            SIMDKernelsWide16.wideConvolve(s, input: input, filter: filter, bias: bias, residual: nil,
+                                           output: output, clamp: .none, blocks: blocks, pixels: pixels)
+        }
+    }
+
+    /// Image `x` (plain) copied into `scratch` as the forward conv reads it.
+    private func padInput(_ x: UnsafePointer<Float>, h: Int, w: Int, _ scratch: UnsafeMutablePointer<Float>) {
+        let p = attributes.padding
+        padImage(x, blocked: false, channels: inChannels, h: h, w: w, top: p.top, left: p.left, bottom: p.bottom,
+                 right: p.right, channelsPerBlock: inputChannelsPerBlock, scratch)
+    }
+
+    func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
+        let (n, h, w) = (b.inputShapes[0][0], b.inputShapes[0][2], b.inputShapes[0][3])
+        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
+        let s = forwardShape(h: h, w: w, oh: oh, ow: ow)
+        let layout = scratchLayout(h: h, w: w, oh: oh, ow: ow)
+        let (inImage, outImage) = (inChannels &* h &* w, outChannels &* oh &* ow)
+        let filter = packedForwardFilter()
+        let bias = paddedBias(bias?.values, channels: outChannels)
+        filter.withUnsafeBufferPointer { fp in
+            bias.withUnsafeBufferPointer { bp in
+                let (f, bias) = (fp.baseAddress!, bp.baseAddress!)
+                context.forEachIndex(n, workers: workers(b, context)) { i, worker in
+                    let scratch = context.scratch(forWorker: worker)
+                    padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
+                    let y = scratch + layout.blockedOutput
+                    convolve(s, input: scratch, filter: f, bias: bias, output: y)
+                    blockedToPlain(y, channels: outChannels, plane: oh &* ow, b.output + i &* outImage)
+                }
+            }
+        }
+    }
+
+    func backward(_ b: TrainingBinding, _ context: KernelContext) {
+        let (n, h, w) = (b.inputShapes[0][0], b.inputShapes[0][2], b.inputShapes[0][3])
+        let (oh, ow) = (b.outputShape[2], b.outputShape[3])
+        let s = forwardShape(h: h, w: w, oh: oh, ow: ow)
+        let d = inputGradientShape(h: h, w: w, oh: oh, ow: ow)
+        let layout = scratchLayout(h: h, w: w, oh: oh, ow: ow)
+        let (inImage, outImage, plane) = (inChannels &* h &* w, outChannels &* oh &* ow, oh &* ow)
+        let dX = hasDirectInputGradient ? b.inputGradients[0] : nil
+        let parameters = b.computesParameterGradients
+        guard parameters || dX != nil else {
+            if b.inputGradients[0] != nil { im2colGradient.backward(b, context) }
+            return
+        }
+        let workers = workers(b, context)
+        if parameters {
+            for worker in 0..<workers {
+                (context.scratch(forWorker: worker) + layout.weightGradient)
+                    .update(repeating: 0, count: layout.total - layout.weightGradient)
+            }
+        }
+        let filter = dX != nil ? packedInputGradientFilter() : []
+        let zeroBias = [Float](repeating: 0, count: dX != nil ? paddedBias(nil, channels: inChannels).count : 0)
+        let p = attributes.padding
+        filter.withUnsafeBufferPointer { fp in
+            zeroBias.withUnsafeBufferPointer { bp in
+                context.forEachIndex(n, workers: workers) { i, worker in
+                    let scratch = context.scratch(forWorker: worker)
+                    let dY = b.outputGradient + i &* outImage
+                    let blockedDY = scratch + layout.blockedOutput
+                    plainToBlocked(dY, channels: outChannels, plane: plane, blockedDY)
+                    if parameters {
+                        padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
+                        blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
+                                                  gradient: scratch + layout.weightGradient)
+                        if bias != nil { sumPlanes(dY, plane: plane, into: scratch + layout.biasGradient) }
+                    }
+                    guard let dX else { return }
+                    let padded = scratch + layout.paddedOutputGradient
+                    padImage(blockedDY, blocked: true, channels: outChannels, h: oh, w: ow, top: kernelH - 1 - p.top,
+                             left: kernelW - 1 - p.left, bottom: kernelH - 1 - p.bottom, right: kernelW - 1 - p.right,
+                             channelsPerBlock: 8, padded)
+                    let blockedDX = scratch + layout.blockedInputGradient
+                    convolve(d, input: padded, filter: fp.baseAddress!, bias: bp.baseAddress!, output: blockedDX)
+                    addBlockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
+                }
+            }
+        }
+        if parameters {
+            for worker in 0..<workers {
+                let partial = context.scratch(forWorker: worker) + layout.weightGradient
+                addUnpacked(partial, s, into: weight.gradient.baseAddress!)
+                if let bias {
+                    accumulate(context.scratch(forWorker: worker) + layout.biasGradient,
+                               into: bias.gradient.baseAddress!, count: outChannels)
+                }
+            }
+        }
+        if dX == nil && b.inputGradients[0] != nil {
+            var dataOnly = b
+            dataOnly.computesParameterGradients = false
+            im2colGradient.backward(dataOnly, context)
+        }
+    }
+
+    /// `dB[c] += sum of plane c of dY`.
+    private func sumPlanes(_ dY: UnsafePointer<Float>, plane: Int, into dB: UnsafeMutablePointer<Float>) {
+        for c in 0..<outChannels {
+            let row = dY + c &* plane
+            var sum: Float = 0
+            for k in 0..<plane { sum += row[k] }
+            dB[c] += sum
+        }
+    }
+
+    /// A weight gradient packed as `blockedConvWeightGradient` writes it, added into the plain `[O, C, kh, kw]` gradient.
+    private func addUnpacked(_ packed: UnsafePointer<Float>, _ s: BlockedConvShape, into g: UnsafeMutablePointer<Float>) {
+        let cs = s.channelsPerBlock, taps = kernelH &* kernelW
+        for o in 0..<outChannels {
+            let (ob, oi) = o.quotientAndRemainder(dividingBy: 8)
+            for c in 0..<inChannels {
+                let (cb, ci) = c.quotientAndRemainder(dividingBy: cs)
+                let offset: Int = ob &* s.filterBlockCount &+ (cb &* taps &* cs &+ ci) &* 8 &+ oi
+                let source = packed + offset
+                let target = g + (o &* inChannels &+ c) &* taps
+                for t in 0..<taps { target[t] += source[t &* cs &* 8] }
+            }
+        }
+    }
+}
