@@ -2,9 +2,9 @@
 // maps (NCHW8c), and the reorder a training conv needs besides `padImage`
 // and `plainToBlocked`. For one image, every filter tap (input channel, ky,
 // kx) x 8 output channels is a sum over all output pixels of an input pixel
-// times an output-gradient vector: tiles of 4 input channels x 3 output
-// blocks hold 12 accumulators while a pixel costs 3 vector loads of the
-// output gradient, 4 broadcasts of the input and 12 FMAs. Pixels go in chunks
+// times an output-gradient vector: tiles of 4 input channels x 2 output
+// blocks hold 8 accumulators while a pixel costs 2 vector loads of the
+// output gradient, 4 broadcasts of the input and 8 FMAs. Pixels go in chunks
 // of whole output rows whose output gradients stay in L1 while every input
 // channel and tap is accumulated over them.
 //
@@ -30,44 +30,41 @@ public func blockedConvWeightGradient(_ s: BlockedConvShape, input: UnsafePointe
                                       outputGradient: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) {
     let ow = s.outputWidth
     guard ow > 0 && s.outputHeight > 0 else { return }
-    // Rows per chunk: the chunk's output gradient of 3 blocks within about 12 KB.
     let rowsPerChunk = max(1, weightGradientChunkPixels / ow)
     var ob = 0
     while ob < s.outputBlocks {
-        let count = min(3, s.outputBlocks &- ob)
+        let pair = ob &+ 1 < s.outputBlocks
         var row = 0
         while row < s.outputHeight {
             let rows = row..<min(row &+ rowsPerChunk, s.outputHeight)
-            switch count {
-            case 3: weightGradientBlocks3(s, input, outputGradient, gradient, ob, rows)
-            case 2: weightGradientBlocks2(s, input, outputGradient, gradient, ob, rows)
-            default: weightGradientBlocks1(s, input, outputGradient, gradient, ob, rows)
+            if pair {
+                weightGradientPairs(s, input, outputGradient, gradient, ob, rows)
+            } else {
+                weightGradientSingles(s, input, outputGradient, gradient, ob, rows)
             }
             row = rows.upperBound
         }
-        ob &+= count
+        ob &+= pair ? 2 : 1
     }
 }
 
-/// Output pixels per chunk of `blockedConvWeightGradient` (3 blocks: 12 KB of output gradient).
+/// Output pixels per chunk of `blockedConvWeightGradient` (a pair of blocks: 8 KB of
+/// output gradient, which stays in L1 while every input channel and tap reads it).
 let weightGradientChunkPixels = 128
 
-// One function per output-block count, so each keeps its accumulators in registers.
+// One function per output-block count, so each keeps its accumulators in
+// registers: 4 input channels x 2 blocks are 8 accumulators, 2 gradient
+// vectors and a broadcast (4 input channels x 3 blocks, 16 registers, was
+// compiled with an accumulator spilled in the pixel loop and ran at half the rate).
 
 @inline(never)
-private func weightGradientBlocks3(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
-                                   _ g: UnsafeMutablePointer<Float>, _ ob: Int, _ rows: Range<Int>) {
-    weightGradientBlocks(s, x, dY, g, ob, rows, blocks: 3)
-}
-
-@inline(never)
-private func weightGradientBlocks2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
-                                   _ g: UnsafeMutablePointer<Float>, _ ob: Int, _ rows: Range<Int>) {
+private func weightGradientPairs(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
+                                 _ g: UnsafeMutablePointer<Float>, _ ob: Int, _ rows: Range<Int>) {
     weightGradientBlocks(s, x, dY, g, ob, rows, blocks: 2)
 }
 
 @inline(never)
-private func weightGradientBlocks1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
+private func weightGradientSingles(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
                                    _ g: UnsafeMutablePointer<Float>, _ ob: Int, _ rows: Range<Int>) {
     weightGradientBlocks(s, x, dY, g, ob, rows, blocks: 1)
 }
@@ -107,59 +104,49 @@ private func weightGradientBlocks(_ s: BlockedConvShape, _ x: UnsafePointer<Floa
 }
 
 /// `channels` (4 or 1) input channels at `x` (one tap's window origin) times
-/// `blocks` output-gradient blocks (`plane` floats apart) over output rows
-/// `rows`, added into `g` (channel `k`, block `j` at `g + k * 8 + j * gBlock`).
+/// `blocks` (2 or 1) output-gradient blocks (`plane` floats apart) over output
+/// rows `rows`, added into `g` (channel `k`, block `j` at `g + k * 8 + j * gBlock`).
 @inline(__always)
 private func weightGradientTile(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
                                 _ plane: Int, _ g: UnsafeMutablePointer<Float>, _ gBlock: Int, _ rows: Range<Int>,
                                 blocks: Int, channels: Int) {
     let cs = s.channelsPerBlock, ow = s.outputWidth
     let xStep = s.strideWidth &* cs, xRow = s.strideHeight &* s.paddedWidth &* cs
-    var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>()
-    var a10 = SIMD8<Float>(), a11 = SIMD8<Float>(), a12 = SIMD8<Float>()
-    var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>()
-    var a30 = SIMD8<Float>(), a31 = SIMD8<Float>(), a32 = SIMD8<Float>()
+    var a00 = SIMD8<Float>(), a01 = SIMD8<Float>()
+    var a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+    var a20 = SIMD8<Float>(), a21 = SIMD8<Float>()
+    var a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
     for oy in rows {
         var p = x + oy &* xRow
         var q = dY + oy &* ow &* 8
         for _ in 0..<ow {
             let d0 = load8(q)
-            let d1 = blocks >= 2 ? load8(q + plane) : SIMD8<Float>()
-            let d2 = blocks >= 3 ? load8(q + 2 &* plane) : SIMD8<Float>()
+            let d1 = blocks == 2 ? load8(q + plane) : SIMD8<Float>()
             var v = SIMD8<Float>(repeating: p[0])
             a00 = a00.addingProduct(v, d0)
-            if blocks >= 2 { a01 = a01.addingProduct(v, d1) }
-            if blocks >= 3 { a02 = a02.addingProduct(v, d2) }
+            if blocks == 2 { a01 = a01.addingProduct(v, d1) }
             if channels == 4 {
                 v = SIMD8<Float>(repeating: p[1])
                 a10 = a10.addingProduct(v, d0)
-                if blocks >= 2 { a11 = a11.addingProduct(v, d1) }
-                if blocks >= 3 { a12 = a12.addingProduct(v, d2) }
+                if blocks == 2 { a11 = a11.addingProduct(v, d1) }
                 v = SIMD8<Float>(repeating: p[2])
                 a20 = a20.addingProduct(v, d0)
-                if blocks >= 2 { a21 = a21.addingProduct(v, d1) }
-                if blocks >= 3 { a22 = a22.addingProduct(v, d2) }
+                if blocks == 2 { a21 = a21.addingProduct(v, d1) }
                 v = SIMD8<Float>(repeating: p[3])
                 a30 = a30.addingProduct(v, d0)
-                if blocks >= 2 { a31 = a31.addingProduct(v, d1) }
-                if blocks >= 3 { a32 = a32.addingProduct(v, d2) }
+                if blocks == 2 { a31 = a31.addingProduct(v, d1) }
             }
             p += xStep
             q += 8
         }
     }
     addInto(g, a00)
-    if blocks >= 2 { addInto(g + gBlock, a01) }
-    if blocks >= 3 { addInto(g + 2 &* gBlock, a02) }
+    if blocks == 2 { addInto(g + gBlock, a01) }
     guard channels == 4 else { return }
     addInto(g + 8, a10); addInto(g + 16, a20); addInto(g + 24, a30)
-    if blocks >= 2 {
+    if blocks == 2 {
         let g1 = g + gBlock
         addInto(g1 + 8, a11); addInto(g1 + 16, a21); addInto(g1 + 24, a31)
-    }
-    if blocks >= 3 {
-        let g2 = g + 2 &* gBlock
-        addInto(g2 + 8, a12); addInto(g2 + 16, a22); addInto(g2 + 24, a32)
     }
 }
 

@@ -10,7 +10,8 @@ import SIMDKernelsWide16
 ///   inference conv of the plan's build (`blockedConvolve`, or `wideConvolve`
 ///   of `SIMDKernels512` / `SIMDKernelsWide16`) with the bias in its epilogue,
 ///   and the blocked result copied out plain. The filter is packed at every
-///   call, since the optimizer changes the weights between steps.
+///   call (into a buffer kept by the kernel), since the optimizer changes the
+///   weights between steps.
 /// - weight gradient: `dY` reordered to NCHW8c, then
 ///   `blockedConvWeightGradient` over the padded image into a per-worker
 ///   packed accumulator; the partials are unpacked and added into
@@ -35,6 +36,16 @@ final class BlockedConvTrainingKernel: TrainingKernel {
     let hasDirectInputGradient: Bool
     /// The im2col kernel over the same parameters, for the data gradients a direct conv does not serve.
     let im2colGradient: ConvTrainingKernel
+    /// Output lanes of a packed filter vector: 8, or 16 for the width-16 builds.
+    private let lanes: Int
+    /// The forward filter, packed again at every forward (the weights change between steps).
+    private let forwardFilter: FloatBuffer
+    /// The data-gradient filter (flipped, channels swapped), packed at every backward that needs it.
+    private let inputGradientFilter: FloatBuffer
+    /// The bias as the forward conv's epilogue reads it (whole blocks or block pairs, zero past `outChannels`).
+    private let paddedBias: FloatBuffer
+    /// Zeros for the data-gradient conv's epilogue.
+    private let zeroBias: FloatBuffer
 
     /// Whether a conv with these attributes and weight shape trains on this kernel with `kernels`.
     static func supports(_ a: Conv2d, weightShape: [Int], kernels: KernelSet) -> Bool {
@@ -52,6 +63,19 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         hasDirectInputGradient = attributes.stride == .square(1) && p.top < kernelH && p.bottom < kernelH
             && p.left < kernelW && p.right < kernelW
         im2colGradient = ConvTrainingKernel(attributes: attributes, weight: weight, bias: bias)
+        lanes = build.isWide ? 16 : 8
+        let taps = kernelH * kernelW
+        let inputBlocks = (inChannels + inputChannelsPerBlock - 1) / inputChannelsPerBlock
+        forwardFilter = FloatBuffer(count: (outChannels + lanes - 1) / lanes * lanes * inputBlocks * inputChannelsPerBlock * taps)
+        func biasCount(_ channels: Int) -> Int {
+            build.isWide ? SIMDKernelsWide16.wideBiasCount(outChannels: channels) : blockedChannels(channels)
+        }
+        paddedBias = FloatBuffer(count: biasCount(outChannels))
+        paddedBias.pointer.update(repeating: 0, count: paddedBias.count)
+        zeroBias = FloatBuffer(count: biasCount(inChannels))
+        zeroBias.pointer.update(repeating: 0, count: zeroBias.count)
+        inputGradientFilter = FloatBuffer(count: hasDirectInputGradient
+                                              ? (inChannels + lanes - 1) / lanes * lanes * blockedChannels(outChannels) * taps : 0)
     }
 
     private func forwardShape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
@@ -120,42 +144,39 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         return min(n, context.workers(forWork: work))
     }
 
-    /// `weight` packed for the forward conv of this build.
-    private func packedForwardFilter() -> [Float] {
-        packBlockedFilter(weight.values.baseAddress!, outChannels: outChannels, inChannels: inChannels,
-                          kernelHeight: kernelH, kernelWidth: kernelW, channelsPerBlock: inputChannelsPerBlock,
-                          outputLanes: build.isWide ? 16 : 8)
-    }
-
-    /// The data-gradient filter `W'[c][o][ky][kx] = W[o][c][kh-1-ky][kw-1-kx]`, packed for this build.
-    private func packedInputGradientFilter() -> [Float] {
+    /// Packs `weight` into `filter` as `packBlockedFilter` does, for the forward
+    /// conv (`transposed` false) or for the data-gradient conv (`transposed`:
+    /// `W'[c][o][ky][kx] = W[o][c][kh-1-ky][kw-1-kx]`, input channels 8 per block).
+    private func pack(into filter: FloatBuffer, transposed: Bool) {
         let (o, c, kh, kw) = (outChannels, inChannels, kernelH, kernelW)
-        var flipped = [Float](repeating: 0, count: weight.count)
-        flipped.withUnsafeMutableBufferPointer { t in
-            let w = weight.values
-            for oc in 0..<o {
-                for ic in 0..<c {
-                    for ky in 0..<kh {
-                        for kx in 0..<kw {
-                            t[((ic &* o &+ oc) &* kh &+ (kh &- 1 &- ky)) &* kw &+ (kw &- 1 &- kx)] =
-                                w[((oc &* c &+ ic) &* kh &+ ky) &* kw &+ kx]
+        let (outputs, inputs) = transposed ? (c, o) : (o, c)
+        let cs = transposed ? 8 : inputChannelsPerBlock
+        let (outBlocks, inBlocks) = ((outputs + lanes - 1) / lanes, (inputs + cs - 1) / cs)
+        let w = UnsafePointer(weight.values.baseAddress!)
+        var dst = filter.pointer
+        for ob in 0..<outBlocks {
+            for cb in 0..<inBlocks {
+                for ky in 0..<kh {
+                    for kx in 0..<kw {
+                        for ci in 0..<cs {
+                            let input = cb &* cs &+ ci
+                            for oi in 0..<lanes {
+                                let output = ob &* lanes &+ oi
+                                var value: Float = 0
+                                if output < outputs && input < inputs {
+                                    let index = transposed
+                                        ? ((input &* c &+ output) &* kh &+ (kh &- 1 &- ky)) &* kw &+ (kw &- 1 &- kx)
+                                        : ((output &* c &+ input) &* kh &+ ky) &* kw &+ kx
+                                    value = w[index]
+                                }
+                                dst.pointee = value
+                                dst += 1
+                            }
                         }
                     }
                 }
             }
         }
-        return flipped.withUnsafeBufferPointer {
-            packBlockedFilter($0.baseAddress!, outChannels: c, inChannels: o, kernelHeight: kh, kernelWidth: kw,
-                              channelsPerBlock: 8, outputLanes: build.isWide ? 16 : 8)
-        }
-    }
-
-    /// `channels` floats of bias (or zeros) padded as this build's epilogue reads them.
-    private func paddedBias(_ values: UnsafeMutableBufferPointer<Float>?, channels: Int) -> [Float] {
-        let count = build.isWide ? SIMDKernelsWide16.wideBiasCount(outChannels: channels) : blockedChannels(channels)
-        var padded = [Float](repeating: 0, count: count)
-        if let values { for c in 0..<channels { padded[c] = values[c] } }
-        return padded
     }
 
     private func convolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
@@ -187,19 +208,15 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         let s = forwardShape(h: h, w: w, oh: oh, ow: ow)
         let layout = scratchLayout(h: h, w: w, oh: oh, ow: ow)
         let (inImage, outImage) = (inChannels &* h &* w, outChannels &* oh &* ow)
-        let filter = packedForwardFilter()
-        let bias = paddedBias(bias?.values, channels: outChannels)
-        filter.withUnsafeBufferPointer { fp in
-            bias.withUnsafeBufferPointer { bp in
-                let (f, bias) = (fp.baseAddress!, bp.baseAddress!)
-                context.forEachIndex(n, workers: workers(b, context)) { i, worker in
-                    let scratch = context.scratch(forWorker: worker)
-                    padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
-                    let y = scratch + layout.blockedOutput
-                    convolve(s, input: scratch, filter: f, bias: bias, output: y)
-                    blockedToPlain(y, channels: outChannels, plane: oh &* ow, b.output + i &* outImage)
-                }
-            }
+        pack(into: forwardFilter, transposed: false)
+        if let bias { paddedBias.pointer.update(from: bias.values.baseAddress!, count: outChannels) }
+        let (f, bias) = (UnsafePointer(forwardFilter.pointer), UnsafePointer(paddedBias.pointer))
+        context.forEachIndex(n, workers: workers(b, context)) { i, worker in
+            let scratch = context.scratch(forWorker: worker)
+            padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
+            let y = scratch + layout.blockedOutput
+            convolve(s, input: scratch, filter: f, bias: bias, output: y)
+            blockedToPlain(y, channels: outChannels, plane: oh &* ow, b.output + i &* outImage)
         }
     }
 
@@ -223,32 +240,28 @@ final class BlockedConvTrainingKernel: TrainingKernel {
                     .update(repeating: 0, count: layout.total - layout.weightGradient)
             }
         }
-        let filter = dX != nil ? packedInputGradientFilter() : []
-        let zeroBias = [Float](repeating: 0, count: dX != nil ? paddedBias(nil, channels: inChannels).count : 0)
+        if dX != nil { pack(into: inputGradientFilter, transposed: true) }
+        let (f, zeroBias) = (UnsafePointer(inputGradientFilter.pointer), UnsafePointer(zeroBias.pointer))
         let p = attributes.padding
-        filter.withUnsafeBufferPointer { fp in
-            zeroBias.withUnsafeBufferPointer { bp in
-                context.forEachIndex(n, workers: workers) { i, worker in
-                    let scratch = context.scratch(forWorker: worker)
-                    let dY = b.outputGradient + i &* outImage
-                    let blockedDY = scratch + layout.blockedOutput
-                    plainToBlocked(dY, channels: outChannels, plane: plane, blockedDY)
-                    if parameters {
-                        padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
-                        blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
-                                                  gradient: scratch + layout.weightGradient)
-                        if bias != nil { sumPlanes(dY, plane: plane, into: scratch + layout.biasGradient) }
-                    }
-                    guard let dX else { return }
-                    let padded = scratch + layout.paddedOutputGradient
-                    padImage(blockedDY, blocked: true, channels: outChannels, h: oh, w: ow, top: kernelH - 1 - p.top,
-                             left: kernelW - 1 - p.left, bottom: kernelH - 1 - p.bottom, right: kernelW - 1 - p.right,
-                             channelsPerBlock: 8, padded)
-                    let blockedDX = scratch + layout.blockedInputGradient
-                    convolve(d, input: padded, filter: fp.baseAddress!, bias: bp.baseAddress!, output: blockedDX)
-                    addBlockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
-                }
+        context.forEachIndex(n, workers: workers) { i, worker in
+            let scratch = context.scratch(forWorker: worker)
+            let dY = b.outputGradient + i &* outImage
+            let blockedDY = scratch + layout.blockedOutput
+            plainToBlocked(dY, channels: outChannels, plane: plane, blockedDY)
+            if parameters {
+                padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
+                blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
+                                          gradient: scratch + layout.weightGradient)
+                if bias != nil { sumPlanes(dY, plane: plane, into: scratch + layout.biasGradient) }
             }
+            guard let dX else { return }
+            let padded = scratch + layout.paddedOutputGradient
+            padImage(blockedDY, blocked: true, channels: outChannels, h: oh, w: ow, top: kernelH - 1 - p.top,
+                     left: kernelW - 1 - p.left, bottom: kernelH - 1 - p.bottom, right: kernelW - 1 - p.right,
+                     channelsPerBlock: 8, padded)
+            let blockedDX = scratch + layout.blockedInputGradient
+            convolve(d, input: padded, filter: f, bias: zeroBias, output: blockedDX)
+            addBlockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
         }
         if parameters {
             for worker in 0..<workers {
