@@ -24,6 +24,10 @@ import SIMDKernelsWide16
 ///   strides and paddings take the im2col data gradient of
 ///   ``ConvTrainingKernel``.
 /// - bias gradient: the sum of each `dY` plane, as ``ConvTrainingKernel``.
+///
+/// Planned for every conv `BlockedConvKernel.supports` when the kernel set is
+/// `avx2` or `avx512` (its `DirectConvBuild`); portable plans, grouped and
+/// depthwise convs keep ``ConvTrainingKernel``.
 final class BlockedConvTrainingKernel: TrainingKernel {
     let attributes: Conv2d
     let weight: ParameterBuffer
@@ -46,11 +50,6 @@ final class BlockedConvTrainingKernel: TrainingKernel {
     private let paddedBias: FloatBuffer
     /// Zeros for the data-gradient conv's epilogue.
     private let zeroBias: FloatBuffer
-
-    /// Whether a conv with these attributes and weight shape trains on this kernel with `kernels`.
-    static func supports(_ a: Conv2d, weightShape: [Int], kernels: KernelSet) -> Bool {
-        DirectConvBuild(kernels) != nil && BlockedConvKernel.supports(a, weightShape: weightShape)
-    }
 
     init(attributes: Conv2d, weight: ParameterBuffer, bias: ParameterBuffer?, build: DirectConvBuild) {
         self.attributes = attributes
