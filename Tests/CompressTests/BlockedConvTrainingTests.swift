@@ -51,6 +51,7 @@ struct TrainingConvCase: Sendable, CustomTestStringConvertible {
         TrainingConvCase(inChannels: 8, outChannels: 20, kernel: .square(1), attributes: Conv2d(padding: .same(1)),
                          height: 6, width: 5),
         TrainingConvCase(inChannels: 5, outChannels: 7, kernel: .square(3), attributes: Conv2d(), height: 40, width: 33),
+        TrainingConvCase(inChannels: 20, outChannels: 50, kernel: .square(5), attributes: Conv2d(), height: 12, width: 12),
     ]
 
     // MARK: the weight-gradient kernel
@@ -214,14 +215,19 @@ struct TrainingConvCase: Sendable, CustomTestStringConvertible {
         }
     }
 
-    /// Stride 1 with paddings below the kernel size takes the direct data gradient; others the im2col one.
+    /// Stride 1 with paddings below the kernel size, on maps that shrink by at most
+    /// 2 rows and columns, takes the direct data gradient; others the im2col one.
     @Test func dataGradientPath() throws {
-        let (w, b) = Self.parameters(Self.cases[0])
-        for (attributes, direct) in [(Conv2d(padding: .same(1)), true), (Conv2d(), true),
-                                     (Conv2d(stride: .square(2), padding: .same(1)), false),
-                                     (Conv2d(padding: .same(3)), false)] {
+        for (kernel, attributes, direct) in [(3, Conv2d(padding: .same(1)), true), (3, Conv2d(), true),
+                                             (3, Conv2d(stride: .square(2), padding: .same(1)), false),
+                                             (3, Conv2d(padding: .same(3)), false), (5, Conv2d(), false),
+                                             (5, Conv2d(padding: .same(1)), true),
+                                             (5, Conv2d(padding: Padding2(top: 2, left: 0, bottom: 2, right: 1)), false)] {
+            let c = TrainingConvCase(inChannels: 4, outChannels: 8, kernel: .square(kernel), attributes: attributes,
+                                     height: 9, width: 9)
+            let (w, b) = Self.parameters(c)
             let kernel = BlockedConvTrainingKernel(attributes: attributes, weight: w, bias: b, build: .avx2)
-            #expect(kernel.hasDirectInputGradient == direct)
+            #expect(kernel.hasDirectInputGradient == direct, "\(c)")
         }
     }
 
