@@ -49,13 +49,18 @@ public func padImage(_ x: UnsafePointer<Float>, blocked: Bool, channels: Int, h:
         return
     }
     y.update(repeating: 0, count: blocks &* hp &* wp &* cs)
-    for c in 0..<channels {
-        let (cb, ci) = (c / cs, c % cs)
+    // Row by row, every channel of a block into one padded row (which stays in L1):
+    // channel by channel over whole planes, each strided store missed the cache
+    // (6% of a resnet20 training step, in this loop's stores).
+    for cb in 0..<blocks {
+        let live = min(cs, channels &- cb &* cs)
         for row in 0..<h {
-            let src = x + (c &* h &+ row) &* w
-            let offset: Int = ((cb &* hp &+ row &+ top) &* wp &+ left) &* cs &+ ci
+            let offset: Int = ((cb &* hp &+ row &+ top) &* wp &+ left) &* cs
             let dst = y + offset
-            for i in 0..<w { dst[i &* cs] = src[i] }
+            for ci in 0..<live {
+                let src = x + ((cb &* cs &+ ci) &* h &+ row) &* w
+                for i in 0..<w { dst[i &* cs &+ ci] = src[i] }
+            }
         }
     }
 }
