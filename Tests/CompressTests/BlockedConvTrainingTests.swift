@@ -278,3 +278,14 @@ struct TrainingConvCase: Sendable, CustomTestStringConvertible {
         for (a, b) in zip(two, one) { #expect(Self.error(a, b) <= 1e-4) }
     }
 }
+
+extension BlockedConvTrainingTests {
+    /// `avx512` and `avx2` run the same multiply-adds in the same order (the
+    /// `KernelSet` promise), so their gradients are the same bytes; `portable`
+    /// (im2col) agrees within rounding.
+    @Test(.enabled(if: KernelSet.avx512.isSupported)) func kernelSetsAgree() throws {
+        let avx2 = try Self.gradients(threads: 1, kernels: .avx2)
+        #expect(try Self.gradients(threads: 1, kernels: .avx512) == avx2)
+        for (a, b) in zip(try Self.gradients(threads: 1, kernels: .portable), avx2) { #expect(Self.error(a, b) <= 1e-4) }
+    }
+}
