@@ -46,6 +46,31 @@ import Testing
         for (name, g) in gradients[0] { #expect(F.isClose(gradients[1][name]!, g, relative: 1e-3), "\(name)") }
     }
 
+    /// Every kernel set's training step (forward in training mode, backward into
+    /// every parameter and the input) agrees with the portable one (plain loops
+    /// and BLAS, the reference) within rounding, on the four small architectures.
+    @Test(arguments: [Architecture.mobilenetSmall, .vggSmall, .resnet20, .lenet5])
+    func kernelSetsAgreeWithPortable(_ architecture: Architecture) throws {
+        let model = Self.modelWithRandomBatchNorm(architecture)
+        var rng = SeededGenerator(seed: 9)
+        let x = rng.uniformTensor([3] + model.inputShape)
+        func step(_ kernels: KernelSet) throws -> (Tensor, [String: Tensor], Tensor) {
+            let graph = try TrainingGraph(model: model, threads: 2, computesInputGradient: true, kernels: kernels)
+            let logits = try graph.forward(x, training: true)
+            try graph.backward(Loss.softmaxCrossEntropy(logits: logits, labels: [1, 5, 9]).gradient)
+            return (logits, graph.gradients, graph.inputGradient!)
+        }
+        let reference = try step(.portable)
+        for kernels in KernelSet.supported where kernels != .portable {
+            let (logits, gradients, inputGradient) = try step(kernels)
+            #expect(F.isClose(logits, reference.0, relative: 1e-4), "\(kernels) logits")
+            #expect(F.isClose(inputGradient, reference.2, relative: 1e-3), "\(kernels) input gradient")
+            for (name, g) in reference.1 {
+                #expect(F.isClose(gradients[name]!, g, relative: 1e-3), "\(kernels) \(name)")
+            }
+        }
+    }
+
     @Test func batchNormTrainingForwardByHand() throws {
         let (n, c, inner) = (4, 2, 3)
         let parameters = F.batchNormParameters("bn", channels: c, seed: 3)

@@ -27,6 +27,9 @@ public final class TrainingGraph {
     private let pool: WorkerPool
     /// Whether `backward` also computes the gradient with respect to the graph input.
     public let computesInputGradient: Bool
+    /// The instruction set of the kernels (`portable`: plain Swift and BLAS);
+    /// results are reproducible per set and thread count.
+    public let kernels: KernelSet
     /// Trainable parameters by initializer name.
     public let parameters: [String: ParameterBuffer]
     /// BatchNorm running means and variances by initializer name (no gradient).
@@ -48,10 +51,14 @@ public final class TrainingGraph {
     ///   - seed: seeds the dropout masks.
     ///   - threads: workers per step.
     ///   - computesInputGradient: also compute `inputGradient` (for gradient checks, adversarial inputs).
+    ///   - kernels: the kernel set (default: the process's, as `Session`).
     /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
-    ///   parameter is not an initializer or the normalization does not fit the input.
-    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false) throws {
+    ///   parameter is not an initializer or the normalization does not fit the input;
+    ///   `KernelSetError` when this CPU cannot run `kernels`.
+    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
+                kernels: KernelSet = .processDefault) throws {
         self.model = model
+        self.kernels = try kernels.checkedSupported()
         self.threads = max(1, threads)
         pool = WorkerPool(threads: self.threads)
         self.computesInputGradient = computesInputGradient
@@ -59,7 +66,7 @@ public final class TrainingGraph {
         _ = try graph.inferShapes(batch: 1)
         _ = try model.firstInputName()
         randomness = DropoutRandomness(seed: seed)
-        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness)
+        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: self.kernels)
         plan = try builder.build(inputNeedsGradient: computesInputGradient)
         parameters = builder.parameters
         statistics = builder.statistics

@@ -29,14 +29,16 @@ struct TrainingPlan {
 struct TrainingPlanBuilder {
     let graph: Graph
     let randomness: DropoutRandomness
+    let kernels: KernelSet
     var parameters: [String: ParameterBuffer] = [:]
     var statistics: [String: ParameterBuffer] = [:]
     private var plan = TrainingPlan(ids: [:], names: [], sources: [], needsGradient: [], constants: [], steps: [],
                                     inputID: 0, outputIDs: [])
 
-    init(graph: Graph, randomness: DropoutRandomness) {
+    init(graph: Graph, randomness: DropoutRandomness, kernels: KernelSet) {
         self.graph = graph
         self.randomness = randomness
+        self.kernels = kernels
     }
 
     mutating func build(inputNeedsGradient: Bool) throws -> TrainingPlan {
@@ -84,7 +86,8 @@ struct TrainingPlanBuilder {
         switch node.op {
         case .conv2d(let a):
             return ConvTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
-                                      bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
+                                      bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) },
+                                      kernels: kernels)
         case .convTranspose(let a):
             return ConvTransposeTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
                                                bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
