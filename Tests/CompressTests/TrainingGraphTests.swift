@@ -32,13 +32,17 @@ import Testing
         }
     }
 
-    @Test func twoThreadsGiveTheSameGradientsAsOne() throws {
-        let model = Self.modelWithRandomBatchNorm(.vggSmall)
+    /// One thread, and two threads splitting every step however small (so the element
+    /// ranges, channel and image splits all run on small batches).
+    @Test(arguments: [Architecture.vggSmall, .resnet20, .mobilenetSmall])
+    func twoThreadsGiveTheSameGradientsAsOne(_ architecture: Architecture) throws {
+        let model = Self.modelWithRandomBatchNorm(architecture)
         var rng = SeededGenerator(seed: 8)
         let x = rng.uniformTensor([4] + model.inputShape)
         var gradients: [[String: Tensor]] = []
         for threads in [1, 2] {
-            let graph = try TrainingGraph(model: model, threads: threads)
+            let graph = try TrainingGraph(model: model, seed: 0, threads: threads, computesInputGradient: false,
+                                          kernels: .processDefault, splitsAllWork: threads > 1)
             let logits = try graph.forward(x, training: true)
             try graph.backward(Loss.softmaxCrossEntropy(logits: logits, labels: [1, 2, 3, 4]).gradient)
             gradients.append(graph.gradients)

@@ -55,12 +55,19 @@ public final class TrainingGraph {
     /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
     ///   parameter is not an initializer or the normalization does not fit the input;
     ///   `KernelSetError` when this CPU cannot run `kernels`.
-    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
-                kernels: KernelSet = .processDefault) throws {
+    public convenience init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
+                            kernels: KernelSet = .processDefault) throws {
+        try self.init(model: model, seed: seed, threads: threads, computesInputGradient: computesInputGradient,
+                      kernels: kernels, splitsAllWork: false)
+    }
+
+    /// `splitsAllWork` splits every step over the threads however small (for tests).
+    init(model: Model, seed: UInt64, threads: Int, computesInputGradient: Bool, kernels: KernelSet,
+         splitsAllWork: Bool) throws {
         self.model = model
         self.kernels = try kernels.checkedSupported()
         self.threads = max(1, threads)
-        pool = WorkerPool(threads: self.threads)
+        pool = WorkerPool(threads: self.threads, splitsAllWork: splitsAllWork)
         self.computesInputGradient = computesInputGradient
         graph = try model.graph.topologicallySorted()
         _ = try graph.inferShapes(batch: 1)
@@ -122,7 +129,8 @@ public final class TrainingGraph {
     /// Parameter gradients accumulate until `zeroGradients()`.
     public func backward(seeds: [String: Tensor], scope: BackwardScope? = nil) throws {
         guard let state = lastForward else { throw TrainingError.backwardBeforeForward }
-        state.zeroValueGradients()
+        let context = state.context(pool: pool)
+        state.zeroValueGradients(context)
         for (name, gradient) in seeds {
             guard let id = plan.ids[name], let destination = state.gradients[id] else {
                 throw TrainingError.noGradient(value: name)
@@ -132,7 +140,6 @@ public final class TrainingGraph {
             }
             gradient.floats.withUnsafeBufferPointer { accumulate($0.baseAddress!, into: destination, count: $0.count) }
         }
-        let context = state.context(pool: pool)
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
         let bindings = scope?.bindings(state.bindings) ?? state.bindings
         for s in (scope?.steps ?? Array(plan.steps.indices)).reversed() {

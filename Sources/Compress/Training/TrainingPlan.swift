@@ -203,9 +203,10 @@ final class TrainingBatchState {
         KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, pool: pool)
     }
 
-    /// Zeroes the gradients of all values (not of parameters).
-    func zeroValueGradients() {
-        (arena.pointer + gradientRegion.lowerBound).update(repeating: 0, count: gradientRegion.count)
+    /// Zeroes the gradients of all values (not of parameters), split over the workers.
+    func zeroValueGradients(_ context: KernelContext) {
+        let start = arena.pointer + gradientRegion.lowerBound
+        forEachElementRange(gradientRegion.count, context) { r in (start + r.lowerBound).update(repeating: 0, count: r.count) }
     }
 
     func tensor(_ id: Int) -> Tensor {
