@@ -148,6 +148,14 @@ public final class TrainingGraph {
         }
     }
 
+    /// Bytes a step at batch `batch` works in: every value and value gradient,
+    /// the workers' scratch, and every parameter with its gradient and running
+    /// statistic (planned once per batch size and reused by every step).
+    public func stepBytes(batch: Int) throws -> Int {
+        let parameterFloats = parameters.values.reduce(0) { $0 + 2 * $1.count } + statistics.values.reduce(0) { $0 + $1.count }
+        return try batchState(for: batch).bytes + parameterFloats * MemoryLayout<Float>.size
+    }
+
     /// Sets every parameter's accumulated gradient to zero.
     public func zeroGradients() {
         for p in parameters.values { p.zeroGradient() }

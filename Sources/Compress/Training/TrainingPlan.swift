@@ -199,6 +199,9 @@ final class TrainingBatchState {
         scratch = FloatBuffer(count: scratchPerWorker * threads)
     }
 
+    /// Bytes of the arena (every value and value gradient) and the workers' scratch.
+    var bytes: Int { (arena.count + scratch.count) &* MemoryLayout<Float>.size }
+
     func context(pool: WorkerPool) -> KernelContext {
         KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, pool: pool)
     }
