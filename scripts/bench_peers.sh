@@ -44,7 +44,7 @@ torch=${TORCH_PYTHON:-/tmp/torchenv/bin/python}
 shared=${SHARED_BENCH:-$repo/../shared/bench}
 rounds=${ROUNDS:-3}
 small="lenet5 vgg-small resnet20 mobilenet-small"
-train_models="lenet5 vgg-small"
+train_models="lenet5 vgg-small resnet20 mobilenet-small"
 timing=()        # compressor bench: at least 20 runs and 1 s per configuration (its defaults)
 ort_timing=(--min-runs 20 --min-seconds 1)
 big_timing=(--repetitions 10 --seconds 1)
@@ -65,7 +65,7 @@ fi
 "$ort" -c "import numpy, onnx, onnxruntime" \
   || { echo "ORT_PYTHON=$ort lacks numpy, onnx or onnxruntime" >&2; exit 1; }
 mkdir -p "$out"
-rm -f "$out"/ours-*.json "$out"/ort-*.json "$out"/layers-*.json "$out"/train-*.json "$out"/train-torch.txt
+rm -f "$out"/ours-*.json "$out"/ort-*.json "$out"/layers-*.json "$out"/train-*.json "$out"/train-torch*.txt
 
 # The machine: CPU model, vector extensions, load average (again at the end).
 {
@@ -153,13 +153,15 @@ for s in "${sets[@]}"; do
     $(kernel_flag "$s") --json > "$out/layers-resnet18-$s.json"
 done
 
-# Training: one SGD step at batch 64.
-for a in $train_models; do  # (a subset of $small: its .bin exists)
-  "$bin" bench "$out/$a.bin" --train --batch 64 --threads 1,2 --repetitions "$train_reps" --json \
-    > "$out/train-compressor-$a.json"
+# Training: one SGD step at batch 64, compressor and PyTorch alternating, $rounds rounds.
+for r in $(seq 1 "$rounds"); do
+  for a in $train_models; do  # (a subset of $small: its .bin exists)
+    "$bin" bench "$out/$a.bin" --train --batch 64 --threads 1,2 --repetitions "$train_reps" --json \
+      > "$out/train-compressor-$a-r$r.json"
+  done
+  # shellcheck disable=SC2086
+  "$torch" "$repo/scripts/torch_train_bench.py" $train_models > "$out/train-torch-r$r.txt"
 done
-# shellcheck disable=SC2086
-"$torch" "$repo/scripts/torch_train_bench.py" $train_models > "$out/train-torch.txt"
 
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)" >> "$out/machine.txt"
 python3 "$repo/scripts/bench_peers_table.py" "$out"

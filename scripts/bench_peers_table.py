@@ -9,6 +9,7 @@ compressor and PyTorch. Standard library only.
 
 Usage: python3 scripts/bench_peers_table.py OUTDIR
 """
+import collections
 import glob
 import json
 import os
@@ -95,20 +96,31 @@ if os.path.exists(macs_path):
               f"{flops / seconds / 1e9:.1f} GFLOP/s ({len(steps)} conv layers, {flops / 2 / 1e9:.2f} G MACs per batch without "
               f"padding zeros, {seconds * 1e3:.1f} ms){note}")
 
-# Training.
-torch_path = os.path.join(out, "train-torch.txt")
-if os.path.exists(torch_path):
-    torch = {}
-    for line in open(torch_path):
+# Training: medians over the rounds of images/s (train-compressor-MODEL-rN.json, train-torch-rN.txt).
+torch_runs = collections.defaultdict(list)
+for path in glob.glob(os.path.join(out, "train-torch-r*.txt")):
+    for line in open(path):
         m = re.match(r"(\S+) threads (\d): (\d+) images/s", line)
         if m:
-            torch[(m.group(1), int(m.group(2)))] = float(m.group(3))
+            torch_runs[(m.group(1), int(m.group(2)))].append(float(m.group(3)))
+ours_runs = collections.defaultdict(list)
+for path in glob.glob(os.path.join(out, "train-compressor-*-r*.json")):
+    a = re.match(r"train-compressor-(.+)-r\d+\.json", os.path.basename(path)).group(1)
+    for r in json.load(open(path))["results"]:
+        ours_runs[(a, r["threads"])].append(r["imagesPerSecond"])
+if ours_runs:
     print()
-    print("| model | threads | compressor images/s | PyTorch images/s | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for path in sorted(glob.glob(os.path.join(out, "train-compressor-*.json"))):
-        a = os.path.basename(path)[len("train-compressor-"):-len(".json")]
-        for r in json.load(open(path))["results"]:
-            t = torch.get((a, r["threads"]))
-            ratio = f"{r['imagesPerSecond'] / t:.2f}" if t else "-"
-            print(f"| {a} | {r['threads']} | {r['imagesPerSecond']:.0f} | {t or 0:.0f} | {ratio} |")
+    print("Training, one SGD step at batch 64 (forward, backward, update), images/s, median over "
+          f"{max(len(v) for v in ours_runs.values())} alternating rounds; ratio = compressor / PyTorch, above 1 is faster:")
+    print()
+    print("| model | threads | compressor images/s | PyTorch images/s | ratio | spread |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    order = [name for name, _ in MODELS]
+    for (a, threads) in sorted(ours_runs, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
+        ours = ours_runs[(a, threads)]
+        theirs = torch_runs.get((a, threads), [])
+        spread = max((max(v) - min(v)) / statistics.median(v) for v in (ours, theirs) if v)
+        o = statistics.median(ours)
+        t = statistics.median(theirs) if theirs else None
+        ratio = f"{o / t:.2f}" if t else "-"
+        print(f"| {a} | {threads} | {o:.0f} | {t or 0:.0f} | {ratio} | {spread:.0%} |")

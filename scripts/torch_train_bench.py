@@ -6,7 +6,7 @@ step time after warm-up, with torch.set_num_threads(1) and (2). With one thread 
 images per CPU-second of the calling thread, which stays comparable when
 other processes share the machine.
 
-Usage: python3 scripts/torch_train_bench.py [lenet5] [vgg-small]
+Usage: python3 scripts/torch_train_bench.py [lenet5] [vgg-small] [resnet20] [mobilenet-small]
 """
 import statistics
 import sys
@@ -35,7 +35,44 @@ def vgg_small() -> nn.Module:
     return nn.Sequential(*layers)
 
 
-ARCHITECTURES = {"lenet5": lenet5, "vgg-small": vgg_small}
+class BasicBlock(nn.Module):
+    """ResNet's basic block as `compressor init --arch resnet20` builds it: conv3x3-BN-ReLU-conv3x3-BN
+    plus the identity or a 1x1 conv + BN projection, then ReLU."""
+
+    def __init__(self, channels: int, width: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width))
+        self.shortcut = nn.Identity() if stride == 1 and channels == width else nn.Sequential(
+            nn.Conv2d(channels, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def resnet20() -> nn.Module:
+    layers, channels = [nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for stage, width in enumerate((16, 32, 64)):
+        for block in range(3):
+            layers.append(BasicBlock(channels, width, 2 if stage > 0 and block == 0 else 1))
+            channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def mobilenet_small() -> nn.Module:
+    layers, channels = [nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU6()], 16
+    for width, stride in ((32, 2), (64, 1), (128, 2), (128, 1)):
+        layers += [nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False),
+                   nn.BatchNorm2d(channels), nn.ReLU6(),
+                   nn.Conv2d(channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6()]
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
+    return nn.Sequential(*layers)
+
+
+ARCHITECTURES = {"lenet5": lenet5, "vgg-small": vgg_small, "resnet20": resnet20, "mobilenet-small": mobilenet_small}
 
 
 def images_per_second(build, threads: int, steps: int, batch: int = 64) -> tuple[float, float]:
@@ -70,7 +107,7 @@ def main() -> None:
     print(f"torch {torch.__version__}")
     for name in names:
         for threads in (1, 2):
-            rate, cpu_rate = images_per_second(ARCHITECTURES[name], threads, steps=15 if name == "vgg-small" else 40)
+            rate, cpu_rate = images_per_second(ARCHITECTURES[name], threads, steps=40 if name == "lenet5" else 15)
             cpu = f", {cpu_rate:.0f} images/CPU-s" if threads == 1 else ""
             print(f"{name} threads {threads}: {rate:.0f} images/s (median step){cpu}")
 

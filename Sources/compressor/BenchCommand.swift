@@ -22,7 +22,7 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var measurement: MeasurementOptions
 
-    @Flag(name: .long, help: "Time a full training step (forward, backward, SGD update) instead of inference.")
+    @Flag(name: .long, help: "Time a full training step (forward, backward, SGD update) instead of inference; also gives the memory a step works in (MiB/step: values, gradients, scratch, parameters, optimizer state).")
     var train = false
 
     @Option(name: .long, help: ArgumentHelp("Sparse-kernel policies to compare, comma-separated: auto, dense, sparse.",
@@ -71,11 +71,12 @@ struct BenchCommand: ParsableCommand {
             [String(r.batch), String(r.threads)] + (showPolicy ? [details[i].sparseKernels] : [])
                 + [String(format: "%.3f", r.medianMs), String(format: "%.3f", r.p90Ms),
                    String(format: "%.3f", r.minMs), String(format: "%.0f", r.imagesPerSecond), String(r.repetitions)]
+                + (train ? [String(format: "%.1f", Double(r.trainingBytes ?? 0) / 1_048_576)] : [])
         }
         print("\(model)\(train ? " (training step: forward + backward + SGD update)" : ""), "
               + "kernels \(KernelSet.processDefault.rawValue)\n")
         print(formatTable(["batch", "threads"] + (showPolicy ? ["sparse"] : [])
-                          + ["median ms", "p90 ms", "min ms", "images/s", "runs"], rows))
+                          + ["median ms", "p90 ms", "min ms", "images/s", "runs"] + (train ? ["MiB/step"] : []), rows))
         if layers { for d in details { print("\n" + layerTable(d)) } }
     }
 

@@ -209,6 +209,9 @@ import Testing
         let trainingJSON = try json(training.stdout)
         #expect(trainingJSON["mode"] as? String == "training-step")
         #expect((trainingJSON["results"] as? [[String: Any]])?.first?["batch"] as? Int == 4)
+        // lenet5's 431,080 parameters alone take 12 bytes each (value, gradient, SGD velocity); add the activations.
+        let bytes = try #require((trainingJSON["results"] as? [[String: Any]])?.first?["trainingBytes"] as? Int)
+        #expect(bytes > 431_080 * 12 && bytes < 431_080 * 12 + 4 * 1_048_576, "\(bytes)")
         let bad = try run(["bench", m, "--batch", "0"])
         #expect(bad.status != 0)
         // A thread count no machine has is one clear error, not a failed pthread_create.

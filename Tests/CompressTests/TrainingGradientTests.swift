@@ -104,12 +104,58 @@ enum GradientCheck {
 
     static let convCases: [ConvCase] = RuntimeTests.convCases
 
+    /// Every conv case on every kernel set this CPU runs.
     @Test(arguments: convCases) func conv(_ c: ConvCase) throws {
         var parameters = [("w", F.weights(c.weight, seed: 3))]
         if c.hasBias { parameters.append(("b", F.weights([c.weight[0]], seed: 4))) }
         let graph = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
-        let result = try G.run(graph, input: G.gaussian([2] + c.sample, seed: 1))
-        #expect(result.worst < Self.tolerance, "\(result)")
+        for kernels in KernelSet.supported {
+            let result = try G.run(graph, input: G.gaussian([2] + c.sample, seed: 1), kernels: kernels)
+            #expect(result.worst < Self.tolerance, "\(kernels): \(result)")
+        }
+    }
+
+    /// Depthwise convs over rows long enough for the eight-lane loops (stride 1 and 2,
+    /// depth multiplier 1 and 2) and their tails, on every kernel set (portable: plain loops).
+    @Test(arguments: [([3, 6, 21], [3, 1, 3, 3], Conv2d(padding: .same(1), groups: 3)),
+                      ([3, 7, 37], [3, 1, 3, 3], Conv2d(stride: .square(2), padding: .same(1), groups: 3)),
+                      ([2, 5, 34], [4, 1, 5, 5], Conv2d(stride: Size2(1, 2), padding: .same(2), groups: 2))])
+    func depthwiseLongRows(sample: [Int], weight: [Int], attributes: Conv2d) throws {
+        let graph = F.singleOp(.conv2d(attributes), sample: sample,
+                               parameters: [("w", F.weights(weight, seed: 3)), ("b", F.weights([weight[0]], seed: 4))])
+        for kernels in KernelSet.supported {
+            let result = try G.run(graph, input: G.gaussian([2] + sample, seed: 1), samples: 40, kernels: kernels)
+            #expect(result.worst < Self.tolerance, "\(kernels): \(result)")
+        }
+    }
+
+    /// The padded-plane depthwise loops (kernel sets other than portable) against the
+    /// portable loops: output, filter, bias and input gradients of one training step,
+    /// over strides 1-3, 3x3 and 5x5 filters, symmetric and one-sided padding, depth
+    /// multipliers 1 and 2, and rows shorter and longer than a vector.
+    @Test(arguments: [([3, 9, 21], [3, 1, 3, 3], Conv2d(padding: .same(1), groups: 3)),
+                      ([2, 13, 37], [2, 1, 3, 3], Conv2d(stride: .square(2), padding: .same(1), groups: 2)),
+                      ([2, 6, 5], [4, 1, 3, 3], Conv2d(padding: Padding2(top: 0, left: 2, bottom: 1, right: 0), groups: 2)),
+                      ([3, 11, 19], [3, 1, 5, 5], Conv2d(stride: Size2(2, 1), padding: .same(2), groups: 3)),
+                      ([2, 16, 17], [2, 1, 3, 3], Conv2d(stride: .square(3), padding: .same(1), groups: 2)),
+                      ([2, 7, 7], [2, 1, 3, 3], Conv2d(groups: 2))])
+    func depthwisePlanesMatchPortable(sample: [Int], weight: [Int], attributes: Conv2d) throws {
+        let graph = F.singleOp(.conv2d(attributes), sample: sample,
+                               parameters: [("w", F.weights(weight, seed: 3)), ("b", F.weights([weight[0]], seed: 4))])
+        let x = G.gaussian([3] + sample, seed: 1)
+        func step(_ kernels: KernelSet) throws -> (Tensor, [String: Tensor], Tensor) {
+            let trainer = try TrainingGraph(model: Model(graph: graph), computesInputGradient: true, kernels: kernels)
+            let y = try trainer.forward(x, training: true)
+            try trainer.backward(G.gaussian(y.shape, seed: 2))
+            return (y, trainer.gradients, trainer.inputGradient!)
+        }
+        let reference = try step(.portable)
+        for kernels in KernelSet.supported where kernels != .portable {
+            let (y, gradients, dX) = try step(kernels)
+            #expect(F.isClose(y, reference.0, relative: 1e-5), "\(kernels) output")
+            #expect(F.isClose(dX, reference.2, relative: 1e-5), "\(kernels) input gradient")
+            for (name, g) in reference.1 { #expect(F.isClose(gradients[name]!, g, relative: 1e-5), "\(kernels) \(name)") }
+        }
     }
 
     /// Batch 3 over maps big enough that the GEMM chunks hold 2, 1 or 1 image(s) (`chunkColumns` 1024):

@@ -32,18 +32,47 @@ import Testing
         }
     }
 
-    @Test func twoThreadsGiveTheSameGradientsAsOne() throws {
-        let model = Self.modelWithRandomBatchNorm(.vggSmall)
+    /// One thread, and two threads splitting every step however small (so the element
+    /// ranges, channel and image splits all run on small batches).
+    @Test(arguments: [Architecture.vggSmall, .resnet20, .mobilenetSmall])
+    func twoThreadsGiveTheSameGradientsAsOne(_ architecture: Architecture) throws {
+        let model = Self.modelWithRandomBatchNorm(architecture)
         var rng = SeededGenerator(seed: 8)
         let x = rng.uniformTensor([4] + model.inputShape)
         var gradients: [[String: Tensor]] = []
         for threads in [1, 2] {
-            let graph = try TrainingGraph(model: model, threads: threads)
+            let graph = try TrainingGraph(model: model, seed: 0, threads: threads, computesInputGradient: false,
+                                          kernels: .processDefault, splitsAllWork: threads > 1)
             let logits = try graph.forward(x, training: true)
             try graph.backward(Loss.softmaxCrossEntropy(logits: logits, labels: [1, 2, 3, 4]).gradient)
             gradients.append(graph.gradients)
         }
         for (name, g) in gradients[0] { #expect(F.isClose(gradients[1][name]!, g, relative: 1e-3), "\(name)") }
+    }
+
+    /// Every kernel set's training step (forward in training mode, backward into
+    /// every parameter and the input) agrees with the portable one (plain loops
+    /// and BLAS, the reference) within rounding, on the four small architectures.
+    @Test(arguments: [Architecture.mobilenetSmall, .vggSmall, .resnet20, .lenet5])
+    func kernelSetsAgreeWithPortable(_ architecture: Architecture) throws {
+        let model = Self.modelWithRandomBatchNorm(architecture)
+        var rng = SeededGenerator(seed: 9)
+        let x = rng.uniformTensor([3] + model.inputShape)
+        func step(_ kernels: KernelSet) throws -> (Tensor, [String: Tensor], Tensor) {
+            let graph = try TrainingGraph(model: model, threads: 2, computesInputGradient: true, kernels: kernels)
+            let logits = try graph.forward(x, training: true)
+            try graph.backward(Loss.softmaxCrossEntropy(logits: logits, labels: [1, 5, 9]).gradient)
+            return (logits, graph.gradients, graph.inputGradient!)
+        }
+        let reference = try step(.portable)
+        for kernels in KernelSet.supported where kernels != .portable {
+            let (logits, gradients, inputGradient) = try step(kernels)
+            #expect(F.isClose(logits, reference.0, relative: 1e-4), "\(kernels) logits")
+            #expect(F.isClose(inputGradient, reference.2, relative: 1e-3), "\(kernels) input gradient")
+            for (name, g) in reference.1 {
+                #expect(F.isClose(gradients[name]!, g, relative: 1e-3), "\(kernels) \(name)")
+            }
+        }
     }
 
     @Test func batchNormTrainingForwardByHand() throws {

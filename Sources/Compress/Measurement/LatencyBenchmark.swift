@@ -10,6 +10,9 @@ public struct LatencyMeasurement: Sendable, Equatable, Codable {
     public var maxMs: Double
     /// Images per second at the median latency.
     public var imagesPerSecond: Double
+    /// For a training step: the bytes it works in (values, gradients, scratch,
+    /// parameters and their gradients, optimizer state), all allocated once.
+    public var trainingBytes: Int?
 }
 
 /// Something that measures a model's inference latency: the real benchmark,

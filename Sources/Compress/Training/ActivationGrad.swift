@@ -5,21 +5,30 @@ import Foundation
 /// ReLU6 pass no gradient at 0 (and 6); LeakyReLU treats 0 as the positive
 /// side, as its forward does; the hard sigmoid passes alpha strictly inside
 /// (0, 1) only; the hard swish's derivative is x/3 + 1/2 on [-3, 3], 0 below, 1 above.
+/// Large tensors are split over the workers in element ranges (`forEachElementRange`).
 final class ActivationTrainingKernel: TrainingKernel {
     let op: Op
 
     init(op: Op) { self.op = op }
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
-        guard applyActivation(op, b.inputs[0], b.output, count: b.outputShape.elementCount) else {
-            preconditionFailure("\(op.kind) is not an activation")
+        forEachElementRange(b.outputShape.elementCount, context) { r in
+            guard applyActivation(op, b.inputs[0] + r.lowerBound, b.output + r.lowerBound, count: r.count) else {
+                preconditionFailure("\(op.kind) is not an activation")
+            }
         }
     }
 
     func backward(_ b: TrainingBinding, _ context: KernelContext) {
         guard let dX = b.inputGradients[0] else { return }
-        let count = b.outputShape.elementCount
-        let (x, y, dY) = (b.inputs[0], b.output, b.outputGradient)
+        forEachElementRange(b.outputShape.elementCount, context) { r in
+            backward(count: r.count, x: b.inputs[0] + r.lowerBound, y: b.output + r.lowerBound,
+                     dY: b.outputGradient + r.lowerBound, dX: dX + r.lowerBound)
+        }
+    }
+
+    private func backward(count: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+                          dY: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>) {
         switch op {
         case .relu: accumulateWhere(count, x, dY, dX, lower: 0, upper: .infinity)
         case .relu6: accumulateWhere(count, x, dY, dX, lower: 0, upper: 6)

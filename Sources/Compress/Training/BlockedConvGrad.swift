@@ -72,7 +72,7 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             && p.left < kernelW && p.right < kernelW
             && kernelH - 1 - p.top - p.bottom <= Self.directInputGradientExtent
             && kernelW - 1 - p.left - p.right <= Self.directInputGradientExtent
-        im2colGradient = ConvTrainingKernel(attributes: attributes, weight: weight, bias: bias)
+        im2colGradient = ConvTrainingKernel(attributes: attributes, weight: weight, bias: bias, kernels: .portable)
         lanes = build.isWide ? 16 : 8
         let taps = kernelH * kernelW
         let inputBlocks = (inChannels + inputChannelsPerBlock - 1) / inputChannelsPerBlock

@@ -1,4 +1,5 @@
 import CBLAS
+import SIMDKernels
 
 /// A trainable 2-D convolution over NCHW maps (weight `[O, C/groups, kh, kw]`,
 /// optional bias `[O]`), by im2col + `cblas_sgemm`, as Caffe does
@@ -13,7 +14,8 @@ import CBLAS
 /// (`[patch, chunk · OH·OW]`), so small late-layer feature maps still make
 /// wide GEMMs. A 1x1 stride-1 unpadded conv of one image per chunk uses the
 /// image itself as the operand; depthwise convs (one input channel per group,
-/// any depth multiplier) run direct loops. Chunks are split over workers, each with its own weight- and
+/// any depth multiplier) run direct loops: padded-plane SIMD loops
+/// (`DepthwisePlanes.swift`) on kernel sets other than portable. Chunks are split over workers, each with its own weight- and
 /// bias-gradient accumulators, summed at the end.
 final class ConvTrainingKernel: TrainingKernel {
     let attributes: Conv2d
@@ -24,10 +26,14 @@ final class ConvTrainingKernel: TrainingKernel {
     /// Output channels per input channel of a depthwise conv (1 otherwise).
     let depthwiseMultiplier: Int
     let isPointwise: Bool
+    /// Whether depthwise passes run on `SIMDKernels`' padded-plane loops
+    /// (`DepthwisePlanes.swift`): a kernel set other than portable (all have AVX2),
+    /// dilation 1, padding before the image smaller than the kernel.
+    let usesDepthwisePlanes: Bool
     /// GEMM width (images times output pixels) a chunk aims for.
     static let chunkColumns = 1024
 
-    init(attributes: Conv2d, weight: ParameterBuffer, bias: ParameterBuffer?) {
+    init(attributes: Conv2d, weight: ParameterBuffer, bias: ParameterBuffer?, kernels: KernelSet) {
         self.attributes = attributes
         self.weight = weight
         self.bias = bias
@@ -36,6 +42,9 @@ final class ConvTrainingKernel: TrainingKernel {
         depthwiseMultiplier = multiplier ?? 1
         isDepthwise = multiplier != nil
         isPointwise = kernelH == 1 && kernelW == 1 && attributes.stride == .square(1) && attributes.padding.isZero
+        let p = attributes.padding
+        usesDepthwisePlanes = isDepthwise && attributes.dilation == .square(1) && kernels != .portable
+            && p.top < kernelH && p.left < kernelW
     }
 
     private var groupOut: Int { outChannels / attributes.groups }
@@ -66,7 +75,8 @@ final class ConvTrainingKernel: TrainingKernel {
 
     private func scratchLayout(_ g: ConvGeometry, chunk: Int) -> ScratchLayout {
         let columns = chunk &* g.outSpatial
-        let colCount = isDepthwise || readsImageDirectly(chunk: chunk) ? 0 : g.patchLength &* columns
+        let colCount = isDepthwise ? (usesDepthwisePlanes ? depthwisePlaneScratchCount(g) : 0)
+            : readsImageDirectly(chunk: chunk) ? 0 : g.patchLength &* columns
         let stagingCount = chunk > 1 ? groupOut &* columns : 0
         let weightGradient = 2 &* colCount &+ stagingCount
         return ScratchLayout(dCol: colCount, staging: 2 &* colCount, weightGradient: weightGradient,
@@ -108,7 +118,10 @@ final class ConvTrainingKernel: TrainingKernel {
         context.forEachIndex(p.chunks, workers: workers(b, context, chunks: p.chunks)) { k, worker in
             let images = p.images(k)
             if isDepthwise {
-                for i in images { depthwiseForward(b.inputs[0] + i &* p.inImage, b.output + i &* p.outImage, p.g) }
+                let scratch = context.scratch(forWorker: worker)
+                for i in images {
+                    depthwiseForward(b.inputs[0] + i &* p.inImage, b.output + i &* p.outImage, p.g, scratch: scratch)
+                }
             } else {
                 convolve(images, b, p, scratch: context.scratch(forWorker: worker))
             }
@@ -172,7 +185,7 @@ final class ConvTrainingKernel: TrainingKernel {
             if isDepthwise {
                 for i in images {
                     depthwiseBackward(b.inputs[0] + i &* p.inImage, b.outputGradient + i &* p.outImage,
-                                      b.inputGradients[0].map { $0 + i &* p.inImage }, dW: dW, p.g)
+                                      b.inputGradients[0].map { $0 + i &* p.inImage }, dW: dW, p.g, scratch: scratch)
                 }
             } else {
                 convolveBackward(images, b, p, dW: dW, scratch: scratch)
@@ -197,7 +210,7 @@ final class ConvTrainingKernel: TrainingKernel {
             let images = p.images(k)
             if isDepthwise {
                 for i in images {
-                    depthwiseInputGradient(b.outputGradient + i &* p.outImage, dX + i &* p.inImage, p.g)
+                    depthwiseInputGradient(b.outputGradient + i &* p.outImage, dX + i &* p.inImage, p.g, scratch: scratch)
                 }
                 return
             }
@@ -272,7 +285,9 @@ final class ConvTrainingKernel: TrainingKernel {
         }
     }
 
-    private func depthwiseForward(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    private func depthwiseForward(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                                  scratch: UnsafeMutablePointer<Float>) {
+        if usesDepthwisePlanes { return planeForward(x, y, g, scratch: scratch) }
         y.update(repeating: 0, count: outChannels &* g.outSpatial)
         forEachDepthwiseTap(g) { c, inOffset, outOffset, tap, count, step in
             let (src, dst, w) = (x + inOffset, y + outOffset, weight.values[c &* kernelH &* kernelW &+ tap])
@@ -281,7 +296,9 @@ final class ConvTrainingKernel: TrainingKernel {
     }
 
     private func depthwiseBackward(_ x: UnsafeMutablePointer<Float>, _ dY: UnsafeMutablePointer<Float>,
-                                   _ dX: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                                   _ dX: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                                   scratch: UnsafeMutablePointer<Float>) {
+        if usesDepthwisePlanes { return planeBackward(x, dY, dX, dW: dW, g, scratch: scratch) }
         forEachDepthwiseTap(g) { c, inOffset, outOffset, tap, count, step in
             let (src, grad) = (x + inOffset, dY + outOffset)
             let wIndex = c &* kernelH &* kernelW &+ tap
@@ -295,7 +312,8 @@ final class ConvTrainingKernel: TrainingKernel {
     }
 
     private func depthwiseInputGradient(_ dY: UnsafeMutablePointer<Float>, _ dX: UnsafeMutablePointer<Float>,
-                                        _ g: ConvGeometry) {
+                                        _ g: ConvGeometry, scratch: UnsafeMutablePointer<Float>) {
+        if usesDepthwisePlanes { return planeBackward(nil, dY, dX, dW: nil, g, scratch: scratch) }
         forEachDepthwiseTap(g) { c, inOffset, outOffset, tap, count, step in
             let (grad, dst, w) = (dY + outOffset, dX + inOffset, weight.values[c &* kernelH &* kernelW &+ tap])
             for k in 0..<count { dst[k &* step] += w * grad[k] }

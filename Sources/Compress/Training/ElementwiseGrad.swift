@@ -13,6 +13,19 @@ final class BinaryTrainingKernel: TrainingKernel {
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         let (x, y, out) = (b.inputs[0], b.inputs[1], b.output)
+        if b.inputShapes[0] == b.outputShape && b.inputShapes[1] == b.outputShape {
+            // Same shapes (a residual Add): element ranges over the workers.
+            return forEachElementRange(b.outputShape.elementCount, context) { r in
+                for o in r {
+                    switch op {
+                    case .add: out[o] = x[o] + y[o]
+                    case .sub: out[o] = x[o] - y[o]
+                    case .mul: out[o] = x[o] * y[o]
+                    default: out[o] = x[o] / y[o]
+                    }
+                }
+            }
+        }
         forEachBroadcastElement(b) { o, i, j in
             switch op {
             case .add: out[o] = x[i] + y[j]
@@ -27,6 +40,13 @@ final class BinaryTrainingKernel: TrainingKernel {
         let (x, y, dY) = (b.inputs[0], b.inputs[1], b.outputGradient)
         let (dA, dB) = (b.inputGradients[0], b.inputGradients[1])
         guard dA != nil || dB != nil else { return }
+        if op == .add && b.inputShapes[0] == b.outputShape && b.inputShapes[1] == b.outputShape {
+            return forEachElementRange(b.outputShape.elementCount, context) { r in
+                let g = UnsafePointer(dY + r.lowerBound)
+                if let dA { accumulate(g, into: dA + r.lowerBound, count: r.count) }
+                if let dB { accumulate(g, into: dB + r.lowerBound, count: r.count) }
+            }
+        }
         forEachBroadcastElement(b) { o, i, j in
             let g = dY[o]
             switch op {

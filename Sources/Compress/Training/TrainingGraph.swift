@@ -27,8 +27,9 @@ public final class TrainingGraph {
     private let pool: WorkerPool
     /// Whether `backward` also computes the gradient with respect to the graph input.
     public let computesInputGradient: Bool
-    /// The kernel set the steps were planned for: dense convolutions train on
-    /// direct NCHW8c kernels (``BlockedConvTrainingKernel``) unless `portable`.
+    /// The instruction set of the kernels (`portable`: plain Swift and BLAS;
+    /// otherwise dense convolutions train on direct NCHW8c kernels,
+    /// ``BlockedConvTrainingKernel``); results are reproducible per set and thread count.
     public let kernels: KernelSet
     /// Trainable parameters by initializer name.
     public let parameters: [String: ParameterBuffer]
@@ -51,21 +52,29 @@ public final class TrainingGraph {
     ///   - seed: seeds the dropout masks.
     ///   - threads: workers per step.
     ///   - computesInputGradient: also compute `inputGradient` (for gradient checks, adversarial inputs).
-    ///   - kernels: the kernel set to plan for (this CPU must support it).
+    ///   - kernels: the kernel set (default: the process's, as `Session`).
     /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
-    ///   parameter is not an initializer or the normalization does not fit the input.
-    public init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
-                kernels: KernelSet = .processDefault) throws {
+    ///   parameter is not an initializer or the normalization does not fit the input;
+    ///   `KernelSetError` when this CPU cannot run `kernels`.
+    public convenience init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
+                            kernels: KernelSet = .processDefault) throws {
+        try self.init(model: model, seed: seed, threads: threads, computesInputGradient: computesInputGradient,
+                      kernels: kernels, splitsAllWork: false)
+    }
+
+    /// `splitsAllWork` splits every step over the threads however small (for tests).
+    init(model: Model, seed: UInt64, threads: Int, computesInputGradient: Bool, kernels: KernelSet,
+         splitsAllWork: Bool) throws {
         self.model = model
-        self.threads = max(1, threads)
-        pool = WorkerPool(threads: self.threads)
-        self.computesInputGradient = computesInputGradient
         self.kernels = try kernels.checkedSupported()
+        self.threads = max(1, threads)
+        pool = WorkerPool(threads: self.threads, splitsAllWork: splitsAllWork)
+        self.computesInputGradient = computesInputGradient
         graph = try model.graph.topologicallySorted()
         _ = try graph.inferShapes(batch: 1)
         _ = try model.firstInputName()
         randomness = DropoutRandomness(seed: seed)
-        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: kernels)
+        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: self.kernels)
         plan = try builder.build(inputNeedsGradient: computesInputGradient)
         parameters = builder.parameters
         statistics = builder.statistics
@@ -121,7 +130,8 @@ public final class TrainingGraph {
     /// Parameter gradients accumulate until `zeroGradients()`.
     public func backward(seeds: [String: Tensor], scope: BackwardScope? = nil) throws {
         guard let state = lastForward else { throw TrainingError.backwardBeforeForward }
-        state.zeroValueGradients()
+        let context = state.context(pool: pool)
+        state.zeroValueGradients(context)
         for (name, gradient) in seeds {
             guard let id = plan.ids[name], let destination = state.gradients[id] else {
                 throw TrainingError.noGradient(value: name)
@@ -131,13 +141,20 @@ public final class TrainingGraph {
             }
             gradient.floats.withUnsafeBufferPointer { accumulate($0.baseAddress!, into: destination, count: $0.count) }
         }
-        let context = state.context(pool: pool)
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
         let bindings = scope?.bindings(state.bindings) ?? state.bindings
         for s in (scope?.steps ?? Array(plan.steps.indices)).reversed() {
             onBackwardStep?(plan.steps[s].node, bindings[s].computesParameterGradients)
             plan.steps[s].kernel.backward(bindings[s], context)
         }
+    }
+
+    /// Bytes a step at batch `batch` works in: every value and value gradient,
+    /// the workers' scratch, and every parameter with its gradient and running
+    /// statistic (planned once per batch size and reused by every step).
+    public func stepBytes(batch: Int) throws -> Int {
+        let parameterFloats = parameters.values.reduce(0) { $0 + 2 * $1.count } + statistics.values.reduce(0) { $0 + $1.count }
+        return try batchState(for: batch).bytes + parameterFloats * MemoryLayout<Float>.size
     }
 
     /// Sets every parameter's accumulated gradient to zero.

@@ -36,3 +36,18 @@ extension TrainingKernel {
 func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
     for i in 0..<count { y[i] += x[i] }
 }
+
+/// Calls `body(range)` for consecutive ranges covering `0..<count`, split over
+/// the workers when an element-wise pass over `count` floats is worth it (from
+/// 256K elements, about 50 us of memory traffic); the ranges start at multiples
+/// of 16 elements. Element-wise results do not depend on the split.
+func forEachElementRange(_ count: Int, _ context: KernelContext, _ body: (Range<Int>) -> Void) {
+    let workers = context.workers(forWork: count &* 4)
+    guard workers > 1 else { return body(0..<count) }
+    let blocks = (count &+ 15) / 16
+    context.forEachIndex(workers, workers: workers) { part, _ in
+        let r = chunk(blocks, parts: workers, part)
+        let range = (r.lowerBound &* 16)..<min(r.upperBound &* 16, count)
+        if !range.isEmpty { body(range) }
+    }
+}

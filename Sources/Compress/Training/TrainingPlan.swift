@@ -91,7 +91,7 @@ struct TrainingPlanBuilder {
             if let build = DirectConvBuild(kernels), BlockedConvKernel.supports(a, weightShape: weight.shape) {
                 return BlockedConvTrainingKernel(attributes: a, weight: weight, bias: bias, build: build)
             }
-            return ConvTrainingKernel(attributes: a, weight: weight, bias: bias)
+            return ConvTrainingKernel(attributes: a, weight: weight, bias: bias, kernels: kernels)
         case .convTranspose(let a):
             return ConvTransposeTrainingKernel(attributes: a, weight: try parameter(input(1)!, .weight, node),
                                                bias: try input(2).map { name throws(RuntimeError) in try parameter(name, .bias, node) })
@@ -203,13 +203,17 @@ final class TrainingBatchState {
         scratch = FloatBuffer(count: scratchPerWorker * threads)
     }
 
+    /// Bytes of the arena (every value and value gradient) and the workers' scratch.
+    var bytes: Int { (arena.count + scratch.count) &* MemoryLayout<Float>.size }
+
     func context(pool: WorkerPool) -> KernelContext {
         KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, pool: pool)
     }
 
-    /// Zeroes the gradients of all values (not of parameters).
-    func zeroValueGradients() {
-        (arena.pointer + gradientRegion.lowerBound).update(repeating: 0, count: gradientRegion.count)
+    /// Zeroes the gradients of all values (not of parameters), split over the workers.
+    func zeroValueGradients(_ context: KernelContext) {
+        let start = arena.pointer + gradientRegion.lowerBound
+        forEachElementRange(gradientRegion.count, context) { r in (start + r.lowerBound).update(repeating: 0, count: r.count) }
     }
 
     func tensor(_ id: Int) -> Tensor {
