@@ -8,7 +8,9 @@
 // channel and tap before the epilogue (residual, clamp, store). A block whose
 // pair has no other block in range (the last of an odd count, or the first of a
 // range starting at an odd block) runs alone with 8-lane tiles. 1x1 stride-1
-// convs take the pointwise tiles at the end of this file (no window offsets).
+// convs take the pointwise tiles at the end of this file (no window offsets);
+// images of fewer than 8 channels (first layers) take flat tiles, one loop over
+// a table of window offsets instead of loops over tap rows, columns and channels.
 //
 // This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
 // (zmm registers, callers check `cpuSupportsAVX512` first) and, through a
@@ -61,6 +63,36 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         return
     }
     let eight = wideTilePixels(pixelCount: pixels.count) == 8
+    if wideFlatApplies(s, eight: eight) {
+        let entries = s.kernelHeight &* s.kernelWidth &* s.channelsPerBlock
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: entries) { offsets in
+            var j = 0
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    for ci in 0..<s.channelsPerBlock {
+                        offsets[j] = (ky &* s.paddedWidth &+ kx) &* s.channelsPerBlock &+ ci
+                        j &+= 1
+                    }
+                }
+            }
+            let table = UnsafePointer(offsets.baseAddress!)
+            var p = blocks.lowerBound / 2
+            let pairsEnd = (blocks.upperBound + 1) / 2
+            while p < pairsEnd {
+                if let block = loneBlock(p, blocks) {
+                    halfTiles(s, input, filter, bias, e, block, pixels, eight: eight)
+                    p &+= 1
+                } else if p &+ 1 < pairsEnd && loneBlock(p &+ 1, blocks) == nil {
+                    tiles7x2Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
+                    p &+= 2
+                } else {
+                    tiles7x1Any(s, input, filter, bias, e, p, pixels)
+                    p &+= 1
+                }
+            }
+        }
+        return
+    }
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
@@ -82,6 +114,13 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         }
         p &+= two ? 2 : 1
     }
+}
+
+/// Whether the two-pair tiles of an image of one input block (fewer than 8 channels: first
+/// layers) run as `flatTiles7x2`: 7-pixel tiles.
+@inline(__always)
+func wideFlatApplies(_ s: BlockedConvShape, eight: Bool) -> Bool {
+    !eight && s.inputBlocks == 1 && s.channelsPerBlock < 8 && s.lastBlockChannels == s.channelsPerBlock
 }
 
 /// The one block of pair `p` in `blocks` when the other is not (a range that starts
@@ -246,6 +285,71 @@ private func halfTiles7Full(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ 
 private func halfTiles7Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                            _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ block: Int, _ pixels: Range<Int>) {
     halfTiles7(s, cs: s.channelsPerBlock, x, filter, bias, e, block, pixels)
+}
+
+@inline(never)
+private func tiles7x2Flat(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                          windowOffsets: UnsafePointer<Int>, entries: Int) {
+    flatTiles7x2(s, x, filter, bias, e, p, pixels, windowOffsets: windowOffsets, entries: entries)
+}
+
+/// Pairs `p..<p + 2` (4 output blocks) of an image of one input block (fewer than 8 input
+/// channels), 7 pixels per tile (the last tile repeats its final pixel): 14 accumulators. The taps
+/// and channels run as one loop over `windowOffsets` (rows, columns, channels: the order of
+/// `generalTiles`), without a loop per tap row and column.
+@inline(__always)
+private func flatTiles7x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                          windowOffsets: UnsafePointer<Int>, entries: Int) {
+    let cs = s.channelsPerBlock
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    while q <= last {
+        let t0 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let t1 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let t2 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let t3 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let t4 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let t5 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let t6 = x + cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
+        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
+        var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1
+        var f0 = f0Start, f1 = f1Start
+        for j in 0..<entries {
+            let d = windowOffsets[j]
+            let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
+            f0 += 16; f1 += 16
+            var v = t0[d]
+            a00 = compressor_fma16(a00, v, w0); a01 = compressor_fma16(a01, v, w1)
+            v = t1[d]
+            a10 = compressor_fma16(a10, v, w0); a11 = compressor_fma16(a11, v, w1)
+            v = t2[d]
+            a20 = compressor_fma16(a20, v, w0); a21 = compressor_fma16(a21, v, w1)
+            v = t3[d]
+            a30 = compressor_fma16(a30, v, w0); a31 = compressor_fma16(a31, v, w1)
+            v = t4[d]
+            a40 = compressor_fma16(a40, v, w0); a41 = compressor_fma16(a41, v, w1)
+            v = t5[d]
+            a50 = compressor_fma16(a50, v, w0); a51 = compressor_fma16(a51, v, w1)
+            v = t6[d]
+            a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
+        }
+        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
+        e.finish(a10, pair: p, pixel: min(q &+ 1, last)); e.finish(a11, pair: p &+ 1, pixel: min(q &+ 1, last))
+        e.finish(a20, pair: p, pixel: min(q &+ 2, last)); e.finish(a21, pair: p &+ 1, pixel: min(q &+ 2, last))
+        e.finish(a30, pair: p, pixel: min(q &+ 3, last)); e.finish(a31, pair: p &+ 1, pixel: min(q &+ 3, last))
+        e.finish(a40, pair: p, pixel: min(q &+ 4, last)); e.finish(a41, pair: p &+ 1, pixel: min(q &+ 4, last))
+        e.finish(a50, pair: p, pixel: min(q &+ 5, last)); e.finish(a51, pair: p &+ 1, pixel: min(q &+ 5, last))
+        e.finish(a60, pair: p, pixel: min(q &+ 6, last)); e.finish(a61, pair: p &+ 1, pixel: min(q &+ 6, last))
+        e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ 6, last))
+        q &+= 7
+    }
 }
 
 /// Pairs `p..<p + 2` (4 output blocks), 7 pixels per tile (the last tile repeats its

@@ -83,6 +83,11 @@ import SIMDKernelsWide16
         Case(inChannels: 48, outChannels: 5, paddedHeight: 4, paddedWidth: 5, kernel: (1, 1)),
         Case(inChannels: 24, outChannels: 16, paddedHeight: 3, paddedWidth: 3, kernel: (1, 1)),
         Case(inChannels: 1, outChannels: 12, paddedHeight: 7, paddedWidth: 7, kernel: (1, 1)),
+        // Fewer than 8 input channels on 7-pixel tiles: flat tiles for the pairs of pairs
+        // (vgg-small's and resnet18's first layers; a lone pair and a lone block left over).
+        Case(inChannels: 1, outChannels: 32, paddedHeight: 16, paddedWidth: 16, kernel: (3, 3)),
+        Case(inChannels: 3, outChannels: 64, paddedHeight: 35, paddedWidth: 35, kernel: (7, 7), stride: (2, 2)),
+        Case(inChannels: 2, outChannels: 44, paddedHeight: 11, paddedWidth: 11, kernel: (5, 5)),
     ]
 
     /// The epilogues: no activation, the clamps, and the forms applied after the store.
@@ -256,6 +261,27 @@ import SIMDKernelsWide16
                 }
             }
         }
+    }
+
+    /// Images of fewer than 8 channels (the flat tiles) give the AVX2 kernel's bits: the
+    /// same FMAs in the same order (bias, taps, channels).
+    static func checkFirstLayerBits(_ twin: Twin) {
+        for (i, c) in cases.enumerated() where c.inChannels < 8 {
+            let x = Inputs(c, seed: UInt64(400 + i))
+            let s = c.shape, pixels = 0..<c.outputHeight * c.outputWidth
+            for residual in [false, true] {
+                let wide = runWide(twin, c, x, residual: residual, clamp: .relu, blocks: 0..<s.outputBlocks, pixels: pixels)
+                let blocked = runBlocked(c, x, residual: residual, clamp: .relu)
+                #expect(zip(wide, blocked).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "\(twin.name) \(c), residual \(residual)")
+            }
+        }
+    }
+
+    @Test func wide16TwinFirstLayersEqualBlockedBits() { Self.checkFirstLayerBits(Self.wide16) }
+
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512FirstLayersEqualBlockedBits() {
+        Self.checkFirstLayerBits(Self.avx512)
     }
 
     @Test func wide16TwinMatchesBlockedKernel() { Self.checkWholeOutputs(Self.wide16) }
