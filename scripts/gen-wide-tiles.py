@@ -1,6 +1,6 @@
 # Generates the explicit-register tile functions of Sources/SIMDKernels512/WideConv.swift (its
 # AVX2 twin SIMDKernelsWide16 links the same file): `python3 scripts/gen-wide-tiles.py general 7 2`,
-# `pointwise 8 2`, `flat 7`, `half 7` print one function each; the committed functions are its output with
+# `pointwise 8 2`, `flat 7 2`, `half 7` print one function each; the committed functions are its output with
 # comments edited by hand.
 import sys
 
@@ -176,20 +176,20 @@ def half(P):
     L.append("}")
     return "\n".join(L)
 
-def flat(P):
-    n = f"flatTiles{P}x2"
+def flat(P, B):
+    n = f"flatTiles{P}x{B}"
     L = []
-    L.append(f"/// Pairs `p..<p + 2` (4 output blocks) of an image of one input block (fewer than 8 input")
-    L.append(f"/// channels), {P} pixels per tile (the last tile repeats its final pixel): {2*P} accumulators. The taps")
-    L.append("/// and channels run as one loop over `windowOffsets` (rows, columns, channels: the order of")
-    L.append("/// `generalTiles`), without a loop per tap row and column.")
+    L.append(f"/// Pairs `p..<p + {B}` ({2*B} output blocks) of an image of one input block (fewer than 8 input")
+    L.append(f"/// channels), {P} pixels per tile (the last tile repeats its final pixel): {P*B} accumulators. The")
+    L.append("/// taps and channels run as one loop over `windowOffsets` (rows, columns, channels: the order")
+    L.append("/// of `generalTiles`), without a loop per tap row and column.")
     L.append("@inline(__always)")
     L.append(f"private func {n}(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,")
     L.append(f"{' ' * (len(n) + 14)}_ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,")
     L.append(f"{' ' * (len(n) + 14)}windowOffsets: UnsafePointer<Int>, entries: Int) {{")
     L.append("    let cs = s.channelsPerBlock")
     L.append("    let pairFilter = s.filterBlockCount &* 2")
-    L.append("    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter")
+    L.append("    let f0Start = filter + p &* pairFilter" + (", f1Start = f0Start + pairFilter" if B == 2 else ""))
     L.append("    let last = pixels.upperBound &- 1")
     L.append("    var q = pixels.lowerBound")
     L.append("    var cursor = PixelCursor(q, width: s.outputWidth)")
@@ -198,23 +198,34 @@ def flat(P):
         L.append(f"        let t{k} = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ {k + 1}, last: last)")
     L.append(f"        let t{P-1} = x + cursor.offset(s, cs: cs)")
     L.append("        cursor.advance()")
-    L.append("        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)")
-    for k in range(0, P, 4):
-        chunk = range(k, min(P, k + 4))
-        L.append("        var " + ", ".join(f"a{kk}{j} = b{j}" for kk in chunk for j in range(2)))
-    L.append("        var f0 = f0Start, f1 = f1Start")
+    if B == 2:
+        L.append("        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)")
+    else:
+        L.append("        let b0 = compressor_load16(bias + p &* 16)")
+    step = 4 if B == 2 else 7
+    for k in range(0, P, step):
+        chunk = range(k, min(P, k + step))
+        L.append("        var " + ", ".join(f"a{kk}_{j} = b{j}" for kk in chunk for j in range(B)))
+    L.append("        var f0 = f0Start" + (", f1 = f1Start" if B == 2 else ""))
     L.append("        for j in 0..<entries {")
     L.append("            let d = windowOffsets[j]")
-    L.append("            let w0 = compressor_load16(f0), w1 = compressor_load16(f1)")
-    L.append("            f0 += 16; f1 += 16")
+    if B == 2:
+        L.append("            let w0 = compressor_load16(f0), w1 = compressor_load16(f1)")
+        L.append("            f0 += 16; f1 += 16")
+    else:
+        L.append("            let w0 = compressor_load16(f0)")
+        L.append("            f0 += 16")
     for k in range(P):
-        L.append(f"            {'var ' if k == 0 else ''}v = t{k}[d]")
-        L.append(f"            a{k}0 = compressor_fma16(a{k}0, v, w0); a{k}1 = compressor_fma16(a{k}1, v, w1)")
+        if B == 2:
+            L.append(f"            {'var ' if k == 0 else ''}v = t{k}[d]")
+            L.append(f"            a{k}_0 = compressor_fma16(a{k}_0, v, w0); a{k}_1 = compressor_fma16(a{k}_1, v, w1)")
+        else:
+            L.append(f"            a{k}_0 = compressor_fma16(a{k}_0, t{k}[d], w0)")
     L.append("        }")
-    L.append("        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)")
-    for k in range(1, P):
-        L.append(f"        e.finish(a{k}0, pair: p, pixel: min(q &+ {k}, last)); e.finish(a{k}1, pair: p &+ 1, pixel: min(q &+ {k}, last))")
-    L.append(f"        e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ {P - 1}, last))")
+    for k in range(P):
+        px = "q" if k == 0 else f"min(q &+ {k}, last)"
+        L.append(f"        e.finish(a{k}_0, pair: p, pixel: {px})" + (f"; e.finish(a{k}_1, pair: p &+ 1, pixel: {px})" if B == 2 else ""))
+    L.append(f"        e.activate(pairs: p..<p &+ {B}, from: q, through: min(q &+ {P - 1}, last))")
     L.append(f"        q &+= {P}")
     L.append("    }")
     L.append("}")
@@ -222,4 +233,4 @@ def flat(P):
 
 kind, P = sys.argv[1], int(sys.argv[2])
 B = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-print(general(P, B) if kind == "general" else pointwise(P, B) if kind == "pointwise" else flat(P) if kind == "flat" else half(P))
+print(general(P, B) if kind == "general" else pointwise(P, B) if kind == "pointwise" else flat(P, B) if kind == "flat" else half(P))

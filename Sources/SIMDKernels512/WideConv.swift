@@ -63,7 +63,7 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         return
     }
     let eight = wideTilePixels(pixelCount: pixels.count) == 8
-    if wideFlatApplies(s, eight: eight) {
+    if wideFlatApplies(s) {
         let entries = s.kernelHeight &* s.kernelWidth &* s.channelsPerBlock
         withUnsafeTemporaryAllocation(of: Int.self, capacity: entries) { offsets in
             var j = 0
@@ -86,7 +86,7 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
                     tiles7x2Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
                     p &+= 2
                 } else {
-                    tiles7x1Any(s, input, filter, bias, e, p, pixels)
+                    tiles14x1Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
                     p &+= 1
                 }
             }
@@ -116,11 +116,13 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
     }
 }
 
-/// Whether the two-pair tiles of an image of one input block (fewer than 8 channels: first
-/// layers) run as `flatTiles7x2`: 7-pixel tiles.
+/// Whether the pairs of an image of one input block (fewer than 8 channels: first layers)
+/// run as flat tiles: `flatTiles7x2` for two pairs, `flatTiles14x1` for a pair alone (on
+/// maps of 8-pixel tiles too: a first layer has few entries per tile, so its loop nest
+/// costs more than the repeated pixels of the last tile).
 @inline(__always)
-func wideFlatApplies(_ s: BlockedConvShape, eight: Bool) -> Bool {
-    !eight && s.inputBlocks == 1 && s.channelsPerBlock < 8 && s.lastBlockChannels == s.channelsPerBlock
+func wideFlatApplies(_ s: BlockedConvShape) -> Bool {
+    s.inputBlocks == 1 && s.channelsPerBlock < 8 && s.lastBlockChannels == s.channelsPerBlock
 }
 
 /// The one block of pair `p` in `blocks` when the other is not (a range that starts
@@ -294,10 +296,17 @@ private func tiles7x2Flat(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ fi
     flatTiles7x2(s, x, filter, bias, e, p, pixels, windowOffsets: windowOffsets, entries: entries)
 }
 
+@inline(never)
+private func tiles14x1Flat(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                           windowOffsets: UnsafePointer<Int>, entries: Int) {
+    flatTiles14x1(s, x, filter, bias, e, p, pixels, windowOffsets: windowOffsets, entries: entries)
+}
+
 /// Pairs `p..<p + 2` (4 output blocks) of an image of one input block (fewer than 8 input
-/// channels), 7 pixels per tile (the last tile repeats its final pixel): 14 accumulators. The taps
-/// and channels run as one loop over `windowOffsets` (rows, columns, channels: the order of
-/// `generalTiles`), without a loop per tap row and column.
+/// channels), 7 pixels per tile (the last tile repeats its final pixel): 14 accumulators. The
+/// taps and channels run as one loop over `windowOffsets` (rows, columns, channels: the order
+/// of `generalTiles`), without a loop per tap row and column.
 @inline(__always)
 private func flatTiles7x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
@@ -318,37 +327,109 @@ private func flatTiles7x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ fi
         let t6 = x + cursor.offset(s, cs: cs)
         cursor.advance()
         let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
-        var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
-        var a40 = b0, a41 = b1, a50 = b0, a51 = b1, a60 = b0, a61 = b1
+        var a0_0 = b0, a0_1 = b1, a1_0 = b0, a1_1 = b1, a2_0 = b0, a2_1 = b1, a3_0 = b0, a3_1 = b1
+        var a4_0 = b0, a4_1 = b1, a5_0 = b0, a5_1 = b1, a6_0 = b0, a6_1 = b1
         var f0 = f0Start, f1 = f1Start
         for j in 0..<entries {
             let d = windowOffsets[j]
             let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
             f0 += 16; f1 += 16
             var v = t0[d]
-            a00 = compressor_fma16(a00, v, w0); a01 = compressor_fma16(a01, v, w1)
+            a0_0 = compressor_fma16(a0_0, v, w0); a0_1 = compressor_fma16(a0_1, v, w1)
             v = t1[d]
-            a10 = compressor_fma16(a10, v, w0); a11 = compressor_fma16(a11, v, w1)
+            a1_0 = compressor_fma16(a1_0, v, w0); a1_1 = compressor_fma16(a1_1, v, w1)
             v = t2[d]
-            a20 = compressor_fma16(a20, v, w0); a21 = compressor_fma16(a21, v, w1)
+            a2_0 = compressor_fma16(a2_0, v, w0); a2_1 = compressor_fma16(a2_1, v, w1)
             v = t3[d]
-            a30 = compressor_fma16(a30, v, w0); a31 = compressor_fma16(a31, v, w1)
+            a3_0 = compressor_fma16(a3_0, v, w0); a3_1 = compressor_fma16(a3_1, v, w1)
             v = t4[d]
-            a40 = compressor_fma16(a40, v, w0); a41 = compressor_fma16(a41, v, w1)
+            a4_0 = compressor_fma16(a4_0, v, w0); a4_1 = compressor_fma16(a4_1, v, w1)
             v = t5[d]
-            a50 = compressor_fma16(a50, v, w0); a51 = compressor_fma16(a51, v, w1)
+            a5_0 = compressor_fma16(a5_0, v, w0); a5_1 = compressor_fma16(a5_1, v, w1)
             v = t6[d]
-            a60 = compressor_fma16(a60, v, w0); a61 = compressor_fma16(a61, v, w1)
+            a6_0 = compressor_fma16(a6_0, v, w0); a6_1 = compressor_fma16(a6_1, v, w1)
         }
-        e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
-        e.finish(a10, pair: p, pixel: min(q &+ 1, last)); e.finish(a11, pair: p &+ 1, pixel: min(q &+ 1, last))
-        e.finish(a20, pair: p, pixel: min(q &+ 2, last)); e.finish(a21, pair: p &+ 1, pixel: min(q &+ 2, last))
-        e.finish(a30, pair: p, pixel: min(q &+ 3, last)); e.finish(a31, pair: p &+ 1, pixel: min(q &+ 3, last))
-        e.finish(a40, pair: p, pixel: min(q &+ 4, last)); e.finish(a41, pair: p &+ 1, pixel: min(q &+ 4, last))
-        e.finish(a50, pair: p, pixel: min(q &+ 5, last)); e.finish(a51, pair: p &+ 1, pixel: min(q &+ 5, last))
-        e.finish(a60, pair: p, pixel: min(q &+ 6, last)); e.finish(a61, pair: p &+ 1, pixel: min(q &+ 6, last))
+        e.finish(a0_0, pair: p, pixel: q); e.finish(a0_1, pair: p &+ 1, pixel: q)
+        e.finish(a1_0, pair: p, pixel: min(q &+ 1, last)); e.finish(a1_1, pair: p &+ 1, pixel: min(q &+ 1, last))
+        e.finish(a2_0, pair: p, pixel: min(q &+ 2, last)); e.finish(a2_1, pair: p &+ 1, pixel: min(q &+ 2, last))
+        e.finish(a3_0, pair: p, pixel: min(q &+ 3, last)); e.finish(a3_1, pair: p &+ 1, pixel: min(q &+ 3, last))
+        e.finish(a4_0, pair: p, pixel: min(q &+ 4, last)); e.finish(a4_1, pair: p &+ 1, pixel: min(q &+ 4, last))
+        e.finish(a5_0, pair: p, pixel: min(q &+ 5, last)); e.finish(a5_1, pair: p &+ 1, pixel: min(q &+ 5, last))
+        e.finish(a6_0, pair: p, pixel: min(q &+ 6, last)); e.finish(a6_1, pair: p &+ 1, pixel: min(q &+ 6, last))
         e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ 6, last))
         q &+= 7
+    }
+}
+
+/// Pairs `p..<p + 1` (2 output blocks) of an image of one input block (fewer than 8 input
+/// channels), 14 pixels per tile (the last tile repeats its final pixel): 14 accumulators. The
+/// taps and channels run as one loop over `windowOffsets` (rows, columns, channels: the order
+/// of `generalTiles`), without a loop per tap row and column.
+@inline(__always)
+private func flatTiles14x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                           windowOffsets: UnsafePointer<Int>, entries: Int) {
+    let cs = s.channelsPerBlock
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    while q <= last {
+        let t0 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let t1 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let t2 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let t3 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let t4 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let t5 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let t6 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 7, last: last)
+        let t7 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 8, last: last)
+        let t8 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 9, last: last)
+        let t9 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 10, last: last)
+        let t10 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 11, last: last)
+        let t11 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 12, last: last)
+        let t12 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 13, last: last)
+        let t13 = x + cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16)
+        var a0_0 = b0, a1_0 = b0, a2_0 = b0, a3_0 = b0, a4_0 = b0, a5_0 = b0, a6_0 = b0
+        var a7_0 = b0, a8_0 = b0, a9_0 = b0, a10_0 = b0, a11_0 = b0, a12_0 = b0, a13_0 = b0
+        var f0 = f0Start
+        for j in 0..<entries {
+            let d = windowOffsets[j]
+            let w0 = compressor_load16(f0)
+            f0 += 16
+            a0_0 = compressor_fma16(a0_0, t0[d], w0)
+            a1_0 = compressor_fma16(a1_0, t1[d], w0)
+            a2_0 = compressor_fma16(a2_0, t2[d], w0)
+            a3_0 = compressor_fma16(a3_0, t3[d], w0)
+            a4_0 = compressor_fma16(a4_0, t4[d], w0)
+            a5_0 = compressor_fma16(a5_0, t5[d], w0)
+            a6_0 = compressor_fma16(a6_0, t6[d], w0)
+            a7_0 = compressor_fma16(a7_0, t7[d], w0)
+            a8_0 = compressor_fma16(a8_0, t8[d], w0)
+            a9_0 = compressor_fma16(a9_0, t9[d], w0)
+            a10_0 = compressor_fma16(a10_0, t10[d], w0)
+            a11_0 = compressor_fma16(a11_0, t11[d], w0)
+            a12_0 = compressor_fma16(a12_0, t12[d], w0)
+            a13_0 = compressor_fma16(a13_0, t13[d], w0)
+        }
+        e.finish(a0_0, pair: p, pixel: q)
+        e.finish(a1_0, pair: p, pixel: min(q &+ 1, last))
+        e.finish(a2_0, pair: p, pixel: min(q &+ 2, last))
+        e.finish(a3_0, pair: p, pixel: min(q &+ 3, last))
+        e.finish(a4_0, pair: p, pixel: min(q &+ 4, last))
+        e.finish(a5_0, pair: p, pixel: min(q &+ 5, last))
+        e.finish(a6_0, pair: p, pixel: min(q &+ 6, last))
+        e.finish(a7_0, pair: p, pixel: min(q &+ 7, last))
+        e.finish(a8_0, pair: p, pixel: min(q &+ 8, last))
+        e.finish(a9_0, pair: p, pixel: min(q &+ 9, last))
+        e.finish(a10_0, pair: p, pixel: min(q &+ 10, last))
+        e.finish(a11_0, pair: p, pixel: min(q &+ 11, last))
+        e.finish(a12_0, pair: p, pixel: min(q &+ 12, last))
+        e.finish(a13_0, pair: p, pixel: min(q &+ 13, last))
+        e.activate(pairs: p..<p &+ 1, from: q, through: min(q &+ 13, last))
+        q &+= 14
     }
 }
 
