@@ -64,33 +64,7 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
     }
     let eight = wideTilePixels(pixelCount: pixels.count) == 8
     if wideFlatApplies(s) {
-        let entries = s.kernelHeight &* s.kernelWidth &* s.channelsPerBlock
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: entries) { offsets in
-            var j = 0
-            for ky in 0..<s.kernelHeight {
-                for kx in 0..<s.kernelWidth {
-                    for ci in 0..<s.channelsPerBlock {
-                        offsets[j] = (ky &* s.paddedWidth &+ kx) &* s.channelsPerBlock &+ ci
-                        j &+= 1
-                    }
-                }
-            }
-            let table = UnsafePointer(offsets.baseAddress!)
-            var p = blocks.lowerBound / 2
-            let pairsEnd = (blocks.upperBound + 1) / 2
-            while p < pairsEnd {
-                if let block = loneBlock(p, blocks) {
-                    halfTiles(s, input, filter, bias, e, block, pixels, eight: eight)
-                    p &+= 1
-                } else if p &+ 1 < pairsEnd && loneBlock(p &+ 1, blocks) == nil {
-                    tiles7x2Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
-                    p &+= 2
-                } else {
-                    tiles14x1Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
-                    p &+= 1
-                }
-            }
-        }
+        flatConvolve(s, input, filter, bias, e, blocks, pixels, eight: eight)
         return
     }
     var p = blocks.lowerBound / 2
@@ -123,6 +97,40 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
 @inline(__always)
 func wideFlatApplies(_ s: BlockedConvShape) -> Bool {
     s.inputBlocks == 1 && s.channelsPerBlock < 8 && s.lastBlockChannels == s.channelsPerBlock
+}
+
+/// `wideConvolve` for `wideFlatApplies` shapes: the window offsets of one pixel (taps, then
+/// channels) in a table, then flat tiles by pairs (8-lane tiles for a lone block).
+func flatConvolve(_ s: BlockedConvShape, _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                  _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ blocks: Range<Int>, _ pixels: Range<Int>,
+                  eight: Bool) {
+    let entries = s.kernelHeight &* s.kernelWidth &* s.channelsPerBlock
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: entries) { offsets in
+        var j = 0
+        for ky in 0..<s.kernelHeight {
+            for kx in 0..<s.kernelWidth {
+                for ci in 0..<s.channelsPerBlock {
+                    offsets[j] = (ky &* s.paddedWidth &+ kx) &* s.channelsPerBlock &+ ci
+                    j &+= 1
+                }
+            }
+        }
+        let table = UnsafePointer(offsets.baseAddress!)
+        var p = blocks.lowerBound / 2
+        let pairsEnd = (blocks.upperBound + 1) / 2
+        while p < pairsEnd {
+            if let block = loneBlock(p, blocks) {
+                halfTiles(s, input, filter, bias, e, block, pixels, eight: eight)
+                p &+= 1
+            } else if p &+ 1 < pairsEnd && loneBlock(p &+ 1, blocks) == nil {
+                tiles7x2Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
+                p &+= 2
+            } else {
+                tiles14x1Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
+                p &+= 1
+            }
+        }
+    }
 }
 
 /// The one block of pair `p` in `blocks` when the other is not (a range that starts
