@@ -133,6 +133,26 @@ func flatConvolve(_ s: BlockedConvShape, _ input: UnsafePointer<Float>, _ filter
     }
 }
 
+/// Whether the general tiles of `pairs` pairs skip the tap rows that read the zero rows
+/// of `s` (`zeroRowsTop`, `zeroRowsBottom`). Not when the filters of the two pairs
+/// exceed 320 KB: a tile that skips rows breaks their stream from L2 (512 -> 512 3x3:
+/// 10% slower, 256 -> 256 3x3 on 14x14: 3.7% faster).
+@inline(__always)
+func wideSkipsZeroRows(_ s: BlockedConvShape, pairs: Int) -> Bool {
+    (s.zeroRowsTop > 0 || s.zeroRowsBottom > 0) && s.filterBlockCount &* 2 &* pairs &* 4 <= 320 << 10
+}
+
+/// Tap rows `lo..<hi` of output rows `row...lastRow` that read no zero row of the padded image
+/// (all of them when the tile spans two rows).
+@inline(__always)
+func liveTapRows(_ s: BlockedConvShape, row: Int, lastRow: Int) -> (Int, Int) {
+    guard row == lastRow else { return (0, s.kernelHeight) }
+    let top = row &* s.strideHeight
+    let lo = min(max(0, s.zeroRowsTop &- top), s.kernelHeight)
+    let hi = max(lo, min(s.kernelHeight, s.paddedHeight &- s.zeroRowsBottom &- top))
+    return (lo, hi)
+}
+
 /// The one block of pair `p` in `blocks` when the other is not (a range that starts
 /// at an odd block, or ends at an even one: the last block of an odd count), else nil.
 @inline(__always)
@@ -453,7 +473,12 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 2)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 6, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -471,7 +496,8 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow; f1 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -495,6 +521,7 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped; f1 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow; f1 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
@@ -521,7 +548,12 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 2)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 7, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -540,7 +572,8 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow; f1 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -566,6 +599,7 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped; f1 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow; f1 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
@@ -593,7 +627,12 @@ private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 1)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 7, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -612,7 +651,8 @@ private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -630,6 +670,7 @@ private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q)
@@ -657,7 +698,12 @@ private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 1)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 6, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -674,7 +720,8 @@ private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -691,6 +738,7 @@ private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q)

@@ -100,6 +100,10 @@ import SIMDKernelsWide16
     struct Inputs {
         let input: [Float], weight: [Float], blockedFilter: [Float], bias: [Float], residual: [Float]
 
+        init(input: [Float], weight: [Float], blockedFilter: [Float], bias: [Float], residual: [Float]) {
+            (self.input, self.weight, self.blockedFilter, self.bias, self.residual) = (input, weight, blockedFilter, bias, residual)
+        }
+
         init(_ c: Case, seed: UInt64) {
             var rng = SeededGenerator(seed: seed)
             let s = c.shape
@@ -155,8 +159,8 @@ import SIMDKernelsWide16
     /// Runs `twin` on blocks `blocks` and pixels `pixels` into an output filled
     /// with NaN.
     static func runWide(_ twin: Twin, _ c: Case, _ x: Inputs, residual: Bool, clamp: BlockedClamp,
-                        blocks: Range<Int>, pixels: Range<Int>) -> [Float] {
-        let s = c.shape, (kh, kw) = c.kernel
+                        blocks: Range<Int>, pixels: Range<Int>, shape: BlockedConvShape? = nil) -> [Float] {
+        let s = shape ?? c.shape, (kh, kw) = c.kernel
         let filter = x.weight.withUnsafeBufferPointer {
             packBlockedFilter($0.baseAddress!, outChannels: c.outChannels, inChannels: c.inChannels, kernelHeight: kh,
                               kernelWidth: kw, channelsPerBlock: s.channelsPerBlock, outputLanes: 16)
@@ -277,6 +281,38 @@ import SIMDKernelsWide16
             }
         }
     }
+
+    /// Zero rows at the top and bottom of the padded image (`zeroRowsTop`, `zeroRowsBottom`):
+    /// the tiles that skip their taps give the bits of the tiles that read them, on every
+    /// case (strides 1 and 2, kernels up to 7x7, partial blocks, sub-ranges of pixels).
+    static func checkZeroRowSkips(_ twin: Twin) {
+        for (i, c) in cases.enumerated() where c.kernel.0 > 1 {
+            var x = Inputs(c, seed: UInt64(500 + i))
+            var s = c.shape
+            let top = min(c.kernel.0 - 1, 2), bottom = min(c.kernel.0 - 1, 1)
+            s.zeroRowsTop = top; s.zeroRowsBottom = bottom
+            var input = x.input
+            let rowFloats = s.paddedWidth * s.channelsPerBlock
+            for b in 0..<s.inputBlocks {
+                for row in Array(0..<top) + Array(s.paddedHeight - bottom..<s.paddedHeight) {
+                    let start = (b * s.paddedHeight + row) * rowFloats
+                    for k in start..<start + rowFloats { input[k] = 0 }
+                }
+            }
+            x = Inputs(input: input, weight: x.weight, blockedFilter: x.blockedFilter, bias: x.bias, residual: x.residual)
+            let plane = c.outputHeight * c.outputWidth
+            for pixels in [0..<plane, plane / 3..<plane] where !pixels.isEmpty {
+                let reads = runWide(twin, c, x, residual: true, clamp: .relu, blocks: 0..<s.outputBlocks, pixels: pixels)
+                let skips = runWide(twin, c, x, residual: true, clamp: .relu, blocks: 0..<s.outputBlocks, pixels: pixels,
+                                    shape: s)
+                #expect(zip(skips, reads).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(twin.name) \(c), pixels \(pixels)")
+            }
+        }
+    }
+
+    @Test func wide16TwinSkipsZeroRowsBitExactly() { Self.checkZeroRowSkips(Self.wide16) }
+
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512SkipsZeroRowsBitExactly() { Self.checkZeroRowSkips(Self.avx512) }
 
     @Test func wide16TwinFirstLayersEqualBlockedBits() { Self.checkFirstLayerBits(Self.wide16) }
 
