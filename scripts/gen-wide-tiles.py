@@ -1,6 +1,6 @@
 # Generates the explicit-register tile functions of Sources/SIMDKernels512/WideConv.swift (its
 # AVX2 twin SIMDKernelsWide16 links the same file): `python3 scripts/gen-wide-tiles.py general 7 2`,
-# `pointwise 8 2`, `half 7` print one function each; the committed functions are its output with
+# `pointwise 8 2`, `flat 7 2`, `half 7` print one function each; the committed functions are its output with
 # comments edited by hand.
 import sys
 
@@ -19,7 +19,12 @@ def general(P, B):
     L.append("    var q = pixels.lowerBound")
     L.append("    var cursor = PixelCursor(q, width: s.outputWidth)")
     L.append("    let lastBlock = s.inputBlocks &- 1")
+    L.append("    let skipsZeroRows = wideSkipsZeroRows(s, pairs: " + str(B) + ")")
+    L.append("    let tapRow = s.kernelWidth &* cs &* 16")
     L.append("    while q <= last {")
+    L.append("        // A tile inside one output row skips the tap rows that read zero padding rows.")
+    L.append(f"        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ {P - 1}, last) / s.outputWidth)")
+    L.append("                                         : (0, s.kernelHeight)")
     for k in range(P - 1):
         L.append(f"        let o{k} = cursor.offsetThenAdvance(s, cs: cs, next: q &+ {k + 1}, last: last)")
     L.append(f"        let o{P-1} = cursor.offset(s, cs: cs)")
@@ -37,7 +42,8 @@ def general(P, B):
     L.append("            // The padded channels of the last block are zero: skip them and their filter rows.")
     L.append("            let live = cb == lastBlock ? s.lastBlockChannels : cs")
     L.append("            let skipped = (cs &- live) &* 16")
-    L.append("            for ky in 0..<s.kernelHeight {")
+    L.append("            f0 += kyLo &* tapRow" + ("; f1 += kyLo &* tapRow" if B == 2 else ""))
+    L.append("            for ky in kyLo..<kyHi {")
     L.append("                for kx in 0..<s.kernelWidth {")
     L.append("                    let t = block + (ky &* rowStride &+ kx &* cs)")
     L.append("                    for ci in 0..<live {")
@@ -57,6 +63,7 @@ def general(P, B):
     L.append("                    f0 += skipped" + ("; f1 += skipped" if B == 2 else ""))
     L.append("                }")
     L.append("            }")
+    L.append("            f0 += (s.kernelHeight &- kyHi) &* tapRow" + ("; f1 += (s.kernelHeight &- kyHi) &* tapRow" if B == 2 else ""))
     L.append("            block += blockStride")
     L.append("        }")
     L.append("        e.finish(a00, pair: p, pixel: q)" + ("; e.finish(a01, pair: p &+ 1, pixel: q)" if B == 2 else ""))
@@ -176,6 +183,61 @@ def half(P):
     L.append("}")
     return "\n".join(L)
 
+def flat(P, B):
+    n = f"flatTiles{P}x{B}"
+    L = []
+    L.append(f"/// Pairs `p..<p + {B}` ({2*B} output blocks) of an image of one input block (fewer than 8 input")
+    L.append(f"/// channels), {P} pixels per tile (the last tile repeats its final pixel): {P*B} accumulators. The")
+    L.append("/// taps and channels run as one loop over `windowOffsets` (rows, columns, channels: the order")
+    L.append("/// of `generalTiles`), without a loop per tap row and column.")
+    L.append("@inline(__always)")
+    L.append(f"private func {n}(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,")
+    L.append(f"{' ' * (len(n) + 14)}_ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,")
+    L.append(f"{' ' * (len(n) + 14)}windowOffsets: UnsafePointer<Int>, entries: Int) {{")
+    L.append("    let cs = s.channelsPerBlock")
+    L.append("    let pairFilter = s.filterBlockCount &* 2")
+    L.append("    let f0Start = filter + p &* pairFilter" + (", f1Start = f0Start + pairFilter" if B == 2 else ""))
+    L.append("    let last = pixels.upperBound &- 1")
+    L.append("    var q = pixels.lowerBound")
+    L.append("    var cursor = PixelCursor(q, width: s.outputWidth)")
+    L.append("    while q <= last {")
+    for k in range(P - 1):
+        L.append(f"        let t{k} = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ {k + 1}, last: last)")
+    L.append(f"        let t{P-1} = x + cursor.offset(s, cs: cs)")
+    L.append("        cursor.advance()")
+    if B == 2:
+        L.append("        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)")
+    else:
+        L.append("        let b0 = compressor_load16(bias + p &* 16)")
+    step = 4 if B == 2 else 7
+    for k in range(0, P, step):
+        chunk = range(k, min(P, k + step))
+        L.append("        var " + ", ".join(f"a{kk}_{j} = b{j}" for kk in chunk for j in range(B)))
+    L.append("        var f0 = f0Start" + (", f1 = f1Start" if B == 2 else ""))
+    L.append("        for j in 0..<entries {")
+    L.append("            let d = windowOffsets[j]")
+    if B == 2:
+        L.append("            let w0 = compressor_load16(f0), w1 = compressor_load16(f1)")
+        L.append("            f0 += 16; f1 += 16")
+    else:
+        L.append("            let w0 = compressor_load16(f0)")
+        L.append("            f0 += 16")
+    for k in range(P):
+        if B == 2:
+            L.append(f"            {'var ' if k == 0 else ''}v = t{k}[d]")
+            L.append(f"            a{k}_0 = compressor_fma16(a{k}_0, v, w0); a{k}_1 = compressor_fma16(a{k}_1, v, w1)")
+        else:
+            L.append(f"            a{k}_0 = compressor_fma16(a{k}_0, t{k}[d], w0)")
+    L.append("        }")
+    for k in range(P):
+        px = "q" if k == 0 else f"min(q &+ {k}, last)"
+        L.append(f"        e.finish(a{k}_0, pair: p, pixel: {px})" + (f"; e.finish(a{k}_1, pair: p &+ 1, pixel: {px})" if B == 2 else ""))
+    L.append(f"        e.activate(pairs: p..<p &+ {B}, from: q, through: min(q &+ {P - 1}, last))")
+    L.append(f"        q &+= {P}")
+    L.append("    }")
+    L.append("}")
+    return "\n".join(L)
+
 kind, P = sys.argv[1], int(sys.argv[2])
 B = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-print(general(P, B) if kind == "general" else pointwise(P, B) if kind == "pointwise" else half(P))
+print(general(P, B) if kind == "general" else pointwise(P, B) if kind == "pointwise" else flat(P, B) if kind == "flat" else half(P))

@@ -43,6 +43,13 @@ public struct BlockedConvShape: Sendable {
     /// Real channels in the last output block (1-8; its other lanes are
     /// padding, computed as zero weights and bias).
     public var lastOutputChannels: Int
+    /// Rows at the top and at the bottom of the padded image that are zero padding,
+    /// whose taps a kernel may skip (the width-16 tiles skip them for tiles inside one
+    /// output row). Skipping changes no bit only when every weight is finite and no
+    /// accumulator is -0 (`fma(a, 0, w) == a` then; an accumulator that starts from a
+    /// bias without -0 is never -0), so a caller sets them only for such filters and
+    /// biases; 0 reads every tap.
+    public var zeroRowsTop = 0, zeroRowsBottom = 0
 
     /// - Parameters:
     ///   - lastBlockChannels: nil for `channelsPerBlock`.

@@ -69,18 +69,35 @@ public func padImage(_ x: UnsafePointer<Float>, blocked: Bool, channels: Int, h:
 /// Window geometry as in the reference: `kernel`, `stride`, `padding`
 /// (top, left, bottom, right), `dilation`; an average divides by the valid
 /// taps, or by the taps inside the padded input when `countIncludePad`.
+/// Per output row, the columns whose window lies inside the row run without
+/// bounds (`poolInteriorRow`); the edge columns clip their taps. Both take the
+/// taps in the same order (rows, then columns), so every value is the same.
 public func blockedPool(_ x: UnsafePointer<Float>, blocks: Int, h: Int, w: Int,
                         _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
                         kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int, Int, Int), dilation: (Int, Int),
                         average: Bool, countIncludePad: Bool) {
+    // Interior columns: ox * stride - left >= 0 and ox * stride - left + (kw - 1) * dw < w.
+    let span = (kernel.1 &- 1) &* dilation.1
+    let interiorStart = min(ow, (padding.1 &+ stride.1 &- 1) / stride.1)
+    let room = w &- 1 &- span &+ padding.1
+    let interiorEnd = room < 0 ? interiorStart : max(interiorStart, min(ow, room / stride.1 &+ 1))
     for cb in 0..<blocks {
         let src = x + cb &* h &* w &* 8
-        var dst = y + cb &* oh &* ow &* 8
+        let dst = y + cb &* oh &* ow &* 8
         for oy in 0..<oh {
             let ys = oy &* stride.0 &- padding.0
             let (rlo, rhi) = tapRange(ys, dilation.0, kernel.0, h)
             let rowsInPad = tapRange(ys, dilation.0, kernel.0, h &+ padding.2).hi
+            let out = dst + oy &* ow &* 8
             for ox in 0..<ow {
+                if ox == interiorStart && interiorStart < interiorEnd {
+                    let count = countIncludePad ? rowsInPad &* kernel.1 : (rhi &- rlo) &* kernel.1
+                    poolInteriorRow(src + (ys &* w &+ ox &* stride.1 &- padding.1) &* 8, out + ox &* 8,
+                                    count: interiorEnd &- interiorStart, rows: rlo..<rhi, rowStep: dilation.0 &* w &* 8,
+                                    taps: kernel.1, tapStep: dilation.1 &* 8, step: stride.1 &* 8,
+                                    average: average, divisor: count)
+                }
+                if ox >= interiorStart && ox < interiorEnd { continue }
                 let xs = ox &* stride.1 &- padding.1
                 let (clo, chi) = tapRange(xs, dilation.1, kernel.1, w)
                 var acc = SIMD8<Float>(repeating: average ? 0 : -.infinity)
@@ -97,10 +114,56 @@ public func blockedPool(_ x: UnsafePointer<Float>, blocks: Int, h: Int, w: Int,
                         : (rhi &- rlo) &* (chi &- clo)
                     acc = count == 0 ? SIMD8<Float>() : acc / Float(count)
                 }
-                UnsafeMutableRawPointer(dst).storeBytes(of: acc, as: SIMD8<Float>.self)
-                dst += 8
+                UnsafeMutableRawPointer(out + ox &* 8).storeBytes(of: acc, as: SIMD8<Float>.self)
             }
         }
+    }
+}
+
+/// `count` output pixels of one row whose windows lie inside the input row span:
+/// `window` is the first pixel's top-left tap (row `ys`, which may be outside the
+/// image: only `rows` are read), `step` the floats between two pixels' windows.
+@inline(__always)
+private func poolInteriorRow(_ window: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+                             rows: Range<Int>, rowStep: Int, taps: Int, tapStep: Int, step: Int,
+                             average: Bool, divisor: Int) {
+    if !average && taps == 3 && tapStep == 8 {
+        maxRow3(window, out, count: count, rows: rows, rowStep: rowStep, step: step)
+        return
+    }
+    var at = window
+    for i in 0..<count {
+        var acc = SIMD8<Float>(repeating: average ? 0 : -.infinity)
+        for ky in rows {
+            let row = at + ky &* rowStep
+            for kx in 0..<taps {
+                let v = UnsafeRawPointer(row + kx &* tapStep).loadUnaligned(as: SIMD8<Float>.self)
+                if average { acc += v } else { acc = acc.replacing(with: v, where: v .> acc) }
+            }
+        }
+        if average { acc = divisor == 0 ? SIMD8<Float>() : acc / Float(divisor) }
+        UnsafeMutableRawPointer(out + i &* 8).storeBytes(of: acc, as: SIMD8<Float>.self)
+        at += step
+    }
+}
+
+/// Max over 3 adjacent columns of `rows`, `count` pixels of one row (the common
+/// 3x3 max pooling), in the general path's tap order.
+@inline(never)
+private func maxRow3(_ window: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+                     rows: Range<Int>, rowStep: Int, step: Int) {
+    var at = window
+    for i in 0..<count {
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        for ky in rows {
+            let row = at + ky &* rowStep
+            let v0 = load8(row), v1 = load8(row + 8), v2 = load8(row + 16)
+            acc = acc.replacing(with: v0, where: v0 .> acc)
+            acc = acc.replacing(with: v1, where: v1 .> acc)
+            acc = acc.replacing(with: v2, where: v2 .> acc)
+        }
+        store8(acc, out + i &* 8)
+        at += step
     }
 }
 

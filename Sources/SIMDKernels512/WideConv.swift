@@ -8,7 +8,9 @@
 // channel and tap before the epilogue (residual, clamp, store). A block whose
 // pair has no other block in range (the last of an odd count, or the first of a
 // range starting at an odd block) runs alone with 8-lane tiles. 1x1 stride-1
-// convs take the pointwise tiles at the end of this file (no window offsets).
+// convs take the pointwise tiles at the end of this file (no window offsets);
+// images of fewer than 8 channels (first layers) take flat tiles, one loop over
+// a table of window offsets instead of loops over tap rows, columns and channels.
 //
 // This file is compiled twice (Package.swift): in SIMDKernels512 with AVX-512
 // (zmm registers, callers check `cpuSupportsAVX512` first) and, through a
@@ -61,6 +63,10 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         return
     }
     let eight = wideTilePixels(pixelCount: pixels.count) == 8
+    if wideFlatApplies(s) {
+        flatConvolve(s, input, filter, bias, e, blocks, pixels, eight: eight)
+        return
+    }
     var p = blocks.lowerBound / 2
     let pairsEnd = (blocks.upperBound + 1) / 2
     while p < pairsEnd {
@@ -82,6 +88,69 @@ public func wideConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, fil
         }
         p &+= two ? 2 : 1
     }
+}
+
+/// Whether the pairs of an image of one input block (fewer than 8 channels: first layers)
+/// run as flat tiles: `flatTiles7x2` for two pairs, `flatTiles14x1` for a pair alone (on
+/// maps of 8-pixel tiles too: a first layer has few entries per tile, so its loop nest
+/// costs more than the repeated pixels of the last tile).
+@inline(__always)
+func wideFlatApplies(_ s: BlockedConvShape) -> Bool {
+    s.inputBlocks == 1 && s.channelsPerBlock < 8 && s.lastBlockChannels == s.channelsPerBlock
+}
+
+/// `wideConvolve` for `wideFlatApplies` shapes: the window offsets of one pixel (taps, then
+/// channels) in a table, then flat tiles by pairs (8-lane tiles for a lone block).
+func flatConvolve(_ s: BlockedConvShape, _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                  _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ blocks: Range<Int>, _ pixels: Range<Int>,
+                  eight: Bool) {
+    let entries = s.kernelHeight &* s.kernelWidth &* s.channelsPerBlock
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: entries) { offsets in
+        var j = 0
+        for ky in 0..<s.kernelHeight {
+            for kx in 0..<s.kernelWidth {
+                for ci in 0..<s.channelsPerBlock {
+                    offsets[j] = (ky &* s.paddedWidth &+ kx) &* s.channelsPerBlock &+ ci
+                    j &+= 1
+                }
+            }
+        }
+        let table = UnsafePointer(offsets.baseAddress!)
+        var p = blocks.lowerBound / 2
+        let pairsEnd = (blocks.upperBound + 1) / 2
+        while p < pairsEnd {
+            if let block = loneBlock(p, blocks) {
+                halfTiles(s, input, filter, bias, e, block, pixels, eight: eight)
+                p &+= 1
+            } else if p &+ 1 < pairsEnd && loneBlock(p &+ 1, blocks) == nil {
+                tiles7x2Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
+                p &+= 2
+            } else {
+                tiles14x1Flat(s, input, filter, bias, e, p, pixels, windowOffsets: table, entries: entries)
+                p &+= 1
+            }
+        }
+    }
+}
+
+/// Whether the general tiles of `pairs` pairs skip the tap rows that read the zero rows
+/// of `s` (`zeroRowsTop`, `zeroRowsBottom`). Not when the filters of the two pairs
+/// exceed 320 KB: a tile that skips rows breaks their stream from L2 (512 -> 512 3x3:
+/// 10% slower, 256 -> 256 3x3 on 14x14: 3.7% faster).
+@inline(__always)
+func wideSkipsZeroRows(_ s: BlockedConvShape, pairs: Int) -> Bool {
+    (s.zeroRowsTop > 0 || s.zeroRowsBottom > 0) && s.filterBlockCount &* 2 &* pairs &* 4 <= 320 << 10
+}
+
+/// Tap rows `lo..<hi` of output rows `row...lastRow` that read no zero row of the padded image
+/// (all of them when the tile spans two rows).
+@inline(__always)
+func liveTapRows(_ s: BlockedConvShape, row: Int, lastRow: Int) -> (Int, Int) {
+    guard row == lastRow else { return (0, s.kernelHeight) }
+    let top = row &* s.strideHeight
+    let lo = min(max(0, s.zeroRowsTop &- top), s.kernelHeight)
+    let hi = max(lo, min(s.kernelHeight, s.paddedHeight &- s.zeroRowsBottom &- top))
+    return (lo, hi)
 }
 
 /// The one block of pair `p` in `blocks` when the other is not (a range that starts
@@ -248,6 +317,150 @@ private func halfTiles7Any(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ f
     halfTiles7(s, cs: s.channelsPerBlock, x, filter, bias, e, block, pixels)
 }
 
+@inline(never)
+private func tiles7x2Flat(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                          windowOffsets: UnsafePointer<Int>, entries: Int) {
+    flatTiles7x2(s, x, filter, bias, e, p, pixels, windowOffsets: windowOffsets, entries: entries)
+}
+
+@inline(never)
+private func tiles14x1Flat(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                           windowOffsets: UnsafePointer<Int>, entries: Int) {
+    flatTiles14x1(s, x, filter, bias, e, p, pixels, windowOffsets: windowOffsets, entries: entries)
+}
+
+/// Pairs `p..<p + 2` (4 output blocks) of an image of one input block (fewer than 8 input
+/// channels), 7 pixels per tile (the last tile repeats its final pixel): 14 accumulators. The
+/// taps and channels run as one loop over `windowOffsets` (rows, columns, channels: the order
+/// of `generalTiles`), without a loop per tap row and column.
+@inline(__always)
+private func flatTiles7x2(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                          _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                          windowOffsets: UnsafePointer<Int>, entries: Int) {
+    let cs = s.channelsPerBlock
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter, f1Start = f0Start + pairFilter
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    while q <= last {
+        let t0 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let t1 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let t2 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let t3 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let t4 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let t5 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let t6 = x + cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16), b1 = compressor_load16(bias + (p &+ 1) &* 16)
+        var a0_0 = b0, a0_1 = b1, a1_0 = b0, a1_1 = b1, a2_0 = b0, a2_1 = b1, a3_0 = b0, a3_1 = b1
+        var a4_0 = b0, a4_1 = b1, a5_0 = b0, a5_1 = b1, a6_0 = b0, a6_1 = b1
+        var f0 = f0Start, f1 = f1Start
+        for j in 0..<entries {
+            let d = windowOffsets[j]
+            let w0 = compressor_load16(f0), w1 = compressor_load16(f1)
+            f0 += 16; f1 += 16
+            var v = t0[d]
+            a0_0 = compressor_fma16(a0_0, v, w0); a0_1 = compressor_fma16(a0_1, v, w1)
+            v = t1[d]
+            a1_0 = compressor_fma16(a1_0, v, w0); a1_1 = compressor_fma16(a1_1, v, w1)
+            v = t2[d]
+            a2_0 = compressor_fma16(a2_0, v, w0); a2_1 = compressor_fma16(a2_1, v, w1)
+            v = t3[d]
+            a3_0 = compressor_fma16(a3_0, v, w0); a3_1 = compressor_fma16(a3_1, v, w1)
+            v = t4[d]
+            a4_0 = compressor_fma16(a4_0, v, w0); a4_1 = compressor_fma16(a4_1, v, w1)
+            v = t5[d]
+            a5_0 = compressor_fma16(a5_0, v, w0); a5_1 = compressor_fma16(a5_1, v, w1)
+            v = t6[d]
+            a6_0 = compressor_fma16(a6_0, v, w0); a6_1 = compressor_fma16(a6_1, v, w1)
+        }
+        e.finish(a0_0, pair: p, pixel: q); e.finish(a0_1, pair: p &+ 1, pixel: q)
+        e.finish(a1_0, pair: p, pixel: min(q &+ 1, last)); e.finish(a1_1, pair: p &+ 1, pixel: min(q &+ 1, last))
+        e.finish(a2_0, pair: p, pixel: min(q &+ 2, last)); e.finish(a2_1, pair: p &+ 1, pixel: min(q &+ 2, last))
+        e.finish(a3_0, pair: p, pixel: min(q &+ 3, last)); e.finish(a3_1, pair: p &+ 1, pixel: min(q &+ 3, last))
+        e.finish(a4_0, pair: p, pixel: min(q &+ 4, last)); e.finish(a4_1, pair: p &+ 1, pixel: min(q &+ 4, last))
+        e.finish(a5_0, pair: p, pixel: min(q &+ 5, last)); e.finish(a5_1, pair: p &+ 1, pixel: min(q &+ 5, last))
+        e.finish(a6_0, pair: p, pixel: min(q &+ 6, last)); e.finish(a6_1, pair: p &+ 1, pixel: min(q &+ 6, last))
+        e.activate(pairs: p..<p &+ 2, from: q, through: min(q &+ 6, last))
+        q &+= 7
+    }
+}
+
+/// Pairs `p..<p + 1` (2 output blocks) of an image of one input block (fewer than 8 input
+/// channels), 14 pixels per tile (the last tile repeats its final pixel): 14 accumulators. The
+/// taps and channels run as one loop over `windowOffsets` (rows, columns, channels: the order
+/// of `generalTiles`), without a loop per tap row and column.
+@inline(__always)
+private func flatTiles14x1(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>, _ e: WideEpilogue, _ p: Int, _ pixels: Range<Int>,
+                           windowOffsets: UnsafePointer<Int>, entries: Int) {
+    let cs = s.channelsPerBlock
+    let pairFilter = s.filterBlockCount &* 2
+    let f0Start = filter + p &* pairFilter
+    let last = pixels.upperBound &- 1
+    var q = pixels.lowerBound
+    var cursor = PixelCursor(q, width: s.outputWidth)
+    while q <= last {
+        let t0 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
+        let t1 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
+        let t2 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
+        let t3 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 4, last: last)
+        let t4 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 5, last: last)
+        let t5 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 6, last: last)
+        let t6 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 7, last: last)
+        let t7 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 8, last: last)
+        let t8 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 9, last: last)
+        let t9 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 10, last: last)
+        let t10 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 11, last: last)
+        let t11 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 12, last: last)
+        let t12 = x + cursor.offsetThenAdvance(s, cs: cs, next: q &+ 13, last: last)
+        let t13 = x + cursor.offset(s, cs: cs)
+        cursor.advance()
+        let b0 = compressor_load16(bias + p &* 16)
+        var a0_0 = b0, a1_0 = b0, a2_0 = b0, a3_0 = b0, a4_0 = b0, a5_0 = b0, a6_0 = b0
+        var a7_0 = b0, a8_0 = b0, a9_0 = b0, a10_0 = b0, a11_0 = b0, a12_0 = b0, a13_0 = b0
+        var f0 = f0Start
+        for j in 0..<entries {
+            let d = windowOffsets[j]
+            let w0 = compressor_load16(f0)
+            f0 += 16
+            a0_0 = compressor_fma16(a0_0, t0[d], w0)
+            a1_0 = compressor_fma16(a1_0, t1[d], w0)
+            a2_0 = compressor_fma16(a2_0, t2[d], w0)
+            a3_0 = compressor_fma16(a3_0, t3[d], w0)
+            a4_0 = compressor_fma16(a4_0, t4[d], w0)
+            a5_0 = compressor_fma16(a5_0, t5[d], w0)
+            a6_0 = compressor_fma16(a6_0, t6[d], w0)
+            a7_0 = compressor_fma16(a7_0, t7[d], w0)
+            a8_0 = compressor_fma16(a8_0, t8[d], w0)
+            a9_0 = compressor_fma16(a9_0, t9[d], w0)
+            a10_0 = compressor_fma16(a10_0, t10[d], w0)
+            a11_0 = compressor_fma16(a11_0, t11[d], w0)
+            a12_0 = compressor_fma16(a12_0, t12[d], w0)
+            a13_0 = compressor_fma16(a13_0, t13[d], w0)
+        }
+        e.finish(a0_0, pair: p, pixel: q)
+        e.finish(a1_0, pair: p, pixel: min(q &+ 1, last))
+        e.finish(a2_0, pair: p, pixel: min(q &+ 2, last))
+        e.finish(a3_0, pair: p, pixel: min(q &+ 3, last))
+        e.finish(a4_0, pair: p, pixel: min(q &+ 4, last))
+        e.finish(a5_0, pair: p, pixel: min(q &+ 5, last))
+        e.finish(a6_0, pair: p, pixel: min(q &+ 6, last))
+        e.finish(a7_0, pair: p, pixel: min(q &+ 7, last))
+        e.finish(a8_0, pair: p, pixel: min(q &+ 8, last))
+        e.finish(a9_0, pair: p, pixel: min(q &+ 9, last))
+        e.finish(a10_0, pair: p, pixel: min(q &+ 10, last))
+        e.finish(a11_0, pair: p, pixel: min(q &+ 11, last))
+        e.finish(a12_0, pair: p, pixel: min(q &+ 12, last))
+        e.finish(a13_0, pair: p, pixel: min(q &+ 13, last))
+        e.activate(pairs: p..<p &+ 1, from: q, through: min(q &+ 13, last))
+        q &+= 14
+    }
+}
+
 /// Pairs `p..<p + 2` (4 output blocks), 7 pixels per tile (the last tile repeats its
 /// final pixel, writing the same values twice): 14 accumulators.
 @inline(__always)
@@ -260,7 +473,12 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 2)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 6, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -278,7 +496,8 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow; f1 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -302,6 +521,7 @@ private func generalTiles7x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped; f1 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow; f1 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
@@ -328,7 +548,12 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 2)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 7, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -347,7 +572,8 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow; f1 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -373,6 +599,7 @@ private func generalTiles8x2(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped; f1 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow; f1 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q); e.finish(a01, pair: p &+ 1, pixel: q)
@@ -400,7 +627,12 @@ private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 1)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 7, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -419,7 +651,8 @@ private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -437,6 +670,7 @@ private func generalTiles8x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q)
@@ -464,7 +698,12 @@ private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
     var q = pixels.lowerBound
     var cursor = PixelCursor(q, width: s.outputWidth)
     let lastBlock = s.inputBlocks &- 1
+    let skipsZeroRows = wideSkipsZeroRows(s, pairs: 1)
+    let tapRow = s.kernelWidth &* cs &* 16
     while q <= last {
+        // A tile inside one output row skips the tap rows that read zero padding rows.
+        let (kyLo, kyHi) = skipsZeroRows ? liveTapRows(s, row: cursor.oy, lastRow: min(q &+ 6, last) / s.outputWidth)
+                                         : (0, s.kernelHeight)
         let o0 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 1, last: last)
         let o1 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 2, last: last)
         let o2 = cursor.offsetThenAdvance(s, cs: cs, next: q &+ 3, last: last)
@@ -481,7 +720,8 @@ private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
             // The padded channels of the last block are zero: skip them and their filter rows.
             let live = cb == lastBlock ? s.lastBlockChannels : cs
             let skipped = (cs &- live) &* 16
-            for ky in 0..<s.kernelHeight {
+            f0 += kyLo &* tapRow
+            for ky in kyLo..<kyHi {
                 for kx in 0..<s.kernelWidth {
                     let t = block + (ky &* rowStride &+ kx &* cs)
                     for ci in 0..<live {
@@ -498,6 +738,7 @@ private func generalTiles7x1(_ s: BlockedConvShape, cs: Int, _ x: UnsafePointer<
                     f0 += skipped
                 }
             }
+            f0 += (s.kernelHeight &- kyHi) &* tapRow
             block += blockStride
         }
         e.finish(a00, pair: p, pixel: q)

@@ -83,6 +83,11 @@ import SIMDKernelsWide16
         Case(inChannels: 48, outChannels: 5, paddedHeight: 4, paddedWidth: 5, kernel: (1, 1)),
         Case(inChannels: 24, outChannels: 16, paddedHeight: 3, paddedWidth: 3, kernel: (1, 1)),
         Case(inChannels: 1, outChannels: 12, paddedHeight: 7, paddedWidth: 7, kernel: (1, 1)),
+        // Fewer than 8 input channels on 7-pixel tiles: flat tiles for the pairs of pairs
+        // (vgg-small's and resnet18's first layers; a lone pair and a lone block left over).
+        Case(inChannels: 1, outChannels: 32, paddedHeight: 16, paddedWidth: 16, kernel: (3, 3)),
+        Case(inChannels: 3, outChannels: 64, paddedHeight: 35, paddedWidth: 35, kernel: (7, 7), stride: (2, 2)),
+        Case(inChannels: 2, outChannels: 44, paddedHeight: 11, paddedWidth: 11, kernel: (5, 5)),
     ]
 
     /// The epilogues: no activation, the clamps, and the forms applied after the store.
@@ -94,6 +99,10 @@ import SIMDKernelsWide16
     /// Random inputs of one case, in both packings.
     struct Inputs {
         let input: [Float], weight: [Float], blockedFilter: [Float], bias: [Float], residual: [Float]
+
+        init(input: [Float], weight: [Float], blockedFilter: [Float], bias: [Float], residual: [Float]) {
+            (self.input, self.weight, self.blockedFilter, self.bias, self.residual) = (input, weight, blockedFilter, bias, residual)
+        }
 
         init(_ c: Case, seed: UInt64) {
             var rng = SeededGenerator(seed: seed)
@@ -150,8 +159,8 @@ import SIMDKernelsWide16
     /// Runs `twin` on blocks `blocks` and pixels `pixels` into an output filled
     /// with NaN.
     static func runWide(_ twin: Twin, _ c: Case, _ x: Inputs, residual: Bool, clamp: BlockedClamp,
-                        blocks: Range<Int>, pixels: Range<Int>) -> [Float] {
-        let s = c.shape, (kh, kw) = c.kernel
+                        blocks: Range<Int>, pixels: Range<Int>, shape: BlockedConvShape? = nil) -> [Float] {
+        let s = shape ?? c.shape, (kh, kw) = c.kernel
         let filter = x.weight.withUnsafeBufferPointer {
             packBlockedFilter($0.baseAddress!, outChannels: c.outChannels, inChannels: c.inChannels, kernelHeight: kh,
                               kernelWidth: kw, channelsPerBlock: s.channelsPerBlock, outputLanes: 16)
@@ -256,6 +265,59 @@ import SIMDKernelsWide16
                 }
             }
         }
+    }
+
+    /// Images of fewer than 8 channels (the flat tiles) give the AVX2 kernel's bits: the
+    /// same FMAs in the same order (bias, taps, channels).
+    static func checkFirstLayerBits(_ twin: Twin) {
+        for (i, c) in cases.enumerated() where c.inChannels < 8 {
+            let x = Inputs(c, seed: UInt64(400 + i))
+            let s = c.shape, pixels = 0..<c.outputHeight * c.outputWidth
+            for residual in [false, true] {
+                let wide = runWide(twin, c, x, residual: residual, clamp: .relu, blocks: 0..<s.outputBlocks, pixels: pixels)
+                let blocked = runBlocked(c, x, residual: residual, clamp: .relu)
+                #expect(zip(wide, blocked).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "\(twin.name) \(c), residual \(residual)")
+            }
+        }
+    }
+
+    /// Zero rows at the top and bottom of the padded image (`zeroRowsTop`, `zeroRowsBottom`):
+    /// the tiles that skip their taps give the bits of the tiles that read them, on every
+    /// case (strides 1 and 2, kernels up to 7x7, partial blocks, sub-ranges of pixels).
+    static func checkZeroRowSkips(_ twin: Twin) {
+        for (i, c) in cases.enumerated() where c.kernel.0 > 1 {
+            var x = Inputs(c, seed: UInt64(500 + i))
+            var s = c.shape
+            let top = min(c.kernel.0 - 1, 2), bottom = min(c.kernel.0 - 1, 1)
+            s.zeroRowsTop = top; s.zeroRowsBottom = bottom
+            var input = x.input
+            let rowFloats = s.paddedWidth * s.channelsPerBlock
+            for b in 0..<s.inputBlocks {
+                for row in Array(0..<top) + Array(s.paddedHeight - bottom..<s.paddedHeight) {
+                    let start = (b * s.paddedHeight + row) * rowFloats
+                    for k in start..<start + rowFloats { input[k] = 0 }
+                }
+            }
+            x = Inputs(input: input, weight: x.weight, blockedFilter: x.blockedFilter, bias: x.bias, residual: x.residual)
+            let plane = c.outputHeight * c.outputWidth
+            for pixels in [0..<plane, plane / 3..<plane] where !pixels.isEmpty {
+                let reads = runWide(twin, c, x, residual: true, clamp: .relu, blocks: 0..<s.outputBlocks, pixels: pixels)
+                let skips = runWide(twin, c, x, residual: true, clamp: .relu, blocks: 0..<s.outputBlocks, pixels: pixels,
+                                    shape: s)
+                #expect(zip(skips, reads).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(twin.name) \(c), pixels \(pixels)")
+            }
+        }
+    }
+
+    @Test func wide16TwinSkipsZeroRowsBitExactly() { Self.checkZeroRowSkips(Self.wide16) }
+
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512SkipsZeroRowsBitExactly() { Self.checkZeroRowSkips(Self.avx512) }
+
+    @Test func wide16TwinFirstLayersEqualBlockedBits() { Self.checkFirstLayerBits(Self.wide16) }
+
+    @Test(.enabled(if: cpuSupportsAVX512)) func avx512FirstLayersEqualBlockedBits() {
+        Self.checkFirstLayerBits(Self.avx512)
     }
 
     @Test func wide16TwinMatchesBlockedKernel() { Self.checkWholeOutputs(Self.wide16) }

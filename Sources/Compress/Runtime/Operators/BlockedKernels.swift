@@ -74,8 +74,11 @@ struct BlockedConvKernel: Kernel {
     let build: DirectConvBuild
     /// Packed by `packBlockedFilter`, with 16 output lanes for a wide build.
     let filter: [Float]
-    /// `outputBlocks * 8` floats (wide builds: whole pairs of blocks), zero in padded channels.
+    /// `outputBlocks * 8` floats (wide builds: whole pairs of blocks), zero in padded channels,
+    /// never -0.
     let bias: [Float]
+    /// Whether the shape gives the padding rows as zero rows a kernel may skip (finite weights).
+    let skipsZeroRows: Bool
     let inChannels: Int, outChannels: Int, kernelH: Int, kernelW: Int
     let inputBlocked: Bool
     let hasResidual: Bool
@@ -104,8 +107,11 @@ struct BlockedConvKernel: Kernel {
         }
         let biasCount = build.isWide ? SIMDKernelsWide16.wideBiasCount(outChannels: o) : blockedChannels(o)
         var padded = [Float](repeating: 0, count: biasCount)
-        if let bias { padded.replaceSubrange(0..<outChannels, with: bias.floats) }
+        // -0 as +0: no accumulator is then ever -0, so the taps of zero padding rows add
+        // nothing and the width-16 tiles may skip them (finite weights; see `zeroRowsTop`).
+        if let bias { padded.replaceSubrange(0..<outChannels, with: bias.floats.map { $0 == 0 ? 0 : $0 }) }
         self.bias = padded
+        skipsZeroRows = weight.floats.allSatisfy { $0.isFinite }
     }
 
     /// A blocked input without padding is read in place.
@@ -114,13 +120,15 @@ struct BlockedConvKernel: Kernel {
     private func shape(h: Int, w: Int, oh: Int, ow: Int) -> BlockedConvShape {
         let p = attributes.padding
         let inputBlocks = (inChannels + channelsPerBlock - 1) / channelsPerBlock
-        return BlockedConvShape(
+        var s = BlockedConvShape(
             inputBlocks: inputBlocks, channelsPerBlock: channelsPerBlock,
             paddedHeight: h + p.top + p.bottom, paddedWidth: w + p.left + p.right,
             kernelHeight: kernelH, kernelWidth: kernelW, strideHeight: attributes.stride.h, strideWidth: attributes.stride.w,
             outputBlocks: blockedChannels(outChannels) / 8, outputHeight: oh, outputWidth: ow,
             lastBlockChannels: inChannels - (inputBlocks - 1) * channelsPerBlock,
             lastOutputChannels: outChannels - (blockedChannels(outChannels) / 8 - 1) * 8)
+        if skipsZeroRows { (s.zeroRowsTop, s.zeroRowsBottom) = (p.top, p.bottom) }
+        return s
     }
 
     func scratchCount(inputShapes: [[Int]], outputShape: [Int]) -> Int {
