@@ -207,6 +207,16 @@ import SIMDKernels
         ConvCase(label: "depthwise 3x3 stride 2, right and bottom padding only, 8 channels, 12 wide", sample: [8, 6, 12],
                  weight: [8, 1, 3, 3],
                  attributes: Conv2d(stride: .square(2), padding: Padding2(top: 0, left: 0, bottom: 1, right: 1), groups: 8)),
+        // Rows of 7 output pixels run as one tile: edge pixels missing their outer tap
+        // (stride 1 on 7 wide, stride 2 on 13 wide) or none (14 wide, a padded copy).
+        ConvCase(label: "depthwise 3x3 pad 1, 16 channels, 7x7", sample: [16, 7, 7], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 24 channels, 14x14", sample: [24, 14, 14], weight: [24, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 24)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 16 channels, 13x13", sample: [16, 13, 13], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 7x7, 5 -> 10", sample: [5, 7, 7], weight: [10, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 5 -> 10", sample: [5, 7, 9], weight: [10, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 3, 3x1, stride 2, asymmetric padding, 7 -> 21", sample: [7, 9, 8],
