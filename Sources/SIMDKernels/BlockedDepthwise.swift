@@ -110,6 +110,10 @@ public func blockedDepthwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer
     // Output columns whose taps all lie inside the row.
     let first = min(ow, (left &+ sw &- 1) / sw)
     let last = max(first, min(ow, w &+ left &- kw >= 0 ? (w &+ left &- kw) / sw &+ 1 : 0))
+    // Rows of 7 pixels (7x7 maps) whose edge pixels miss at most their outer tap
+    // go as one tile of 7 accumulators.
+    let rowsOf7 = kw == 3 && ow == 7 && (sw == 1 || sw == 2) && (first == 0 || (first == 1 && left == 1))
+        && (last == 7 || (last == 6 && 6 &* sw &- left &+ 2 == w))
     for ob in blocks {
         let x = input + ob &* h &* rowStride
         let f = filter + ob &* kh &* kw &* 8
@@ -121,6 +125,11 @@ public func blockedDepthwiseConvolve(_ s: BlockedConvShape, input: UnsafePointer
             let rows = max(0, kyHigh &- kyLow)
             let rowTaps = f + kyLow &* kw &* 8
             let firstRow = x + max(0, iy &+ kyLow) &* rowStride
+            if rowsOf7 {
+                depthwise3Row7(firstRow - left &* 8, rowStride: rowStride, rowTaps, rows: rows, stride: sw,
+                               skipsFirst: first == 1, skipsLast: last == 6, b, clamp, &y)
+                continue
+            }
             for ox in 0..<first {
                 edgePixel(firstRow, rowStride: rowStride, rowTaps, rows: rows, kw: kw, column: ox &* sw &- left, width: w,
                           b, clamp, &y)
@@ -263,4 +272,47 @@ private func depthwise3TapTiles(_ p: UnsafePointer<Float>, rowStride: Int, _ row
         done &+= 4
     }
     return done
+}
+
+/// One output row of 7 pixels, 3 taps per filter row, at stride 1 or 2, `p` at
+/// the first pixel's first tap (a column left of the row when `skipsFirst`):
+/// 7 accumulators, so the FMA chains of a row run side by side. With `skipsFirst`
+/// the first pixel skips its first tap (the padding), with `skipsLast` the last
+/// pixel its third; the sums keep the tap order of `edgePixel` and the tiles.
+@inline(__always)
+private func depthwise3Row7(_ p: UnsafePointer<Float>, rowStride: Int, _ rowTaps: UnsafePointer<Float>, rows: Int,
+                            stride: Int, skipsFirst: Bool, skipsLast: Bool, _ b: SIMD8<Float>, _ clamp: BlockedClamp,
+                            _ y: inout UnsafeMutablePointer<Float>) {
+    var a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b
+    let step = stride &* 8
+    for r in 0..<rows {
+        let q = p + r &* rowStride
+        let w = rowTaps + r &* 24
+        let (w0, w1, w2) = (load8(w), load8(w + 8), load8(w + 16))
+        if skipsFirst {
+            a0 = a0.addingProduct(load8(q + 8), w1).addingProduct(load8(q + 16), w2)
+        } else {
+            a0 = a0.addingProduct(load8(q), w0).addingProduct(load8(q + 8), w1).addingProduct(load8(q + 16), w2)
+        }
+        var t = q + step
+        a1 = a1.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1).addingProduct(load8(t + 16), w2)
+        t += step
+        a2 = a2.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1).addingProduct(load8(t + 16), w2)
+        t += step
+        a3 = a3.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1).addingProduct(load8(t + 16), w2)
+        t += step
+        a4 = a4.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1).addingProduct(load8(t + 16), w2)
+        t += step
+        a5 = a5.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1).addingProduct(load8(t + 16), w2)
+        t += step
+        if skipsLast {
+            a6 = a6.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1)
+        } else {
+            a6 = a6.addingProduct(load8(t), w0).addingProduct(load8(t + 8), w1).addingProduct(load8(t + 16), w2)
+        }
+    }
+    store8(clamp.apply(a0), y); store8(clamp.apply(a1), y + 8); store8(clamp.apply(a2), y + 16)
+    store8(clamp.apply(a3), y + 24); store8(clamp.apply(a4), y + 32); store8(clamp.apply(a5), y + 40)
+    store8(clamp.apply(a6), y + 48)
+    y += 56
 }

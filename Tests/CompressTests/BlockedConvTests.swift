@@ -113,6 +113,60 @@ import SIMDKernels
         }
     }
 
+    /// A conv split over 2 or 3 workers (every step split: bands of output rows,
+    /// each padding its own input rows, or ranges of output block pairs) gives
+    /// the bytes of one thread, from a plain input and from a blocked one (after
+    /// a 1x1 conv), with each kernel set and at batches 1 and 2.
+    @Test(arguments: convCases)
+    func splitConvChangesNoBit(_ c: ConvCase) throws {
+        let channels = c.sample[0]
+        var parameters = [("w", F.weights(c.weight, seed: 7, std: 0.3))]
+        if c.hasBias { parameters.append(("b", F.weights([c.weight[0]], seed: 8))) }
+        let plainInput = F.singleOp(.conv2d(c.attributes), sample: c.sample, parameters: parameters)
+        var blockedInput = plainInput
+        blockedInput.nodes[0].inputs[0] = "a"
+        blockedInput.nodes.insert(Node(name: "pre", op: .conv2d(Conv2d()), inputs: ["x", "pre.w"], output: "a"), at: 0)
+        blockedInput.initializers["pre.w"] = F.weights([channels, channels, 1, 1], seed: 9, std: 0.3)
+        for (graph, input) in [(plainInput, "plain"), (blockedInput, "blocked")] {
+            for batch in [1, 2] {
+                var rng = SeededGenerator(seed: 3)
+                let x = rng.gaussianTensor([batch] + c.sample)
+                for kernels in KernelSet.supported where kernels != .portable {
+                    let outputs = try [1, 2, 3].map { threads in
+                        try Session(model: Model(graph: graph), threads: threads, kernels: kernels, imageWise: false,
+                                    splitsAllWork: true).run(x).floats.map(\.bitPattern)
+                    }
+                    let setting = "\(input) input, batch \(batch), kernels \(kernels)"
+                    #expect(outputs[1] == outputs[0], "2 threads, \(setting)")
+                    #expect(outputs[2] == outputs[0], "3 threads, \(setting)")
+                }
+            }
+        }
+    }
+
+    /// `padImage` over bands of padded rows writes, band by band, the whole padded image.
+    @Test(arguments: [(true, 16, 1), (true, 12, 2), (false, 3, 1), (false, 1, 2)])
+    func paddingByRowsMatchesWholeImage(_ blocked: Bool, _ channels: Int, _ pad: Int) throws {
+        let (h, w, cs) = (7, 9, blocked || channels >= 8 ? 8 : channels)
+        let blocks = (channels + cs - 1) / cs
+        let (top, left, bottom, right) = (pad, pad + 1, pad + 1, pad)
+        let (hp, wp) = (h + top + bottom, w + left + right)
+        var rng = SeededGenerator(seed: 4)
+        let x = rng.gaussianTensor([blocked ? blocks * 8 : channels, h, w]).floats
+        var whole = [Float](repeating: .nan, count: blocks * hp * wp * cs)
+        padImage(x, blocked: blocked, channels: channels, h: h, w: w, top: top, left: left, bottom: bottom, right: right,
+                 channelsPerBlock: cs, &whole)
+        #expect(!whole.contains { $0.isNaN })
+        for bands in [[0..<hp], [0..<1, 1..<5, 5..<hp], [0..<3, 3..<4, 4..<(hp - 1), (hp - 1)..<hp]] {
+            var byRows = [Float](repeating: .nan, count: whole.count)
+            for rows in bands {
+                padImage(x, blocked: blocked, channels: channels, h: h, w: w, top: top, left: left, bottom: bottom,
+                         right: right, channelsPerBlock: cs, rows: rows, &byRows)
+            }
+            #expect(byRows.map(\.bitPattern) == whole.map(\.bitPattern), "bands \(bands)")
+        }
+    }
+
     /// conv -> conv -> Add(identity) -> ReLU and a projection shortcut: both Adds
     /// and their ReLUs go into a conv's epilogue.
     static func residualGraph(channels: Int, stride: Int) -> Graph {
@@ -207,6 +261,16 @@ import SIMDKernels
         ConvCase(label: "depthwise 3x3 stride 2, right and bottom padding only, 8 channels, 12 wide", sample: [8, 6, 12],
                  weight: [8, 1, 3, 3],
                  attributes: Conv2d(stride: .square(2), padding: Padding2(top: 0, left: 0, bottom: 1, right: 1), groups: 8)),
+        // Rows of 7 output pixels run as one tile: edge pixels missing their outer tap
+        // (stride 1 on 7 wide, stride 2 on 13 wide) or none (14 wide, a padded copy).
+        ConvCase(label: "depthwise 3x3 pad 1, 16 channels, 7x7", sample: [16, 7, 7], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 24 channels, 14x14", sample: [24, 14, 14], weight: [24, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 24)),
+        ConvCase(label: "depthwise 3x3 stride 2 pad 1, 16 channels, 13x13", sample: [16, 13, 13], weight: [16, 1, 3, 3],
+                 attributes: Conv2d(stride: .square(2), padding: .same(1), groups: 16)),
+        ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 7x7, 5 -> 10", sample: [5, 7, 7], weight: [10, 1, 3, 3],
+                 attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 2, 3x3 pad 1, 5 -> 10", sample: [5, 7, 9], weight: [10, 1, 3, 3],
                  attributes: Conv2d(padding: .same(1), groups: 5)),
         ConvCase(label: "depthwise multiplier 3, 3x1, stride 2, asymmetric padding, 7 -> 21", sample: [7, 9, 8],
