@@ -139,13 +139,19 @@ private final class WorkerPoolState {
     nonisolated(unsafe) var body: ((_ index: Int, _ worker: Int) -> Void)?
     nonisolated(unsafe) var count = 0
     /// Calls run on the caller alone until this time (monotonic nanoseconds),
-    /// and for how long the last back-off was: after a call whose caller waited
-    /// far longer for a helper's claim than its own work took (the helper lost
-    /// its core to another process mid-claim), later calls stay serial for 10 ms,
-    /// doubling while it recurs (up to 1 s), so a machine with no free core
-    /// costs little more than one thread. Touched by the caller only.
+    /// and for how long the last back-off was: after `lateCallsBeforeBackOff`
+    /// calls in a row whose caller waited far longer for a helper's claim than
+    /// its own work took (the helper lost its core to another process
+    /// mid-claim), later calls stay serial for 10 ms, doubling while it recurs
+    /// (up to 100 ms), so a machine with no free core costs little more than
+    /// one thread. One late call (an interrupt, a page fault) does not count:
+    /// backing off on it made a quiet machine's 2-thread runs serial for whole
+    /// benchmarks (vgg-small at batch 1: 0.29 ms or 0.43 ms by chance).
+    /// Touched by the caller only.
     nonisolated(unsafe) private var serialUntil: UInt64 = 0
     nonisolated(unsafe) private var backOff: UInt64 = 0
+    nonisolated(unsafe) private var lateCalls = 0
+    static let lateCallsBeforeBackOff = 3
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -195,15 +201,19 @@ private final class WorkerPoolState {
         self.body = nil
         let end = monotonicNanoseconds()
         if end &- ownEnd > max(2 &* (ownEnd &- start), 50_000) {
-            backOff = min(max(2 &* backOff, 10_000_000), 1_000_000_000)
-            serialUntil = end &+ backOff
+            lateCalls &+= 1
+            if lateCalls >= Self.lateCallsBeforeBackOff {
+                backOff = min(max(2 &* backOff, 10_000_000), 100_000_000)
+                serialUntil = end &+ backOff
+                lateCalls = 0
+            }
         } else {
-            backOff = 0
+            (backOff, lateCalls) = (0, 0)
         }
     }
 
     /// See `WorkerPool.endBackOff`.
-    func endBackOff() { (serialUntil, backOff) = (0, 0) }
+    func endBackOff() { (serialUntil, backOff, lateCalls) = (0, 0, 0) }
 
     /// Tells every helper to return.
     func stop() {
