@@ -62,6 +62,16 @@ public func padDepthwisePlane(_ x: UnsafePointer<Float>, _ s: DepthwisePlaneShap
     }
 }
 
+/// Writes (or adds) the first `live` lanes of `v` at `out`.
+@inline(__always)
+private func storeOutputs(_ v: SIMD8<Float>, _ out: UnsafeMutablePointer<Float>, live: Int, accumulates: Bool) {
+    if live == 8 {
+        store8(accumulates ? load8(out) + v : v, out)
+    } else {
+        for i in 0..<live { out[i] = accumulates ? out[i] + v[i] : v[i] }
+    }
+}
+
 /// Eight floats `p[0], p[step], ..., p[7 step]`.
 @inline(__always)
 private func loadStrided(_ p: UnsafePointer<Float>, _ step: Int) -> SIMD8<Float> {
@@ -104,12 +114,7 @@ public func depthwisePlaneCorrelate(_ padded: UnsafePointer<Float>, _ s: Depthwi
                     acc = acc.addingProduct(SIMD8(repeating: weight), loadStrided(row + kx, sw))
                 }
             }
-            let live = min(8, s.outputWidth &- ox)
-            if live == 8 {
-                store8(accumulates ? load8(out + ox) + acc : acc, out + ox)
-            } else {
-                for i in 0..<live { out[ox &+ i] = accumulates ? out[ox &+ i] + acc[i] : acc[i] }
-            }
+            storeOutputs(acc, out + ox, live: min(8, s.outputWidth &- ox), accumulates: accumulates)
             ox &+= 8
         }
     }
@@ -140,12 +145,7 @@ private func correlate3x3(_ padded: UnsafePointer<Float>, _ s: DepthwisePlaneSha
             acc = acc.addingProduct(w6, loadStrided(r2 + c, sw))
             acc = acc.addingProduct(w7, loadStrided(r2 + (c &+ 1), sw))
             acc = acc.addingProduct(w8, loadStrided(r2 + (c &+ 2), sw))
-            let live = min(8, s.outputWidth &- ox)
-            if live == 8 {
-                store8(accumulates ? load8(out + ox) + acc : acc, out + ox)
-            } else {
-                for i in 0..<live { out[ox &+ i] = accumulates ? out[ox &+ i] + acc[i] : acc[i] }
-            }
+            storeOutputs(acc, out + ox, live: min(8, s.outputWidth &- ox), accumulates: accumulates)
             ox &+= 8
         }
     }
