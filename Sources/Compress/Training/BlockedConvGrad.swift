@@ -1,5 +1,4 @@
 import SIMDKernels
-import SIMDKernels512
 import SIMDKernelsWide16
 
 /// A trainable dense 2-D convolution (groups 1, dilation 1) on the runtime's
@@ -191,18 +190,8 @@ final class BlockedConvTrainingKernel: TrainingKernel {
 
     private func convolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
                           bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        let (blocks, pixels) = (0..<s.outputBlocks, 0..<s.outputHeight &* s.outputWidth)
-        switch build {
-        case .avx2:
-            blockedConvolve(s, input: input, filter: filter, bias: bias, residual: nil, output: output,
-                            clamp: .none, blocks: blocks, pixels: pixels)
-        case .avx512:
-            SIMDKernels512.wideConvolve(s, input: input, filter: filter, bias: bias, residual: nil, output: output,
-                                        clamp: .none, blocks: blocks, pixels: pixels)
-        case .wide16OnAVX2:
-            SIMDKernelsWide16.wideConvolve(s, input: input, filter: filter, bias: bias, residual: nil,
-                                           output: output, clamp: .none, blocks: blocks, pixels: pixels)
-        }
+        build.convolve(s, input: input, filter: filter, bias: bias, residual: nil, output: output, clamp: .none,
+                       blocks: 0..<s.outputBlocks, pixels: 0..<s.outputHeight &* s.outputWidth)
     }
 
     /// Image `x` (plain) copied into `scratch` as the forward conv reads it.
@@ -262,7 +251,7 @@ final class BlockedConvTrainingKernel: TrainingKernel {
                 padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
                 blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
                                           gradient: scratch + layout.weightGradient)
-                if bias != nil { sumPlanes(dY, plane: plane, into: scratch + layout.biasGradient) }
+                if bias != nil { addPlaneSums(dY, channels: outChannels, plane: plane, into: scratch + layout.biasGradient) }
             }
             guard let dX else { return }
             let padded = scratch + layout.paddedOutputGradient
@@ -287,16 +276,6 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             var dataOnly = b
             dataOnly.computesParameterGradients = false
             im2colGradient.backward(dataOnly, context)
-        }
-    }
-
-    /// `dB[c] += sum of plane c of dY`.
-    private func sumPlanes(_ dY: UnsafePointer<Float>, plane: Int, into dB: UnsafeMutablePointer<Float>) {
-        for c in 0..<outChannels {
-            let row = dY + c &* plane
-            var sum: Float = 0
-            for k in 0..<plane { sum += row[k] }
-            dB[c] += sum
         }
     }
 

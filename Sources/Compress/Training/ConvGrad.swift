@@ -191,7 +191,9 @@ final class ConvTrainingKernel: TrainingKernel {
                 convolveBackward(images, b, p, dW: dW, scratch: scratch)
             }
             if let dB {
-                for i in images { sumPlanes(b.outputGradient + i &* p.outImage, into: dB, spatial: p.g.outSpatial) }
+                for i in images {
+                    addPlaneSums(b.outputGradient + i &* p.outImage, channels: outChannels, plane: p.g.outSpatial, into: dB)
+                }
             }
         }
         for worker in 1..<max(workers, 1) {
@@ -273,16 +275,6 @@ final class ConvTrainingKernel: TrainingKernel {
             for o in 0..<groupOut { (staging + (o &* columns &+ j &* spatial)).update(from: source + o &* spatial, count: spatial) }
         }
         return staging
-    }
-
-    /// `dB[c] += sum of plane c of dY`.
-    private func sumPlanes(_ dY: UnsafePointer<Float>, into dB: UnsafeMutablePointer<Float>, spatial: Int) {
-        for c in 0..<outChannels {
-            let row = dY + c &* spatial
-            var sum: Float = 0
-            for s in 0..<spatial { sum += row[s] }
-            dB[c] += sum
-        }
     }
 
     private func depthwiseForward(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry,

@@ -37,6 +37,16 @@ func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, 
     for i in 0..<count { y[i] += x[i] }
 }
 
+/// `dB[c] += Σ dY[c][k]` over the `plane` values of each of `channels` planes (a conv's bias gradient).
+func addPlaneSums(_ dY: UnsafePointer<Float>, channels: Int, plane: Int, into dB: UnsafeMutablePointer<Float>) {
+    for c in 0..<channels {
+        let row = dY + c &* plane
+        var sum: Float = 0
+        for k in 0..<plane { sum += row[k] }
+        dB[c] += sum
+    }
+}
+
 /// Calls `body(range)` for consecutive ranges covering `0..<count`, split over
 /// the workers when an element-wise pass over `count` floats is worth it (from
 /// 256K elements, about 50 us of memory traffic); the ranges start at multiples

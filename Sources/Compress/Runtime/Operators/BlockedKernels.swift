@@ -59,6 +59,23 @@ enum DirectConvBuild: Sendable {
 
     /// Whether filters are packed in pairs of blocks (16 output lanes).
     var isWide: Bool { self != .avx2 }
+
+    /// Output blocks `blocks` and pixels `pixels` of one image by this build's direct conv.
+    func convolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
+                  bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                  clamp: BlockedClamp, blocks: Range<Int>, pixels: Range<Int>) {
+        switch self {
+        case .avx2:
+            blockedConvolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                            clamp: clamp, blocks: blocks, pixels: pixels)
+        case .avx512:
+            SIMDKernels512.wideConvolve(s, input: input, filter: filter, bias: bias, residual: residual,
+                                        output: output, clamp: clamp, blocks: blocks, pixels: pixels)
+        case .wide16OnAVX2:
+            SIMDKernelsWide16.wideConvolve(s, input: input, filter: filter, bias: bias, residual: residual,
+                                           output: output, clamp: clamp, blocks: blocks, pixels: pixels)
+        }
+    }
 }
 
 /// A dense convolution as a direct NCHW8c kernel (`SIMDKernels.blockedConvolve`):
@@ -238,18 +255,8 @@ struct BlockedConvKernel: Kernel {
     private func convolve(_ s: BlockedConvShape, input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
                           bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
                           output: UnsafeMutablePointer<Float>, blocks: Range<Int>, pixels: Range<Int>) {
-        let clamp = activation.clamp
-        switch build {
-        case .avx2:
-            blockedConvolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
-                            clamp: clamp, blocks: blocks, pixels: pixels)
-        case .avx512:
-            SIMDKernels512.wideConvolve(s, input: input, filter: filter, bias: bias, residual: residual,
-                                        output: output, clamp: clamp, blocks: blocks, pixels: pixels)
-        case .wide16OnAVX2:
-            SIMDKernelsWide16.wideConvolve(s, input: input, filter: filter, bias: bias, residual: residual,
-                                           output: output, clamp: clamp, blocks: blocks, pixels: pixels)
-        }
+        build.convolve(s, input: input, filter: filter, bias: bias, residual: residual, output: output,
+                       clamp: activation.clamp, blocks: blocks, pixels: pixels)
     }
 
     /// Multiply-adds from which one image's conv is split over workers (about
