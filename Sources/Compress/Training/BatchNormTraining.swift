@@ -19,8 +19,11 @@ final class BatchNormTrainingKernel: TrainingKernel {
     let epsilon: Float
     let momentum: Float
     /// Per channel, from the last forward: the mean and `1 / sqrt(var + eps)` it normalized with.
-    private var mean: [Float]
-    private var inverseStd: [Float]
+    var mean: [Float]
+    var inverseStd: [Float]
+    /// Whether input and output (and their gradients) are NCHW8c, set by the
+    /// planner: then ``blockedForward(_:training:_:)`` and ``blockedBackward(_:_:)`` run.
+    var blocked = false
 
     init(scale: ParameterBuffer, bias: ParameterBuffer, runningMean: ParameterBuffer,
          runningVariance: ParameterBuffer, epsilon: Float, momentum: Float = 0.1) {
@@ -31,9 +34,10 @@ final class BatchNormTrainingKernel: TrainingKernel {
         inverseStd = mean
     }
 
-    private var channels: Int { scale.count }
+    var channels: Int { scale.count }
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
+        if blocked { return blockedForward(b, training: training, context) }
         let shape = b.inputShapes[0]
         let (n, inner) = (shape[0], shape[2...].reduce(1, *))
         let workers = context.workers(forWork: 3 &* shape.elementCount)
@@ -93,6 +97,7 @@ final class BatchNormTrainingKernel: TrainingKernel {
     /// Training-mode backward when the last forward trained; otherwise the
     /// backward of the fixed affine map the eval forward applied.
     func backward(_ b: TrainingBinding, _ context: KernelContext) {
+        if blocked { return blockedBackward(b, context) }
         let shape = b.inputShapes[0]
         let (n, inner) = (shape[0], shape[2...].reduce(1, *))
         let workers = context.workers(forWork: 3 &* shape.elementCount)
@@ -103,7 +108,7 @@ final class BatchNormTrainingKernel: TrainingKernel {
     }
 
     /// Whether the last forward used batch statistics.
-    private var lastForwardTrained = true
+    var lastForwardTrained = true
 
     private func channelBackward(_ b: TrainingBinding, channel c: Int, n: Int, inner: Int, batchStatistics: Bool) {
         let (x, dY) = (b.inputs[0], b.outputGradient)

@@ -58,6 +58,12 @@ final class BlockedConvTrainingKernel: TrainingKernel {
     private let paddedBias: FloatBuffer
     /// Zeros for the data-gradient conv's epilogue.
     private let zeroBias: FloatBuffer
+    /// Whether the input (and its gradient) is NCHW8c, set by the planner (`useLayouts`).
+    fileprivate(set) var blockedInput = false
+    /// Whether the output (and its gradient) is NCHW8c, set by the planner.
+    fileprivate(set) var blockedOutput = false
+    /// Plain copies for the im2col data gradient of a blocked output or input (whole batch, kept between steps).
+    private var plainOutputGradient: FloatBuffer?, plainInputGradient: FloatBuffer?
 
     init(attributes: Conv2d, weight: ParameterBuffer, bias: ParameterBuffer?, build: DirectConvBuild) {
         self.attributes = attributes
@@ -194,10 +200,10 @@ final class BlockedConvTrainingKernel: TrainingKernel {
                        blocks: 0..<s.outputBlocks, pixels: 0..<s.outputHeight &* s.outputWidth)
     }
 
-    /// Image `x` (plain) copied into `scratch` as the forward conv reads it.
+    /// Image `x` (plain or blocked, as the input value) copied into `scratch` as the forward conv reads it.
     private func padInput(_ x: UnsafePointer<Float>, h: Int, w: Int, _ scratch: UnsafeMutablePointer<Float>) {
         let p = attributes.padding
-        padImage(x, blocked: false, channels: inChannels, h: h, w: w, top: p.top, left: p.left, bottom: p.bottom,
+        padImage(x, blocked: blockedInput, channels: inChannels, h: h, w: w, top: p.top, left: p.left, bottom: p.bottom,
                  right: p.right, channelsPerBlock: inputChannelsPerBlock, scratch)
     }
 
@@ -213,6 +219,10 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         context.forEachIndex(n, workers: workers(b, context)) { i, worker in
             let scratch = context.scratch(forWorker: worker)
             padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
+            if blockedOutput {
+                convolve(s, input: scratch, filter: f, bias: bias, output: b.output + i &* outImage)
+                return
+            }
             let y = scratch + layout.blockedOutput
             convolve(s, input: scratch, filter: f, bias: bias, output: y)
             blockedToPlain(y, channels: outChannels, plane: oh &* ow, b.output + i &* outImage)
@@ -229,7 +239,7 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         let dX = hasDirectInputGradient ? b.inputGradients[0] : nil
         let parameters = b.computesParameterGradients
         guard parameters || dX != nil else {
-            if b.inputGradients[0] != nil { im2colGradient.backward(b, context) }
+            if b.inputGradients[0] != nil { im2colInputGradient(b, context) }
             return
         }
         let workers = workers(b, context)
@@ -245,13 +255,19 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         context.forEachIndex(n, workers: workers) { i, worker in
             let scratch = context.scratch(forWorker: worker)
             let dY = b.outputGradient + i &* outImage
-            let blockedDY = scratch + layout.blockedOutput
-            plainToBlocked(dY, channels: outChannels, plane: plane, blockedDY)
+            let blockedDY = blockedOutput ? dY : scratch + layout.blockedOutput
+            if !blockedOutput { plainToBlocked(dY, channels: outChannels, plane: plane, blockedDY) }
             if parameters {
                 padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
                 blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
                                           gradient: scratch + layout.weightGradient)
-                if bias != nil { addPlaneSums(dY, channels: outChannels, plane: plane, into: scratch + layout.biasGradient) }
+                if bias != nil {
+                    if blockedOutput {
+                        addBlockedPlaneSums(dY, channels: outChannels, plane: plane, into: scratch + layout.biasGradient)
+                    } else {
+                        addPlaneSums(dY, channels: outChannels, plane: plane, into: scratch + layout.biasGradient)
+                    }
+                }
             }
             guard let dX else { return }
             let padded = scratch + layout.paddedOutputGradient
@@ -260,7 +276,11 @@ final class BlockedConvTrainingKernel: TrainingKernel {
                      channelsPerBlock: 8, padded)
             let blockedDX = scratch + layout.blockedInputGradient
             convolve(d, input: padded, filter: f, bias: zeroBias, output: blockedDX)
-            addBlockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
+            if blockedInput {
+                addFloats(blockedDX, into: dX + i &* inImage, count: inImage)
+            } else {
+                addBlockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
+            }
         }
         if parameters {
             for worker in 0..<workers {
@@ -272,11 +292,35 @@ final class BlockedConvTrainingKernel: TrainingKernel {
                 }
             }
         }
-        if dX == nil && b.inputGradients[0] != nil {
-            var dataOnly = b
-            dataOnly.computesParameterGradients = false
-            im2colGradient.backward(dataOnly, context)
+        if dX == nil && b.inputGradients[0] != nil { im2colInputGradient(b, context) }
+    }
+
+    /// The data gradient by `im2colGradient` (plain NCHW), through plain copies
+    /// of a blocked `dY` and `dX`.
+    private func im2colInputGradient(_ b: TrainingBinding, _ context: KernelContext) {
+        guard let dX = b.inputGradients[0] else { return }
+        var plain = b
+        plain.computesParameterGradients = false
+        func buffer(_ kept: inout FloatBuffer?, _ count: Int) -> UnsafeMutablePointer<Float> {
+            if kept?.count != count { kept = FloatBuffer(count: count) }
+            return kept!.pointer
         }
+        if blockedOutput {
+            let (n, plane) = (b.outputShape[0], b.outputShape[2] &* b.outputShape[3])
+            let dY = buffer(&plainOutputGradient, b.outputShape.elementCount)
+            for i in 0..<n {
+                blockedToPlain(b.outputGradient + i &* outChannels &* plane, channels: outChannels, plane: plane,
+                               dY + i &* outChannels &* plane)
+            }
+            plain.outputGradient = dY
+        }
+        if blockedInput {
+            let plainDX = buffer(&plainInputGradient, b.inputShapes[0].elementCount)
+            plainDX.update(repeating: 0, count: b.inputShapes[0].elementCount)
+            plain.inputGradients[0] = plainDX
+        }
+        im2colGradient.backward(plain, context)
+        if blockedInput { addPlainToBlocked(plain.inputGradients[0]!, shape: b.inputShapes[0], into: dX) }
     }
 
     /// A weight gradient packed as `blockedConvWeightGradient` writes it, added into the plain `[O, C, kh, kw]` gradient.
@@ -293,4 +337,9 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             }
         }
     }
+}
+
+extension BlockedConvTrainingKernel: BlockedLayoutTrainingKernel {
+    var layoutRule: TrainingLayoutRule { .independent }
+    func useLayouts(inputs: [Bool], output: Bool) { (blockedInput, blockedOutput) = (inputs[0], output) }
 }

@@ -3,13 +3,16 @@
 /// window order) and routes the gradient there; average pooling spreads each
 /// output's gradient evenly over the taps it averaged (the divisor counts the
 /// padding taps with `countIncludePad`). Window bounds are computed once per
-/// output row and column; planes are split over workers.
+/// output row and column; planes are split over workers. Plain NCHW or
+/// NCHW8c (`blocked`: the same loops with pixels 8 floats apart).
 final class PoolTrainingKernel: TrainingKernel {
     let pool: Pool2d
     let isMax: Bool
     let countIncludePad: Bool
     /// Per output of the last forward (max pooling): the winning pixel's offset in its plane, -1 if none.
     private var argmax: [Int32] = []
+    /// Whether input and output are NCHW8c (set by the planner): a plane's pixels are then 8 floats apart.
+    fileprivate(set) var blocked = false
 
     init(pool: Pool2d, isMax: Bool, countIncludePad: Bool = false) {
         self.pool = pool
@@ -72,13 +75,14 @@ final class PoolTrainingKernel: TrainingKernel {
             argmax = [Int32](repeating: -1, count: b.outputShape.elementCount)
         }
         let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
+        let step = blocked ? 8 : 1
         argmax.withUnsafeMutableBufferPointer { indices in
             let winners = isMax ? indices.baseAddress : nil
             context.forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
-                let x = b.inputs[0] + plane &* g.h &* g.w, y = b.output + plane &* g.oh &* g.ow
+                let x = b.inputs[0] + planeStart(plane, g.h &* g.w), y = b.output + planeStart(plane, g.oh &* g.ow)
                 let planeWinners = winners.map { $0 + plane &* g.oh &* g.ow }
                 if let planeWinners, isPlainHalving(g) {
-                    maxPoolHalving(x, y, planeWinners, g)
+                    maxPoolHalving(x, y, planeWinners, g, step: step)
                     return
                 }
                 forEachWindow(g) { out, first, rows, columns, divisor in
@@ -87,21 +91,28 @@ final class PoolTrainingKernel: TrainingKernel {
                         for ky in 0..<rows {
                             for kx in 0..<columns {
                                 let offset = first &+ ky &* rowStep &+ kx &* columnStep
-                                if x[offset] > best || index < 0 { best = x[offset]; index = offset }
+                                if x[offset &* step] > best || index < 0 { best = x[offset &* step]; index = offset }
                             }
                         }
-                        y[out] = best
+                        y[out &* step] = best
                         planeWinners[out] = Int32(truncatingIfNeeded: index)
                     } else {
                         var sum: Float = 0
                         for ky in 0..<rows {
-                            for kx in 0..<columns { sum += x[first &+ ky &* rowStep &+ kx &* columnStep] }
+                            for kx in 0..<columns { sum += x[(first &+ ky &* rowStep &+ kx &* columnStep) &* step] }
                         }
-                        y[out] = divisor > 0 ? sum / Float(divisor) : 0
+                        y[out &* step] = divisor > 0 ? sum / Float(divisor) : 0
                     }
                 }
             }
         }
+    }
+
+    /// Where plane `plane` (image-major, `n * C + c`) of a map of `pixels` pixels
+    /// starts; its pixels are 1 apart (plain) or 8 (blocked).
+    @inline(__always)
+    private func planeStart(_ plane: Int, _ pixels: Int) -> Int {
+        blocked ? (plane >> 3) &* pixels &* 8 &+ plane & 7 : plane &* pixels
     }
 
     /// A 2x2 window with stride 2, no padding or dilation, every window inside the input: the common case.
@@ -111,17 +122,20 @@ final class PoolTrainingKernel: TrainingKernel {
     }
 
     /// Max pooling of one plane over 2x2 windows with stride 2, with the winners' offsets.
+    /// Pixels are `step` floats apart (1 plain, 8 blocked); the winners' offsets count pixels.
     private func maxPoolHalving(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                _ winners: UnsafeMutablePointer<Int32>, _ g: Geometry) {
+                                _ winners: UnsafeMutablePointer<Int32>, _ g: Geometry, step: Int) {
         for oy in 0..<g.oh {
             let top = 2 &* oy &* g.w
             for ox in 0..<g.ow {
                 let first = top &+ 2 &* ox
-                var (index, best) = (first, x[first])
-                if x[first &+ 1] > best { (index, best) = (first &+ 1, x[first &+ 1]) }
-                if x[first &+ g.w] > best { (index, best) = (first &+ g.w, x[first &+ g.w]) }
-                if x[first &+ g.w &+ 1] > best { (index, best) = (first &+ g.w &+ 1, x[first &+ g.w &+ 1]) }
-                y[oy &* g.ow &+ ox] = best
+                let (a, b, c, d) = (x[first &* step], x[(first &+ 1) &* step], x[(first &+ g.w) &* step],
+                                    x[(first &+ g.w &+ 1) &* step])
+                var (index, best) = (first, a)
+                if b > best { (index, best) = (first &+ 1, b) }
+                if c > best { (index, best) = (first &+ g.w, c) }
+                if d > best { (index, best) = (first &+ g.w &+ 1, d) }
+                y[(oy &* g.ow &+ ox) &* step] = best
                 winners[oy &* g.ow &+ ox] = Int32(truncatingIfNeeded: index)
             }
         }
@@ -131,20 +145,23 @@ final class PoolTrainingKernel: TrainingKernel {
         guard let dXBase = b.inputGradients[0] else { return }
         let g = geometry(b)
         let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
+        let step = blocked ? 8 : 1
         argmax.withUnsafeBufferPointer { indices in
             let winners = isMax ? indices.baseAddress : nil
             context.forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
-                let dX = dXBase + plane &* g.h &* g.w, dY = b.outputGradient + plane &* g.oh &* g.ow
+                let dX = dXBase + planeStart(plane, g.h &* g.w), dY = b.outputGradient + planeStart(plane, g.oh &* g.ow)
                 if let winners {
                     let planeWinners = winners + plane &* g.oh &* g.ow
-                    for out in 0..<(g.oh &* g.ow) where planeWinners[out] >= 0 { dX[Int(planeWinners[out])] += dY[out] }
+                    for out in 0..<(g.oh &* g.ow) where planeWinners[out] >= 0 {
+                        dX[Int(planeWinners[out]) &* step] += dY[out &* step]
+                    }
                     return
                 }
                 forEachWindow(g) { out, first, rows, columns, divisor in
                     guard divisor > 0 else { return }
-                    let share = dY[out] / Float(divisor)
+                    let share = dY[out &* step] / Float(divisor)
                     for ky in 0..<rows {
-                        for kx in 0..<columns { dX[first &+ ky &* rowStep &+ kx &* columnStep] += share }
+                        for kx in 0..<columns { dX[(first &+ ky &* rowStep &+ kx &* columnStep) &* step] += share }
                     }
                 }
             }
@@ -152,17 +169,35 @@ final class PoolTrainingKernel: TrainingKernel {
     }
 }
 
+extension PoolTrainingKernel: BlockedLayoutTrainingKernel {
+    var layoutRule: TrainingLayoutRule { .uniform }
+    func useLayouts(inputs: [Bool], output: Bool) { blocked = output }
+}
+
 /// Mean over every axis after the channel axis; the backward spreads each
-/// channel's gradient evenly over its plane.
-final class GlobalAveragePoolTrainingKernel: TrainingKernel {
+/// channel's gradient evenly over its plane. The input may be NCHW8c
+/// (`blockedInput`, set by the planner); the output `[N, C, 1, 1]` is plain.
+final class GlobalAveragePoolTrainingKernel: TrainingKernel, BlockedLayoutTrainingKernel {
+    private var blockedInput = false
+
+    var layoutRule: TrainingLayoutRule { .plainOutput }
+    func useLayouts(inputs: [Bool], output: Bool) { blockedInput = inputs[0] }
+
+    /// Where plane `p` (`n * C + c`) starts and how far apart its values are.
+    @inline(__always)
+    private func plane(_ p: Int, inner: Int) -> (start: Int, step: Int) {
+        blockedInput ? ((p >> 3) &* inner &* 8 &+ p & 7, 8) : (p &* inner, 1)
+    }
+
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         let shape = b.inputShapes[0]
         let (planes, inner) = (shape[0] &* shape[1], shape[2...].reduce(1, *))
         let scale = 1 / Float(inner)
         for p in 0..<planes {
-            let x = b.inputs[0] + p &* inner
+            let (start, step) = plane(p, inner: inner)
+            let x = b.inputs[0] + start
             var sum: Float = 0
-            for i in 0..<inner { sum += x[i] }
+            for i in 0..<inner { sum += x[i &* step] }
             b.output[p] = sum * scale
         }
     }
@@ -173,8 +208,9 @@ final class GlobalAveragePoolTrainingKernel: TrainingKernel {
         let (planes, inner) = (shape[0] &* shape[1], shape[2...].reduce(1, *))
         let scale = 1 / Float(inner)
         for p in 0..<planes {
-            let (dX, share) = (dXBase + p &* inner, b.outputGradient[p] * scale)
-            for i in 0..<inner { dX[i] += share }
+            let (start, step) = plane(p, inner: inner)
+            let (dX, share) = (dXBase + start, b.outputGradient[p] * scale)
+            for i in 0..<inner { dX[i &* step] += share }
         }
     }
 }

@@ -62,9 +62,10 @@ public final class TrainingGraph {
                       kernels: kernels, splitsAllWork: false)
     }
 
-    /// `splitsAllWork` splits every step over the threads however small (for tests).
+    /// `splitsAllWork` splits every step over the threads however small (for tests);
+    /// `blockedLayouts` false keeps every value plain NCHW (for tests and comparisons).
     init(model: Model, seed: UInt64, threads: Int, computesInputGradient: Bool, kernels: KernelSet,
-         splitsAllWork: Bool) throws {
+         splitsAllWork: Bool, blockedLayouts: Bool = true) throws {
         self.model = model
         self.kernels = try kernels.checkedSupported()
         self.threads = max(1, threads)
@@ -74,7 +75,8 @@ public final class TrainingGraph {
         _ = try graph.inferShapes(batch: 1)
         _ = try model.firstInputName()
         randomness = DropoutRandomness(seed: seed)
-        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: self.kernels)
+        var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: self.kernels,
+                                          blockedLayouts: blockedLayouts)
         plan = try builder.build(inputNeedsGradient: computesInputGradient)
         parameters = builder.parameters
         statistics = builder.statistics
@@ -139,7 +141,13 @@ public final class TrainingGraph {
             guard gradient.shape == state.shapes[id] else {
                 throw TrainingError.gradientShape(value: name, expected: state.shapes[id], got: gradient.shape)
             }
-            gradient.floats.withUnsafeBufferPointer { accumulate($0.baseAddress!, into: destination, count: $0.count) }
+            gradient.floats.withUnsafeBufferPointer { g in
+                if state.blocked[id] {
+                    addPlainToBlocked(g.baseAddress!, shape: gradient.shape, into: destination)
+                } else {
+                    accumulate(g.baseAddress!, into: destination, count: g.count)
+                }
+            }
         }
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
         let bindings = scope?.bindings(state.bindings) ?? state.bindings

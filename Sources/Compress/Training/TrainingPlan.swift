@@ -17,6 +17,8 @@ struct TrainingPlan {
     var steps: [TrainingStep]
     var inputID: Int
     var outputIDs: [Int]
+    /// Per value: whether it (and its gradient) is stored NCHW8c (`chooseBlockedLayouts`), else plain NCHW.
+    var blocked: [Bool] = []
 
     /// The value whose storage `id` shares, following aliases.
     func root(_ id: Int) -> Int {
@@ -31,15 +33,18 @@ struct TrainingPlanBuilder {
     let randomness: DropoutRandomness
     /// The kernel set dense convolutions train on (direct blocked kernels unless `portable`).
     let kernels: KernelSet
+    /// Whether values between kernels that can are kept NCHW8c (`TrainingPlan.chooseBlockedLayouts`).
+    let blockedLayouts: Bool
     var parameters: [String: ParameterBuffer] = [:]
     var statistics: [String: ParameterBuffer] = [:]
     private var plan = TrainingPlan(ids: [:], names: [], sources: [], needsGradient: [], constants: [], steps: [],
                                     inputID: 0, outputIDs: [])
 
-    init(graph: Graph, randomness: DropoutRandomness, kernels: KernelSet) {
+    init(graph: Graph, randomness: DropoutRandomness, kernels: KernelSet, blockedLayouts: Bool = true) {
         self.graph = graph
         self.randomness = randomness
         self.kernels = kernels
+        self.blockedLayouts = blockedLayouts
     }
 
     mutating func build(inputNeedsGradient: Bool) throws -> TrainingPlan {
@@ -61,6 +66,11 @@ struct TrainingPlanBuilder {
             }
         }
         plan.outputIDs = graph.outputs.map { id(of: $0) }
+        plan.blocked = [Bool](repeating: false, count: plan.names.count)
+        if blockedLayouts && kernels != .portable {
+            let byName = try graph.inferShapes(batch: 1)
+            plan.chooseBlockedLayouts(shapes: plan.names.map { byName[$0]! })
+        }
         return plan
     }
 
@@ -165,6 +175,7 @@ final class TrainingBatchState {
         let byName = try graph.inferShapes(batch: batch)
         let shapes = plan.names.map { byName[$0]! }
         self.shapes = shapes
+        blocked = plan.names.indices.map { plan.blocked[plan.root($0)] }
         var valueOffsets = [Int](repeating: -1, count: shapes.count)
         var gradientOffsets = [Int](repeating: -1, count: shapes.count)
         var next = 0
@@ -216,8 +227,13 @@ final class TrainingBatchState {
         forEachElementRange(gradientRegion.count, context) { r in (start + r.lowerBound).update(repeating: 0, count: r.count) }
     }
 
+    /// Per value: whether it is stored NCHW8c (the plan's `blocked`).
+    let blocked: [Bool]
+
+    /// Value `id`, plain NCHW whatever its layout.
     func tensor(_ id: Int) -> Tensor {
         let shape = shapes[id]
+        if blocked[id] { return blockedToPlainTensor(values[id], shape: shape) }
         return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: values[id], count: shape.elementCount)))
     }
 }

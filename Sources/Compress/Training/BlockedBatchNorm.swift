@@ -1,0 +1,177 @@
+import SIMDKernels
+
+// BatchNorm on NCHW8c values: the eight channels of a block are the eight
+// lanes of one vector, so every pass reads whole blocks in order and works on
+// eight channels at once. The same sums as the plain kernel, in the same
+// precision: Float within one image's plane (four vector accumulators over
+// the pixels), Double across the images in image order; the split over
+// workers is by channel block, so results do not depend on the thread count.
+
+extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
+    var layoutRule: TrainingLayoutRule { .uniform }
+    func useLayouts(inputs: [Bool], output: Bool) { blocked = output }
+
+    /// Training or eval forward of a blocked `[N, C, H, W]` (C a multiple of 8).
+    func blockedForward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
+        let shape = b.inputShapes[0]
+        let (n, pixels, blocks) = (shape[0], shape[2] &* shape[3], channels / 8)
+        let workers = context.workers(forWork: 3 &* shape.elementCount)
+        lastForwardTrained = training
+        if !training {
+            for c in 0..<channels {
+                mean[c] = runningMean.values[c]
+                inverseStd[c] = 1 / (runningVariance.values[c] + epsilon).squareRoot()
+            }
+        }
+        let (x, y) = (UnsafePointer(b.inputs[0]), b.output)
+        mean.withUnsafeMutableBufferPointer { meanBuffer in
+            inverseStd.withUnsafeMutableBufferPointer { stdBuffer in
+                let (means, inverseStds) = (meanBuffer.baseAddress!, stdBuffer.baseAddress!)
+                context.forEachIndex(blocks, workers: workers) { cb, _ in
+                    let planes = BlockPlanes(block: cb, blocks: blocks, pixels: pixels)
+                    if training { measure(x, planes, n: n, means + cb &* 8, inverseStds + cb &* 8, firstChannel: cb &* 8) }
+                    let inverse = load8(inverseStds + cb &* 8)
+                    let s = load8(scale.values.baseAddress! + cb &* 8) * inverse
+                    let t = load8(bias.values.baseAddress! + cb &* 8) - load8(means + cb &* 8) * s
+                    for image in 0..<n {
+                        let (from, to) = (x + planes.start(image), y + planes.start(image))
+                        for k in 0..<pixels { store8(load8(from + k &* 8) * s + t, to + k &* 8) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Batch mean and variance of one block's eight channels (two passes), and the running update.
+    private func measure(_ x: UnsafePointer<Float>, _ planes: BlockPlanes, n: Int, _ means: UnsafeMutablePointer<Float>,
+                         _ inverseStds: UnsafeMutablePointer<Float>, firstChannel c0: Int) {
+        var sum = SIMD8<Double>()
+        for image in 0..<n { sum += SIMD8<Double>(laneSums(x + planes.start(image), pixels: planes.pixels)) }
+        let count = Double(n &* planes.pixels)
+        let mu = sum / count
+        let shift = SIMD8<Float>(mu)
+        var squares = SIMD8<Double>()
+        for image in 0..<n {
+            squares += SIMD8<Double>(laneSquares(x + planes.start(image), pixels: planes.pixels, shift: shift))
+        }
+        let variance = squares / count
+        for l in 0..<8 {
+            let c = c0 &+ l
+            means[l] = Float(mu[l])
+            inverseStds[l] = Float(1 / (variance[l] + Double(epsilon)).squareRoot())
+            let unbiased = count > 1 ? variance[l] * count / (count - 1) : variance[l]
+            runningMean.values[c] = (1 - momentum) * runningMean.values[c] + momentum * Float(mu[l])
+            runningVariance.values[c] = (1 - momentum) * runningVariance.values[c] + momentum * Float(unbiased)
+        }
+    }
+
+    /// Backward of a blocked `[N, C, H, W]`: per block, one pass for `dβ` and
+    /// `dγ` and one adding `dx = γ/σ (dy - dβ/M - x̂ dγ/M)` into `dX` (without
+    /// the batch terms after an eval forward).
+    func blockedBackward(_ b: TrainingBinding, _ context: KernelContext) {
+        let shape = b.inputShapes[0]
+        let (n, pixels, blocks) = (shape[0], shape[2] &* shape[3], channels / 8)
+        let workers = context.workers(forWork: 3 &* shape.elementCount)
+        let batchStatistics = lastForwardTrained
+        let (x, dY, dXBase) = (UnsafePointer(b.inputs[0]), UnsafePointer(b.outputGradient), b.inputGradients[0])
+        let parameters = b.computesParameterGradients
+        mean.withUnsafeBufferPointer { meanBuffer in
+            inverseStd.withUnsafeBufferPointer { stdBuffer in
+                let (means, inverseStds) = (meanBuffer.baseAddress!, stdBuffer.baseAddress!)
+                context.forEachIndex(blocks, workers: workers) { cb, _ in
+                    let planes = BlockPlanes(block: cb, blocks: blocks, pixels: pixels)
+                    let (mu, inverse) = (load8(means + cb &* 8), load8(inverseStds + cb &* 8))
+                    var (sumDy, sumDyXhat) = (SIMD8<Double>(), SIMD8<Double>())
+                    for image in 0..<n {
+                        let (s, dot) = laneSumAndDot(dY + planes.start(image), x + planes.start(image),
+                                                     pixels: pixels, shift: mu)
+                        sumDy += SIMD8<Double>(s)
+                        sumDyXhat += SIMD8<Double>(dot) * SIMD8<Double>(inverse)
+                    }
+                    let (dBeta, dGamma) = (SIMD8<Float>(sumDy), SIMD8<Float>(sumDyXhat))
+                    if parameters {
+                        let (db, dg) = (bias.gradient.baseAddress! + cb &* 8, scale.gradient.baseAddress! + cb &* 8)
+                        store8(load8(db) + dBeta, db)
+                        store8(load8(dg) + dGamma, dg)
+                    }
+                    guard let dXBase else { return }
+                    let gain = load8(scale.values.baseAddress! + cb &* 8) * inverse
+                    let count = Float(n &* pixels)
+                    let (meanDy, meanDyXhat) = batchStatistics ? (dBeta / count, dGamma / count)
+                                                               : (SIMD8<Float>(), SIMD8<Float>())
+                    for image in 0..<n {
+                        let start = planes.start(image)
+                        let (xs, gs, dX) = (x + start, dY + start, dXBase + start)
+                        for k in 0..<pixels {
+                            let o = k &* 8
+                            let xHat = (load8(xs + o) - mu) * inverse
+                            store8(load8(dX + o) + gain * (load8(gs + o) - meanDy - xHat * meanDyXhat), dX + o)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where block `block` of each image of a blocked value starts.
+private struct BlockPlanes {
+    let block: Int, blocks: Int, pixels: Int
+
+    @inline(__always)
+    func start(_ image: Int) -> Int { (image &* blocks &+ block) &* pixels &* 8 }
+}
+
+/// Per lane, `Σ x` over `pixels` vectors 8 floats apart (four accumulators).
+@inline(__always)
+private func laneSums(_ x: UnsafePointer<Float>, pixels: Int) -> SIMD8<Float> {
+    var (a, b, c, d) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+    var k = 0
+    while k &+ 4 <= pixels {
+        let p = x + k &* 8
+        a += load8(p); b += load8(p + 8); c += load8(p + 16); d += load8(p + 24)
+        k &+= 4
+    }
+    while k < pixels { a += load8(x + k &* 8); k &+= 1 }
+    return (a + b) + (c + d)
+}
+
+/// Per lane, `Σ (x - shift)²` over `pixels` vectors.
+@inline(__always)
+private func laneSquares(_ x: UnsafePointer<Float>, pixels: Int, shift: SIMD8<Float>) -> SIMD8<Float> {
+    var (a, b, c, d) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+    var k = 0
+    while k &+ 4 <= pixels {
+        let p = x + k &* 8
+        let (u, v, w, z) = (load8(p) - shift, load8(p + 8) - shift, load8(p + 16) - shift, load8(p + 24) - shift)
+        a += u * u; b += v * v; c += w * w; d += z * z
+        k &+= 4
+    }
+    while k < pixels {
+        let u = load8(x + k &* 8) - shift
+        a += u * u
+        k &+= 1
+    }
+    return (a + b) + (c + d)
+}
+
+/// Per lane, `Σ dy` and `Σ dy (x - shift)` over `pixels` vectors.
+@inline(__always)
+private func laneSumAndDot(_ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>, pixels: Int,
+                           shift: SIMD8<Float>) -> (sum: SIMD8<Float>, dot: SIMD8<Float>) {
+    var (s0, s1, d0, d1) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+    var k = 0
+    while k &+ 2 <= pixels {
+        let o = k &* 8
+        let (g0, g1) = (load8(dY + o), load8(dY + (o &+ 8)))
+        s0 += g0; s1 += g1
+        d0 += g0 * (load8(x + o) - shift); d1 += g1 * (load8(x + (o &+ 8)) - shift)
+        k &+= 2
+    }
+    if k < pixels {
+        let g = load8(dY + k &* 8)
+        s0 += g
+        d0 += g * (load8(x + k &* 8) - shift)
+    }
+    return (s0 + s1, d0 + d1)
+}
