@@ -98,7 +98,7 @@ extension DistillPass {
             log(preparation.changes.last!)
         } else if steps > 0 {
             let before = try imitation.errors(of: student, on: probe, threads: settings.threads)
-            let graph = try trainer.graph(for: student)
+            let graph = try trainer.graph(for: student, keeping: Set(matches.map(\.student)))
             if let blocks, !joint {
                 for (k, match) in matches.enumerated() {
                     let range = blocks.steps(ofBlock: k, total: steps)
@@ -153,6 +153,8 @@ final class HintLoss: AuxiliaryLoss {
         self.imitation = imitation
         self.schedule = schedule
     }
+
+    var valuesRead: Set<String> { Set(imitation.matches.map(\.student)) }
 
     func loss(graph: TrainingGraph, batch: LabeledImages, step: Int) throws -> (loss: Float, seeds: [String: Tensor]) {
         try imitation.step(student: graph, images: batch.images, learningRate: schedule.learningRate(atStep: step))

@@ -242,7 +242,7 @@ final class FeatureImitation {
     /// student value and the teacher's, for `student` run in eval mode on
     /// `images`: how well the student imitates, without training anything.
     func errors(of student: Model, on images: LabeledImages, threads: Int) throws -> [Double] {
-        let graph = try TrainingGraph(model: student, threads: threads)
+        let graph = try TrainingGraph(model: student, threads: threads, keptValues: Set(matches.map(\.student)))
         var sums = [Double](repeating: 0, count: matches.count)
         var start = 0
         while start < images.count {

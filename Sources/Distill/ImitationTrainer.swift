@@ -33,9 +33,10 @@ final class ImitationTrainer {
     /// Steps per epoch (full batches of the training split).
     var stepsPerEpoch: Int { data.count / settings.batchSize }
 
-    /// A training graph of `model` with the settings' storage ties (see the type's comment).
-    func graph(for model: Model) throws -> TrainingGraph {
-        let graph = try TrainingGraph(model: model, seed: settings.seed, threads: settings.threads)
+    /// A training graph of `model` with the settings' storage ties (see the type's comment),
+    /// whose values `kept` stay readable and seedable by name (the imitated student values).
+    func graph(for model: Model, keeping kept: Set<String> = []) throws -> TrainingGraph {
+        let graph = try TrainingGraph(model: model, seed: settings.seed, threads: settings.threads, keptValues: kept)
         let storage = model.metadata.storage
         if settings.keepsCodebooks { graph.tieHashedTensors(storage.hashedTensors) }
         if settings.keepsZeroWeights { graph.maskZeroWeights() }

@@ -107,14 +107,16 @@ import Testing
         }
     }
 
-    /// `value(named:)` gives every value plain, whatever its layout.
+    /// `value(named:)` gives every value plain, whatever its layout (BN outputs kept, not fused).
     @Test(arguments: [Architecture.vggSmall, .resnet20, .mobilenetSmall])
     func valuesByNameMatchPortable(_ architecture: Architecture) throws {
         guard let kernels = Self.blockedSet else { return }
         let model = TrainingGraphTests.modelWithRandomBatchNorm(architecture)
         var rng = SeededGenerator(seed: 22)
         let x = rng.uniformTensor([3] + model.inputShape)
-        let blocked = try TrainingGraph(model: model, threads: 1, kernels: kernels)
+        let names = Set(model.graph.nodes.map(\.output))
+        let blocked = try TrainingGraph(model: model, threads: 1, kernels: kernels, keptValues: names)
+        #expect(!blocked.plan.fused.contains(true))
         let portable = try TrainingGraph(model: model, threads: 1, kernels: .portable)
         _ = try blocked.forward(x, training: true)
         _ = try portable.forward(x, training: true)
@@ -129,7 +131,7 @@ import Testing
         #expect(checked > 0)
     }
 
-    /// Seeds on blocked intermediate values (a BN output, a ReLU output, a pool output) next
+    /// Seeds on blocked intermediate values (a kept BN output, a ReLU output, a pool output) next
     /// to the logits' gradient give the portable gradients.
     @Test func seedsOnBlockedValuesMatchPortable() throws {
         guard let kernels = Self.blockedSet else { return }
@@ -138,7 +140,7 @@ import Testing
         let x = rng.uniformTensor([2] + model.inputShape)
         var results: [[String: Tensor]] = []
         for set in [KernelSet.portable, kernels] {
-            let graph = try TrainingGraph(model: model, threads: 1, kernels: set)
+            let graph = try TrainingGraph(model: model, threads: 1, kernels: set, keptValues: ["bn3"])
             let logits = try graph.forward(x, training: true)
             var seedRNG = SeededGenerator(seed: 5)
             var seeds = [model.graph.outputs[0]: Loss.softmaxCrossEntropy(logits: logits, labels: [1, 2]).gradient]
@@ -205,6 +207,101 @@ import Testing
         #expect(result.worst < 2e-3, "\(result)")
         let plain = try GradientCheck.run(graph, input: x, eps: 1e-2, samples: 30, kernels: .portable)
         #expect(plain.worst < 2e-3, "portable: \(plain)")
+    }
+
+    // MARK: BatchNorm fused with ReLU
+
+    /// By default every blocked BN read only by its ReLU is fused into it: the
+    /// BN output is not stored, `value(named:)` gives nil and a seed on it
+    /// throws; a kept BN output is not fused and reads as the portable one.
+    @Test func vggSmallFusesBatchNormIntoReLU() throws {
+        guard let kernels = Self.blockedSet else { return }
+        let model = TrainingGraphTests.modelWithRandomBatchNorm(.vggSmall)
+        let graph = try TrainingGraph(model: model, threads: 1, kernels: kernels, keptValues: ["bn2"])
+        for k in 1...6 {
+            let id = graph.plan.ids["bn\(k)"]!
+            #expect(graph.plan.fused[id] == (k != 2), "bn\(k)")
+            #expect(graph.plan.steps.contains { $0.node == "relu\(k)" } == (k == 2), "relu\(k)")
+        }
+        var rng = SeededGenerator(seed: 25)
+        let x = rng.uniformTensor([2] + model.inputShape)
+        let logits = try graph.forward(x, training: true)
+        #expect(graph.value(named: "bn1") == nil)
+        #expect(throws: TrainingError.noGradient(value: "bn1")) {
+            try graph.backward(seeds: ["bn1": .zeros([2, 32, 28, 28])])
+        }
+        let portable = try TrainingGraph(model: model, threads: 1, kernels: .portable)
+        let expected = try portable.forward(x, training: true)
+        #expect(F.isClose(logits, expected, relative: 1e-3))
+        for name in ["bn2", "relu1", "relu3"] {
+            #expect(F.isClose(graph.value(named: name)!, portable.value(named: name)!, relative: 1e-3), "\(name)")
+        }
+        let mobilenet = try TrainingGraph(model: Architecture.mobilenetSmall.build(seed: 1), threads: 1, kernels: kernels)
+        let fused = mobilenet.plan.names.indices.filter { mobilenet.plan.fused[$0] }.map { mobilenet.plan.names[$0] }
+        #expect(fused == ["block4.bn2"])
+    }
+
+    /// Fused BN + ReLU / ReLU6 (blocked) against the plain BN followed by the plain activation
+    /// kernel: the activation's output, the input gradient from the activation's output gradient,
+    /// the parameter gradients; training and eval, 8/16/64 channels, batches 1 and 5, maps 1, 7, 13.
+    @Test(arguments: [8, 16, 64], [1, 5])
+    func fusedBatchNormReLUMatchesPlain(channels: Int, batch: Int) throws {
+        for (op, upper) in [(Op.relu, Float.infinity), (.relu6, 6)] {
+            for map in [1, 7, 13] {
+                for training in [true, false] {
+                    guard !(training && batch == 1 && map == 1) else { continue }
+                    let shape = [batch, channels, map, map]
+                    let x = GradientCheck.gaussian(shape, seed: UInt64(channels + map + 3), std: 4)
+                    let dY = GradientCheck.gaussian(shape, seed: UInt64(batch + map + 8), std: 1)
+                    let dX0 = GradientCheck.gaussian(shape, seed: 98, std: 0.5)
+                    let plainKernel = Self.batchNormKernel(channels: channels, seed: 9)
+                    let expected = Self.runWithActivation(plainKernel, ActivationTrainingKernel(op: op), x: x, dY: dY,
+                                                          dX0: dX0, training: training)
+                    let kernel = Self.batchNormKernel(channels: channels, seed: 9)
+                    kernel.useLayouts(inputs: [true], output: true)
+                    kernel.fusedActivationUpper = upper
+                    let actual = Self.run(kernel, x: x, dY: dY, dX0: dX0, training: training, threads: 2)
+                    let label = "\(op.kind) C \(channels) N \(batch) \(map)x\(map) training \(training)"
+                    #expect(F.isClose(actual.y, expected.y, relative: 1e-4), "y \(label)")
+                    #expect(F.isClose(actual.dX, expected.dX, relative: 1e-3), "dX \(label)")
+                    #expect(F.isClose(kernel.scale.gradientTensor, plainKernel.scale.gradientTensor, relative: 1e-4), "dγ \(label)")
+                    #expect(F.isClose(kernel.bias.gradientTensor, plainKernel.bias.gradientTensor, relative: 1e-4), "dβ \(label)")
+                }
+            }
+        }
+    }
+
+    /// The plain BN kernel followed by `activation` on plain tensors: (activation output, dX).
+    static func runWithActivation(_ norm: BatchNormTrainingKernel, _ activation: ActivationTrainingKernel, x: Tensor,
+                                  dY: Tensor, dX0: Tensor, training: Bool) -> (y: Tensor, dX: Tensor) {
+        var (xs, dYs, dXs) = (x.floats, dY.floats, dX0.floats)
+        var (normOut, normGradient, ys) = ([Float](repeating: 0, count: x.count), [Float](repeating: 0, count: x.count),
+                                          [Float](repeating: 0, count: x.count))
+        let context = KernelContext(scratch: UnsafeMutablePointer<Float>.allocate(capacity: 1), scratchPerWorker: 0,
+                                    pool: WorkerPool(threads: 1))
+        xs.withUnsafeMutableBufferPointer { xp in
+            ys.withUnsafeMutableBufferPointer { yp in
+                dYs.withUnsafeMutableBufferPointer { gp in
+                    dXs.withUnsafeMutableBufferPointer { dp in
+                        normOut.withUnsafeMutableBufferPointer { np in
+                            normGradient.withUnsafeMutableBufferPointer { ngp in
+                                let normBinding = TrainingBinding(
+                                    inputs: [xp.baseAddress!], inputShapes: [x.shape], inputGradients: [dp.baseAddress!],
+                                    output: np.baseAddress!, outputShape: x.shape, outputGradient: ngp.baseAddress!)
+                                let activationBinding = TrainingBinding(
+                                    inputs: [np.baseAddress!], inputShapes: [x.shape], inputGradients: [ngp.baseAddress!],
+                                    output: yp.baseAddress!, outputShape: x.shape, outputGradient: gp.baseAddress!)
+                                norm.forward(normBinding, training: training, context)
+                                activation.forward(activationBinding, training: training, context)
+                                activation.backward(activationBinding, context)
+                                norm.backward(normBinding, context)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (Tensor(shape: x.shape, floats: ys), Tensor(shape: x.shape, floats: dXs))
     }
 
     // MARK: The blocked BatchNorm kernel against the plain one

@@ -98,6 +98,7 @@ import Testing
         var learned: Float = 0
         init(scale: Float) { self.scale = scale }
 
+        var valuesRead: Set<String> { ["relu1"] }
         func loss(graph: TrainingGraph, batch: LabeledImages, step: Int) throws -> (loss: Float, seeds: [String: Tensor]) {
             steps.append(step)
             let value = try #require(graph.value(named: "relu1"))

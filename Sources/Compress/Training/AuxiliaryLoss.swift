@@ -8,6 +8,9 @@
 /// (``stateTensors()`` after every epoch, ``loadState(_:)`` on resume): a
 /// resumed run writes the same bytes as one never interrupted.
 public protocol AuxiliaryLoss: AnyObject {
+    /// The graph values the term reads and seeds: the run keeps them by name
+    /// (`TrainingGraph`'s `keptValues`), so none is fused away.
+    var valuesRead: Set<String> { get }
     /// The term on `batch`, after the training forward of `graph` on it, at
     /// the run's `step` (from 0 over the run); it may update its own parameters.
     func loss(graph: TrainingGraph, batch: LabeledImages, step: Int) throws -> (loss: Float, seeds: [String: Tensor])

@@ -24,6 +24,10 @@ final class BatchNormTrainingKernel: TrainingKernel {
     /// Whether input and output (and their gradients) are NCHW8c, set by the
     /// planner: then ``blockedForward(_:training:_:)`` and ``blockedBackward(_:_:)`` run.
     var blocked = false
+    /// When set (blocked only), the kernel also applies the ReLU that read its
+    /// output, `min(max(y, 0), upper)` (`upper` infinity for ReLU, 6 for ReLU6),
+    /// and its backward starts from that ReLU's output gradient (`TrainingPlan.fuseBatchNormActivations`).
+    var fusedActivationUpper: Float?
 
     init(scale: ParameterBuffer, bias: ParameterBuffer, runningMean: ParameterBuffer,
          runningVariance: ParameterBuffer, epsilon: Float, momentum: Float = 0.1) {

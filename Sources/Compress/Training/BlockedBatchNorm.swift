@@ -30,16 +30,33 @@ extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
                 context.forEachIndex(blocks, workers: workers) { cb, _ in
                     let planes = BlockPlanes(block: cb, blocks: blocks, pixels: pixels)
                     if training { measure(x, planes, n: n, means + cb &* 8, inverseStds + cb &* 8, firstChannel: cb &* 8) }
-                    let inverse = load8(inverseStds + cb &* 8)
-                    let s = load8(scale.values.baseAddress! + cb &* 8) * inverse
-                    let t = load8(bias.values.baseAddress! + cb &* 8) - load8(means + cb &* 8) * s
+                    let (s, t) = affine(block: cb, means, inverseStds)
                     for image in 0..<n {
                         let (from, to) = (x + planes.start(image), y + planes.start(image))
-                        for k in 0..<pixels { store8(load8(from + k &* 8) * s + t, to + k &* 8) }
+                        if let upper = fusedActivationUpper {
+                            let top = SIMD8<Float>(repeating: upper)
+                            for k in 0..<pixels {
+                                let v = load8(from + k &* 8) * s + t
+                                let positive = v .> 0
+                                store8(v.replacing(with: top, where: .!(v .< top)).replacing(with: 0, where: .!positive),
+                                       to + k &* 8)
+                            }
+                        } else {
+                            for k in 0..<pixels { store8(load8(from + k &* 8) * s + t, to + k &* 8) }
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// The normalization of block `cb` as `x * s + t`, computed the same way in forward and backward
+    /// (the fused backward recomputes the activation's mask from it).
+    @inline(__always)
+    private func affine(block cb: Int, _ means: UnsafePointer<Float>, _ inverseStds: UnsafePointer<Float>)
+        -> (s: SIMD8<Float>, t: SIMD8<Float>) {
+        let s = load8(scale.values.baseAddress! + cb &* 8) * load8(inverseStds + cb &* 8)
+        return (s, load8(bias.values.baseAddress! + cb &* 8) - load8(means + cb &* 8) * s)
     }
 
     /// Batch mean and variance of one block's eight channels (two passes), and the running update.
@@ -81,11 +98,15 @@ extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
                 context.forEachIndex(blocks, workers: workers) { cb, _ in
                     let planes = BlockPlanes(block: cb, blocks: blocks, pixels: pixels)
                     let (mu, inverse) = (load8(means + cb &* 8), load8(inverseStds + cb &* 8))
+                    let (s, t) = affine(block: cb, means, inverseStds)
+                    let top = SIMD8<Float>(repeating: fusedActivationUpper ?? .infinity)
+                    let fused = fusedActivationUpper != nil
                     var (sumDy, sumDyXhat) = (SIMD8<Double>(), SIMD8<Double>())
                     for image in 0..<n {
-                        let (s, dot) = laneSumAndDot(dY + planes.start(image), x + planes.start(image),
-                                                     pixels: pixels, shift: mu)
-                        sumDy += SIMD8<Double>(s)
+                        let (xs, gs) = (x + planes.start(image), dY + planes.start(image))
+                        let (sum, dot) = fused ? laneSumAndDotMasked(gs, xs, pixels: pixels, shift: mu, s: s, t: t, top: top)
+                                               : laneSumAndDot(gs, xs, pixels: pixels, shift: mu)
+                        sumDy += SIMD8<Double>(sum)
                         sumDyXhat += SIMD8<Double>(dot) * SIMD8<Double>(inverse)
                     }
                     let (dBeta, dGamma) = (SIMD8<Float>(sumDy), SIMD8<Float>(sumDyXhat))
@@ -102,10 +123,19 @@ extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
                     for image in 0..<n {
                         let start = planes.start(image)
                         let (xs, gs, dX) = (x + start, dY + start, dXBase + start)
-                        for k in 0..<pixels {
-                            let o = k &* 8
-                            let xHat = (load8(xs + o) - mu) * inverse
-                            store8(load8(dX + o) + gain * (load8(gs + o) - meanDy - xHat * meanDyXhat), dX + o)
+                        if fused {
+                            for k in 0..<pixels {
+                                let o = k &* 8
+                                let v = load8(xs + o)
+                                let g = activationGradient(load8(gs + o), v * s + t, top: top)
+                                store8(load8(dX + o) + gain * (g - meanDy - (v - mu) * inverse * meanDyXhat), dX + o)
+                            }
+                        } else {
+                            for k in 0..<pixels {
+                                let o = k &* 8
+                                let xHat = (load8(xs + o) - mu) * inverse
+                                store8(load8(dX + o) + gain * (load8(gs + o) - meanDy - xHat * meanDyXhat), dX + o)
+                            }
                         }
                     }
                 }
@@ -172,6 +202,37 @@ private func laneSumAndDot(_ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>
         let g = load8(dY + k &* 8)
         s0 += g
         d0 += g * (load8(x + k &* 8) - shift)
+    }
+    return (s0 + s1, d0 + d1)
+}
+
+/// `dY` where the fused activation passed its input `y` (`0 < y < top`, as
+/// `accumulateWhere` decides for ReLU and ReLU6), else 0.
+@inline(__always)
+private func activationGradient(_ dY: SIMD8<Float>, _ y: SIMD8<Float>, top: SIMD8<Float>) -> SIMD8<Float> {
+    dY.replacing(with: 0, where: (y .<= 0) .| (y .>= top))
+}
+
+/// `laneSumAndDot` of the activation-masked `dY`, the activation's input being `x * s + t`.
+@inline(__always)
+private func laneSumAndDotMasked(_ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>, pixels: Int, shift: SIMD8<Float>,
+                                 s: SIMD8<Float>, t: SIMD8<Float>, top: SIMD8<Float>) -> (sum: SIMD8<Float>, dot: SIMD8<Float>) {
+    var (s0, s1, d0, d1) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+    var k = 0
+    while k &+ 2 <= pixels {
+        let o = k &* 8
+        let (x0, x1) = (load8(x + o), load8(x + (o &+ 8)))
+        let g0 = activationGradient(load8(dY + o), x0 * s + t, top: top)
+        let g1 = activationGradient(load8(dY + (o &+ 8)), x1 * s + t, top: top)
+        s0 += g0; s1 += g1
+        d0 += g0 * (x0 - shift); d1 += g1 * (x1 - shift)
+        k &+= 2
+    }
+    if k < pixels {
+        let x0 = load8(x + k &* 8)
+        let g = activationGradient(load8(dY + k &* 8), x0 * s + t, top: top)
+        s0 += g
+        d0 += g * (x0 - shift)
     }
     return (s0 + s1, d0 + d1)
 }

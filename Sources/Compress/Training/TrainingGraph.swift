@@ -53,19 +53,22 @@ public final class TrainingGraph {
     ///   - threads: workers per step.
     ///   - computesInputGradient: also compute `inputGradient` (for gradient checks, adversarial inputs).
     ///   - kernels: the kernel set (default: the process's, as `Session`).
+    ///   - keptValues: values that must stay readable with ``value(named:)`` and
+    ///     seedable in ``backward(seeds:scope:)``; other BatchNorm outputs read
+    ///     only by a ReLU or ReLU6 may be fused into it and not be stored.
     /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
     ///   parameter is not an initializer or the normalization does not fit the input;
     ///   `KernelSetError` when this CPU cannot run `kernels`.
     public convenience init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
-                            kernels: KernelSet = .processDefault) throws {
+                            kernels: KernelSet = .processDefault, keptValues: Set<String> = []) throws {
         try self.init(model: model, seed: seed, threads: threads, computesInputGradient: computesInputGradient,
-                      kernels: kernels, splitsAllWork: false)
+                      kernels: kernels, splitsAllWork: false, keptValues: keptValues)
     }
 
     /// `splitsAllWork` splits every step over the threads however small (for tests);
     /// `blockedLayouts` false keeps every value plain NCHW (for tests and comparisons).
     init(model: Model, seed: UInt64, threads: Int, computesInputGradient: Bool, kernels: KernelSet,
-         splitsAllWork: Bool, blockedLayouts: Bool = true) throws {
+         splitsAllWork: Bool, blockedLayouts: Bool = true, keptValues: Set<String> = []) throws {
         self.model = model
         self.kernels = try kernels.checkedSupported()
         self.threads = max(1, threads)
@@ -76,7 +79,7 @@ public final class TrainingGraph {
         _ = try model.firstInputName()
         randomness = DropoutRandomness(seed: seed)
         var builder = TrainingPlanBuilder(graph: graph, randomness: randomness, kernels: self.kernels,
-                                          blockedLayouts: blockedLayouts)
+                                          blockedLayouts: blockedLayouts, keptValues: keptValues)
         plan = try builder.build(inputNeedsGradient: computesInputGradient)
         parameters = builder.parameters
         statistics = builder.statistics
@@ -135,7 +138,7 @@ public final class TrainingGraph {
         let context = state.context(pool: pool)
         state.zeroValueGradients(context)
         for (name, gradient) in seeds {
-            guard let id = plan.ids[name], let destination = state.gradients[id] else {
+            guard let id = plan.ids[name], !plan.fused[id], let destination = state.gradients[id] else {
                 throw TrainingError.noGradient(value: name)
             }
             guard gradient.shape == state.shapes[id] else {
@@ -182,9 +185,10 @@ public final class TrainingGraph {
         return Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: pointer, count: shape.elementCount)))
     }
 
-    /// A value of the last forward by name (a feature map, an output), or nil.
+    /// A value of the last forward by name (a feature map, an output), or nil
+    /// (also for a BatchNorm output fused into its activation: name it in `keptValues`).
     public func value(named name: String) -> Tensor? {
-        guard let state = lastForward, let id = plan.ids[name] else { return nil }
+        guard let state = lastForward, let id = plan.ids[name], !plan.fused[id] else { return nil }
         return state.tensor(id)
     }
 

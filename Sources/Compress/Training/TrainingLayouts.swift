@@ -78,6 +78,39 @@ extension TrainingPlan {
     }
 }
 
+extension TrainingPlan {
+    /// Fuses each blocked BatchNorm whose output only the next step reads, a
+    /// ReLU or ReLU6, into that step: the BatchNorm writes the activation's
+    /// output and its backward masks the activation's output gradient itself
+    /// (``BatchNormTrainingKernel/fusedActivationUpper``), which saves a full
+    /// read and write of the map each way and the gradient of the BatchNorm
+    /// output. The BatchNorm output is then `fused` (an alias of the
+    /// activation's output, never stored on its own); values in `kept` are not fused.
+    mutating func fuseBatchNormActivations(keeping kept: Set<Int>) {
+        var readers = [Int](repeating: 0, count: names.count)
+        for step in steps { for id in step.inputs { readers[root(id)] += 1 } }
+        for id in outputIDs { readers[root(id)] += 1 }
+        for id in sources.indices where root(id) != id { readers[root(id)] += 1 }
+        var removed = Set<Int>()
+        for s in steps.indices.dropLast() {
+            guard let norm = steps[s].kernel as? BatchNormTrainingKernel, norm.blocked,
+                  let activation = steps[s + 1].kernel as? ActivationTrainingKernel else { continue }
+            let value = steps[s].output
+            guard steps[s + 1].inputs == [value], readers[value] == 1, !kept.contains(value) else { continue }
+            switch activation.op {
+            case .relu: norm.fusedActivationUpper = .infinity
+            case .relu6: norm.fusedActivationUpper = 6
+            default: continue
+            }
+            steps[s].output = steps[s + 1].output
+            sources[value] = .alias(of: steps[s + 1].output)
+            fused[value] = true
+            removed.insert(s + 1)
+        }
+        steps = steps.indices.filter { !removed.contains($0) }.map { steps[$0] }
+    }
+}
+
 /// A blocked `[N, C, H, W]` value (C a multiple of 8) copied out plain.
 func blockedToPlainTensor(_ x: UnsafePointer<Float>, shape: [Int]) -> Tensor {
     let (n, c, plane) = (shape[0], shape[1], shape[2] &* shape[3])

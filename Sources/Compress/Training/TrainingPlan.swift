@@ -19,6 +19,9 @@ struct TrainingPlan {
     var outputIDs: [Int]
     /// Per value: whether it (and its gradient) is stored NCHW8c (`chooseBlockedLayouts`), else plain NCHW.
     var blocked: [Bool] = []
+    /// Per value: whether it is computed inside a fused kernel and never stored
+    /// (a BatchNorm output fused into its ReLU, `fuseBatchNormActivations`).
+    var fused: [Bool] = []
 
     /// The value whose storage `id` shares, following aliases.
     func root(_ id: Int) -> Int {
@@ -35,16 +38,20 @@ struct TrainingPlanBuilder {
     let kernels: KernelSet
     /// Whether values between kernels that can are kept NCHW8c (`TrainingPlan.chooseBlockedLayouts`).
     let blockedLayouts: Bool
+    /// Values that must stay readable by name (not fused away).
+    let keptValues: Set<String>
     var parameters: [String: ParameterBuffer] = [:]
     var statistics: [String: ParameterBuffer] = [:]
     private var plan = TrainingPlan(ids: [:], names: [], sources: [], needsGradient: [], constants: [], steps: [],
                                     inputID: 0, outputIDs: [])
 
-    init(graph: Graph, randomness: DropoutRandomness, kernels: KernelSet, blockedLayouts: Bool = true) {
+    init(graph: Graph, randomness: DropoutRandomness, kernels: KernelSet, blockedLayouts: Bool = true,
+         keptValues: Set<String> = []) {
         self.graph = graph
         self.randomness = randomness
         self.kernels = kernels
         self.blockedLayouts = blockedLayouts
+        self.keptValues = keptValues
     }
 
     mutating func build(inputNeedsGradient: Bool) throws -> TrainingPlan {
@@ -67,9 +74,11 @@ struct TrainingPlanBuilder {
         }
         plan.outputIDs = graph.outputs.map { id(of: $0) }
         plan.blocked = [Bool](repeating: false, count: plan.names.count)
+        plan.fused = plan.blocked
         if blockedLayouts && kernels != .portable {
             let byName = try graph.inferShapes(batch: 1)
             plan.chooseBlockedLayouts(shapes: plan.names.map { byName[$0]! })
+            plan.fuseBatchNormActivations(keeping: Set(keptValues.compactMap { plan.ids[$0] }))
         }
         return plan
     }

@@ -183,7 +183,7 @@ public final class TrainingRun {
                             schedule: LRSchedule, multirate: MultirateTrainer?) throws -> EpochSummary {
         let started = Date()
         let graph = try TrainingGraph(model: state.current, seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15,
-                                      threads: settings.threads)
+                                      threads: settings.threads, keptValues: auxiliaryLoss?.valuesRead ?? [])
         // Shadow weights are loaded first, so the zero mask is taken from them
         // (weights that round to zero are not pruned), and hashed tensors are
         // tied before the mask, so a bucket at zero is not taken for pruned weights.
