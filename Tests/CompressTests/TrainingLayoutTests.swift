@@ -389,4 +389,65 @@ import Testing
             }
         }
     }
+
+    // MARK: Pooling on blocked values
+
+    /// Runs a pool kernel forward and backward on plain tensors (stored blocked when the kernel is):
+    /// (output, dX) plain.
+    static func runPool(_ kernel: PoolTrainingKernel, x: Tensor, outputShape: [Int], dY: Tensor, dX0: Tensor,
+                        blocked: Bool) -> (y: Tensor, dX: Tensor) {
+        var (xs, dYs, dXs) = blocked ? (toBlocked(x), toBlocked(dY), toBlocked(dX0)) : (x.floats, dY.floats, dX0.floats)
+        var ys = [Float](repeating: 0, count: outputShape.elementCount)
+        let context = KernelContext(scratch: UnsafeMutablePointer<Float>.allocate(capacity: 1), scratchPerWorker: 0,
+                                    pool: WorkerPool(threads: 2, splitsAllWork: true))
+        xs.withUnsafeMutableBufferPointer { xp in
+            ys.withUnsafeMutableBufferPointer { yp in
+                dYs.withUnsafeMutableBufferPointer { gp in
+                    dXs.withUnsafeMutableBufferPointer { dp in
+                        let binding = TrainingBinding(inputs: [xp.baseAddress!], inputShapes: [x.shape],
+                                                      inputGradients: [dp.baseAddress!], output: yp.baseAddress!,
+                                                      outputShape: outputShape, outputGradient: gp.baseAddress!)
+                        kernel.forward(binding, training: true, context)
+                        kernel.backward(binding, context)
+                    }
+                }
+            }
+        }
+        func plain(_ v: [Float], _ shape: [Int]) -> Tensor {
+            blocked ? v.withUnsafeBufferPointer { blockedToPlainTensor($0.baseAddress!, shape: shape) }
+                    : Tensor(shape: shape, floats: v)
+        }
+        return (plain(ys, outputShape), plain(dXs, x.shape))
+    }
+
+    /// Blocked max and average pooling (the vector 2x2 path and the strided general one) against
+    /// plain, on inputs of small integers (many ties: the first maximum in window order wins),
+    /// odd and even maps: outputs and gradients exactly equal.
+    @Test func blockedPoolingMatchesPlain() throws {
+        let cases: [(Op, [Int], [Int])] = [
+            (.maxPool(Pool2d(kernel: .square(2))), [2, 16, 7, 7], [2, 16, 3, 3]),
+            (.maxPool(Pool2d(kernel: .square(2))), [1, 8, 6, 6], [1, 8, 3, 3]),
+            (.maxPool(Pool2d(kernel: .square(3), stride: .square(2), padding: .same(1))), [2, 8, 7, 7], [2, 8, 4, 4]),
+            (.avgPool(Pool2d(kernel: .square(2)), countIncludePad: false), [2, 16, 6, 6], [2, 16, 3, 3]),
+        ]
+        for (op, shape, outputShape) in cases {
+            func kernel() -> PoolTrainingKernel {
+                switch op {
+                case .maxPool(let p): PoolTrainingKernel(pool: p, isMax: true)
+                case .avgPool(let p, let c): PoolTrainingKernel(pool: p, isMax: false, countIncludePad: c)
+                default: preconditionFailure()
+                }
+            }
+            var rng = SeededGenerator(seed: 31)
+            let x = Tensor(shape: shape, floats: rng.uniformTensor(shape, in: 0...4).floats.map { $0.rounded(.down) })
+            let dY = GradientCheck.gaussian(outputShape, seed: 32, std: 1)
+            let dX0 = GradientCheck.gaussian(shape, seed: 33, std: 1)
+            let expected = Self.runPool(kernel(), x: x, outputShape: outputShape, dY: dY, dX0: dX0, blocked: false)
+            let blockedKernel = kernel()
+            blockedKernel.useLayouts(inputs: [true], output: true)
+            let actual = Self.runPool(blockedKernel, x: x, outputShape: outputShape, dY: dY, dX0: dX0, blocked: true)
+            #expect(actual.y == expected.y, "\(op.kind) \(shape)")
+            #expect(actual.dX == expected.dX, "\(op.kind) \(shape)")
+        }
+    }
 }

@@ -11,6 +11,8 @@ final class PoolTrainingKernel: TrainingKernel {
     let countIncludePad: Bool
     /// Per output of the last forward (max pooling): the winning pixel's offset in its plane, -1 if none.
     private var argmax: [Int32] = []
+    /// Per output of the last blocked 2x2 forward, in the output's storage order: the winning tap (0...3).
+    var winningTaps: [Float] = []
     /// Whether input and output are NCHW8c (set by the planner): a plane's pixels are then 8 floats apart.
     fileprivate(set) var blocked = false
 
@@ -71,6 +73,9 @@ final class PoolTrainingKernel: TrainingKernel {
 
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         let g = geometry(b)
+        if blocked && isMax && isPlainHalving(g) {
+            return blockedMaxPoolHalving(b, h: g.h, w: g.w, oh: g.oh, ow: g.ow, workers: workers(b, context), context)
+        }
         if isMax && argmax.count != b.outputShape.elementCount {
             argmax = [Int32](repeating: -1, count: b.outputShape.elementCount)
         }
@@ -144,6 +149,10 @@ final class PoolTrainingKernel: TrainingKernel {
     func backward(_ b: TrainingBinding, _ context: KernelContext) {
         guard let dXBase = b.inputGradients[0] else { return }
         let g = geometry(b)
+        if blocked && isMax && isPlainHalving(g) {
+            return blockedMaxPoolHalvingBackward(b, dX: dXBase, h: g.h, w: g.w, oh: g.oh, ow: g.ow,
+                                                 workers: workers(b, context), context)
+        }
         let (rowStep, columnStep) = (pool.dilation.h &* g.w, pool.dilation.w)
         let step = blocked ? 8 : 1
         argmax.withUnsafeBufferPointer { indices in
