@@ -144,6 +144,10 @@ import Testing
             let logits = try graph.forward(x, training: true)
             var seedRNG = SeededGenerator(seed: 5)
             var seeds = [model.graph.outputs[0]: Loss.softmaxCrossEntropy(logits: logits, labels: [1, 2]).gradient]
+            if set != .portable {
+                // pool2's gradient is assigned by conv5's backward: the seed makes it zeroed and added instead.
+                #expect(graph.plan.assigningStep[graph.plan.ids["pool2"]!] != nil)
+            }
             for name in ["bn3", "relu4", "pool2"] {
                 if set != .portable { #expect(Self.isBlocked(graph, node: name), "\(name)") }
                 seeds[name] = seedRNG.gaussianTensor(graph.value(named: name)!.shape, std: 0.01)
@@ -449,5 +453,37 @@ import Testing
             #expect(actual.y == expected.y, "\(op.kind) \(shape)")
             #expect(actual.dX == expected.dX, "\(op.kind) \(shape)")
         }
+    }
+
+    // MARK: First writers assign
+
+    /// vgg-small: the BN (fused with its ReLU) assigns its conv's output gradient, each conv
+    /// after the first assigns its input's; max pooling adds, so its input gradient is zeroed.
+    @Test func firstWritersAssignInVGGSmall() throws {
+        guard let kernels = Self.blockedSet else { return }
+        let graph = try TrainingGraph(model: Architecture.vggSmall.build(seed: 1), threads: 1, kernels: kernels)
+        let plan = graph.plan
+        func writer(_ value: String) -> String? { plan.assigningStep[plan.ids[value]!].map { plan.steps[$0].node } }
+        for k in 1...6 { #expect(writer("conv\(k)") == "bn\(k)", "conv\(k)") }
+        for k in [1, 3, 5] { #expect(writer("relu\(k)") == "conv\(k + 1)", "relu\(k)") }
+        for k in [2, 4, 6] { #expect(writer("relu\(k)") == nil, "relu\(k)") }
+        #expect(writer("pool1") == "conv3" && writer("pool2") == "conv5" && writer("pool3") == nil)
+    }
+
+    /// A scoped backward (every writer adds) gives the full backward's gradients of its parameters.
+    @Test func scopedBackwardMatchesFullWithAssigningWriters() throws {
+        guard let kernels = Self.blockedSet else { return }
+        let model = TrainingGraphTests.modelWithRandomBatchNorm(.resnet20)
+        var rng = SeededGenerator(seed: 26)
+        let x = rng.uniformTensor([3] + model.inputShape)
+        let graph = try TrainingGraph(model: model, threads: 1, kernels: kernels)
+        let logits = try graph.forward(x, training: true)
+        let gradient = Loss.softmaxCrossEntropy(logits: logits, labels: [1, 2, 3]).gradient
+        try graph.backward(gradient)
+        let full = graph.gradients
+        let names: Set<String> = ["layer2.0.conv1.weight", "layer3.2.bn2.scale", "layer2.1.conv2.weight"]
+        graph.zeroGradients()
+        try graph.backward(gradient, scope: graph.backwardScope(updating: names))
+        for name in names { #expect(F.isClose(graph.gradients[name]!, full[name]!, relative: 1e-4), "\(name)") }
     }
 }

@@ -10,6 +10,7 @@ import SIMDKernels
 extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
     var layoutRule: TrainingLayoutRule { .uniform }
     func useLayouts(inputs: [Bool], output: Bool) { blocked = output }
+    var canAssignInputGradient: Bool { blocked }
 
     /// Training or eval forward of a blocked `[N, C, H, W]` (C a multiple of 8).
     func blockedForward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
@@ -92,6 +93,7 @@ extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
         let batchStatistics = lastForwardTrained
         let (x, dY, dXBase) = (UnsafePointer(b.inputs[0]), UnsafePointer(b.outputGradient), b.inputGradients[0])
         let parameters = b.computesParameterGradients
+        let assigns = b.assignsInputGradient
         mean.withUnsafeBufferPointer { meanBuffer in
             inverseStd.withUnsafeBufferPointer { stdBuffer in
                 let (means, inverseStds) = (meanBuffer.baseAddress!, stdBuffer.baseAddress!)
@@ -128,13 +130,15 @@ extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
                                 let o = k &* 8
                                 let v = load8(xs + o)
                                 let g = activationGradient(load8(gs + o), v * s + t, top: top)
-                                store8(load8(dX + o) + gain * (g - meanDy - (v - mu) * inverse * meanDyXhat), dX + o)
+                                let d = gain * (g - meanDy - (v - mu) * inverse * meanDyXhat)
+                                store8(assigns ? d : load8(dX + o) + d, dX + o)
                             }
                         } else {
                             for k in 0..<pixels {
                                 let o = k &* 8
                                 let xHat = (load8(xs + o) - mu) * inverse
-                                store8(load8(dX + o) + gain * (load8(gs + o) - meanDy - xHat * meanDyXhat), dX + o)
+                                let d = gain * (load8(gs + o) - meanDy - xHat * meanDyXhat)
+                                store8(assigns ? d : load8(dX + o) + d, dX + o)
                             }
                         }
                     }

@@ -274,10 +274,14 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             padImage(blockedDY, blocked: true, channels: outChannels, h: oh, w: ow, top: kernelH - 1 - p.top,
                      left: kernelW - 1 - p.left, bottom: kernelH - 1 - p.bottom, right: kernelW - 1 - p.right,
                      channelsPerBlock: 8, padded)
-            let blockedDX = scratch + layout.blockedInputGradient
+            let assignsInPlace = b.assignsInputGradient && blockedInput
+            let blockedDX = assignsInPlace ? dX + i &* inImage : scratch + layout.blockedInputGradient
             convolve(d, input: padded, filter: f, bias: zeroBias, output: blockedDX)
+            if assignsInPlace { return }
             if blockedInput {
                 addFloats(blockedDX, into: dX + i &* inImage, count: inImage)
+            } else if b.assignsInputGradient {
+                blockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
             } else {
                 addBlockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
             }
@@ -341,5 +345,6 @@ final class BlockedConvTrainingKernel: TrainingKernel {
 
 extension BlockedConvTrainingKernel: BlockedLayoutTrainingKernel {
     var layoutRule: TrainingLayoutRule { .independent }
+    var canAssignInputGradient: Bool { hasDirectInputGradient }
     func useLayouts(inputs: [Bool], output: Bool) { (blockedInput, blockedOutput) = (inputs[0], output) }
 }

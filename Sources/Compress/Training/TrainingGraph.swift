@@ -136,13 +136,22 @@ public final class TrainingGraph {
     public func backward(seeds: [String: Tensor], scope: BackwardScope? = nil) throws {
         guard let state = lastForward else { throw TrainingError.backwardBeforeForward }
         let context = state.context(pool: pool)
-        state.zeroValueGradients(context)
+        // A scoped backward skips steps, so the first writer of a gradient may not run: every writer adds.
+        let assigning = scope == nil
+        state.zeroValueGradients(context, assigning: assigning)
+        var bindings = scope?.bindings(state.bindings) ?? state.bindings
+        if !assigning { for s in bindings.indices { bindings[s].assignsInputGradient = false } }
         for (name, gradient) in seeds {
             guard let id = plan.ids[name], !plan.fused[id], let destination = state.gradients[id] else {
                 throw TrainingError.noGradient(value: name)
             }
             guard gradient.shape == state.shapes[id] else {
                 throw TrainingError.gradientShape(value: name, expected: state.shapes[id], got: gradient.shape)
+            }
+            if assigning, let s = state.assigningStep[id], bindings[s].assignsInputGradient {
+                // A seeded gradient is written before its first writer runs: zero it, and that writer adds.
+                destination.update(repeating: 0, count: gradient.count)
+                bindings[s].assignsInputGradient = false
             }
             gradient.floats.withUnsafeBufferPointer { g in
                 if state.blocked[id] {
@@ -153,7 +162,6 @@ public final class TrainingGraph {
             }
         }
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
-        let bindings = scope?.bindings(state.bindings) ?? state.bindings
         for s in (scope?.steps ?? Array(plan.steps.indices)).reversed() {
             onBackwardStep?(plan.steps[s].node, bindings[s].computesParameterGradients)
             plan.steps[s].kernel.backward(bindings[s], context)

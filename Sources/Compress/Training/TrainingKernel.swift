@@ -14,6 +14,10 @@ struct TrainingBinding {
     /// a scoped backward (``BackwardScope``) through a layer whose parameters
     /// are not being updated, which then only passes the gradient on.
     var computesParameterGradients = true
+    /// Whether `backward` writes the gradient of input 0 instead of adding
+    /// into it: it is the first to write it (the plan's `assignsInputGradient`),
+    /// so that gradient was not zeroed.
+    var assignsInputGradient = false
 }
 
 /// One op compiled for training: a forward that caches what its backward

@@ -25,6 +25,13 @@ protocol BlockedLayoutTrainingKernel: TrainingKernel {
     var layoutRule: TrainingLayoutRule { get }
     /// Sets whether each data input and the output are NCHW8c (false: plain NCHW).
     func useLayouts(inputs: [Bool], output: Bool)
+    /// Whether `backward` honours `TrainingBinding.assignsInputGradient` (writes
+    /// every element of the gradient of input 0 when asked to).
+    var canAssignInputGradient: Bool { get }
+}
+
+extension BlockedLayoutTrainingKernel {
+    var canAssignInputGradient: Bool { false }
 }
 
 extension TrainingPlan {
@@ -108,6 +115,27 @@ extension TrainingPlan {
             removed.insert(s + 1)
         }
         steps = steps.indices.filter { !removed.contains($0) }.map { steps[$0] }
+    }
+}
+
+extension TrainingPlan {
+    /// For each value gradient: when the step whose backward writes it first
+    /// (the value's last reader in graph order) reads it once, as input 0, and
+    /// can assign (``BlockedLayoutTrainingKernel/canAssignInputGradient``), that
+    /// step writes the gradient instead of adding into it, so it is not zeroed
+    /// before the backward (no fill, and no read of zeros). Graph outputs are
+    /// seeded before the steps run and keep adding.
+    mutating func chooseAssigningWriters() {
+        assigningStep = [Int?](repeating: nil, count: names.count)
+        var lastReader = [Int?](repeating: nil, count: names.count)
+        for (s, step) in steps.enumerated() { for id in step.inputs { lastReader[root(id)] = s } }
+        let outputs = Set(outputIDs.map(root))
+        for id in names.indices where root(id) == id && needsGradient[id] && !outputs.contains(id) {
+            guard let s = lastReader[id], steps[s].inputs.first == id,
+                  !steps[s].inputs.dropFirst().contains(where: { root($0) == id }),
+                  (steps[s].kernel as? BlockedLayoutTrainingKernel)?.canAssignInputGradient == true else { continue }
+            assigningStep[id] = s
+        }
     }
 }
 

@@ -22,6 +22,10 @@ struct TrainingPlan {
     /// Per value: whether it is computed inside a fused kernel and never stored
     /// (a BatchNorm output fused into its ReLU, `fuseBatchNormActivations`).
     var fused: [Bool] = []
+    /// Per value (a storage root): the step whose backward writes its gradient
+    /// first and assigns it rather than adding (`chooseAssigningWriters`); that
+    /// gradient is not zeroed before a backward. Nil: zeroed, every writer adds.
+    var assigningStep: [Int?] = []
 
     /// The value whose storage `id` shares, following aliases.
     func root(_ id: Int) -> Int {
@@ -80,6 +84,7 @@ struct TrainingPlanBuilder {
             plan.chooseBlockedLayouts(shapes: plan.names.map { byName[$0]! })
             plan.fuseBatchNormActivations(keeping: Set(keptValues.compactMap { plan.ids[$0] }))
         }
+        plan.chooseAssigningWriters()
         return plan
     }
 
@@ -174,9 +179,14 @@ final class TrainingBatchState {
     let shapes: [[Int]]
     let values: [UnsafeMutablePointer<Float>]
     let gradients: [UnsafeMutablePointer<Float>?]
-    let bindings: [TrainingBinding]
+    private(set) var bindings: [TrainingBinding]
     private let arena: FloatBuffer
     private let gradientRegion: Range<Int>
+    /// The parts of `gradientRegion` (arena offsets) a backward that assigns
+    /// first-written gradients must zero: every gradient without an assigning step.
+    private let unassignedGradientRanges: [Range<Int>]
+    /// Per value: its plan's `assigningStep` (of its root).
+    let assigningStep: [Int?]
     private let scratch: FloatBuffer
     private let scratchPerWorker: Int
 
@@ -201,6 +211,17 @@ final class TrainingBatchState {
             gradientOffsets[id] = reserve(shapes[id].elementCount)
         }
         gradientRegion = gradientStart..<next
+        var ranges: [Range<Int>] = []
+        for id in shapes.indices where gradientOffsets[id] >= 0 && plan.assigningStep[id] == nil {
+            let range = gradientOffsets[id]..<(gradientOffsets[id] + (shapes[id].elementCount + 15) / 16 * 16)
+            if let last = ranges.last, last.upperBound == range.lowerBound {
+                ranges[ranges.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                ranges.append(range)
+            }
+        }
+        unassignedGradientRanges = ranges
+        assigningStep = shapes.indices.map { plan.assigningStep[plan.root($0)] }
         let arena = FloatBuffer(count: next)
         self.arena = arena
         values = shapes.indices.map { id in
@@ -212,11 +233,15 @@ final class TrainingBatchState {
             let offset = gradientOffsets[plan.root(id)]
             return offset >= 0 ? arena.pointer + offset : nil
         }
-        bindings = plan.steps.map { [values, gradients] step in
+        var bindings = plan.steps.map { [values, gradients] step in
             TrainingBinding(inputs: step.inputs.map { values[$0] }, inputShapes: step.inputs.map { shapes[$0] },
                             inputGradients: step.inputs.map { gradients[$0] }, output: values[step.output],
                             outputShape: shapes[step.output], outputGradient: gradients[step.output]!)
         }
+        for (s, step) in plan.steps.enumerated() where step.inputs.first.map({ plan.assigningStep[plan.root($0)] == s }) ?? false {
+            bindings[s].assignsInputGradient = true
+        }
+        self.bindings = bindings
         scratchPerWorker = zip(plan.steps, bindings).map { step, b in
             step.kernel.scratchCount(inputShapes: b.inputShapes, outputShape: b.outputShape)
         }.max() ?? 0
@@ -230,10 +255,13 @@ final class TrainingBatchState {
         KernelContext(scratch: scratch.pointer, scratchPerWorker: scratchPerWorker, pool: pool)
     }
 
-    /// Zeroes the gradients of all values (not of parameters), split over the workers.
-    func zeroValueGradients(_ context: KernelContext) {
-        let start = arena.pointer + gradientRegion.lowerBound
-        forEachElementRange(gradientRegion.count, context) { r in (start + r.lowerBound).update(repeating: 0, count: r.count) }
+    /// Zeroes the gradients of all values (not of parameters), split over the
+    /// workers; with `assigning`, only those no step assigns (the bindings' `assignsInputGradient`).
+    func zeroValueGradients(_ context: KernelContext, assigning: Bool = false) {
+        for region in assigning ? unassignedGradientRanges : [gradientRegion] {
+            let start = arena.pointer + region.lowerBound
+            forEachElementRange(region.count, context) { r in (start + r.lowerBound).update(repeating: 0, count: r.count) }
+        }
     }
 
     /// Per value: whether it is stored NCHW8c (the plan's `blocked`).
