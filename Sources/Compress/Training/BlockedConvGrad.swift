@@ -2,8 +2,11 @@ import SIMDKernels
 import SIMDKernelsWide16
 
 /// A trainable dense 2-D convolution (groups 1, dilation 1) on the runtime's
-/// direct NCHW8c kernels, behind the plain NCHW interface of the other
-/// training kernels. Per image, over workers:
+/// direct NCHW8c kernels. Its input and output are each plain NCHW or NCHW8c
+/// (`blockedInput`, `blockedOutput`, chosen by the plan): a blocked output is
+/// written and its gradient read in place, a blocked input padded from blocks,
+/// and the data gradient written straight into a blocked `dX` when this kernel
+/// writes it first (`assignsInputGradient`). Per image, over workers:
 ///
 /// - forward: the image padded into a blocked scratch image (`padImage`), the
 ///   inference conv of the plan's build (`blockedConvolve`, or `wideConvolve`

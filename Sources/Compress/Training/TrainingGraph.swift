@@ -4,8 +4,8 @@ import CBLAS
 /// backward into every trainable parameter, over the same graph IR the
 /// inference `Session` runs.
 ///
-/// Nothing is folded or fused: BatchNorm trains with batch statistics (eval
-/// mode uses its running statistics), dropout draws seeded masks. Trainable
+/// Nothing is folded: BatchNorm trains with batch statistics (eval mode uses
+/// its running statistics), dropout draws seeded masks. Trainable
 /// parameters are the float initializers that conv and linear layers read as
 /// weight and bias and BatchNorm reads as scale and bias; each lives in a
 /// ``ParameterBuffer`` that optimizers update in place. Initializers read as
@@ -13,7 +13,12 @@ import CBLAS
 ///
 /// Buffers for every value and its gradient are planned once per batch size
 /// and reused; activations are kept from the forward for the backward.
-/// Flatten and Reshape alias their input's storage. Kernels split images,
+/// Flatten and Reshape alias their input's storage. With the blocked kernel
+/// sets, feature maps between kernels that can are kept NCHW8c
+/// (`TrainingPlan.chooseBlockedLayouts`), a BatchNorm read only by its ReLU
+/// is fused into it unless named in `keptValues`, and the first writer of a
+/// gradient assigns it; ``value(named:)``, seeds and outputs are plain NCHW
+/// whatever the layout. Kernels split images,
 /// channels or rows over `threads` workers (the graph's own `WorkerPool`,
 /// whose threads end with it), each calling OpenBLAS with one thread (set process-wide with `openblas_set_num_threads(1)`, as `Session` does).
 ///
