@@ -40,18 +40,22 @@ final class BatchNormTrainingKernel: TrainingKernel {
 
     var channels: Int { scale.count }
 
+    /// Notes the mode of this forward; in eval mode, takes the running statistics as `mean` and `inverseStd`.
+    func beginForward(training: Bool) {
+        lastForwardTrained = training
+        guard !training else { return }
+        for c in 0..<channels {
+            mean[c] = runningMean.values[c]
+            inverseStd[c] = 1 / (runningVariance.values[c] + epsilon).squareRoot()
+        }
+    }
+
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         if blocked { return blockedForward(b, training: training, context) }
         let shape = b.inputShapes[0]
         let (n, inner) = (shape[0], shape[2...].reduce(1, *))
         let workers = context.workers(forWork: 3 &* shape.elementCount)
-        lastForwardTrained = training
-        if !training {
-            for c in 0..<channels {
-                mean[c] = runningMean.values[c]
-                inverseStd[c] = 1 / (runningVariance.values[c] + epsilon).squareRoot()
-            }
-        }
+        beginForward(training: training)
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverseStd.withUnsafeMutableBufferPointer { stdBuffer in
                 let (means, inverseStds) = (meanBuffer.baseAddress!, stdBuffer.baseAddress!)

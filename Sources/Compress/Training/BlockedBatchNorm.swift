@@ -19,13 +19,7 @@ extension BatchNormTrainingKernel: BlockedLayoutTrainingKernel {
         let shape = b.inputShapes[0]
         let (n, pixels, blocks) = (shape[0], shape[2] &* shape[3], channels / 8)
         let workers = context.workers(forWork: 3 &* shape.elementCount)
-        lastForwardTrained = training
-        if !training {
-            for c in 0..<channels {
-                mean[c] = runningMean.values[c]
-                inverseStd[c] = 1 / (runningVariance.values[c] + epsilon).squareRoot()
-            }
-        }
+        beginForward(training: training)
         let (x, y) = (UnsafePointer(b.inputs[0]), b.output)
         let (fused, upper) = (fusedActivationUpper != nil, fusedActivationUpper ?? .infinity)
         mean.withUnsafeMutableBufferPointer { meanBuffer in
