@@ -282,7 +282,7 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             convolve(d, input: padded, filter: f, bias: zeroBias, output: blockedDX)
             if assignsInPlace { return }
             if blockedInput {
-                addFloats(blockedDX, into: dX + i &* inImage, count: inImage)
+                addVectors(dX + i &* inImage, blockedDX, dX + i &* inImage, count: inImage)
             } else if b.assignsInputGradient {
                 blockedToPlain(blockedDX, channels: inChannels, plane: h &* w, dX + i &* inImage)
             } else {

@@ -16,9 +16,9 @@ final class BinaryTrainingKernel: TrainingKernel {
         if b.inputShapes[0] == b.outputShape && b.inputShapes[1] == b.outputShape {
             // Same shapes (a residual Add): element ranges over the workers.
             return forEachElementRange(b.outputShape.elementCount, context) { r in
+                if op == .add { return addVectors(x + r.lowerBound, y + r.lowerBound, out + r.lowerBound, count: r.count) }
                 for o in r {
                     switch op {
-                    case .add: out[o] = x[o] + y[o]
                     case .sub: out[o] = x[o] - y[o]
                     case .mul: out[o] = x[o] * y[o]
                     default: out[o] = x[o] / y[o]
@@ -43,8 +43,8 @@ final class BinaryTrainingKernel: TrainingKernel {
         if op == .add && b.inputShapes[0] == b.outputShape && b.inputShapes[1] == b.outputShape {
             return forEachElementRange(b.outputShape.elementCount, context) { r in
                 let g = UnsafePointer(dY + r.lowerBound)
-                if let dA { accumulate(g, into: dA + r.lowerBound, count: r.count) }
-                if let dB { accumulate(g, into: dB + r.lowerBound, count: r.count) }
+                if let dA { addVectors(dA + r.lowerBound, g, dA + r.lowerBound, count: r.count) }
+                if let dB { addVectors(dB + r.lowerBound, g, dB + r.lowerBound, count: r.count) }
             }
         }
         forEachBroadcastElement(b) { o, i, j in

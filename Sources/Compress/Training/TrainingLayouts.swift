@@ -179,15 +179,6 @@ extension BinaryTrainingKernel: BlockedLayoutTrainingKernel {
     func useLayouts(inputs: [Bool], output: Bool) {}
 }
 
-/// `y[i] += x[i]` for `count` floats (a multiple of 8), eight at a time.
-func addFloats(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-    var i = 0
-    while i < count {
-        store8(load8(y + i) + load8(x + i), y + i)
-        i &+= 8
-    }
-}
-
 /// `dB[c] += Σ dY[c][k]` over the `plane` pixels of each channel of a blocked
 /// image (`channels` a multiple of 8): a conv's bias gradient from a blocked `dY`.
 func addBlockedPlaneSums(_ dY: UnsafePointer<Float>, channels: Int, plane: Int, into dB: UnsafeMutablePointer<Float>) {

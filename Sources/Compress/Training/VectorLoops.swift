@@ -23,6 +23,20 @@ func accumulateWhere(_ count: Int, _ x: UnsafePointer<Float>, _ dY: UnsafePointe
     }
 }
 
+/// `y[i] = a[i] + b[i]`, eight at a time (`y` may be `a`): a residual add and its gradient.
+@inline(__always)
+func addVectors(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i &+ 8 <= count {
+        store8(load8(a + i) + load8(b + i), y + i)
+        i &+= 8
+    }
+    while i < count {
+        y[i] = a[i] + b[i]
+        i &+= 1
+    }
+}
+
 /// `Σ x[i]` and `Σ (x[i] - shift)²` with eight-lane accumulators.
 @inline(__always)
 func sumAndSquares(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> (sum: Float, squares: Float) {
