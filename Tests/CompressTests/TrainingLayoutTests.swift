@@ -486,4 +486,62 @@ import Testing
         try graph.backward(gradient, scope: graph.backwardScope(updating: names))
         for name in names { #expect(F.isClose(graph.gradients[name]!, full[name]!, relative: 1e-4), "\(name)") }
     }
+
+    // MARK: Add fused with ReLU
+
+    /// resnet20: every residual Add (blocked) is fused with the ReLU after it.
+    @Test func resnet20FusesResidualAddIntoReLU() throws {
+        guard let kernels = Self.blockedSet else { return }
+        let model = Architecture.resnet20.build(seed: 1)
+        let graph = try TrainingGraph(model: model, threads: 1, kernels: kernels, keptValues: ["layer2.1.add"])
+        let adds = model.graph.nodes.filter { $0.op == .add }
+        #expect(adds.count == 9)
+        for node in adds {
+            let kept = node.name == "layer2.1.add"
+            #expect(graph.plan.fused[graph.plan.ids[node.output]!] == !kept, "\(node.name)")
+            let relu = node.name.replacingOccurrences(of: ".add", with: ".relu2")
+            #expect(graph.plan.steps.contains { $0.node == relu } == kept, "\(relu)")
+        }
+    }
+
+    /// A fused Add + ReLU / ReLU6 against Add then the activation kernel: output and both
+    /// operand gradients (added to nonzero gradients), exactly (the same float operations).
+    @Test func fusedAddReLUMatchesAddThenReLU() throws {
+        let shape = [3, 16, 5, 5]
+        for (op, upper) in [(Op.relu, Float.infinity), (.relu6, 6)] {
+            let (a, c) = (GradientCheck.gaussian(shape, seed: 41, std: 4), GradientCheck.gaussian(shape, seed: 42, std: 4))
+            let dY = GradientCheck.gaussian(shape, seed: 43, std: 1)
+            let start = GradientCheck.gaussian(shape, seed: 44, std: 1).floats
+            let context = KernelContext(scratch: UnsafeMutablePointer<Float>.allocate(capacity: 1), scratchPerWorker: 0,
+                                        pool: WorkerPool(threads: 2, splitsAllWork: true))
+            func run(fused: Bool) -> [[Float]] {
+                var (xa, xc, g) = (a.floats, c.floats, dY.floats)
+                var (sum, y, dSum, dA, dC) = ([Float](repeating: 0, count: a.count), [Float](repeating: 0, count: a.count),
+                                             [Float](repeating: 0, count: a.count), start, start)
+                let add = BinaryTrainingKernel(op: .add)
+                if fused { add.fusedActivationUpper = upper }
+                let activation = ActivationTrainingKernel(op: op)
+                xa.withUnsafeMutableBufferPointer { pa in xc.withUnsafeMutableBufferPointer { pc in
+                g.withUnsafeMutableBufferPointer { pg in sum.withUnsafeMutableBufferPointer { ps in
+                y.withUnsafeMutableBufferPointer { py in dSum.withUnsafeMutableBufferPointer { pds in
+                dA.withUnsafeMutableBufferPointer { pda in dC.withUnsafeMutableBufferPointer { pdc in
+                    let addBinding = TrainingBinding(
+                        inputs: [pa.baseAddress!, pc.baseAddress!], inputShapes: [shape, shape],
+                        inputGradients: [pda.baseAddress!, pdc.baseAddress!], output: fused ? py.baseAddress! : ps.baseAddress!,
+                        outputShape: shape, outputGradient: fused ? pg.baseAddress! : pds.baseAddress!)
+                    add.forward(addBinding, training: true, context)
+                    if !fused {
+                        let reluBinding = TrainingBinding(
+                            inputs: [ps.baseAddress!], inputShapes: [shape], inputGradients: [pds.baseAddress!],
+                            output: py.baseAddress!, outputShape: shape, outputGradient: pg.baseAddress!)
+                        activation.forward(reluBinding, training: true, context)
+                        activation.backward(reluBinding, context)
+                    }
+                    add.backward(addBinding, context)
+                }}}}}}}}
+                return [y, dA, dC]
+            }
+            #expect(run(fused: true) == run(fused: false), "\(op.kind)")
+        }
+    }
 }

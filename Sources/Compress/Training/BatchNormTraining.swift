@@ -26,7 +26,7 @@ final class BatchNormTrainingKernel: TrainingKernel {
     var blocked = false
     /// When set (blocked only), the kernel also applies the ReLU that read its
     /// output, `min(max(y, 0), upper)` (`upper` infinity for ReLU, 6 for ReLU6),
-    /// and its backward starts from that ReLU's output gradient (`TrainingPlan.fuseBatchNormActivations`).
+    /// and its backward starts from that ReLU's output gradient (`TrainingPlan.fuseActivations`).
     var fusedActivationUpper: Float?
 
     init(scale: ParameterBuffer, bias: ParameterBuffer, runningMean: ParameterBuffer,

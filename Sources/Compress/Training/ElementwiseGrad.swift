@@ -8,6 +8,11 @@
 /// `d(a/b)`: `(dy/b, -dy·a/b²)`.
 final class BinaryTrainingKernel: TrainingKernel {
     let op: Op
+    /// When set (a same-shape Add whose output only a ReLU or ReLU6 read), the
+    /// kernel also applies that activation, `min(max(a + b, 0), upper)`, and its
+    /// backward passes its output gradient where `0 < y < upper`
+    /// (`TrainingPlan.fuseActivations`).
+    var fusedActivationUpper: Float?
 
     init(op: Op) { self.op = op }
 
@@ -16,7 +21,11 @@ final class BinaryTrainingKernel: TrainingKernel {
         if b.inputShapes[0] == b.outputShape && b.inputShapes[1] == b.outputShape {
             // Same shapes (a residual Add): element ranges over the workers.
             return forEachElementRange(b.outputShape.elementCount, context) { r in
-                if op == .add { return addVectors(x + r.lowerBound, y + r.lowerBound, out + r.lowerBound, count: r.count) }
+                if op == .add {
+                    addVectors(x + r.lowerBound, y + r.lowerBound, out + r.lowerBound, count: r.count)
+                    if let upper = fusedActivationUpper { clampVectors(out + r.lowerBound, count: r.count, upper: upper) }
+                    return
+                }
                 for o in r {
                     switch op {
                     case .sub: out[o] = x[o] - y[o]
@@ -43,6 +52,12 @@ final class BinaryTrainingKernel: TrainingKernel {
         if op == .add && b.inputShapes[0] == b.outputShape && b.inputShapes[1] == b.outputShape {
             return forEachElementRange(b.outputShape.elementCount, context) { r in
                 let g = UnsafePointer(dY + r.lowerBound)
+                if let upper = fusedActivationUpper {
+                    let y = b.output + r.lowerBound
+                    if let dA { accumulateWhere(r.count, y, g, dA + r.lowerBound, lower: 0, upper: upper) }
+                    if let dB { accumulateWhere(r.count, y, g, dB + r.lowerBound, lower: 0, upper: upper) }
+                    return
+                }
                 if let dA { addVectors(dA + r.lowerBound, g, dA + r.lowerBound, count: r.count) }
                 if let dB { addVectors(dB + r.lowerBound, g, dB + r.lowerBound, count: r.count) }
             }

@@ -86,28 +86,36 @@ extension TrainingPlan {
 }
 
 extension TrainingPlan {
-    /// Fuses each blocked BatchNorm whose output only the next step reads, a
-    /// ReLU or ReLU6, into that step: the BatchNorm writes the activation's
-    /// output and its backward masks the activation's output gradient itself
-    /// (``BatchNormTrainingKernel/fusedActivationUpper``), which saves a full
-    /// read and write of the map each way and the gradient of the BatchNorm
-    /// output. The BatchNorm output is then `fused` (an alias of the
-    /// activation's output, never stored on its own); values in `kept` are not fused.
-    mutating func fuseBatchNormActivations(keeping kept: Set<Int>) {
+    /// Fuses a ReLU or ReLU6 into the step before it when it alone reads that
+    /// step's output and the step is a blocked BatchNorm or a same-shape blocked
+    /// Add: that step writes the activation's output and its backward masks the
+    /// activation's output gradient itself (``BatchNormTrainingKernel/fusedActivationUpper``,
+    /// ``BinaryTrainingKernel/fusedActivationUpper``), which saves a full read
+    /// and write of the map each way and the gradient of the intermediate
+    /// value. That value is then `fused` (an alias of the activation's output,
+    /// never stored on its own); values in `kept` are not fused.
+    mutating func fuseActivations(keeping kept: Set<Int>) {
         var readers = [Int](repeating: 0, count: names.count)
         for step in steps { for id in step.inputs { readers[root(id)] += 1 } }
         for id in outputIDs { readers[root(id)] += 1 }
         for id in sources.indices where root(id) != id { readers[root(id)] += 1 }
         var removed = Set<Int>()
         for s in steps.indices.dropLast() {
-            guard let norm = steps[s].kernel as? BatchNormTrainingKernel, norm.blocked,
-                  let activation = steps[s + 1].kernel as? ActivationTrainingKernel else { continue }
+            guard let activation = steps[s + 1].kernel as? ActivationTrainingKernel else { continue }
             let value = steps[s].output
-            guard steps[s + 1].inputs == [value], readers[value] == 1, !kept.contains(value) else { continue }
+            guard blocked[value], steps[s + 1].inputs == [value], readers[value] == 1, !kept.contains(value) else { continue }
+            let upper: Float
             switch activation.op {
-            case .relu: norm.fusedActivationUpper = .infinity
-            case .relu6: norm.fusedActivationUpper = 6
+            case .relu: upper = .infinity
+            case .relu6: upper = 6
             default: continue
+            }
+            if let norm = steps[s].kernel as? BatchNormTrainingKernel, norm.blocked {
+                norm.fusedActivationUpper = upper
+            } else if let sum = steps[s].kernel as? BinaryTrainingKernel, sum.op == .add {
+                sum.fusedActivationUpper = upper  // blocked, so same-shape operands
+            } else {
+                continue
             }
             steps[s].output = steps[s + 1].output
             sources[value] = .alias(of: steps[s + 1].output)

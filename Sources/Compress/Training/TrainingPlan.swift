@@ -20,7 +20,7 @@ struct TrainingPlan {
     /// Per value: whether it (and its gradient) is stored NCHW8c (`chooseBlockedLayouts`), else plain NCHW.
     var blocked: [Bool] = []
     /// Per value: whether it is computed inside a fused kernel and never stored
-    /// (a BatchNorm output fused into its ReLU, `fuseBatchNormActivations`).
+    /// (a BatchNorm or Add output fused into the ReLU that reads it, `fuseActivations`).
     var fused: [Bool] = []
     /// Per value (a storage root): the step whose backward writes its gradient
     /// first and assigns it rather than adding (`chooseAssigningWriters`); that
@@ -82,7 +82,7 @@ struct TrainingPlanBuilder {
         if blockedLayouts && kernels != .portable {
             let byName = try graph.inferShapes(batch: 1)
             plan.chooseBlockedLayouts(shapes: plan.names.map { byName[$0]! })
-            plan.fuseBatchNormActivations(keeping: Set(keptValues.compactMap { plan.ids[$0] }))
+            plan.fuseActivations(keeping: Set(keptValues.compactMap { plan.ids[$0] }))
         }
         plan.chooseAssigningWriters()
         return plan

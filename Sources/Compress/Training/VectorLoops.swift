@@ -37,6 +37,25 @@ func addVectors(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: Unsaf
     }
 }
 
+/// `y[i] = min(max(y[i], 0), upper)` in place, eight at a time, as ReLU (`upper`
+/// infinity) and ReLU6 compute it (`v > 0 ? (v < upper ? v : upper) : 0`).
+@inline(__always)
+func clampVectors(_ y: UnsafeMutablePointer<Float>, count: Int, upper: Float) {
+    let top = SIMD8<Float>(repeating: upper)
+    var i = 0
+    while i &+ 8 <= count {
+        let v = load8(y + i)
+        let positive = v .> 0
+        store8(v.replacing(with: top, where: .!(v .< top)).replacing(with: 0, where: .!positive), y + i)
+        i &+= 8
+    }
+    while i < count {
+        let v = y[i]
+        y[i] = v > 0 ? (v < upper ? v : upper) : 0
+        i &+= 1
+    }
+}
+
 /// `Σ x[i]` and `Σ (x[i] - shift)²` with eight-lane accumulators.
 @inline(__always)
 func sumAndSquares(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> (sum: Float, squares: Float) {
