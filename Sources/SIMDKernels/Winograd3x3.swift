@@ -47,7 +47,7 @@ public func winogradScratchCount(_ s: BlockedConvShape) -> Int {
 /// `U[ξ] = G g Gᵀ` for each (output, input) channel pair (Lavin & Gray 2016,
 /// F(2x2, 3x3): `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`; ξ = 4·row + column
 /// of the 4x4 result), packed as `[16][outputs/8][inputs rounded up to 8][8]`,
-/// zero past the channel counts. Computed in Double, rounded once.
+/// zero past the channel counts. 8 output channels per vector, in a fixed order.
 ///
 /// - Parameters:
 ///   - transposed: false for the forward conv (`outputs = O`, `inputs = C`);
@@ -59,40 +59,57 @@ public func packWinogradFilter(_ weight: UnsafePointer<Float>, outChannels: Int,
                                into packed: UnsafeMutablePointer<Float>) {
     let (outputs, inputs) = transposed ? (inChannels, outChannels) : (outChannels, inChannels)
     let outBlocks = (outputs + 7) / 8, rows = (inputs + 7) / 8 * 8
-    packed.update(repeating: 0, count: winogradFilterCount(outputs: outputs, inputs: inputs))
-    withUnsafeTemporaryAllocation(of: Double.self, capacity: 9 + 12 + 16) { buffer in
-        let g = buffer.baseAddress!, gg = g + 9, u = gg + 12
-        for out in 0..<outputs {
-            for input in 0..<inputs {
-                for k in 0..<9 {
-                    let (ky, kx) = k.quotientAndRemainder(dividingBy: 3)
-                    let index = transposed
-                        ? ((input &* inChannels &+ out) &* 3 &+ (2 &- ky)) &* 3 &+ (2 &- kx)
-                        : ((out &* inChannels &+ input) &* 3 &+ ky) &* 3 &+ kx
-                    g[k] = Double(weight[index])
+    let xiStride = outBlocks &* rows &* 8
+    // Per filter tap, the step between two outputs and between two inputs in `weight`.
+    let (outputStep, inputStep) = transposed ? (9, inChannels &* 9) : (inChannels &* 9, 9)
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 9 * 8) { buffer in
+        let g = buffer.baseAddress!
+        for ob in 0..<outBlocks {
+            let live = min(8, outputs &- ob &* 8)
+            g.update(repeating: 0, count: 72)
+            for input in 0..<rows {
+                let target = packed + (ob &* rows &+ input) &* 8
+                guard input < inputs else {
+                    for xi in 0..<16 { store8(SIMD8<Float>(), target + xi &* xiStride) }
+                    continue
                 }
-                // G g (4x3), then (G g) Gᵀ (4x4).
-                for kx in 0..<3 {
-                    let (g0, g1, g2) = (g[kx], g[3 &+ kx], g[6 &+ kx])
-                    gg[kx] = g0
-                    gg[3 &+ kx] = (g0 + g1 + g2) * 0.5
-                    gg[6 &+ kx] = (g0 - g1 + g2) * 0.5
-                    gg[9 &+ kx] = g2
+                // g[tap][lane], the forward filter's taps in reverse when transposed.
+                for lane in 0..<live {
+                    let base = weight + ((ob &* 8 &+ lane) &* outputStep &+ input &* inputStep)
+                    for k in 0..<9 { g[(transposed ? 8 &- k : k) &* 8 &+ lane] = base[k] }
                 }
-                for row in 0..<4 {
-                    let (g0, g1, g2) = (gg[row &* 3], gg[row &* 3 &+ 1], gg[row &* 3 &+ 2])
-                    u[row &* 4] = g0
-                    u[row &* 4 &+ 1] = (g0 + g1 + g2) * 0.5
-                    u[row &* 4 &+ 2] = (g0 - g1 + g2) * 0.5
-                    u[row &* 4 &+ 3] = g2
-                }
-                let (ob, lane) = out.quotientAndRemainder(dividingBy: 8)
-                for xi in 0..<16 {
-                    packed[((xi &* outBlocks &+ ob) &* rows &+ input) &* 8 &+ lane] = Float(u[xi])
-                }
+                let half = SIMD8<Float>(repeating: 0.5)
+                // G g: rows of taps combined, one column (kx) at a time.
+                let c0 = columnTransform(load8(g), load8(g + 24), load8(g + 48), half)
+                let c1 = columnTransform(load8(g + 8), load8(g + 32), load8(g + 56), half)
+                let c2 = columnTransform(load8(g + 16), load8(g + 40), load8(g + 64), half)
+                // (G g) Gᵀ: row i of the result from row i of G g.
+                storeFilterRow(c0.0, c1.0, c2.0, half, target, xiStride)
+                storeFilterRow(c0.1, c1.1, c2.1, half, target + 4 &* xiStride, xiStride)
+                storeFilterRow(c0.2, c1.2, c2.2, half, target + 8 &* xiStride, xiStride)
+                storeFilterRow(c0.3, c1.3, c2.3, half, target + 12 &* xiStride, xiStride)
             }
         }
     }
+}
+
+/// `G (g0, g1, g2)ᵀ`: the 4 rows of one column of `G g`.
+@inline(__always)
+private func columnTransform(_ g0: SIMD8<Float>, _ g1: SIMD8<Float>, _ g2: SIMD8<Float>, _ half: SIMD8<Float>)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    let outer = g0 + g2
+    return (g0, (outer + g1) * half, (outer - g1) * half, g2)
+}
+
+/// One row of `(G g) Gᵀ` from one row `(a0, a1, a2)` of `G g`, its 4 vectors `xiStride` floats apart.
+@inline(__always)
+private func storeFilterRow(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>, _ half: SIMD8<Float>,
+                            _ out: UnsafeMutablePointer<Float>, _ xiStride: Int) {
+    let outer = a0 + a2
+    store8(a0, out)
+    store8((outer + a1) * half, out + xiStride)
+    store8((outer - a1) * half, out + 2 &* xiStride)
+    store8(a2, out + 3 &* xiStride)
 }
 
 /// The 3x3 stride-1 conv of one padded blocked image by Winograd F(2x2, 3x3)
