@@ -38,9 +38,16 @@ public func winogradFilterCount(outputs: Int, inputs: Int) -> Int {
     16 * ((outputs + 7) / 8 * 8) * ((inputs + 7) / 8 * 8)
 }
 
+/// Floats from one filter position's plane of transformed tiles (`tiles x
+/// channels8`) to the next: one cache line more than the plane, so that the 16
+/// planes a tile's transform writes do not fall into the same L1 sets (planes a
+/// multiple of 4 KB apart, as 24 tiles x 128 channels, thrashed one set).
+func winogradPlaneStride(tiles: Int, channels8: Int) -> Int { tiles &* channels8 &+ 16 }
+
 /// Floats of scratch one `winogradConvolve` call of shape `s` needs.
 public func winogradScratchCount(_ s: BlockedConvShape) -> Int {
-    16 * winogradChunkTiles * (s.inputBlocks + s.outputBlocks) * 8 + 16 * 8
+    16 * (winogradPlaneStride(tiles: winogradChunkTiles, channels8: s.inputBlocks * 8)
+          + winogradPlaneStride(tiles: winogradChunkTiles, channels8: s.outputBlocks * 8)) + 16 * 8
 }
 
 /// Transforms plain `[O][C][3][3]` weights into the Winograd domain,
@@ -138,13 +145,14 @@ public func winogradConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>,
     let chunk = winogradChunkTiles
     let (c8, o8) = (s.inputBlocks &* 8, s.outputBlocks &* 8)
     let channels = (s.inputBlocks &- 1) &* 8 &+ s.lastBlockChannels
-    let v = scratch, m = scratch + 16 &* chunk &* c8, edge = m + 16 &* chunk &* o8
+    let vStride = winogradPlaneStride(tiles: chunk, channels8: c8), mStride = winogradPlaneStride(tiles: chunk, channels8: o8)
+    let v = scratch, m = scratch + 16 &* vStride, edge = m + 16 &* mStride
     var first = 0
     while first < tiles {
         let count = min(chunk, tiles &- first)
-        winogradInputTransform(s, input, first: first, count: count, tilesWide: tilesWide, v, edge)
+        winogradInputTransform(s, input, first: first, count: count, tilesWide: tilesWide, xiStride: vStride, v, edge)
         for xi in 0..<16 {
-            let vx = UnsafePointer(v + xi &* chunk &* c8), mx = m + xi &* chunk &* o8
+            let vx = UnsafePointer(v + xi &* vStride), mx = m + xi &* mStride
             let ux = filter + xi &* s.outputBlocks &* c8 &* 8
             var ob = 0
             while ob &+ 1 < s.outputBlocks {
@@ -157,22 +165,21 @@ public func winogradConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>,
                                     mx + ob &* 8, tileStride: o8)
             }
         }
-        winogradOutputTransform(s, m, bias, first: first, count: count, tilesWide: tilesWide, output)
+        winogradOutputTransform(s, m, bias, first: first, count: count, tilesWide: tilesWide, xiStride: mStride, output)
         first &+= count
     }
 }
 
 /// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for tiles `first ..< first + count` (row-major over
-/// the tile grid) and every input block, `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0],
+/// the tile grid; `t` counts from `first`, planes ξ `xiStride` floats apart) and every input block, `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0],
 /// [0, -1, 1, 0], [0, 1, 0, -1]]`, 8 channels per vector. Windows reaching past
 /// the padded image are copied into `edge` with zeros first.
 @inline(never)
 func winogradInputTransform(_ s: BlockedConvShape, _ x: UnsafePointer<Float>, first: Int, count: Int, tilesWide: Int,
-                            _ v: UnsafeMutablePointer<Float>, _ edge: UnsafeMutablePointer<Float>) {
+                            xiStride: Int, _ v: UnsafeMutablePointer<Float>, _ edge: UnsafeMutablePointer<Float>) {
     let (hp, wp) = (s.paddedHeight, s.paddedWidth)
     let rowStride = wp &* 8, blockStride = hp &* rowStride
     let c8 = s.inputBlocks &* 8
-    let xiStride = winogradChunkTiles &* c8
     for t in 0..<count {
         let (ty, tx) = (first &+ t).quotientAndRemainder(dividingBy: tilesWide)
         let (y0, x0) = (ty &* 2, tx &* 2)
@@ -231,13 +238,13 @@ private func storeRow(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>
 }
 
 /// `y = Aᵀ M A + bias` for tiles `first ..< first + count` and every output
-/// block, `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; writes only pixels inside the output.
+/// block (planes ξ of `M` `xiStride` floats apart), `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`;
+/// writes only pixels inside the output.
 @inline(never)
 func winogradOutputTransform(_ s: BlockedConvShape, _ m: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
-                             first: Int, count: Int, tilesWide: Int, _ y: UnsafeMutablePointer<Float>) {
+                             first: Int, count: Int, tilesWide: Int, xiStride: Int, _ y: UnsafeMutablePointer<Float>) {
     let (oh, ow) = (s.outputHeight, s.outputWidth)
     let o8 = s.outputBlocks &* 8
-    let xiStride = winogradChunkTiles &* o8
     let plane = oh &* ow &* 8
     for t in 0..<count {
         let (ty, tx) = (first &+ t).quotientAndRemainder(dividingBy: tilesWide)

@@ -15,7 +15,8 @@ struct WinogradCase: Sendable, CustomTestStringConvertible {
 
 /// `winogradConvolve` (Winograd F(2x2, 3x3), `SIMDKernels/Winograd3x3.swift`)
 /// against a plain conv summed in Double, for its forward filter and its
-/// data-gradient filter (flipped, channels swapped); the training conv with
+/// data-gradient filter (flipped, channels swapped), and its weight gradient
+/// (`SIMDKernels/WinogradWeightGrad.swift`); the training conv with
 /// Winograd on against the im2col kernel and over threads.
 @Suite struct WinogradConvTests {
     typealias F = RuntimeFixtures
@@ -143,6 +144,53 @@ struct WinogradCase: Sendable, CustomTestStringConvertible {
         let scale = 1 + Double(direct.map(abs).max() ?? 0)
         let difference = zip(output, direct).map { abs(Double($0) - Double($1)) }.max() ?? 0
         #expect(difference / scale <= 1e-5)
+    }
+
+    /// The weight gradient: `winogradWeightGradient` summed into a zeroed Winograd-domain
+    /// accumulator, then `addWinogradWeightGradient`, adds `Σ x·dY` to every real weight
+    /// of a seeded plain gradient within `1e-5 · Σ|x·dY| + 1e-5 · |initial| + 1e-6` of a
+    /// Double sum, leaving the accumulator's padded-channel rows as they were.
+    @Test(arguments: cases) func weightGradientMatchesReference(_ c: WinogradCase) {
+        let s = Self.shape(c)
+        let x = F.weights([c.inChannels, c.height, c.width], seed: 6, std: 1).floats
+        let dY = F.weights([c.outChannels, c.outH, c.outW], seed: 7, std: 1).floats
+        var padded = [Float](repeating: .nan, count: s.paddedInputCount)
+        padImage(x, blocked: false, channels: c.inChannels, h: c.height, w: c.width, top: c.padding, left: c.padding,
+                 bottom: c.padding, right: c.padding, channelsPerBlock: 8, &padded)
+        var blockedDY = [Float](repeating: .nan, count: s.outputBlocks * 8 * c.outH * c.outW)
+        plainToBlocked(dY, channels: c.outChannels, plane: c.outH * c.outW, &blockedDY)
+        let rows = s.inputBlocks * 8
+        var packed = [Float](repeating: 0, count: winogradFilterCount(outputs: c.outChannels, inputs: c.inChannels))
+        for (i, _) in packed.enumerated() where (i / 8) % rows >= c.inChannels { packed[i] = 7 }
+        var scratch = [Float](repeating: .nan, count: winogradWeightGradientScratchCount(s))
+        winogradWeightGradient(s, input: padded, outputGradient: blockedDY, gradient: &packed, scratch: &scratch)
+        for (i, value) in packed.enumerated() where (i / 8) % rows >= c.inChannels {
+            #expect(value == 7, "padded row \((i / 8) % rows) changed")
+        }
+        let initial = F.weights([c.outChannels, c.inChannels, 3, 3], seed: 8).floats
+        var gradient = initial
+        addWinogradWeightGradient(packed, outChannels: c.outChannels, inChannels: c.inChannels, into: &gradient)
+        for o in 0..<c.outChannels {
+            for ch in 0..<c.inChannels {
+                for k in 0..<9 {
+                    let (ky, kx) = (k / 3, k % 3)
+                    var sum = 0.0, magnitude = 0.0
+                    for oy in 0..<c.outH {
+                        for ox in 0..<c.outW {
+                            let (iy, ix) = (oy + ky - c.padding, ox + kx - c.padding)
+                            guard iy >= 0 && iy < c.height && ix >= 0 && ix < c.width else { continue }
+                            let term = Double(x[(ch * c.height + iy) * c.width + ix]) * Double(dY[(o * c.outH + oy) * c.outW + ox])
+                            sum += term
+                            magnitude += abs(term)
+                        }
+                    }
+                    let index = (o * c.inChannels + ch) * 9 + k
+                    let error = abs(Double(gradient[index]) - Double(initial[index]) - sum)
+                    #expect(error <= 1e-5 * magnitude + 1e-5 * abs(Double(initial[index])) + 1e-6,
+                            "o \(o) c \(ch) tap \(k): got \(Double(gradient[index]) - Double(initial[index])), expected \(sum)")
+                }
+            }
+        }
     }
 
     /// Shapes the kernel serves and refuses.

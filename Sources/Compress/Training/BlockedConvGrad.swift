@@ -37,6 +37,9 @@ import SIMDKernelsWide16
 ///   covers 8x8 outputs there, 1.31x the real ones) and on 16 -> 16 and 8 -> 16
 ///   channels at 28x28 (the transforms weigh more beside short channel sums),
 ///   so no shape keeps the direct conv for speed.
+///   Convs with a Winograd forward also take the weight gradient by Winograd
+///   (`winogradWeightGradient`: per-worker sums in the Winograd domain, mapped
+///   back by `addWinogradWeightGradient` in worker order).
 ///   `COMPRESSOR_WINOGRAD=0` in the environment turns it off (read once per process; for A/B timing).
 ///
 /// Planned for every conv `BlockedConvKernel.supports` when the kernel set is
@@ -165,11 +168,14 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             paddedOutputGradient = next
         }
         let weightGradient = next
-        next += aligned(f.outputBlocks * f.filterBlockCount)
+        next += aligned(hasWinogradForward ? winogradFilterCount(outputs: outChannels, inputs: inChannels)
+                                           : f.outputBlocks * f.filterBlockCount)
         let biasGradient = next
         next += aligned(outChannels)
         let winograd = next
-        if hasWinogradForward { next = max(next, winograd + aligned(winogradScratchCount(f))) }
+        if hasWinogradForward {
+            next = max(next, winograd + aligned(max(winogradScratchCount(f), winogradWeightGradientScratchCount(f))))
+        }
         if hasWinogradInputGradient {
             next = max(next, winograd + aligned(winogradScratchCount(inputGradientShape(h: h, w: w, oh: oh, ow: ow))))
         }
@@ -306,8 +312,13 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             plainToBlocked(dY, channels: outChannels, plane: plane, blockedDY)
             if parameters {
                 padInput(b.inputs[0] + i &* inImage, h: h, w: w, scratch)
-                blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
-                                          gradient: scratch + layout.weightGradient)
+                if hasWinogradForward {
+                    winogradWeightGradient(s, input: scratch, outputGradient: blockedDY,
+                                           gradient: scratch + layout.weightGradient, scratch: scratch + layout.winograd)
+                } else {
+                    blockedConvWeightGradient(s, input: scratch, outputGradient: blockedDY,
+                                              gradient: scratch + layout.weightGradient)
+                }
                 if bias != nil { addPlaneSums(dY, channels: outChannels, plane: plane, into: scratch + layout.biasGradient) }
             }
             guard let dX else { return }
@@ -327,7 +338,12 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         if parameters {
             for worker in 0..<workers {
                 let partial = context.scratch(forWorker: worker) + layout.weightGradient
-                addUnpacked(partial, s, into: weight.gradient.baseAddress!)
+                if hasWinogradForward {
+                    addWinogradWeightGradient(partial, outChannels: outChannels, inChannels: inChannels,
+                                              into: weight.gradient.baseAddress!)
+                } else {
+                    addUnpacked(partial, s, into: weight.gradient.baseAddress!)
+                }
                 if let bias {
                     accumulate(context.scratch(forWorker: worker) + layout.biasGradient,
                                into: bias.gradient.baseAddress!, count: outChannels)
