@@ -290,7 +290,7 @@ final class BlockedConvTrainingKernel: TrainingKernel {
         if parameters {
             for worker in 0..<workers {
                 (context.scratch(forWorker: worker) + layout.weightGradient)
-                    .update(repeating: 0, count: layout.total - layout.weightGradient)
+                    .update(repeating: 0, count: layout.winograd - layout.weightGradient)
             }
         }
         let winograd = hasWinogradInputGradient
