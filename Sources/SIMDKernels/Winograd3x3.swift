@@ -44,10 +44,41 @@ public func winogradFilterCount(outputs: Int, inputs: Int) -> Int {
 /// multiple of 4 KB apart, as 24 tiles x 128 channels, thrashed one set).
 func winogradPlaneStride(tiles: Int, channels8: Int) -> Int { tiles &* channels8 &+ 16 }
 
+/// The tile grid of one image and the scratch regions of a Winograd call that
+/// runs it `chunk` tiles at a time: transformed inputs `V[16][chunk][inputBlocks·8]`,
+/// then the 16 planes of the output side (`[16][chunk][outputBlocks·8]`), then
+/// one 4x4 window of 8 channels for edge tiles.
+struct WinogradTiling {
+    /// Tiles per row of the grid, and in all (2x2 output pixels each; the last row and column may hang over).
+    let tilesWide: Int, tiles: Int
+    let chunk: Int
+    /// Input and output channels rounded up to whole blocks, and the real input channels.
+    let c8: Int, o8: Int, channels: Int
+    /// Floats between two filter positions' planes, input side and output side.
+    let inputStride: Int, outputStride: Int
+
+    init(_ s: BlockedConvShape, chunk: Int) {
+        tilesWide = (s.outputWidth &+ 1) / 2
+        tiles = ((s.outputHeight &+ 1) / 2) &* tilesWide
+        self.chunk = chunk
+        (c8, o8) = (s.inputBlocks &* 8, s.outputBlocks &* 8)
+        channels = (s.inputBlocks &- 1) &* 8 &+ s.lastBlockChannels
+        inputStride = winogradPlaneStride(tiles: chunk, channels8: c8)
+        outputStride = winogradPlaneStride(tiles: chunk, channels8: o8)
+    }
+
+    /// Floats of scratch: both sides' planes and the edge window.
+    var scratchCount: Int { 16 &* (inputStride &+ outputStride) &+ 16 &* 8 }
+
+    /// The output side's planes and the edge window in `scratch`.
+    func regions(_ scratch: UnsafeMutablePointer<Float>) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        (scratch + 16 &* inputStride, scratch + 16 &* (inputStride &+ outputStride))
+    }
+}
+
 /// Floats of scratch one `winogradConvolve` call of shape `s` needs.
 public func winogradScratchCount(_ s: BlockedConvShape) -> Int {
-    16 * (winogradPlaneStride(tiles: winogradChunkTiles, channels8: s.inputBlocks * 8)
-          + winogradPlaneStride(tiles: winogradChunkTiles, channels8: s.outputBlocks * 8)) + 16 * 8
+    WinogradTiling(s, chunk: winogradChunkTiles).scratchCount
 }
 
 /// Transforms plain `[O][C][3][3]` weights into the Winograd domain,
@@ -140,17 +171,14 @@ public func winogradConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>,
                              bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                              scratch: UnsafeMutablePointer<Float>) {
     precondition(winogradApplies(s))
-    let tilesWide = (s.outputWidth &+ 1) / 2
-    let tiles = ((s.outputHeight &+ 1) / 2) &* tilesWide
-    let chunk = winogradChunkTiles
-    let (c8, o8) = (s.inputBlocks &* 8, s.outputBlocks &* 8)
-    let channels = (s.inputBlocks &- 1) &* 8 &+ s.lastBlockChannels
-    let vStride = winogradPlaneStride(tiles: chunk, channels8: c8), mStride = winogradPlaneStride(tiles: chunk, channels8: o8)
-    let v = scratch, m = scratch + 16 &* vStride, edge = m + 16 &* mStride
+    let grid = WinogradTiling(s, chunk: winogradChunkTiles)
+    let (c8, o8, channels) = (grid.c8, grid.o8, grid.channels)
+    let (vStride, mStride) = (grid.inputStride, grid.outputStride)
+    let v = scratch, (m, edge) = grid.regions(scratch)
     var first = 0
-    while first < tiles {
-        let count = min(chunk, tiles &- first)
-        winogradInputTransform(s, input, first: first, count: count, tilesWide: tilesWide, xiStride: vStride, v, edge)
+    while first < grid.tiles {
+        let count = min(grid.chunk, grid.tiles &- first)
+        winogradInputTransform(s, input, first: first, count: count, tilesWide: grid.tilesWide, xiStride: vStride, v, edge)
         for xi in 0..<16 {
             let vx = UnsafePointer(v + xi &* vStride), mx = m + xi &* mStride
             let ux = filter + xi &* s.outputBlocks &* c8 &* 8
@@ -165,7 +193,8 @@ public func winogradConvolve(_ s: BlockedConvShape, input: UnsafePointer<Float>,
                                     mx + ob &* 8, tileStride: o8)
             }
         }
-        winogradOutputTransform(s, m, bias, first: first, count: count, tilesWide: tilesWide, xiStride: mStride, output)
+        winogradOutputTransform(s, m, bias, first: first, count: count, tilesWide: grid.tilesWide, xiStride: mStride,
+                                output)
         first &+= count
     }
 }

@@ -16,9 +16,7 @@ func winogradGradientChunkTiles(_ s: BlockedConvShape) -> Int {
 
 /// Floats of scratch one `winogradWeightGradient` call of shape `s` needs.
 public func winogradWeightGradientScratchCount(_ s: BlockedConvShape) -> Int {
-    let chunk = winogradGradientChunkTiles(s)
-    return 16 * (winogradPlaneStride(tiles: chunk, channels8: s.inputBlocks * 8)
-                 + winogradPlaneStride(tiles: chunk, channels8: s.outputBlocks * 8)) + 16 * 8
+    WinogradTiling(s, chunk: winogradGradientChunkTiles(s)).scratchCount
 }
 
 /// Adds the Winograd-domain weight gradient of one image,
@@ -38,18 +36,15 @@ public func winogradWeightGradient(_ s: BlockedConvShape, input: UnsafePointer<F
                                    outputGradient: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
                                    scratch: UnsafeMutablePointer<Float>) {
     precondition(winogradApplies(s))
-    let tilesWide = (s.outputWidth &+ 1) / 2
-    let tiles = ((s.outputHeight &+ 1) / 2) &* tilesWide
-    let chunk = winogradGradientChunkTiles(s)
-    let (c8, o8) = (s.inputBlocks &* 8, s.outputBlocks &* 8)
-    let channels = (s.inputBlocks &- 1) &* 8 &+ s.lastBlockChannels
-    let vStride = winogradPlaneStride(tiles: chunk, channels8: c8), yStride = winogradPlaneStride(tiles: chunk, channels8: o8)
-    let v = scratch, y = scratch + 16 &* vStride, edge = y + 16 &* yStride
+    let grid = WinogradTiling(s, chunk: winogradGradientChunkTiles(s))
+    let (c8, o8, channels) = (grid.c8, grid.o8, grid.channels)
+    let (vStride, yStride) = (grid.inputStride, grid.outputStride)
+    let v = scratch, (y, edge) = grid.regions(scratch)
     var first = 0
-    while first < tiles {
-        let count = min(chunk, tiles &- first)
-        winogradInputTransform(s, input, first: first, count: count, tilesWide: tilesWide, xiStride: vStride, v, edge)
-        outputGradientTransform(s, outputGradient, first: first, count: count, tilesWide: tilesWide,
+    while first < grid.tiles {
+        let count = min(grid.chunk, grid.tiles &- first)
+        winogradInputTransform(s, input, first: first, count: count, tilesWide: grid.tilesWide, xiStride: vStride, v, edge)
+        outputGradientTransform(s, outputGradient, first: first, count: count, tilesWide: grid.tilesWide,
                                 xiStride: yStride, y)
         for xi in 0..<16 {
             let vx = UnsafePointer(v + xi &* vStride), yx = UnsafePointer(y + xi &* yStride)

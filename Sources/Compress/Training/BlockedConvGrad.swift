@@ -33,13 +33,14 @@ import SIMDKernelsWide16
 ///   The first conv of a model (1-3 input channels) keeps the direct conv.
 ///   Measured per image (Zen 4, 1 thread, against the avx512 direct conv) it was
 ///   faster on every 3x3 shape of vgg-small and resnet20: 1.6-1.8x on 28x28 and
-///   14x14 maps with 32-64 channels, 1.1-1.3x on 7x7 maps (a 2x2 tile grid
-///   covers 8x8 outputs there, 1.31x the real ones) and on 16 -> 16 and 8 -> 16
-///   channels at 28x28 (the transforms weigh more beside short channel sums),
-///   so no shape keeps the direct conv for speed.
+///   14x14 maps with 16-64 channels, 1.3-1.4x on 7x7 maps (a 2x2 tile grid
+///   covers 8x8 outputs there, 1.31x the real ones), 1.1x with 8 channels on
+///   one side (the transforms weigh more beside short channel sums), so no
+///   shape keeps the direct conv for speed.
 ///   Convs with a Winograd forward also take the weight gradient by Winograd
 ///   (`winogradWeightGradient`: per-worker sums in the Winograd domain, mapped
-///   back by `addWinogradWeightGradient` in worker order).
+///   back by `addWinogradWeightGradient` in worker order): 1.3-2.0x faster than
+///   `blockedConvWeightGradient` on the same shapes (1.1x at 8 -> 16 channels).
 ///   `COMPRESSOR_WINOGRAD=0` in the environment turns it off (read once per process; for A/B timing).
 ///
 /// Planned for every conv `BlockedConvKernel.supports` when the kernel set is
