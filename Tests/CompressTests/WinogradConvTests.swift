@@ -210,8 +210,8 @@ struct WinogradCase: Sendable, CustomTestStringConvertible {
 
     // MARK: the training conv
 
-    /// Training conv cases that take Winograd for the forward and for the data
-    /// gradient (3x3 stride 1, at least 8 channels each way).
+    /// Training conv cases that take Winograd for the forward and the weight gradient
+    /// (3x3 stride 1, at least 8 input channels), most also for the data gradient.
     static let trainingCases: [TrainingConvCase] = [
         TrainingConvCase(inChannels: 13, outChannels: 16, kernel: .square(3), attributes: Conv2d(padding: .same(1)),
                          height: 7, width: 7),
@@ -219,6 +219,11 @@ struct WinogradCase: Sendable, CustomTestStringConvertible {
                          hasBias: false),
         TrainingConvCase(inChannels: 32, outChannels: 32, kernel: .square(3), attributes: Conv2d(padding: .same(1)),
                          height: 14, width: 14),
+        TrainingConvCase(inChannels: 8, outChannels: 12, kernel: .square(3),
+                         attributes: Conv2d(padding: Padding2(top: 1, left: 0, bottom: 2, right: 1)), height: 6, width: 7),
+        // Padding 3: a Winograd forward and weight gradient, the im2col data gradient.
+        TrainingConvCase(inChannels: 16, outChannels: 8, kernel: .square(3), attributes: Conv2d(padding: .same(3)),
+                         height: 5, width: 5),
     ]
 
     /// Which convs plan Winograd: 3x3 stride 1 with at least 8 input channels for the
