@@ -227,13 +227,15 @@ struct WinogradCase: Sendable, CustomTestStringConvertible {
     ]
 
     /// Which convs plan Winograd: 3x3 stride 1 with at least 8 input channels for the
-    /// forward, and a direct data gradient with at least 8 forward outputs for dX.
+    /// forward, and a direct data gradient with at least 8 forward outputs for dX;
+    /// none with more than 256 x 256 channels (`winogradFilterLimit`).
     @Test func winogradPath() {
         for (inChannels, outChannels, kernel, attributes, forward, dataGradient) in [
             (16, 16, 3, Conv2d(padding: .same(1)), true, true), (3, 16, 3, Conv2d(padding: .same(1)), false, true),
             (16, 3, 3, Conv2d(padding: .same(1)), true, false), (16, 16, 3, Conv2d(), true, true),
             (16, 16, 3, Conv2d(stride: .square(2), padding: .same(1)), false, false),
             (16, 16, 3, Conv2d(padding: .same(3)), true, false), (16, 16, 5, Conv2d(padding: .same(2)), false, false),
+            (256, 256, 3, Conv2d(padding: .same(1)), true, true), (264, 256, 3, Conv2d(padding: .same(1)), false, false),
         ] {
             let c = TrainingConvCase(inChannels: inChannels, outChannels: outChannels, kernel: .square(kernel),
                                      attributes: attributes, height: 9, width: 9)

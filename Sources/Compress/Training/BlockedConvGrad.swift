@@ -36,7 +36,12 @@ import SIMDKernelsWide16
 ///   14x14 maps with 16-64 channels, 1.3-1.4x on 7x7 maps (a 2x2 tile grid
 ///   covers 8x8 outputs there, 1.31x the real ones), 1.1x with 8 channels on
 ///   one side (the transforms weigh more beside short channel sums), so no
-///   shape keeps the direct conv for speed.
+///   shape of these models keeps the direct conv for speed. Filters of more
+///   than `winogradFilterLimit` floats in the Winograd domain (16·O·C, 4 MiB:
+///   more than 256 x 256 channels) do: each image streams the whole transformed
+///   filter and its gradient accumulator, and 512 -> 512 channels on a 7x7 map
+///   (resnet18's last stage) ran 0.88x (forward) and 0.56x (weight gradient)
+///   the direct kernels, where 256 -> 256 ran 1.28x and 1.09x.
 ///   Convs with a Winograd forward also take the weight gradient by Winograd
 ///   (`winogradWeightGradient`: per-worker sums in the Winograd domain, mapped
 ///   back by `addWinogradWeightGradient` in worker order): 1.3-2.0x faster than
@@ -65,6 +70,8 @@ final class BlockedConvTrainingKernel: TrainingKernel {
     /// 12x12 map, 2.25x) took 27% of its training step that way, where im2col
     /// does the forward's work; a same-padded conv loses nothing.
     static let directInputGradientExtent = 2
+    /// The largest filter in the Winograd domain (`winogradFilterCount`, floats) planned as a Winograd conv.
+    static let winogradFilterLimit = 1 << 20
     /// Whether Winograd convs may be planned: false when the environment sets `COMPRESSOR_WINOGRAD=0`.
     static let winogradEnabled = ProcessInfo.processInfo.environment["COMPRESSOR_WINOGRAD"] != "0"
     /// Whether the forward conv runs as `winogradConvolve`.
@@ -100,6 +107,7 @@ final class BlockedConvTrainingKernel: TrainingKernel {
             && kernelH - 1 - p.top - p.bottom <= Self.directInputGradientExtent
             && kernelW - 1 - p.left - p.right <= Self.directInputGradientExtent
         let winograd = Self.winogradEnabled && kernelH == 3 && kernelW == 3 && attributes.stride == .square(1)
+            && winogradFilterCount(outputs: outChannels, inputs: inChannels) <= Self.winogradFilterLimit
         hasWinogradForward = winograd && inChannels >= 8
         hasWinogradInputGradient = winograd && hasDirectInputGradient && outChannels >= 8
         winogradForwardFilter = FloatBuffer(count: hasWinogradForward
