@@ -1,3 +1,5 @@
+import Foundation
+
 /// One node compiled for training: its kernel and the value ids it reads and writes.
 struct TrainingStep {
     var node: String
@@ -40,8 +42,12 @@ struct TrainingPlanBuilder {
     let randomness: DropoutRandomness
     /// The kernel set dense convolutions train on (direct blocked kernels unless `portable`).
     let kernels: KernelSet
-    /// Whether values between kernels that can are kept NCHW8c (`TrainingPlan.chooseBlockedLayouts`).
+    /// Whether values between kernels that can are kept NCHW8c (`TrainingPlan.chooseBlockedLayouts`),
+    /// activations fused and first-written gradients assigned.
     let blockedLayouts: Bool
+    /// False when the environment sets `COMPRESSOR_BLOCKED_LAYOUTS=0`: every value plain, nothing
+    /// fused, every gradient zeroed and added (the plan before blocked layouts, for comparisons).
+    static let blockedLayoutsEnabled = ProcessInfo.processInfo.environment["COMPRESSOR_BLOCKED_LAYOUTS"] != "0"
     /// Values that must stay readable by name (not fused away).
     let keptValues: Set<String>
     var parameters: [String: ParameterBuffer] = [:]
@@ -79,12 +85,13 @@ struct TrainingPlanBuilder {
         plan.outputIDs = graph.outputs.map { id(of: $0) }
         plan.blocked = [Bool](repeating: false, count: plan.names.count)
         plan.fused = plan.blocked
-        if blockedLayouts && kernels != .portable {
+        plan.assigningStep = [Int?](repeating: nil, count: plan.names.count)
+        if blockedLayouts && Self.blockedLayoutsEnabled && kernels != .portable {
             let byName = try graph.inferShapes(batch: 1)
             plan.chooseBlockedLayouts(shapes: plan.names.map { byName[$0]! })
             plan.fuseActivations(keeping: Set(keptValues.compactMap { plan.ids[$0] }))
+            plan.chooseAssigningWriters()
         }
-        plan.chooseAssigningWriters()
         return plan
     }
 
