@@ -3,6 +3,8 @@
 public enum DataError: Error, Equatable, CustomStringConvertible {
     /// The file does not exist or cannot be opened.
     case cannotOpen(path: String, reason: String)
+    /// The file could not be written (the previous file, if any, is intact).
+    case cannotWrite(path: String, reason: String)
     /// The file ends before the data its header announces.
     case truncated(path: String, expectedBytes: Int, actualBytes: Int)
     /// The file is not in the expected format (bad magic, malformed header, trailing bytes).
@@ -17,6 +19,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .cannotOpen(let p, let r): "cannot open \(p): \(r)"
+        case .cannotWrite(let p, let r): "cannot write \(p): \(r)"
         case .truncated(let p, let e, let a):
             "\(p) is truncated: its header announces \(e) bytes, the file has \(a)"
         case .malformed(let p, let d): "\(p) is malformed: \(d)"

@@ -44,26 +44,13 @@ func readFileBytes(path: String) throws(DataError) -> [UInt8] {
     return bytes
 }
 
-/// Writes `bytes` to `path`, gzip-compressed when `gzip` is true.
+/// Writes `bytes` to `path`, gzip-compressed when `gzip` is true, atomically
+/// (`writeFileAtomically`): `path` keeps its old content unless every byte is written.
 func writeFileBytes(_ bytes: [UInt8], path: String, gzip: Bool = false) throws(DataError) {
-    if gzip {
-        guard let file = gzopen(path, "wb") else {
-            throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
-        }
-        var offset = 0
-        var failed = false
-        bytes.withUnsafeBytes { raw in
-            while offset < raw.count {
-                let n = min(raw.count - offset, 1 << 20)
-                if gzwrite(file, raw.baseAddress! + offset, UInt32(n)) != Int32(n) { failed = true; return }
-                offset += n
-            }
-        }
-        let closeStatus = gzclose(file)
-        if failed || closeStatus != Z_OK { throw .cannotOpen(path: path, reason: "gzip write failed") }
-    } else {
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-            throw .cannotOpen(path: path, reason: "cannot create the file")
-        }
+    do {
+        try writeFileAtomically(gzip ? ZlibStream.gzip(bytes) : bytes, to: path)
+    } catch {
+        throw .cannotWrite(path: path, reason: (error as? FileWriteError).map { "\($0.operation) failed: \($0.reason)" }
+                               ?? "\(error)")
     }
 }

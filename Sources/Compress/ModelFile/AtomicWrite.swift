@@ -27,7 +27,8 @@ public struct FileWriteError: Error, Equatable, CustomStringConvertible {
 /// `rename` stays within one file system and is atomic), which is flushed to
 /// disk with `fsync` and then renamed over `path`; the directory is synced
 /// afterwards so the rename itself survives a crash. On any failure the
-/// temporary file is removed and `path` is untouched.
+/// temporary file is removed and `path` is untouched. A file that is replaced
+/// keeps its permission bits; a new one gets `0666` less the umask.
 ///
 /// - Throws: `FileWriteError` naming the failed step.
 public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
@@ -52,6 +53,11 @@ func writeFileAtomically(_ bytes: [UInt8], to path: String, beforeRename: () thr
     defer {
         if !closed { close(fd) }
         if !renamed { unlink(temporary) }
+    }
+    // The replaced file's permission bits (not its owner: only root could give it back).
+    var existing = stat()
+    if stat(path, &existing) == 0 && (existing.st_mode & S_IFMT) == S_IFREG {
+        guard fchmod(fd, existing.st_mode & 0o7777) == 0 else { throw failure("keep permissions") }
     }
 
     // 0 when every byte is written, else the errno of the failed write.
