@@ -48,9 +48,36 @@ func readFileBytes(path: String) throws(DataError) -> [UInt8] {
 /// (`writeFileAtomically`): `path` keeps its old content unless every byte is written.
 func writeFileBytes(_ bytes: [UInt8], path: String, gzip: Bool = false) throws(DataError) {
     do {
-        try writeFileAtomically(gzip ? ZlibStream.gzip(bytes) : bytes, to: path)
+        try writeFileAtomically(gzip ? gzipMember(bytes) : bytes, to: path)
     } catch {
         throw .cannotWrite(path: path, reason: (error as? FileWriteError).map { "\($0.operation) failed: \($0.reason)" }
                                ?? "\(error)")
     }
+}
+
+/// `bytes` as one gzip member (RFC 1952: deflate at level 9 with a gzip header
+/// and CRC-32 trailer; no name, modification time 0), as `gzread` reads it back.
+/// The same input and zlib build give the same bytes.
+private func gzipMember(_ bytes: [UInt8]) -> [UInt8] {
+    var z = z_stream()
+    // windowBits 15 + 16: a gzip wrapper instead of zlib's.
+    var status = deflateInit2_(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                               Int32(MemoryLayout<z_stream>.size))
+    precondition(status == Z_OK, "zlib deflateInit2 failed (\(status))")
+    defer { deflateEnd(&z) }
+    // The bound covers every input (plus the gzip header and trailer), so one call finishes.
+    var out = [UInt8](repeating: 0, count: Int(deflateBound(&z, uLong(bytes.count))) + 32)
+    var input = bytes
+    status = input.withUnsafeMutableBufferPointer { source in
+        out.withUnsafeMutableBufferPointer { target in
+            z.next_in = source.baseAddress
+            z.avail_in = uInt(source.count)
+            z.next_out = target.baseAddress
+            z.avail_out = uInt(target.count)
+            return deflate(&z, Z_FINISH)
+        }
+    }
+    precondition(status == Z_STREAM_END, "zlib deflate failed (\(status))")
+    out.removeLast(out.count - Int(z.total_out))
+    return out
 }

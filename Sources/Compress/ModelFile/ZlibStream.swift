@@ -18,33 +18,6 @@ enum ZlibStream {
         return out
     }
 
-    /// `bytes` as one gzip member (RFC 1952: deflate at level 9 with a gzip header
-    /// and CRC-32 trailer; no name, modification time 0), as `gzread` reads it back.
-    /// The same input and zlib build give the same bytes.
-    static func gzip(_ bytes: [UInt8]) -> [UInt8] {
-        var z = z_stream()
-        // windowBits 15 + 16: a gzip wrapper instead of zlib's.
-        var status = deflateInit2_(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                                   Int32(MemoryLayout<z_stream>.size))
-        precondition(status == Z_OK, "zlib deflateInit2 failed (\(status))")
-        defer { deflateEnd(&z) }
-        // The bound covers every input (plus the gzip header and trailer), so one call finishes.
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(&z, uLong(bytes.count))) + 32)
-        var input = bytes
-        status = input.withUnsafeMutableBufferPointer { source in
-            out.withUnsafeMutableBufferPointer { target in
-                z.next_in = source.baseAddress
-                z.avail_in = uInt(source.count)
-                z.next_out = target.baseAddress
-                z.avail_out = uInt(target.count)
-                return deflate(&z, Z_FINISH)
-            }
-        }
-        precondition(status == Z_STREAM_END, "zlib deflate failed (\(status))")
-        out.removeLast(out.count - Int(z.total_out))
-        return out
-    }
-
     /// The bytes `stream` inflates to, or a reason it cannot: not zlib, a bad
     /// checksum, cut short, bytes after the end, or more than `limit` bytes out.
     static func inflate(_ stream: UnsafeRawBufferPointer, limit: Int) -> Result<[UInt8], InflateFailure> {
