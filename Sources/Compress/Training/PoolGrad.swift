@@ -84,10 +84,11 @@ final class PoolTrainingKernel: TrainingKernel {
         argmax.withUnsafeMutableBufferPointer { indices in
             let winners = isMax ? indices.baseAddress : nil
             context.forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
-                let x = b.inputs[0] + planeStart(plane, g.h &* g.w), y = b.output + planeStart(plane, g.oh &* g.ow)
+                let x = b.inputs[0] + planeLayout(plane, pixels: g.h &* g.w, blocked: blocked).start
+                let y = b.output + planeLayout(plane, pixels: g.oh &* g.ow, blocked: blocked).start
                 let planeWinners = winners.map { $0 + plane &* g.oh &* g.ow }
-                if let planeWinners, isPlainHalving(g) {
-                    maxPoolHalving(x, y, planeWinners, g, step: step)
+                if let planeWinners, isPlainHalving(g) {  // plain only: the blocked one returned above
+                    maxPoolHalving(x, y, planeWinners, g)
                     return
                 }
                 forEachWindow(g) { out, first, rows, columns, divisor in
@@ -113,34 +114,25 @@ final class PoolTrainingKernel: TrainingKernel {
         }
     }
 
-    /// Where plane `plane` (image-major, `n * C + c`) of a map of `pixels` pixels
-    /// starts; its pixels are 1 apart (plain) or 8 (blocked).
-    @inline(__always)
-    private func planeStart(_ plane: Int, _ pixels: Int) -> Int {
-        blocked ? (plane >> 3) &* pixels &* 8 &+ plane & 7 : plane &* pixels
-    }
-
     /// A 2x2 window with stride 2, no padding or dilation, every window inside the input: the common case.
     private func isPlainHalving(_ g: Geometry) -> Bool {
         pool.kernel == .square(2) && pool.stride == .square(2) && pool.padding.isZero && pool.dilation == .square(1)
             && 2 &* g.oh <= g.h && 2 &* g.ow <= g.w
     }
 
-    /// Max pooling of one plane over 2x2 windows with stride 2, with the winners' offsets.
-    /// Pixels are `step` floats apart (1 plain, 8 blocked); the winners' offsets count pixels.
+    /// Max pooling of one plain plane over 2x2 windows with stride 2, with the winners' offsets.
     private func maxPoolHalving(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                _ winners: UnsafeMutablePointer<Int32>, _ g: Geometry, step: Int) {
+                                _ winners: UnsafeMutablePointer<Int32>, _ g: Geometry) {
         for oy in 0..<g.oh {
             let top = 2 &* oy &* g.w
             for ox in 0..<g.ow {
                 let first = top &+ 2 &* ox
-                let (a, b, c, d) = (x[first &* step], x[(first &+ 1) &* step], x[(first &+ g.w) &* step],
-                                    x[(first &+ g.w &+ 1) &* step])
+                let (a, b, c, d) = (x[first], x[first &+ 1], x[first &+ g.w], x[first &+ g.w &+ 1])
                 var (index, best) = (first, a)
                 if b > best { (index, best) = (first &+ 1, b) }
                 if c > best { (index, best) = (first &+ g.w, c) }
                 if d > best { (index, best) = (first &+ g.w &+ 1, d) }
-                y[(oy &* g.ow &+ ox) &* step] = best
+                y[oy &* g.ow &+ ox] = best
                 winners[oy &* g.ow &+ ox] = Int32(truncatingIfNeeded: index)
             }
         }
@@ -158,7 +150,8 @@ final class PoolTrainingKernel: TrainingKernel {
         argmax.withUnsafeBufferPointer { indices in
             let winners = isMax ? indices.baseAddress : nil
             context.forEachIndex(g.planes, workers: workers(b, context)) { plane, _ in
-                let dX = dXBase + planeStart(plane, g.h &* g.w), dY = b.outputGradient + planeStart(plane, g.oh &* g.ow)
+                let dX = dXBase + planeLayout(plane, pixels: g.h &* g.w, blocked: blocked).start
+                let dY = b.outputGradient + planeLayout(plane, pixels: g.oh &* g.ow, blocked: blocked).start
                 if let winners {
                     let planeWinners = winners + plane &* g.oh &* g.ow
                     for out in 0..<(g.oh &* g.ow) where planeWinners[out] >= 0 {
@@ -192,18 +185,12 @@ final class GlobalAveragePoolTrainingKernel: TrainingKernel, BlockedLayoutTraini
     var layoutRule: TrainingLayoutRule { .plainOutput }
     func useLayouts(inputs: [Bool], output: Bool) { blockedInput = inputs[0] }
 
-    /// Where plane `p` (`n * C + c`) starts and how far apart its values are.
-    @inline(__always)
-    private func plane(_ p: Int, inner: Int) -> (start: Int, step: Int) {
-        blockedInput ? ((p >> 3) &* inner &* 8 &+ p & 7, 8) : (p &* inner, 1)
-    }
-
     func forward(_ b: TrainingBinding, training: Bool, _ context: KernelContext) {
         let shape = b.inputShapes[0]
         let (planes, inner) = (shape[0] &* shape[1], shape[2...].reduce(1, *))
         let scale = 1 / Float(inner)
         for p in 0..<planes {
-            let (start, step) = plane(p, inner: inner)
+            let (start, step) = planeLayout(p, pixels: inner, blocked: blockedInput)
             let x = b.inputs[0] + start
             var sum: Float = 0
             for i in 0..<inner { sum += x[i &* step] }
@@ -217,9 +204,16 @@ final class GlobalAveragePoolTrainingKernel: TrainingKernel, BlockedLayoutTraini
         let (planes, inner) = (shape[0] &* shape[1], shape[2...].reduce(1, *))
         let scale = 1 / Float(inner)
         for p in 0..<planes {
-            let (start, step) = plane(p, inner: inner)
+            let (start, step) = planeLayout(p, pixels: inner, blocked: blockedInput)
             let (dX, share) = (dXBase + start, b.outputGradient[p] * scale)
             for i in 0..<inner { dX[i &* step] += share }
         }
     }
+}
+
+/// Where plane `plane` (`n * C + c`) of a map of `pixels` pixels starts, and how
+/// far apart its pixels are: 1 in plain NCHW, 8 in NCHW8c.
+@inline(__always)
+func planeLayout(_ plane: Int, pixels: Int, blocked: Bool) -> (start: Int, step: Int) {
+    blocked ? ((plane >> 3) &* pixels &* 8 &+ plane & 7, 8) : (plane &* pixels, 1)
 }

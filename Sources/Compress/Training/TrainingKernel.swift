@@ -38,7 +38,7 @@ extension TrainingKernel {
 /// `y[i] += x[i]` for `count` elements.
 @inline(__always)
 func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { y[i] += x[i] }
+    addVectors(y, x, y, count: count)
 }
 
 /// `dB[c] += Σ dY[c][k]` over the `plane` values of each of `channels` planes (a conv's bias gradient).

@@ -169,12 +169,6 @@ func addPlainToBlocked(_ x: UnsafePointer<Float>, shape: [Int], into y: UnsafeMu
     }
 }
 
-/// `y += x` where `x` is blocked `[N, C, H, W]` (C a multiple of 8) and `y` plain.
-func addBlockedToPlainImages(_ x: UnsafePointer<Float>, shape: [Int], into y: UnsafeMutablePointer<Float>) {
-    let (n, c, plane) = (shape[0], shape[1], shape[2] &* shape[3])
-    for i in 0..<n { addBlockedToPlain(x + i &* c &* plane, channels: c, plane: plane, y + i &* c &* plane) }
-}
-
 /// Element-wise: the same loops serve either layout when input and output share it.
 extension ActivationTrainingKernel: BlockedLayoutTrainingKernel {
     var layoutRule: TrainingLayoutRule { .uniform }

@@ -264,7 +264,7 @@ final class TrainingBatchState {
 
     /// Zeroes the gradients of all values (not of parameters), split over the
     /// workers; with `assigning`, only those no step assigns (the bindings' `assignsInputGradient`).
-    func zeroValueGradients(_ context: KernelContext, assigning: Bool = false) {
+    func zeroValueGradients(_ context: KernelContext, assigning: Bool) {
         for region in assigning ? unassignedGradientRanges : [gradientRegion] {
             let start = arena.pointer + region.lowerBound
             forEachElementRange(region.count, context) { r in (start + r.lowerBound).update(repeating: 0, count: r.count) }
