@@ -44,6 +44,15 @@ func readFileBytes(path: String) throws(DataError) -> [UInt8] {
     return bytes
 }
 
+/// Bytes of the elements a data file's header declares (`shape`, elements of
+/// `elementWidth` bytes), or nil when they and the `headerBytes` before them
+/// exceed `Int.max`: a header can declare dimensions whose product overflows.
+func declaredDataBytes(shape: [Int], elementWidth: Int, after headerBytes: Int) -> Int? {
+    if shape.contains(0) { return 0 }
+    let bytes = MemoryNeed.bytes(elements: shape, elementSize: elementWidth)
+    return bytes <= Int.max - headerBytes ? bytes : nil
+}
+
 /// Writes `bytes` to `path`, gzip-compressed when `gzip` is true, atomically
 /// (`writeFileAtomically`): `path` keeps its old content unless every byte is written.
 func writeFileBytes(_ bytes: [UInt8], path: String, gzip: Bool = false) throws(DataError) {

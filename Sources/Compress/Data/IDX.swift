@@ -55,8 +55,11 @@ public enum IDX {
             throw .unsupported(path: source, detail: "unknown IDX element type byte 0x" + hex([typeByte])
                                + " (expected 0x08, 0x09, 0x0B, 0x0C, 0x0D or 0x0E)")
         }
-        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-        let expected = headerSize + count * elementWidth
+        guard let dataBytes = declaredDataBytes(shape: shape, elementWidth: elementWidth, after: headerSize) else {
+            throw .malformed(path: source, detail: "its header announces \(shape) elements, more than a file can hold")
+        }
+        let count = dataBytes / elementWidth
+        let expected = headerSize + dataBytes
         guard bytes.count >= expected else {
             throw .truncated(path: source, expectedBytes: expected, actualBytes: bytes.count)
         }

@@ -118,8 +118,11 @@ public enum NPY {
             throw .unsupported(path: source, detail: "unsupported dtype '\(header.descr)' (supported: "
                                + "<f4, <f8, <f2, |u1, |i1, |b1, <i2, <i4, <i8, <u2, <u4; little-endian only)")
         }
-        let count = header.shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-        let expected = dataStart + count * element.width
+        guard let dataBytes = declaredDataBytes(shape: header.shape, elementWidth: element.width, after: dataStart) else {
+            throw .malformed(path: source, detail: "its header announces \(header.shape) elements, more than a file can hold")
+        }
+        let count = dataBytes / element.width
+        let expected = dataStart + dataBytes
         guard bytes.count >= expected else {
             throw .truncated(path: source, expectedBytes: expected, actualBytes: bytes.count)
         }
