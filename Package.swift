@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// COMPRESSOR_FUZZ=1 adds the libFuzzer executable (scripts/fuzz.sh builds it
+// with --sanitize fuzzer --sanitize address into .build-fuzz); the normal
+// build and CI never see it.
+let fuzzing = Context.environment["COMPRESSOR_FUZZ"] == "1"
+
 let package = Package(
     name: "compressor",
     products: [
@@ -59,7 +64,10 @@ let package = Package(
             "Compress", "Prune", "LowRank", "Distill",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "SIMDKernels512", "SIMDKernelsWide16", "COnnxProto", "CModelProto"], exclude: ["Fixtures"]),
+        // What `compressor info`, `run`'s checks and the data readers do with
+        // a file's bytes, for the fuzz targets and the test replaying their finds.
+        .target(name: "FuzzEntries", dependencies: ["Compress", "Prune", "LowRank", "Distill", "CZlib"]),
+        .testTarget(name: "CompressTests", dependencies: ["Compress", "SIMDKernels", "SIMDKernels512", "SIMDKernelsWide16", "COnnxProto", "CModelProto", "FuzzEntries"], exclude: ["Fixtures"]),
         .testTarget(name: "PruneTests", dependencies: ["Compress", "Prune"]),
         .testTarget(name: "LowRankTests", dependencies: ["Compress", "LowRank"]),
         .testTarget(name: "DistillTests", dependencies: ["Compress", "Distill"]),
@@ -67,3 +75,7 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if fuzzing {
+    package.targets.append(.executableTarget(name: "compressor-fuzz", dependencies: ["FuzzEntries"], path: "Fuzz"))
+}
