@@ -49,6 +49,21 @@ import Testing
             .hasSuffix("more than a file can hold") == true)
     }
 
+    /// An ONNX initializer whose dimensions (each under 2^40) multiply past
+    /// `Int.max` trapped in `Tensor.init(shape:storage:)` (found by the ONNX
+    /// fuzzer): the product saturates and matches no storage.
+    @Test func shapesWhoseProductOverflowsMatchNoStorage() throws {
+        let message = try #require(try Self.outcome(.onnx, "crash-e9b86a354963d7823cd02ca43e03b38f8d8d19f2"))
+        #expect(message.contains("does not match shape"))
+        let shape = [1 << 39, 1 << 39]
+        #expect(throws: TensorError.elementCountMismatch(shape: shape, count: 0)) {
+            try Tensor(shape: shape, storage: .float32([]))
+        }
+        #expect(TensorError.elementCountMismatch(shape: shape, count: 0).description
+                == "tensor shape [549755813888, 549755813888] needs more than Int.max elements, got 0")
+        #expect(try Tensor(shape: [1 << 39, 1 << 39, 0], storage: .float32([])).count == 0)
+    }
+
     /// An empty pipeline file is refused as not a mapping (its read leaked
     /// 4 KB in Foundation's `String(contentsOfFile:)`, which the fuzzer reported).
     @Test func emptyPipelineFileIsRefused() throws {

@@ -48,9 +48,9 @@ func readFileBytes(path: String) throws(DataError) -> [UInt8] {
 /// `elementWidth` bytes), or nil when they and the `headerBytes` before them
 /// exceed `Int.max`: a header can declare dimensions whose product overflows.
 func declaredDataBytes(shape: [Int], elementWidth: Int, after headerBytes: Int) -> Int? {
-    if shape.contains(0) { return 0 }
-    let bytes = MemoryNeed.bytes(elements: shape, elementSize: elementWidth)
-    return bytes <= Int.max - headerBytes ? bytes : nil
+    guard let count = shape.checkedElementCount else { return nil }
+    let (bytes, overflow) = count.multipliedReportingOverflow(by: elementWidth)
+    return !overflow && bytes <= Int.max - headerBytes ? bytes : nil
 }
 
 /// Writes `bytes` to `path`, gzip-compressed when `gzip` is true, atomically

@@ -65,8 +65,8 @@ public struct Tensor: Sendable, Equatable {
     /// Creates a tensor, checking that the number of elements matches the shape.
     public init(shape: [Int], storage: TensorStorage) throws(TensorError) {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw .invalidShape(shape) }
-        let expected = shape.reduce(1, *)
-        guard expected == storage.count else {
+        // A shape from a file can be any size (found by the ONNX fuzzer).
+        guard shape.checkedElementCount == storage.count else {
             throw .elementCountMismatch(shape: shape, count: storage.count)
         }
         self.shape = shape
@@ -144,7 +144,7 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidShape(let s): "invalid tensor shape \(s): dimensions must be non-negative"
         case .elementCountMismatch(let s, let c):
-            "tensor shape \(s) needs \(s.reduce(1, *)) elements, got \(c)"
+            "tensor shape \(s) needs \(s.checkedElementCount.map(String.init) ?? "more than Int.max") elements, got \(c)"
         }
     }
 }
@@ -152,4 +152,17 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
 extension Array where Element == Int {
     /// Number of elements of a tensor with this shape.
     public var elementCount: Int { reduce(1, *) }
+
+    /// Number of elements of a tensor with this shape, or nil when the
+    /// product overflows `Int` (a shape read from a file can be any size).
+    public var checkedElementCount: Int? {
+        if contains(0) { return 0 }
+        var count = 1
+        for d in self {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 }
