@@ -37,8 +37,19 @@ max_len() {
 }
 
 build() {
-    (cd "$ROOT" && COMPRESSOR_FUZZ=1 nice -n 5 swift build -c release --sanitize fuzzer --sanitize address \
-        --scratch-path "$FUZZ_DIR" --product compressor-fuzz 2>&1 | grep -E "error|warning: |Compiling|Build" | tail -5)
+    # `--sanitize fuzzer` makes SwiftPM link libFuzzer's main; the one
+    # -sanitize=fuzzer,address after it is what swiftc keeps (the last
+    # -sanitize wins: `--sanitize fuzzer --sanitize address` passes two flags in
+    # no fixed order, so coverage was instrumented in one build out of two).
+    (cd "$ROOT" && COMPRESSOR_FUZZ=1 nice -n 5 swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address \
+        -Xcc -fsanitize=address --scratch-path "$FUZZ_DIR" --product compressor-fuzz 2>&1 \
+        | grep -E "error|warning: |Compiling|Build" | tail -5)
+    # Refuse a fuzzer without coverage counters in the library (it would run blind).
+    local counters
+    counters=$(COMPRESSOR_FUZZ_TARGET=header "$FUZZER" -runs=0 2>&1 | grep -o "([0-9]* inline 8-bit counters)" | head -1 | grep -o "[0-9]*")
+    if [ "${counters:-0}" -lt 20000 ]; then
+        echo "fuzz.sh: $FUZZER has ${counters:-no} coverage counters: not instrumented" >&2; exit 1
+    fi
 }
 
 # The small models (lenet5, mobilenet-small and resnet20 at width 0.1), each
