@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
         let threadCounts = try measurement.threadCounts()
         let policies = try parsePolicies()
         guard !train || (sparse == nil && !layers) else { throw CLIError("--sparse and --layers time inference only") }
-        let m = try loadModel(model)
+        let m = try loadRunnableModel(model)
         let bench = measurement.benchmark
         // Steps are timed on their own: a tenth of the time per step keeps --layers affordable.
         var stepBench = bench

@@ -22,6 +22,7 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
 
     @OptionGroup var outputOptions: OutputOptions
 
@@ -31,7 +32,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try loadModel(model)
+        let m = try loadRunnableModel(model)
         let splits = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount, splits: [.test])
         let test = try classes.apply(to: splits, model: m).test
         if let problem = DatasetSplits.inputShapeProblem(data: test.sampleShape, model: m.inputShape) {

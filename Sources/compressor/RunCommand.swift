@@ -46,6 +46,7 @@ struct RunCommand: ParsableCommand {
     var limit: Int?
 
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {

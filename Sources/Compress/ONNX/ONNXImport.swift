@@ -29,9 +29,11 @@ public enum ONNXImporter {
     /// Opsets of the default ONNX domain the importer understands.
     public static let supportedOpsets = 9...28
 
-    /// Parses and converts an ONNX `ModelProto`.
-    public static func decode(_ bytes: [UInt8]) throws(ONNXImportError) -> Model {
-        let proto = try ONNXProtoReader.model(bytes)
+    /// Parses and converts an ONNX `ModelProto`, after checking the
+    /// initializers' declared sizes against `budget`
+    /// (`ONNXImportError.exceedsMemoryBudget` names the largest).
+    public static func decode(_ bytes: [UInt8], budget: MemoryBudget = .processDefault) throws(ONNXImportError) -> Model {
+        let proto = try ONNXProtoReader.model(bytes, budget: budget)
         guard let graph = proto.graph else { throw .missingGraph }
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
         // Aliases first, so the foldings see constants; activations before LayerNorms: the

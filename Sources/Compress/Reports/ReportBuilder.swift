@@ -24,6 +24,8 @@ public enum ReportError: Error, Equatable, CustomStringConvertible {
     case unreadableModel(path: String, reason: String)
     case inputShapeMismatch(label: String, modelShape: [Int], dataShape: [Int])
     case invalidSettings(String)
+    /// A model cannot run one image within the memory budget (`Model.checkInferenceMemory`).
+    case exceedsMemoryBudget(path: String, MemoryBudgetExceeded)
 
     public var description: String {
         switch self {
@@ -33,6 +35,7 @@ public enum ReportError: Error, Equatable, CustomStringConvertible {
             "the data's images are \(d.map(String.init).joined(separator: "x")) but \(label) takes "
                 + m.map(String.init).joined(separator: "x")
         case .invalidSettings(let detail): detail
+        case .exceedsMemoryBudget(let path, let refusal): "\(path): \(refusal)"
         }
     }
 }
@@ -56,6 +59,11 @@ public enum ReportBuilder {
             throw ReportError.invalidSettings("the validation split is empty (hold out images with --validation-count)")
         }
         let loaded = try models.map { try LoadedModel(label: $0.label, path: $0.path) }
+        for m in loaded {
+            do { try m.model.checkInferenceMemory() } catch let refusal as MemoryBudgetExceeded {
+                throw ReportError.exceedsMemoryBudget(path: m.path, refusal)
+            }
+        }
         for data in [test, validation].compactMap({ $0 }) { try checkShapes(loaded, data: data) }
         let latencies = try measureLatency(loaded, settings: settings, progress: progress)
         func accuracies(on data: LabeledImages, limit: Int?) throws -> [AccuracyResult] {
