@@ -247,7 +247,10 @@ final class TrainingBatchState {
         var need = MemoryNeed(purpose: "a training step at batch \(batch)",
                               tensors: [sizes[plan.inputID]] + plan.outputIDs.map { sizes[$0] },
                               extraBytes: multipliedSaturated(planned, 4))
-        need.largest = sizes.max { $0.bytes < $1.bytes }
+        let parameters = graph.initializers.map { name, tensor in
+            MemoryNeed.TensorSize(name: name, shape: tensor.shape, bytes: MemoryNeed.bytes(elements: tensor.shape, elementSize: 4))
+        }
+        need.largest = (sizes + parameters).max { $0.bytes < $1.bytes }
         try budget.check(need)
         let arena = FloatBuffer(count: next)
         self.arena = arena
