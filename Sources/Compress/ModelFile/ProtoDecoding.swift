@@ -110,8 +110,8 @@ enum ProtoDecoder {
         for p in messages(g.tensors, g.n_tensors) {
             let t = p.pointee
             guard let name = t.name else { continue }
-            let shape = buffer(t.shape, t.n_shape).map { Int(clamping: $0) }
-            guard shape.allSatisfy({ $0 >= 0 }) else { continue }
+            // A negative or overflowing shape is the decoder's invalidShape, not a budget question.
+            guard let shape = try? dimensions(t.shape, t.n_shape, context: "") else { continue }
             let width = t.encoding_case == COMPRESSOR__TENSOR__ENCODING_DENSE_INT64 ? 8 : 4
             sizes.append(MemoryNeed.TensorSize(name: String(cString: name), shape: shape,
                                                bytes: MemoryNeed.bytes(elements: shape, elementSize: width)))
