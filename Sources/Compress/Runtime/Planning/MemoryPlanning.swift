@@ -29,15 +29,3 @@ extension ExecutionPlan {
         return need
     }
 }
-
-/// `a + b`, saturating at `Int.max` (sizes from declared shapes can be any size).
-func addingSaturated(_ a: Int, _ b: Int) -> Int {
-    let (sum, overflow) = a.addingReportingOverflow(b)
-    return overflow ? Int.max : sum
-}
-
-/// `a * b`, saturating at `Int.max`.
-func multipliedSaturated(_ a: Int, _ b: Int) -> Int {
-    let (product, overflow) = a.multipliedReportingOverflow(by: b)
-    return overflow ? Int.max : product
-}
