@@ -172,6 +172,21 @@ import Testing
         #expect(e.need.bytes == 43_200_000_000)
     }
 
+    /// uint8 pixels widen to float32 (4x) only when the widened images fit beside the bytes.
+    @Test func datasetPixelsWidenWithinTheBudget() throws {
+        let bytes = try Tensor(shape: [100, 1, 28, 28], storage: .uint8([UInt8](repeating: 255, count: 78_400)))
+        let labels = [Int32](repeating: 0, count: 100)
+        let refusal = #expect(throws: DataError.self) {
+            try DatasetLoader.scaledImages(bytes, samples: 0..<100, source: "x.idx", labels: labels, budget: MemoryBudget(bytes: 300_000))
+        }
+        guard case .exceedsMemoryBudget(let e)? = refusal else { Issue.record("got \(String(describing: refusal))"); return }
+        #expect(e.need.bytes == 78_400 + 313_600)
+        #expect(e.need.largest == MemoryNeed.TensorSize(name: "x.idx", shape: [100, 1, 28, 28], bytes: 313_600))
+        let images = try DatasetLoader.scaledImages(bytes, samples: 0..<100, source: "x.idx", labels: labels,
+                                                    budget: MemoryBudget(bytes: 400_000))
+        #expect(images.images.floats.allSatisfy { $0 == 1 })
+    }
+
     /// A gzip file that inflates past the budget is refused as it inflates.
     @Test func gzipInflationStopsAtTheBudget() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("budget-\(UUID().uuidString).idx.gz").path
