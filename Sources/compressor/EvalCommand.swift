@@ -39,8 +39,10 @@ struct EvalCommand: ParsableCommand {
             throw CLIError(problem)
         }
         let start = Date()
-        let result = try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threadsOption.threads,
-                                             progress: TerminalProgress())
+        let result = try namingModel(model) {
+            try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threadsOption.threads,
+                                    progress: TerminalProgress())
+        }
         let seconds = Date().timeIntervalSince(start)
         if outputOptions.json {
             try printJSON(EvalReport(model: model, images: result.images, top1: result.top1, top5: result.top5,

@@ -74,14 +74,14 @@ import Testing
 
         let bench = try cli.run(["bench", model, "--batch", "1,64", "--repetitions", "1", "--seconds", "0"] + budget)
         #expect(bench.status == 1)
-        #expect(bench.stderr.hasPrefix("Error: inference at batch 64 needs "), "\(bench.stderr)")
+        #expect(bench.stderr.hasPrefix("Error: \(model): inference at batch 64 needs "), "\(bench.stderr)")
         #expect(bench.stderr.contains("(largest tensor: 'conv1' 64x20x24x24, 2.8 MiB)"))
         #expect(bench.stderr.hasSuffix(tail))
         #expect(try cli.run(["bench", model, "--batch", "1", "--repetitions", "1", "--seconds", "0"] + budget).status == 0)
 
         let eval = try cli.run(["eval", model, "--data", dir + "/data", "--batch", "32"] + budget)
         #expect(eval.status == 1)
-        #expect(eval.stderr.hasPrefix("Error: inference at batch 32 needs "), "\(eval.stderr)")
+        #expect(eval.stderr.hasPrefix("Error: \(model): inference at batch 32 needs "), "\(eval.stderr)")
         // At batch 32 the largest tensor is a weight.
         #expect(eval.stderr.contains("(largest tensor: 'fc1.weight' 500x800, 1.5 MiB)"))
         #expect(eval.stderr.hasSuffix(tail))
@@ -91,7 +91,7 @@ import Testing
         let finetune = try cli.run(["finetune", model, "--data", dir + "/data", "--validation-count", "8", "--epochs", "1",
                                     "--batch", "16", "-o", output] + budget)
         #expect(finetune.status == 1)
-        #expect(finetune.stderr.hasPrefix("Error: a training step at batch 16 needs "), "\(finetune.stderr)")
+        #expect(finetune.stderr.hasPrefix("Error: \(model): a training step at batch 16 needs "), "\(finetune.stderr)")
         #expect(finetune.stderr.contains("(largest tensor: 'fc1.weight' 500x800, 1.5 MiB)"))
         #expect(finetune.stderr.hasSuffix(tail))
         #expect(!FileManager.default.fileExists(atPath: output))

@@ -16,12 +16,18 @@ func loadModel(_ path: String) throws -> Model {
 /// read or buffer allocated.
 func loadRunnableModel(_ path: String) throws -> Model {
     let model = try loadModel(path)
+    try namingModel(path) { try model.checkInferenceMemory() }
+    return model
+}
+
+/// Runs `work` on the model at `path`; a memory-budget refusal it throws
+/// becomes one message that starts with the path.
+func namingModel<T>(_ path: String, _ work: () throws -> T) throws -> T {
     do {
-        try model.checkInferenceMemory()
+        return try work()
     } catch let refusal as MemoryBudgetExceeded {
         throw CLIError("\(path): \(refusal)")
     }
-    return model
 }
 
 /// Writes `model` atomically to `path`: ONNX when the path ends in `.onnx`,
