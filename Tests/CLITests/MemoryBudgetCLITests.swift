@@ -87,6 +87,13 @@ import Testing
         #expect(eval.stderr.hasSuffix(tail))
         #expect(try cli.run(["eval", model, "--data", dir + "/data", "--batch", "1"] + budget).status == 0)
 
+        let report = try cli.run(["report", model, "--data", dir + "/data", "--batch", "64", "--repetitions", "1",
+                                  "--seconds", "0", "-o", dir + "/report"] + budget)
+        #expect(report.status == 1)
+        #expect(report.stderr.hasPrefix("Error: \(model): inference at batch 64 needs "), "\(report.stderr)")
+        #expect(report.stderr.hasSuffix(tail))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/report"))
+
         let output = dir + "/tuned.bin"
         let finetune = try cli.run(["finetune", model, "--data", dir + "/data", "--validation-count", "8", "--epochs", "1",
                                     "--batch", "16", "-o", output] + budget)
