@@ -123,6 +123,8 @@ public final class Session {
     /// - Parameter input: `[N] + model.inputShape` float pixels in [0, 1]; the
     ///   model's normalization is applied here.
     /// - Returns: the graph's first output, e.g. logits `[N, classes]`.
+    /// - Throws: `MemoryBudgetExceeded` when a batch size not run before
+    ///   needs more than `memoryBudget` (see `prepare(batch:)`).
     public func run(_ input: Tensor) throws -> Tensor {
         let name = try model.firstInputName()
         let batch = try plan.graph.validatedBatchSize(of: [name: input])

@@ -36,6 +36,7 @@ final class ImageWisePlan {
         let oneShapes = plan.shapeNames.map { one[$0]! }
         let perWorker = BatchPlan.plannedFloats(BatchPlan.arenaCount(plan, shapes: oneShapes),
                                                 BatchPlan.scratchPerWorker(plan, shapes: oneShapes), 1)
+        // Floats of the batch-sized buffers the images are staged in and collected from.
         let staging = Set(plan.inputIDs + plan.outputIDs).reduce(0) { total, id in
             addingSaturated(total, MemoryNeed.bytes(elements: shapes[id], elementSize: 1))
         }
