@@ -450,10 +450,12 @@ struct PipelineFixture {
         let state = try #require(f.bytes(steps + "/state.json"))
         #expect(try refusal(f, path) == """
             cannot resume from \(steps): step 2 (finetune) file \(file) was modified after that run \
-            (its size or hash differs from state.json); run with --rerun-from 2 to rerun from that step, \
+            (its content differs from the hash state.json recorded); run with --rerun-from 2 to rerun from that step, \
             or without --resume to start over
             """)
         #expect(f.bytes(file) == tampered && f.bytes(steps + "/state.json") == state)
+        try (original + [0]).write(to: URL(fileURLWithPath: file))
+        #expect(try refusal(f, path)?.contains("file \(file) was modified after that run (\(original.count) bytes then, \(original.count + 1) now)") == true)
         // Rerunning from step 3 would reuse the tampered file: refused too.
         #expect(try refusal(f, path, rerunFrom: 3)?.contains("step 2 (finetune) file") == true)
         // Asked to, it reuses step 1 and reruns steps 2 and 3: the same bytes as a run never stopped.
@@ -484,6 +486,43 @@ struct PipelineFixture {
         let resumed = try PipelineRunner(plan: try f.plan(path)).run(resume: true)
         #expect(resumed.steps.allSatisfy { !$0.resumed })
         #expect(FileManager.default.fileExists(atPath: file))
+    }
+
+    @Test func aChangedFineTuneStepDoesNotResumeItsOldCheckpoint() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        let first = PipelineRunner(plan: try f.plan(path))
+        first.log = { line in if line.hasPrefix("epoch 1/") { first.cancellation.cancel() } }
+        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+        let checkpoint = f.directory + "/out/final.steps/02-finetune.ckpt"
+        #expect(FileManager.default.fileExists(atPath: checkpoint))
+        _ = try f.write(PipelineFixture.steps.replacingOccurrences(of: "lr: 0.05", with: "lr: 0.04"))
+        let runner = PipelineRunner(plan: try f.plan(path))
+        var lines: [String] = []
+        runner.log = { lines.append($0) }
+        let resumed = try runner.run(resume: true)
+        #expect(lines.first == "step 2 (finetune) starts over, changed since its checkpoint: removed \(checkpoint)")
+        #expect(resumed.steps.map(\.resumed) == [true, false, false])
+        #expect(!resumed.steps[1].changes.contains("resumed after epoch 1"))
+        let fresh = try PipelineRunner(plan: try f.plan(path, overrides: PipelineOverrides(output: f.directory + "/fresh.bin")))
+            .run(resume: false)
+        #expect(f.bytes(resumed.output) == f.bytes(fresh.output))
+    }
+
+    @Test func rerunFromTheFirstUnfinishedStepDropsItsCheckpoint() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        let first = PipelineRunner(plan: try f.plan(path))
+        first.log = { line in if line.hasPrefix("epoch 1/") { first.cancellation.cancel() } }
+        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+        let runner = PipelineRunner(plan: try f.plan(path))
+        var lines: [String] = []
+        runner.log = { lines.append($0) }
+        let rerun = try runner.run(resume: true, rerunFrom: 2)
+        #expect(lines.prefix(2) == ["rerunning from step 2 as asked; reusing steps 1-1 after checking their files",
+                                    "step 2 (finetune) starts over, as asked: removed \(f.directory)/out/final.steps/02-finetune.ckpt"])
+        #expect(rerun.steps.map(\.resumed) == [true, false, false])
+        #expect(!rerun.steps[1].changes.contains("resumed after epoch 1"))
     }
 
     @Test func rerunFromOutsideThePipelineIsRefused() throws {

@@ -142,10 +142,15 @@ struct PipelineManifest: Codable {
             let problem: String
             if !FileManager.default.fileExists(atPath: path) {
                 problem = "\(label) is missing"
-            } else if let recorded = step.file, recorded == FileFingerprint(of: try readFile(path)) {
-                continue
             } else {
-                problem = "\(label) was modified after that run (its size or hash differs from \(Self.fileName))"
+                let now = FileFingerprint(of: try readFile(path))
+                guard let then = step.file else {
+                    throw PipelineResumeError("cannot resume: \(directory)/\(Self.fileName) is damaged (no hash for \(label)); run without --resume to start over")
+                }
+                if now == then { continue }
+                problem = "\(label) was modified after that run (" + (then.bytes == now.bytes
+                    ? "its content differs from the hash \(Self.fileName) recorded)"
+                    : "\(then.bytes) bytes then, \(now.bytes) now)")
             }
             throw PipelineResumeError("""
                 cannot resume from \(directory): \(problem); run with --rerun-from \(step.result.number) \

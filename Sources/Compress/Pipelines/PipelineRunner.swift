@@ -235,8 +235,8 @@ public final class PipelineRunner {
             let unchanged = try saved.unchangedSteps(for: fresh.fingerprint, dataFiles: fresh.dataFiles, directory: directory)
             let kept = min(unchanged, saved.steps.count, (rerunFrom ?? .max) - 1)
             try saved.checkStepFiles(upTo: kept, directory: directory)
-            if let rerunFrom {
-                log(rerunFrom == 1 ? "rerunning every step as asked (--rerun-from 1)"
+            if let rerunFrom, kept == rerunFrom - 1 {
+                log(kept == 0 ? "rerunning every step as asked (--rerun-from 1)"
                     : "rerunning from step \(rerunFrom) as asked; reusing steps 1-\(kept) after checking their files")
             } else if kept < saved.steps.count {
                 log(kept == 0 ? "step 1 changed since that run; rerunning every step"
@@ -244,7 +244,11 @@ public final class PipelineRunner {
             }
             // A changed or rerun fine-tune step must not resume an old checkpoint.
             for step in plan.steps where step.number > min(unchanged, (rerunFrom ?? .max) - 1) {
-                try? FileManager.default.removeItem(atPath: directory + "/" + step.label + ".ckpt")
+                let checkpoint = directory + "/" + step.label + ".ckpt"
+                guard FileManager.default.fileExists(atPath: checkpoint) else { continue }
+                try FileManager.default.removeItem(atPath: checkpoint)
+                log("step \(step.number) (\(step.name)) starts over, "
+                    + (step.number > unchanged ? "changed since its checkpoint" : "as asked") + ": removed \(checkpoint)")
             }
             saved.steps = Array(saved.steps.prefix(kept))
             saved.fingerprint = fresh.fingerprint
