@@ -15,8 +15,9 @@ struct RunCommand: ParsableCommand {
         last finished epoch). It first checks that nothing changed: the input model, \
         the data files' content, the seed, and every reused step's file against the \
         hash state.json recorded. It refuses, naming what changed, and reruns a step \
-        only when asked: --rerun-from N, or a run without --resume to start over. Paths in the file are relative to the file; paths on the \
-        command line are relative to the working directory and override the file's.
+        only when asked: --rerun-from N, or a run without --resume to start over. \
+        Paths in the file are relative to the file; paths on the command line are \
+        relative to the working directory and override the file's.
 
         Smoke run of a long pipeline (every step, one epoch, 512 images a split):
           compressor run pipelines/deep-compression-lenet5.yaml --max-epochs 1 --limit 512 \\

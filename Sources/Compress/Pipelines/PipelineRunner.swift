@@ -77,7 +77,7 @@ public final class PipelineRunner {
     ///   - rerunFrom: resume, but rerun step N and every later step (reusing,
     ///     after the same checks, only steps 1 to N-1).
     public func run(resume: Bool, rerunFrom: Int? = nil) throws -> PipelineSummary {
-        if let rerunFrom, !(1...plan.steps.count).contains(rerunFrom) {
+        if let rerunFrom, rerunFrom < 1 || rerunFrom > plan.steps.count {
             throw PipelineResumeError("cannot rerun from step \(rerunFrom): the pipeline has steps 1 to \(plan.steps.count)")
         }
         let resume = resume || rerunFrom != nil
