@@ -329,11 +329,25 @@ struct PipelineFixture {
 
     // MARK: Resume checks: data content, step files, manifest format
 
-    /// Runs the pipeline at `path` until step `step` finished, then stops it (Ctrl-C).
-    func runUntil(step: Int, _ f: PipelineFixture, _ path: String) throws {
+    /// Runs the pipeline at `path` and stops it (as Ctrl-C does) when step
+    /// `step` finished or, with nil, after the fine-tune step's first epoch.
+    func runUntil(step: Int?, _ f: PipelineFixture, _ path: String) throws {
         let first = PipelineRunner(plan: try f.plan(path))
-        first.onStep = { if $0.number == step { first.cancellation.cancel() } }
+        if let step {
+            first.onStep = { if $0.number == step { first.cancellation.cancel() } }
+        } else {
+            first.log = { line in if line.hasPrefix("epoch 1/") { first.cancellation.cancel() } }
+        }
         #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+    }
+
+    /// Resumes the pipeline at `path` (from step `rerunFrom` when given); returns the summary and the lines it logged.
+    func resumeLogging(_ f: PipelineFixture, _ path: String, rerunFrom: Int? = nil) throws -> (PipelineSummary, [String]) {
+        let runner = PipelineRunner(plan: try f.plan(path))
+        var lines: [String] = []
+        runner.log = { lines.append($0) }
+        let summary = try runner.run(resume: true, rerunFrom: rerunFrom)
+        return (summary, lines)
     }
 
     /// The message `run(resume: true)` (or with `rerunFrom`) refuses with; nil when it does not throw a `PipelineResumeError`.
@@ -459,10 +473,7 @@ struct PipelineFixture {
         // Rerunning from step 3 would reuse the tampered file: refused too.
         #expect(try refusal(f, path, rerunFrom: 3)?.contains("step 2 (finetune) file") == true)
         // Asked to, it reuses step 1 and reruns steps 2 and 3: the same bytes as a run never stopped.
-        let runner = PipelineRunner(plan: try f.plan(path))
-        var lines: [String] = []
-        runner.log = { lines.append($0) }
-        let rerun = try runner.run(resume: false, rerunFrom: 2)
+        let (rerun, lines) = try resumeLogging(f, path, rerunFrom: 2)
         #expect(lines.first == "rerunning from step 2 as asked; reusing steps 1-1 after checking their files")
         #expect(rerun.steps.map(\.resumed) == [true, false, false])
         #expect(f.bytes(file) == original)
@@ -491,16 +502,11 @@ struct PipelineFixture {
     @Test func aChangedFineTuneStepDoesNotResumeItsOldCheckpoint() throws {
         let f = try PipelineFixture()
         let path = try f.write()
-        let first = PipelineRunner(plan: try f.plan(path))
-        first.log = { line in if line.hasPrefix("epoch 1/") { first.cancellation.cancel() } }
-        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+        try runUntil(step: nil, f, path)
         let checkpoint = f.directory + "/out/final.steps/02-finetune.ckpt"
         #expect(FileManager.default.fileExists(atPath: checkpoint))
         _ = try f.write(PipelineFixture.steps.replacingOccurrences(of: "lr: 0.05", with: "lr: 0.04"))
-        let runner = PipelineRunner(plan: try f.plan(path))
-        var lines: [String] = []
-        runner.log = { lines.append($0) }
-        let resumed = try runner.run(resume: true)
+        let (resumed, lines) = try resumeLogging(f, path)
         #expect(lines.first == "step 2 (finetune) starts over, changed since its checkpoint: removed \(checkpoint)")
         #expect(resumed.steps.map(\.resumed) == [true, false, false])
         #expect(!resumed.steps[1].changes.contains("resumed after epoch 1"))
@@ -512,13 +518,8 @@ struct PipelineFixture {
     @Test func rerunFromTheFirstUnfinishedStepDropsItsCheckpoint() throws {
         let f = try PipelineFixture()
         let path = try f.write()
-        let first = PipelineRunner(plan: try f.plan(path))
-        first.log = { line in if line.hasPrefix("epoch 1/") { first.cancellation.cancel() } }
-        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
-        let runner = PipelineRunner(plan: try f.plan(path))
-        var lines: [String] = []
-        runner.log = { lines.append($0) }
-        let rerun = try runner.run(resume: true, rerunFrom: 2)
+        try runUntil(step: nil, f, path)
+        let (rerun, lines) = try resumeLogging(f, path, rerunFrom: 2)
         #expect(lines.prefix(2) == ["rerunning from step 2 as asked; reusing steps 1-1 after checking their files",
                                     "step 2 (finetune) starts over, as asked: removed \(f.directory)/out/final.steps/02-finetune.ckpt"])
         #expect(rerun.steps.map(\.resumed) == [true, false, false])
