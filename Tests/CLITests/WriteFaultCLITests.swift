@@ -112,18 +112,25 @@ import Testing
 
     static let tooLarge = "File too large (over the file-size limit, see `ulimit -f`, or the file system's largest file)"
 
+    /// `init` over a model in `dir` under `ulimit -f kilobytes`: exit 1, the
+    /// message, the model kept with its permission bits, no temporary file.
+    func expectRefusedOverFileSizeLimit(kilobytes: Int, in dir: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = dir + "/model.bin"
+        let before = try previousModel(path)
+        let r = try runLimited(kilobytes: kilobytes, ["init", "--arch", "lenet5", "--seed", "2", "-o", path])
+        #expect(r.reason == .exit && r.status == 1, "\(r.status) \(r.reason) \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr == "Error: cannot write \(path): write failed: \(Self.tooLarge); \(path) is unchanged\n",
+                sourceLocation: sourceLocation)
+        expectKept(path, before, in: dir, names: ["model.bin"], "ulimit -f \(kilobytes)", sourceLocation: sourceLocation)
+    }
+
     /// A write past `ulimit -f` fails with EFBIG (the CLI ignores SIGXFSZ, which
     /// would kill it and leave the temporary file): exit 1, one message, the
     /// previous file kept; a new file is not created.
     @Test func fileSizeLimitLeavesThePreviousFile() throws {
         let dir = try cli.tempDir().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/model.bin"
-        let before = try previousModel(path)
-        let r = try runLimited(kilobytes: 64, ["init", "--arch", "lenet5", "--seed", "2", "-o", path])
-        #expect(r.reason == .exit && r.status == 1, "\(r.status) \(r.reason) \(r.stderr)")
-        #expect(r.stderr == "Error: cannot write \(path): write failed: \(Self.tooLarge); \(path) is unchanged\n")
-        expectKept(path, before, in: dir, names: ["model.bin"], "ulimit -f")
+        try expectRefusedOverFileSizeLimit(kilobytes: 64, in: dir)
 
         let fresh = dir + "/fresh.bin"
         let n = try runLimited(kilobytes: 64, ["init", "--arch", "lenet5", "--seed", "2", "-o", fresh])
@@ -142,12 +149,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: false)
         guard try mountTmpfs(disk, size: "2m") else {
             print("WriteFaultCLITests: cannot mount a tmpfs here; a full disk is simulated with `ulimit -f` instead")
-            let path = disk + "/model.bin"
-            let before = try previousModel(path)
-            let r = try runLimited(kilobytes: 1, ["init", "--arch", "lenet5", "--seed", "2", "-o", path])
-            #expect(r.reason == .exit && r.status == 1, "\(r.stderr)")
-            #expect(r.stderr == "Error: cannot write \(path): write failed: \(Self.tooLarge); \(path) is unchanged\n")
-            expectKept(path, before, in: disk, names: ["model.bin"], "ulimit -f 1")
+            try expectRefusedOverFileSizeLimit(kilobytes: 1, in: disk)
             return
         }
         defer { _ = try? system("/bin/umount", [disk]) }
