@@ -152,8 +152,7 @@ public enum DatasetLoader {
     public static func load(directory: String? = nil, validationCount: Int = 5000,
                             splits: Set<DatasetSplit> = Set(DatasetSplit.allCases)) throws(DataError) -> DatasetSplits {
         let dir = directory ?? defaultDirectory
-        let hint = (directory == nil || standardized(dir) == defaultDirectory)
-            ? "; install Fashion-MNIST with `apt-get install \(defaultPackage)`" : ""
+        let hint = installHint(directory: directory)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .datasetNotFound(directory: dir, detail: "the directory does not exist" + hint)

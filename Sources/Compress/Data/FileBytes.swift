@@ -55,7 +55,7 @@ func writeFileBytes(_ bytes: [UInt8], path: String, gzip: Bool = false) throws(D
     do {
         try writeFileAtomically(gzip ? gzipMember(bytes) : bytes, to: path)
     } catch {
-        throw .cannotWrite(path: path, reason: (error as? FileWriteError).map { "\($0.operation) failed: \($0.reason)" }
+        throw .cannotWrite(path: path, reason: (error as? FileWriteError).map(\.explanation)
                                ?? "\(error)")
     }
 }
