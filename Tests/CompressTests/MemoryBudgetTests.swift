@@ -152,6 +152,19 @@ import Testing
         _ = try ONNXImporter.decode(bytes, budget: MemoryBudget(bytes: 100_000))
     }
 
+    /// Two small constants whose broadcast product is large: the folding is refused, naming the node.
+    @Test func onnxConstantFoldingChecksTheBudget() throws {
+        var spec = try ONNXModelSpec(Model(graph: RuntimeFixtures.singleOp(.relu, sample: [4])), opset: 13)
+        spec.nodes.insert(ONNXNodeSpec(name: "outer", opType: "Mul", inputs: ["a", "b"], outputs: ["outer"]), at: 0)
+        spec.initializers = [("a", ONNXTensorData(shape: [1000, 1], values: .float([Float](repeating: 1, count: 1000)))),
+                             ("b", ONNXTensorData(shape: [1, 1000], values: .float([Float](repeating: 2, count: 1000))))]
+        let bytes = try ONNXProtoEncoder.bytes(of: spec)
+        let refusal = #expect(throws: ONNXImportError.self) { try ONNXImporter.decode(bytes, budget: MemoryBudget(bytes: 1_000_000)) }
+        #expect(refusal?.description.contains("folding constants needs 22.9 MiB of memory (largest tensor: 'outer' 1000x1000, 7.6 MiB)") == true,
+                "\(String(describing: refusal))")
+        #expect(try ONNXImporter.decode(bytes, budget: MemoryBudget(bytes: 30_000_000)).graph.nodes.map(\.op) == [.relu])
+    }
+
     /// An NPY header declaring the 60000 x 60000 input, without its data: the budget refuses before the length check.
     @Test func dataReadersCheckDeclaredSizes() throws {
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 60000, 60000), }"

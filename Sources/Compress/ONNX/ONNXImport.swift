@@ -31,7 +31,8 @@ public enum ONNXImporter {
 
     /// Parses and converts an ONNX `ModelProto`, after checking the
     /// initializers' declared sizes against `budget`
-    /// (`ONNXImportError.exceedsMemoryBudget` names the largest).
+    /// (`ONNXImportError.exceedsMemoryBudget` names the largest); a folded
+    /// constant that would exceed it makes its node unsupported, saying so.
     public static func decode(_ bytes: [UInt8], budget: MemoryBudget = .processDefault) throws(ONNXImportError) -> Model {
         let proto = try ONNXProtoReader.model(bytes, budget: budget)
         guard let graph = proto.graph else { throw .missingGraph }
@@ -40,6 +41,7 @@ public enum ONNXImporter {
         // LayerNorm folding carries the folded GELU between its MatMuls.
         let prepared = foldingChannelsLastLayerNorms(foldingDecomposedActivations(resolvingInitializerAliases(graph), opset: opset))
         var converter = try ONNXGraphConverter(graph: prepared, opset: opset)
+        converter.context.memoryBudget = budget
         let (imported, outputShape) = try converter.convert()
         var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
         // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.
