@@ -149,7 +149,8 @@ RUNNING="$(mktemp "$FUZZ_DIR/compressor-fuzz.XXXXXX")"
 cp "$FUZZER" "$RUNNING" && chmod +x "$RUNNING"
 trap 'rm -f "$LOG" "$RUNNING"' EXIT
 # New inputs go to the corpus (the first directory); the seeds are only read.
-# -malloc_limit_mb: no single allocation a 64 KB file justifies comes near it.
+# -malloc_limit_mb: the readers refuse declared sizes over FuzzTarget.budget
+# (256 MB), and nothing else a 64 KB file justifies comes near it.
 status=0
 SWIFT_BACKTRACE=enable=no COMPRESSOR_FUZZ_TARGET="$TARGET" nice -n 10 "$RUNNING" "$CORPUS" "$FUZZ_DIR/seeds/$TARGET" \
     -max_len="$(max_len "$TARGET")" -max_total_time="$SECONDS_LIMIT" -runs="${FUZZ_RUNS:--1}" \

@@ -37,14 +37,19 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// - Throws: the error the CLI reports for bad input.
     public func run(_ bytes: [UInt8]) throws {
         switch self {
-        case .native: try Self.inspect(ModelFile.decode(Self.withValidHeader(bytes)))
-        case .header: try Self.inspect(ModelLoader.decode(bytes))
-        case .onnx: try Self.inspect(ONNXImporter.decode(bytes))
+        case .native: try Self.inspect(ModelFile.decode(Self.withValidHeader(bytes), budget: Self.budget))
+        case .header: try Self.inspect(ModelLoader.decode(bytes, budget: Self.budget))
+        case .onnx: try Self.inspect(ONNXImporter.decode(bytes, budget: Self.budget))
         case .pipeline: try Self.checkPipeline(bytes)
-        case .idx: _ = try IDX.decode(bytes)
-        case .npy: _ = try NPY.decode(bytes)
+        case .idx: _ = try IDX.decode(bytes, budget: Self.budget)
+        case .npy: _ = try NPY.decode(bytes, budget: Self.budget)
         }
     }
+
+    /// The memory budget the readers check declared sizes against: the
+    /// fuzzers' `-malloc_limit_mb`, so a refused size is an error, not an
+    /// out-of-memory report.
+    public static let budget = MemoryBudget(bytes: 256 << 20, origin: "the fuzz targets' 256 MB")
 
     /// `file` with its first 24 bytes replaced by a valid native header for
     /// the bytes after them: magic, format version (the file's when it is 1

@@ -39,24 +39,26 @@ struct BenchCommand: ParsableCommand {
         let threadCounts = try measurement.threadCounts()
         let policies = try parsePolicies()
         guard !train || (sparse == nil && !layers) else { throw CLIError("--sparse and --layers time inference only") }
-        let m = try loadModel(model)
+        let m = try loadRunnableModel(model)
         let bench = measurement.benchmark
         // Steps are timed on their own: a tenth of the time per step keeps --layers affordable.
         var stepBench = bench
         stepBench.minSeconds /= 10
         var results: [LatencyMeasurement] = []
         var details: [BenchReport.Detail] = []
-        for policy in policies {
-            for t in threadCounts {
-                let session = train ? nil : try Session(model: m, threads: t, sparseKernels: policy)
-                for b in batches {
-                    guard let session else {
-                        results.append(try bench.measureTrainingStep(m, batch: b, threads: t))
-                        continue
+        try namingModel(model) {
+            for policy in policies {
+                for t in threadCounts {
+                    let session = train ? nil : try Session(model: m, threads: t, sparseKernels: policy)
+                    for b in batches {
+                        guard let session else {
+                            results.append(try bench.measureTrainingStep(m, batch: b, threads: t))
+                            continue
+                        }
+                        results.append(try bench.measure(session, batch: b))
+                        details.append(BenchReport.Detail(sparseKernels: policy.rawValue, layerKernels: session.layerKernels,
+                                                          layers: layers ? try stepBench.measureSteps(session, batch: b) : nil))
                     }
-                    results.append(try bench.measure(session, batch: b))
-                    details.append(BenchReport.Detail(sparseKernels: policy.rawValue, layerKernels: session.layerKernels,
-                                                      layers: layers ? try stepBench.measureSteps(session, batch: b) : nil))
                 }
             }
         }

@@ -62,7 +62,7 @@ struct DistillCommand: GeneratedOptionsCommand {
         let json = training.outputOptions.json
         // Unbuffered, as the training loop's lines, so the two keep their order in a file.
         let log = { (line: String) in if !json { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
-        try runTraining(model: try loadModel(student), passName: DistillPass.name, settings: settings, options: training,
+        try runTraining(model: try loadRunnableModel(student), passName: DistillPass.name, settings: settings, options: training,
                         historyParameters: ["mode": pass.mode.rawValue]) { student, data, teacher, cancellation, resuming in
             let p = try pass.prepare(student: student, teacher: teacher!, data: data, settings: settings, log: log,
                                      progress: TerminalProgress(), cancellation: cancellation,

@@ -22,6 +22,7 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
 
     @OptionGroup var outputOptions: OutputOptions
 
@@ -31,15 +32,17 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try loadModel(model)
+        let m = try loadRunnableModel(model)
         let splits = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount, splits: [.test])
         let test = try classes.apply(to: splits, model: m).test
         if let problem = DatasetSplits.inputShapeProblem(data: test.sampleShape, model: m.inputShape) {
             throw CLIError(problem)
         }
         let start = Date()
-        let result = try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threadsOption.threads,
-                                             progress: TerminalProgress())
+        let result = try namingModel(model) {
+            try Evaluation.accuracy(of: m, on: test, limit: limit, batch: batch, threads: threadsOption.threads,
+                                    progress: TerminalProgress())
+        }
         let seconds = Date().timeIntervalSince(start)
         if outputOptions.json {
             try printJSON(EvalReport(model: model, images: result.images, top1: result.top1, top5: result.top5,

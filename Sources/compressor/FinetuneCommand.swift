@@ -29,8 +29,11 @@ struct FinetuneCommand: GeneratedOptionsCommand {
 
     func run() throws {
         let (settings, positionals) = try training.settings(defaults: Self.defaults, arguments: arguments)
-        let model = try loadModel(try singleInput(positionals))
-        try runTraining(model: model, passName: "finetune", settings: settings, options: training,
-                        historyParameters: [:], teacherInput: model, transfer: transfer)
+        let path = try singleInput(positionals)
+        let model = try loadRunnableModel(path)
+        try namingModel(path) {
+            try runTraining(model: model, passName: "finetune", settings: settings, options: training,
+                            historyParameters: [:], teacherInput: model, transfer: transfer)
+        }
     }
 }

@@ -48,6 +48,7 @@ struct PredictCommand: ParsableCommand {
 
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
 
     @OptionGroup var outputOptions: OutputOptions
 
@@ -57,7 +58,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let m = try loadModel(model)
+        let m = try loadRunnableModel(model)
         let feeds = try inputFeeds(m)
         let session = try Session(model: m, threads: threadsOption.threads)
         let values = try session.run(inputs: feeds, normalizing: true)

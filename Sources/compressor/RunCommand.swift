@@ -12,8 +12,12 @@ struct RunCommand: ParsableCommand {
         one runs: all problems are reported at once and nothing is run. Each step's \
         model is kept in OUTPUT-STEM.steps/ with a state.json, so after Ctrl-C or a \
         failure --resume continues from the last finished step (a fine-tune from its \
-        last finished epoch). Paths in the file are relative to the file; paths on the \
-        command line are relative to the working directory and override the file's.
+        last finished epoch). It first checks that nothing changed: the input model, \
+        the data files' content, the seed, and every reused step's file against the \
+        hash state.json recorded. It refuses, naming what changed, and reruns a step \
+        only when asked: --rerun-from N, or a run without --resume to start over. \
+        Paths in the file are relative to the file; paths on the command line are \
+        relative to the working directory and override the file's.
 
         Smoke run of a long pipeline (every step, one epoch, 512 images a split):
           compressor run pipelines/deep-compression-lenet5.yaml --max-epochs 1 --limit 512 \\
@@ -36,6 +40,11 @@ struct RunCommand: ParsableCommand {
     var resume = false
 
     @Option(name: .long, help: ArgumentHelp(
+        "Like --resume, but rerun step N and every later step (steps 1 to N-1 are reused after checking their files).",
+        valueName: "N"))
+    var rerunFrom: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
         "Cap every step's epochs (epochs, finetune-epochs, a finetune step's default) at N: a smoke run.",
         valueName: "N"))
     var maxEpochs: Int?
@@ -46,10 +55,12 @@ struct RunCommand: ParsableCommand {
     var limit: Int?
 
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
         if let maxEpochs, maxEpochs < 1 { throw ValidationError("--max-epochs must be at least 1") }
+        if let rerunFrom, rerunFrom < 1 { throw ValidationError("--rerun-from must be at least 1 (steps are numbered from 1)") }
         if let limit, limit < 2 { throw ValidationError("--limit must be at least 2 (a training batch needs two images)") }
     }
 
@@ -66,7 +77,7 @@ struct RunCommand: ParsableCommand {
         defer { interrupt.cancel() }
         let summary: PipelineSummary
         do {
-            summary = try runner.run(resume: resume)
+            summary = try runner.run(resume: resume, rerunFrom: rerunFrom)
         } catch is PassCancelled {
             throw CLIError("interrupted: finished steps are kept in \(runner.stepsDirectory); continue with --resume")
         }

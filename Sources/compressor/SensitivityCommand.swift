@@ -38,6 +38,7 @@ struct SensitivityCommand: ParsableCommand {
 
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
 
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var outputOptions: OutputOptions
@@ -48,7 +49,7 @@ struct SensitivityCommand: ParsableCommand {
 
     func run() throws {
         let values = try parseSparsities()
-        let m = try loadModel(model)
+        let m = try loadRunnableModel(model)
         let chosen = try LayerSelection(include: layers, exclude: exclude).layers(in: m.graph, pass: "sensitivity")
         let splits = try DatasetLoader.load(directory: dataOptions.data, validationCount: dataOptions.validationCount,
                                             splits: [.validation])

@@ -1,5 +1,8 @@
 import ArgumentParser
 
+// Ctrl-C, SIGTERM and a file-size limit never leave a partial or temporary file.
+installSignalHandlers()
+
 /// ArgumentParser's own entry point, except that the help of a command with
 /// generated options (`GeneratedOptionsCommand`) lists them after its own.
 let arguments = Array(CommandLine.arguments.dropFirst())

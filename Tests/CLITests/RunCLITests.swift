@@ -236,6 +236,59 @@ import LowRank
         #expect(again.stdout.contains("step 3/3 eval: finished in an earlier run"))
     }
 
+    /// Flips the last byte of the file at `path`.
+    func flipLastByte(_ path: String) throws {
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test func resumeRefusesChangedDataWithExitOne() throws {
+        let dir = try fixture()
+        #expect(try run(["run", "pipeline.yaml"], in: dir).status == 0)
+        let state = try Data(contentsOf: URL(fileURLWithPath: dir + "/out/final.steps/state.json"))
+        try flipLastByte(dir + "/data/test_images.npy")
+        let r = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("""
+            cannot resume from \(dir)/out/final.steps: the data changed since that run \
+            (test_images.npy: content differs); run without --resume to start over
+            """), "\(r.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/final.steps/state.json")) == state)
+    }
+
+    @Test func resumeRefusesATamperedStepFileUntilAskedToRerunIt() throws {
+        let dir = try fixture()
+        #expect(try run(["run", "pipeline.yaml"], in: dir).status == 0)
+        let output = dir + "/out/final.bin", file = dir + "/out/final.steps/01-fold-bn.bin"
+        let straight = try Data(contentsOf: URL(fileURLWithPath: output))
+        try flipLastByte(file)
+        let r = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("step 1 (fold-bn) file \(file) was modified after that run"), "\(r.stderr)")
+        #expect(r.stderr.contains("run with --rerun-from 1 to rerun from that step, or without --resume to start over"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == straight)
+        let rerun = try run(["run", "pipeline.yaml", "--rerun-from", "1"], in: dir)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stdout.contains("rerunning every step as asked (--rerun-from 1)"))
+        #expect(!rerun.stdout.contains("finished in an earlier run"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == straight)
+        let again = try run(["run", "pipeline.yaml", "--resume"], in: dir)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.contains("step 1/3 fold-bn: finished in an earlier run"))
+    }
+
+    @Test func rerunFromIsExplainedAndChecked() throws {
+        let help = try cli.run(["run", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("--rerun-from <N> Like --resume, but rerun step N and every later step"), "\(help)")
+        #expect(help.contains("the data files' content") && help.contains("--rerun-from N, or a run without --resume"))
+        let dir = try fixture()
+        let zero = try run(["run", "pipeline.yaml", "--rerun-from", "0"], in: dir)
+        #expect(zero.status == 64 && zero.stderr.contains("--rerun-from must be at least 1"))
+        let past = try run(["run", "pipeline.yaml", "--rerun-from", "4"], in: dir)
+        #expect(past.status == 1 && past.stderr.contains("cannot rerun from step 4: the pipeline has steps 1 to 3"))
+    }
+
     /// Every shipped example parses and validates (its model and data exist, its steps and parameters are known).
     @Test func examplePipelinesValidate() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -452,7 +452,7 @@ import Testing
             } catch let error as FileWriteError {
                 #expect(error.path == path)
                 #expect(error.operation == "create temporary file")
-                #expect(error.description == "cannot write \(path): create temporary file failed: \(String(cString: strerror(ENOTDIR)))")
+                #expect(error.description == "cannot write \(path): create temporary file failed: \(String(cString: strerror(ENOTDIR))); nothing was written")
             }
         }
         #expect(FileManager.default.contents(atPath: file) == Data("not a directory\n".utf8))

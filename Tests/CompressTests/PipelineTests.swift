@@ -327,6 +327,236 @@ struct PipelineFixture {
         #expect(try PipelineRunner(plan: try f.plan(path)).run(resume: false).steps.allSatisfy { !$0.resumed })
     }
 
+    // MARK: Resume checks: data content, step files, manifest format
+
+    /// Runs the pipeline at `path` and stops it (as Ctrl-C does) when step
+    /// `step` finished or, with nil, after the fine-tune step's first epoch.
+    func runUntil(step: Int?, _ f: PipelineFixture, _ path: String) throws {
+        let first = PipelineRunner(plan: try f.plan(path))
+        if let step {
+            first.onStep = { if $0.number == step { first.cancellation.cancel() } }
+        } else {
+            first.log = { line in if line.hasPrefix("epoch 1/") { first.cancellation.cancel() } }
+        }
+        #expect(throws: PassCancelled.self) { try first.run(resume: false) }
+    }
+
+    /// Resumes the pipeline at `path` (from step `rerunFrom` when given); returns the summary and the lines it logged.
+    func resumeLogging(_ f: PipelineFixture, _ path: String, rerunFrom: Int? = nil) throws -> (PipelineSummary, [String]) {
+        let runner = PipelineRunner(plan: try f.plan(path))
+        var lines: [String] = []
+        runner.log = { lines.append($0) }
+        let summary = try runner.run(resume: true, rerunFrom: rerunFrom)
+        return (summary, lines)
+    }
+
+    /// The message `run(resume: true)` (or with `rerunFrom`) refuses with; nil when it does not throw a `PipelineResumeError`.
+    func refusal(_ f: PipelineFixture, _ path: String, rerunFrom: Int? = nil) throws -> String? {
+        do {
+            _ = try PipelineRunner(plan: try f.plan(path)).run(resume: true, rerunFrom: rerunFrom)
+            return nil
+        } catch let error as PipelineResumeError {
+            return error.description
+        }
+    }
+
+    @Test func manifestRecordsEveryDataFileAndStepFile() throws {
+        let f = try PipelineFixture()
+        let summary = try PipelineRunner(plan: try f.plan(try f.write())).run(resume: false)
+        let manifest = try #require(try PipelineManifest.load(from: summary.stepsDirectory))
+        #expect(manifest.formatVersion == 2)
+        #expect(manifest.dataFiles.keys.sorted() == ["test_images.npy", "test_labels.npy", "train_images.npy", "train_labels.npy"])
+        let trainImages = try #require(f.bytes(f.directory + "/data/train_images.npy"))
+        #expect(manifest.dataFiles["train_images.npy"] == FileFingerprint(of: Array(trainImages)))
+        #expect(manifest.dataFiles["train_images.npy"]?.bytes == trainImages.count)
+        #expect(manifest.steps.map(\.result.file) == summary.steps.map(\.file))
+        for step in manifest.steps {
+            let expected = try step.result.file.map { FileFingerprint(of: Array(try #require(f.bytes($0)))) }
+            #expect(step.file == expected, "step \(step.result.number)")
+        }
+        #expect(manifest.steps[2].file == nil)
+    }
+
+    @Test func datasetFilesAreWhatTheLoaderReads() throws {
+        let f = try PipelineFixture()
+        let data = f.directory + "/data"
+        #expect(try DatasetLoader.files(directory: data)
+                == ["train_images", "train_labels", "test_images", "test_labels"].map { "\(data)/\($0).npy" })
+        // IDX files come first when both are there; classes.txt is read too.
+        let idx = f.directory + "/idx"
+        try FileManager.default.createDirectory(atPath: idx, withIntermediateDirectories: true)
+        let names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz"]
+        for name in names + ["train_images.npy", "train_labels.npy", "classes.txt"] {
+            try Data().write(to: URL(fileURLWithPath: idx + "/" + name))
+        }
+        #expect(try DatasetLoader.files(directory: idx) == (names + ["classes.txt"]).map { idx + "/" + $0 })
+        #expect(throws: DataError.datasetNotFound(directory: f.directory + "/none", detail: "the directory does not exist")) {
+            try DatasetLoader.files(directory: f.directory + "/none")
+        }
+    }
+
+    @Test func resumeRefusesDataChangedAtTheSamePath() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        try runUntil(step: 1, f, path)
+        let state = f.directory + "/out/final.steps/state.json"
+        let stateBefore = try #require(f.bytes(state))
+        // Same path, same shape and size, other pixels.
+        try PipelineFixture.writeSplit("train", count: 160, seed: 99, to: f.directory + "/data")
+        #expect(try refusal(f, path) == """
+            cannot resume from \(f.directory)/out/final.steps: the data changed since that run \
+            (train_images.npy: content differs; train_labels.npy: content differs); run without --resume to start over
+            """)
+        // Nor does --rerun-from reuse anything on changed data; nothing was written.
+        #expect(try refusal(f, path, rerunFrom: 2)?.contains("the data changed since that run") == true)
+        #expect(f.bytes(state) == stateBefore)
+        #expect(!FileManager.default.fileExists(atPath: f.directory + "/out/final.bin"))
+        // A data file the loader now reads and did not then (classes.txt) is a change too.
+        try PipelineFixture.writeSplit("train", count: 160, seed: 1, to: f.directory + "/data")
+        try "a\nb\nc\nd\n".write(toFile: f.directory + "/data/classes.txt", atomically: true, encoding: .utf8)
+        #expect(try refusal(f, path)?.contains("(classes.txt: new)") == true)
+        try FileManager.default.removeItem(atPath: f.directory + "/data/classes.txt")
+        // Back to the same bytes: it resumes.
+        let resumed = try PipelineRunner(plan: try f.plan(path)).run(resume: true)
+        #expect(resumed.steps.map(\.resumed) == [true, false, false])
+    }
+
+    @Test func resumeRefusesChangedIDXDataNamingTheFile() throws {
+        let f = try PipelineFixture()
+        // The fixture's data as gzipped IDX (uint8 pixels), as Fashion-MNIST ships.
+        let idx = f.directory + "/idx"
+        try FileManager.default.createDirectory(atPath: idx, withIntermediateDirectories: true)
+        func writeIDX(brighten: UInt8) throws {
+            let all = try DatasetLoader.load(directory: f.directory + "/data", validationCount: 0)
+            for (prefix, images) in [("train", all.train), ("t10k", all.test)] {
+                let pixels = images.images.floats.map { UInt8(($0 * 200).rounded()) &+ brighten }
+                try IDX.write(try Tensor(shape: [images.count, 8, 8], storage: .uint8(pixels)),
+                              path: "\(idx)/\(prefix)-images-idx3-ubyte.gz", gzip: true)
+                try IDX.write(try Tensor(shape: [images.count], storage: .uint8(images.labels.map { UInt8($0) })),
+                              path: "\(idx)/\(prefix)-labels-idx1-ubyte.gz", gzip: true)
+            }
+        }
+        try writeIDX(brighten: 0)
+        let path = try f.write().replacingOccurrences(of: "pipeline.yaml", with: "idx.yaml")
+        let text = try String(contentsOfFile: f.directory + "/pipeline.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "data: data", with: "data: idx")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try runUntil(step: 1, f, path)
+        try writeIDX(brighten: 1)
+        let message = try #require(try refusal(f, path))
+        #expect(message.hasPrefix("cannot resume from \(f.directory)/out/final.steps: the data changed since that run (t10k-images-idx3-ubyte.gz: "))
+        #expect(message.contains("; train-images-idx3-ubyte.gz: ") && !message.contains("labels"))
+        #expect(message.hasSuffix("); run without --resume to start over"))
+    }
+
+    @Test func resumeRefusesATamperedStepFileAndRerunsItWhenAsked() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        let straight = try PipelineRunner(plan: try f.plan(path, overrides: PipelineOverrides(output: f.directory + "/straight.bin")))
+            .run(resume: false)
+        try runUntil(step: 2, f, path)
+        let steps = f.directory + "/out/final.steps"
+        let file = steps + "/02-finetune.bin"
+        let original = try #require(f.bytes(file))
+        var tampered = original
+        tampered[tampered.count - 1] ^= 1
+        try tampered.write(to: URL(fileURLWithPath: file))
+        let state = try #require(f.bytes(steps + "/state.json"))
+        #expect(try refusal(f, path) == """
+            cannot resume from \(steps): step 2 (finetune) file \(file) was modified after that run \
+            (its content differs from the hash state.json recorded); run with --rerun-from 2 to rerun from that step, \
+            or without --resume to start over
+            """)
+        #expect(f.bytes(file) == tampered && f.bytes(steps + "/state.json") == state)
+        try (original + [0]).write(to: URL(fileURLWithPath: file))
+        #expect(try refusal(f, path)?.contains("file \(file) was modified after that run (\(original.count) bytes then, \(original.count + 1) now)") == true)
+        // Rerunning from step 3 would reuse the tampered file: refused too.
+        #expect(try refusal(f, path, rerunFrom: 3)?.contains("step 2 (finetune) file") == true)
+        // Asked to, it reuses step 1 and reruns steps 2 and 3: the same bytes as a run never stopped.
+        let (rerun, lines) = try resumeLogging(f, path, rerunFrom: 2)
+        #expect(lines.first == "rerunning from step 2 as asked; reusing steps 1-1 after checking their files")
+        #expect(rerun.steps.map(\.resumed) == [true, false, false])
+        #expect(f.bytes(file) == original)
+        #expect(f.bytes(rerun.output) == f.bytes(straight.output))
+        // The manifest holds the rerun file's hash again: a plain resume reuses everything.
+        #expect(try PipelineRunner(plan: try f.plan(path)).run(resume: true).steps.allSatisfy(\.resumed))
+    }
+
+    @Test func resumeRefusesAMissingStepFile() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        try runUntil(step: 2, f, path)
+        let file = f.directory + "/out/final.steps/01-fold-bn.bin"
+        try FileManager.default.removeItem(atPath: file)
+        #expect(try refusal(f, path) == """
+            cannot resume from \(f.directory)/out/final.steps: step 1 (fold-bn) file \(file) is missing; \
+            run with --rerun-from 1 to rerun from that step, or without --resume to start over
+            """)
+        // A step rerun anyway because it changed is not checked: only the reused ones are.
+        _ = try f.write(PipelineFixture.steps.replacingOccurrences(of: "verify-batch: 2", with: "verify-batch: 3"))
+        let resumed = try PipelineRunner(plan: try f.plan(path)).run(resume: true)
+        #expect(resumed.steps.allSatisfy { !$0.resumed })
+        #expect(FileManager.default.fileExists(atPath: file))
+    }
+
+    @Test func aChangedFineTuneStepDoesNotResumeItsOldCheckpoint() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        try runUntil(step: nil, f, path)
+        let checkpoint = f.directory + "/out/final.steps/02-finetune.ckpt"
+        #expect(FileManager.default.fileExists(atPath: checkpoint))
+        _ = try f.write(PipelineFixture.steps.replacingOccurrences(of: "lr: 0.05", with: "lr: 0.04"))
+        let (resumed, lines) = try resumeLogging(f, path)
+        #expect(lines.first == "step 2 (finetune) starts over, changed since its checkpoint: removed \(checkpoint)")
+        #expect(resumed.steps.map(\.resumed) == [true, false, false])
+        #expect(!resumed.steps[1].changes.contains("resumed after epoch 1"))
+        let fresh = try PipelineRunner(plan: try f.plan(path, overrides: PipelineOverrides(output: f.directory + "/fresh.bin")))
+            .run(resume: false)
+        #expect(f.bytes(resumed.output) == f.bytes(fresh.output))
+    }
+
+    @Test func rerunFromTheFirstUnfinishedStepDropsItsCheckpoint() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        try runUntil(step: nil, f, path)
+        let (rerun, lines) = try resumeLogging(f, path, rerunFrom: 2)
+        #expect(lines.prefix(2) == ["rerunning from step 2 as asked; reusing steps 1-1 after checking their files",
+                                    "step 2 (finetune) starts over, as asked: removed \(f.directory)/out/final.steps/02-finetune.ckpt"])
+        #expect(rerun.steps.map(\.resumed) == [true, false, false])
+        #expect(!rerun.steps[1].changes.contains("resumed after epoch 1"))
+    }
+
+    @Test func rerunFromOutsideThePipelineIsRefused() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        #expect(try refusal(f, path, rerunFrom: 4) == "cannot rerun from step 4: the pipeline has steps 1 to 3")
+        #expect(try refusal(f, path, rerunFrom: 0) == "cannot rerun from step 0: the pipeline has steps 1 to 3")
+        #expect(!FileManager.default.fileExists(atPath: f.directory + "/out"))
+    }
+
+    @Test func resumeRefusesAManifestOfAnotherFormat() throws {
+        let f = try PipelineFixture()
+        let path = try f.write()
+        try runUntil(step: 1, f, path)
+        let steps = f.directory + "/out/final.steps"
+        let url = URL(fileURLWithPath: steps + "/state.json")
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        // As an older compressor wrote it: format 1, no data files, steps without file hashes.
+        manifest["formatVersion"] = 1
+        manifest["dataFiles"] = nil
+        manifest["steps"] = try #require(manifest["steps"] as? [[String: Any]]).map { $0["result"]! }
+        try JSONSerialization.data(withJSONObject: manifest).write(to: url)
+        #expect(try refusal(f, path) == """
+            cannot resume from \(steps): an older compressor wrote it (format 1) without the data's content and \
+            step file hashes, so its finished steps cannot be checked; run without --resume to start over
+            """)
+        manifest["formatVersion"] = 3
+        try JSONSerialization.data(withJSONObject: manifest).write(to: url)
+        #expect(try refusal(f, path)?.contains("a newer compressor wrote it (format 3; this one reads format 2)") == true)
+        // Without --resume it starts over.
+        #expect(try PipelineRunner(plan: try f.plan(path)).run(resume: false).steps.allSatisfy { !$0.resumed })
+    }
+
     @Test func resumeWithNothingToResumeRunsEverything() throws {
         let f = try PipelineFixture()
         let summary = try PipelineRunner(plan: try f.plan(try f.write())).run(resume: true)

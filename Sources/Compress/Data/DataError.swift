@@ -15,6 +15,9 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case inconsistent(detail: String)
     /// A dataset directory is missing or holds no recognized files.
     case datasetNotFound(directory: String, detail: String)
+    /// The file's array, at the shape its header declares (or inflated from
+    /// gzip so far), needs more memory than the memory budget allows.
+    case exceedsMemoryBudget(MemoryBudgetExceeded)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case .unsupported(let p, let d): "\(p): \(d)"
         case .inconsistent(let d): "inconsistent dataset: \(d)"
         case .datasetNotFound(let dir, let d): "no dataset in \(dir): \(d)"
+        case .exceedsMemoryBudget(let refusal): refusal.description
         }
     }
 }

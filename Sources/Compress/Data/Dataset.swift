@@ -152,8 +152,7 @@ public enum DatasetLoader {
     public static func load(directory: String? = nil, validationCount: Int = 5000,
                             splits: Set<DatasetSplit> = Set(DatasetSplit.allCases)) throws(DataError) -> DatasetSplits {
         let dir = directory ?? defaultDirectory
-        let hint = (directory == nil || standardized(dir) == defaultDirectory)
-            ? "; install Fashion-MNIST with `apt-get install \(defaultPackage)`" : ""
+        let hint = installHint(directory: directory)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .datasetNotFound(directory: dir, detail: "the directory does not exist" + hint)
@@ -278,16 +277,24 @@ public enum DatasetLoader {
         return (images, labels)
     }
 
-    /// Samples `samples` of `images` as float32 in [0, 1]: uint8 scaled by 1/255,
+    /// Samples `samples` of `images` as float32 in [0, 1]: uint8 scaled by 1/255
+    /// (the float pixels beside the bytes checked against `budget` first),
     /// floats checked to lie in [0, 1].
-    static func scaledImages(_ images: Tensor, samples: Range<Int>, source: String,
-                             labels: [Int32]) throws(DataError) -> LabeledImages {
+    static func scaledImages(_ images: Tensor, samples: Range<Int>, source: String, labels: [Int32],
+                             budget: MemoryBudget = .processDefault) throws(DataError) -> LabeledImages {
         let sampleShape = Array(images.shape.dropFirst())
         let stride = sampleShape.elementCount
         let lo = samples.lowerBound * stride, n = samples.count * stride
         let pixels: [Float]
         switch images.storage {
         case .uint8(let v):
+            let shape = [samples.count] + sampleShape
+            let floats = MemoryNeed.TensorSize(name: source, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: 4))
+            do {
+                try budget.check(MemoryNeed(purpose: "reading \(source) as float32 pixels", tensors: [floats], extraBytes: v.count))
+            } catch {
+                throw .exceedsMemoryBudget(error)
+            }
             pixels = [Float](unsafeUninitializedCapacity: n) { out, initialized in
                 v.withUnsafeBufferPointer { src in
                     for i in 0..<n { out[i] = Float(pixel: src[lo &+ i]) }

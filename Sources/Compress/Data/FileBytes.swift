@@ -5,8 +5,9 @@ import Foundation
 ///
 /// zlib's `gzread` passes uncompressed files through unchanged, so one code path
 /// serves `train-images-idx3-ubyte` and `train-images-idx3-ubyte.gz` alike.
-/// A gzip stream cut short is reported as truncated, not silently shortened.
-func readFileBytes(path: String) throws(DataError) -> [UInt8] {
+/// A gzip stream cut short is reported as truncated, not silently shortened;
+/// one that inflates to more than `budget` is refused as soon as it does.
+func readFileBytes(path: String, budget: MemoryBudget = .processDefault) throws(DataError) -> [UInt8] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         throw .cannotOpen(path: path, reason: "no such file")
@@ -28,6 +29,10 @@ func readFileBytes(path: String) throws(DataError) -> [UInt8] {
         let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32(chunkSize)) }
         if n < 0 { break }
         if n == 0 { break }
+        if bytes.count + Int(n) > budget.bytes {
+            throw .exceedsMemoryBudget(MemoryBudgetExceeded(
+                need: MemoryNeed(purpose: "reading \(path)", bytes: bytes.count + Int(n)), budget: budget))
+        }
         bytes.append(contentsOf: chunk[0..<Int(n)])
     }
     var errnum: Int32 = 0
@@ -59,7 +64,7 @@ func writeFileBytes(_ bytes: [UInt8], path: String, gzip: Bool = false) throws(D
     do {
         try writeFileAtomically(gzip ? gzipMember(bytes) : bytes, to: path)
     } catch {
-        throw .cannotWrite(path: path, reason: (error as? FileWriteError).map { "\($0.operation) failed: \($0.reason)" }
+        throw .cannotWrite(path: path, reason: (error as? FileWriteError).map(\.explanation)
                                ?? "\(error)")
     }
 }

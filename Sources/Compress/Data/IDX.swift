@@ -15,8 +15,8 @@
 /// | `0x0E`    | Float64          | `float32` (narrowed)       |
 public enum IDX {
     /// Reads an IDX file, gzip-compressed (`.gz`) or not.
-    public static func read(path: String) throws(DataError) -> Tensor {
-        try decode(readFileBytes(path: path), source: path)
+    public static func read(path: String, budget: MemoryBudget = .processDefault) throws(DataError) -> Tensor {
+        try decode(readFileBytes(path: path, budget: budget), source: path, budget: budget)
     }
 
     /// Writes `tensor` as an IDX file, gzip-compressed when `gzip` is true.
@@ -25,7 +25,8 @@ public enum IDX {
     }
 
     /// Decodes the bytes of an IDX file. `source` names the file in errors.
-    public static func decode(_ bytes: [UInt8], source: String = "IDX data") throws(DataError) -> Tensor {
+    public static func decode(_ bytes: [UInt8], source: String = "IDX data",
+                              budget: MemoryBudget = .processDefault) throws(DataError) -> Tensor {
         guard bytes.count >= 4 else {
             throw .truncated(path: source, expectedBytes: 4, actualBytes: bytes.count)
         }
@@ -58,6 +59,8 @@ public enum IDX {
         guard let dataBytes = declaredDataBytes(shape: shape, elementWidth: elementWidth, after: headerSize) else {
             throw .malformed(path: source, detail: "its header announces \(shape) elements, more than a file can hold")
         }
+        try checkDeclaredSize(shape, elementSize: [0x08, 0x09].contains(typeByte) ? 1 : [0x0B, 0x0C].contains(typeByte) ? 8 : 4,
+                              source: source, budget: budget)
         let count = dataBytes / elementWidth
         let expected = headerSize + dataBytes
         guard bytes.count >= expected else {

@@ -17,9 +17,10 @@ import Foundation
 public enum NPY {
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
 
-    /// Reads a `.npy` file.
-    public static func read(path: String) throws(DataError) -> Tensor {
-        try decode(readFileBytes(path: path), source: path)
+    /// Reads a `.npy` file; its bytes and the array its header declares are
+    /// checked against `budget` before they are allocated.
+    public static func read(path: String, budget: MemoryBudget = .processDefault) throws(DataError) -> Tensor {
+        try decode(readFileBytes(path: path, budget: budget), source: path, budget: budget)
     }
 
     /// Writes `tensor` as a version 1.0 `.npy` file.
@@ -77,7 +78,8 @@ public enum NPY {
     }
 
     /// Decodes the bytes of a `.npy` file. `source` names the file in errors.
-    public static func decode(_ bytes: [UInt8], source: String = "npy data") throws(DataError) -> Tensor {
+    public static func decode(_ bytes: [UInt8], source: String = "npy data",
+                              budget: MemoryBudget = .processDefault) throws(DataError) -> Tensor {
         guard bytes.count >= 10 else {
             throw .truncated(path: source, expectedBytes: 10, actualBytes: bytes.count)
         }
@@ -121,6 +123,7 @@ public enum NPY {
         guard let dataBytes = declaredDataBytes(shape: header.shape, elementWidth: element.width, after: dataStart) else {
             throw .malformed(path: source, detail: "its header announces \(header.shape) elements, more than a file can hold")
         }
+        try checkDeclaredSize(header.shape, elementSize: element.storedWidth, source: source, budget: budget)
         let count = dataBytes / element.width
         let expected = dataStart + dataBytes
         guard bytes.count >= expected else {
@@ -167,6 +170,16 @@ enum NPYElement {
         case .f2, .i2, .u2: 2
         case .f4, .i4, .u4: 4
         case .f8, .i8: 8
+        }
+    }
+
+    /// Bytes of one element once decoded (`decode`'s storage).
+    var storedWidth: Int {
+        switch self {
+        case .u1, .i1: 1
+        case .f2: 2
+        case .f4, .f8: 4
+        case .i2, .i4, .i8, .u2, .u4: 8
         }
     }
 
@@ -305,5 +318,18 @@ struct PythonLiteralScanner {
             try expect(UInt8(ascii: ")"))
             return values
         }
+    }
+}
+
+/// Throws `DataError.exceedsMemoryBudget` when the array a data file's header
+/// declares (`shape` of `elementSize`-byte elements, as decoded) needs more
+/// than `budget`: checked before the file's length, so a short file declaring
+/// a huge array gets the budget's message.
+func checkDeclaredSize(_ shape: [Int], elementSize: Int, source: String, budget: MemoryBudget) throws(DataError) {
+    let array = MemoryNeed.TensorSize(name: source, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: elementSize))
+    do {
+        try budget.check(MemoryNeed(purpose: "reading \(source)", tensors: [array]))
+    } catch {
+        throw .exceedsMemoryBudget(error)
     }
 }

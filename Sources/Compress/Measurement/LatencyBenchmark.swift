@@ -50,6 +50,7 @@ public struct LatencyBenchmark: LatencyMeasuring {
 
     /// Times `session` on a seeded random batch of `batch` images.
     public func measure(_ session: Session, batch: Int, seed: UInt64 = 0) throws -> LatencyMeasurement {
+        try session.prepare(batch: batch)
         let input = Self.input(session.model, batch: batch, seed: seed)
         return try time(batch: batch, threads: session.threads) { _ = try session.run(input) }
     }
@@ -57,7 +58,8 @@ public struct LatencyBenchmark: LatencyMeasuring {
     /// Times every planned step of `session` on its own at `batch` (`Session.profileSteps`),
     /// each the way `time` times a whole run.
     public func measureSteps(_ session: Session, batch: Int, seed: UInt64 = 0) throws -> StepProfile {
-        try session.profileSteps(Self.input(session.model, batch: batch, seed: seed), benchmark: self)
+        try session.prepare(batch: batch)
+        return try session.profileSteps(Self.input(session.model, batch: batch, seed: seed), benchmark: self)
     }
 
     private static func input(_ model: Model, batch: Int, seed: UInt64) -> Tensor {

@@ -5,6 +5,8 @@ extension LatencyBenchmark {
     /// `scripts/torch_train_bench.py` times PyTorch, with the bytes the step works in (`trainingBytes`).
     public func measureTrainingStep(_ model: Model, batch: Int, threads: Int, seed: UInt64 = 0) throws -> LatencyMeasurement {
         let graph = try TrainingGraph(model: model, seed: seed, threads: threads)
+        // Plans the step's buffers (checking the memory budget) before the batch is built.
+        _ = try graph.stepBytes(batch: batch)
         var rng = SeededGenerator(seed: seed)
         let input = rng.uniformTensor([batch] + model.inputShape, in: 0...1)
         let classes = model.metadata.classNames.count > 0 ? model.metadata.classNames.count : 10

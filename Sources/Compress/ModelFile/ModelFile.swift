@@ -32,15 +32,18 @@ public enum ModelFile {
     }
 
     /// The model in file bytes, after checking the header, length and
-    /// checksum, then the content.
-    public static func decode(_ bytes: [UInt8]) throws(ModelFileError) -> Model {
+    /// checksum, then the content. The tensors' declared dense sizes are
+    /// checked against `budget` before any is decoded (a sparse, codebook or
+    /// hashed record of a few bytes can declare any size):
+    /// `ModelFileError.exceedsMemoryBudget` names the largest.
+    public static func decode(_ bytes: [UInt8], budget: MemoryBudget = .processDefault) throws(ModelFileError) -> Model {
         let payload = try FileHeader.payload(of: bytes)
-        return try ProtoDecoder.model(fromPayload: payload)
+        return try ProtoDecoder.model(fromPayload: payload, budget: budget)
     }
 
-    /// Reads and decodes the model file at `path`.
-    public static func read(path: String) throws(ModelFileError) -> Model {
-        try decode(try readFile(path))
+    /// Reads and decodes the model file at `path` (see `decode(_:budget:)`).
+    public static func read(path: String, budget: MemoryBudget = .processDefault) throws(ModelFileError) -> Model {
+        try decode(try readFile(path), budget: budget)
     }
 
     /// Encodes `model` and writes it to `path` atomically (see `writeFileAtomically`).

@@ -63,6 +63,9 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     case invalidAttribute(node: String, detail: String)
     /// Two tensors, or two history keys, share a name.
     case duplicateName(String)
+    /// The tensors the file declares need more memory, decoded to dense
+    /// elements, than the memory budget allows (checked before any is decoded).
+    case exceedsMemoryBudget(MemoryBudgetExceeded)
 
     // Writing.
     /// The model cannot be represented in the file (a name with a NUL
@@ -125,6 +128,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
             "node '\(node)': \(detail)"
         case .duplicateName(let name):
             "the model file defines '\(name)' more than once"
+        case .exceedsMemoryBudget(let refusal):
+            refusal.description
         case .unencodable(let detail):
             "cannot write the model: \(detail)"
         }

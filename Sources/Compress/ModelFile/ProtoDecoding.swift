@@ -8,18 +8,19 @@ import CProtobufC
 /// The unpacked C tree is owned by protobuf-c and released with
 /// `__free_unpacked`; everything kept is copied into Swift values first.
 enum ProtoDecoder {
-    static func model(fromPayload payload: ArraySlice<UInt8>) throws(ModelFileError) -> Model {
+    static func model(fromPayload payload: ArraySlice<UInt8>,
+                      budget: MemoryBudget = .processDefault) throws(ModelFileError) -> Model {
         let unpacked = payload.withUnsafeBufferPointer { buffer in
             compressor__model__unpack(nil, buffer.count, buffer.baseAddress)
         }
         guard let unpacked else { throw .malformedPayload }
         defer { compressor__model__free_unpacked(unpacked, nil) }
-        return try model(unpacked.pointee)
+        return try model(unpacked.pointee, budget: budget)
     }
 
     // MARK: Messages
 
-    static func model(_ m: Compressor__Model) throws(ModelFileError) -> Model {
+    static func model(_ m: Compressor__Model, budget: MemoryBudget = .processDefault) throws(ModelFileError) -> Model {
         guard let format = m.format else { throw .missingField("format") }
         guard format.pointee.has_version != 0 else { throw .missingField("format: version") }
         let version = format.pointee.version
@@ -35,7 +36,8 @@ enum ProtoDecoder {
         } else {
             metadata = try m.metadata.map { p throws(ModelFileError) in try self.metadata(p.pointee) } ?? ModelMetadata()
         }
-        let graph = try graph(g.pointee, hashed: metadata.storage.hashedTensors, precisions: metadata.storage.precisions)
+        let graph = try graph(g.pointee, hashed: metadata.storage.hashedTensors, precisions: metadata.storage.precisions,
+                              budget: budget)
         for name in metadata.storage.sharedTensors where graph.initializers[name] == nil {
             throw .unknownSharedTensor(name)
         }
@@ -66,7 +68,8 @@ enum ProtoDecoder {
 
     /// `hashed`: the storage options' hashed tensors, which every hashed record must match.
     static func graph(_ g: Compressor__Graph, hashed: [String: HashedTensor] = [:],
-                      precisions: [String: TensorPrecision] = [:]) throws(ModelFileError) -> Graph {
+                      precisions: [String: TensorPrecision] = [:],
+                      budget: MemoryBudget = .processDefault) throws(ModelFileError) -> Graph {
         var inputs: [GraphInput] = []
         for (i, p) in messages(g.inputs, g.n_inputs).enumerated() {
             guard let name = p.pointee.name else { throw .missingField("graph input \(i): name") }
@@ -84,6 +87,7 @@ enum ProtoDecoder {
         for (i, p) in messages(g.nodes, g.n_nodes).enumerated() {
             nodes.append(try node(p.pointee, index: i))
         }
+        try checkDeclaredSizes(g, budget: budget)
         var initializers: [String: Tensor] = [:]
         for (i, p) in messages(g.tensors, g.n_tensors).enumerated() {
             guard let name = p.pointee.name else { throw .missingField("tensor \(i): name") }
@@ -95,6 +99,28 @@ enum ProtoDecoder {
             } ?? stored
         }
         return Graph(inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+    }
+
+    /// Throws `exceedsMemoryBudget` when the graph's tensors, at their declared
+    /// shapes decoded to dense elements (8 bytes for int64, 4 otherwise: narrow
+    /// precisions widen to float32), need more than `budget`; a bad shape or
+    /// missing name is left to the decoding after it.
+    static func checkDeclaredSizes(_ g: Compressor__Graph, budget: MemoryBudget) throws(ModelFileError) {
+        var sizes: [MemoryNeed.TensorSize] = []
+        for p in messages(g.tensors, g.n_tensors) {
+            let t = p.pointee
+            guard let name = t.name else { continue }
+            // A negative or overflowing shape is the decoder's invalidShape, not a budget question.
+            guard let shape = try? dimensions(t.shape, t.n_shape, context: "") else { continue }
+            let width = t.encoding_case == COMPRESSOR__TENSOR__ENCODING_DENSE_INT64 ? 8 : 4
+            sizes.append(MemoryNeed.TensorSize(name: String(cString: name), shape: shape,
+                                               bytes: MemoryNeed.bytes(elements: shape, elementSize: width)))
+        }
+        do {
+            try budget.check(MemoryNeed(purpose: "loading the model's tensors", tensors: sizes))
+        } catch {
+            throw .exceedsMemoryBudget(error)
+        }
     }
 
     /// The float32 tensor of `stored`, the initializer `name` recorded in

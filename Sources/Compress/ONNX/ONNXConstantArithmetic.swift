@@ -6,6 +6,14 @@ extension ImportContext {
         guard let shape = broadcastShapes(a.shape, b.shape) else {
             throw UnsupportedFeature("constant shapes \(a.shape) and \(b.shape) do not broadcast")
         }
+        // The result and the two index lists below, 8 bytes an element each.
+        let result = MemoryNeed.TensorSize(name: current, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: 8))
+        do {
+            try memoryBudget.check(MemoryNeed(purpose: "folding constants", tensors: [result],
+                                              extraBytes: multipliedSaturated(result.bytes, 2)))
+        } catch {
+            throw UnsupportedFeature(error.description)
+        }
         let ia = broadcastSources(outShape: shape, inShape: a.shape), ib = broadcastSources(outShape: shape, inShape: b.shape)
         let tags: [BatchTag]? = (a.tags == nil && b.tags == nil) ? nil
             : zip(ia, ib).map { a.tag($0) == .fixed && b.tag($1) == .fixed ? .fixed : .derived }

@@ -29,15 +29,19 @@ public enum ONNXImporter {
     /// Opsets of the default ONNX domain the importer understands.
     public static let supportedOpsets = 9...28
 
-    /// Parses and converts an ONNX `ModelProto`.
-    public static func decode(_ bytes: [UInt8]) throws(ONNXImportError) -> Model {
-        let proto = try ONNXProtoReader.model(bytes)
+    /// Parses and converts an ONNX `ModelProto`, after checking the
+    /// initializers' declared sizes against `budget`
+    /// (`ONNXImportError.exceedsMemoryBudget` names the largest); a folded
+    /// constant that would exceed it makes its node unsupported, saying so.
+    public static func decode(_ bytes: [UInt8], budget: MemoryBudget = .processDefault) throws(ONNXImportError) -> Model {
+        let proto = try ONNXProtoReader.model(bytes, budget: budget)
         guard let graph = proto.graph else { throw .missingGraph }
         guard let opset = proto.opset, supportedOpsets.contains(opset) else { throw .unsupportedOpset(version: proto.opset) }
         // Aliases first, so the foldings see constants; activations before LayerNorms: the
         // LayerNorm folding carries the folded GELU between its MatMuls.
         let prepared = foldingChannelsLastLayerNorms(foldingDecomposedActivations(resolvingInitializerAliases(graph), opset: opset))
         var converter = try ONNXGraphConverter(graph: prepared, opset: opset)
+        converter.context.memoryBudget = budget
         let (imported, outputShape) = try converter.convert()
         var model = liftingInputNormalization(Model(graph: imported, metadata: metadata(proto.metadata, outputShape: outputShape)))
         // int8 weights of a QDQ model (DequantizeLinear of int8 or uint8 initializers) keep their grids.

@@ -55,6 +55,8 @@ struct ImportContext {
     var weightGrids: [String: QuantizationGrid] = [:]
     /// Precision records of IR weights read from such constants.
     var precisions: [String: TensorPrecision] = [:]
+    /// What folding constants may allocate: a broadcast of two small constants can be any size.
+    var memoryBudget = MemoryBudget.processDefault
 
     init(opset: Int, primaryBatch: Int, reservedNames: Set<String>, readers: [String: Int]) {
         self.opset = opset; self.primaryBatch = primaryBatch; self.altBatch = primaryBatch + 1

@@ -37,6 +37,9 @@ public enum ONNXImportError: Error, Equatable, CustomStringConvertible {
     case unsupported([UnsupportedONNXNode])
     /// The converted graph failed validation.
     case invalidGraph(String)
+    /// The initializers need more memory, at their declared shapes, than the
+    /// memory budget allows (checked before any is decoded).
+    case exceedsMemoryBudget(MemoryBudgetExceeded)
 
     public var description: String {
         switch self {
@@ -53,6 +56,7 @@ public enum ONNXImportError: Error, Equatable, CustomStringConvertible {
             "the ONNX model has \(nodes.count) unsupported node\(nodes.count == 1 ? "" : "s"): "
                 + nodes.map(\.description).joined(separator: "; ")
         case .invalidGraph(let d): "the imported graph is invalid: \(d)"
+        case .exceedsMemoryBudget(let refusal): refusal.description
         }
     }
 }

@@ -55,8 +55,8 @@ struct ONNXValueInfo {
 }
 
 enum ONNXProtoReader {
-    /// Parses `bytes` as a `ModelProto`.
-    static func model(_ bytes: [UInt8]) throws(ONNXImportError) -> ONNXModelProto {
+    /// Parses `bytes` as a `ModelProto`; the initializers' declared sizes are checked against `budget` first.
+    static func model(_ bytes: [UInt8], budget: MemoryBudget = .processDefault) throws(ONNXImportError) -> ONNXModelProto {
         let unpacked = bytes.withUnsafeBufferPointer { onnx_subset__onnx_model__unpack(nil, $0.count, $0.baseAddress) }
         guard let unpacked else { throw .malformed }
         defer { onnx_subset__onnx_model__free_unpacked(unpacked, nil) }
@@ -70,10 +70,11 @@ enum ONNXProtoReader {
         for p in onnxMessages(m.metadata_props, m.n_metadata_props) {
             metadata[onnxString(p.pointee.key)] = onnxString(p.pointee.value)
         }
-        return ONNXModelProto(opset: opset, metadata: metadata, graph: try m.graph.map { p throws(ONNXImportError) in try graph(p.pointee) })
+        return ONNXModelProto(opset: opset, metadata: metadata, graph: try m.graph.map { p throws(ONNXImportError) in try graph(p.pointee, budget: budget) })
     }
 
-    static func graph(_ g: OnnxSubset__OnnxGraph) throws(ONNXImportError) -> ONNXGraphProto {
+    static func graph(_ g: OnnxSubset__OnnxGraph, budget: MemoryBudget = .processDefault) throws(ONNXImportError) -> ONNXGraphProto {
+        try checkDeclaredSizes(g, budget: budget)
         var initializers: [(name: String, tensor: Tensor)] = []
         var types: [String: ONNXTensorDecoder.ElementType] = [:]
         for p in onnxMessages(g.initializer, g.n_initializer) {
@@ -86,6 +87,26 @@ enum ONNXProtoReader {
         return ONNXGraphProto(nodes: nodes, initializers: initializers, initializerTypes: types,
                               inputs: onnxMessages(g.input, g.n_input).map { valueInfo($0.pointee) },
                               outputs: onnxMessages(g.output, g.n_output).map { valueInfo($0.pointee) })
+    }
+
+    /// Throws `exceedsMemoryBudget` when the initializers at their declared
+    /// shapes (8 bytes an element for integer types, which become int64; 4
+    /// otherwise) need more than `budget`; bad dimensions are left to the decoder.
+    static func checkDeclaredSizes(_ g: OnnxSubset__OnnxGraph, budget: MemoryBudget) throws(ONNXImportError) {
+        var sizes: [MemoryNeed.TensorSize] = []
+        for p in onnxMessages(g.initializer, g.n_initializer) {
+            let shape = onnxBuffer(p.pointee.dims, p.pointee.n_dims).map { Int(clamping: $0) }
+            guard shape.allSatisfy({ $0 >= 0 }) else { continue }
+            let type = ONNXTensorDecoder.ElementType(rawValue: p.pointee.data_type)
+            let width = [.float, .float16, .double, .uint8, .int8].contains(type) ? 4 : 8
+            sizes.append(MemoryNeed.TensorSize(name: onnxString(p.pointee.name), shape: shape,
+                                               bytes: MemoryNeed.bytes(elements: shape, elementSize: width)))
+        }
+        do {
+            try budget.check(MemoryNeed(purpose: "loading the model's initializers", tensors: sizes))
+        } catch {
+            throw .exceedsMemoryBudget(error)
+        }
     }
 
     static func node(_ n: OnnxSubset__OnnxNode) throws(ONNXImportError) -> ONNXNodeProto {

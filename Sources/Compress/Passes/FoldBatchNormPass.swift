@@ -57,6 +57,7 @@ public struct FoldBatchNormPass: Pass {
         result.metadata.storage = storage
         var metrics: [String: Double] = ["folded": Double(folded.count)]
         if verify {
+            try model.checkInferenceMemory(batch: verifyBatch)
             var rng = context.generator(for: Self.name)
             let input = rng.uniformTensor([verifyBatch] + model.inputShape, in: 0...1)
             let before = try ReferenceEvaluator.run(model: model, input: input)

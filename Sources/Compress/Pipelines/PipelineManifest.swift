@@ -25,22 +25,61 @@ public struct PipelineStepResult: Sendable, Codable, Equatable {
 }
 
 /// The `state.json` in a pipeline's steps directory: which steps finished,
-/// and a fingerprint of the pipeline and its inputs so `--resume` refuses to
-/// continue a different run. Written atomically after every step.
+/// with the size and hash of the model file each wrote, and a fingerprint of
+/// the pipeline and its inputs (the data's content included) so `--resume`
+/// refuses to continue a different run or to reuse a step file changed since.
+/// Written atomically after every step.
 struct PipelineManifest: Codable {
-    var formatVersion = 1
-    /// FNV-1a hash of `fingerprint`, in hex.
+    /// 2 since step files and data files are hashed; a manifest of format 1
+    /// (path-only data fingerprint, no step file hashes) is refused on resume.
+    var formatVersion = Self.currentFormatVersion
+    /// FNV-1a hash of `fingerprint` and `dataFiles`, in hex.
     var hash: String
-    /// One line per thing that determines the result (input bytes, data, seed, each step).
+    /// One line per thing that determines the result (input bytes, data
+    /// directory, seed, each step).
     var fingerprint: [String]
+    /// Every file the data loader reads, by name within the data directory.
+    var dataFiles: [String: FileFingerprint]
     /// The finished steps, in order.
-    var steps: [PipelineStepResult]
+    var steps: [Step]
+
+    /// A finished step: what it did and the model file it wrote.
+    struct Step: Codable {
+        var result: PipelineStepResult
+        /// Size and hash of `result.file` when the step finished; nil for steps that write no model (eval).
+        var file: FileFingerprint?
+    }
 
     static let fileName = "state.json"
+    static let currentFormatVersion = 2
 
+    init(fingerprint: [String], dataFiles: [String: FileFingerprint]) {
+        self.fingerprint = fingerprint
+        self.dataFiles = dataFiles
+        let dataLines = dataFiles.keys.sorted().map { "data-file \($0) \(dataFiles[$0]!.bytes) \(dataFiles[$0]!.fnv1a)" }
+        hash = String(fnv1a(Array((fingerprint + dataLines).joined(separator: "\n").utf8)), radix: 16)
+        steps = []
+    }
+
+    /// The manifest in `directory`, nil when there is none. Throws when it is
+    /// damaged or of another format version than this build writes.
     static func load(from directory: String) throws -> PipelineManifest? {
         let path = directory + "/" + fileName
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        struct Version: Decodable { var formatVersion: Int }
+        let version: Int
+        do { version = try JSONDecoder().decode(Version.self, from: data).formatVersion } catch {
+            throw PipelineResumeError("cannot resume: \(path) is damaged (\(error)); run without --resume to start over")
+        }
+        guard version == currentFormatVersion else {
+            let why = version < currentFormatVersion
+                ? "an older compressor wrote it (format \(version)) without the data's content and step file hashes"
+                : "a newer compressor wrote it (format \(version); this one reads format \(currentFormatVersion))"
+            throw PipelineResumeError("""
+                cannot resume from \(directory): \(why), so its finished steps cannot be checked; \
+                run without --resume to start over
+                """)
+        }
         do { return try JSONDecoder().decode(PipelineManifest.self, from: data) } catch {
             throw PipelineResumeError("cannot resume: \(path) is damaged (\(error)); run without --resume to start over")
         }
@@ -52,13 +91,13 @@ struct PipelineManifest: Codable {
         try writeFileAtomically(Array(try encoder.encode(self)), to: directory + "/" + Self.fileName)
     }
 
-    /// How many of this manifest's finished steps a run with `fingerprint`
-    /// can reuse: all of them when nothing changed; when only steps changed,
-    /// the finished steps before the first changed one (a step's result
-    /// depends on the input, the data, the seed and the steps up to it
-    /// alone). Throws, naming the first lines that differ, when the input
-    /// model, data, seed, threads or image limit changed.
-    func reusableSteps(for fingerprint: [String], directory: String) throws -> Int {
+    /// How many steps, from the first, are unchanged in a run with
+    /// `fingerprint` and `dataFiles` (finished or not: the caller caps it at
+    /// the finished ones). A step's result depends on the input, the data, the
+    /// seed and the steps up to it alone. Throws, naming the first lines that
+    /// differ, when the input model, data directory, seed, threads or image
+    /// limit changed, and naming the files, when the data's content changed.
+    func unchangedSteps(for fingerprint: [String], dataFiles: [String: FileFingerprint], directory: String) throws -> Int {
         func isStep(_ line: String) -> Bool { line.hasPrefix("step ") }
         let (runThen, runNow) = (self.fingerprint.filter { !isStep($0) }, fingerprint.filter { !isStep($0) })
         guard runThen == runNow else {
@@ -73,9 +112,65 @@ struct PipelineManifest: Codable {
                 (\(differing.prefix(3).joined(separator: "; "))); run without --resume to start over
                 """)
         }
+        let changedData = Set(self.dataFiles.keys).union(dataFiles.keys).sorted().compactMap { name -> String? in
+            switch (self.dataFiles[name], dataFiles[name]) {
+            case let (then?, now?) where then != now:
+                return then.bytes == now.bytes ? "\(name): content differs"
+                    : "\(name): \(then.bytes) bytes then, \(now.bytes) now"
+            case (_?, nil): return "\(name): gone"
+            case (nil, _?): return "\(name): new"
+            default: return nil
+            }
+        }
+        guard changedData.isEmpty else {
+            throw PipelineResumeError("""
+                cannot resume from \(directory): the data changed since that run \
+                (\(changedData.joined(separator: "; "))); run without --resume to start over
+                """)
+        }
         let (stepsThen, stepsNow) = (self.fingerprint.filter(isStep), fingerprint.filter(isStep))
-        let unchanged = zip(stepsThen, stepsNow).prefix { $0 == $1 }.count
-        return min(unchanged, steps.count)
+        return zip(stepsThen, stepsNow).prefix { $0 == $1 }.count
+    }
+
+    /// Checks that each of the first `count` finished steps' model file is
+    /// still the file the step wrote (same size and hash), else throws naming
+    /// the step and its file and how to rerun it.
+    func checkStepFiles(upTo count: Int, directory: String) throws {
+        for step in steps.prefix(count) {
+            guard let path = step.result.file else { continue }
+            let label = "step \(step.result.number) (\(step.result.name)) file \(path)"
+            let problem: String
+            if !FileManager.default.fileExists(atPath: path) {
+                problem = "\(label) is missing"
+            } else {
+                let now = FileFingerprint(of: try readFile(path))
+                guard let then = step.file else {
+                    throw PipelineResumeError("cannot resume: \(directory)/\(Self.fileName) is damaged (no hash for \(label)); run without --resume to start over")
+                }
+                if now == then { continue }
+                problem = "\(label) was modified after that run (" + (then.bytes == now.bytes
+                    ? "its content differs from the hash \(Self.fileName) recorded)"
+                    : "\(then.bytes) bytes then, \(now.bytes) now)")
+            }
+            throw PipelineResumeError("""
+                cannot resume from \(directory): \(problem); run with --rerun-from \(step.result.number) \
+                to rerun from that step, or without --resume to start over
+                """)
+        }
+    }
+}
+
+/// A file's size and the 64-bit FNV-1a hash of its bytes: how the resume
+/// manifest notices a file that changed under the same name.
+struct FileFingerprint: Codable, Equatable {
+    /// Size in bytes.
+    var bytes: Int
+    /// FNV-1a of the content, in hex.
+    var fnv1a: String
+
+    init(of content: [UInt8]) {
+        bytes = content.count
+        fnv1a = String(Compress.fnv1a(content), radix: 16)
     }
 }
 
@@ -86,14 +181,12 @@ public struct PipelineResumeError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// 64-bit FNV-1a of `bytes`: a fingerprint, not a cryptographic hash.
-func fnv1a(_ bytes: some Sequence<UInt8>, seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
-    var h = seed
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-    return h
-}
-
-/// 64-bit FNV-1a of a byte array, looping over its buffer.
+/// 64-bit FNV-1a of `bytes`: a fingerprint, not a cryptographic hash. About
+/// 1 GB/s in a release build (what fingerprinting the data costs every pipeline run).
 func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-    bytes.withUnsafeBufferPointer { fnv1a($0) }
+    bytes.withUnsafeBufferPointer { buffer in
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for i in 0..<buffer.count { h = (h ^ UInt64(buffer[i])) &* 0x0000_0100_0000_01B3 }
+        return h
+    }
 }

@@ -20,9 +20,10 @@ public struct PipelineSummary: Sendable, Codable {
 /// Runs a validated pipeline's steps in order.
 ///
 /// Each step's model is written to `<output-stem>.steps/NN-name.bin` and the
-/// step recorded in `state.json` there, so `run(resume: true)` skips finished
-/// steps (after checking the pipeline and its inputs are unchanged); a
-/// `finetune` step checkpoints every epoch in `NN-finetune.ckpt`, so an
+/// step recorded in `state.json` there with the file's size and hash, so
+/// `run(resume: true)` skips finished steps (after checking the pipeline, its
+/// input model, the data's content and every reused step file are unchanged);
+/// a `finetune` step checkpoints every epoch in `NN-finetune.ckpt`, so an
 /// interrupted fine-tune resumes mid-step. Every step's seed derives from the
 /// pipeline seed and the step number alone: the same pipeline on the same
 /// inputs writes the same bytes, resumed or not.
@@ -67,25 +68,37 @@ public final class PipelineRunner {
 
     /// Runs every step not finished yet (all, unless `resume` finds a matching
     /// manifest), writes the final model atomically and, when asked, the report.
-    public func run(resume: Bool) throws -> PipelineSummary {
-        let fingerprint = try self.fingerprint()
-        var manifest = try prepareStepsDirectory(resume: resume, fingerprint: fingerprint)
+    ///
+    /// - Parameters:
+    ///   - resume: reuse the steps an earlier run of the same pipeline on the
+    ///     same inputs finished. Throws `PipelineResumeError`, before running
+    ///     anything, when the input model, the data's content, the seed,
+    ///     threads or image limit changed, or a reused step's file changed.
+    ///   - rerunFrom: resume, but rerun step N and every later step (reusing,
+    ///     after the same checks, only steps 1 to N-1).
+    public func run(resume: Bool, rerunFrom: Int? = nil) throws -> PipelineSummary {
+        if let rerunFrom, rerunFrom < 1 || rerunFrom > plan.steps.count {
+            throw PipelineResumeError("cannot rerun from step \(rerunFrom): the pipeline has steps 1 to \(plan.steps.count)")
+        }
+        let resume = resume || rerunFrom != nil
+        var manifest = try prepareStepsDirectory(resume: resume, rerunFrom: rerunFrom, fresh: try manifestOfThisRun())
         let finished = manifest.steps
         manifest.steps = []
         var model = plan.model
         var results: [PipelineStepResult] = []
         for step in plan.steps {
             var result: PipelineStepResult
+            var recorded: PipelineManifest.Step
             if step.number <= finished.count {
-                result = finished[step.number - 1]
+                recorded = finished[step.number - 1]
+                result = recorded.result
                 result.resumed = true
                 if let file = result.file { model = try ModelFile.read(path: file) }
             } else {
                 try checkCancellation()
-                (model, result) = try runStep(step, on: model, resume: resume)
+                (model, recorded) = try runStep(step, on: model, resume: resume)
+                result = recorded.result
             }
-            var recorded = result
-            recorded.resumed = false
             manifest.steps.append(recorded)
             if !result.resumed { try manifest.save(to: stepsDirectory) }
             results.append(result)
@@ -98,7 +111,9 @@ public final class PipelineRunner {
 
     // MARK: Steps
 
-    private func runStep(_ step: PipelinePlanStep, on model: Model, resume: Bool) throws -> (Model, PipelineStepResult) {
+    /// Runs `step` on `model`; the step's model file is written and its size
+    /// and hash recorded when the step changes the model.
+    private func runStep(_ step: PipelinePlanStep, on model: Model, resume: Bool) throws -> (Model, PipelineManifest.Step) {
         let started = Date()
         let seed = Self.seed(pipelineSeed: plan.pipeline.seed, step: step.number)
         var result = PipelineStepResult(number: step.number, name: step.name, parameters: step.parameters, seed: seed,
@@ -115,13 +130,16 @@ public final class PipelineRunner {
             result.accuracy = accuracy
             result.metrics = ["top1": accuracy.top1, "top5": accuracy.top5, "images": Double(accuracy.images)]
         }
+        var written: FileFingerprint?
         if step.action.changesModel {
             let file = stepsDirectory + "/" + step.label + ".bin"
-            try ModelFile.write(output, to: file)
+            let bytes = try ModelFile.encode(output)
+            try writeFileAtomically(bytes, to: file)
             result.file = file
+            written = FileFingerprint(of: bytes)
         }
         result.seconds = Date().timeIntervalSince(started)
-        return (output, result)
+        return (output, PipelineManifest.Step(result: result, file: written))
     }
 
     private func context(seed: UInt64) -> PassContext {
@@ -176,7 +194,17 @@ public final class PipelineRunner {
 
     // MARK: Manifest, report, summary
 
-    /// Everything that determines the result, one line each.
+    /// The manifest of this run before any step finished: its fingerprint
+    /// and the size and hash of every data file.
+    func manifestOfThisRun() throws -> PipelineManifest {
+        var dataFiles: [String: FileFingerprint] = [:]
+        for path in try DatasetLoader.files(directory: plan.pipeline.data) {
+            dataFiles[(path as NSString).lastPathComponent] = FileFingerprint(of: try readFile(path))
+        }
+        return PipelineManifest(fingerprint: try fingerprint(), dataFiles: dataFiles)
+    }
+
+    /// Everything that determines the result but the data's content, one line each.
     func fingerprint() throws -> [String] {
         let p = plan.pipeline
         var lines = [
@@ -197,21 +225,32 @@ public final class PipelineRunner {
         return lines
     }
 
-    private func prepareStepsDirectory(resume: Bool, fingerprint: [String]) throws -> PipelineManifest {
+    /// The manifest this run continues: with `resume`, the saved one when
+    /// the run and its inputs are unchanged, cut before the first changed
+    /// step (or step `rerunFrom`) after checking the files of the steps it
+    /// keeps; else `fresh`, in a new, empty steps directory.
+    private func prepareStepsDirectory(resume: Bool, rerunFrom: Int?, fresh: PipelineManifest) throws -> PipelineManifest {
         let directory = stepsDirectory
-        let fresh = PipelineManifest(hash: String(fnv1a(Array(fingerprint.joined(separator: "\n").utf8)), radix: 16),
-                                     fingerprint: fingerprint, steps: [])
         if resume, var saved = try PipelineManifest.load(from: directory) {
-            let reusable = try saved.reusableSteps(for: fingerprint, directory: directory)
-            if reusable < saved.steps.count {
-                log(reusable == 0 ? "step 1 changed since that run; rerunning every step"
-                    : "step \(reusable + 1) changed since that run; reusing steps 1-\(reusable), rerunning from step \(reusable + 1)")
-                // A changed fine-tune step must not resume an old checkpoint.
-                for step in plan.steps where step.number > reusable {
-                    try? FileManager.default.removeItem(atPath: directory + "/" + step.label + ".ckpt")
-                }
-                saved.steps = Array(saved.steps.prefix(reusable))
+            let unchanged = try saved.unchangedSteps(for: fresh.fingerprint, dataFiles: fresh.dataFiles, directory: directory)
+            let kept = min(unchanged, saved.steps.count, (rerunFrom ?? .max) - 1)
+            try saved.checkStepFiles(upTo: kept, directory: directory)
+            if let rerunFrom, kept == rerunFrom - 1 {
+                log(kept == 0 ? "rerunning every step as asked (--rerun-from 1)"
+                    : "rerunning from step \(rerunFrom) as asked; reusing steps 1-\(kept) after checking their files")
+            } else if kept < saved.steps.count {
+                log(kept == 0 ? "step 1 changed since that run; rerunning every step"
+                    : "step \(kept + 1) changed since that run; reusing steps 1-\(kept), rerunning from step \(kept + 1)")
             }
+            // A changed or rerun fine-tune step must not resume an old checkpoint.
+            for step in plan.steps where step.number > min(unchanged, (rerunFrom ?? .max) - 1) {
+                let checkpoint = directory + "/" + step.label + ".ckpt"
+                guard FileManager.default.fileExists(atPath: checkpoint) else { continue }
+                try FileManager.default.removeItem(atPath: checkpoint)
+                log("step \(step.number) (\(step.name)) starts over, "
+                    + (step.number > unchanged ? "changed since its checkpoint" : "as asked") + ": removed \(checkpoint)")
+            }
+            saved.steps = Array(saved.steps.prefix(kept))
             saved.fingerprint = fresh.fingerprint
             saved.hash = fresh.hash
             try saved.save(to: directory)

@@ -94,10 +94,16 @@ extension Pipeline {
             problems.append("input model \(path) does not exist")
             return nil
         }
-        do { return try ModelLoader.read(path: path) } catch {
+        let model: Model
+        do { model = try ModelLoader.read(path: path) } catch {
             problems.append("input model \(path) cannot be read: \(error)")
             return nil
         }
+        do { try model.checkInferenceMemory() } catch {
+            problems.append("input model \(path): \(error)")
+            return nil
+        }
+        return model
     }
 
     private func checkOutput(_ problems: inout [String]) {

@@ -24,6 +24,9 @@ public enum ReportError: Error, Equatable, CustomStringConvertible {
     case unreadableModel(path: String, reason: String)
     case inputShapeMismatch(label: String, modelShape: [Int], dataShape: [Int])
     case invalidSettings(String)
+    /// Measuring a model needs more memory than the budget allows (one image:
+    /// `Model.checkInferenceMemory`, or a batch size being timed or evaluated).
+    case exceedsMemoryBudget(path: String, MemoryBudgetExceeded)
 
     public var description: String {
         switch self {
@@ -33,6 +36,7 @@ public enum ReportError: Error, Equatable, CustomStringConvertible {
             "the data's images are \(d.map(String.init).joined(separator: "x")) but \(label) takes "
                 + m.map(String.init).joined(separator: "x")
         case .invalidSettings(let detail): detail
+        case .exceedsMemoryBudget(let path, let refusal): "\(path): \(refusal)"
         }
     }
 }
@@ -56,11 +60,15 @@ public enum ReportBuilder {
             throw ReportError.invalidSettings("the validation split is empty (hold out images with --validation-count)")
         }
         let loaded = try models.map { try LoadedModel(label: $0.label, path: $0.path) }
+        for m in loaded { try m.namingRefusals { try m.model.checkInferenceMemory() } }
         for data in [test, validation].compactMap({ $0 }) { try checkShapes(loaded, data: data) }
         let latencies = try measureLatency(loaded, settings: settings, progress: progress)
         func accuracies(on data: LabeledImages, limit: Int?) throws -> [AccuracyResult] {
-            try loaded.map { try Evaluation.accuracy(of: $0.model, on: data, limit: limit,
-                                                     threads: evaluationThreads, progress: progress) }
+            try loaded.map { m in
+                try m.namingRefusals {
+                    try Evaluation.accuracy(of: m.model, on: data, limit: limit, threads: evaluationThreads, progress: progress)
+                }
+            }
         }
         let tested = try test.map { try accuracies(on: $0, limit: settings.testLimit) }
         let validated = try validation.map { try accuracies(on: $0, limit: nil) }
@@ -111,7 +119,7 @@ public enum ReportBuilder {
         for threads in settings.threads {
             for batch in settings.batches {
                 for (i, m) in models.enumerated() {
-                    results[i].append(try settings.latency.measure(m.model, batch: batch, threads: threads))
+                    results[i].append(try m.namingRefusals { try settings.latency.measure(m.model, batch: batch, threads: threads) })
                     done += 1
                     progress.update(completed: done, detail: "\(m.label) batch \(batch), \(threads) threads")
                 }
@@ -243,6 +251,15 @@ struct LoadedModel {
         }
         self.label = label; self.path = path; fileBytes = bytes.count
         format = bytes.starts(with: FileHeader.magic.prefix(4)) ? "native" : "onnx"
+    }
+
+    /// Runs `work` on this model; a memory-budget refusal becomes `ReportError.exceedsMemoryBudget` naming the file.
+    func namingRefusals<T>(_ work: () throws -> T) throws -> T {
+        do {
+            return try work()
+        } catch let refusal as MemoryBudgetExceeded {
+            throw ReportError.exceedsMemoryBudget(path: path, refusal)
+        }
     }
 }
 

@@ -50,21 +50,28 @@ public final class Session {
     private var batchPlans: [Int: PreparedBatch] = [:]
     /// Run batches above 1 image by image (`ImageWisePlan`) when the graph allows it.
     private let imageWise: Bool
+    /// What every batch size's plan is checked against before it allocates.
+    public let memoryBudget: MemoryBudget
     /// The model's normalization, one mean and std per channel.
     private let inputNormalization: InputNormalization?
 
     /// Plans `model` for inference with `threads` threads and the `kernels`
     /// instruction set (default: `KernelSet.processDefault`, the best this CPU
     /// runs unless the CLI's `--kernels` chose another); `sparseKernels` says
-    /// which conv and linear layers run sparse kernels.
+    /// which conv and linear layers run sparse kernels. Each batch size's
+    /// buffers are checked against `memoryBudget` (default: the process's,
+    /// `--max-memory` in the CLI) before they are allocated, and one image's
+    /// needs (`Model.inferenceMemoryNeed(batch:)`) before anything is planned.
     ///
     /// - Throws: `GraphError` when the graph is invalid, `RuntimeError` when a
     ///   conv, linear or BatchNorm parameter is not an initializer or the
     ///   normalization does not match the input's channels, `KernelSetError`
-    ///   when this CPU cannot run `kernels`.
+    ///   when this CPU cannot run `kernels`, `MemoryBudgetExceeded` when one
+    ///   image cannot run within `memoryBudget`.
     public convenience init(model: Model, threads: Int = 1, kernels: KernelSet = .processDefault,
-                            sparseKernels: SparseKernelPolicy = .auto) throws {
-        try self.init(model: model, threads: threads, kernels: kernels, imageWise: true, sparseKernels: sparseKernels)
+                            sparseKernels: SparseKernelPolicy = .auto, memoryBudget: MemoryBudget = .processDefault) throws {
+        try self.init(model: model, threads: threads, kernels: kernels, imageWise: true, sparseKernels: sparseKernels,
+                      memoryBudget: memoryBudget)
     }
 
     /// `imageWise: false` runs every batch layer by layer over all images.
@@ -75,7 +82,11 @@ public final class Session {
     /// splits every step kernels can split, whatever its size.
     init(model: Model, threads: Int, kernels: KernelSet, imageWise: Bool = true,
          sparseKernels: SparseKernelPolicy = .auto, sparseNodes: Set<String>? = nil,
-         kernelTiming: KernelTiming? = nil, convBuild: DirectConvBuild? = nil, splitsAllWork: Bool = false) throws {
+         kernelTiming: KernelTiming? = nil, convBuild: DirectConvBuild? = nil, splitsAllWork: Bool = false,
+         memoryBudget: MemoryBudget = .processDefault) throws {
+        // Before planning: `.auto` times kernels on batch-1 buffers.
+        try model.checkInferenceMemory(batch: 1, budget: memoryBudget)
+        self.memoryBudget = memoryBudget
         self.model = model
         self.threads = max(1, threads)
         pool = WorkerPool(threads: self.threads, splitsAllWork: splitsAllWork)
@@ -112,6 +123,8 @@ public final class Session {
     /// - Parameter input: `[N] + model.inputShape` float pixels in [0, 1]; the
     ///   model's normalization is applied here.
     /// - Returns: the graph's first output, e.g. logits `[N, classes]`.
+    /// - Throws: `MemoryBudgetExceeded` when a batch size not run before
+    ///   needs more than `memoryBudget` (see `prepare(batch:)`).
     public func run(_ input: Tensor) throws -> Tensor {
         let name = try model.firstInputName()
         let batch = try plan.graph.validatedBatchSize(of: [name: input])
@@ -160,6 +173,14 @@ public final class Session {
         return StepRuns(batch: batch, execution: execution, scale: scale, steps: steps, buffers: prepared)
     }
 
+    /// Plans the buffers of `batch` images now, before the caller builds a
+    /// batch to run: throws `MemoryBudgetExceeded` when they, the weights and
+    /// the caller's batch-sized inputs and outputs do not fit `memoryBudget`.
+    /// (`run` plans on first use of a batch size anyway; the plan is cached.)
+    public func prepare(batch: Int) throws {
+        _ = try plan(for: batch)
+    }
+
     /// Keeps OpenBLAS single-threaded (the runtime threads itself); the setting
     /// is process-global, so it is checked before each run.
     static func useSingleThreadedBLAS() {
@@ -169,8 +190,8 @@ public final class Session {
     private func plan(for batch: Int) throws -> PreparedBatch {
         if let cached = batchPlans[batch] { return cached }
         let prepared: PreparedBatch = imageWise && batch > 1 && plan.isImageWise
-            ? .imageWise(try ImageWisePlan(plan, batch: batch, threads: threads))
-            : .layerWise(try BatchPlan(plan, batch: batch, threads: threads))
+            ? .imageWise(try ImageWisePlan(plan, batch: batch, threads: threads, budget: memoryBudget))
+            : .layerWise(try BatchPlan(plan, batch: batch, threads: threads, budget: memoryBudget))
         batchPlans[batch] = prepared
         return prepared
     }

@@ -146,12 +146,8 @@ public struct MemoryNeed: Sendable, Equatable {
     /// The need of `tensors` (name, shape, bytes each), totalled with
     /// overflow saturating at `Int.max`.
     public init(purpose: String, tensors: [TensorSize], extraBytes: Int = 0) {
-        var total = extraBytes
-        for t in tensors {
-            let (sum, overflow) = total.addingReportingOverflow(t.bytes)
-            total = overflow ? Int.max : sum
-        }
-        self.init(purpose: purpose, bytes: total, largest: tensors.max { $0.bytes < $1.bytes })
+        self.init(purpose: purpose, bytes: tensors.map(\.bytes).reduce(extraBytes, addingSaturated),
+                  largest: tensors.max { $0.bytes < $1.bytes })
     }
 
     /// Bytes of `count` elements of `elementSize` bytes each, saturating at
@@ -166,6 +162,18 @@ public struct MemoryNeed: Sendable, Equatable {
         }
         return total
     }
+}
+
+/// `a + b`, saturating at `Int.max` (sizes from declared shapes can be any size): how memory needs are totalled.
+func addingSaturated(_ a: Int, _ b: Int) -> Int {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? Int.max : sum
+}
+
+/// `a * b`, saturating at `Int.max`.
+func multipliedSaturated(_ a: Int, _ b: Int) -> Int {
+    let (product, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? Int.max : product
 }
 
 /// Some work would allocate more than the memory budget allows.

@@ -47,6 +47,8 @@ public final class TrainingGraph {
     private let randomness: DropoutRandomness
     private var batchStates: [Int: TrainingBatchState] = [:]
     private var lastForward: TrainingBatchState?
+    /// What each batch size's buffers are checked against before they are allocated.
+    public let memoryBudget: MemoryBudget
     /// Called before each step's backward with its node's name and whether it
     /// computes parameter gradients (for tests counting what a backward does).
     public var onBackwardStep: ((_ node: String, _ computesParameterGradients: Bool) -> Void)?
@@ -61,19 +63,28 @@ public final class TrainingGraph {
     ///   - keptValues: values that must stay readable with ``value(named:)`` and
     ///     seedable in ``backward(seeds:scope:)``; other BatchNorm outputs read
     ///     only by a ReLU or ReLU6 may be fused into it and not be stored.
+    ///   - memoryBudget: what a step's buffers at each batch size (values,
+    ///     gradients, scratch, parameters with their gradients) are checked
+    ///     against before they are allocated (default: the process's,
+    ///     `--max-memory` in the CLI).
     /// - Throws: `GraphError` for an invalid graph, `RuntimeError` when a layer's
     ///   parameter is not an initializer or the normalization does not fit the input;
-    ///   `KernelSetError` when this CPU cannot run `kernels`.
+    ///   `KernelSetError` when this CPU cannot run `kernels`; `MemoryBudgetExceeded`
+    ///   when one image cannot run within `memoryBudget`.
     public convenience init(model: Model, seed: UInt64 = 0, threads: Int = 1, computesInputGradient: Bool = false,
-                            kernels: KernelSet = .processDefault, keptValues: Set<String> = []) throws {
+                            kernels: KernelSet = .processDefault, keptValues: Set<String> = [],
+                            memoryBudget: MemoryBudget = .processDefault) throws {
         try self.init(model: model, seed: seed, threads: threads, computesInputGradient: computesInputGradient,
-                      kernels: kernels, splitsAllWork: false, keptValues: keptValues)
+                      kernels: kernels, splitsAllWork: false, keptValues: keptValues, memoryBudget: memoryBudget)
     }
 
     /// `splitsAllWork` splits every step over the threads however small (for tests);
     /// `blockedLayouts` false keeps every value plain NCHW (for tests and comparisons).
     init(model: Model, seed: UInt64, threads: Int, computesInputGradient: Bool, kernels: KernelSet,
-         splitsAllWork: Bool, blockedLayouts: Bool = true, keptValues: Set<String> = []) throws {
+         splitsAllWork: Bool, blockedLayouts: Bool = true, keptValues: Set<String> = [],
+         memoryBudget: MemoryBudget = .processDefault) throws {
+        try model.checkInferenceMemory(batch: 1, budget: memoryBudget)
+        self.memoryBudget = memoryBudget
         self.model = model
         self.kernels = try kernels.checkedSupported()
         self.threads = max(1, threads)
@@ -177,8 +188,12 @@ public final class TrainingGraph {
     /// the workers' scratch, and every parameter with its gradient and running
     /// statistic (planned once per batch size and reused by every step).
     public func stepBytes(batch: Int) throws -> Int {
-        let parameterFloats = parameters.values.reduce(0) { $0 + 2 * $1.count } + statistics.values.reduce(0) { $0 + $1.count }
-        return try batchState(for: batch).bytes + parameterFloats * MemoryLayout<Float>.size
+        try batchState(for: batch).bytes + parameterFloats * MemoryLayout<Float>.size
+    }
+
+    /// Floats of every parameter with its gradient and every running statistic.
+    private var parameterFloats: Int {
+        parameters.values.reduce(0) { $0 + 2 * $1.count } + statistics.values.reduce(0) { $0 + $1.count }
     }
 
     /// Sets every parameter's accumulated gradient to zero.
@@ -223,7 +238,8 @@ public final class TrainingGraph {
 
     private func batchState(for batch: Int) throws -> TrainingBatchState {
         if let cached = batchStates[batch] { return cached }
-        let state = try TrainingBatchState(plan, graph: graph, batch: batch, threads: threads)
+        let state = try TrainingBatchState(plan, graph: graph, batch: batch, threads: threads, budget: memoryBudget,
+                                           parameterFloats: parameterFloats)
         batchStates[batch] = state
         return state
     }

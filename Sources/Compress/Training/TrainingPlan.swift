@@ -197,7 +197,15 @@ final class TrainingBatchState {
     private let scratch: FloatBuffer
     private let scratchPerWorker: Int
 
-    init(_ plan: TrainingPlan, graph: Graph, batch: Int, threads: Int) throws {
+    /// Plans `batch` images on `threads` workers after checking what a step
+    /// needs against `budget`: the arena, every worker's scratch,
+    /// `parameterFloats` (parameters, their gradients, running statistics) and
+    /// the caller's copies of the input and output.
+    ///
+    /// - Throws: `GraphError` when shapes cannot be inferred,
+    ///   `MemoryBudgetExceeded` when the step does not fit `budget`.
+    init(_ plan: TrainingPlan, graph: Graph, batch: Int, threads: Int, budget: MemoryBudget = .processDefault,
+         parameterFloats: Int = 0) throws {
         let byName = try graph.inferShapes(batch: batch)
         let shapes = plan.names.map { byName[$0]! }
         self.shapes = shapes
@@ -206,7 +214,7 @@ final class TrainingBatchState {
         var gradientOffsets = [Int](repeating: -1, count: shapes.count)
         var next = 0
         func reserve(_ count: Int) -> Int {
-            defer { next += (count + 15) / 16 * 16 }
+            defer { next = addingSaturated(next, multipliedSaturated((count + 15) / 16, 16)) }
             return next
         }
         for id in shapes.indices where plan.root(id) == id {
@@ -229,6 +237,21 @@ final class TrainingBatchState {
         }
         unassignedGradientRanges = ranges
         assigningStep = shapes.indices.map { plan.assigningStep[plan.root($0)] }
+        scratchPerWorker = plan.steps.map { step in
+            step.kernel.scratchCount(inputShapes: step.inputs.map { shapes[$0] }, outputShape: shapes[step.output])
+        }.max() ?? 0
+        let sizes = shapes.indices.map { id in
+            MemoryNeed.TensorSize(name: plan.names[id], shape: shapes[id], bytes: MemoryNeed.bytes(elements: shapes[id], elementSize: 4))
+        }
+        let planned = [next, multipliedSaturated(scratchPerWorker, threads), parameterFloats].reduce(0, addingSaturated)
+        var need = MemoryNeed(purpose: "a training step at batch \(batch)",
+                              tensors: [sizes[plan.inputID]] + plan.outputIDs.map { sizes[$0] },
+                              extraBytes: multipliedSaturated(planned, 4))
+        let parameters = graph.initializers.map { name, tensor in
+            MemoryNeed.TensorSize(name: name, shape: tensor.shape, bytes: MemoryNeed.bytes(elements: tensor.shape, elementSize: 4))
+        }
+        need.largest = (sizes + parameters).max { $0.bytes < $1.bytes }
+        try budget.check(need)
         let arena = FloatBuffer(count: next)
         self.arena = arena
         values = shapes.indices.map { id in
@@ -249,9 +272,6 @@ final class TrainingBatchState {
             bindings[s].assignsInputGradient = true
         }
         self.bindings = bindings
-        scratchPerWorker = zip(plan.steps, bindings).map { step, b in
-            step.kernel.scratchCount(inputShapes: b.inputShapes, outputShape: b.outputShape)
-        }.max() ?? 0
         scratch = FloatBuffer(count: scratchPerWorker * threads)
     }
 

@@ -124,6 +124,7 @@ public struct QuantizePass: Pass {
         metrics["file-bytes-after"] = Double(after)
         changes.append(String(format: "file %d -> %d bytes (%.2fx smaller)", before, after, Double(before) / Double(after)))
         if verifyBatch > 0 {
+            try model.checkInferenceMemory(batch: verifyBatch)
             var rng = context.generator(for: Self.name)
             let input = rng.uniformTensor([verifyBatch] + model.inputShape, in: 0...1)
             let reference = try Session(model: model, threads: context.threads).run(input)

@@ -11,6 +11,7 @@ struct MeasurementOptions: ParsableArguments {
     var threads = "1"
 
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
 
     @Option(name: .long, help: "Minimum timed runs per configuration.")
     var repetitions = 20

@@ -54,11 +54,41 @@ struct KernelsOption: ParsableArguments {
     }
 }
 
-/// How a single-valued command runs: `--threads`, `--seed` and `--kernels`.
+/// `--max-memory SIZE`: the one declaration of the memory budget
+/// (`MemoryBudget`) every command that loads models and computes runs with.
+///
+/// Validating it makes the budget the process's `MemoryBudget.processDefault`,
+/// so every loader, plan and training step the command makes checks what it
+/// would allocate against it first and refuses, naming the largest tensor,
+/// instead of running out of memory.
+struct MaxMemoryOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Most memory for tensors (weights, activations, workspace, training state, data): bytes, "
+            + "a decimal (512MB, 1.5GB) or binary unit (512MiB, 2GiB; 2G is 2GiB), or a share of memory (50%). "
+            + "Work that needs more is refused before it starts. Default: "
+            + "\(Int(MemoryBudget.defaultFraction * 100))% of physical memory or of the container's limit "
+            + "(here \(MemoryBudget.format(bytes: MemoryBudget.machineDefault.bytes))).",
+        valueName: "size"))
+    var maxMemory: String?
+
+    func validate() throws {
+        guard let maxMemory else { return }
+        do {
+            var budget = try MemoryBudget(parsing: maxMemory)
+            budget.origin = "--max-memory \(budget.origin)"
+            MemoryBudget.processDefault = budget
+        } catch {
+            throw ValidationError("--max-memory: \(error)")
+        }
+    }
+}
+
+/// How a single-valued command runs: `--threads`, `--seed`, `--kernels` and `--max-memory`.
 struct RuntimeOptions: ParsableArguments {
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var seedOption: SeedOption
     @OptionGroup var kernelsOption: KernelsOption
+    @OptionGroup var maxMemoryOption: MaxMemoryOption
 
     var threads: Int { threadsOption.threads }
     var seed: UInt64 { seedOption.seed }

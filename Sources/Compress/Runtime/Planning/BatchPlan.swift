@@ -14,10 +14,24 @@ final class BatchPlan {
     let scratch: FloatBuffer
     let scratchPerWorker: Int
 
-    init(_ plan: ExecutionPlan, batch: Int, threads: Int) throws {
+    /// Plans `batch` images on `threads` workers. With a `budget`, what the
+    /// plan needs (`ExecutionPlan.memoryNeed`: weights, arena, scratch, the
+    /// caller's inputs and outputs) is checked before anything is allocated
+    /// (`ImageWisePlan` checks for its batch-1 workers itself).
+    ///
+    /// - Throws: `GraphError` when shapes cannot be inferred,
+    ///   `MemoryBudgetExceeded` when the plan does not fit `budget`.
+    init(_ plan: ExecutionPlan, batch: Int, threads: Int, budget: MemoryBudget?) throws {
         let byName = try plan.graph.inferShapes(batch: batch)
-        shapes = plan.shapeNames.map { byName[$0]! }
+        let shapes = plan.shapeNames.map { byName[$0]! }
+        self.shapes = shapes
         let (offsets, arenaCount) = BatchPlan.assignSlots(plan, shapes: shapes)
+        scratchPerWorker = BatchPlan.scratchPerWorker(plan, shapes: shapes)
+        if let budget {
+            try budget.check(plan.memoryNeed(batch: batch, shapes: shapes,
+                                             plannedFloats: BatchPlan.plannedFloats(arenaCount, scratchPerWorker, threads),
+                                             purpose: "inference at batch \(batch)"))
+        }
         arena = FloatBuffer(count: arenaCount)
         pointers = plan.valueNames.indices.map { [arena] id in
             let root = plan.root(id)
@@ -28,11 +42,23 @@ final class BatchPlan {
             StepBinding(inputs: step.inputs.map { pointers[$0] }, inputShapes: step.inputs.map { shapes[$0] },
                         output: pointers[step.output], outputShape: shapes[step.output])
         }
-        scratchPerWorker = zip(plan.steps, bindings).map { step, b in
-            step.kernel.scratchCount(inputShapes: b.inputShapes, outputShape: b.outputShape)
-        }.max() ?? 0
         scratch = FloatBuffer(count: scratchPerWorker * threads)
     }
+
+    /// Floats of scratch the largest step needs per worker at `shapes`.
+    static func scratchPerWorker(_ plan: ExecutionPlan, shapes: [[Int]]) -> Int {
+        plan.steps.map { step in
+            step.kernel.scratchCount(inputShapes: step.inputs.map { shapes[$0] }, outputShape: shapes[step.output])
+        }.max() ?? 0
+    }
+
+    /// Floats a plan allocates: its arena and every worker's scratch (saturating).
+    static func plannedFloats(_ arenaCount: Int, _ scratchPerWorker: Int, _ threads: Int) -> Int {
+        addingSaturated(arenaCount, multipliedSaturated(scratchPerWorker, threads))
+    }
+
+    /// Floats of the arena of `plan` at `shapes` (no allocation).
+    static func arenaCount(_ plan: ExecutionPlan, shapes: [[Int]]) -> Int { assignSlots(plan, shapes: shapes).count }
 
     /// Arena offsets (in floats, 64-byte aligned) of every root value that
     /// needs arena storage, and the arena size, by greedy best-fit reuse of freed slots.

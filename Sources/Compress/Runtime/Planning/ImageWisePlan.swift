@@ -19,20 +19,39 @@ final class ImageWisePlan {
     private let inputs: [(id: Int, storage: UnsafeMutablePointer<Float>, count: Int)]
     private let outputs: [(id: Int, storage: UnsafeMutablePointer<Float>, count: Int)]
 
-    init(_ plan: ExecutionPlan, batch: Int, threads: Int) throws {
+    /// Plans `batch` images over `min(threads, batch)` workers, after checking
+    /// what it needs against `budget`: the weights, the batch-sized input and
+    /// output buffers and the caller's copies of them, and every worker's
+    /// batch-1 arena and scratch.
+    ///
+    /// - Throws: `GraphError` when shapes cannot be inferred,
+    ///   `MemoryBudgetExceeded` when the plan does not fit `budget`.
+    init(_ plan: ExecutionPlan, batch: Int, threads: Int, budget: MemoryBudget) throws {
         self.batch = batch
         let byName = try plan.graph.inferShapes(batch: batch)
-        shapes = plan.shapeNames.map { byName[$0]! }
+        let shapes = plan.shapeNames.map { byName[$0]! }
+        self.shapes = shapes
+        let workerCount = max(1, min(threads, batch))
+        let one = try plan.graph.inferShapes(batch: 1)
+        let oneShapes = plan.shapeNames.map { one[$0]! }
+        let perWorker = BatchPlan.plannedFloats(BatchPlan.arenaCount(plan, shapes: oneShapes),
+                                                BatchPlan.scratchPerWorker(plan, shapes: oneShapes), 1)
+        // Floats of the batch-sized buffers the images are staged in and collected from.
+        let staging = Set(plan.inputIDs + plan.outputIDs).reduce(0) { total, id in
+            addingSaturated(total, MemoryNeed.bytes(elements: shapes[id], elementSize: 1))
+        }
+        try budget.check(plan.memoryNeed(batch: batch, shapes: shapes,
+                                         plannedFloats: addingSaturated(multipliedSaturated(perWorker, workerCount), staging),
+                                         purpose: "inference at batch \(batch)"))
         var buffers: [Int: FloatBuffer] = [:]
         for id in plan.inputIDs + plan.outputIDs where buffers[id] == nil {
             buffers[id] = FloatBuffer(count: shapes[id].elementCount)
         }
         self.buffers = buffers
-        let shapes = self.shapes
         let staged = { (id: Int) in (id: id, storage: buffers[id]!.pointer, count: shapes[id].elementCount / batch) }
         inputs = plan.inputIDs.map(staged)
         outputs = plan.outputIDs.map(staged)
-        workers = try (0..<max(1, min(threads, batch))).map { _ in try BatchPlan(plan, batch: 1, threads: 1) }
+        workers = try (0..<workerCount).map { _ in try BatchPlan(plan, batch: 1, threads: 1, budget: nil) }
     }
 
     /// Where value `id` (a graph input or output) lives for the whole batch.
