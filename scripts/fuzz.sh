@@ -46,7 +46,7 @@ build() {
         | grep -E "error|warning: |Compiling|Build" | tail -5)
     # Refuse a fuzzer without coverage counters in the library (it would run blind).
     local counters
-    counters=$(COMPRESSOR_FUZZ_TARGET=header "$FUZZER" -runs=0 2>&1 | grep -o "([0-9]* inline 8-bit counters)" | head -1 | grep -o "[0-9]*")
+    counters=$(COMPRESSOR_FUZZ_TARGET=header "$FUZZER" -runs=0 2>&1 | sed -n 's/.*(\([0-9]*\) inline 8-bit counters).*/\1/p' | head -1)
     if [ "${counters:-0}" -lt 20000 ]; then
         echo "fuzz.sh: $FUZZER has ${counters:-no} coverage counters: not instrumented" >&2; exit 1
     fi
