@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libFuzzer runs of the file readers (docs/reliability.md).
+# libFuzzer runs of the file readers (docs/fuzzing.md).
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer flags...]   one run of one target
 #   scripts/fuzz.sh seeds                                  (re)make every target's seed files
