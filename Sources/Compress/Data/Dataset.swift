@@ -289,7 +289,7 @@ public enum DatasetLoader {
         switch images.storage {
         case .uint8(let v):
             let shape = [samples.count] + sampleShape
-            let floats = MemoryNeed.TensorSize(name: source, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: 4))
+            let floats = MemoryNeed.TensorSize(name: source, shape: shape)
             do {
                 try budget.check(MemoryNeed(purpose: "reading \(source) as float32 pixels", tensors: [floats], extraBytes: v.count))
             } catch {

@@ -326,7 +326,7 @@ struct PythonLiteralScanner {
 /// than `budget`: checked before the file's length, so a short file declaring
 /// a huge array gets the budget's message.
 func checkDeclaredSize(_ shape: [Int], elementSize: Int, source: String, budget: MemoryBudget) throws(DataError) {
-    let array = MemoryNeed.TensorSize(name: source, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: elementSize))
+    let array = MemoryNeed.TensorSize(name: source, shape: shape, elementSize: elementSize)
     do {
         try budget.check(MemoryNeed(purpose: "reading \(source)", tensors: [array]))
     } catch {

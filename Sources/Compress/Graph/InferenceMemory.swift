@@ -12,7 +12,7 @@ extension Model {
     public func inferenceMemoryNeed(batch: Int) throws -> MemoryNeed {
         let shapes = try graph.inferShapes(batch: batch)
         func size(_ name: String) -> MemoryNeed.TensorSize? {
-            shapes[name].map { MemoryNeed.TensorSize(name: name, shape: $0, bytes: MemoryNeed.bytes(elements: $0, elementSize: 4)) }
+            shapes[name].map { MemoryNeed.TensorSize(name: name, shape: $0) }
         }
         let weights = graph.initializers.keys.sorted().compactMap(size)
         let caller = (graph.inputs.map(\.name) + graph.outputs).compactMap(size)

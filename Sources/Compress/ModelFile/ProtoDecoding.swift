@@ -113,8 +113,7 @@ enum ProtoDecoder {
             // A negative or overflowing shape is the decoder's invalidShape, not a budget question.
             guard let shape = try? dimensions(t.shape, t.n_shape, context: "") else { continue }
             let width = t.encoding_case == COMPRESSOR__TENSOR__ENCODING_DENSE_INT64 ? 8 : 4
-            sizes.append(MemoryNeed.TensorSize(name: String(cString: name), shape: shape,
-                                               bytes: MemoryNeed.bytes(elements: shape, elementSize: width)))
+            sizes.append(MemoryNeed.TensorSize(name: String(cString: name), shape: shape, elementSize: width))
         }
         do {
             try budget.check(MemoryNeed(purpose: "loading the model's tensors", tensors: sizes))

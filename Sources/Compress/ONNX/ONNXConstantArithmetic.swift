@@ -7,7 +7,7 @@ extension ImportContext {
             throw UnsupportedFeature("constant shapes \(a.shape) and \(b.shape) do not broadcast")
         }
         // The result and the two index lists below, 8 bytes an element each.
-        let result = MemoryNeed.TensorSize(name: current, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: 8))
+        let result = MemoryNeed.TensorSize(name: current, shape: shape, elementSize: 8)
         do {
             try memoryBudget.check(MemoryNeed(purpose: "folding constants", tensors: [result],
                                               extraBytes: multipliedSaturated(result.bytes, 2)))

@@ -99,8 +99,7 @@ enum ONNXProtoReader {
             guard shape.allSatisfy({ $0 >= 0 }) else { continue }
             let type = ONNXTensorDecoder.ElementType(rawValue: p.pointee.data_type)
             let width = [.float, .float16, .double, .uint8, .int8].contains(type) ? 4 : 8
-            sizes.append(MemoryNeed.TensorSize(name: onnxString(p.pointee.name), shape: shape,
-                                               bytes: MemoryNeed.bytes(elements: shape, elementSize: width)))
+            sizes.append(MemoryNeed.TensorSize(name: onnxString(p.pointee.name), shape: shape, elementSize: width))
         }
         do {
             try budget.check(MemoryNeed(purpose: "loading the model's initializers", tensors: sizes))

@@ -137,6 +137,12 @@ public struct MemoryNeed: Sendable, Equatable {
         public init(name: String, shape: [Int], bytes: Int) {
             self.name = name; self.shape = shape; self.bytes = bytes
         }
+
+        /// A tensor of `shape` with `elementSize`-byte elements (float32 unless
+        /// said), its bytes saturating at `Int.max` (`MemoryNeed.bytes`).
+        public init(name: String, shape: [Int], elementSize: Int = 4) {
+            self.init(name: name, shape: shape, bytes: MemoryNeed.bytes(elements: shape, elementSize: elementSize))
+        }
     }
 
     public init(purpose: String, bytes: Int, largest: TensorSize? = nil) {

@@ -241,14 +241,14 @@ final class TrainingBatchState {
             step.kernel.scratchCount(inputShapes: step.inputs.map { shapes[$0] }, outputShape: shapes[step.output])
         }.max() ?? 0
         let sizes = shapes.indices.map { id in
-            MemoryNeed.TensorSize(name: plan.names[id], shape: shapes[id], bytes: MemoryNeed.bytes(elements: shapes[id], elementSize: 4))
+            MemoryNeed.TensorSize(name: plan.names[id], shape: shapes[id])
         }
         let planned = [next, multipliedSaturated(scratchPerWorker, threads), parameterFloats].reduce(0, addingSaturated)
         var need = MemoryNeed(purpose: "a training step at batch \(batch)",
                               tensors: [sizes[plan.inputID]] + plan.outputIDs.map { sizes[$0] },
                               extraBytes: multipliedSaturated(planned, 4))
         let parameters = graph.initializers.map { name, tensor in
-            MemoryNeed.TensorSize(name: name, shape: tensor.shape, bytes: MemoryNeed.bytes(elements: tensor.shape, elementSize: 4))
+            MemoryNeed.TensorSize(name: name, shape: tensor.shape)
         }
         need.largest = (sizes + parameters).max { $0.bytes < $1.bytes }
         try budget.check(need)

@@ -6,7 +6,7 @@ extension ExecutionPlan {
     /// Bytes of the weights the plan's kernels hold, as float32, and the largest of them.
     var weights: (bytes: Int, largest: MemoryNeed.TensorSize?) {
         let sizes = graph.initializers.map { name, tensor in
-            MemoryNeed.TensorSize(name: name, shape: tensor.shape, bytes: MemoryNeed.bytes(elements: tensor.shape, elementSize: 4))
+            MemoryNeed.TensorSize(name: name, shape: tensor.shape)
         }
         let need = MemoryNeed(purpose: "", tensors: sizes)
         return (need.bytes, need.largest)
@@ -18,13 +18,12 @@ extension ExecutionPlan {
     /// the largest tensor among the values and weights.
     func memoryNeed(batch: Int, shapes: [[Int]], plannedFloats: Int, purpose: String) -> MemoryNeed {
         let values = valueNames.indices.map { id in
-            MemoryNeed.TensorSize(name: shapeNames[id], shape: shapes[id],
-                                  bytes: MemoryNeed.bytes(elements: shapes[id], elementSize: 4))
+            MemoryNeed.TensorSize(name: shapeNames[id], shape: shapes[id])
         }
         let caller = Set(inputIDs + outputIDs).sorted().map { values[$0] }
         let weights = self.weights
-        let planned = MemoryNeed.TensorSize(name: "", shape: [], bytes: MemoryNeed.bytes(elements: [plannedFloats], elementSize: 4))
-        var need = MemoryNeed(purpose: purpose, tensors: caller + [planned], extraBytes: weights.bytes)
+        var need = MemoryNeed(purpose: purpose, tensors: caller,
+                              extraBytes: addingSaturated(weights.bytes, multipliedSaturated(plannedFloats, 4)))
         need.largest = (values + [weights.largest].compactMap { $0 }).max { $0.bytes < $1.bytes }
         return need
     }
